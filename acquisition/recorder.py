@@ -1,0 +1,295 @@
+"""Raw recording of every received chunk, before anything downstream can drop it.
+
+Each stream gets a base name ``<dir>/<name>`` (the stream id sanitized for file names,
+made unique) and, while it runs:
+
+* ``<name>.start.json`` -- the start header (written at start; the stop, when it comes);
+* ``<name>.raw`` -- lines/frames as raw C-order bytes, each chunk written at
+  ``first * item_bytes`` with ``os.pwrite`` (never-received items stay zero);
+* ``<name>.idx`` -- one ``(first, n)`` int64 pair per written chunk.
+
+At stop (or :meth:`RawRecorder.close`) a background thread converts them into
+``<name>.tif`` (ImageJ TIFF with calibration, written through a memmap in blocks, never
+loading the recording) and ``<name>.json`` (counts and the list of gap ranges), then
+deletes the raw files. A crash leaves ``.raw`` + ``.start.json`` + ``.idx`` behind;
+:func:`recover` converts them later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.wire import StartHeader
+
+log = logging.getLogger(__name__)
+
+_INDEX_RECORD = struct.Struct("<qq")
+_COPY_BLOCK_BYTES = 64 * 1024 * 1024
+_IMAGEJ_DTYPES = ("uint8", "uint16", "int16", "float32")
+_TIFF_LIMIT_BYTES = 2**32 - 2**25  # above this: BigTIFF (ImageJ cannot read those)
+_MAX_NAME_CHARS = 100
+
+
+def sanitize_stream_id(stream: str) -> str:
+    """File-name-safe version of a stream id (letters, digits, ``._-`` only)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._")
+    return name[:_MAX_NAME_CHARS] or "stream"
+
+
+@dataclass
+class RecordingSummary:
+    """What ``<name>.json`` holds after conversion."""
+
+    stream: str
+    name: str
+    tif: str | None
+    mode: str
+    dtype: str
+    shape: list[int]
+    pixel_um: float
+    dt_ms: float
+    blank: float | None
+    cell: str | None
+    n_total: int
+    n_total_declared: int | None
+    frames_recorded: int
+    duplicate_frames: int
+    missing_frames: int
+    gap_ranges: list[list[int]] = field(default_factory=list)
+    stopped: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _OpenRecording:
+    header: StartHeader
+    base: Path
+    raw_fd: int
+    idx_fd: int
+
+
+class RawRecorder:
+    """Record streams to ``directory``; one recording per started stream.
+
+    Not thread-safe for writes: call :meth:`open_stream`, :meth:`write` and
+    :meth:`finish` from one thread (the ingest's receive thread).
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._open: dict[str, _OpenRecording] = {}
+        self._names_in_use: set[str] = set()
+        self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="castream-rec")
+        self._lock = threading.Lock()
+
+    def open_stream(self, header: StartHeader) -> Path:
+        """Create the raw files for a started stream; returns the base path (no suffix)."""
+        if header.stream in self._open:
+            raise ValueError(f"stream {header.stream!r} is already being recorded")
+        base = self._unique_base(sanitize_stream_id(header.stream))
+        _write_json(_sidecar(base), {"start": _header_fields(header), "stop": None})
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        raw_fd = os.open(_path(base, ".raw"), flags, 0o644)
+        idx_fd = os.open(_path(base, ".idx"), flags | os.O_APPEND, 0o644)
+        self._open[header.stream] = _OpenRecording(header, base, raw_fd, idx_fd)
+        log.info("recording stream %r to %s.raw", header.stream, base)
+        return base
+
+    def write(self, stream: str, first: int, n: int, payload: Any) -> None:
+        """Write ``n`` items starting at index ``first`` (payload: bytes-like, C order)."""
+        rec = self._open[stream]
+        view = memoryview(payload).cast("B")
+        offset = first * rec.header.item_bytes
+        while view.nbytes:
+            written = os.pwrite(rec.raw_fd, view, offset)
+            view, offset = view[written:], offset + written
+        os.write(rec.idx_fd, _INDEX_RECORD.pack(first, n))
+
+    def is_recording(self, stream: str) -> bool:
+        return stream in self._open
+
+    def finish(
+        self, stream: str, n_total: int | None = None, stopped: bool = True
+    ) -> Future[RecordingSummary]:
+        """Close a stream's raw files and convert them to TIFF + JSON in the background."""
+        rec = self._open.pop(stream)
+        os.close(rec.raw_fd)
+        os.close(rec.idx_fd)
+        _write_json(
+            _sidecar(rec.base),
+            {"start": _header_fields(rec.header), "stop": {"n_total": n_total, "stopped": stopped}},
+        )
+        return self._converter.submit(convert_raw, rec.base)
+
+    def close(self, timeout_s: float | None = None) -> list[RecordingSummary]:
+        """Finish every open stream (as not stopped) and wait for all conversions."""
+        futures = [self.finish(stream, stopped=False) for stream in list(self._open)]
+        summaries = [future.result(timeout=timeout_s) for future in futures]
+        self._converter.shutdown(wait=True)
+        return summaries
+
+    def _unique_base(self, name: str) -> Path:
+        with self._lock:
+            candidate, counter = name, 0
+            while candidate in self._names_in_use or _exists_any(self.directory / candidate):
+                counter += 1
+                candidate = f"{name}-{counter}"
+            self._names_in_use.add(candidate)
+            return self.directory / candidate
+
+
+def recover(directory: str | os.PathLike) -> list[RecordingSummary]:
+    """Convert recordings left behind by a crash (``.raw`` + ``.start.json``)."""
+    summaries = []
+    for sidecar in sorted(Path(directory).glob("*.start.json")):
+        base = sidecar.with_name(sidecar.name[: -len(".start.json")])
+        if _path(base, ".json").exists():
+            _remove_raw_files(base)  # converted, crashed while cleaning up
+            continue
+        log.warning("recovering unfinished recording %s", base)
+        summaries.append(convert_raw(base))
+    return summaries
+
+
+def convert_raw(base: Path) -> RecordingSummary:
+    """Turn ``<base>.raw/.idx/.start.json`` into ``<base>.tif`` and ``<base>.json``."""
+    sidecar = json.loads(_sidecar(base).read_text())
+    start, stop = sidecar["start"], sidecar.get("stop") or {}
+    item_bytes = int(np.dtype(start["dtype"]).itemsize * int(np.prod(start["shape"])))
+    covered, written = _coverage(_path(base, ".idx"))
+    declared = stop.get("n_total")
+    n_total = max(int(declared or 0), covered[-1][1] if covered else 0)
+    summary = RecordingSummary(
+        stream=start["stream"], name=base.name, tif=None, mode=start["mode"],
+        dtype=start["dtype"], shape=list(start["shape"]), pixel_um=start["pixel_um"],
+        dt_ms=start["dt_ms"], blank=start.get("blank"), cell=start.get("cell"),
+        n_total=n_total, n_total_declared=declared,
+        frames_recorded=sum(b - a for a, b in covered),
+        duplicate_frames=written - sum(b - a for a, b in covered),
+        missing_frames=0, gap_ranges=_gaps(covered, n_total),
+        stopped=bool(stop.get("stopped")), metadata=start.get("metadata") or {},
+    )
+    summary.missing_frames = sum(b - a for a, b in summary.gap_ranges)
+    if n_total:
+        _write_tiff(base, start, n_total, item_bytes)
+        summary.tif = _path(base, ".tif").name
+    _write_json(_path(base, ".json"), summary.as_dict())
+    _remove_raw_files(base)
+    log.info(
+        "recorded %s: %d items, %d missing in %d gaps",
+        summary.tif, n_total, summary.missing_frames, len(summary.gap_ranges),
+    )
+    return summary
+
+
+def _coverage(idx_path: Path) -> tuple[list[tuple[int, int]], int]:
+    """Merged ``[start, end)`` ranges of written items, and the total items written."""
+    raw = idx_path.read_bytes() if idx_path.exists() else b""
+    usable = len(raw) - len(raw) % _INDEX_RECORD.size  # a crash may cut the last record
+    pairs = np.frombuffer(raw[:usable], dtype="<i8").reshape(-1, 2)
+    merged: list[tuple[int, int]] = []
+    for first, n in pairs[np.argsort(pairs[:, 0], kind="stable")].tolist():
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], first + n))
+        else:
+            merged.append((first, first + n))
+    return merged, int(pairs[:, 1].sum()) if len(pairs) else 0
+
+
+def _gaps(covered: list[tuple[int, int]], n_total: int) -> list[list[int]]:
+    gaps, position = [], 0
+    for start, end in covered:
+        if start > position:
+            gaps.append([position, start])
+        position = max(position, end)
+    if n_total > position:
+        gaps.append([position, n_total])
+    return gaps
+
+
+def _write_tiff(base: Path, start: dict, n_total: int, item_bytes: int) -> None:
+    import tifffile  # imported here: only recording needs it
+
+    shape = (n_total, *start["shape"])
+    raw_path = _path(base, ".raw")
+    if os.path.getsize(raw_path) < n_total * item_bytes:
+        os.truncate(raw_path, n_total * item_bytes)  # trailing gap: zeros
+    raw = np.memmap(raw_path, dtype=start["dtype"], mode="r", shape=shape)
+    tmp = _path(base, ".tif.part")
+    out = tifffile.memmap(tmp, shape=shape, dtype=start["dtype"], **_tiff_options(start, shape))
+    step = max(1, _COPY_BLOCK_BYTES // item_bytes)
+    for first in range(0, n_total, step):
+        out[first : first + step] = raw[first : first + step]
+    out.flush()
+    del out, raw
+    os.replace(tmp, _path(base, ".tif"))
+
+
+def _tiff_options(start: dict, shape: tuple[int, ...]) -> dict[str, Any]:
+    """tifffile keywords: ImageJ calibration where ImageJ can read it, else BigTIFF/shaped."""
+    linescan = start["mode"] == "linescan"
+    pixel_um, dt_ms = float(start["pixel_um"]), float(start["dt_ms"])
+    extra = {"pixel_um": pixel_um, "dt_ms": dt_ms, "stream": start["stream"]}
+    for key in ("blank", "cell"):
+        if start.get(key) is not None:
+            extra[key] = start[key]
+    nbytes = int(np.prod(shape)) * np.dtype(start["dtype"]).itemsize
+    if start["dtype"] in _IMAGEJ_DTYPES and nbytes < _TIFF_LIMIT_BYTES:
+        metadata = {"axes": "YX" if linescan else "TYX", "unit": "micron",
+                    "finterval": dt_ms / 1000.0, **extra}
+        if linescan:
+            metadata["yunit"] = "ms"
+        y_per_unit = 1.0 / dt_ms if linescan else 1.0 / pixel_um
+        return {"imagej": True, "resolution": (1.0 / pixel_um, y_per_unit), "metadata": metadata}
+    return {
+        "bigtiff": nbytes >= _TIFF_LIMIT_BYTES,
+        "resolution": (1e4 / pixel_um, 1e4 / pixel_um),
+        "resolutionunit": "CENTIMETER",
+        "metadata": {"axes": "TX" if linescan else "TYX", **extra},
+    }
+
+
+def _header_fields(header: StartHeader) -> dict[str, Any]:
+    fields = asdict(header)
+    fields["shape"] = list(header.shape)
+    return fields
+
+
+def _path(base: Path, extension: str) -> Path:
+    """``base`` + extension (``with_suffix`` would eat dots inside stream names)."""
+    return base.with_name(base.name + extension)
+
+
+def _sidecar(base: Path) -> Path:
+    return _path(base, ".start.json")
+
+
+def _exists_any(base: Path) -> bool:
+    suffixes = (".raw", ".tif", ".json", ".idx")
+    return _sidecar(base).exists() or any(_path(base, s).exists() for s in suffixes)
+
+
+def _remove_raw_files(base: Path) -> None:
+    for path in (_path(base, ".raw"), _path(base, ".idx"), _sidecar(base)):
+        path.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(content, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,81 @@
+"""The ``castream`` command line: one subcommand per module, imported only when it runs.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports (torch, streamlit, ...) stay inside ``run``.
+``ui`` and ``offline`` commands are imported lazily by module path, so that the engine
+never imports them at module level (DESIGN.md layering).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: subcommand -> module implementing it (HELP, add_arguments, run)
+COMMANDS: dict[str, str] = {
+    "simulate": "engine.commands.simulate",
+    "replay": "engine.commands.replay",
+    "ingest": "engine.commands.ingest",
+    "serve": "engine.commands.serve",
+    "analyze": "engine.commands.analyze",
+    "export-events": "engine.commands.export_events",
+    "demo": "engine.commands.demo",
+    "train": "offline.commands.train",
+    "evaluate": "offline.commands.evaluate",
+    "export": "offline.commands.export",
+    "train-classifier": "offline.commands.train_classifier",
+    "dashboard": "ui.commands.dashboard",
+}
+
+
+def _load(module_path: str):
+    try:
+        return importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_path.startswith(exc.name):
+            return None  # command not built in this version
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="castream",
+        description="Streaming analyzer for Ca2+ imaging of heart-muscle cells.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_path in COMMANDS.items():
+        module = _load(module_path)
+        if module is None:
+            continue
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        logging.getLogger("castream").warning("interrupted")
+        return 130
+    except (FileNotFoundError, ValueError) as exc:
+        logging.getLogger("castream").error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

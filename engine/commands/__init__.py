@@ -1,0 +1,1 @@
+"""Subcommands of the castream CLI (one module each)."""

@@ -1,0 +1,79 @@
+"""The one event schema, used by every sink, by ``castream analyze`` and by evaluation.
+
+Definitions (DESIGN.md "Contracts / Events"):
+
+* ``amplitude_dff0`` — peak F/F0 − 1 at the event's peak pixel.
+* ``fwhm_um`` — full width at half maximum of the spatial profile through the peak.
+* ``fdhm_ms`` — full duration at half maximum of the temporal profile through the peak.
+* ``rise_ms`` — time from the 10 % crossing before the peak to the peak.
+* ``t50_ms`` — time from the peak to 50 % decay.
+
+Times are ms from the first line/frame of the stream; positions are µm from pixel 0.
+``y_um`` is empty (NaN) for line-scans. Values that cannot be measured are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+EVENT_SCHEMA_VERSION = 1
+EVENT_KINDS = ("spark", "puff", "wave")
+
+#: Column order of ``events.csv`` and of every tabular sink.
+EVENT_COLUMNS = (
+    "event_id",
+    "kind",
+    "t_start_ms",
+    "t_peak_ms",
+    "t_end_ms",
+    "x_um",
+    "y_um",
+    "amplitude_dff0",
+    "fwhm_um",
+    "fdhm_ms",
+    "rise_ms",
+    "t50_ms",
+    "stream",
+    "cell",
+    "score",
+)
+
+
+@dataclass
+class Event:
+    """One characterized Ca²⁺ event."""
+
+    event_id: int
+    kind: Literal["spark", "puff", "wave"]
+    t_start_ms: float
+    t_peak_ms: float
+    t_end_ms: float
+    x_um: float
+    y_um: float
+    amplitude_dff0: float
+    fwhm_um: float
+    fdhm_ms: float
+    rise_ms: float
+    t50_ms: float
+    stream: str = ""
+    cell: str = ""
+    score: float = math.nan
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"event kind must be one of {EVENT_KINDS}, got {self.kind!r}")
+
+    def to_dict(self) -> dict:
+        """Plain dict in :data:`EVENT_COLUMNS` order (for msgpack, CSV, SQLite)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> Event:
+        """Inverse of :meth:`to_dict`; ignores unknown keys, NaN for missing floats."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+assert tuple(f.name for f in fields(Event)) == EVENT_COLUMNS

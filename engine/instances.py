@@ -1,0 +1,179 @@
+"""Instances of Ca²⁺ events and the per-region rules of Dotti et al. (2024) post-processing.
+
+A *region* is one connected component of foreground (after merging temporal gaps); this module
+turns a closed region into zero or more :class:`Instance` objects:
+
+* its class is the majority class of the region (the class with the largest summed probability
+  over the region's foreground pixels) — Dotti's argmax, decided per component so that a region
+  is never cut into pieces of different classes;
+* spark regions are split into single sparks by peak finding on the smoothed ΔF/F0 (peaks at
+  least ``peak_min_dist_um`` **or** ``peak_min_dist_ms`` apart: a box footprint of that size) and a
+  watershed of the inverted smoothed ΔF/F0 inside the region;
+* size filters (sparks ≥ 3 frames and ≥ 0.6 µm, puffs ≥ 5 frames, waves ≥ 15 µm wide).
+
+Arrays are handled as ``(T, Y, X)``; a line-scan is ``(T, 1, X)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
+
+from acquisition.labels import PUFF, SPARK, WAVE
+
+#: class id -> event kind
+KIND_OF_CLASS = {SPARK: "spark", WAVE: "wave", PUFF: "puff"}
+#: order of the class channels kept by the tracker (probabilities of spark, wave, puff)
+EVENT_CLASSES = (SPARK, WAVE, PUFF)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Post-processing parameters in physical units (Dotti et al. defaults)."""
+
+    gap_frames: int = 2
+    spark_min_frames: int = 3
+    spark_min_width_um: float = 0.6
+    puff_min_frames: int = 5
+    wave_min_width_um: float = 15.0
+    peak_min_dist_um: float = 1.8
+    peak_min_dist_ms: float = 20.0
+    peak_sigma_um: float = 0.3
+    peak_sigma_ms: float = 3.0
+    context_before_ms: float = 25.0
+    context_after_ms: float = 30.0
+    context_margin_um: float = 2.5
+
+
+@dataclass
+class Instance:
+    """One detected event: a boolean mask crop plus the ΔF/F0 around it.
+
+    Attributes
+    ----------
+    kind : {"spark", "puff", "wave"}
+    score : float
+        Mean probability of ``kind`` over the instance's pixels.
+    mask : ndarray of bool, shape (t, y, x)
+        The instance's pixels (``y`` has size 1 for line-scans).
+    origin : tuple of int
+        Absolute (frame, y, x) index of ``mask[0, 0, 0]``.
+    dff0 : ndarray of float32, shape (t', y', x')
+        ΔF/F0 crop containing the mask plus context frames before/after and a spatial margin.
+    dff0_origin : tuple of int
+        Absolute (frame, y, x) index of ``dff0[0, 0, 0]``.
+    axes : {"TX", "TYX"}
+    event_id : int
+        Assigned by the tracker (1, 2, ... in a block-independent order).
+    """
+
+    kind: str
+    score: float
+    mask: np.ndarray
+    origin: tuple[int, int, int]
+    dff0: np.ndarray
+    dff0_origin: tuple[int, int, int]
+    axes: str = "TX"
+    event_id: int = 0
+    sort_key: tuple = field(default=(), repr=False)
+
+    @property
+    def t_start(self) -> int:
+        """First frame of the instance."""
+        return self.origin[0]
+
+    @property
+    def t_end(self) -> int:
+        """Last frame of the instance (inclusive)."""
+        return self.origin[0] + self.mask.shape[0] - 1
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels in the mask."""
+        return int(self.mask.sum())
+
+    def mask_in_context(self) -> np.ndarray:
+        """The mask placed in the coordinate frame of :attr:`dff0`."""
+        full = np.zeros(self.dff0.shape, dtype=bool)
+        offset = [o - c for o, c in zip(self.origin, self.dff0_origin, strict=True)]
+        region = tuple(slice(o, o + n) for o, n in zip(offset, self.mask.shape, strict=True))
+        full[region] = self.mask
+        return full
+
+
+def frames_of(duration_ms: float, dt_ms: float) -> int:
+    """Number of whole frames covering ``duration_ms`` (at least 0)."""
+    return max(0, int(math.ceil(duration_ms / dt_ms - 1e-9)))
+
+
+def region_class(probs_region: np.ndarray) -> int:
+    """Majority class of a region: argmax of the summed (spark, wave, puff) probabilities.
+
+    ``probs_region`` has shape (3, n_pixels) in :data:`EVENT_CLASSES` order.
+    """
+    return EVENT_CLASSES[int(np.argmax(probs_region.sum(axis=1)))]
+
+
+def smooth_dff0(dff0: np.ndarray, sigma_frames: float, sigma_px: float, linescan: bool) -> np.ndarray:
+    """Gaussian smoothing of a (T, Y, X) ΔF/F0 crop (no smoothing across the singleton Y)."""
+    sigma = (sigma_frames, 0.0 if linescan else sigma_px, sigma_px)
+    return ndimage.gaussian_filter(dff0.astype(np.float32), sigma=sigma, mode="nearest")
+
+
+def split_sparks(
+    smoothed: np.ndarray, mask: np.ndarray, min_dist_frames: int, min_dist_px: int, linescan: bool
+) -> np.ndarray:
+    """Split a spark region into single sparks (peak finding + watershed).
+
+    Parameters
+    ----------
+    smoothed : ndarray (t, y, x)
+        Smoothed ΔF/F0 on the region's bounding box.
+    mask : ndarray of bool (t, y, x)
+        The region's pixels.
+    min_dist_frames, min_dist_px : int
+        Two peaks closer than this in time **and** in space keep only the larger one.
+
+    Returns
+    -------
+    ndarray of int32 (t, y, x)
+        0 outside the region, 1..k for the k sparks.
+    """
+    footprint = np.ones(
+        (2 * min_dist_frames + 1, 1 if linescan else 2 * min_dist_px + 1, 2 * min_dist_px + 1),
+        dtype=bool,
+    )
+    values = np.where(mask, smoothed, np.float32(-np.inf))
+    peaks = peak_local_max(
+        values, footprint=footprint, labels=mask.astype(np.int32), exclude_border=False
+    )
+    if len(peaks) <= 1:
+        return mask.astype(np.int32)
+    peaks = peaks[np.lexsort(peaks.T[::-1])]  # deterministic marker ids: by (t, y, x)
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
+    return watershed(-smoothed, markers=markers, mask=mask).astype(np.int32)
+
+
+def passes_size_filter(
+    kind: str, mask: np.ndarray, pixel_um: float, config: TrackerConfig, linescan: bool
+) -> bool:
+    """Dotti's size filters on a (t, y, x) instance mask."""
+    frames = np.flatnonzero(mask.any(axis=(1, 2)))
+    duration_frames = int(frames[-1] - frames[0] + 1) if len(frames) else 0
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    ys = np.flatnonzero(mask.any(axis=(0, 2)))
+    width_px = int(xs[-1] - xs[0] + 1) if len(xs) else 0
+    if not linescan and len(ys):
+        width_px = max(width_px, int(ys[-1] - ys[0] + 1))
+    width_um = width_px * pixel_um + 1e-9  # 3 px x 0.2 um counts as 0.6 um
+    if kind == "spark":
+        return duration_frames >= config.spark_min_frames and width_um >= config.spark_min_width_um
+    if kind == "puff":
+        return duration_frames >= config.puff_min_frames
+    return width_um >= config.wave_min_width_um

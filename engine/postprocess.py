@@ -1,0 +1,271 @@
+"""Incremental post-processing: per-pixel probabilities of finalized frames → event instances.
+
+This is Dotti et al. (2024) post-processing made streaming (DESIGN.md "Streaming, latency and
+equivalence"):
+
+1. foreground = 1 − P(background) ≥ ``thresholds["foreground"]`` (tuned offline; no whole-movie
+   Otsu), computed pixel by pixel, so it cannot depend on how frames were split into blocks;
+2. temporal gaps of ≤ ``gap_frames`` background frames at the same pixel are bridged and the
+   result is labelled into connected *regions* (full 3×3(×3) connectivity);
+3. a region is *closed* once ``close_after`` frames have been received after its last frame, where
+   ``close_after = max(gap_frames + 1, context_after)`` — nothing later can connect to it, and the
+   ΔF/F0 context needed for characterization is in the buffer;
+4. a closed region becomes instances (:mod:`engine.instances`): majority class, sparks split by
+   peaks + watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions
+   whose highest foreground probability stays below it (used by the classical detector).
+
+Event ids are assigned in the order (closing frame, t_start, y, x, ...) where the *closing frame*
+``t_last + close_after + 1`` is a property of the region, not of the blocks: the same recording
+gives the same ids whatever the block sizes (tested). Only the frames of open regions plus the
+context are buffered, so memory is bounded by the longest open event.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from engine.instances import (
+    EVENT_CLASSES,
+    KIND_OF_CLASS,
+    Instance,
+    TrackerConfig,
+    frames_of,
+    passes_size_filter,
+    region_class,
+    smooth_dff0,
+    split_sparks,
+)
+
+log = logging.getLogger(__name__)
+_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+
+
+def fill_temporal_gaps(mask: np.ndarray, gap_frames: int) -> np.ndarray:
+    """Set runs of ≤ ``gap_frames`` False frames between two True frames of the same pixel."""
+    filled = mask.copy()
+    n = mask.shape[0]
+    for run in range(1, gap_frames + 1):
+        if n < run + 2:
+            break
+        bridge = mask[: n - run - 1] & mask[run + 1 :]
+        for k in range(1, run + 1):
+            bridge &= ~mask[k : n - run - 1 + k]
+        for k in range(1, run + 1):
+            filled[k : n - run - 1 + k] |= bridge
+    return filled
+
+
+class InstanceTracker:
+    """Streaming instance segmentation, fed once per finalized block of frames.
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        ``(X,)`` for a line-scan, ``(Y, X)`` for a movie.
+    pixel_um, dt_ms : float
+        Calibration.
+    thresholds : dict, optional
+        ``foreground`` (default 0.5) and optional ``seed`` (hysteresis: a region is kept only if
+        its maximum foreground probability reaches it).
+    axes : {"TX", "TYX"}, optional
+        Derived from ``frame_shape`` when omitted.
+    config : TrackerConfig, optional
+    keep_labels : bool
+        Keep label frames for :meth:`pop_final_labels` (disable when nobody pops them).
+    """
+
+    def __init__(
+        self,
+        frame_shape: tuple[int, ...],
+        pixel_um: float,
+        dt_ms: float,
+        thresholds: dict | None = None,
+        axes: str | None = None,
+        config: TrackerConfig | None = None,
+        keep_labels: bool = True,
+    ) -> None:
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.linescan = len(self.frame_shape) == 1
+        self.axes = axes or ("TX" if self.linescan else "TYX")
+        self._shape3 = (1, *self.frame_shape) if self.linescan else self.frame_shape
+        self.pixel_um, self.dt_ms = float(pixel_um), float(dt_ms)
+        thresholds = dict(thresholds or {})
+        self.fg_threshold = float(thresholds.get("foreground", 0.5))
+        self.seed_threshold = float(thresholds.get("seed", self.fg_threshold))
+        self.config = config or TrackerConfig()
+        self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
+        self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
+        self.close_after = max(self.config.gap_frames + 1, self._ctx_after)
+        self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
+        self._keep_labels = keep_labels
+        self._first = 0  # absolute index of buffer frame 0
+        self._end = 0  # absolute index of the next expected frame
+        self._fg = np.zeros((0, *self._shape3), dtype=bool)
+        self._consumed = np.zeros((0, *self._shape3), dtype=bool)
+        self._fg_prob = np.zeros((0, *self._shape3), dtype=np.float32)
+        self._class_probs = np.zeros((0, 3, *self._shape3), dtype=np.float32)
+        self._dff0 = np.zeros((0, *self._shape3), dtype=np.float32)
+        self._labels = np.zeros((0, *self._shape3), dtype=np.int32)
+        self._labels_first = 0
+        self._labels_final = 0
+        self._next_id = 1
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def next_frame(self) -> int:
+        """Absolute index of the next frame :meth:`push` expects."""
+        return self._end
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames currently held (open regions plus context)."""
+        return self._fg.shape[0]
+
+    def push(self, first: int, probs: np.ndarray, dff0: np.ndarray) -> list[Instance]:
+        """Add finalized frames ``first .. first+n-1``; return the instances that just closed.
+
+        ``probs`` is ``(n, 4, *frame_shape)`` in class order (bg, spark, wave, puff); ``dff0`` is
+        ``(n, *frame_shape)``.
+        """
+        if first != self._end:
+            raise ValueError(f"frames must arrive in order: expected {self._end}, got {first}")
+        n = probs.shape[0]
+        probs = np.asarray(probs, dtype=np.float32).reshape(n, 4, *self._shape3)
+        dff0 = np.asarray(dff0, dtype=np.float32).reshape(n, *self._shape3)
+        fg_prob = 1.0 - probs[:, 0]
+        channels = list(EVENT_CLASSES)  # probability channel = class id
+        self._fg = np.concatenate([self._fg, fg_prob >= self.fg_threshold])
+        self._consumed = np.concatenate([self._consumed, np.zeros_like(fg_prob, dtype=bool)])
+        self._fg_prob = np.concatenate([self._fg_prob, fg_prob])
+        self._class_probs = np.concatenate([self._class_probs, probs[:, channels]])
+        self._dff0 = np.concatenate([self._dff0, dff0])
+        if self._keep_labels:
+            self._labels = np.concatenate([self._labels, np.zeros(fg_prob.shape, np.int32)])
+        self._end += n
+        return self._collect(final=False)
+
+    def flush(self) -> list[Instance]:
+        """End of stream: close every open region and return its instances."""
+        return self._collect(final=True)
+
+    def pop_final_labels(self) -> tuple[int, np.ndarray] | None:
+        """Label frames that no open region can change any more, as ``(first, labels)``.
+
+        ``labels`` is ``(n, *frame_shape)`` int32 with 0 = background and id = ``event_id``.
+        Returns None when no new frame is final.
+        """
+        n = self._labels_final - self._labels_first
+        if n <= 0 or not self._keep_labels:
+            return None
+        out = self._labels[:n].reshape(n, *self.frame_shape)
+        self._labels = self._labels[n:]
+        first, self._labels_first = self._labels_first, self._labels_final
+        return first, out
+
+    # -- internals ----------------------------------------------------------------------------
+    def _collect(self, final: bool) -> list[Instance]:
+        active = self._fg & ~self._consumed
+        regions, _ = ndimage.label(
+            fill_temporal_gaps(active, self.config.gap_frames), structure=_CONNECTIVITY
+        )
+        instances: list[Instance] = []
+        open_starts: list[int] = []
+        for label, slices in enumerate(ndimage.find_objects(regions), start=1):
+            if slices is None:
+                continue
+            t_last = self._first + slices[0].stop - 1
+            if not final and t_last + self.close_after >= self._end:
+                open_starts.append(self._first + slices[0].start)
+                continue
+            pixels = (regions[slices] == label) & active[slices]
+            self._consumed[slices] |= pixels
+            instances += self._region_instances(pixels, slices, t_last + self.close_after + 1)
+        instances.sort(key=lambda inst: inst.sort_key)
+        for inst in instances:
+            self._assign_id(inst)
+        self._drop_settled(open_starts, final)
+        return instances
+
+    def _region_instances(
+        self, pixels: np.ndarray, slices: tuple[slice, ...], closing_frame: int
+    ) -> list[Instance]:
+        if self._fg_prob[slices][pixels].max() < self.seed_threshold:
+            return []
+        class_probs = self._class_probs[slices[0], :, slices[1], slices[2]]
+        cls = region_class(class_probs.transpose(1, 0, 2, 3)[:, pixels])
+        kind = KIND_OF_CLASS[cls]
+        context, context_start = self._context(slices)
+        inner = tuple(
+            slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)
+        )
+        context_origin = (self._first + context_start[0], context_start[1], context_start[2])
+        if kind == "spark":
+            parts = self._split(context, inner, pixels)
+        else:
+            parts = pixels.astype(np.int32)
+        channel = EVENT_CLASSES.index(cls)
+        out = []
+        for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
+            if part_slices is None:
+                continue
+            mask = parts[part_slices] == part
+            if not passes_size_filter(kind, mask, self.pixel_um, self.config, self.linescan):
+                continue
+            origin = (
+                self._first + slices[0].start + part_slices[0].start,
+                slices[1].start + part_slices[1].start,
+                slices[2].start + part_slices[2].start,
+            )
+            score = float(class_probs[:, channel][part_slices][mask].mean())
+            key = (closing_frame, *origin, part)
+            out.append(Instance(kind, score, mask, origin, context, context_origin,
+                                self.axes, sort_key=key))
+        return out
+
+    def _context(self, slices: tuple[slice, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """ΔF/F0 around a region (context frames, spatial margin) and its buffer-relative start."""
+        t0 = max(0, slices[0].start - self._ctx_before)
+        t1 = min(self._fg.shape[0], slices[0].stop + self._ctx_after)
+        margin_y = 0 if self.linescan else self._margin_px
+        y0, y1 = max(0, slices[1].start - margin_y), min(self._shape3[0], slices[1].stop + margin_y)
+        x0 = max(0, slices[2].start - self._margin_px)
+        x1 = min(self._shape3[1], slices[2].stop + self._margin_px)
+        return self._dff0[t0:t1, y0:y1, x0:x1].copy(), (t0, y0, x0)
+
+    def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        smoothed = smooth_dff0(
+            context, cfg.peak_sigma_ms / self.dt_ms, cfg.peak_sigma_um / self.pixel_um, self.linescan
+        )[inner]
+        min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
+        min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
+        return split_sparks(smoothed, pixels, min_frames, min_px, self.linescan)
+
+    def _assign_id(self, inst: Instance) -> None:
+        inst.event_id = self._next_id
+        self._next_id += 1
+        if not self._keep_labels:
+            return
+        t, y, x = inst.origin
+        region = (
+            slice(t - self._labels_first, t - self._labels_first + inst.mask.shape[0]),
+            slice(y, y + inst.mask.shape[1]),
+            slice(x, x + inst.mask.shape[2]),
+        )
+        self._labels[region][inst.mask] = inst.event_id
+
+    def _drop_settled(self, open_starts: list[int], final: bool) -> None:
+        """Forget frames no open region (nor its context) needs; mark final label frames."""
+        settled = self._end if final or not open_starts else min(open_starts)
+        self._labels_final = settled
+        keep_from = max(self._first, settled - self._ctx_before)
+        cut = keep_from - self._first
+        if cut <= 0:
+            return
+        for name in ("_fg", "_consumed", "_fg_prob", "_class_probs", "_dff0"):
+            setattr(self, name, getattr(self, name)[cut:])
+        self._first = keep_from

@@ -1,0 +1,1 @@
+"""castream offline: datasets, training, evaluation, threshold tuning, export, cell classifier."""

@@ -1,0 +1,338 @@
+"""Training and evaluation data: labelled recordings and random training windows.
+
+Sources of labelled recordings (:class:`LabeledRecording`):
+
+* the simulator, on the fly (:class:`SimulatedSource`), with disjoint seed ranges per split so
+  that train / validation / test never share a recording;
+* Dotti-convention folders (``NN_video.tif``, ``NN_class_label.tif``, ``NN_event_label.tif``);
+* line-scan / movie folders written by the simulator (``acquisition.simulate.write_recording``).
+
+Windows (:class:`WindowSampler`) are cut with the engine's window geometry from recordings that
+were augmented on the raw counts and *then* run through the engine's ΔF/F0 preprocessing, so
+that training sees exactly what inference sees. Splits are by recording, never by window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.labels import IGNORE
+
+log = logging.getLogger(__name__)
+
+#: seed offsets of the splits (recordings never overlap between splits)
+SPLIT_SEED_OFFSETS = {"train": 0, "val": 10_000_000, "test": 20_000_000}
+
+
+@dataclass
+class LabeledRecording:
+    """A recording with its ground truth (raw counts, Dotti class ids, instance ids)."""
+
+    data: np.ndarray
+    class_mask: np.ndarray
+    instance_mask: np.ndarray
+    pixel_um: float
+    dt_ms: float
+    axes: str
+    blank: float | None = None
+    events: list[dict] = field(default_factory=list)
+    name: str = ""
+    phenotype: str = ""
+    cell: str = ""
+
+    @classmethod
+    def from_simulation(cls, rec: Any, name: str = "") -> LabeledRecording:
+        """From an ``acquisition.simulate.Recording``."""
+        return cls(data=rec.data, class_mask=rec.class_mask, instance_mask=rec.instance_mask,
+                   pixel_um=float(rec.pixel_um), dt_ms=float(rec.dt_ms), axes=rec.axes,
+                   blank=rec.blank, events=list(rec.events), name=name,
+                   phenotype=getattr(rec, "phenotype", ""), cell=str(getattr(rec, "cell", "")))
+
+
+# --------------------------------------------------------------------------- simulated source
+
+
+@dataclass
+class SimulatedSource:
+    """Simulated recordings for one split.
+
+    Parameters
+    ----------
+    kind
+        ``"linescan"`` or ``"movie"``.
+    split
+        ``"train"``, ``"val"`` or ``"test"`` (selects a disjoint seed range).
+    seed
+        Base seed; recording ``i`` uses ``seed + SPLIT_SEED_OFFSETS[split] + i``.
+    params
+        Overrides of ``LinescanParams`` / ``MovieParams`` fields (e.g. ``duration_s``).
+    randomize
+        Ranges to draw per recording: ``{"pixel_um": [lo, hi], "dt_ms": [lo, hi],
+        "resting_photons": [lo, hi], "phenotype": ["wt", "cpvt"]}``.
+    """
+
+    kind: str
+    split: str = "train"
+    seed: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    randomize: Mapping[str, Any] = field(default_factory=dict)
+
+    def recording(self, index: int) -> LabeledRecording:
+        """The ``index``-th recording of this split (deterministic)."""
+        from acquisition import simulate
+
+        seed = self.seed + SPLIT_SEED_OFFSETS[self.split] + index
+        rng = np.random.default_rng([seed, 7])
+        kwargs = dict(self.params)
+        kwargs.update(self._draw(rng))
+        params = self._make_params(simulate, kwargs)
+        rec = (simulate.simulate_linescan(params, seed) if self.kind == "linescan"
+               else simulate.simulate_movie(params, seed))
+        return LabeledRecording.from_simulation(rec, name=f"{self.split}-{self.kind}-{seed}")
+
+    def __iter__(self) -> Iterator[LabeledRecording]:
+        index = 0
+        while True:
+            yield self.recording(index)
+            index += 1
+
+    def take(self, n: int) -> list[LabeledRecording]:
+        """The first ``n`` recordings of the split."""
+        return [self.recording(i) for i in range(n)]
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, spec in self.randomize.items():
+            if key == "phenotype":
+                out[key] = str(rng.choice(list(spec)))
+            else:
+                lo, hi = float(spec[0]), float(spec[1])
+                out[key] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        return out
+
+    def _make_params(self, simulate: Any, kwargs: dict[str, Any]) -> Any:
+        cls = simulate.LinescanParams if self.kind == "linescan" else simulate.MovieParams
+        params = cls(**{k: v for k, v in kwargs.items() if k in cls.__dataclass_fields__})
+        optics_keys = {k: v for k, v in kwargs.items() if k in type(params.optics).__dataclass_fields__}
+        if optics_keys:
+            params = replace(params, optics=replace(params.optics, **optics_keys))
+        return params
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def load_dotti_folder(folder: str | Path, pixel_um: float = 0.2, dt_ms: float = 6.8) -> list[LabeledRecording]:
+    """Recordings of a Dotti-convention folder: ``NN_video.tif``, ``NN_class_label.tif``,
+    ``NN_event_label.tif`` (movies ``(T, Y, X)``). Calibration defaults are Dotti's."""
+    import tifffile
+
+    folder = Path(folder)
+    out = []
+    for video in sorted(folder.glob("*_video.tif")):
+        stem = video.name[: -len("_video.tif")]
+        class_mask = tifffile.imread(folder / f"{stem}_class_label.tif").astype(np.uint8)
+        event_path = folder / f"{stem}_event_label.tif"
+        instances = (tifffile.imread(event_path).astype(np.int32) if event_path.exists()
+                     else _instances_from_classes(class_mask))
+        data = tifffile.imread(video)
+        out.append(LabeledRecording(data=data, class_mask=class_mask, instance_mask=instances,
+                                    pixel_um=pixel_um, dt_ms=dt_ms, axes="TYX", name=stem))
+    if not out:
+        raise FileNotFoundError(f"no *_video.tif in {folder}")
+    return out
+
+
+def _instances_from_classes(class_mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    fg = (class_mask > 0) & (class_mask != IGNORE)
+    labels, _ = ndimage.label(fg)
+    return labels.astype(np.int32)
+
+
+def load_recordings(path: str | Path) -> list[LabeledRecording]:
+    """Labelled recordings from ``path``: a Dotti folder, or a folder of simulator-written
+    recordings (via ``acquisition.simulate.read_recording`` when available)."""
+    path = Path(path)
+    if path.is_dir() and any(path.glob("*_video.tif")):
+        return load_dotti_folder(path)
+    from acquisition import simulate
+
+    reader = getattr(simulate, "read_recording", None)
+    if reader is None:
+        raise ValueError(f"{path}: not a Dotti folder and no simulator reader available")
+    candidates = [path] if _looks_like_recording(path) else sorted(p for p in path.iterdir())
+    return [LabeledRecording.from_simulation(reader(p), name=p.stem) for p in candidates]
+
+
+def _looks_like_recording(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and not any(p.is_dir() for p in path.iterdir()))
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+@dataclass
+class Augmentation:
+    """Augmentation of the raw counts (applied before the engine's ΔF/F0 preprocessing).
+
+    ``gain`` and ``offset_counts`` are ranges; ``extra_noise_sd`` is a range of the SD of added
+    Gaussian noise as a fraction of the cell's median signal above the blank.
+    """
+
+    gain: tuple[float, float] = (0.7, 1.4)
+    offset_counts: tuple[float, float] = (-20.0, 20.0)
+    extra_noise_sd: tuple[float, float] = (0.0, 0.3)
+    flip_x: bool = True
+    flip_y: bool = True
+
+    def apply(self, rec: LabeledRecording, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """Augmented float32 counts and the matching blank."""
+        blank = float(rec.blank) if rec.blank is not None else 0.0
+        signal = rec.data.astype(np.float32) - blank
+        signal *= rng.uniform(*self.gain)
+        level = float(np.median(signal[signal > np.percentile(signal, 50)])) if signal.size else 0.0
+        noise_sd = rng.uniform(*self.extra_noise_sd) * max(level, 1.0)
+        if noise_sd > 0:
+            signal += rng.normal(0.0, noise_sd, size=signal.shape).astype(np.float32)
+        new_blank = blank + rng.uniform(*self.offset_counts)
+        return np.clip(signal + new_blank, 0, 65535).astype(np.float32), new_blank
+
+    def flips(self, ndim: int, rng: np.random.Generator) -> tuple[int, ...]:
+        """Spatial axes (of a ``(T, ...)`` array) to flip for one window."""
+        axes = []
+        if self.flip_x and rng.random() < 0.5:
+            axes.append(ndim - 1)
+        if self.flip_y and ndim == 3 and rng.random() < 0.5:
+            axes.append(1)
+        return tuple(axes)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def preprocess_recording(
+    counts: np.ndarray, blank: float | None, axes: str, pixel_um: float, dt_ms: float,
+    model_config: Mapping[str, Any],
+) -> np.ndarray:
+    """Network input ``(T, ...)`` float32 for a whole recording, through the engine's
+    streaming :class:`engine.preprocess.Preprocessor` (fed in chunks like a stream)."""
+    from engine.preprocess import preprocess_array
+
+    return preprocess_array(counts, blank=blank, axes=axes, pixel_um=pixel_um, dt_ms=dt_ms,
+                            model_config=model_config)
+
+
+@dataclass
+class WindowSampler:
+    """Random windows ``(W_t, ...)`` from preprocessed recordings.
+
+    Parameters
+    ----------
+    window_shape
+        ``(W_t, X)`` or ``(W_t, Y, X)``; spatial sizes larger than the recording are padded.
+    model_config
+        The model's config.json dict (preprocessing/normalization settings).
+    augmentation
+        Augmentation of the raw counts (``None``: none).
+    windows_per_recording
+        Windows drawn from each augmented + preprocessed recording.
+    """
+
+    window_shape: tuple[int, ...]
+    model_config: Mapping[str, Any]
+    augmentation: Augmentation | None = None
+    windows_per_recording: int = 8
+    event_fraction: float = 0.7
+
+    def windows(
+        self, rec: LabeledRecording, rng: np.random.Generator
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``windows_per_recording`` (input float32, labels int64) pairs from ``rec``."""
+        if self.augmentation is not None:
+            counts, blank = self.augmentation.apply(rec, rng)
+        else:
+            counts, blank = rec.data, rec.blank
+        net_in = preprocess_recording(counts, blank, rec.axes, rec.pixel_um, rec.dt_ms,
+                                      self.model_config)
+        out = []
+        for _ in range(self.windows_per_recording):
+            x, y = self._crop(net_in, rec.class_mask, rng)
+            if self.augmentation is not None:
+                flip = self.augmentation.flips(x.ndim, rng)
+                if flip:
+                    x, y = np.flip(x, flip), np.flip(y, flip)
+            out.append((np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int64)))
+        return out
+
+    def _crop(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
+        """Random crop; with probability ``event_fraction`` one containing an event pixel."""
+        centre = None
+        if rng.random() < self.event_fraction:
+            fg = np.flatnonzero((y.ravel() > 0) & (y.ravel() != IGNORE))
+            if fg.size:
+                centre = np.unravel_index(int(fg[rng.integers(fg.size)]), y.shape)
+        slices = []
+        for axis, (size, want) in enumerate(zip(x.shape, self.window_shape, strict=True)):
+            lo, hi = 0, max(0, size - want)
+            if centre is not None:
+                lo, hi = max(lo, centre[axis] - want + 1), min(hi, centre[axis])
+                lo = min(lo, hi)
+            start = int(rng.integers(lo, hi + 1))
+            slices.append(slice(start, start + want))
+        x, y = x[tuple(slices)], y[tuple(slices)]
+        pad = [(0, want - s) for s, want in zip(x.shape, self.window_shape, strict=True)]
+        if any(p[1] for p in pad):
+            x = np.pad(x, pad, mode="reflect" if all(s > p[1] for s, p in zip(x.shape, pad, strict=True)) else "edge")
+            y = np.pad(y, pad, constant_values=IGNORE)
+        return x, y
+
+
+class WindowStream:
+    """Deterministic stream of training batches from a :class:`SimulatedSource`.
+
+    Each simulated recording is augmented, preprocessed once and cut into
+    ``sampler.windows_per_recording`` windows; the windows of ``pool_recordings`` recordings
+    are shuffled together so that a batch mixes recordings. Batch ``k`` is a pure function of
+    ``(seed, k)``, so training resumed from a checkpoint sees the same batches.
+    """
+
+    def __init__(self, source: SimulatedSource, sampler: WindowSampler, batch_size: int,
+                 seed: int, pool_recordings: int = 4) -> None:
+        self.source = source
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.pool_recordings = pool_recordings
+        pool_windows = pool_recordings * sampler.windows_per_recording
+        self.batches_per_pool = max(1, pool_windows // batch_size)
+        self._pool_index = -1
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _load_pool(self, pool_index: int) -> None:
+        rng = np.random.default_rng([self.seed, pool_index])
+        pool = []
+        first = pool_index * self.pool_recordings
+        for i in range(first, first + self.pool_recordings):
+            pool += self.sampler.windows(self.source.recording(i), rng)
+        order = rng.permutation(len(pool))
+        while len(order) < self.batches_per_pool * self.batch_size:
+            order = np.concatenate([order, rng.permutation(len(pool))])
+        self._pool = [pool[i] for i in order]
+        self._pool_index = pool_index
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, 1, W_t, ...)`` float32 inputs and ``(B, W_t, ...)`` int64 labels of ``step``."""
+        pool_index, within = divmod(step, self.batches_per_pool)
+        if pool_index != self._pool_index:
+            self._load_pool(pool_index)
+        chunk = self._pool[within * self.batch_size:(within + 1) * self.batch_size]
+        xs, ys = zip(*chunk, strict=True)
+        return np.stack(xs)[:, None], np.stack(ys)

@@ -1,0 +1,133 @@
+"""Training losses: Lovász-softmax (Berman et al. 2018) + optional weighted cross-entropy.
+
+Pixels labelled ``ignore`` (4) and the frames at the start/end of a window that lack temporal
+context are excluded from both terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from acquisition.labels import IGNORE
+
+
+def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovász extension of the Jaccard loss w.r.t. sorted errors."""
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if gt_sorted.numel() > 1:
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def lovasz_softmax_flat(
+    probs: torch.Tensor, labels: torch.Tensor, classes: str = "present"
+) -> torch.Tensor:
+    """Lovász-softmax on flattened probabilities ``(P, C)`` and labels ``(P,)``.
+
+    ``classes="present"`` averages over classes present in ``labels`` (Berman's default);
+    ``"all"`` over every class.
+    """
+    if probs.numel() == 0:
+        return probs.sum() * 0.0
+    n_classes = probs.shape[1]
+    losses = []
+    for c in range(n_classes):
+        fg = (labels == c).to(probs.dtype)
+        if classes == "present" and fg.sum() == 0:
+            continue
+        errors = (fg - probs[:, c]).abs()
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        losses.append(torch.dot(errors_sorted, lovasz_grad(fg[perm])))
+    if not losses:
+        return probs.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
+def valid_mask(
+    labels: torch.Tensor, ignore: int = IGNORE, mask_frames: Sequence[int] = (0, 0)
+) -> torch.Tensor:
+    """Boolean mask ``labels.shape``: not ignored and not in the first/last context frames.
+
+    ``labels`` is ``(B, T, ...)``; ``mask_frames = (n_first, n_last)`` frames are excluded.
+    """
+    valid = labels != ignore
+    n_first, n_last = int(mask_frames[0]), int(mask_frames[1])
+    if n_first > 0:
+        valid[:, :n_first] = False
+    if n_last > 0:
+        valid[:, labels.shape[1] - n_last:] = False
+    return valid
+
+
+def lovasz_softmax(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore: int = IGNORE,
+    mask_frames: Sequence[int] = (0, 0),
+    per_sample: bool = False,
+) -> torch.Tensor:
+    """Lovász-softmax from logits ``(B, C, T, ...)`` and labels ``(B, T, ...)``."""
+    probs = logits.softmax(dim=1)
+    valid = valid_mask(labels, ignore, mask_frames)
+    n_classes = probs.shape[1]
+    flat_probs = probs.movedim(1, -1).reshape(probs.shape[0], -1, n_classes)
+    flat_labels = labels.reshape(labels.shape[0], -1)
+    flat_valid = valid.reshape(valid.shape[0], -1)
+    if per_sample:
+        losses = [lovasz_softmax_flat(p[v], lab[v])
+                  for p, lab, v in zip(flat_probs, flat_labels, flat_valid, strict=True)]
+        return torch.stack(losses).mean()
+    return lovasz_softmax_flat(flat_probs[flat_valid], flat_labels[flat_valid])
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    class_weights: Sequence[float] | None = None,
+    ignore: int = IGNORE,
+    mask_frames: Sequence[int] = (0, 0),
+) -> torch.Tensor:
+    """Cross-entropy with class weights, ignoring label ``ignore`` and context frames."""
+    valid = valid_mask(labels, ignore, mask_frames)
+    target = torch.where(valid, labels, torch.full_like(labels, -100)).long()
+    weight = None
+    if class_weights is not None:
+        weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+    if not valid.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+
+
+class SegmentationLoss(torch.nn.Module):
+    """``lovasz_weight · Lovász-softmax + ce_weight · weighted CE`` with the same masking."""
+
+    def __init__(
+        self,
+        lovasz_weight: float = 1.0,
+        ce_weight: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        mask_frames: Sequence[int] = (0, 0),
+        ignore: int = IGNORE,
+    ) -> None:
+        super().__init__()
+        self.lovasz_weight = float(lovasz_weight)
+        self.ce_weight = float(ce_weight)
+        self.class_weights = None if class_weights is None else list(class_weights)
+        self.mask_frames = tuple(int(m) for m in mask_frames)
+        self.ignore = ignore
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = logits.sum() * 0.0
+        if self.lovasz_weight:
+            loss = loss + self.lovasz_weight * lovasz_softmax(
+                logits, labels, self.ignore, self.mask_frames)
+        if self.ce_weight:
+            loss = loss + self.ce_weight * weighted_cross_entropy(
+                logits, labels, self.class_weights, self.ignore, self.mask_frames)
+        return loss

@@ -1,0 +1,241 @@
+"""Segmentation and event-detection metrics (Dotti et al. 2024, Tables 2 and 3).
+
+* Pixel IoU per class and binarized (any event vs background), ignoring label 4.
+* Instance matching by IoMin = |A∩B| / min(|A|, |B|) ≥ 0.5.
+* Table 2: annotated → predicted class matches (+ undetected); predicted → annotated class
+  matches (+ unmatched).
+* Table 3: % detected (recall), % correct (precision), F1 per class and their average.
+* Characterization error: median relative error of the parameters of matched events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from acquisition.labels import BACKGROUND, CLASS_IDS, CLASS_NAMES, IGNORE
+
+EVENT_CLASSES = ("spark", "wave", "puff")
+CHARACTERIZATION_PARAMS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
+IOMIN_THRESHOLD = 0.5
+
+
+def pixel_iou(
+    true_class: np.ndarray, pred_class: np.ndarray, ignore: int = IGNORE
+) -> dict[str, float]:
+    """IoU per class (spark, wave, puff, background) and binarized ("event" vs background).
+
+    Pixels labelled ``ignore`` in ``true_class`` are excluded. A class absent from both
+    masks gets NaN.
+    """
+    if true_class.shape != pred_class.shape:
+        raise ValueError(f"shape mismatch {true_class.shape} vs {pred_class.shape}")
+    valid = true_class != ignore
+    t, p = true_class[valid], pred_class[valid]
+    out = {name: _iou(t == cid, p == cid) for cid, name in CLASS_NAMES.items()}
+    out["event"] = _iou(t != BACKGROUND, p != BACKGROUND)
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int(np.count_nonzero(a | b))
+    return float(np.count_nonzero(a & b) / union) if union else float("nan")
+
+
+def instance_classes(instance_mask: np.ndarray, class_mask: np.ndarray) -> dict[int, str]:
+    """Class name of each instance: the most frequent event class among its pixels."""
+    ids = instance_mask.ravel()
+    classes = class_mask.ravel()
+    keep = (ids > 0) & (classes >= 1) & (classes <= 3)
+    out: dict[int, str] = {}
+    if not keep.any():
+        return out
+    pairs, counts = np.unique(np.stack([ids[keep], classes[keep]]), axis=1, return_counts=True)
+    best: dict[int, int] = {}
+    for (iid, cid), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+        if n > best.get(iid, -1):
+            best[iid] = n
+            out[iid] = CLASS_NAMES[cid]
+    return out
+
+
+@dataclass
+class Matching:
+    """Overlaps between annotated and predicted instances.
+
+    ``pairs`` maps (true_id, pred_id) → (intersection_px, iomin) for every pair with
+    IoMin ≥ threshold.
+    """
+
+    true_classes: dict[int, str]
+    pred_classes: dict[int, str]
+    pairs: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+
+    def pred_of(self, true_id: int) -> list[int]:
+        return [p for (t, p) in self.pairs if t == true_id]
+
+    def true_of(self, pred_id: int) -> list[int]:
+        return [t for (t, p) in self.pairs if p == pred_id]
+
+
+def match_instances(
+    true_instances: np.ndarray,
+    true_classes: Mapping[int, str],
+    pred_instances: np.ndarray,
+    pred_classes: Mapping[int, str],
+    ignore_mask: np.ndarray | None = None,
+    threshold: float = IOMIN_THRESHOLD,
+) -> Matching:
+    """Match instances by IoMin ≥ ``threshold``.
+
+    Predicted instances lying mostly (≥ 50 %) in ``ignore_mask`` are dropped, as are ids
+    without a class.
+    """
+    pred = pred_instances.astype(np.int64, copy=True)
+    if ignore_mask is not None:
+        pred = _drop_ignored(pred, ignore_mask)
+    t = true_instances.astype(np.int64).ravel()
+    p = pred.ravel()
+    t_sizes = np.bincount(t)
+    p_sizes = np.bincount(p)
+    both = (t > 0) & (p > 0)
+    pair_code = t[both] * (int(p.max(initial=0)) + 1) + p[both]
+    codes, inter = np.unique(pair_code, return_counts=True)
+    width = int(p.max(initial=0)) + 1
+    keep_t = {k: v for k, v in true_classes.items() if k < len(t_sizes) and t_sizes[k] > 0}
+    keep_p = {k: v for k, v in pred_classes.items() if k < len(p_sizes) and p_sizes[k] > 0}
+    matching = Matching(dict(keep_t), dict(keep_p))
+    for code, n in zip(codes.tolist(), inter.tolist(), strict=True):
+        tid, pid = divmod(code, width)
+        if tid not in keep_t or pid not in keep_p:
+            continue
+        iomin = n / min(t_sizes[tid], p_sizes[pid])
+        if iomin >= threshold:
+            matching.pairs[(tid, pid)] = (n, float(iomin))
+    return matching
+
+
+def _drop_ignored(pred: np.ndarray, ignore_mask: np.ndarray) -> np.ndarray:
+    flat = pred.ravel()
+    sizes = np.bincount(flat)
+    in_ignore = np.bincount(flat[ignore_mask.ravel()], minlength=len(sizes))
+    drop = np.flatnonzero((in_ignore >= 0.5 * sizes) & (sizes > 0))
+    drop = drop[drop > 0]
+    if drop.size:
+        pred = np.where(np.isin(pred, drop), 0, pred)
+    return pred
+
+
+def confusion_tables(matching: Matching) -> dict[str, dict[str, dict[str, int]]]:
+    """Dotti Table 2.
+
+    Returns ``{"annotated": {cls: {spark, wave, puff, undetected, total}},
+    "predicted": {cls: {spark, wave, puff, unmatched, total}}}``; an event matched by events of
+    several classes counts once in each of them.
+    """
+    annotated = {c: dict.fromkeys((*EVENT_CLASSES, "undetected", "total"), 0) for c in EVENT_CLASSES}
+    predicted = {c: dict.fromkeys((*EVENT_CLASSES, "unmatched", "total"), 0) for c in EVENT_CLASSES}
+    _fill_rows(annotated, matching.true_classes, matching.pred_of, matching.pred_classes, "undetected")
+    _fill_rows(predicted, matching.pred_classes, matching.true_of, matching.true_classes, "unmatched")
+    return {"annotated": annotated, "predicted": predicted}
+
+
+def _fill_rows(table, classes, partners_of, partner_classes, miss_key) -> None:
+    for iid, cls in classes.items():
+        if cls not in table:
+            continue
+        row = table[cls]
+        row["total"] += 1
+        partner_kinds = {partner_classes[j] for j in partners_of(iid)}
+        if not partner_kinds:
+            row[miss_key] += 1
+        for kind in partner_kinds & set(EVENT_CLASSES):
+            row[kind] += 1
+
+
+def detection_scores(tables: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, dict]:
+    """Dotti Table 3 from Table 2: recall ("detected"), precision ("correct"), F1 per class.
+
+    Classes with neither annotated nor predicted events are left out of the average.
+    """
+    out: dict[str, dict] = {}
+    f1s = []
+    for cls in EVENT_CLASSES:
+        ann, pred = tables["annotated"][cls], tables["predicted"][cls]
+        recall = ann[cls] / ann["total"] if ann["total"] else float("nan")
+        precision = pred[cls] / pred["total"] if pred["total"] else float("nan")
+        f1 = _f1(recall, precision, ann["total"], pred["total"])
+        out[cls] = {"recall": recall, "precision": precision, "f1": f1,
+                    "n_true": ann["total"], "n_pred": pred["total"]}
+        if not np.isnan(f1):
+            f1s.append(f1)
+    out["average"] = {"f1": float(np.mean(f1s)) if f1s else float("nan")}
+    return out
+
+
+def _f1(recall: float, precision: float, n_true: int, n_pred: int) -> float:
+    if n_true == 0 and n_pred == 0:
+        return float("nan")
+    r = 0.0 if np.isnan(recall) else recall
+    p = 0.0 if np.isnan(precision) else precision
+    return 2 * p * r / (p + r) if (p + r) > 0 else 0.0
+
+
+def add_tables(a: dict, b: dict) -> dict:
+    """Sum two Table-2 dicts (to pool recordings)."""
+    return {side: {cls: {k: a[side][cls][k] + b[side][cls][k] for k in a[side][cls]}
+                   for cls in a[side]} for side in a}
+
+
+def characterization_pairs(
+    matching: Matching,
+    true_events: Mapping[int, Mapping[str, float]],
+    pred_events: Mapping[int, Mapping[str, float]],
+    kind: str = "spark",
+) -> list[tuple[dict, dict]]:
+    """(true, predicted) event dicts for annotated events of ``kind`` matched by the same kind.
+
+    When several predicted events match one annotated event, the largest overlap wins.
+    """
+    best: dict[int, tuple[int, int]] = {}
+    for (tid, pid), (inter, _) in matching.pairs.items():
+        if matching.true_classes.get(tid) != kind or matching.pred_classes.get(pid) != kind:
+            continue
+        if tid not in best or inter > best[tid][1]:
+            best[tid] = (pid, inter)
+    return [(dict(true_events[t]), dict(pred_events[p])) for t, (p, _) in best.items()
+            if t in true_events and p in pred_events]
+
+
+def characterization_errors(
+    pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
+    params: Iterable[str] = CHARACTERIZATION_PARAMS,
+) -> dict[str, dict[str, float]]:
+    """Median relative error |pred − true| / |true| per parameter, with the count used."""
+    pairs = list(pairs)
+    out = {}
+    for name in params:
+        errors = [abs(float(p[name]) - float(t[name])) / abs(float(t[name]))
+                  for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
+                  and float(t[name]) != 0]
+        out[name] = {"median_rel_error": float(np.median(errors)) if errors else float("nan"),
+                     "n": len(errors)}
+    return out
+
+
+def _finite(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def class_mask_from_instances(instances: np.ndarray, classes: Mapping[int, str]) -> np.ndarray:
+    """Dotti class mask (uint8) from an instance mask and a class per instance id."""
+    lut = np.zeros(int(instances.max(initial=0)) + 1, dtype=np.uint8)
+    for iid, cls in classes.items():
+        if 0 < iid < len(lut):
+            lut[iid] = CLASS_IDS[cls]
+    return lut[instances]

@@ -1,0 +1,268 @@
+"""Training of the segmentation U-Nets on simulated recordings.
+
+Adam on random windows (engine window geometry, asymmetric context for the low-latency mode),
+flips and intensity / noise / offset augmentation of the raw counts before the engine's ΔF/F0
+preprocessing, Lovász-softmax (+ weighted CE) with the ignore label and context frames masked.
+Deterministic given the seed (batches are a pure function of ``(seed, step)``); checkpoints every
+``checkpoint_every`` steps and ``resume``; a CSV + JSON log of the losses; CUDA when present.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline import datasets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """A training config (the JSON files in ``offline/configs``); see its README."""
+
+    name: str
+    kind: str
+    mode: str
+    seed: int
+    out: str
+    training: dict[str, Any]
+    simulation: dict[str, Any]
+    augmentation: dict[str, Any]
+    model: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        raw = json.loads(Path(path).read_text())
+        return cls(name=raw["name"], kind=raw["kind"], mode=raw.get("mode", "accurate"),
+                   seed=int(raw.get("seed", 0)), out=raw.get("out", f"runs/{raw['name']}"),
+                   training=dict(raw.get("training", {})), simulation=dict(raw.get("simulation", {})),
+                   augmentation=dict(raw.get("augmentation", {})), model=dict(raw.get("model", {})))
+
+
+def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
+    """The engine's default model config for ``cfg.kind``/``cfg.mode``, with the overrides of
+    ``cfg.model`` merged in (one level deep for dict values)."""
+    from engine.models import model_dir
+
+    base = (model_dir.default_linescan_config(cfg.mode) if cfg.kind == "linescan"
+            else model_dir.default_movie_config(cfg.mode))
+    base = json.loads(json.dumps(base))
+    for key, value in cfg.model.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key].update(value)
+        else:
+            base[key] = value
+    return base
+
+
+def window_shape_for(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple[int, ...]:
+    """Training window ``(W_t, [Y,] X)``: the engine window length and the configured crop."""
+    w_t = int(cfg.training.get("window_frames") or model_config["window"]["frames"])
+    crop = cfg.training.get("crop", [128] if cfg.kind == "linescan" else [64, 128])
+    return (w_t, *[int(c) for c in crop])
+
+
+def loss_mask_frames(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple[int, int]:
+    """Frames at the start/end of a training window excluded from the loss.
+
+    Explicit ``training.loss_mask_frames`` wins; otherwise the engine window's margins (frames
+    the engine never keeps from a window). The low-latency mode keeps frames close to the end
+    of the window, so the network learns to predict with little future context.
+    """
+    if "loss_mask_frames" in cfg.training:
+        first, last = cfg.training["loss_mask_frames"]
+        return int(first), int(last)
+    window = model_config["window"]
+    return int(window.get("margin_before", 0)) // 2, int(window.get("margin_after", 0)) // 2
+
+
+def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> datasets.WindowStream:
+    """The training batches (or fixed validation batches for ``split="val"``)."""
+    source = datasets.SimulatedSource(kind=cfg.kind, split=split, seed=cfg.seed,
+                                      params=cfg.simulation.get("params", {}),
+                                      randomize=cfg.simulation.get("randomize", {}))
+    aug = None
+    if split == "train" and cfg.augmentation.get("enabled", True):
+        aug = datasets.Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
+                                       for k, v in cfg.augmentation.items() if k != "enabled"})
+    sampler = datasets.WindowSampler(window_shape=window_shape_for(cfg, model_config),
+                                     model_config=model_config, augmentation=aug,
+                                     windows_per_recording=int(cfg.training.get("windows_per_recording", 8)))
+    return datasets.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
+                                 seed=cfg.seed + (0 if split == "train" else 1),
+                                 pool_recordings=int(cfg.training.get("pool_recordings", 2)))
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Trainer:
+    """Owns the model, optimizer, data stream, loss, checkpoints and logs of one run."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None, device: str | None = None) -> None:
+        import torch
+
+        from engine.models.unet import UNet, UNetConfig
+        from offline.losses import SegmentationLoss
+
+        self.cfg = cfg
+        self.out = Path(out_dir or cfg.out)
+        self.run_dir = self.out / "training"
+        self.device = pick_device(device)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device == "cpu" and cfg.training.get("threads"):
+            torch.set_num_threads(int(cfg.training["threads"]))
+        self.model_config = model_config_for(cfg)
+        self.model = UNet(UNetConfig.from_dict(self.model_config["architecture"])).to(self.device)
+        t = cfg.training
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(t.get("lr", 1e-3)),
+                                          weight_decay=float(t.get("weight_decay", 0.0)))
+        self.steps = int(t.get("steps", 1000))
+        loss_cfg = t.get("loss", {})
+        self.loss_fn = SegmentationLoss(lovasz_weight=loss_cfg.get("lovasz_weight", 1.0),
+                                        ce_weight=loss_cfg.get("ce_weight", 1.0),
+                                        class_weights=loss_cfg.get("class_weights"),
+                                        mask_frames=loss_mask_frames(cfg, self.model_config))
+        self.stream = build_stream(cfg, self.model_config, "train")
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ schedule / step
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up then cosine decay to ``lr_min``."""
+        t = self.cfg.training
+        lr, lr_min = float(t.get("lr", 1e-3)), float(t.get("lr_min", 1e-5))
+        warmup = int(t.get("warmup_steps", 50))
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        frac = (step - warmup) / max(1, self.steps - warmup)
+        return lr_min + 0.5 * (lr - lr_min) * (1 + np.cos(np.pi * min(frac, 1.0)))
+
+    def train_step(self, step: int) -> float:
+        import torch
+
+        x, y = self.stream.batch(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        self.model.train()
+        logits = self.model(torch.from_numpy(x).to(self.device))
+        loss = self.loss_fn(logits, torch.from_numpy(y).to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach().cpu())
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> Path:
+        import torch
+        from safetensors.torch import save_file
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+                  str(self.run_dir / "checkpoint.safetensors"))
+        torch.save(self.optimizer.state_dict(), self.run_dir / "optimizer.pt")
+        state = {"step": self.step, "history": self.history, "seed": self.cfg.seed}
+        (self.run_dir / "checkpoint.json").write_text(json.dumps(state))
+        return self.run_dir
+
+    def resume(self) -> bool:
+        """Load the last checkpoint of this run, if any; returns whether one was loaded."""
+        import torch
+        from safetensors.torch import load_file
+
+        state_path = self.run_dir / "checkpoint.json"
+        if not state_path.exists():
+            return False
+        self.model.load_state_dict(load_file(str(self.run_dir / "checkpoint.safetensors"), device=self.device))
+        self.optimizer.load_state_dict(torch.load(self.run_dir / "optimizer.pt", weights_only=True,
+                                                  map_location=self.device))
+        state = json.loads(state_path.read_text())
+        self.step, self.history = int(state["step"]), list(state["history"])
+        log.info("resumed %s at step %d", self.cfg.name, self.step)
+        return True
+
+    # ------------------------------------------------------------------ logs
+
+    def write_logs(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "log.json").write_text(json.dumps(self.history, indent=1))
+        if not self.history:
+            return
+        with open(self.run_dir / "log.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(self.history[-1].keys()))
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    # ------------------------------------------------------------------ main loop
+
+    def fit(self, steps: int | None = None) -> dict[str, Any]:
+        """Train until ``steps`` (default: the config's), checkpointing and logging."""
+        from tqdm import tqdm
+
+        if steps is not None:
+            self.steps = int(steps)
+        every_log = int(self.cfg.training.get("log_every", 10))
+        every_ckpt = int(self.cfg.training.get("checkpoint_every", 100))
+        start, losses, t0 = self.step, [], time.monotonic()
+        bar = tqdm(range(start, self.steps), initial=start, total=self.steps, desc=self.cfg.name,
+                   mininterval=5.0, disable=None)
+        for step in bar:
+            losses.append(self.train_step(step))
+            self.step = step + 1
+            if self.step % every_log == 0 or self.step == self.steps:
+                row = {"step": self.step, "loss": float(np.mean(losses)),
+                       "lr": self.learning_rate(step), "elapsed_s": time.monotonic() - t0}
+                self.history.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                losses = []
+            if self.step % every_ckpt == 0 or self.step == self.steps:
+                self.save_checkpoint()
+                self.write_logs()
+        return {"steps": self.steps, "final_loss": self.history[-1]["loss"] if self.history else None,
+                "train_seconds": time.monotonic() - t0}
+
+    def export_model_dir(self, extra_metrics: Mapping[str, Any] | None = None) -> Path:
+        """Write the engine model directory (weights.safetensors, config.json, thresholds.json,
+        metrics.json) into ``self.out``."""
+        from engine.models.model_dir import ModelDir
+
+        self.model.eval()
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        metrics = {"training": {"config": self.cfg.name, "seed": self.cfg.seed, "steps": self.step,
+                                "final_loss": self.history[-1]["loss"] if self.history else None},
+                   **(extra_metrics or {})}
+        config = dict(self.model_config)
+        config["trained_by"] = {"command": f"castream train offline/configs/{self.cfg.name}.json",
+                                "seed": self.cfg.seed, "steps": self.step}
+        ModelDir.write(self.out, state_dict=state, config=config, metrics=metrics)
+        return self.out
+
+
+def train(config_path: str | Path, out_dir: str | Path | None = None, steps: int | None = None,
+          resume: bool = False, device: str | None = None) -> Path:
+    """Train the model of ``config_path`` and write its model directory; returns its path."""
+    cfg = TrainConfig.load(config_path)
+    trainer = Trainer(cfg, out_dir=out_dir, device=device)
+    if resume:
+        trainer.resume()
+    summary = trainer.fit(steps)
+    log.info("trained %s: %s", cfg.name, summary)
+    return trainer.export_model_dir({"training_summary": summary})

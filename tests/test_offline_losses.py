@@ -1,0 +1,50 @@
+"""Lovász-softmax with the ignore label and masked context frames."""
+
+import torch
+
+from offline.losses import SegmentationLoss, lovasz_softmax, weighted_cross_entropy
+
+
+def _perfect_logits(labels: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
+    onehot = torch.nn.functional.one_hot(labels.clamp(max=n_classes - 1), n_classes)
+    return (onehot.movedim(-1, 1).float() * 40.0) - 20.0
+
+
+def test_lovasz_zero_for_perfect_prediction():
+    labels = torch.randint(0, 4, (2, 16, 8))
+    loss = lovasz_softmax(_perfect_logits(labels), labels)
+    assert float(loss) < 1e-6
+
+
+def test_lovasz_ignores_label_4():
+    labels = torch.randint(0, 4, (2, 16, 8))
+    logits = _perfect_logits(labels)
+    noisy = labels.clone()
+    noisy[:, :4] = 4  # wrong predictions there do not count once ignored
+    logits[:, :, :4] = -logits[:, :, :4]
+    assert float(lovasz_softmax(logits, noisy)) < 1e-6
+    assert float(lovasz_softmax(logits, labels)) > 0.1
+
+
+def test_masked_context_frames():
+    labels = torch.randint(0, 4, (1, 20, 6))
+    logits = _perfect_logits(labels)
+    logits[:, :, :3] = torch.randn(1, 4, 3, 6) * 10
+    logits[:, :, -2:] = torch.randn(1, 4, 2, 6) * 10
+    assert float(lovasz_softmax(logits, labels, mask_frames=(3, 2))) < 1e-6
+    assert float(weighted_cross_entropy(logits, labels, mask_frames=(3, 2))) < 1e-6
+
+
+def test_segmentation_loss_gradients_flow():
+    labels = torch.randint(0, 5, (2, 12, 10))
+    logits = torch.randn(2, 4, 12, 10, requires_grad=True)
+    loss = SegmentationLoss(ce_weight=1.0, class_weights=[1, 5, 5, 5], mask_frames=(2, 2))(logits, labels)
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_all_ignored_gives_zero():
+    labels = torch.full((1, 4, 4), 4)
+    logits = torch.randn(1, 4, 4, 4, requires_grad=True)
+    loss = SegmentationLoss(ce_weight=1.0)(logits, labels)
+    assert float(loss.detach()) == 0.0

@@ -1,0 +1,103 @@
+"""Metrics on hand-made masks with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from offline import metrics
+
+
+def _masks():
+    true_inst = np.zeros((10, 20), np.int32)
+    true_inst[1:4, 1:5] = 1   # spark, 12 px
+    true_inst[5:9, 10:18] = 2  # wave, 32 px
+    true_inst[0:2, 15:17] = 3  # spark, 4 px (missed)
+    true_cls = {1: "spark", 2: "wave", 3: "spark"}
+    pred_inst = np.zeros_like(true_inst)
+    pred_inst[1:4, 2:4] = 7    # inside true 1: IoMin = 6/6 = 1
+    pred_inst[5:9, 10:12] = 8  # inside true 2 but called spark: IoMin = 8/8
+    pred_inst[6:8, 0:2] = 9    # false positive puff
+    pred_cls = {7: "spark", 8: "spark", 9: "puff"}
+    return true_inst, true_cls, pred_inst, pred_cls
+
+
+def test_pixel_iou_known_values_and_ignore():
+    t = np.array([[0, 1, 1, 4], [0, 2, 2, 0]], np.uint8)
+    p = np.array([[0, 1, 0, 1], [1, 2, 2, 0]], np.uint8)
+    iou = metrics.pixel_iou(t, p)
+    assert iou["spark"] == pytest.approx(1 / 2)  # ignore pixel (predicted 1) excluded
+    assert iou["wave"] == 1.0
+    assert math.isnan(iou["puff"])
+    assert iou["event"] == pytest.approx(3 / 5)
+    assert iou["background"] == pytest.approx(2 / 4)
+
+
+def test_iomin_matching_and_tables():
+    t, tc, p, pc = _masks()
+    m = metrics.match_instances(t, tc, p, pc)
+    assert set(m.pairs) == {(1, 7), (2, 8)}
+    assert m.pairs[(1, 7)][1] == 1.0
+    tables = metrics.confusion_tables(m)
+    ann, pred = tables["annotated"], tables["predicted"]
+    assert ann["spark"] == {"spark": 1, "wave": 0, "puff": 0, "undetected": 1, "total": 2}
+    assert ann["wave"] == {"spark": 1, "wave": 0, "puff": 0, "undetected": 0, "total": 1}
+    assert pred["spark"] == {"spark": 1, "wave": 1, "puff": 0, "unmatched": 0, "total": 2}
+    assert pred["puff"]["unmatched"] == 1
+    scores = metrics.detection_scores(tables)
+    assert scores["spark"]["recall"] == 0.5
+    assert scores["spark"]["precision"] == 0.5
+    assert scores["spark"]["f1"] == pytest.approx(0.5)
+    assert scores["wave"]["f1"] == 0.0
+    assert scores["puff"]["f1"] == 0.0
+    assert scores["average"]["f1"] == pytest.approx(0.5 / 3)
+
+
+def test_iomin_below_threshold_does_not_match():
+    t = np.zeros((4, 10), np.int32)
+    t[:, 0:4] = 1
+    p = np.zeros_like(t)
+    p[:, 3:8] = 1  # overlap 4 px, min size 16 -> 0.25
+    m = metrics.match_instances(t, {1: "spark"}, p, {1: "spark"})
+    assert not m.pairs
+
+
+def test_ignore_region_drops_predictions():
+    t, tc, p, pc = _masks()
+    ignore = np.zeros(t.shape, bool)
+    ignore[6:8, 0:2] = True
+    m = metrics.match_instances(t, tc, p, pc, ignore_mask=ignore)
+    assert 9 not in m.pred_classes
+
+
+def test_perfect_prediction_scores_one():
+    t, tc, _, _ = _masks()
+    tables = metrics.confusion_tables(metrics.match_instances(t, tc, t, tc))
+    scores = metrics.detection_scores(tables)
+    assert scores["spark"]["f1"] == 1.0 and scores["wave"]["f1"] == 1.0
+    assert math.isnan(scores["puff"]["f1"])
+    assert scores["average"]["f1"] == 1.0
+
+
+def test_instance_classes_and_class_mask_roundtrip():
+    t, tc, _, _ = _masks()
+    cls_mask = metrics.class_mask_from_instances(t, tc)
+    assert metrics.instance_classes(t, cls_mask) == tc
+
+
+def test_characterization_errors():
+    t, tc, p, pc = _masks()
+    m = metrics.match_instances(t, tc, p, pc)
+    true_ev = {1: {"amplitude_dff0": 1.0, "fwhm_um": 2.0}}
+    pred_ev = {7: {"amplitude_dff0": 1.1, "fwhm_um": float("nan")}}
+    pairs = metrics.characterization_pairs(m, true_ev, pred_ev)
+    err = metrics.characterization_errors(pairs, ("amplitude_dff0", "fwhm_um"))
+    assert err["amplitude_dff0"]["median_rel_error"] == pytest.approx(0.1)
+    assert err["fwhm_um"]["n"] == 0
+
+
+def test_add_tables():
+    t, tc, p, pc = _masks()
+    tab = metrics.confusion_tables(metrics.match_instances(t, tc, p, pc))
+    both = metrics.add_tables(tab, tab)
+    assert both["annotated"]["spark"]["total"] == 4

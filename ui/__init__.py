@@ -1,0 +1,1 @@
+"""castream dashboard (Streamlit): reads what the engine stores and publishes."""
