@@ -27,13 +27,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import numpy as np
 import zmq
 
+from acquisition.ingest_state import (
+    ChunkReceived,
+    IngestItem,
+    StreamStarted,
+    StreamState,
+    StreamStats,
+    StreamStopped,
+)
 from acquisition.recorder import RawRecorder
 from acquisition.wire import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -45,6 +51,11 @@ from acquisition.wire import (
     decode_payload,
 )
 
+__all__ = [
+    "ChunkReceived", "Ingest", "IngestItem", "IngestOverflow", "StreamStarted", "StreamStats",
+    "StreamStopped",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
@@ -55,97 +66,6 @@ DEFAULT_MAX_STREAM_BYTES = 1 << 40  # a chunk index beyond 1 TiB is a corrupt he
 
 class IngestOverflow(RuntimeError):
     """The analysis queue was full under policy ``"fail"``."""
-
-
-@dataclass
-class StreamStats:
-    """Counters of one stream (or of the ``"_unattributed"`` bucket)."""
-
-    stream: str
-    state: str = "unknown"  # "running" | "stopped" | "unknown" (no valid start seen)
-    messages: int = 0
-    frames_received: int = 0  # new lines/frames (duplicates excluded)
-    frames_recorded: int = 0
-    missing_frames: int = 0
-    gap_ranges: list[list[int]] = field(default_factory=list)  # [start, end) still missing
-    duplicates: int = 0  # lines/frames received more than once
-    out_of_order: int = 0  # chunks that arrived after a later one
-    errors_by_code: dict[str, int] = field(default_factory=dict)
-    queue_depth: int = 0  # items of this stream waiting for the consumer
-    last_receive_s: float | None = None  # time.time() of the last message
-    n_total_declared: int | None = None
-    recording: str | None = None  # base path of the raw recording (add .tif/.json)
-    recording_done: bool = False
-
-    @property
-    def errors(self) -> int:
-        return sum(self.errors_by_code.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "errors": self.errors}
-
-    def snapshot(self) -> StreamStats:
-        return replace(
-            self, gap_ranges=[list(g) for g in self.gap_ranges],
-            errors_by_code=dict(self.errors_by_code),
-        )
-
-
-@dataclass(frozen=True)
-class StreamStarted:
-    header: StartHeader
-
-
-@dataclass(frozen=True)
-class ChunkReceived:
-    header: ChunkHeader
-    data: np.ndarray
-
-
-@dataclass(frozen=True)
-class StreamStopped:
-    header: StopHeader
-    stats: StreamStats
-
-
-IngestItem = Union[StreamStarted, ChunkReceived, StreamStopped]
-
-
-@dataclass
-class _Stream:
-    header: StartHeader
-    stats: StreamStats
-    next_first: int = 0
-    recording_future: Any = None
-
-    def account(self, first: int, n: int) -> tuple[int, int]:
-        """Update gaps for chunk ``[first, first+n)``; return (new items, duplicate items)."""
-        end, gaps = first + n, self.stats.gap_ranges
-        if first >= self.next_first:
-            if first > self.next_first:
-                gaps.append([self.next_first, first])
-            self.next_first = end
-            return n, 0
-        filled = _subtract_range(gaps, first, min(end, self.next_first))
-        beyond = max(0, end - self.next_first)
-        if filled:
-            self.stats.out_of_order += 1
-        self.next_first = max(self.next_first, end)
-        return filled + beyond, n - filled - beyond
-
-
-def _subtract_range(gaps: list[list[int]], start: int, end: int) -> int:
-    """Remove ``[start, end)`` from the gap list in place; return how many items it filled."""
-    filled, kept = 0, []
-    for gap_start, gap_end in gaps:
-        lo, hi = max(gap_start, start), min(gap_end, end)
-        if lo >= hi:
-            kept.append([gap_start, gap_end])
-            continue
-        filled += hi - lo
-        kept.extend(g for g in ([gap_start, lo], [hi, gap_end]) if g[0] < g[1])
-    gaps[:] = kept
-    return filled
 
 
 class Ingest:
@@ -185,8 +105,8 @@ class Ingest:
         self.max_payload_bytes = int(max_payload_bytes)
         self.max_stream_bytes = int(max_stream_bytes)
         self.recorder = RawRecorder(record_dir) if record_dir is not None else None
-        self._queue: queue.Queue[IngestItem] = queue.Queue(maxsize=queue_size)
-        self._streams: dict[str, _Stream] = {}  # running streams
+        self._queue: queue.Queue[tuple[StreamStats, IngestItem]] = queue.Queue(queue_size)
+        self._streams: dict[str, StreamState] = {}  # running streams
         self._stats: dict[str, StreamStats] = {}
         self._cond = threading.Condition()
         self._overflow: IngestOverflow | None = None
@@ -211,13 +131,11 @@ class Ingest:
             overflow, self._overflow = self._overflow, None
             raise overflow
         try:
-            item = self._queue.get(timeout=timeout_s)
+            stats, item = self._queue.get(timeout=timeout_s)
         except queue.Empty:
             return None
-        stream = item.header.stream
         with self._cond:
-            if stream in self._stats:
-                self._stats[stream].queue_depth -= 1
+            stats.queue_depth -= 1
         return item
 
     def stats(self) -> dict[str, StreamStats]:
@@ -324,7 +242,7 @@ class Ingest:
             stats.state, stats.last_receive_s = "running", time.time()
             stats.messages += 1
             stats.recording = None if base is None else str(base)
-        self._streams[header.stream] = _Stream(header, stats)
+        self._streams[header.stream] = StreamState(header, stats)
         log.info("stream %r started: %s %s %s", header.stream, header.mode, header.dtype,
                  list(header.shape))
         self._enqueue(StreamStarted(header), stats)
@@ -367,7 +285,7 @@ class Ingest:
         self._finish_recording(state, header.n_total, stopped=True)
         self._enqueue(StreamStopped(header, stats.snapshot()), stats)
 
-    def _running(self, stream: str, kind: str) -> _Stream:
+    def _running(self, stream: str, kind: str) -> StreamState:
         state = self._streams.get(stream)
         if state is None:
             raise WireError("unknown_stream", f"{kind} for stream {stream!r}, which is not "
@@ -382,7 +300,7 @@ class Ingest:
         stats.last_receive_s = time.time()
         self._cond.notify_all()
 
-    def _finish_recording(self, state: _Stream, n_total: int | None, stopped: bool) -> None:
+    def _finish_recording(self, state: StreamState, n_total: int | None, stopped: bool) -> None:
         if self.recorder is None or not self.recorder.is_recording(state.header.stream):
             return
         future = self.recorder.finish(state.header.stream, n_total, stopped=stopped)
@@ -402,7 +320,7 @@ class Ingest:
             stats.queue_depth += 1
         if self.policy == "fail":
             try:
-                self._queue.put_nowait(item)
+                self._queue.put_nowait((stats, item))
             except queue.Full:
                 with self._cond:
                     stats.queue_depth -= 1
@@ -414,7 +332,7 @@ class Ingest:
             return
         while not self._stopping.is_set():  # block: backpressure, re-checking for shutdown
             try:
-                self._queue.put(item, timeout=0.1)
+                self._queue.put((stats, item), timeout=0.1)
                 return
             except queue.Full:
                 continue

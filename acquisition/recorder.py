@@ -244,10 +244,10 @@ def _tiff_options(start: dict, shape: tuple[int, ...]) -> dict[str, Any]:
     """tifffile keywords: ImageJ calibration where ImageJ can read it, else BigTIFF/shaped."""
     linescan = start["mode"] == "linescan"
     pixel_um, dt_ms = float(start["pixel_um"]), float(start["dt_ms"])
-    extra = {"pixel_um": pixel_um, "dt_ms": dt_ms, "stream": start["stream"]}
-    for key in ("blank", "cell"):
-        if start.get(key) is not None:
-            extra[key] = start[key]
+    info = {"version": 1, "axes": "TX" if linescan else "TYX", "pixel_um": pixel_um,
+            "dt_ms": dt_ms, "blank": start.get("blank"), "cell": start.get("cell"),
+            "stream": start["stream"], "source": "castream ingest"}
+    extra = {"Info": json.dumps({"castream": info})}
     nbytes = int(np.prod(shape)) * np.dtype(start["dtype"]).itemsize
     if start["dtype"] in _IMAGEJ_DTYPES and nbytes < _TIFF_LIMIT_BYTES:
         metadata = {"axes": "YX" if linescan else "TYX", "unit": "micron",
@@ -260,7 +260,7 @@ def _tiff_options(start: dict, shape: tuple[int, ...]) -> dict[str, Any]:
         "bigtiff": nbytes >= _TIFF_LIMIT_BYTES,
         "resolution": (1e4 / pixel_um, 1e4 / pixel_um),
         "resolutionunit": "CENTIMETER",
-        "metadata": {"axes": "TX" if linescan else "TYX", **extra},
+        "metadata": {"axes": "TX" if linescan else "TYX", "castream": extra["Info"]},
     }
 
 

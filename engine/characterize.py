@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
+from scipy.optimize import curve_fit
 
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
@@ -30,9 +32,20 @@ from engine.instances import Instance, smooth_dff0
 #: default smoothing before measuring (tuned on simulated sparks, see tests/test_characterize.py)
 SIGMA_MS = 2.0
 SIGMA_UM = 0.2
+#: widths are measured on profiles averaged over a band across the other axis
+BAND_MS = 6.0
+BAND_UM = 0.6
+LIGHT_SIGMA_FRAMES = 1.0
+LIGHT_SIGMA_PX = 1.0
+#: extra smoothing of the temporal profile, and how long it must stay below a level
+PROFILE_SIGMA_MS = 2.0
+HOLD_MS = 3.0
+#: half-width of the window of the Gaussian fit of the spatial profile
+FIT_HALF_UM = 3.0
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
-def crossing(profile: np.ndarray, peak: int, level: float, step: int) -> float:
+def crossing(profile: np.ndarray, peak: int, level: float, step: int, hold: int = 1) -> float:
     """Fractional index where ``profile`` first drops below ``level`` walking from ``peak``.
 
     Parameters
@@ -43,6 +56,9 @@ def crossing(profile: np.ndarray, peak: int, level: float, step: int) -> float:
     level : float
     step : {-1, +1}
         Direction of the walk.
+    hold : int
+        The profile must stay below ``level`` for ``hold`` samples (or to the end) to count,
+        so that a single noisy dip is not taken for the crossing.
 
     Returns
     -------
@@ -52,7 +68,9 @@ def crossing(profile: np.ndarray, peak: int, level: float, step: int) -> float:
     index = peak
     while 0 <= index + step < len(profile):
         nxt = index + step
-        if profile[nxt] < level:
+        stays_below = profile[nxt : nxt + step * hold : step] if step > 0 else \
+            profile[max(0, nxt - hold + 1) : nxt + 1]
+        if profile[nxt] < level and np.all(stays_below < level):
             above, below = float(profile[index]), float(profile[nxt])
             fraction = (above - level) / (above - below) if above != below else 0.0
             return index + step * fraction
@@ -65,12 +83,50 @@ def _peak_position(smoothed: np.ndarray, mask: np.ndarray) -> tuple[int, int, in
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(values)), values.shape))
 
 
+def _band_mean(data: np.ndarray, center: int, half_width: int, axis: int) -> np.ndarray:
+    """Mean of ``data`` over indices ``center ± half_width`` along ``axis`` (clipped)."""
+    lo, hi = max(0, center - half_width), min(data.shape[axis], center + half_width + 1)
+    return np.take(data, np.arange(lo, hi), axis=axis).mean(axis=axis)
+
+
+def _gaussian(x: np.ndarray, amplitude: float, center: float, sigma: float) -> np.ndarray:
+    return amplitude * np.exp(-0.5 * ((x - center) / sigma) ** 2)
+
+
+def gaussian_fwhm(profile: np.ndarray, peak: int, guess_px: float, fit_px: int) -> float:
+    """FWHM (px) of a Gaussian fitted to ``profile`` within ``peak ± fit_px`` (NaN on failure)."""
+    lo, hi = max(0, peak - fit_px), min(len(profile), peak + fit_px + 1)
+    x = np.arange(lo, hi, dtype=np.float64)
+    y = profile[lo:hi].astype(np.float64)
+    sigma0 = guess_px / FWHM_PER_SIGMA if np.isfinite(guess_px) and guess_px > 0 else fit_px / 4
+    try:
+        params, _ = curve_fit(
+            _gaussian, x, y, p0=(float(profile[peak]), float(peak), sigma0), maxfev=400
+        )
+    except (RuntimeError, ValueError):
+        return math.nan
+    fwhm = FWHM_PER_SIGMA * abs(params[2])
+    return fwhm if params[0] > 0 and fwhm < 2 * fit_px else math.nan
+
+
+def _width(
+    profile: np.ndarray, peak: int, fraction: float, hold: int = 1
+) -> tuple[float, float]:
+    """Crossings at ``fraction`` of the profile's value at ``peak``, left and right."""
+    level = fraction * float(profile[peak])
+    return crossing(profile, peak, level, -1, hold), crossing(profile, peak, level, +1, hold)
+
+
 def characterize(
     instance: Instance,
     pixel_um: float,
     dt_ms: float,
     sigma_ms: float = SIGMA_MS,
     sigma_um: float = SIGMA_UM,
+    band_ms: float = BAND_MS,
+    band_um: float = BAND_UM,
+    profile_sigma_ms: float = PROFILE_SIGMA_MS,
+    hold_ms: float = HOLD_MS,
 ) -> dict:
     """Event fields of one instance (see module docstring).
 
@@ -81,17 +137,24 @@ def characterize(
         fdhm_ms, rise_ms, t50_ms`` (NaN where not measurable).
     """
     linescan = instance.axes == "TX"
-    smoothed = smooth_dff0(instance.dff0, sigma_ms / dt_ms, sigma_um / pixel_um, linescan)
+    dff0 = instance.dff0.astype(np.float32)
+    smoothed = smooth_dff0(dff0, sigma_ms / dt_ms, sigma_um / pixel_um, linescan)
     tp, yp, xp = _peak_position(smoothed, instance.mask_in_context())
     amplitude = float(smoothed[tp, yp, xp])
-    spatial = smoothed[tp, yp, :]
-    temporal = smoothed[:, yp, xp]
-    half = 0.5 * amplitude
-    left, right = crossing(spatial, xp, half, -1), crossing(spatial, xp, half, +1)
-    start, end = crossing(temporal, tp, half, -1), crossing(temporal, tp, half, +1)
-    onset = crossing(temporal, tp, 0.1 * amplitude, -1)
+    band_frames = int(round(band_ms / dt_ms / 2))
+    band_px = int(round(band_um / pixel_um / 2))
+    light = smooth_dff0(dff0, LIGHT_SIGMA_FRAMES, LIGHT_SIGMA_PX, linescan)
+    spatial = _band_mean(light[:, yp, :], tp, band_frames, axis=0)
+    temporal = _band_mean(light[:, yp, :], xp, band_px, axis=1)
+    temporal = ndimage.gaussian_filter1d(temporal, profile_sigma_ms / dt_ms, mode="nearest")
+    hold = max(1, int(round(hold_ms / dt_ms)))
+    left, right = _width(spatial, xp, 0.5)
+    fwhm_px = gaussian_fwhm(spatial, xp, right - left, int(round(FIT_HALF_UM / pixel_um)))
+    start, end = _width(temporal, tp, 0.5, hold)
+    onset, _ = _width(temporal, tp, 0.1, hold)
     t0, y0, x0 = instance.dff0_origin
-    positive = amplitude > 0
+    positive = amplitude > 0 and spatial[xp] > 0 and temporal[tp] > 0
+    nan = math.nan
     return {
         "kind": instance.kind,
         "score": float(instance.score),
@@ -99,12 +162,12 @@ def characterize(
         "t_peak_ms": (t0 + tp) * dt_ms,
         "t_end_ms": instance.t_end * dt_ms,
         "x_um": (x0 + xp) * pixel_um,
-        "y_um": math.nan if linescan else (y0 + yp) * pixel_um,
+        "y_um": nan if linescan else (y0 + yp) * pixel_um,
         "amplitude_dff0": amplitude,
-        "fwhm_um": (right - left) * pixel_um if positive else math.nan,
-        "fdhm_ms": (end - start) * dt_ms if positive else math.nan,
-        "rise_ms": (tp - onset) * dt_ms if positive else math.nan,
-        "t50_ms": (end - tp) * dt_ms if positive else math.nan,
+        "fwhm_um": fwhm_px * pixel_um if positive else nan,
+        "fdhm_ms": (end - start) * dt_ms if positive else nan,
+        "rise_ms": (tp - onset) * dt_ms if positive else nan,
+        "t50_ms": (end - tp) * dt_ms if positive else nan,
     }
 
 

@@ -164,10 +164,12 @@ def cell_vote_accuracy(
 
 
 def save_classifier(model: LogisticModel, out_dir: str | Path, metrics: dict | None = None) -> Path:
-    """Write ``config.json`` (engine ``CellClassifier`` format) and ``metrics.json``."""
+    """Write ``config.json`` (through the engine's ``CellClassifier``) and ``metrics.json``."""
+    from engine.cellclass import CellClassifier
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(model.to_config(), indent=2) + "\n")
+    CellClassifier(mean=model.mean, scale=model.scale, coef=model.coef, intercept=model.intercept,
+                   features=tuple(model.features), classes=tuple(model.classes)).save(out)
     if metrics is not None:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     log.info("wrote cell classifier to %s", out)

@@ -222,12 +222,14 @@ def preprocess_recording(
     counts: np.ndarray, blank: float | None, axes: str, pixel_um: float, dt_ms: float,
     model_config: Mapping[str, Any],
 ) -> np.ndarray:
-    """Network input ``(T, ...)`` float32 for a whole recording, through the engine's
-    streaming :class:`engine.preprocess.Preprocessor` (fed in chunks like a stream)."""
-    from engine.preprocess import preprocess_array
+    """Network input ``(T, ...)`` float32 for a whole recording, through the engine's streaming
+    preprocessing (identical to streaming it) and the model's input normalization."""
+    from engine.preprocess import network_input
+    from engine.preprocess import preprocess_recording as engine_preprocess
 
-    return preprocess_array(counts, blank=blank, axes=axes, pixel_um=pixel_um, dt_ms=dt_ms,
-                            model_config=model_config)
+    kwargs = dict(model_config.get("preprocess", {}))
+    dff0 = engine_preprocess(np.asarray(counts), dt_ms, blank=blank, **kwargs)
+    return network_input(dff0, dict(model_config.get("normalization", {})))
 
 
 @dataclass

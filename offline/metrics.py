@@ -22,26 +22,38 @@ CHARACTERIZATION_PARAMS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t
 IOMIN_THRESHOLD = 0.5
 
 
-def pixel_iou(
+def pixel_counts(
     true_class: np.ndarray, pred_class: np.ndarray, ignore: int = IGNORE
-) -> dict[str, float]:
-    """IoU per class (spark, wave, puff, background) and binarized ("event" vs background).
+) -> dict[str, tuple[int, int]]:
+    """(intersection, union) pixel counts per class and binarized ("event" vs background).
 
-    Pixels labelled ``ignore`` in ``true_class`` are excluded. A class absent from both
-    masks gets NaN.
+    Pixels labelled ``ignore`` in ``true_class`` are excluded. Sum the counts over recordings
+    and divide (:func:`iou_from_counts`) for a pooled IoU.
     """
     if true_class.shape != pred_class.shape:
         raise ValueError(f"shape mismatch {true_class.shape} vs {pred_class.shape}")
     valid = true_class != ignore
     t, p = true_class[valid], pred_class[valid]
-    out = {name: _iou(t == cid, p == cid) for cid, name in CLASS_NAMES.items()}
-    out["event"] = _iou(t != BACKGROUND, p != BACKGROUND)
+    out = {name: _overlap(t == cid, p == cid) for cid, name in CLASS_NAMES.items()}
+    out["event"] = _overlap(t != BACKGROUND, p != BACKGROUND)
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = int(np.count_nonzero(a | b))
-    return float(np.count_nonzero(a & b) / union) if union else float("nan")
+def iou_from_counts(counts: Mapping[str, tuple[int, int]]) -> dict[str, float]:
+    """IoU per class from (intersection, union) counts; NaN where the union is empty."""
+    return {k: (i / u if u else float("nan")) for k, (i, u) in counts.items()}
+
+
+def pixel_iou(
+    true_class: np.ndarray, pred_class: np.ndarray, ignore: int = IGNORE
+) -> dict[str, float]:
+    """IoU per class (spark, wave, puff, background) and binarized ("event" vs background);
+    ``ignore`` pixels excluded, NaN for a class absent from both masks."""
+    return iou_from_counts(pixel_counts(true_class, pred_class, ignore))
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    return int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b))
 
 
 def instance_classes(instance_mask: np.ndarray, class_mask: np.ndarray) -> dict[int, str]:
@@ -101,9 +113,8 @@ def match_instances(
     t_sizes = np.bincount(t)
     p_sizes = np.bincount(p)
     both = (t > 0) & (p > 0)
-    pair_code = t[both] * (int(p.max(initial=0)) + 1) + p[both]
-    codes, inter = np.unique(pair_code, return_counts=True)
     width = int(p.max(initial=0)) + 1
+    codes, inter = np.unique(t[both] * width + p[both], return_counts=True)
     keep_t = {k: v for k, v in true_classes.items() if k < len(t_sizes) and t_sizes[k] > 0}
     keep_p = {k: v for k, v in pred_classes.items() if k < len(p_sizes) and p_sizes[k] > 0}
     matching = Matching(dict(keep_t), dict(keep_p))

@@ -49,24 +49,35 @@ class TrainConfig:
 
 
 def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
-    """The engine's default model config for ``cfg.kind``/``cfg.mode``, with the overrides of
-    ``cfg.model`` merged in (one level deep for dict values)."""
+    """The model's ``config.json`` dict: the engine's default for ``cfg.kind``/``cfg.mode``
+    (when ``engine.models.model_dir`` provides one) with ``cfg.model`` merged over it (one
+    level deep for dict values)."""
     from engine.models import model_dir
 
-    base = (model_dir.default_linescan_config(cfg.mode) if cfg.kind == "linescan"
-            else model_dir.default_movie_config(cfg.mode))
-    base = json.loads(json.dumps(base))
+    factory = getattr(model_dir, f"default_{cfg.kind}_config", None)
+    base: dict[str, Any] = {}
+    if factory is not None:
+        made = factory(cfg.mode)
+        base = made.to_dict() if hasattr(made, "to_dict") else json.loads(json.dumps(made))
     for key, value in cfg.model.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key].update(value)
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "window":
+            base[key] = {**base[key], **value}
         else:
             base[key] = value
+    base.setdefault("schema_version", model_dir.SCHEMA_VERSION)
+    base.setdefault("axes", model_dir.KIND_AXES[cfg.kind])
+    base.setdefault("name", cfg.name)
     return base
+
+
+def window_of(cfg: TrainConfig, model_config: Mapping[str, Any]) -> dict[str, int]:
+    """The engine window geometry of the config's mode."""
+    return dict(model_config["window"][cfg.mode])
 
 
 def window_shape_for(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple[int, ...]:
     """Training window ``(W_t, [Y,] X)``: the engine window length and the configured crop."""
-    w_t = int(cfg.training.get("window_frames") or model_config["window"]["frames"])
+    w_t = int(cfg.training.get("window_frames") or window_of(cfg, model_config)["frames"])
     crop = cfg.training.get("crop", [128] if cfg.kind == "linescan" else [64, 128])
     return (w_t, *[int(c) for c in crop])
 
@@ -74,15 +85,15 @@ def window_shape_for(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple
 def loss_mask_frames(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple[int, int]:
     """Frames at the start/end of a training window excluded from the loss.
 
-    Explicit ``training.loss_mask_frames`` wins; otherwise the engine window's margins (frames
-    the engine never keeps from a window). The low-latency mode keeps frames close to the end
-    of the window, so the network learns to predict with little future context.
+    Explicit ``training.loss_mask_frames`` wins; otherwise half of the engine window's margins.
+    The low-latency geometry keeps frames close to the end of the window (small right
+    margin), so the network learns to predict with little future context.
     """
     if "loss_mask_frames" in cfg.training:
         first, last = cfg.training["loss_mask_frames"]
         return int(first), int(last)
-    window = model_config["window"]
-    return int(window.get("margin_before", 0)) // 2, int(window.get("margin_after", 0)) // 2
+    window = window_of(cfg, model_config)
+    return int(window.get("margin_left", 0)) // 2, int(window.get("margin_right", 0)) // 2
 
 
 def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> datasets.WindowStream:
@@ -129,7 +140,9 @@ class Trainer:
         if self.device == "cpu" and cfg.training.get("threads"):
             torch.set_num_threads(int(cfg.training["threads"]))
         self.model_config = model_config_for(cfg)
-        self.model = UNet(UNetConfig.from_dict(self.model_config["architecture"])).to(self.device)
+        arch = UNetConfig.from_dict(self.model_config["architecture"])
+        self.model_config["architecture"] = arch.to_dict()
+        self.model = UNet(arch).to(self.device)
         t = cfg.training
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(t.get("lr", 1e-3)),
                                           weight_decay=float(t.get("weight_decay", 0.0)))
@@ -153,7 +166,7 @@ class Trainer:
         if step < warmup:
             return lr * (step + 1) / warmup
         frac = (step - warmup) / max(1, self.steps - warmup)
-        return lr_min + 0.5 * (lr - lr_min) * (1 + np.cos(np.pi * min(frac, 1.0)))
+        return float(lr_min + 0.5 * (lr - lr_min) * (1 + np.cos(np.pi * min(frac, 1.0))))
 
     def train_step(self, step: int) -> float:
         import torch
@@ -233,6 +246,9 @@ class Trainer:
                 self.history.append(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                 losses = []
+                if self.step % (5 * every_log) == 0:
+                    log.info("%s step %d/%d loss %.4f (%.0f s)", self.cfg.name, self.step,
+                             self.steps, row["loss"], row["elapsed_s"])
             if self.step % every_ckpt == 0 or self.step == self.steps:
                 self.save_checkpoint()
                 self.write_logs()
@@ -241,19 +257,39 @@ class Trainer:
 
     def export_model_dir(self, extra_metrics: Mapping[str, Any] | None = None) -> Path:
         """Write the engine model directory (weights.safetensors, config.json, thresholds.json,
-        metrics.json) into ``self.out``."""
-        from engine.models.model_dir import ModelDir
+        metrics.json) into ``self.out``; existing tuned thresholds are kept."""
+        from engine.models.model_dir import ModelConfig, ModelDir
 
         self.model.eval()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        config = dict(self.model_config)
+        config["extra"] = {**config.get("extra", {}), "trained_by": {
+            "command": f"castream train offline/configs/{self.cfg.name}.json",
+            "seed": self.cfg.seed, "steps": self.step}}
         metrics = {"training": {"config": self.cfg.name, "seed": self.cfg.seed, "steps": self.step,
                                 "final_loss": self.history[-1]["loss"] if self.history else None},
                    **(extra_metrics or {})}
-        config = dict(self.model_config)
-        config["trained_by"] = {"command": f"castream train offline/configs/{self.cfg.name}.json",
-                                "seed": self.cfg.seed, "steps": self.step}
-        ModelDir.write(self.out, state_dict=state, config=config, metrics=metrics)
+        thresholds_path = self.out / "thresholds.json"
+        thresholds = (json.loads(thresholds_path.read_text()) if thresholds_path.exists()
+                      else dict(self.cfg.training.get("thresholds", {"foreground": 0.5})))
+        model = ModelDir.from_network(self.model.cpu(), ModelConfig.from_dict(config), thresholds,
+                                      metrics)
+        model.save(self.out)
+        _rewrite_scalar_weights(self.out, model.weights)
+        self.model.to(self.device)
         return self.out
+
+
+def _rewrite_scalar_weights(out: Path, weights: Mapping[str, np.ndarray]) -> None:
+    """Work around ``ModelDir.save`` storing 0-d tensors (BatchNorm ``num_batches_tracked``) as
+    shape (1,) (``np.ascontiguousarray`` promotes 0-d arrays): rewrite them with their shape."""
+    from safetensors.numpy import load_file, save_file
+
+    path = out / "weights.safetensors"
+    stored = load_file(str(path))
+    if all(stored[k].shape == np.shape(v) for k, v in weights.items()):
+        return
+    save_file({k: np.array(v, copy=True) for k, v in weights.items()}, str(path),
+              metadata={"format": "castream-unet"})
 
 
 def train(config_path: str | Path, out_dir: str | Path | None = None, steps: int | None = None,

@@ -26,7 +26,7 @@ def test_pixel_iou_known_values_and_ignore():
     t = np.array([[0, 1, 1, 4], [0, 2, 2, 0]], np.uint8)
     p = np.array([[0, 1, 0, 1], [1, 2, 2, 0]], np.uint8)
     iou = metrics.pixel_iou(t, p)
-    assert iou["spark"] == pytest.approx(1 / 2)  # ignore pixel (predicted 1) excluded
+    assert iou["spark"] == pytest.approx(1 / 3)  # the ignore pixel (predicted 1) is excluded
     assert iou["wave"] == 1.0
     assert math.isnan(iou["puff"])
     assert iou["event"] == pytest.approx(3 / 5)

@@ -2,10 +2,11 @@
 
 * **Masks**: the mask of an event is the set of pixels (inside the cell) where its own
   noise-free ΔF/F0 is ≥ ``MASK_FRACTION`` (20 %) of its peak amplitude. Where masks overlap,
-  the event contributing the larger ΔF/F0 at that pixel wins. Events left without any pixel
-  are dropped and the remaining ids renumbered 1..n in order of peak time
-  (``instance_mask`` id = ``event_id``). ``class_mask`` holds the Dotti class id of each
-  pixel's event. With ``ignore_rim``, background pixels where some event reaches
+  the event contributing the larger ΔF/F0 at that pixel wins. Ids are 1..n in order of peak
+  time (``instance_mask`` id = ``event_id``). ``class_mask`` holds the Dotti class id of each
+  pixel's event. An event that loses its own peak pixel to a stronger one is *hidden*: it
+  stays in the signal but gets no id, and the masks are assigned again without it. With
+  ``ignore_rim``, background pixels where some event (hidden ones included) reaches
   ``RIM_FRACTION`` (10 %) of its peak are set to IGNORE (4).
 * **Measurements** (DESIGN.md definitions) on the event's own ΔF/F0 sampled on the grid:
   amplitude = peak value; FWHM along x through the peak pixel at the peak time; FDHM through
@@ -27,6 +28,7 @@ from .events import Grid, SimEvent, render_event
 
 MASK_FRACTION = 0.2
 RIM_FRACTION = 0.1
+CACHE_MAX_VALUES = 2_000_000
 SPARK, WAVE, PUFF, IGNORE = 1, 2, 3, 4  # acquisition.labels (Dotti ids)
 KIND_CLASS = {"spark": SPARK, "wave": WAVE, "puff": PUFF}
 
@@ -92,30 +94,49 @@ class GroundTruth:
 class _Accumulator:
     """Adds events one by one: sums ΔF/F0, keeps the strongest event per pixel."""
 
-    def __init__(self, grid: Grid, inside: np.ndarray, ignore_rim: bool):
+    def __init__(self, grid: Grid, inside: np.ndarray, ignore_rim: bool,
+                 clean: np.ndarray | None = None):
         shape = (grid.n_time, *grid.spatial_shape)
         self.grid, self.inside = grid, inside
-        self.clean = np.zeros(shape, np.float32)
+        self.sum_clean = clean is None
+        self.clean = np.zeros(shape, np.float32) if clean is None else clean
         self.best = np.zeros(shape, np.float32)
         self.instance = np.zeros(shape, np.int32)
         self.rim = np.zeros(shape, bool) if ignore_rim else None
         self.rows: list[dict] = []
+        self.sources: list[SimEvent] = []
+        self.peaks: list[tuple[int, ...]] = []
 
-    def add(self, ev: SimEvent) -> None:
-        slices, block = render_event(ev, self.grid, self.inside)
+    def add(self, ev: SimEvent, label: bool = True,
+            rendered: tuple[tuple[slice, ...], np.ndarray] | None = None) -> tuple | None:
+        """Render ``ev`` (or use ``rendered``); label its mask unless ``label`` is false (then
+        only the rim). Returns the rendering, or ``None`` if the event is not visible."""
+        slices, block = rendered or render_event(ev, self.grid, self.inside)
         if block.size == 0 or float(block.max()) <= 0:
-            return
-        self.clean[slices] += block
-        event_id = len(self.rows) + 1
-        row = measure_block(block, tuple(s.start for s in slices), self.grid.dt_ms, self.grid.pixel_um)
-        self.rows.append({"event_id": event_id, "kind": ev.kind, **row})
+            return None
+        if self.sum_clean:
+            self.clean[slices] += block
+        origin = tuple(s.start for s in slices)
+        row = measure_block(block, origin, self.grid.dt_ms, self.grid.pixel_um)
         inside = self.inside[slices[1:]]
-        own = block >= MASK_FRACTION * row["amplitude_dff0"]
-        wins = own & inside & (block > self.best[slices])
-        self.instance[slices][wins] = event_id
-        self.best[slices][wins] = block[wins]
         if self.rim is not None:
             self.rim[slices] |= (block >= RIM_FRACTION * row["amplitude_dff0"]) & inside
+        if not label:
+            return slices, block
+        event_id = len(self.rows) + 1
+        self.rows.append({"event_id": event_id, "kind": ev.kind, **row})
+        self.sources.append(ev)
+        peak = np.unravel_index(int(np.argmax(block)), block.shape)
+        self.peaks.append(tuple(int(o + p) for o, p in zip(origin, peak, strict=True)))
+        wins = (block >= MASK_FRACTION * row["amplitude_dff0"]) & inside & (block > self.best[slices])
+        self.instance[slices][wins] = event_id
+        self.best[slices][wins] = block[wins]
+        return slices, block
+
+    def owns_peak(self) -> list[bool]:
+        """Whether each labelled event still holds its own peak pixel."""
+        return [bool(self.instance[peak] == row["event_id"])
+                for peak, row in zip(self.peaks, self.rows, strict=True)]
 
 
 def _finalize(acc: _Accumulator, cell_id: str) -> GroundTruth:
@@ -146,6 +167,16 @@ def build_ground_truth(events: list[SimEvent], grid: Grid, inside: np.ndarray, c
                        ignore_rim: bool = False) -> GroundTruth:
     """Render ``events`` (sorted by peak time) and derive masks and the events table."""
     acc = _Accumulator(grid, inside, ignore_rim)
-    for ev in events:
-        acc.add(ev)
+    cache: dict[int, tuple] = {}  # small renderings, reused if labelling runs again
+    for index, ev in enumerate(events):
+        rendered = acc.add(ev)
+        if rendered is not None and rendered[1].size <= CACHE_MAX_VALUES:
+            cache[index] = rendered
+    owns = acc.owns_peak()
+    if not all(owns):  # hidden events: label again without them (their signal stays)
+        hidden = {id(ev) for ev, own in zip(acc.sources, owns, strict=True) if not own}
+        again = _Accumulator(grid, inside, ignore_rim, clean=acc.clean)
+        for index, ev in enumerate(events):
+            again.add(ev, label=id(ev) not in hidden, rendered=cache.get(index))
+        acc = again
     return _finalize(acc, cell_id)

@@ -44,7 +44,7 @@ class EventStats:
     spark_amplitude_dff0: LogNormal = LogNormal(0.60, 0.45, 0.12, 3.0)
     spark_fwhm_um: LogNormal = LogNormal(1.90, 0.13, 1.2, 3.5)
     spark_release_ms: LogNormal = LogNormal(9.0, 0.28, 4.0, 25.0)
-    spark_t50_ms: LogNormal = LogNormal(25.0, 0.22, 12.0, 70.0)
+    spark_t50_ms: LogNormal = LogNormal(23.0, 0.22, 12.0, 70.0)
     spark_width_growth: float = 0.25
     puff_rate_per_100um_s: float = 0.3
     puff_amplitude_dff0: LogNormal = LogNormal(0.32, 0.25, 0.18, 0.6)
@@ -122,7 +122,7 @@ class LinescanParams:
     pixel_um: float = 0.14
     dt_ms: float = 1.5
     stats: EventStats | None = None
-    optics: OpticsParams = field(default_factory=OpticsParams)
+    optics: OpticsParams = field(default_factory=lambda: OpticsParams(resting_photons=15.0))
     cell: CellParams = field(default_factory=CellParams)
     ignore_rim: bool = False
 

@@ -24,101 +24,20 @@ The module is ONNX-exportable (opset 17, dynamic batch axis; see ``engine.backen
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architecture import UNetConfig, dotti_unet_config
+
+__all__ = ["ConvBlock", "UNet", "UNetConfig", "dotti_unet", "dotti_unet_config"]
+
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _MAXPOOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Architecture of a :class:`UNet`; stored as ``architecture`` in a model's config.json.
-
-    Parameters
-    ----------
-    ndim : 2 for ``(T, X)`` line-scans, 3 for ``(T, Y, X)`` movies.
-    depth : number of resolution levels of the U-Net (``depth - 1`` poolings).
-    base_channels : channels at the first level; level ``i`` has
-        ``min(base_channels * channel_growth**i, max_channels)``.
-    pools : pooling factor per axis for each of the ``depth - 1`` poolings (default all 2).
-    stem_stride : stride per axis of an initial downsampling convolution (default no stem).
-    norm : "batch", "group" (4 channels per group) or "none".
-    residual : add a 1x1 projection shortcut around each conv block.
-    factorized : 3D only; (2+1)D convolutions (1x3x3 then 3x1x1) instead of 3x3x3.
-    """
-
-    ndim: int
-    in_channels: int = 1
-    n_classes: int = 4
-    depth: int = 4
-    base_channels: int = 8
-    channel_growth: float = 2.0
-    max_channels: int = 256
-    pools: tuple[tuple[int, ...], ...] | None = None
-    stem_stride: tuple[int, ...] | None = None
-    convs_per_block: int = 2
-    norm: str = "batch"
-    residual: bool = False
-    factorized: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.ndim not in (2, 3):
-            raise ValueError(f"ndim must be 2 or 3, got {self.ndim}")
-        if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
-        if self.norm not in ("batch", "group", "none"):
-            raise ValueError(f"norm must be batch|group|none, got {self.norm!r}")
-        pools = self.resolved_pools()
-        if len(pools) != self.depth - 1 or any(len(p) != self.ndim for p in pools):
-            raise ValueError(f"pools must be {self.depth - 1} tuples of {self.ndim} ints: {pools}")
-        if len(self.resolved_stem()) != self.ndim:
-            raise ValueError(f"stem_stride must have {self.ndim} entries: {self.stem_stride}")
-
-    def resolved_pools(self) -> tuple[tuple[int, ...], ...]:
-        """Pooling factors per level, defaulting to 2 on every axis."""
-        if self.pools is None:
-            return tuple((2,) * self.ndim for _ in range(self.depth - 1))
-        return tuple(tuple(int(f) for f in p) for p in self.pools)
-
-    def resolved_stem(self) -> tuple[int, ...]:
-        """Stem stride per axis (all 1 when there is no stem)."""
-        return tuple(int(s) for s in (self.stem_stride or (1,) * self.ndim))
-
-    def channels(self) -> list[int]:
-        """Channels at each resolution level."""
-        return [
-            min(int(round(self.base_channels * self.channel_growth**i)), self.max_channels)
-            for i in range(self.depth)
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (tuples become lists)."""
-        out = asdict(self)
-        out["pools"] = [list(p) for p in self.resolved_pools()]
-        out["stem_stride"] = list(self.resolved_stem())
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown architecture keys: {sorted(unknown)}")
-        kwargs = dict(data)
-        if kwargs.get("pools") is not None:
-            kwargs["pools"] = tuple(tuple(p) for p in kwargs["pools"])
-        if kwargs.get("stem_stride") is not None:
-            kwargs["stem_stride"] = tuple(kwargs["stem_stride"])
-        return cls(**kwargs)
 
 
 def _norm(ndim: int, kind: str, channels: int) -> nn.Module:
@@ -137,6 +56,18 @@ def _conv(ndim: int, c_in: int, c_out: int, factorized: bool) -> nn.Module:
             nn.Conv3d(c_out, c_out, (3, 1, 1), padding=(1, 0, 0), bias=False),
         )
     return _CONV[ndim](c_in, c_out, 3, padding=1, bias=False)
+
+
+def _make_stem(cfg: UNetConfig, c_out: int) -> nn.Module:
+    """Strided conv (kernel ``2s-1``, output size ``ceil(n/s)``) + norm + ReLU."""
+    stride = cfg.resolved_stem()
+    kernel = tuple(2 * s - 1 if s > 1 else 3 for s in stride)
+    pad = tuple(k // 2 for k in kernel)
+    return nn.Sequential(
+        _CONV[cfg.ndim](cfg.in_channels, c_out, kernel, stride, pad, bias=False),
+        _norm(cfg.ndim, cfg.norm, c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class ConvBlock(nn.Module):
@@ -175,17 +106,8 @@ class UNet(nn.Module):
         self._stem_stride = cfg.resolved_stem()
         self._pools = cfg.resolved_pools()
         has_stem = any(s > 1 for s in self._stem_stride)
-        self.stem = None
-        first_in = cfg.in_channels
-        if has_stem:
-            kernel = tuple(2 * s - 1 if s > 1 else 3 for s in self._stem_stride)
-            pad = tuple(k // 2 for k in kernel)
-            self.stem = nn.Sequential(
-                _CONV[nd](cfg.in_channels, chans[0], kernel, self._stem_stride, pad, bias=False),
-                _norm(nd, cfg.norm, chans[0]),
-                nn.ReLU(inplace=True),
-            )
-            first_in = chans[0]
+        self.stem = _make_stem(cfg, chans[0]) if has_stem else None
+        first_in = chans[0] if has_stem else cfg.in_channels
         self.encoders = nn.ModuleList(
             [ConvBlock(cfg, first_in if i == 0 else chans[i - 1], chans[i]) for i in range(cfg.depth)]
         )
@@ -196,16 +118,15 @@ class UNet(nn.Module):
         self.decoders = nn.ModuleList(
             [ConvBlock(cfg, 2 * chans[i], chans[i]) for i in range(cfg.depth - 1)]
         )
-        self.stem_up = _CONV_T[nd](chans[0], chans[0], self._stem_stride, self._stem_stride) if has_stem else None
+        self.stem_up = (
+            _CONV_T[nd](chans[0], chans[0], self._stem_stride, self._stem_stride) if has_stem else None
+        )
         head_in = chans[0] + (cfg.in_channels if has_stem else 0)
         self.head = _CONV[nd](head_in, cfg.n_classes, 1)
 
     def size_multiple(self) -> tuple[int, ...]:
-        """Per-axis multiple that input sizes should have to avoid internal padding."""
-        total = list(self._stem_stride)
-        for p in self._pools:
-            total = [t * f for t, f in zip(total, p, strict=True)]
-        return tuple(total)
+        """Per-axis multiple of input sizes that needs no internal padding."""
+        return self.config.size_multiple()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = [int(s) for s in x.shape[2:]]
@@ -234,15 +155,6 @@ class UNet(nn.Module):
         if self.stem_up is not None:
             h = torch.cat([self.stem_up(h), x], dim=1)
         return self.head(h)
-
-
-def dotti_unet_config() -> UNetConfig:
-    """Dotti et al. 2024's network: 3D U-Net, 6 levels (5 poolings by 2), 8 base channels.
-
-    Used with 256-frame windows and hop 32 (see ``engine.models.model_dir.dotti_window``);
-    an approximation of their published configuration for benchmarks and comparisons.
-    """
-    return UNetConfig(ndim=3, depth=6, base_channels=8, norm="batch")
 
 
 def dotti_unet() -> UNet:

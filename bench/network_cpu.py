@@ -1,0 +1,130 @@
+"""CPU throughput of the networks (and of preprocessing) at their window geometries.
+
+For each model × mode × backend: ms per window (batch 1, best of ``--repeats``) and frames (lines) per second
+including window overlap (= hop / time per window), compared with Dotti et al.'s network
+(3D U-Net, 6 levels, 8 channels, 256-frame windows, hop 32). Random weights with the default
+architectures (speed does not depend on the weights); a packaged default model is used when it
+exists. Real-time targets (DESIGN.md): line-scan network ≤ 0.4 ms/line, movie ≥ 25 frames/s.
+
+Usage: ``python bench/network_cpu.py [--repeats N] [--skip-dotti-torch] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engine.backends.torch_backend import TorchBackend
+from engine.models import ModelConfig, ModelDir, default_model_path
+from engine.models.architecture import dotti_unet_config
+from engine.models.defaults import (
+    DEFAULT_NORMALIZATION,
+    DOTTI_WINDOW,
+    default_linescan_config,
+    default_movie_config,
+)
+from engine.preprocess import Preprocessor
+
+LINE_PX, MOVIE_YX = 512, (64, 512)
+
+
+def _model(kind: str, mode: str) -> ModelDir:
+    try:
+        return ModelDir.load(default_model_path(kind, mode))
+    except FileNotFoundError:
+        from engine.models.unet import UNet
+
+        config = (default_linescan_config if kind == "linescan" else default_movie_config)(mode)
+        return ModelDir.from_network(UNet(config.architecture), config, {"foreground": 0.5})
+
+
+def _dotti_model() -> ModelDir:
+    from engine.models.unet import UNet
+
+    config = ModelConfig(architecture=dotti_unet_config(), axes="TYX",
+                         window={"accurate": DOTTI_WINDOW},
+                         normalization=dict(DEFAULT_NORMALIZATION),
+                         calibration={"pixel_um": 0.2, "dt_ms": 6.8}, name="dotti")
+    return ModelDir.from_network(UNet(config.architecture), config, {"foreground": 0.5})
+
+
+def _time_ms(backend, batch: np.ndarray, repeats: int) -> float:
+    backend.predict(batch)  # warm-up (allocations, kernel selection)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        backend.predict(batch)
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times)  # best of N: the least disturbed run on a shared machine
+
+
+def bench_model(label: str, model: ModelDir, mode: str, spatial: tuple[int, ...],
+                backends: list[str], repeats: int, threads: int | None) -> dict[str, float]:
+    """Print one line per backend; return frames/s per backend."""
+    geo = model.config.geometry(mode)
+    dt_ms = model.config.calibration["dt_ms"]
+    batch = np.random.default_rng(0).normal(0, 0.3, (1, 1, geo.frames, *spatial)).astype(np.float32)
+    out = {}
+    for name in backends:
+        backend = (TorchBackend(model, num_threads=threads) if name == "torch"
+                   else OnnxRuntimeBackend(model, num_threads=threads))
+        ms = _time_ms(backend, batch, repeats if geo.frames * np.prod(spatial) < 2e7 else 1)
+        backend.close()
+        per_frame_ms = ms / geo.hop
+        out[name] = 1e3 / per_frame_ms
+        print(f"{label:<26} {mode:<12} {name:<12} W={geo.frames:<4} hop={geo.hop:<3} "
+              f"{ms:9.1f} ms/window {per_frame_ms:7.3f} ms/frame {out[name]:9.1f} frames/s "
+              f"({out[name] * dt_ms / 1e3:5.2f}x real time, look-ahead "
+              f"{geo.min_lookahead_frames}..{geo.lookahead_frames} frames)", flush=True)
+    return out
+
+
+def bench_preprocess(spatial: tuple[int, ...], dt_ms: float, n_frames: int) -> float:
+    """ms per frame of :class:`Preprocessor` on synthetic counts, in chunks of 64."""
+    rng = np.random.default_rng(0)
+    data = rng.poisson(200, (n_frames, *spatial)).astype(np.uint16)
+    pre = Preprocessor(spatial, dt_ms, blank=100.0)
+    pre.push(data[:pre.warmup_frames])
+    start = time.perf_counter()
+    for first in range(pre.warmup_frames, n_frames, 64):
+        pre.push(data[first:first + 64])
+    return 1e3 * (time.perf_counter() - start) / (n_frames - pre.warmup_frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    parser.add_argument("--skip-dotti-torch", action="store_true",
+                        help="skip Dotti's net through torch (minutes on 2 cores)")
+    args = parser.parse_args()
+    os.environ.setdefault("CASTREAM_CACHE_DIR", str(Path(tempfile.gettempdir()) / "castream-bench"))
+    print(f"CPU cores: {os.cpu_count()}; threads: {args.threads or 'default'}")
+    both = ["torch", "onnxruntime"]
+    for mode in ("accurate", "low_latency"):
+        bench_model("default line-scan (2D)", _model("linescan", mode), mode, (LINE_PX,),
+                    both, args.repeats, args.threads)
+    movie = {}
+    for mode in ("accurate", "low_latency"):
+        movie[mode] = bench_model("default movie (3D)", _model("movie", mode), mode, MOVIE_YX,
+                                  both, args.repeats, args.threads)
+    dotti_backends = ["onnxruntime"] if args.skip_dotti_torch else both
+    dotti = bench_model("Dotti et al. 3D U-Net", _dotti_model(), "accurate", MOVIE_YX,
+                        dotti_backends, 1, args.threads)
+    for mode, result in movie.items():
+        for name, fps in result.items():
+            if name in dotti:
+                print(f"movie {mode} / Dotti via {name}: {fps / dotti[name]:.1f}x faster")
+    for label, spatial, dt_ms, n in (("line-scan 512 px", (LINE_PX,), 1.5, 4000),
+                                     ("movie 64x512", MOVIE_YX, 6.8, 600)):
+        print(f"preprocess {label}: {bench_preprocess(spatial, dt_ms, n):.3f} ms/frame")
+
+
+if __name__ == "__main__":
+    main()

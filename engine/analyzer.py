@@ -1,0 +1,254 @@
+"""One stream's analysis: raw frames → ΔF/F0 → detector → instances → characterized events.
+
+:class:`StreamAnalyzer` chains the per-stream stages (preprocess → detector (windows → backend →
+stitch) → :class:`~engine.postprocess.InstanceTracker` → characterize → cell vote). It is fed
+frames in stream order by ``serve`` (from the ingest) and by ``analyze`` (from a file), the very
+same way, so both give the same events. Sinks are not its business: it returns events, label
+blocks and statistics, and :mod:`engine.pipeline` routes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cellclass import CellClassifier, CellSummary, CellVote
+from .characterize import to_event
+from .detectors import Detector
+from .events import Event
+from .postprocess import InstanceTracker
+from .preprocess import Preprocessor
+
+log = logging.getLogger(__name__)
+
+DELAY_SAMPLES = 2048
+PREVIEW_LINES = 1024  # recent ΔF/F0 lines kept for the dashboard preview (line-scans)
+
+
+@dataclass
+class StreamInfo:
+    """What the analysis needs to know about a stream (from the wire ``start`` or a file)."""
+
+    stream: str
+    axes: str  # "TX" | "TYX"
+    frame_shape: tuple[int, ...]
+    pixel_um: float
+    dt_ms: float
+    blank: float | None = None
+    cell: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return "linescan" if self.axes == "TX" else "frames"
+
+
+@dataclass
+class AnalyzerStats:
+    """Counters of one stream's analysis."""
+
+    frames_in: int = 0
+    frames_final: int = 0
+    frames_filled: int = 0  # missing frames replaced by the last frame (transport gaps)
+    frames_skipped: int = 0  # late/duplicate frames not re-analyzed (still recorded)
+    events: int = 0
+    delays_ms: deque = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
+
+    def delay_percentiles(self) -> tuple[float, float]:
+        """Compute delay p50 and p99 in ms (NaN before the first sample)."""
+        if not self.delays_ms:
+            return math.nan, math.nan
+        p50, p99 = np.percentile(np.fromiter(self.delays_ms, float), [50, 99])
+        return float(p50), float(p99)
+
+
+class StreamAnalyzer:
+    """All per-stream stages; see the module docstring.
+
+    Parameters
+    ----------
+    info : StreamInfo
+    detector : Detector
+        A fresh detector for this stream (network or classical).
+    classifier : CellClassifier, optional
+        Yang et al. per-spark classifier for the running cell vote.
+    keep_labels : bool
+        Keep final instance-label frames for :meth:`pop_labels` (``analyze`` writes them).
+    """
+
+    def __init__(self, info: StreamInfo, detector: Detector,
+                 classifier: CellClassifier | None = None, keep_labels: bool = False) -> None:
+        self.info = info
+        self.detector = detector
+        self.stats = AnalyzerStats()
+        self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank)
+        self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
+                                        thresholds=detector.thresholds, axes=info.axes,
+                                        keep_labels=keep_labels)
+        self._vote = CellVote(classifier) if classifier is not None else None
+        self._dff0 = np.zeros((0, *info.frame_shape), np.float32)
+        self._dff0_first = 0
+        self._last_raw: np.ndarray | None = None
+        self._next_frame = 0
+        self._recent: deque[tuple[int, np.ndarray]] = deque()
+
+    @property
+    def lookahead_ms(self) -> float:
+        """Built-in look-ahead of the detector (worst case), in ms."""
+        return self.detector.lookahead_frames * self.info.dt_ms
+
+    @property
+    def blank(self) -> float | None:
+        """The offset in use (given, or estimated from dark pixels once warmed up)."""
+        return self._pre.blank
+
+    @property
+    def baseline(self) -> np.ndarray | None:
+        """The current baseline F0 image (blank-subtracted counts), once warmed up."""
+        return self._pre.baseline
+
+    @property
+    def cell_summary(self) -> CellSummary | None:
+        return self._vote.summary() if self._vote is not None else None
+
+    def push(self, first: int, frames: np.ndarray, t_arrival: float | None = None) -> list[Event]:
+        """Analyze frames ``first .. first+n-1``; returns the events that closed meanwhile.
+
+        Frames must come in order; a gap (frames lost in transport) is filled with the last
+        frame and counted, overlap with frames already analyzed is skipped and counted.
+        """
+        t_arrival = time.perf_counter() if t_arrival is None else t_arrival
+        frames = self._in_order(first, np.asarray(frames))
+        if frames.shape[0] == 0:
+            return []
+        self._next_frame += frames.shape[0]
+        self._last_raw = frames[-1]
+        d_first, dff0 = self._pre.push(frames)
+        return self._after_preprocess(d_first, dff0, self.detector.push, t_arrival)
+
+    def finish(self) -> list[Event]:
+        """End of stream: flush every stage and return the remaining events."""
+        t0 = time.perf_counter()
+        d_first, dff0 = self._pre.flush()
+        events = []
+        if dff0.shape[0]:
+            events = self._after_preprocess(d_first, dff0, self.detector.push, t0)
+        events += self._to_events(self._finalize(self.detector.flush()) + self._tracker.flush())
+        return events
+
+    def recent_dff0(self) -> tuple[int, np.ndarray] | None:
+        """The latest preprocessed frames ``(first, dff0)`` (for display only)."""
+        if not self._recent:
+            return None
+        blocks = [block for _, block in self._recent]
+        frames = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        last = self._recent[-1][0] + self._recent[-1][1].shape[0]
+        return last - frames.shape[0], frames
+
+    def pop_labels(self) -> tuple[int, np.ndarray] | None:
+        """Final instance-label frames ``(first, labels)`` (ids = event ids), if any."""
+        return self._tracker.pop_final_labels()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _in_order(self, first: int, frames: np.ndarray) -> np.ndarray:
+        expected = self._next_frame
+        if first < expected:
+            skip = min(expected - first, frames.shape[0])
+            self.stats.frames_skipped += skip
+            frames, first = frames[skip:], first + skip
+        self.stats.frames_in += frames.shape[0]
+        if first > expected and frames.shape[0]:
+            n_missing = first - expected
+            last = self._last_raw if self._last_raw is not None else frames[0]
+            log.warning("stream %s: %d frames missing before %d; filled with the last frame",
+                        self.info.stream, n_missing, first)
+            self.stats.frames_filled += n_missing
+            frames = np.concatenate([np.repeat(last[None], n_missing, axis=0), frames])
+        return frames
+
+    def _after_preprocess(self, d_first, dff0, detect, t_arrival) -> list[Event]:
+        if dff0.shape[0] == 0:
+            return []
+        self._append_dff0(d_first, dff0)
+        self._remember_recent(d_first, dff0)
+        final_before = self.stats.frames_final
+        events = self._to_events(self._finalize(detect(d_first, dff0)))
+        if self.stats.frames_final > final_before:
+            self.stats.delays_ms.append(1e3 * (time.perf_counter() - t_arrival))
+        return events
+
+    def _remember_recent(self, first: int, dff0: np.ndarray) -> None:
+        keep = PREVIEW_LINES if self.info.axes == "TX" else 1
+        self._recent.append((first, dff0[-keep:]))
+        while sum(block.shape[0] for _, block in self._recent) - self._recent[0][1].shape[0] >= keep:
+            self._recent.popleft()
+
+    def _append_dff0(self, first: int, dff0: np.ndarray) -> None:
+        if first != self._dff0_first + self._dff0.shape[0]:
+            raise RuntimeError("preprocessor output out of order")  # internal invariant
+        self._dff0 = np.concatenate([self._dff0, dff0])
+
+    def _finalize(self, blocks) -> list:
+        instances = []
+        for block in blocks:
+            lo = block.first - self._dff0_first
+            dff0 = self._dff0[lo:lo + block.probs.shape[0]]
+            instances += self._tracker.push(block.first, block.probs, dff0)
+            self.stats.frames_final = block.stop
+        if blocks:
+            drop = blocks[-1].stop - self._dff0_first
+            self._dff0 = self._dff0[drop:]
+            self._dff0_first += drop
+        return instances
+
+    def _to_events(self, instances) -> list[Event]:
+        events = [to_event(inst, self.info.pixel_um, self.info.dt_ms,
+                           stream=self.info.stream, cell=self.info.cell)
+                  for inst in instances]
+        events.sort(key=lambda e: e.event_id)
+        if self._vote is not None:
+            for event in events:
+                self._vote.add(event)
+        self.stats.events += len(events)
+        return events
+
+
+CELL_F0_FRACTION = 0.3  # a column is inside the cell when its F0 exceeds this × p95 of F0
+
+
+def cell_length_um(baseline_f0: np.ndarray | None, pixel_um: float) -> float:
+    """Length of the cell along X from the baseline image (columns bright enough)."""
+    if baseline_f0 is None:
+        return math.nan
+    f0 = np.asarray(baseline_f0, float)
+    profile = f0 if f0.ndim == 1 else f0.max(axis=0)
+    inside = profile > CELL_F0_FRACTION * np.percentile(profile, 95)
+    return float(inside.sum() * pixel_um)
+
+
+def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
+    """Per-cell summary row: classification, counts, spark frequency, medians, latency."""
+    from .characterize import spark_frequency_per_100um_s
+    from .report import parameter_medians
+
+    info, stats = analyzer.info, analyzer.stats
+    kinds = [e.kind for e in events]
+    duration_s = (stats.frames_in + stats.frames_filled) * info.dt_ms / 1e3
+    length_um = cell_length_um(analyzer.baseline, info.pixel_um)
+    cell = analyzer.cell_summary
+    p50, p99 = stats.delay_percentiles()
+    return {
+        "stream": info.stream, "cell": info.cell,
+        "label": cell.label if cell else "n/a", "confidence": cell.confidence if cell else None,
+        "n_sparks": kinds.count("spark"), "n_puffs": kinds.count("puff"),
+        "n_waves": kinds.count("wave"),
+        "freq": spark_frequency_per_100um_s(kinds.count("spark"), length_um, duration_s),
+        "cell_length_um": length_um, "duration_s": duration_s,
+        **parameter_medians(events), "lookahead_ms": analyzer.lookahead_ms,
+        "delay_p50_ms": p50, "delay_p99_ms": p99, "detector": analyzer.detector.name,
+    }

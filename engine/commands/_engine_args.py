@@ -1,0 +1,33 @@
+"""Command-line options shared by the commands that run the engine (serve, analyze, demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--model", type=Path,
+                       help="model directory (default: the packaged model for the data kind)")
+    group.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate",
+                       help="window geometry: accurate or short look-ahead (default: accurate)")
+    group.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                       default="auto", help="inference backend (default: auto)")
+    group.add_argument("--device", help="cpu | cuda[:N] (default: best available)")
+    group.add_argument("--detector", choices=("auto", "network", "classical"), default="auto",
+                       help="network, classical (no model needed) or auto (network when a "
+                       "model fits, else classical)")
+    group.add_argument("--threshold", type=float,
+                       help="override the model's tuned foreground threshold")
+    group.add_argument("--classifier", type=Path,
+                       help="cell classifier directory (default: the packaged one)")
+
+
+def engine_config(args: argparse.Namespace):
+    from engine.pipeline import EngineConfig
+
+    thresholds = {"foreground": args.threshold} if args.threshold is not None else None
+    return EngineConfig(model=args.model, mode=args.mode, backend=args.backend,
+                        device=args.device, detector=args.detector, thresholds=thresholds,
+                        classifier=args.classifier)

@@ -1,0 +1,126 @@
+"""``castream analyze``: recorded files through the same streaming engine as ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ._engine_args import add_engine_arguments, engine_config
+
+HELP = "analyze TIFF recordings (files or folders): events.csv + labels.tif per recording"
+
+log = logging.getLogger("castream.analyze")
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".lsm")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                        help="TIFF files or folders (searched for *.tif, *.tiff, *.lsm)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (one sub-folder per recording when several)")
+    parser.add_argument("--pixel-um", type=float, help="pixel size in µm (overrides metadata)")
+    parser.add_argument("--dt-ms", type=float, help="line/frame interval in ms (overrides)")
+    parser.add_argument("--blank", type=float,
+                        help="camera/PMT offset in counts (default: metadata, else estimated)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="analyze files in parallel on a local dask cluster of N processes")
+    parser.add_argument("--scheduler", help="dask.distributed scheduler address (a cluster)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_arguments(parser)
+
+
+def find_inputs(inputs: list[Path]) -> list[Path]:
+    """Expand folders into their TIFF files; clear error for anything missing."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in TIFF_SUFFIXES
+                           and not p.name.endswith(("_class_label.tif", "_event_label.tif")))
+            if not found:
+                raise FileNotFoundError(f"no TIFF files in folder {item}")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return files
+
+
+def output_dirs(files: list[Path], out: Path) -> list[Path]:
+    """``out`` itself for one file, else ``out/<stem>`` (made unique)."""
+    if len(files) == 1:
+        return [out]
+    seen: dict[str, int] = {}
+    dirs = []
+    for path in files:
+        count = seen.get(path.stem, 0)
+        seen[path.stem] = count + 1
+        dirs.append(out / (path.stem if count == 0 else f"{path.stem}-{count + 1}"))
+    return dirs
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.report import CELL_TABLE, text_table
+
+    files = find_inputs(args.inputs)
+    jobs = list(zip(files, output_dirs(files, args.out), strict=True))
+    flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank}
+    config = engine_config(args)
+    if args.workers > 1 or args.scheduler:
+        summaries, failures = _run_dask(jobs, config, flags, args)
+    else:
+        summaries, failures = _run_local(jobs, config, flags, not args.no_progress)
+    if summaries:
+        sys.stdout.write(text_table(summaries, CELL_TABLE))
+        sys.stdout.write(f"results in {args.out}\n")
+    for path, message in failures:
+        log.error("%s: %s", path, message)
+    return 1 if failures else 0
+
+
+def _run_local(jobs, config, flags, progress):
+    from engine.batch import analyze_file
+    from engine.pipeline import DetectorFactory
+
+    factory = DetectorFactory(config)
+    summaries, failures = [], []
+    for path, out in jobs:
+        try:
+            summaries.append(analyze_file(path, out, config, progress=progress,
+                                          factory=factory, **flags))
+        except (OSError, ValueError) as exc:
+            failures.append((path, str(exc)))
+    factory.close()
+    return summaries, failures
+
+
+def _run_dask(jobs, config, flags, args):
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    from engine.batch import analyze_file
+
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    summaries, failures = [], []
+    with client:
+        futures = {client.submit(analyze_file, path, out, config, pure=False, **flags): path
+                   for path, out in jobs}
+        bar = tqdm(total=len(futures), unit="file", disable=args.no_progress)
+        for future in as_completed(futures):
+            try:
+                summaries.append(future.result())
+            except (OSError, ValueError) as exc:
+                failures.append((futures[future], str(exc)))
+            bar.update(1)
+        bar.close()
+        if not args.scheduler:
+            cluster.close()
+    return summaries, failures

@@ -1,0 +1,130 @@
+"""Detectors: ΔF/F0 frames in, final per-frame class probabilities out, streaming.
+
+Two interchangeable implementations behind one small interface (``push`` / ``flush`` returning
+:class:`~engine.windows.FinalBlock` objects in stream order, each frame exactly once):
+
+* :class:`NetworkDetector` — windows → backend (torch / onnxruntime / …) → stitch.
+* :class:`ClassicalStreamDetector` — the network-free :class:`~engine.classical.ClassicalDetector`
+  fed with a fixed temporal context, so it also gives the same result however frames are chunked.
+
+Both expose ``lookahead_frames`` (the built-in latency) and ``thresholds`` (for the tracker).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import numpy as np
+
+from .backends import Backend
+from .classical import ClassicalDetector
+from .models.model_dir import ModelDir
+from .preprocess import network_input
+from .windows import FinalBlock, Stitcher, Windower
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    """What the analyzer needs from a detector."""
+
+    name: str
+    lookahead_frames: int
+    thresholds: dict
+
+    def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
+
+    def flush(self) -> list[FinalBlock]: ...
+
+
+class NetworkDetector:
+    """Windowed network inference for one stream.
+
+    Parameters
+    ----------
+    model : ModelDir
+        The model (config gives window geometry and normalization; thresholds for the tracker).
+    backend : Backend
+        Inference backend built for ``model`` (shared between streams).
+    mode : {"accurate", "low_latency"}
+    frame_shape : shape of one line ``(X,)`` or frame ``(Y, X)``.
+    max_batch : int
+        Windows sent to the backend in one call.
+    """
+
+    def __init__(self, model: ModelDir, backend: Backend, mode: str,
+                 frame_shape: tuple[int, ...], max_batch: int = 4) -> None:
+        self.geometry = model.config.geometry(mode)
+        self.normalization = model.config.normalization
+        self.thresholds = dict(model.thresholds)
+        self.backend = backend
+        self.name = f"network:{model.config.name or 'model'}/{mode}"
+        self.max_batch = max_batch
+        self._windower = Windower.from_geometry(self.geometry, frame_shape)
+        self._stitcher = Stitcher()
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self.geometry.lookahead_frames
+
+    def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
+        x = network_input(dff0, self.normalization)
+        return self._run(self._windower.push(first, x))
+
+    def flush(self) -> list[FinalBlock]:
+        return self._run(self._windower.flush())
+
+    def _run(self, windows: list) -> list[FinalBlock]:
+        blocks: list[FinalBlock] = []
+        for i in range(0, len(windows), self.max_batch):
+            group = windows[i:i + self.max_batch]
+            batch = np.stack([w.data for w in group])[:, None]
+            probs = self.backend.predict(batch)
+            for window, window_probs in zip(group, probs, strict=True):
+                blocks.extend(self._stitcher.add(window, window_probs))
+        return blocks
+
+
+class ClassicalStreamDetector:
+    """The classical detector with a fixed context of ``context_frames`` on each side."""
+
+    def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
+                 **kwargs) -> None:
+        self._detector = ClassicalDetector(pixel_um, dt_ms, linescan=len(frame_shape) == 1,
+                                           **kwargs)
+        self.thresholds = self._detector.thresholds
+        self.name = "classical"
+        self._ctx = self._detector.context_frames
+        self._buffer = np.zeros((0, *frame_shape), np.float32)
+        self._buf_first = 0  # stream index of buffer row 0
+        self._next = 0  # next frame to finalize
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self._ctx
+
+    def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
+        if first != self._buf_first + self._buffer.shape[0]:
+            raise ValueError(f"frames must arrive in order: got {first}, "
+                             f"expected {self._buf_first + self._buffer.shape[0]}")
+        self._buffer = np.concatenate([self._buffer, np.asarray(dff0, np.float32)])
+        end = self._buf_first + self._buffer.shape[0]
+        return self._emit(end - self._ctx)
+
+    def flush(self) -> list[FinalBlock]:
+        return self._emit(self._buf_first + self._buffer.shape[0])
+
+    def _emit(self, stop: int) -> list[FinalBlock]:
+        if stop <= self._next:
+            return []
+        lo = max(self._buf_first, self._next - self._ctx)
+        hi = min(self._buf_first + self._buffer.shape[0], stop + self._ctx)
+        chunk = self._buffer[lo - self._buf_first:hi - self._buf_first]
+        probs = self._detector.predict_block(chunk, self._next - lo, hi - stop)
+        block = FinalBlock(self._next, probs)
+        self._next = stop
+        drop = max(0, self._next - self._ctx - self._buf_first)
+        self._buffer = self._buffer[drop:]
+        self._buf_first += drop
+        return [block]

@@ -1,0 +1,206 @@
+"""Wiring: which detector and model a stream gets, and the batch entry point ``analyze_array``.
+
+:class:`EngineConfig` says what to run (model directory or the packaged default, mode,
+backend, detector); :class:`DetectorFactory` loads each model and builds its backend once,
+then makes a fresh detector per stream. ``serve`` (:mod:`engine.serve`) and ``analyze``
+(:mod:`engine.commands.analyze`) both go through :class:`~engine.analyzer.StreamAnalyzer`,
+and so does :func:`analyze_array`, which evaluation uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .analyzer import StreamAnalyzer, StreamInfo
+from .cellclass import CellClassifier, CellSummary
+from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
+from .events import Event
+from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
+from .windows import MODES
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("auto", "network", "classical")
+DEFAULT_CLASSIFIER = DEFAULT_ROOT / "cell_classifier"
+
+
+@dataclass
+class EngineConfig:
+    """What the engine runs.
+
+    ``model`` is a model directory, or ``None`` for the packaged default of the stream's kind;
+    ``detector="auto"`` uses the network when a model is available and falls back to the
+    classical detector (with a warning) when none fits.
+    """
+
+    model: Path | None = None
+    mode: str = "accurate"
+    backend: str = "auto"
+    device: str | None = None
+    detector: str = "auto"
+    thresholds: dict | None = None  # overrides of the model's thresholds.json
+    classifier: Path | None = None  # cell classifier dir; None → packaged default if present
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+
+
+@dataclass
+class _Loaded:
+    model: ModelDir
+    backend: object
+
+
+class DetectorFactory:
+    """Loads models and backends once; makes one detector per stream."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._loaded: dict[str, _Loaded | None] = {}
+        self.classifier = self._load_classifier()
+
+    def describe(self, info: StreamInfo) -> dict:
+        """Model/backend/reason a stream of this kind gets (for the store and the dashboard)."""
+        loaded = self._get(_kind(info))
+        if loaded is None:
+            return {"model": "classical", "backend": "numpy",
+                    "backend_reason": "no network model for this kind of stream"}
+        return {"model": loaded.model.config.name or str(loaded.model.path),
+                "backend": f"{loaded.backend.name}:{loaded.backend.device}",
+                "backend_reason": getattr(loaded.backend, "reason", "")}
+
+    def detector(self, info: StreamInfo) -> Detector:
+        """A fresh detector for one stream."""
+        loaded = self._get(_kind(info))
+        if loaded is None:
+            return ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
+        _check_calibration(loaded.model, info)
+        detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
+                                   info.frame_shape)
+        if self.config.thresholds:
+            detector.thresholds.update(self.config.thresholds)
+        return detector
+
+    def analyzer(self, info: StreamInfo, keep_labels: bool = False) -> StreamAnalyzer:
+        return StreamAnalyzer(info, self.detector(info), self.classifier, keep_labels)
+
+    def close(self) -> None:
+        for loaded in self._loaded.values():
+            if loaded is not None:
+                loaded.backend.close()
+
+    def _get(self, kind: str) -> _Loaded | None:
+        if kind not in self._loaded:
+            self._loaded[kind] = self._load(kind)
+        return self._loaded[kind]
+
+    def _load(self, kind: str) -> _Loaded | None:
+        from .backends import make_backend
+
+        if self.config.detector == "classical":
+            return None
+        try:
+            path = self.config.model or default_model_path(kind, self.config.mode)
+        except FileNotFoundError as exc:
+            if self.config.detector == "network":
+                raise
+            log.warning("%s; falling back to the classical detector", exc)
+            return None
+        model = ModelDir.load(path)
+        if model.config.kind != kind:
+            raise ValueError(f"model {path} is for {model.config.kind} data, "
+                             f"but the stream is a {kind}")
+        return _Loaded(model, make_backend(model, self.config.backend, self.config.device))
+
+    def _load_classifier(self) -> CellClassifier | None:
+        path = self.config.classifier or DEFAULT_CLASSIFIER
+        if not (Path(path) / "config.json").is_file():
+            if self.config.classifier is not None:
+                raise FileNotFoundError(f"no cell classifier in {path}")
+            log.info("no packaged cell classifier; cells are not classified")
+            return None
+        return CellClassifier.load(path)
+
+
+def _kind(info: StreamInfo) -> str:
+    return "linescan" if info.axes == "TX" else "movie"
+
+
+def _check_calibration(model: ModelDir, info: StreamInfo) -> None:
+    trained = model.config.calibration
+    for key, value in (("pixel_um", info.pixel_um), ("dt_ms", info.dt_ms)):
+        ratio = value / float(trained[key])
+        if not 0.5 <= ratio <= 2.0:
+            log.warning("stream %s: %s=%.3g is far from the %.3g the model was trained for; "
+                        "results may degrade", info.stream, key, value, trained[key])
+
+
+@dataclass
+class AnalysisResult:
+    """Everything :func:`analyze_array` found in one recording."""
+
+    info: StreamInfo
+    events: list[Event]
+    labels: np.ndarray | None
+    cell: CellSummary | None
+    lookahead_ms: float
+    delay_ms_p50: float
+    delay_ms_p99: float
+    detector: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def run_stream(analyzer: StreamAnalyzer, chunks, labels_out=None) -> list[Event]:
+    """Feed ``(first, frames)`` chunks to ``analyzer``; labels go to ``labels_out.write``."""
+    events: list[Event] = []
+    for first, frames in chunks:
+        events += analyzer.push(first, frames)
+        _drain_labels(analyzer, labels_out)
+    events += analyzer.finish()
+    _drain_labels(analyzer, labels_out)
+    return events
+
+
+def _drain_labels(analyzer: StreamAnalyzer, labels_out) -> None:
+    if labels_out is None:
+        return
+    while (block := analyzer.pop_labels()) is not None:
+        labels_out.write(*block)
+
+
+class _ArrayLabels:
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.array = np.zeros(shape, np.int32)
+
+    def write(self, first: int, labels: np.ndarray) -> None:
+        self.array[first:first + labels.shape[0]] = labels.reshape(
+            (labels.shape[0], *self.array.shape[1:]))
+
+
+def analyze_array(data: np.ndarray, axes: str, pixel_um: float, dt_ms: float,
+                  model_dir: str | Path | None = None, mode: str = "accurate",
+                  backend: str = "auto", blank: float | None = None,
+                  detector: str = "auto", thresholds: dict | None = None,
+                  chunk_frames: int = 256, factory: DetectorFactory | None = None,
+                  stream: str = "array", cell: str = "") -> AnalysisResult:
+    """Run the streaming engine over an in-memory recording (``(T, X)`` or ``(T, Y, X)``)."""
+    if axes not in ("TX", "TYX") or data.ndim != len(axes):
+        raise ValueError(f"axes {axes!r} do not match data of shape {data.shape}")
+    factory = factory or DetectorFactory(EngineConfig(
+        model=Path(model_dir) if model_dir else None, mode=mode, backend=backend,
+        detector=detector, thresholds=thresholds))
+    info = StreamInfo(stream, axes, tuple(data.shape[1:]), pixel_um, dt_ms, blank, cell)
+    analyzer = factory.analyzer(info, keep_labels=True)
+    labels = _ArrayLabels(data.shape)
+    chunks = ((i, data[i:i + chunk_frames]) for i in range(0, data.shape[0], chunk_frames))
+    events = run_stream(analyzer, chunks, labels)
+    p50, p99 = analyzer.stats.delay_percentiles()
+    return AnalysisResult(info, events, labels.array, analyzer.cell_summary,
+                          analyzer.lookahead_ms, p50, p99, analyzer.detector.name)

@@ -1,0 +1,77 @@
+"""Plain-text tables for the CLI: events, per-cell summaries, latency.
+
+Numbers are formatted here, computed elsewhere (the analyzer and characterization).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .events import Event
+
+Column = tuple[str, str, Callable[[Any], str]]
+
+
+def _num(fmt: str) -> Callable[[Any], str]:
+    def format_value(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return format(value, fmt)
+
+    return format_value
+
+
+def text_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
+    """Fixed-width table: ``columns`` are ``(key, heading, formatter)``."""
+    cells = [[heading for _, heading, _ in columns]]
+    cells += [[fmt(row.get(key)) for key, _, fmt in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+EVENT_TABLE: list[Column] = [
+    ("stream", "stream", str), ("event_id", "id", str), ("kind", "kind", str),
+    ("t_peak_ms", "t_peak ms", _num(".1f")), ("x_um", "x µm", _num(".1f")),
+    ("amplitude_dff0", "ΔF/F0", _num(".2f")), ("fwhm_um", "FWHM µm", _num(".2f")),
+    ("fdhm_ms", "FDHM ms", _num(".1f")), ("rise_ms", "rise ms", _num(".1f")),
+    ("t50_ms", "t50 ms", _num(".1f")), ("score", "score", _num(".2f")),
+]
+
+CELL_TABLE: list[Column] = [
+    ("stream", "stream", str), ("cell", "cell", str), ("label", "class", str),
+    ("confidence", "conf.", _num(".2f")), ("n_sparks", "sparks", str),
+    ("n_puffs", "puffs", str), ("n_waves", "waves", str),
+    ("freq", "sparks/100µm/s", _num(".2f")),
+    ("amplitude_dff0", "med ΔF/F0", _num(".2f")), ("fwhm_um", "med FWHM", _num(".2f")),
+    ("fdhm_ms", "med FDHM", _num(".1f")), ("rise_ms", "med rise", _num(".1f")),
+    ("t50_ms", "med t50", _num(".1f")),
+    ("lookahead_ms", "look-ahead ms", _num(".0f")),
+    ("delay_p50_ms", "delay p50 ms", _num(".1f")), ("delay_p99_ms", "delay p99 ms", _num(".1f")),
+]
+
+
+def events_table(events: Iterable[Event], limit: int | None = None) -> str:
+    """The events as a table (the first ``limit`` rows, with a count of the rest)."""
+    rows = [e.to_dict() for e in events]
+    shown = rows if limit is None else rows[:limit]
+    text = text_table(shown, EVENT_TABLE)
+    if len(shown) < len(rows):
+        text += f"... and {len(rows) - len(shown)} more\n"
+    return text
+
+
+def parameter_medians(events: Iterable[Event], kind: str = "spark") -> dict[str, float]:
+    """Median amplitude, FWHM, FDHM, rise and t50 of the events of ``kind``."""
+    rows = [e.to_dict() for e in events if e.kind == kind]
+    out = {}
+    for key in ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"):
+        values = np.array([r[key] for r in rows], float)
+        values = values[np.isfinite(values)]
+        out[key] = float(np.median(values)) if values.size else math.nan
+    return out

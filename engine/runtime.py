@@ -1,0 +1,65 @@
+"""Start and stop a complete engine (ingest + analysis thread + sinks) in one place.
+
+Used by ``castream serve`` (in the foreground) and by ``castream demo`` and the tests (in a
+background thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from acquisition.ingest import Ingest
+
+from .pipeline import DetectorFactory, EngineConfig
+from .serve import Server
+from .sinks import SinkSet
+from .sinks.publish import EventPublisher
+from .sinks.store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
+                   config: EngineConfig, publish: str | None = None,
+                   queue_size: int = 1024) -> Iterator[Server]:
+    """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on exit."""
+    factory = DetectorFactory(config)
+    sinks: list = []
+    publisher = None
+    if store is not None:
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+        sinks.append(SqliteStore(store))
+    if publish:
+        publisher = EventPublisher(publish)
+        sinks.append(publisher)
+    if record_dir is not None:
+        Path(record_dir).mkdir(parents=True, exist_ok=True)
+    ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block")
+    server = Server(ingest, factory, SinkSet(sinks), publisher)
+    try:
+        yield server
+    finally:
+        server.close()
+        ingest.close()
+        server.sinks.close()
+        factory.close()
+
+
+@contextmanager
+def background_server(**kwargs) -> Iterator[Server]:
+    """:func:`running_server` with its loop on a background thread (demo, tests)."""
+    with running_server(**kwargs) as server:
+        thread = threading.Thread(target=server.run, name="castream-analysis", daemon=True)
+        thread.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            thread.join(timeout=30)
+            if thread.is_alive():
+                log.error("analysis thread did not stop within 30 s")

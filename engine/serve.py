@@ -1,0 +1,246 @@
+"""``serve``: ingest items in, one :class:`~engine.analyzer.StreamAnalyzer` per stream, sinks out.
+
+The :class:`Server` consumes the ingest's bounded queue on one analysis thread (policy
+``block``: when analysis falls behind it lags and catches up; the raw recorder has already
+written every chunk). Per stream it writes events as they close, the running cell summary when
+it changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag,
+look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
+dashboard (display sink only; never slows analysis by more than a downsample).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopped
+from acquisition.wire import StartHeader
+
+from .analyzer import StreamAnalyzer, StreamInfo, summarize_stream
+from .events import Event
+from .pipeline import DetectorFactory
+from .sinks import SinkSet
+
+log = logging.getLogger(__name__)
+
+PREVIEW_ROWS = 256
+PREVIEW_COLS = 256
+PREVIEW_DFF0_RANGE = (-0.5, 2.5)
+
+
+def stream_info_from_header(header: StartHeader) -> StreamInfo:
+    """The analysis view of a wire ``start`` header."""
+    return StreamInfo(stream=header.stream, axes=header.axes, frame_shape=tuple(header.shape),
+                      pixel_um=header.pixel_um, dt_ms=header.dt_ms, blank=header.blank,
+                      cell=header.cell or header.stream, metadata=dict(header.metadata))
+
+
+@dataclass
+class _Live:
+    """One running stream on the server side."""
+
+    analyzer: StreamAnalyzer
+    started_s: float
+    events: list[Event] = field(default_factory=list)
+    last_stats_s: float = 0.0
+    last_preview_s: float = 0.0
+    frames_at_last_stats: tuple[int, int] = (0, 0)
+    cell_n_sparks: int = -1
+
+
+class Server:
+    """Runs the analysis loop over an :class:`~acquisition.ingest.Ingest`.
+
+    Parameters
+    ----------
+    ingest : Ingest
+    factory : DetectorFactory
+    sinks : SinkSet
+        Store and display sinks (events, stats, cell summaries).
+    publisher : EventPublisher, optional
+        Also receives previews (``publish_preview``).
+    stats_interval_s, preview_interval_s : float
+    """
+
+    def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
+                 publisher=None, stats_interval_s: float = 1.0,
+                 preview_interval_s: float = 0.25) -> None:
+        self.ingest = ingest
+        self.factory = factory
+        self.sinks = sinks
+        self.publisher = publisher
+        self.stats_interval_s = stats_interval_s
+        self.preview_interval_s = preview_interval_s
+        self.live: dict[str, _Live] = {}
+        self.finished: dict[str, dict] = {}  # stream -> final summary
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._done = threading.Condition()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (thread-safe)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Finish every live stream (flush its analysis to the sinks)."""
+        for stream in list(self.live):
+            self._finish(stream)
+
+    def run(self, max_streams: int | None = None) -> None:
+        """Process items until :meth:`stop` (or ``max_streams`` streams have finished).
+
+        An exception (e.g. a store that cannot be written) ends the loop; it is kept in
+        :attr:`error` for :meth:`wait_finished` and re-raised.
+        """
+        try:
+            self._loop(max_streams)
+        except Exception as exc:
+            with self._done:
+                self.error = exc
+                self._done.notify_all()
+            raise
+
+    def _loop(self, max_streams: int | None) -> None:
+        while not self._stop.is_set():
+            item = self.ingest.get(timeout_s=0.1)
+            if item is not None:
+                self.handle(item)
+            self._periodic()
+            if max_streams is not None and len(self.finished) >= max_streams:
+                break
+
+    def wait_finished(self, n_streams: int, timeout_s: float) -> bool:
+        """Block until ``n_streams`` streams have finished (for the demo and tests).
+
+        Raises ``RuntimeError`` if the analysis loop failed meanwhile.
+        """
+        with self._done:
+            done = self._done.wait_for(
+                lambda: len(self.finished) >= n_streams or self.error is not None, timeout_s)
+        if self.error is not None:
+            raise RuntimeError(f"analysis stopped: {self.error}") from self.error
+        return done
+
+    def handle(self, item) -> None:
+        if isinstance(item, StreamStarted):
+            self._start(item.header)
+        elif isinstance(item, ChunkReceived):
+            self._chunk(item)
+        elif isinstance(item, StreamStopped):
+            self._finish(item.header.stream)
+
+    # -- per item --------------------------------------------------------------------------
+    def _start(self, header: StartHeader) -> None:
+        if header.stream in self.live:
+            log.warning("stream %s restarted; finishing the previous run", header.stream)
+            self._finish(header.stream)
+        info = stream_info_from_header(header)
+        analyzer = self.factory.analyzer(info)
+        recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
+        self.sinks.open_stream({
+            "stream": info.stream, "cell": info.cell, "mode": info.mode,
+            "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
+            "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
+            "detector": analyzer.detector.name, **self.factory.describe(info),
+        })
+        self.live[header.stream] = _Live(analyzer, time.time())
+        log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream, info.mode,
+                 info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)
+
+    def _chunk(self, item: ChunkReceived) -> None:
+        live = self.live.get(item.header.stream)
+        if live is None:
+            log.warning("chunk for stream %s that is not running here", item.header.stream)
+            return
+        t_arrival = getattr(item, "t_received", None)
+        events = live.analyzer.push(item.header.first, item.data, t_arrival)
+        self._emit(item.header.stream, live, events)
+        self._maybe_preview(item.header.stream, live)
+
+    def _finish(self, stream: str) -> None:
+        live = self.live.pop(stream, None)
+        if live is None:
+            return
+        self._emit(stream, live, live.analyzer.finish())
+        self._write_stats(stream, live, time.time())
+        self.sinks.close_stream(stream)
+        with self._done:
+            self.finished[stream] = {
+                "events": live.events, "summary": summarize_stream(live.analyzer, live.events),
+            }
+            self._done.notify_all()
+        log.info("stream %s finished: %d events", stream, len(live.events))
+
+    def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
+        if not events:
+            return
+        live.events += events
+        self.sinks.write_events(stream, events)
+        summary = live.analyzer.cell_summary
+        if summary is not None and summary.n_sparks != live.cell_n_sparks:
+            live.cell_n_sparks = summary.n_sparks
+            self.sinks.write_cell(stream, {"cell": live.analyzer.info.cell, **summary.to_dict()})
+
+    # -- periodic ----------------------------------------------------------------------------
+    def _periodic(self) -> None:
+        now = time.time()
+        for stream, live in list(self.live.items()):
+            if now - live.last_stats_s >= self.stats_interval_s:
+                self._write_stats(stream, live, now)
+
+    def _write_stats(self, stream: str, live: _Live, now: float) -> None:
+        ingest = self.ingest.stats().get(stream)
+        stats = live.analyzer.stats
+        p50, p99 = stats.delay_percentiles()
+        elapsed = max(1e-9, now - (live.last_stats_s or live.started_s))
+        frames_in = ingest.frames_received if ingest else stats.frames_in
+        prev_in, prev_final = live.frames_at_last_stats
+        self.sinks.write_stats(stream, {
+            "t_s": now, "frames_in": frames_in, "frames_analyzed": stats.frames_final,
+            "lag_frames": frames_in - stats.frames_final,
+            "compute_p50_ms": p50, "compute_p99_ms": p99,
+            "gaps": ingest.missing_frames if ingest else 0,
+            "errors": ingest.errors if ingest else 0,
+            "queue_depth": self.ingest.queue_depth(),
+            "input_rate_hz": (frames_in - prev_in) / elapsed,
+            "analysis_rate_hz": (stats.frames_final - prev_final) / elapsed,
+            "lookahead_ms": live.analyzer.lookahead_ms, "events": stats.events,
+            "frames_recorded": ingest.frames_recorded if ingest else 0,
+            "errors_by_code": ingest.errors_by_code if ingest else {},
+        })
+        live.last_stats_s = now
+        live.frames_at_last_stats = (frames_in, stats.frames_final)
+
+    def _maybe_preview(self, stream: str, live: _Live) -> None:
+        now = time.time()
+        if self.publisher is None or now - live.last_preview_s < self.preview_interval_s:
+            return
+        recent = live.analyzer.recent_dff0()
+        if recent is None:
+            return
+        first, dff0 = recent
+        image, step = _preview_image(dff0, live.analyzer.info.axes)
+        if live.analyzer.info.axes != "TX":
+            first += dff0.shape[0] - 1  # a movie preview is its latest frame
+        lo, hi = PREVIEW_DFF0_RANGE
+        self.publisher.publish_preview(stream, first, image, lo, hi, step)
+        live.last_preview_s = now
+
+
+def _preview_image(dff0: np.ndarray, axes: str) -> tuple[np.ndarray, int]:
+    """uint8 image of recent ΔF/F0: a kymograph strip (line-scan) or the last frame (movie)."""
+    if axes == "TX":
+        step = max(1, -(-dff0.shape[0] // PREVIEW_ROWS))
+        image = dff0[::step]
+    else:
+        step = 1
+        image = dff0[-1]
+    col_step = max(1, -(-image.shape[-1] // PREVIEW_COLS))
+    image = image[..., ::col_step]
+    lo, hi = PREVIEW_DFF0_RANGE
+    scaled = np.clip((image - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    return scaled.astype(np.uint8), step

@@ -1,0 +1,1 @@
+"""castream subcommands owned by offline (imported lazily by engine.cli)."""

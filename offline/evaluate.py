@@ -1,0 +1,214 @@
+"""Evaluation of a model (or the classical detector) through the streaming engine.
+
+Every recording goes through :func:`engine.pipeline.analyze_array` — the same code path as
+``castream analyze`` and ``serve`` — and its events/labels are scored against the ground truth
+with :mod:`offline.metrics`: pooled pixel IoU, Dotti Tables 2 and 3, and the characterization
+error of matched sparks. :func:`write_report` writes a Markdown report and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.labels import IGNORE
+from offline import metrics
+from offline.datasets import LabeledRecording
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    """Pooled metrics over a set of recordings and the matched (true, predicted) sparks."""
+
+    tables: dict
+    scores: dict
+    pixel_iou: dict[str, float]
+    characterization: dict[str, dict[str, float]]
+    spark_pairs: list[tuple[dict, dict]] = field(default_factory=list)
+    n_recordings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
+                "pixel_iou": self.pixel_iou, "characterization": self.characterization}
+
+
+def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = "accurate",
+               detector: str = "network", backend: str = "auto",
+               thresholds: Mapping[str, float] | None = None):
+    """Analyze one recording with the streaming engine; returns its ``AnalysisResult``."""
+    from engine.pipeline import analyze_array
+
+    return analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, model_dir=model_dir,
+                         mode=mode, backend=backend, blank=rec.blank, detector=detector,
+                         thresholds=dict(thresholds) if thresholds else None)
+
+
+def true_classes(rec: LabeledRecording) -> dict[int, str]:
+    """Class of each annotated instance (from the events list, else from the class mask)."""
+    if rec.events:
+        return {int(ev["event_id"]): str(ev["kind"]) for ev in rec.events}
+    return metrics.instance_classes(rec.instance_mask, rec.class_mask)
+
+
+def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.ndarray) -> dict[str, Any]:
+    """Table 2, pixel counts and spark pairs of one recording given the engine's output."""
+    pred_events = {int(ev.event_id): ev.to_dict() for ev in events}
+    pred_classes = {i: ev["kind"] for i, ev in pred_events.items()}
+    ignore = rec.class_mask == IGNORE
+    matching = metrics.match_instances(rec.instance_mask, true_classes(rec), labels, pred_classes,
+                                       ignore_mask=ignore if ignore.any() else None)
+    pred_class_mask = metrics.class_mask_from_instances(labels, pred_classes)
+    true_events = {int(ev["event_id"]): ev for ev in rec.events}
+    return {"tables": metrics.confusion_tables(matching),
+            "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
+            "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events)}
+
+
+def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
+    """Pool the per-recording scores into one :class:`EvaluationResult`."""
+    if not per_recording:
+        raise ValueError("no recordings to evaluate")
+    tables = per_recording[0]["tables"]
+    counts = {k: list(v) for k, v in per_recording[0]["pixel_counts"].items()}
+    pairs = list(per_recording[0]["spark_pairs"])
+    for res in per_recording[1:]:
+        tables = metrics.add_tables(tables, res["tables"])
+        for k, (i, u) in res["pixel_counts"].items():
+            counts[k][0] += i
+            counts[k][1] += u
+        pairs += res["spark_pairs"]
+    return EvaluationResult(tables=tables, scores=metrics.detection_scores(tables),
+                            pixel_iou=metrics.iou_from_counts({k: tuple(v) for k, v in counts.items()}),
+                            characterization=metrics.characterization_errors(pairs),
+                            spark_pairs=pairs, n_recordings=len(per_recording))
+
+
+def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | None,
+             mode: str = "accurate", detector: str = "network", backend: str = "auto",
+             thresholds: Mapping[str, float] | None = None, progress: bool = True) -> EvaluationResult:
+    """Run the engine on every recording and pool the metrics."""
+    from tqdm import tqdm
+
+    recordings = list(recordings)
+    per_recording = []
+    for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
+        result = run_engine(rec, model_dir, mode, detector, backend, thresholds)
+        per_recording.append(score_recording(rec, result.events, np.asarray(result.labels)))
+    return pool_results(per_recording)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_tables(result: EvaluationResult, title: str = "") -> str:
+    """Markdown: Table 2 (both directions), Table 3, pixel IoU and characterization errors."""
+    lines = [f"## {title}" if title else "", f"Recordings: {result.n_recordings}", ""]
+    for side, miss in (("annotated", "undetected"), ("predicted", "unmatched")):
+        lines += [f"### Table 2 — {side} → matched classes", "",
+                  f"| {side} | n | spark | wave | puff | {miss} |", "|---|---|---|---|---|---|"]
+        for cls, row in result.tables[side].items():
+            lines.append(f"| {cls} | {row['total']} | {row['spark']} | {row['wave']} | "
+                         f"{row['puff']} | {row[miss]} |")
+        lines.append("")
+    lines += ["### Table 3 — detection", "", "| class | % detected | % correct | F1 |",
+              "|---|---|---|---|"]
+    for cls in metrics.EVENT_CLASSES:
+        s = result.scores[cls]
+        lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |")
+    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", "",
+              "### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
+              "|" + "---|" * len(result.pixel_iou),
+              "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
+              "### Spark characterization (matched sparks)", "",
+              "| parameter | median relative error | n |", "|---|---|---|"]
+    for name, err in result.characterization.items():
+        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {err['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float) -> str:
+    return "–" if value is None or np.isnan(value) else f"{100 * value:.1f} %"
+
+
+def _num(value: float) -> str:
+    return "–" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def write_report(results: Mapping[str, EvaluationResult], out_dir: str | Path, title: str) -> Path:
+    """``report.md``, ``metrics.json`` and PNG plots for each named result."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [f"# {title}", ""]
+    for name, result in results.items():
+        parts.append(format_tables(result, name))
+        plot_confusion(result, out / f"confusion_{_slug(name)}.png", name)
+        if result.spark_pairs:
+            plot_parameters(result, out / f"parameters_{_slug(name)}.png", name)
+            parts.append(f"![parameters](parameters_{_slug(name)}.png)\n")
+        parts.append(f"![confusion](confusion_{_slug(name)}.png)\n")
+    (out / "report.md").write_text("\n".join(parts))
+    (out / "metrics.json").write_text(json.dumps({k: r.to_dict() for k, r in results.items()},
+                                                 indent=2, default=float) + "\n")
+    log.info("wrote report to %s", out / "report.md")
+    return out / "report.md"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_") or "result"
+
+
+def plot_confusion(result: EvaluationResult, path: Path, title: str) -> None:
+    """Annotated class (rows) vs matched predicted class / undetected (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(metrics.EVENT_CLASSES)
+    cols = [*rows, "undetected"]
+    mat = np.array([[result.tables["annotated"][r][c] for c in cols] for r in rows], float)
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.imshow(mat / np.maximum(mat.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(mat):
+        ax.text(j, i, f"{int(v)}", ha="center", va="center")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("annotated")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_parameters(result: EvaluationResult, path: Path, title: str) -> None:
+    """Predicted vs true value of each characterization parameter (matched sparks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = metrics.CHARACTERIZATION_PARAMS
+    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3))
+    for ax, name in zip(axes, names, strict=True):
+        t = np.array([float(a[name]) for a, _ in result.spark_pairs])
+        p = np.array([float(b[name]) for _, b in result.spark_pairs])
+        ok = np.isfinite(t) & np.isfinite(p)
+        ax.scatter(t[ok], p[ok], s=6, alpha=0.6)
+        if ok.any():
+            lim = [min(t[ok].min(), p[ok].min()), max(t[ok].max(), p[ok].max())]
+            ax.plot(lim, lim, "k--", lw=0.8)
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel("predicted")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

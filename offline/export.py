@@ -1,0 +1,99 @@
+"""ONNX export of a model directory, checked against torch with onnxruntime.
+
+The graph is written by the engine's :func:`engine.models.model_dir.export_onnx` (UNet + softmax,
+input "input" ``(B, 1, T, *spatial)``, output "probabilities", dynamic batch and axes), so the
+engine's ONNX contract lives in one place. Here it is verified: probabilities from onnxruntime
+and torch on random windows of the model's geometry (batch 2 and 1) must agree within
+``ATOL_PROB``; ``polygraphy check lint`` runs when polygraphy is installed. The report is stored
+as ``onnx_export`` in metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: max |p_torch − p_onnxruntime| allowed on probabilities (float32 graphs, CPU)
+ATOL_PROB = 1e-4
+
+
+def example_shape(model: Any, batch: int = 2) -> tuple[int, ...]:
+    """``(B, 1, W_t, *spatial)``: the first window geometry's frames and a spatial size that is a
+    multiple of the network's stride (512 px lines, 64×128 px movie tiles)."""
+    geometry = next(iter(model.config.window.values()))
+    multiple = model.config.architecture.size_multiple()
+    spatial = (512,) if len(multiple) == 2 else (64, 128)
+    spatial = tuple(int(np.ceil(s / m) * m) for s, m in zip(spatial, multiple[1:], strict=True))
+    frames = int(np.ceil(geometry.frames / multiple[0]) * multiple[0])
+    return (batch, 1, frames, *spatial)
+
+
+def export_onnx(model_dir: str | Path, out_path: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """Export, verify and lint; returns the report (also stored in metrics.json)."""
+    import torch
+
+    from engine.models import model_dir as md
+
+    model = md.ModelDir.load(model_dir)
+    out_path = Path(out_path or Path(model_dir) / md.ONNX_FILE)
+    md.export_onnx(model, out_path)
+    shape = example_shape(model)
+    example = torch.from_numpy(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+    report = {"input_shape": list(shape), "atol_prob": ATOL_PROB,
+              "max_abs_diff_prob": check_onnx(model.build_network(), out_path, example),
+              "polygraphy_lint": polygraphy_lint(out_path),
+              "size_bytes": out_path.stat().st_size}
+    report["passed"] = report["max_abs_diff_prob"] <= ATOL_PROB
+    _store_report(Path(model_dir), report)
+    if not report["passed"]:
+        log.error("ONNX output differs from torch by %.2e", report["max_abs_diff_prob"])
+    return report
+
+
+def check_onnx(network, onnx_path: Path, example) -> float:
+    """Max |Δ| of probabilities between torch (softmax of the logits) and onnxruntime."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in (example, example[:1]):
+        with torch.no_grad():
+            ref = torch.softmax(network(batch), dim=1).numpy()
+        got = session.run(None, {"input": batch.numpy()})[0]
+        worst = max(worst, float(np.max(np.abs(got - ref))))
+    return worst
+
+
+def polygraphy_lint(onnx_path: Path) -> str:
+    """``polygraphy check lint`` result: "passed", "failed: …" or "unavailable"."""
+    exe = shutil.which("polygraphy") or str(Path(sys.executable).parent / "polygraphy")
+    if not Path(exe).exists():
+        return "unavailable"
+    try:
+        proc = subprocess.run([exe, "check", "lint", str(onnx_path)], capture_output=True,
+                              text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable: {exc}"
+    if proc.returncode == 0:
+        return "passed"
+    if "is required but could not be imported" in proc.stdout + proc.stderr:
+        return "unavailable: polygraphy lint needs onnx_graphsurgeon"
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+    return "failed: " + " | ".join(tail)
+
+
+def _store_report(model_dir: Path, report: dict[str, Any]) -> None:
+    path = model_dir / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics["onnx_export"] = report
+    path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")

@@ -1,0 +1,60 @@
+"""Threshold tuning on validation recordings, through the streaming engine.
+
+A grid over the pipeline's thresholds (by default the foreground probability threshold that
+replaces Dotti's whole-movie Otsu threshold) is evaluated with :func:`offline.evaluate.evaluate`
+on validation recordings — never on test or held-out real data — and the combination with the
+best mean F1 is written to the model's ``thresholds.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline.datasets import LabeledRecording
+from offline.evaluate import evaluate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRID: dict[str, list[float]] = {"foreground": [0.3, 0.4, 0.5, 0.6, 0.7]}
+
+
+def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
+    """All combinations of the grid's values, as threshold dicts."""
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def tune_thresholds(recordings: Sequence[LabeledRecording], model_dir: str | Path,
+                    mode: str = "accurate", grid: Mapping[str, Sequence[float]] | None = None,
+                    base: Mapping[str, float] | None = None, backend: str = "auto") -> dict[str, Any]:
+    """Best thresholds by mean F1 over the event classes present; returns the whole search."""
+    trials = []
+    for point in grid_points(grid or DEFAULT_GRID):
+        thresholds = {**(base or {}), **point}
+        result = evaluate(recordings, model_dir, mode=mode, backend=backend,
+                          thresholds=thresholds, progress=False)
+        f1 = result.scores["average"]["f1"]
+        trials.append({"thresholds": thresholds, "mean_f1": f1,
+                       "f1": {c: result.scores[c]["f1"] for c in ("spark", "wave", "puff")}})
+        log.info("thresholds %s -> mean F1 %.3f", thresholds, f1)
+    best = max(trials, key=lambda t: -np.inf if np.isnan(t["mean_f1"]) else t["mean_f1"])
+    return {"best": best["thresholds"], "best_mean_f1": best["mean_f1"], "trials": trials,
+            "n_recordings": len(recordings)}
+
+
+def write_thresholds(model_dir: str | Path, search: Mapping[str, Any]) -> Path:
+    """Merge the best thresholds into ``thresholds.json`` and store the search beside it."""
+    path = Path(model_dir) / "thresholds.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(search["best"])
+    path.write_text(json.dumps(current, indent=2) + "\n")
+    (Path(model_dir) / "threshold_search.json").write_text(
+        json.dumps(search, indent=2, default=float) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""``castream`` subcommands that live in ``ui`` (imported lazily by ``engine.cli``)."""

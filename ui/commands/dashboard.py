@@ -1,0 +1,82 @@
+"""``castream dashboard``: the live Streamlit page over the engine's store and PUB feed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HELP = "open the live dashboard (Streamlit) on the engine's store and live feed"
+
+log = logging.getLogger("castream.dashboard")
+
+APP_PATH = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="SQLite store of `castream serve --store`")
+    parser.add_argument("--events", default="",
+                        help="the engine's PUB endpoint (`serve --publish`) for live images, "
+                             "e.g. tcp://127.0.0.1:5556")
+    parser.add_argument("--ingest", default="",
+                        help="the engine's ingest endpoint (`serve --endpoint`), to start "
+                             "simulated or replayed streams from the page")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address to serve the page on (default: %(default)s, localhost only)")
+    parser.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
+    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.add_argument("--refresh-s", type=float, default=1.0,
+                        help="seconds between page refreshes (default: %(default)s)")
+    parser.add_argument("--stale-s", type=float, default=10.0,
+                        help="warn when the engine wrote nothing for this long (default: %(default)s)")
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """``python -m streamlit run app.py`` with the server options of ``args``."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        "--server.address", args.address,
+        "--server.port", str(args.port),
+        "--server.headless", "true" if args.headless else "false",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
+        "--theme.base", "light",
+    ]
+
+
+def dashboard_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment of the Streamlit process (settings for :mod:`ui.config`)."""
+    from ui.config import DashboardConfig
+
+    config = DashboardConfig(
+        store_path=str(Path(args.store).expanduser().resolve()),
+        events_endpoint=args.events, ingest_endpoint=args.ingest,
+        refresh_s=args.refresh_s, stale_s=args.stale_s,
+    )
+    return {**os.environ, **config.to_env()}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run Streamlit in a child process until it exits or Ctrl-C."""
+    if args.refresh_s <= 0 or args.stale_s <= 0:
+        raise ValueError("--refresh-s and --stale-s must be > 0")
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving the dashboard on %s: it is reachable from other machines", args.address)
+    command = streamlit_command(args)
+    log.info("dashboard on http://%s:%d (store %s)", args.address, args.port, args.store)
+    process = subprocess.Popen(command, env=dashboard_env(args))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise

@@ -1,0 +1,1 @@
+"""Sections of the dashboard page (each renders one part from data it is given)."""

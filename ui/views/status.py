@@ -1,0 +1,139 @@
+"""Stream header, alerts (dead engine, input errors, gaps), key numbers and pipeline health."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from ui.data import is_stale, last_update_s
+from ui.views.common import ago, clock, count, number
+
+
+def stream_caption(stream: dict) -> str:
+    """``cell · line-scan 512 px · 0.20 µm/px · 1.50 ms/line`` from the stream row."""
+    shape = stream.get("shape") or []
+    is_movie = stream.get("mode") in ("frames", "movie") or len(shape) == 2
+    size = " × ".join(str(n) for n in shape) + " px" if shape else ""
+    parts = [
+        f"cell {stream['cell']}" if stream.get("cell") else "",
+        ("movie " if is_movie else "line-scan ") + size,
+        number(stream.get("pixel_um"), 2, "µm/px") if stream.get("pixel_um") else "",
+        number(stream.get("dt_ms"), 2, "ms/frame" if is_movie else "ms/line")
+        if stream.get("dt_ms") else "",
+    ]
+    return " · ".join(p for p in parts if p and p != "—")
+
+
+def render_header(stream: dict, stale: bool = False) -> None:
+    """Stream title, live/stopped badge and calibration."""
+    if stream.get("live") and stale:
+        badge = ":orange-badge[● live, no updates]"
+    elif stream.get("live"):
+        badge = ":green-badge[● live]"
+    else:
+        badge = f":gray-badge[■ stopped {clock(stream.get('stopped_s'))}]"
+    st.markdown(f"### {stream['stream']} {badge}")
+    st.caption(f"{stream_caption(stream)} · started {clock(stream.get('started_s'))}")
+
+
+def render_alerts(
+    stream: dict, stats: dict | None, stale_s: float, pub_last_s: float | None = None,
+    pub_endpoint: str = "",
+) -> None:
+    """Dead engine / silent feed warnings, and input errors and gaps shown prominently."""
+    if is_stale(stream, stats, stale_s):
+        last = last_update_s(stream, stats)
+        st.warning(
+            f"**The engine has not updated this live stream since {clock(last)} ({ago(last)}).** "
+            "Is `castream serve` still running? The numbers below are the last ones stored.",
+            icon=":material/power_off:",
+        )
+    if pub_endpoint and stream.get("live") and _silent(pub_last_s, stale_s):
+        since = (f"since {clock(pub_last_s)} ({ago(pub_last_s)})" if pub_last_s
+                 else "since the dashboard connected")
+        st.warning(
+            f"The engine's live feed `{pub_endpoint}` has been silent {since}: no live image. "
+            "Is it the engine's `--publish` address?", icon=":material/wifi_off:",
+        )
+    stats = stats or {}
+    errors = _int(stats.get("errors"))
+    if errors:
+        by_code = stats.get("errors_by_code") or {}
+        detail = ", ".join(f"{code}: {n}" for code, n in sorted(by_code.items()))
+        st.error(f"**{errors:,} input errors** on this stream" + (f" ({detail})" if detail else "")
+                 + ". Bad messages were rejected and counted; the stream keeps being analyzed.",
+                 icon=":material/error:")
+    gaps = _int(stats.get("gaps"))
+    if gaps:
+        st.warning(f"**{gaps:,} frames missing** (sequence gaps in the input).", icon=":material/warning:")
+
+
+def _silent(last_s: float | None, stale_s: float) -> bool:
+    import time
+
+    return last_s is None or time.time() - last_s > stale_s
+
+
+def _int(value) -> int:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(value) if math.isfinite(value) else 0
+
+
+def spark_frequency(stream: dict, stats: dict | None, events: pd.DataFrame) -> tuple[float, str]:
+    """Sparks per 100 µm per s (line-scans) or per 100 µm² per s (movies).
+
+    Uses the engine's ``spark_freq_per_100um_s`` when it reports one; otherwise divides the
+    stored spark count by the analyzed duration and scanned length/area.
+    """
+    stats = stats or {}
+    shape = stream.get("shape") or []
+    unit = "/100 µm²/s" if len(shape) == 2 else "/100 µm/s"
+    if stats.get("spark_freq_per_100um_s") is not None:
+        return float(stats["spark_freq_per_100um_s"]), unit
+    frames = float(stats.get("frames_analyzed") or stats.get("frames_in") or 0)
+    seconds = frames * float(stream.get("dt_ms") or math.nan) / 1000.0
+    size_um = math.prod(shape) * float(stream.get("pixel_um") or math.nan) ** len(shape)
+    n_sparks = int((events["kind"] == "spark").sum()) if not events.empty else 0
+    if not shape or not seconds > 0 or not size_um > 0:
+        return math.nan, unit
+    return n_sparks / (size_um / 100.0) / seconds, unit
+
+
+def render_key_numbers(
+    stream: dict, stats: dict | None, events: pd.DataFrame, cell: dict | None,
+    new_events: int | None = None,
+) -> None:
+    """Events, sparks/puffs/waves, spark frequency and the cell classification."""
+    kinds = events["kind"].value_counts() if not events.empty else pd.Series(dtype=int)
+    freq, unit = spark_frequency(stream, stats, events)
+    cols = st.columns([1, 1.4, 1.2, 1.6])
+    cols[0].metric("Events", count(len(events)),
+                   delta=f"+{new_events}" if new_events else None)
+    cols[1].metric("Sparks · puffs · waves",
+                   " · ".join(count(kinds.get(k, 0)) for k in ("spark", "puff", "wave")))
+    cols[2].metric(f"Spark frequency ({unit})", number(freq, 2))
+    with cols[3]:
+        render_cell(cell)
+
+
+def render_cell(cell: dict | None) -> None:
+    """The running cell classification, its confidence and the sparks it rests on."""
+    if not cell:
+        st.metric("Cell class", "—", help="No classification yet (needs sparks).")
+        return
+    confidence = float(cell.get("confidence") or math.nan)
+    st.metric("Cell class", str(cell.get("label") or "—").upper(),
+              help="Majority vote of the sparks' per-spark classification.")
+    votes = cell.get("votes") or {}
+    vote_text = " / ".join(f"{name} {n}" for name, n in votes.items())
+    skipped = _int(cell.get("n_skipped"))
+    st.caption(
+        f"confidence **{number(100 * confidence, 0, '%')}** · from **{count(cell.get('n_sparks'))} "
+        f"sparks**" + (f" ({skipped} unmeasurable)" if skipped else "")
+        + (f" · votes {vote_text}" if vote_text else "")
+    )
