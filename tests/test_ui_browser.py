@@ -80,7 +80,7 @@ def _http_ok(url: str) -> bool:
 
 @pytest.fixture
 def live_system(tmp_path: Path) -> Iterator[dict]:
-    """A running engine, a dashboard on it and a 20 s simulated CPVT line-scan streaming."""
+    """A running engine and a dashboard on it (the test starts the stream from the page)."""
     ingest, publish, web = (f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}",
                             _free_port())
     store = tmp_path / "castream.sqlite"
@@ -96,10 +96,6 @@ def live_system(tmp_path: Path) -> Iterator[dict]:
         url = f"http://127.0.0.1:{web}"
         _wait_until(lambda: store.exists() and _http_ok(f"{url}/_stcore/health"), 60,
                     "the engine store and the dashboard", processes)
-        processes.append(_castream(
-            "simulate", "--phenotype", "cpvt", "--seconds", "20", "--seed", "3",
-            "--out", str(tmp_path / "sim"), "--stream-to", ingest,
-            log_path=tmp_path / "simulate.log"))
         yield {"url": url, "tmp_path": tmp_path, "processes": processes}
     finally:
         for process in reversed(processes):
@@ -143,10 +139,28 @@ def test_dashboard_shows_live_events_and_updates(live_system):
     assert shot.stat().st_size > 10_000
 
 
+def _start_stream_from_page(page) -> None:
+    """Waiting screen, then the sidebar form starts a simulated CPVT line-scan (seed 3)."""
+    expect = playwright_sync.expect
+    expect(page.get_by_text("Waiting for the first stream")).to_be_visible(timeout=30_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Start a stream").click()
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="Phenotype").click()
+    page.get_by_role("option", name="cpvt").click()
+    seed = sidebar.get_by_label("Seed")
+    seed.fill("3")
+    seed.press("Enter")
+    sidebar.get_by_role("button", name="Start").click()
+    expect(sidebar.get_by_text("Started simulated linescan (cpvt, seed 3")).to_be_visible(
+        timeout=10_000)
+
+
 def _check_live_page(page, url: str) -> None:
-    """The stream appears, its event count grows, the live image and table are shown."""
+    """Start a stream from the page; it appears, its event count grows, the live image and
+    the table are shown."""
     expect = playwright_sync.expect
     page.goto(url)
+    _start_stream_from_page(page)
     expect(page.get_by_text("Pipeline health")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("● live").first).to_be_visible(timeout=10_000)
     events = _metric_value(page, "Events")
