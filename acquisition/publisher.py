@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 DEFAULT_SNDHWM = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_ABORT_LINGER_MS = 5000
 
 
 class PublisherError(ValueError):
@@ -64,7 +65,9 @@ class Publisher:
     chunk_lines
         Line-scan lines per message.
     context
-        ZeroMQ context to use; defaults to the process-wide instance.
+        ZeroMQ context to use; by default the publisher makes its own and terminates it in
+        :meth:`close`. With a shared context, terminate it only after the last ``send``'s
+        arrays may be freed (zero-copy sends reference them until they are on the wire).
     send_timeout_ms
         ``None`` blocks until the receiver takes each message (lossless backpressure);
         a number raises :class:`PublisherTimeout` after that many ms. It also bounds how
@@ -99,7 +102,11 @@ class Publisher:
         self._pending: list[np.ndarray] = []
         self._pending_lines = 0
         self._pending_t_ns = 0
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        # Our own context unless given one: close() terminates it, which waits until the
+        # zero-copy messages are really sent, so their buffers stay alive until then.
+        self._own_context = context is None
+        self._context = zmq.Context() if context is None else context
+        self._socket = self._context.socket(zmq.PUSH)
         self._socket.setsockopt(zmq.SNDHWM, int(sndhwm))
         self._socket.setsockopt(zmq.SNDTIMEO, -1 if send_timeout_ms is None else send_timeout_ms)
         self._socket.connect(endpoint)
@@ -168,24 +175,30 @@ class Publisher:
         self.header = None
         return stop
 
-    def close(self) -> None:
-        """Close the socket, lingering to deliver queued messages (see ``send_timeout_ms``)."""
+    def close(self, linger_ms: int | None = None) -> None:
+        """Close the socket and deliver queued messages: waits until they are sent, or for
+        at most ``linger_ms`` (default ``send_timeout_ms``; forever when that is ``None``)."""
         if self._socket.closed:
             return
-        linger_ms = -1 if self.send_timeout_ms is None else self.send_timeout_ms
+        if linger_ms is None:
+            linger_ms = -1 if self.send_timeout_ms is None else self.send_timeout_ms
         self._socket.close(linger=linger_ms)
+        if self._own_context:
+            self._context.term()
 
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if self.header is not None and exc_type is None:
+        if exc_type is None:
+            if self.header is not None:
                 self.stop()
-            elif self.header is not None:
-                log.warning("stream %r aborted by %s; no stop sent", self.stream, exc_type.__name__)
-        finally:
             self.close()
+            return
+        if self.header is not None:
+            log.warning("stream %r aborted by %s; no stop sent", self.stream, exc_type.__name__)
+        # deliver what was sent before the error, but do not hang on an absent receiver
+        self.close(linger_ms=min(self.send_timeout_ms or _ABORT_LINGER_MS, _ABORT_LINGER_MS))
 
     # -- internals --------------------------------------------------------------------
     def _require_started(self) -> StartHeader:

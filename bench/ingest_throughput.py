@@ -2,7 +2,8 @@
 
 A publisher process streams N frames into an :class:`acquisition.ingest.Ingest` in this
 process, which records them (to a temporary directory) and hands them to a consumer
-thread. Reports frames/s and MB/s from the first to the last message received, then
+thread. Reports frames/s and MB/s from the first to the last message received, and the ingest
+process's CPU time per frame (receive + validate + record + queue + consumer), then
 verifies zero loss: frames received == recorded == sent, no gaps, and the recorded TIFF
 holds exactly the frames that were sent. Target (DESIGN.md): >= 10,000 frames/s.
 
@@ -62,10 +63,11 @@ def verify_recording(tif_path: Path, n_frames: int) -> bool:
     return True
 
 
-def run_once(endpoint: str, n_frames: int, frames_per_message: int, record: bool) -> dict:
+def run_once(endpoint: str, n_frames: int, frames_per_message: int, record: bool,
+             record_parent: str | None) -> dict:
     from acquisition.ingest import Ingest
 
-    with tempfile.TemporaryDirectory(prefix="castream-bench-") as record_dir:
+    with tempfile.TemporaryDirectory(prefix="castream-bench-", dir=record_parent) as record_dir:
         with Ingest(endpoint, record_dir=record_dir if record else None,
                     queue_size=4096) as ingest:
             done = threading.Event()
@@ -75,9 +77,10 @@ def run_once(endpoint: str, n_frames: int, frames_per_message: int, record: bool
                 target=publish, args=(ingest.endpoint, n_frames, frames_per_message))
             process.start()
             ingest.wait_for(lambda s: "bench" in s, timeout_s=60)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             ingest.wait_for(lambda s: s["bench"].state == "stopped", timeout_s=600)
             seconds = time.perf_counter() - started
+            cpu_us_per_frame = (time.process_time() - cpu_started) / n_frames * 1e6
             process.join()
             converted = time.perf_counter()
             ingest.wait_until_stopped(["bench"], timeout_s=600)
@@ -91,7 +94,7 @@ def run_once(endpoint: str, n_frames: int, frames_per_message: int, record: bool
             ok = ok and verify_recording(Path(record_dir) / "bench.tif", n_frames)
     frame_bytes = 2 * FRAME_SHAPE[0] * FRAME_SHAPE[1]
     return {"frames_per_s": n_frames / seconds, "mb_per_s": n_frames * frame_bytes / seconds / 1e6,
-            "seconds": seconds, "convert_s": convert_s, "ok": ok, "gaps": stats.missing_frames,
+            "seconds": seconds, "convert_s": convert_s, "cpu_us": cpu_us_per_frame, "ok": ok, "gaps": stats.missing_frames,
             "received": stats.frames_received}
 
 
@@ -101,23 +104,30 @@ def main() -> int:
     parser.add_argument("--frames-per-message", type=int, default=1)
     parser.add_argument("--transports", default="tcp,ipc")
     parser.add_argument("--no-record", action="store_true", help="also measure without recording")
+    parser.add_argument("--record-parent", default=None,
+                        help="where the temporary recording directory goes (default: system "
+                        "temp dir; /dev/shm separates ingest CPU cost from disk bandwidth)")
     args = parser.parse_args()
     if POOL_FRAMES % args.frames_per_message:
         parser.error(f"--frames-per-message must divide {POOL_FRAMES}")
     ipc_dir = tempfile.mkdtemp(prefix="cs-bench-")
     endpoints = {"tcp": "tcp://127.0.0.1:0", "ipc": f"ipc://{ipc_dir}/ingest.sock"}
     print(f"{args.frames} frames of {FRAME_SHAPE[0]}x{FRAME_SHAPE[1]} uint16 (64 KiB), "
-          f"{args.frames_per_message} frame(s)/message, consumer draining the queue")
-    print(f"{'transport':9} {'record':6} {'frames/s':>9} {'MB/s':>7} {'to TIFF s':>9}  check")
+          f"{args.frames_per_message} frame(s)/message, consumer draining the queue, "
+          f"recording under {args.record_parent or tempfile.gettempdir()}")
+    print(f"{'transport':9} {'record':6} {'frames/s':>9} {'MB/s':>7} {'ingest CPU':>10} "
+          f"{'to TIFF s':>9}  check")
     all_ok = True
     for transport in args.transports.split(","):
         for record in ((True, False) if args.no_record else (True,)):
-            result = run_once(endpoints[transport], args.frames, args.frames_per_message, record)
+            result = run_once(endpoints[transport], args.frames, args.frames_per_message, record,
+                              args.record_parent)
             verdict = "zero loss, recording verified" if result["ok"] else (
                 f"FAILED: received {result['received']}, gaps {result['gaps']}")
             target = "" if result["frames_per_s"] >= TARGET_FRAMES_PER_S else "  (below target)"
             print(f"{transport:9} {'on' if record else 'off':6} {result['frames_per_s']:9.0f} "
-                  f"{result['mb_per_s']:7.0f} {result['convert_s']:9.2f}  {verdict}{target}")
+                  f"{result['mb_per_s']:7.0f} {result['cpu_us']:7.0f} us {result['convert_s']:9.2f}"
+                  f"  {verdict}{target}")
             all_ok = all_ok and result["ok"]
     return 0 if all_ok else 1
 

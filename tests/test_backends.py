@@ -88,3 +88,15 @@ def test_pad_to_multiple() -> None:
     assert out.shape == (1, 2, 8, 4)
     np.testing.assert_array_equal(out[..., :5, :3], x)
     assert pad_to_multiple(x, (5, 3)) is x
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_onnxruntime_batch_invariant(tmp_path: Path, ndim: int) -> None:
+    """A window's probabilities do not depend on what it was batched with (streaming vs file
+    analysis batch windows differently)."""
+    backend = OnnxRuntimeBackend(make_tiny_model_dir(tmp_path / "m", ndim))
+    shape = (3, 1, 16, 24) if ndim == 2 else (3, 1, 16, 8, 24)
+    batch = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    together = backend.predict(batch)
+    for i in range(shape[0]):
+        np.testing.assert_array_equal(together[i:i + 1], backend.predict(batch[i:i + 1]))

@@ -163,3 +163,85 @@ def test_history_mode_lists_past_streams_and_exports_csv(monkeypatch, seeded_sto
     assert _metrics(app)["Events"] == "2"
     assert len(app.dataframe[0].value) == 2
     assert app.get("download_button")
+
+
+def test_movie_stream_shows_y_and_frame(monkeypatch, store_path):
+    with SqliteStore(store_path) as store:
+        store.open_stream({"stream": "movie-1", "mode": "frames", "shape": [64, 512],
+                           "pixel_um": 0.2, "dt_ms": 6.8, "lookahead_ms": 760.0})
+        event = _event(1)
+        event.y_um = 4.0
+        store.write_events("movie-1", [event])
+        store.write_stats("movie-1", _stats())
+    app = _run(monkeypatch, store_path)
+    assert "movie 64 × 512 px" in _texts(app.caption)
+    assert "y_um" in app.dataframe[0].value.columns
+    assert _metrics(app)["Spark frequency (/100 µm²/s)"] != "—"
+    assert not app.error
+
+
+def test_launcher_reports_a_missing_replay_file(monkeypatch, seeded_store, tmp_path):
+    app = _run(monkeypatch, seeded_store, ingest="tcp://127.0.0.1:5555")
+    app.sidebar.selectbox[1].set_value("replay")  # [0] is the stream picker
+    app.sidebar.text_input[1].input(str(tmp_path / "missing.tif"))
+    app.sidebar.button[0].click().run()
+    assert "file not found" in _texts(app.sidebar.error)
+    assert not app.exception
+
+
+# -- the pieces behind the page (no Streamlit runtime) ---------------------------------------
+
+
+def test_preview_strips_assemble_into_a_kymograph_with_gaps():
+    import numpy as np
+
+    from ui.live import PreviewStrip, assemble_kymograph
+
+    coarse = PreviewStrip(first=0, step=4, image=np.ones((10, 3), np.float32))  # frames 0..39
+    fine = PreviewStrip(first=60, step=2, image=np.full((10, 3), 2.0, np.float32))  # 60..79
+    image, first, step = assemble_kymograph([coarse, fine], window_frames=1000)
+    assert (first, step, image.shape) == (0, 2, (40, 3))
+    assert np.all(image[:20] == 1.0) and np.all(np.isnan(image[20:30])) and np.all(image[30:] == 2.0)
+    image, first, _ = assemble_kymograph([coarse, fine], window_frames=20)
+    assert first == 60 and np.all(image == 2.0)
+
+
+def test_subscriber_decodes_the_engine_preview_topic():
+    import numpy as np
+
+    from engine.sinks.publish import EventPublisher
+    from ui.live import PubSubscriber
+
+    endpoint = f"inproc://castream-ui-test-{time.monotonic_ns()}"
+    publisher = EventPublisher(endpoint)
+    subscriber = PubSubscriber(endpoint)
+    try:
+        raw = np.array([[0, 255], [51, 102]], np.uint8)
+        deadline = time.monotonic() + 10
+        while not subscriber.strips("s1") and time.monotonic() < deadline:
+            publisher.publish_preview("s1", 100, raw, lo=-0.5, hi=2.5, step=3)
+            time.sleep(0.02)  # PUB/SUB joins asynchronously: resend until it is heard
+        strip = subscriber.strips("s1")[-1]
+        assert (strip.first, strip.step) == (100, 3)
+        np.testing.assert_allclose(strip.image, [[-0.5, 2.5], [0.1, 0.7]], atol=1e-6)
+        assert subscriber.last_message_s("s1") is not None
+    finally:
+        subscriber.close()
+        publisher.close()
+
+
+def test_launch_commands_and_dashboard_command_line(tmp_path):
+    from engine.cli import build_parser
+    from ui.commands.dashboard import dashboard_env, streamlit_command
+    from ui.launcher import LaunchRequest
+
+    sim = LaunchRequest("linescan", "tcp://127.0.0.1:5555", seconds=5, phenotype="cpvt", seed=4)
+    command = sim.command(tmp_path)
+    assert command[1:4] == ["-m", "engine.cli", "simulate"]
+    assert ["--stream-to", "tcp://127.0.0.1:5555"] == command[-4:-2]
+    with pytest.raises(ValueError, match="file not found"):
+        LaunchRequest("replay", "tcp://127.0.0.1:5555", file=str(tmp_path / "x.tif")).command(tmp_path)
+    args = build_parser().parse_args(["dashboard", "--store", str(tmp_path / "s.db"), "--port", "9"])
+    line = " ".join(streamlit_command(args))
+    assert "--server.address 127.0.0.1" in line and "--server.port 9" in line
+    assert dashboard_env(args)[ENV_STORE] == str(tmp_path / "s.db")

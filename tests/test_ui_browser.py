@@ -139,17 +139,28 @@ def test_dashboard_shows_live_events_and_updates(live_system):
     assert shot.stat().st_size > 10_000
 
 
+def _choose(page, combobox, option: str, attempts: int = 5) -> None:
+    """Pick ``option`` in a Streamlit select box (retrying if a rerun closed the list)."""
+    for _ in range(attempts):
+        combobox.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
+        except playwright_sync.TimeoutError:
+            continue
+        playwright_sync.expect(combobox).to_have_value(option)
+        return
+    raise AssertionError(f"could not choose {option!r}")
+
+
 def _start_stream_from_page(page) -> None:
     """Waiting screen, then the sidebar form starts a simulated CPVT line-scan (seed 3)."""
     expect = playwright_sync.expect
     expect(page.get_by_text("Waiting for the first stream")).to_be_visible(timeout=30_000)
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_text("Start a stream").click()
-    sidebar.get_by_test_id("stSelectbox").filter(has_text="Phenotype").click()
-    page.get_by_role("option", name="cpvt").click()
-    seed = sidebar.get_by_label("Seed")
-    seed.fill("3")
-    seed.press("Enter")
+    phenotype = sidebar.get_by_test_id("stSelectbox").filter(has_text="Phenotype")
+    _choose(page, phenotype.get_by_role("combobox"), "cpvt")
+    sidebar.get_by_label("Seed").fill("3")  # no Enter: it would submit the form
     sidebar.get_by_role("button", name="Start").click()
     expect(sidebar.get_by_text("Started simulated linescan (cpvt, seed 3")).to_be_visible(
         timeout=10_000)

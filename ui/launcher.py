@@ -3,6 +3,7 @@ as subprocesses feeding the engine's ingest endpoint (for demos and training new
 
 from __future__ import annotations
 
+import atexit
 import logging
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+#: Every process started from the page; stopped when the dashboard process exits.
+_STARTED: list[subprocess.Popen] = []
 
 
 @dataclass(frozen=True)
@@ -87,5 +91,15 @@ def launch(request: LaunchRequest, work_dir: str | Path | None = None) -> Launch
             command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _STARTED.append(process)
     log.info("started %s: %s (pid %d)", request.describe(), " ".join(command), process.pid)
     return Launched(request.describe(), process, log_path)
+
+
+@atexit.register
+def stop_started() -> None:
+    """Terminate the streams this dashboard started that still run (at exit)."""
+    for process in _STARTED:
+        if process.poll() is None:
+            log.info("stopping pid %d started from the dashboard", process.pid)
+            process.terminate()

@@ -174,7 +174,9 @@ def _stacked_histogram(ax, events: pd.DataFrame, column: str, bins: int) -> None
                 color="0.5", fontsize=9)
         ax.set_yticks([])
         return
-    edges = np.histogram_bin_edges(finite, bins=bins)
+    low, high = np.percentile(finite, [0.5, 99.5])  # a few outliers must not squash the rest
+    edges = np.histogram_bin_edges(finite, bins=bins, range=(low, max(high, low + 1e-9)))
+    finite = finite[(finite >= low) & (finite <= high)]
     groups = [(kind, finite[events.loc[finite.index, "kind"] == kind]) for kind in KIND_COLORS]
     groups = [(kind, data) for kind, data in groups if not data.empty]
     ax.hist(

@@ -12,13 +12,15 @@ window size works; windows whose size is a multiple of :meth:`UNet.size_multiple
 Lean options for CPU real time (see ``default_linescan_config`` / ``default_movie_config``):
 
 - ``stem_stride``: a strided first convolution that downsamples before the U-Net proper (e.g.
-  ``(1, 2, 2)`` for movies: halve Y and X, keep time). The logits are brought back to full
-  resolution by a learned transposed convolution and mixed with the full-resolution input by a
-  pointwise head, so the network is cheap at full resolution and still outputs per-pixel logits.
+  ``(1, 2, 2)`` for movies: halve Y and X, keep time). The last decoder features return to full
+  resolution through a learned transposed convolution and are concatenated with the
+  full-resolution input before the pointwise (1x1) head, so the network is cheap at full
+  resolution and still outputs per-pixel logits.
 - ``pools``: per-level pooling factors per axis (anisotropic pooling, e.g. ``(1, 2, 2)``).
 - ``factorized``: (2+1)D convolutions in 3D: ``1x3x3`` spatial then ``3x1x1`` temporal.
 
-The module is ONNX-exportable (opset 17, dynamic batch axis; see ``engine.backends``).
+The module is ONNX-exportable (opset 17; dynamic batch and spatial axes for inputs whose sizes
+are multiples of ``size_multiple()``; see ``engine.models.model_dir.export_onnx``).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="simulator parameter override for sim: data (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the simulated test split")
+    parser.add_argument("--record", default=None, metavar="NAME",
+                        help="also store the metrics in MODEL/metrics.json under evaluation.NAME")
     parser.add_argument("--tune", type=int, default=0, metavar="N",
                         help="first tune MODEL/thresholds.json on N simulated validation recordings")
     parser.add_argument("--grid", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7],
@@ -81,4 +83,18 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(format_tables(result, name))
     if args.report:
         write_report({name: result}, args.report, f"castream evaluation: {args.model}")
+    if args.record and model is not None:
+        record(model, args.record, {"data": args.data, "sim": args.sim, "detector": args.detector,
+                                    "mode": args.mode, "seed": args.seed, **result.to_dict()})
     return 0
+
+
+def record(model: str, name: str, entry: dict) -> None:
+    """Merge ``entry`` into ``MODEL/metrics.json`` under ``evaluation.<name>``."""
+    import json
+    from pathlib import Path
+
+    path = Path(model) / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics.setdefault("evaluation", {})[name] = entry
+    path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")

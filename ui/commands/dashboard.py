@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def dashboard_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run Streamlit in a child process until it exits or Ctrl-C."""
+    """Run Streamlit in a child process until it exits, Ctrl-C or SIGTERM (which stop it too)."""
     if args.refresh_s <= 0 or args.stale_s <= 0:
         raise ValueError("--refresh-s and --stale-s must be > 0")
     if args.address not in ("127.0.0.1", "localhost", "::1"):
@@ -71,12 +72,34 @@ def run(args: argparse.Namespace) -> int:
     command = streamlit_command(args)
     log.info("dashboard on http://%s:%d (store %s)", args.address, args.port, args.store)
     process = subprocess.Popen(command, env=dashboard_env(args))
+    previous = _on_sigterm(_interrupt)
     try:
         return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        raise
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
+        stop_process(process)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only); returns the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return None
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate ``process`` if it still runs, kill it after ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

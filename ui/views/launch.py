@@ -20,13 +20,23 @@ def render_launcher(ingest_endpoint: str) -> None:
     """The "Start a stream" expander: a form, then the state of each process it started."""
     with st.sidebar.expander(":material/play_arrow: Start a stream", expanded=False):
         request = _form(ingest_endpoint)
+        launched = st.session_state.setdefault("launched", [])
         if request is not None:
-            try:
-                st.session_state.setdefault("launched", []).append(launch(request))
-                st.success(f"Started {request.describe()}.")
-            except (ValueError, OSError) as exc:
-                st.error(f"Could not start: {exc}")
-        _render_launched(st.session_state.get("launched", []))
+            _start(request, launched)
+        _render_launched(launched)
+
+
+def _start(request: LaunchRequest, launched: list[Launched]) -> None:
+    """Launch ``request`` unless the same one is still running (same stream id twice would
+    restart that stream in the engine)."""
+    if any(item.label == request.describe() and item.state() == "running" for item in launched):
+        st.warning(f"{request.describe()} is already running; change the seed for another cell.")
+        return
+    try:
+        launched.append(launch(request))
+        st.success(f"Started {request.describe()}.")
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not start: {exc}")
 
 
 def _form(ingest_endpoint: str) -> LaunchRequest | None:
@@ -39,7 +49,8 @@ def _form(ingest_endpoint: str) -> LaunchRequest | None:
         phenotype = cols[0].selectbox("Phenotype", ["wt", "cpvt"], help="simulated cells only")
         seconds = cols[1].number_input("Seconds", 1.0, 600.0, 20.0, step=5.0)
         seed = cols[0].number_input("Seed", 0, 10**6, _session_seed(), step=1)
-        rate = cols[1].number_input("Speed (× real time)", 0.1, 50.0, 1.0, step=0.5)
+        rate = cols[1].number_input("Speed (×)", 0.1, 50.0, 1.0, step=0.5,
+                                    help="multiple of real time")
         path = st.text_input("TIFF file (replay)", placeholder="/data/cell01.tif")
         submitted = st.form_submit_button("Start", type="primary", width="stretch")
     if not submitted:

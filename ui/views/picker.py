@@ -32,7 +32,7 @@ class Selection:
 
 def stream_label(row: dict) -> str:
     """``● stream · cell`` for live streams, ``stream · cell · HH:MM:SS`` for past ones."""
-    cell = f" · {row['cell']}" if row.get("cell") else ""
+    cell = f" · {row['cell']}" if row.get("cell") and row["cell"] != row["stream"] else ""
     if row.get("live"):
         return f"● {row['stream']}{cell} (live)"
     return f"{row['stream']}{cell} · {clock(row.get('started_s'))}"

@@ -27,9 +27,19 @@ def is_movie(stream: dict) -> bool:
     return stream.get("mode") in ("frames", "movie") or len(stream.get("shape") or []) == 2
 
 
-def render_preview(stream: dict, events: pd.DataFrame, subscriber: PubSubscriber | None) -> None:
-    """Draw the newest preview (or, without one, the events alone) and a short caption."""
+def render_preview(
+    stream: dict, events: pd.DataFrame, subscriber: PubSubscriber | None, live: bool = True,
+) -> None:
+    """Live: the newest preview (or, without one, the recent events alone). History: a map
+    of all the stream's events."""
+    if not live:
+        st.markdown("**Event map** — the whole stream")
+        figure = _event_map_figure(stream, events)
+        st.image(figure_bytes(figure), width="stretch")
+        return
     strips = subscriber.strips(stream["stream"]) if subscriber else []
+    what = "current frame" if is_movie(stream) else f"last {KYMOGRAPH_WINDOW_MS / 1000:g} s"
+    st.markdown(f"**Live image** — {what}, events outlined by kind")
     if is_movie(stream):
         figure = _movie_figure(stream, events, strips)
     else:
@@ -40,6 +50,16 @@ def render_preview(stream: dict, events: pd.DataFrame, subscriber: PubSubscriber
                    "`--publish` endpoint) to see the live image under them.")
     elif not strips:
         st.caption("Waiting for the engine's live image of this stream…")
+
+
+def _event_map_figure(stream: dict, events: pd.DataFrame):
+    shape, pixel_um, _ = _calibration(stream)
+    if is_movie(stream):
+        n_y, n_x = (shape[-2], shape[-1]) if len(shape) == 2 else (64, 512)
+        return frame_figure(None, _latest_ms(events), (n_y * pixel_um, n_x * pixel_um), events,
+                            recent_ms=float("inf"))
+    x_extent_um = (shape[-1] if shape else 512) * pixel_um
+    return kymograph_figure(None, (0.0, max(_latest_ms(events), 1.0)), x_extent_um, events)
 
 
 def _linescan_figure(stream: dict, events: pd.DataFrame, strips: list):

@@ -17,7 +17,7 @@ def stream_caption(stream: dict) -> str:
     is_movie = stream.get("mode") in ("frames", "movie") or len(shape) == 2
     size = " × ".join(str(n) for n in shape) + " px" if shape else ""
     parts = [
-        f"cell {stream['cell']}" if stream.get("cell") else "",
+        f"cell {stream['cell']}" if stream.get("cell") not in (None, "", stream["stream"]) else "",
         ("movie " if is_movie else "line-scan ") + size,
         number(stream.get("pixel_um"), 2, "µm/px") if stream.get("pixel_um") else "",
         number(stream.get("dt_ms"), 2, "ms/frame" if is_movie else "ms/line")
@@ -62,7 +62,7 @@ def render_alerts(
     if errors:
         by_code = stats.get("errors_by_code") or {}
         detail = ", ".join(f"{code}: {n}" for code, n in sorted(by_code.items()))
-        st.error(f"**{errors:,} input errors** on this stream" + (f" ({detail})" if detail else "")
+        st.error(f"**{errors:,} input error{'s' if errors != 1 else ''}** on this stream" + (f" ({detail})" if detail else "")
                  + ". Bad messages were rejected and counted; the stream keeps being analyzed.",
                  icon=":material/error:")
     gaps = _int(stats.get("gaps"))

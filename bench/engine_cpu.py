@@ -1,0 +1,69 @@
+"""End-to-end CPU throughput of the streaming engine, and its latency figures.
+
+For a simulated 512-px line-scan and a 64×512 movie, in the accurate and low-latency modes,
+runs the whole per-stream engine (ΔF/F0 preprocessing → windows → network → stitch → instance
+tracking → characterization → cell vote) over the recording in acquisition-sized chunks, as
+``serve`` does, and prints: frames (lines) per second, the multiple of real time, the built-in
+look-ahead and the compute delay p50/p99 (time from a chunk's arrival to its frames being final
+and post-processed). Targets (DESIGN.md): line-scan ≥ 2× real time at 1.5 ms/line (≥ 1333
+lines/s), movie ≥ 25 frames/s. The classical detector is measured too. Dotti et al.'s network
+is measured by ``bench/network_cpu.py`` (network alone), which prints the ratio.
+
+Usage: ``python bench/engine_cpu.py [--seconds S] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
+from engine.models.model_dir import default_model_path
+from engine.pipeline import analyze_array
+
+TARGET_FPS = {"TX": 2 * 1000 / 1.5, "TYX": 25.0}
+CHUNK = {"TX": 64, "TYX": 4}  # what a microscope sends per message (≈ 100 ms of line-scan)
+
+
+def _row(label: str, rec, **kwargs) -> str:
+    t0 = time.perf_counter()
+    result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms,
+                           chunk_frames=CHUNK[rec.axes], **kwargs)
+    elapsed = time.perf_counter() - t0
+    n = rec.data.shape[0]
+    fps = n / elapsed
+    realtime = fps * rec.dt_ms / 1000
+    ok = "yes" if fps >= TARGET_FPS[rec.axes] else "NO"
+    return (f"{label:<34} {fps:>10.0f} {realtime:>8.2f}x {ok:>7} {result.lookahead_ms:>9.0f} "
+            f"{result.delay_ms_p50:>8.1f} {result.delay_ms_p99:>8.1f} {len(result.events):>7}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="line-scan length")
+    parser.add_argument("--movie-frames", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    line = simulate_linescan(LinescanParams(duration_s=args.seconds), seed=101)
+    movie = simulate_movie(MovieParams(n_frames=args.movie_frames), seed=102)
+    print(f"line-scan {line.data.shape} at {line.dt_ms} ms/line; "
+          f"movie {movie.data.shape} at {movie.dt_ms} ms/frame; torch threads {args.threads}")
+    print(f"{'stream / detector / mode':<34} {'frames/s':>10} {'realtime':>9} {'target':>7} "
+          f"{'look-ahd':>9} {'p50 ms':>8} {'p99 ms':>8} {'events':>7}")
+    for kind, rec in (("linescan", line), ("movie", movie)):
+        for mode in ("accurate", "low_latency"):
+            try:
+                default_model_path(kind, mode)
+            except FileNotFoundError:
+                print(f"{kind + ' network ' + mode:<34} (no packaged model: train it first)")
+                continue
+            print(_row(f"{kind} network {mode}", rec, mode=mode, detector="network"))
+        print(_row(f"{kind} classical", rec, detector="classical"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Characterization: exact on noise-free sparks, median error ≤ 15 % on noisy ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from engine.characterize import characterize, crossing, spark_frequency_per_100um_s, to_event
+from engine.instances import Instance
+
+DT_MS, PX_UM = 1.5, 0.14
+EXACT = dict(sigma_ms=0.0, sigma_um=0.0, band_ms=0.0, band_um=0.0, profile_sigma_ms=0.0,
+             hold_ms=0.0)
+
+
+def spark_profile(t_ms, release_ms, tau_ms):
+    """Smooth rise (1 - exp) during release, then exponential decay; peak 1 at release_ms."""
+    rise = -np.expm1(-np.clip(t_ms, 0, release_ms) / (release_ms / 2)) / -math.expm1(-2.0)
+    decay = np.exp(-np.clip(t_ms - release_ms, 0, None) / tau_ms)
+    return np.where(t_ms < 0, 0.0, np.where(t_ms <= release_ms, rise, decay))
+
+
+def render(n_t, n_x, t0_ms, x_um, amp, fwhm_um, release_ms, tau_ms):
+    t = np.arange(n_t)[:, None] * DT_MS - t0_ms
+    x = np.arange(n_x)[None, :] * PX_UM
+    space = np.exp(-0.5 * ((x - x_um) / (fwhm_um / 2.3548)) ** 2)
+    return (amp * spark_profile(t, release_ms, tau_ms) * space).astype(np.float32)
+
+
+def instance_of(dff0, clean, threshold=0.15):
+    mask = clean > threshold * clean.max()
+    sl = ndimage.find_objects(mask.astype(np.int32))[0]
+    return Instance("spark", 0.9, mask[sl][:, None, :], (sl[0].start, 0, sl[1].start),
+                    dff0[:, None, :], (0, 0, 0), "TX", event_id=7)
+
+
+def test_crossing_interpolates_linearly():
+    profile = np.array([0.0, 0.2, 0.6, 1.0, 0.8, 0.4, 0.0])
+    assert crossing(profile, 3, 0.5, -1) == pytest.approx(1.75)
+    assert crossing(profile, 3, 0.5, +1) == pytest.approx(4.75)
+    assert math.isnan(crossing(profile, 3, -1.0, +1))
+
+
+def test_noise_free_spark_is_exact():
+    # peak exactly on a grid point: t0 + release = 60 ms (line 40), x = 7.0 um (px 50)
+    clean = render(200, 100, 48.0, 7.0, 0.8, 2.0, 12.0, 20.0)
+    fields = characterize(instance_of(clean, clean), PX_UM, DT_MS, **EXACT)
+    fine_t = np.arange(0, 300, 0.001)
+    profile = spark_profile(fine_t - 48.0, 12.0, 20.0)
+    above = fine_t[profile >= 0.5]
+    onset = fine_t[np.argmax(profile >= 0.1)]
+    assert fields["amplitude_dff0"] == pytest.approx(0.8, rel=1e-5)
+    assert fields["t_peak_ms"] == pytest.approx(60.0) and fields["x_um"] == pytest.approx(7.0)
+    assert math.isnan(fields["y_um"])
+    assert fields["fwhm_um"] == pytest.approx(2.0, rel=1e-3)
+    assert fields["fdhm_ms"] == pytest.approx(above[-1] - above[0], rel=0.02)
+    assert fields["rise_ms"] == pytest.approx(60.0 - onset, rel=0.05)
+    assert fields["t50_ms"] == pytest.approx(20.0 * math.log(2), rel=0.02)
+    default = characterize(instance_of(clean, clean), PX_UM, DT_MS)
+    for key in ("amplitude_dff0", "fwhm_um", "fdhm_ms"):
+        assert default[key] == pytest.approx(fields[key], rel=0.12), key
+
+
+def test_noisy_sparks_median_error_within_15_percent():
+    rng = np.random.default_rng(3)
+    errors = {"amplitude_dff0": [], "fwhm_um": [], "fdhm_ms": []}
+    for _ in range(40):
+        amp, fwhm = rng.uniform(0.3, 1.5), rng.uniform(1.5, 2.5)
+        release, tau = rng.uniform(6, 12), rng.uniform(15, 30)
+        clean = render(160, 120, 40.0, 8.4, amp, fwhm, release, tau)
+        resting_photons = rng.uniform(10, 40)
+        noisy = rng.poisson(resting_photons * (1 + clean)) / resting_photons - 1
+        truth = characterize(instance_of(clean, clean), PX_UM, DT_MS, **EXACT)
+        got = characterize(instance_of(noisy.astype(np.float32), clean), PX_UM, DT_MS)
+        for key, values in errors.items():
+            values.append(abs(got[key] - truth[key]) / truth[key])
+    for key, values in errors.items():
+        assert np.nanmedian(values) <= 0.15, (key, np.nanmedian(values))
+
+
+def test_to_event_and_movie_positions():
+    clean = render(100, 60, 20.0, 4.2, 1.0, 2.0, 8.0, 15.0)
+    movie = np.repeat(clean[:, None, :], 5, axis=1) * np.array([0.2, 0.6, 1, 0.6, 0.2])[:, None]
+    mask = movie > 0.2
+    inst = Instance("spark", 0.8, mask, (10, 3, 5), movie.astype(np.float32), (10, 3, 5), "TYX", 4)
+    event = to_event(inst, PX_UM, DT_MS, stream="s1", cell="c1")
+    assert event.event_id == 4 and event.stream == "s1"
+    assert event.y_um == pytest.approx((3 + 2) * PX_UM)
+    assert event.x_um == pytest.approx((5 + 30) * PX_UM)
+    assert event.t_peak_ms == pytest.approx((10 + 18) * DT_MS, abs=DT_MS)
+
+
+def test_spark_frequency():
+    assert spark_frequency_per_100um_s(30, 50.0, 3.0) == pytest.approx(20.0)
+    assert math.isnan(spark_frequency_per_100um_s(3, 0.0, 1.0))
+
+
+@pytest.mark.slow
+def test_against_simulator_ground_truth():
+    simulate = pytest.importorskip("acquisition.simulate")
+    errors = {"amplitude_dff0": [], "fwhm_um": [], "fdhm_ms": []}
+    for seed in (0, 1):
+        rec = simulate.simulate_linescan(simulate.LinescanParams(duration_s=4.0), seed=seed)
+        counts = rec.data.astype(np.float32) - rec.blank
+        f0 = ndimage.gaussian_filter(ndimage.percentile_filter(counts, 50, (301, 1)), (0, 2))
+        dff0 = (counts / np.maximum(f0, 1e-3) - 1).astype(np.float32)
+        for ev in rec.events:
+            if ev["kind"] != "spark":
+                continue
+            mask = rec.instance_mask == ev["event_id"]
+            sl = ndimage.find_objects(mask.astype(np.int32))[0]
+            inst = Instance("spark", 1.0, mask[sl][:, None, :], (sl[0].start, 0, sl[1].start),
+                            dff0[:, None, :], (0, 0, 0), "TX")
+            got = characterize(inst, rec.pixel_um, rec.dt_ms)
+            for key, values in errors.items():
+                values.append(abs(got[key] - ev[key]) / ev[key])
+    for key, values in errors.items():
+        assert np.nanmedian(values) <= 0.15, (key, np.nanmedian(values))

@@ -1,0 +1,171 @@
+"""InstanceTracker: Dotti post-processing, streaming == batch, size filters, splitting, gaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from acquisition.labels import PUFF, SPARK, WAVE
+from engine.postprocess import InstanceTracker, fill_temporal_gaps
+
+DT_MS, PX_UM = 1.0, 0.2
+
+
+def gaussian_spark(shape, t_ms, x_um, amp=1.0, fwhm_um=2.0, rise_ms=6.0, tau_ms=15.0):
+    """Noise-free line-scan spark: Gaussian in X, linear rise then exponential decay."""
+    t = np.arange(shape[0])[:, None] * DT_MS - t_ms
+    x = np.arange(shape[1])[None, :] * PX_UM
+    time = np.where(t < 0, 0, np.where(t < rise_ms, t / rise_ms, np.exp(-(t - rise_ms) / tau_ms)))
+    return (amp * time * np.exp(-0.5 * ((x - x_um) / (fwhm_um / 2.3548)) ** 2)).astype(np.float32)
+
+
+def probs_of(class_map: np.ndarray) -> np.ndarray:
+    """Confident probabilities (n, 4, ...) from a class map."""
+    probs = np.zeros((class_map.shape[0], 4, *class_map.shape[1:]), np.float32)
+    probs[:, 0] = np.where(class_map > 0, 0.1, 0.95)
+    for cls in (SPARK, WAVE, PUFF):
+        probs[:, cls] = np.where(class_map == cls, 0.9, 0.05 / 3)
+    return probs
+
+
+def run(tracker, probs, dff0, blocks):
+    out, labels, first = [], [], 0
+    for n in blocks:
+        out += tracker.push(first, probs[first : first + n], dff0[first : first + n])
+        first += n
+        popped = tracker.pop_final_labels()
+        if popped:
+            labels.append(popped)
+    out += tracker.flush()
+    popped = tracker.pop_final_labels()
+    if popped:
+        labels.append(popped)
+    assert [f for f, _ in labels] == list(np.cumsum([0] + [len(lab) for _, lab in labels]))[:-1]
+    return out, np.concatenate([lab for _, lab in labels])
+
+
+def scene():
+    """A line-scan with sparks (two of them side by side), a puff with a gap, a wave."""
+    shape = (700, 200)
+    dff0 = np.zeros(shape, np.float32)
+    for t, x in [(40, 10.0), (40, 14.0), (200, 30.0), (420, 8.0)]:
+        dff0 += gaussian_spark(shape, t, x)
+    classes = np.where(dff0 > 0.15, SPARK, 0).astype(np.uint8)
+    classes[300:320, 100:120] = PUFF
+    classes[322:330, 100:120] = PUFF  # gap of 2 frames (320, 321): same puff
+    dff0[300:330, 100:120] += 0.3
+    classes[500:560, 60:180] = WAVE
+    dff0[500:560, 60:180] += 1.0
+    return probs_of(classes), dff0
+
+
+def describe(instances):
+    return [(i.event_id, i.kind, i.origin, i.mask.tobytes(), round(i.score, 6)) for i in instances]
+
+
+def test_scene_instances():
+    probs, dff0 = scene()
+    tracker = InstanceTracker((200,), PX_UM, DT_MS, {"foreground": 0.5})
+    instances, labels = run(tracker, probs, dff0, [len(dff0)])
+    kinds = sorted(i.kind for i in instances)
+    assert kinds == ["puff", "spark", "spark", "spark", "spark", "wave"]
+    assert labels.shape == dff0.shape and labels.dtype == np.int32
+    assert [i.event_id for i in instances] == list(range(1, 7))
+    for inst in instances:  # labels carry the event ids exactly on the instance masks
+        t, _, x = inst.origin
+        crop = labels[t : t + inst.mask.shape[0], x : x + inst.mask.shape[2]]
+        assert np.all(crop[inst.mask[:, 0]] == inst.event_id)
+        assert inst.dff0.shape[0] > inst.mask.shape[0]  # context frames around the event
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_equals_batch(seed):
+    probs, dff0 = scene()
+    rng = np.random.default_rng(seed)
+    blocks = []
+    while sum(blocks) < len(dff0):
+        blocks.append(int(min(rng.integers(1, 60), len(dff0) - sum(blocks))))
+    batch, batch_labels = run(InstanceTracker((200,), PX_UM, DT_MS), probs, dff0, [len(dff0)])
+    stream, stream_labels = run(InstanceTracker((200,), PX_UM, DT_MS), probs, dff0, blocks)
+    assert describe(stream) == describe(batch)
+    np.testing.assert_array_equal(stream_labels, batch_labels)
+
+
+def test_nearby_sparks_split_only_when_apart():
+    shape = (120, 100)
+    for dx_um, expected in [(3.0, 2), (0.8, 1)]:
+        dff0 = gaussian_spark(shape, 20, 8.0) + gaussian_spark(shape, 20, 8.0 + dx_um)
+        probs = probs_of(np.where(dff0 > 0.15, SPARK, 0))
+        out, _ = run(InstanceTracker((100,), PX_UM, DT_MS), probs, dff0, [shape[0]])
+        assert len(out) == expected, dx_um
+
+
+def box_instances(kind_id, frames, width_px, gap=0):
+    classes = np.zeros((100, 200), np.uint8)
+    classes[10 : 10 + frames, 50 : 50 + width_px] = kind_id
+    if gap:
+        classes[10 + frames + gap : 20 + frames + gap, 50 : 50 + width_px] = kind_id
+    tracker = InstanceTracker((200,), PX_UM, DT_MS)
+    out, _ = run(tracker, probs_of(classes), np.zeros(classes.shape, np.float32), [100])
+    return out
+
+
+def test_size_filters():
+    assert len(box_instances(SPARK, 2, 5)) == 0  # < 3 frames
+    assert len(box_instances(SPARK, 3, 3)) == 1  # 3 frames, 0.6 um
+    assert len(box_instances(SPARK, 5, 2)) == 0  # 0.4 um
+    assert len(box_instances(PUFF, 4, 20)) == 0
+    assert len(box_instances(PUFF, 5, 20)) == 1
+    assert len(box_instances(WAVE, 30, 70)) == 0  # 14 um
+    assert len(box_instances(WAVE, 30, 80)) == 1  # 16 um
+
+
+def test_gap_merging():
+    assert len(box_instances(PUFF, 10, 20, gap=2)) == 1
+    assert len(box_instances(PUFF, 10, 20, gap=3)) == 2
+    filled = fill_temporal_gaps(np.array([1, 0, 0, 1, 0, 0, 0, 1], bool), 2)
+    assert filled.tolist() == [True] * 4 + [False] * 3 + [True]
+
+
+def test_mixed_region_takes_majority_class():
+    classes = np.zeros((100, 200), np.uint8)
+    classes[10:50, 20:120] = WAVE
+    classes[10:50, 120:140] = SPARK
+    out = run(InstanceTracker((200,), PX_UM, DT_MS), probs_of(classes),
+              np.zeros(classes.shape, np.float32), [100])[0]
+    assert [i.kind for i in out] == ["wave"] and out[0].mask.sum() == 40 * 120
+
+
+def test_memory_bounded_on_long_stream():
+    shape = (6000, 100)
+    dff0 = sum(gaussian_spark(shape, t, 10.0) for t in range(100, 6000, 400))
+    probs = probs_of(np.where(dff0 > 0.15, SPARK, 0))
+    tracker = InstanceTracker((100,), PX_UM, DT_MS)
+    most, found = 0, 0
+    for first in range(0, shape[0], 50):
+        found += len(tracker.push(first, probs[first : first + 50], dff0[first : first + 50]))
+        most = max(most, tracker.buffered_frames)
+    found += len(tracker.flush())
+    assert found == 15 and most < 250
+
+
+def test_movie_sparks_and_block_invariance():
+    t = np.arange(60)[:, None, None] * 6.8
+    y, x = (grid[None] * 0.2 for grid in np.mgrid[0:20, 0:40])
+    dff0 = np.zeros((60, 20, 40), np.float32)
+    for t0, y0, x0 in [(50.0, 1.0, 2.0), (50.0, 3.0, 6.0), (150.0, 2.0, 4.0)]:
+        time = np.where(t < t0, 0, np.exp(-np.abs(t - t0) / 20.0))
+        dff0 += (time * np.exp(-((y - y0) ** 2 + (x - x0) ** 2) / (2 * 0.8**2))).astype(np.float32)
+    probs = probs_of(np.where(dff0 > 0.15, SPARK, 0))
+    batch, labels = run(InstanceTracker((20, 40), 0.2, 6.8), probs, dff0, [60])
+    stream, stream_labels = run(InstanceTracker((20, 40), 0.2, 6.8), probs, dff0, [7] * 8 + [4])
+    assert len(batch) == 3 and all(i.axes == "TYX" for i in batch)
+    assert describe(stream) == describe(batch)
+    assert labels.shape == dff0.shape and np.array_equal(labels, stream_labels)
+
+
+def test_out_of_order_push_raises():
+    tracker = InstanceTracker((10,), PX_UM, DT_MS)
+    tracker.push(0, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
+    with pytest.raises(ValueError, match="expected 5"):
+        tracker.push(7, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
