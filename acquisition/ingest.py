@@ -248,6 +248,7 @@ class Ingest:
         self._enqueue(StreamStarted(header), stats)
 
     def _on_chunk(self, header: ChunkHeader, payload: zmq.Frame) -> None:
+        t_received = time.perf_counter()
         state = self._running(header.stream, "chunk")
         data = decode_payload(header, state.header, payload.buffer, self.max_payload_bytes)
         if (header.first + header.n) * state.header.item_bytes > self.max_stream_bytes:
@@ -264,7 +265,7 @@ class Ingest:
             self.recorder.write(header.stream, header.first, header.n, payload.buffer)
             with self._cond:
                 state.stats.frames_recorded += new
-        self._enqueue(ChunkReceived(header, data.copy()), state.stats)
+        self._enqueue(ChunkReceived(header, data.copy(), t_received), state.stats)
 
     def _on_stop(self, header: StopHeader) -> None:
         state = self._running(header.stream, "stop")

@@ -53,6 +53,7 @@ class StreamStarted:
 class ChunkReceived:
     header: ChunkHeader
     data: np.ndarray
+    t_received: float | None = None  # time.perf_counter() when the message arrived
 
 
 @dataclass(frozen=True)

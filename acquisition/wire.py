@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgpack
 import numpy as np
@@ -111,7 +111,7 @@ class StopHeader:
     kind: Literal["stop"] = "stop"
 
 
-Header = Union[StartHeader, ChunkHeader, StopHeader]
+Header = StartHeader | ChunkHeader | StopHeader
 
 
 def encode_header(header: Header) -> bytes:

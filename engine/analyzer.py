@@ -86,7 +86,8 @@ class StreamAnalyzer:
         self.info = info
         self.detector = detector
         self.stats = AnalyzerStats()
-        self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank)
+        self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
+                                 **detector.preprocess)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds, axes=info.axes,
                                         keep_labels=keep_labels)

@@ -32,6 +32,7 @@ class Detector(Protocol):
     name: str
     lookahead_frames: int
     thresholds: dict
+    preprocess: dict  # Preprocessor keyword arguments the detector was built for
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
 
@@ -57,6 +58,7 @@ class NetworkDetector:
                  frame_shape: tuple[int, ...], max_batch: int = 4) -> None:
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
+        self.preprocess = dict(model.config.preprocess)
         self.thresholds = dict(model.thresholds)
         self.backend = backend
         self.name = f"network:{model.config.name or 'model'}/{mode}"
@@ -94,6 +96,7 @@ class ClassicalStreamDetector:
         self._detector = ClassicalDetector(pixel_um, dt_ms, linescan=len(frame_shape) == 1,
                                            **kwargs)
         self.thresholds = self._detector.thresholds
+        self.preprocess: dict = {}
         self.name = "classical"
         self._ctx = self._detector.context_frames
         self._buffer = np.zeros((0, *frame_shape), np.float32)

@@ -156,7 +156,7 @@ class Server:
         if live is None:
             log.warning("chunk for stream %s that is not running here", item.header.stream)
             return
-        t_arrival = getattr(item, "t_received", None)
+        t_arrival = item.t_received
         events = live.analyzer.push(item.header.first, item.data, t_arrival)
         self._emit(item.header.stream, live, events)
         self._maybe_preview(item.header.stream, live)

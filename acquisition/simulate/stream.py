@@ -58,7 +58,7 @@ def _open(target: PublisherLike | Callable[[], PublisherLike] | str,
         return Publisher(target, stream=stream), True
     if hasattr(target, "send"):
         return target, False  # type: ignore[return-value]
-    return target(), False
+    return target(), True  # made here from the factory: closed here
 
 
 def start_kwargs(rec: Recording) -> dict[str, Any]:

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sparks per 100 um per s (default: phenotype preset)")
     parser.add_argument("--stream-to", default=None, help="ZeroMQ endpoint to stream to")
     parser.add_argument("--rate", type=float, default=1.0, help="streaming speed (x real time)")
+    parser.add_argument("--stream", default=None,
+                        help="stream id when streaming (default: the cell id; with several "
+                        "cells, used as prefix STREAM-1, STREAM-2, ...)")
+    parser.add_argument("--send-timeout-ms", type=int, default=None,
+                        help="give up streaming when the ingest does not take data this long")
 
 
 def _params(args: argparse.Namespace):
@@ -46,6 +51,16 @@ def _params(args: argparse.Namespace):
     if args.spark_rate is not None:
         stats = replace(stats, spark_rate_per_100um_s=args.spark_rate)
     return replace(params, optics=optics, stats=stats)
+
+
+def _publisher_factory(args: argparse.Namespace, rec, k: int):
+    from acquisition.publisher import Publisher
+
+    stream = rec.cell
+    if args.stream:
+        stream = args.stream if args.n_cells == 1 else f"{args.stream}-{k + 1}"
+    return lambda: Publisher(args.stream_to, stream=stream,
+                             send_timeout_ms=args.send_timeout_ms)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             paths = write_recording(rec, args.out, f"{rec.cell}")
             log.info("%s: %s -> %s", rec.cell, rec.counts_by_kind(), paths["data"])
         if args.stream_to:
-            stream_recording(rec, args.stream_to, rate=args.rate)
+            stream_recording(rec, _publisher_factory(args, rec, k), rate=args.rate)
     if args.dotti:
         for rec, paths in zip(recs, write_dotti_folder(recs, args.out), strict=True):
             log.info("%s: %s -> %s", rec.cell, rec.counts_by_kind(), paths["data"])
