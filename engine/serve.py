@@ -20,7 +20,7 @@ import numpy as np
 from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopped
 from acquisition.wire import StartHeader
 
-from .analyzer import StreamAnalyzer, StreamInfo, summarize_stream
+from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_stream
 from .events import Event
 from .pipeline import DetectorFactory
 from .sinks import SinkSet
@@ -209,6 +209,8 @@ class Server:
             "input_rate_hz": (frames_in - prev_in) / elapsed,
             "analysis_rate_hz": (stats.frames_final - prev_final) / elapsed,
             "lookahead_ms": live.analyzer.lookahead_ms, "events": stats.events,
+            "spark_freq_per_100um_s": spark_frequency(
+                live.analyzer, sum(e.kind == "spark" for e in live.events)),
             "frames_recorded": ingest.frames_recorded if ingest else 0,
             "errors_by_code": ingest.errors_by_code if ingest else {},
         })

@@ -33,7 +33,7 @@ def _stats(**overrides) -> dict:
         "t_s": time.time(), "frames_in": 2000, "frames_analyzed": 1900, "lag_frames": 100,
         "compute_p50_ms": 4.2, "compute_p99_ms": 11.5, "gaps": 0, "errors": 0,
         "queue_depth": 3, "input_rate_hz": 666.0, "analysis_rate_hz": 650.0,
-        "frames_recorded": 2000,
+        "frames_recorded": 2000, "spark_freq_per_100um_s": 1.37,
     }
     return {**stats, **overrides}
 
@@ -112,8 +112,7 @@ def test_stream_with_events_stats_and_cell(monkeypatch, seeded_store):
     assert metrics["Compute p50 / p99"] == "4.2 / 11.5 ms"
     assert metrics["Frames recorded"] == "2,000"
     assert metrics["Errors"] == "0"
-    # 4 sparks / (512 px · 0.2 µm / 100 µm) / (1900 lines · 1.5 ms) ≈ 1.37
-    assert metrics["Spark frequency (/100 µm/s)"] == "1.37"
+    assert metrics["Spark frequency (/100 µm/s)"] == "1.37"  # as the engine reported it
     captions = _texts(app.caption)
     assert "confidence **81 %**" in captions and "from **4 sparks**" in captions
     assert "classical" in captions and "no model directory given" in captions
@@ -176,7 +175,7 @@ def test_movie_stream_shows_y_and_frame(monkeypatch, store_path):
     app = _run(monkeypatch, store_path)
     assert "movie 64 × 512 px" in _texts(app.caption)
     assert "y_um" in app.dataframe[0].value.columns
-    assert _metrics(app)["Spark frequency (/100 µm²/s)"] != "—"
+    assert _metrics(app)["Spark frequency (/100 µm/s)"] == "1.37"
     assert not app.error
 
 

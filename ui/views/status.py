@@ -84,24 +84,13 @@ def _int(value) -> int:
     return int(value) if math.isfinite(value) else 0
 
 
-def spark_frequency(stream: dict, stats: dict | None, events: pd.DataFrame) -> tuple[float, str]:
-    """Sparks per 100 µm per s (line-scans) or per 100 µm² per s (movies).
-
-    Uses the engine's ``spark_freq_per_100um_s`` when it reports one; otherwise divides the
-    stored spark count by the analyzed duration and scanned length/area.
-    """
-    stats = stats or {}
-    shape = stream.get("shape") or []
-    unit = "/100 µm²/s" if len(shape) == 2 else "/100 µm/s"
-    if stats.get("spark_freq_per_100um_s") is not None:
-        return float(stats["spark_freq_per_100um_s"]), unit
-    frames = float(stats.get("frames_analyzed") or stats.get("frames_in") or 0)
-    seconds = frames * float(stream.get("dt_ms") or math.nan) / 1000.0
-    size_um = math.prod(shape) * float(stream.get("pixel_um") or math.nan) ** len(shape)
-    n_sparks = int((events["kind"] == "spark").sum()) if not events.empty else 0
-    if not shape or not seconds > 0 or not size_um > 0:
-        return math.nan, unit
-    return n_sparks / (size_um / 100.0) / seconds, unit
+def spark_frequency(stats: dict | None) -> float:
+    """Sparks per 100 µm (of cell length along X) per s, as the engine reports it."""
+    value = (stats or {}).get("spark_freq_per_100um_s")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def render_key_numbers(
@@ -110,7 +99,7 @@ def render_key_numbers(
 ) -> None:
     """Events, sparks/puffs/waves, spark frequency and the cell classification."""
     kinds = events["kind"].value_counts() if not events.empty else pd.Series(dtype=int)
-    freq, unit = spark_frequency(stream, stats, events)
+    freq, unit = spark_frequency(stats), "/100 µm/s"
     cols = st.columns([1, 1.4, 1.2, 1.6])
     cols[0].metric("Events", count(len(events)),
                    delta=f"+{new_events}" if new_events else None)
