@@ -97,6 +97,7 @@ class StreamAnalyzer:
         self._last_raw: np.ndarray | None = None
         self._next_frame = 0
         self._recent: deque[tuple[int, np.ndarray]] = deque()
+        self._arrivals: deque[tuple[int, float]] = deque()  # (windows submitted, t) if batched
 
     @property
     def lookahead_ms(self) -> float:
@@ -140,6 +141,30 @@ class StreamAnalyzer:
         if dff0.shape[0]:
             events = self._after_preprocess(d_first, dff0, self.detector.push, t0)
         events += self._to_events(self._finalize(self.detector.flush()) + self._tracker.flush())
+        if self.batched:
+            self._record_batched_delays(time.perf_counter())
+        return events
+
+    @property
+    def batched(self) -> bool:
+        """The detector's windows run in a cross-stream batcher (results come back later)."""
+        return getattr(self.detector, "batcher", None) is not None
+
+    @property
+    def has_ready(self) -> bool:
+        """Blocks finalized by the batcher wait for :meth:`collect`."""
+        return bool(getattr(self.detector, "has_ready", False))
+
+    def collect(self) -> list[Event]:
+        """Post-process blocks the batcher finalized since the last call (batched detectors).
+
+        ``serve`` calls it after :meth:`~engine.batching.WindowBatcher.poll`; ``push`` and
+        ``finish`` also take such blocks, so nothing is processed twice or out of order.
+        """
+        if not self.has_ready:
+            return []
+        events = self._to_events(self._finalize(self.detector.take_ready()))
+        self._record_batched_delays(time.perf_counter())
         return events
 
     def recent_dff0(self) -> tuple[int, np.ndarray] | None:
@@ -178,10 +203,22 @@ class StreamAnalyzer:
         self._append_dff0(d_first, dff0)
         self._remember_recent(d_first, dff0)
         final_before = self.stats.frames_final
+        submitted_before = getattr(self.detector, "n_submitted", 0)
         events = self._to_events(self._finalize(detect(d_first, dff0)))
-        if self.stats.frames_final > final_before:
+        if self.batched:
+            if self.detector.n_submitted > submitted_before:
+                self._arrivals.append((self.detector.n_submitted, t_arrival))
+            self._record_batched_delays(time.perf_counter())
+        elif self.stats.frames_final > final_before:
             self.stats.delays_ms.append(1e3 * (time.perf_counter() - t_arrival))
         return events
+
+    def _record_batched_delays(self, now: float) -> None:
+        """Compute delay of batched windows: from the arrival of the chunk that completed them
+        to the post-processing of their results (each chunk counted once, like unbatched)."""
+        delivered = self.detector.n_delivered
+        while self._arrivals and self._arrivals[0][0] <= delivered:
+            self.stats.delays_ms.append(1e3 * (now - self._arrivals.popleft()[1]))
 
     def _remember_recent(self, first: int, dff0: np.ndarray) -> None:
         keep = PREVIEW_LINES if self.info.axes == "TX" else 1

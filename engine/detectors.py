@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from .backends import Backend
+from .batching import WindowBatcher
 from .classical import ClassicalDetector
 from .models.model_dir import ModelDir
 from .preprocess import network_input
@@ -51,11 +52,16 @@ class NetworkDetector:
     mode : {"accurate", "low_latency"}
     frame_shape : shape of one line ``(X,)`` or frame ``(Y, X)``.
     max_batch : int
-        Windows sent to the backend in one call.
+        Windows sent to the backend in one call (without a batcher).
+    batcher : WindowBatcher, optional
+        Cross-stream batching (:mod:`engine.batching`): windows are submitted to it instead of
+        run at once; ``push``/``flush`` return only the blocks completed so far, and blocks
+        completed later (when the batcher runs a batch) are taken with :meth:`take_ready`.
     """
 
     def __init__(self, model: ModelDir, backend: Backend, mode: str,
-                 frame_shape: tuple[int, ...], max_batch: int = 4) -> None:
+                 frame_shape: tuple[int, ...], max_batch: int = 4,
+                 batcher: WindowBatcher | None = None) -> None:
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
         self.preprocess = dict(model.config.preprocess)
@@ -63,19 +69,49 @@ class NetworkDetector:
         self.backend = backend
         self.name = f"network:{model.config.name or 'model'}/{mode}"
         self.max_batch = max_batch
+        self.batcher = batcher
+        self.n_submitted = 0  # windows handed to the batcher
+        self.n_delivered = 0  # of which results came back
         self._windower = Windower.from_geometry(self.geometry, frame_shape)
         self._stitcher = Stitcher()
+        self._ready: list[FinalBlock] = []
 
     @property
     def lookahead_frames(self) -> int:
         return self.geometry.lookahead_frames
 
+    @property
+    def has_ready(self) -> bool:
+        """Blocks completed by the batcher are waiting for :meth:`take_ready`."""
+        return bool(self._ready)
+
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         x = network_input(dff0, self.normalization)
-        return self._run(self._windower.push(first, x))
+        return self._process(self._windower.push(first, x))
 
     def flush(self) -> list[FinalBlock]:
-        return self._run(self._windower.flush())
+        blocks = self._process(self._windower.flush())
+        if self.batcher is not None and self.n_delivered < self.n_submitted:
+            self.batcher.flush()
+            blocks += self.take_ready()
+        return blocks
+
+    def take_ready(self) -> list[FinalBlock]:
+        """Blocks finalized since the last call, in stream order."""
+        blocks, self._ready = self._ready, []
+        return blocks
+
+    def _process(self, windows: list) -> list[FinalBlock]:
+        if self.batcher is None:
+            return self._run(windows)
+        for window in windows:
+            self.n_submitted += 1
+            self.batcher.submit(self.backend, window, self._deliver)
+        return self.take_ready()
+
+    def _deliver(self, window, probs: np.ndarray) -> None:
+        self.n_delivered += 1
+        self._ready.extend(self._stitcher.add(window, probs))
 
     def _run(self, windows: list) -> list[FinalBlock]:
         blocks: list[FinalBlock] = []

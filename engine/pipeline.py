@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .analyzer import StreamAnalyzer, StreamInfo
+from .batching import WindowBatcher
 from .cellclass import CellClassifier, CellSummary
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
@@ -44,6 +45,10 @@ class EngineConfig:
     detector: str = "auto"
     thresholds: dict | None = None  # overrides of the model's thresholds.json
     classifier: Path | None = None  # cell classifier dir; None → packaged default if present
+    batch: bool | None = None  # cross-stream window batching; None → on for CUDA backends
+    max_batch: int = 32  # windows per batch (and TensorRT profile max)
+    max_wait_ms: float = 10.0  # longest a window waits for a batch to fill
+    backend_options: dict | None = None  # per backend name: constructor kwargs (make_backend)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -59,12 +64,19 @@ class _Loaded:
 
 
 class DetectorFactory:
-    """Loads models and backends once; makes one detector per stream."""
+    """Loads models and backends once; makes one detector per stream.
+
+    ``batcher``: the :class:`~engine.batching.WindowBatcher` shared by the network detectors
+    whose backend batches (``config.batch`` True, or None and the backend runs on CUDA);
+    ``None`` when ``config.batch`` is False. Whoever drives the analyzers polls it (``serve``).
+    """
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self._loaded: dict[str, _Loaded | None] = {}
         self.classifier = self._load_classifier()
+        self.batcher = (WindowBatcher(config.max_batch, config.max_wait_ms)
+                        if config.batch is not False else None)
 
     def describe(self, info: StreamInfo) -> dict:
         """Model/backend/reason a stream of this kind gets (for the store and the dashboard)."""
@@ -83,10 +95,15 @@ class DetectorFactory:
             return ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
         _check_calibration(loaded.model, info)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
-                                   info.frame_shape)
+                                   info.frame_shape, batcher=self._batcher_for(loaded.backend))
         if self.config.thresholds:
             detector.thresholds.update(self.config.thresholds)
         return detector
+
+    def _batcher_for(self, backend) -> WindowBatcher | None:
+        if self.config.batch is None and not str(backend.device).startswith("cuda"):
+            return None
+        return self.batcher
 
     def analyzer(self, info: StreamInfo, keep_labels: bool = False) -> StreamAnalyzer:
         return StreamAnalyzer(info, self.detector(info), self.classifier, keep_labels)
@@ -117,7 +134,11 @@ class DetectorFactory:
         if model.config.kind != kind:
             raise ValueError(f"model {path} is for {model.config.kind} data, "
                              f"but the stream is a {kind}")
-        return _Loaded(model, make_backend(model, self.config.backend, self.config.device))
+        options = {name: dict(kwargs) for name, kwargs in
+                   (self.config.backend_options or {}).items()}
+        options.setdefault("tensorrt", {}).setdefault("max_batch", self.config.max_batch)
+        return _Loaded(model, make_backend(model, self.config.backend, self.config.device,
+                                           options))
 
     def _load_classifier(self) -> CellClassifier | None:
         path = self.config.classifier or DEFAULT_CLASSIFIER

@@ -64,6 +64,10 @@ class Server:
     publisher : EventPublisher, optional
         Also receives previews (``publish_preview``).
     stats_interval_s, preview_interval_s : float
+
+    With cross-stream batching (``factory.batcher`` set, :mod:`engine.batching`), each loop
+    iteration waits for the ingest at most until the next partial batch is due, runs due
+    batches (:meth:`poll_batches`) and post-processes the blocks they finalized, per stream.
     """
 
     def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
@@ -71,6 +75,7 @@ class Server:
                  preview_interval_s: float = 0.25) -> None:
         self.ingest = ingest
         self.factory = factory
+        self.batcher = getattr(factory, "batcher", None)
         self.sinks = sinks
         self.publisher = publisher
         self.stats_interval_s = stats_interval_s
@@ -106,9 +111,10 @@ class Server:
 
     def _loop(self, max_streams: int | None) -> None:
         while not self._stop.is_set():
-            item = self.ingest.get(timeout_s=0.1)
+            item = self.ingest.get(timeout_s=self._wait_s())
             if item is not None:
                 self.handle(item)
+            self.poll_batches()
             self._periodic()
             if max_streams is not None and len(self.finished) >= max_streams:
                 break
@@ -124,6 +130,20 @@ class Server:
         if self.error is not None:
             raise RuntimeError(f"analysis stopped: {self.error}") from self.error
         return done
+
+    def poll_batches(self, now: float | None = None) -> None:
+        """Run the batches that are due and emit the events of the blocks they finalized."""
+        if self.batcher is None:
+            return
+        self.batcher.poll(now)
+        for stream, live in list(self.live.items()):
+            if live.analyzer.has_ready:
+                self._emit(stream, live, live.analyzer.collect())
+
+    def _wait_s(self) -> float:
+        """Ingest wait: 0.1 s, or less when a partial batch is due sooner."""
+        due = self.batcher.seconds_to_deadline() if self.batcher is not None else None
+        return 0.1 if due is None else min(0.1, due)
 
     def handle(self, item) -> None:
         if isinstance(item, StreamStarted):

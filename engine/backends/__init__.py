@@ -1,10 +1,12 @@
-"""Inference backends behind one small protocol (torch / onnxruntime; TensorRT later).
+"""Inference backends behind one small protocol (torch / onnxruntime / TensorRT).
 
-``make_backend(model, name="auto")`` picks and explains: ``auto`` → torch on CUDA when a GPU is
-available, else onnxruntime on CPU (measured faster on this project's CPU benchmark,
+``make_backend(model, name="auto")`` picks and explains: ``auto`` → TensorRT when a CUDA GPU and
+the ``tensorrt`` package are available (fp16 engines built on this GPU and cached), else torch on
+CUDA, else onnxruntime on CPU (measured faster on this project's CPU benchmark,
 ``bench/network_cpu.py``: ~2x for the 2D line-scan net, ~5-8x for the 3D nets, whose
 convolutions torch runs through its slow non-oneDNN path), else torch on CPU when onnxruntime is
-missing. The choice and its reason are logged and kept in ``backend.reason``.
+missing. The choice and its reason (including why a preferred backend was passed over) are
+logged and kept in ``backend.reason``.
 """
 
 from __future__ import annotations
@@ -64,49 +66,77 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _tensorrt_available() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
 def make_backend(model: ModelDir | str | Path, name: str = "auto", device: str | None = None,
-                 ) -> Backend:
-    """Build the backend ``name`` for ``model`` on ``device`` ("cpu" | "cuda" | None = best)."""
+                 options: dict[str, dict] | None = None) -> Backend:
+    """Build the backend ``name`` for ``model`` on ``device`` ("cpu" | "cuda" | None = best).
+
+    ``options`` maps a backend name to keyword arguments of its constructor, used when that
+    backend is built, e.g. ``{"tensorrt": {"precision": "fp16", "max_batch": 32},
+    "torch": {"dtype": "float16"}}``.
+    """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKEND_NAMES}")
     if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'cpu', 'cuda[:N]' or None, got {device!r}")
-    if name == "tensorrt":
-        raise BackendUnavailable("TensorRT backend not available: not implemented in this "
-                                 "build yet; use 'torch' (CUDA) or 'onnxruntime'")
     model = as_model_dir(model)
+    options = dict(options or {})
     if name == "auto":
-        name, device, reason = _auto_choice(device)
+        backend = _auto_backend(model, device, options)
     else:
-        device = device or ("cuda" if name == "torch" and _cuda_available() else "cpu")
-        reason = f"{name} requested explicitly"
-    backend = _build(model, name, device)
-    backend.reason = reason
+        default = "cuda" if name == "tensorrt" or (name == "torch" and _cuda_available()) else "cpu"
+        backend = _build(model, name, device or default, options)
+        backend.reason = f"{name} requested explicitly"
     log.info("backend %s on %s for model %r: %s", backend.name, backend.device,
-             model.config.name, reason)
+             model.config.name, backend.reason)
     return backend
 
 
-def _auto_choice(device: str | None) -> tuple[str, str, str]:
+def _auto_backend(model: ModelDir, device: str | None, options: dict[str, dict]) -> Backend:
+    """TensorRT > torch CUDA > onnxruntime CPU > torch CPU, with the reason on ``.reason``."""
     if device is None or str(device).startswith("cuda"):
         if _cuda_available():
-            return "torch", device or "cuda", "auto: CUDA GPU available → torch on GPU"
+            gpu = device or "cuda"
+            passed_over = "TensorRT not installed"
+            if _tensorrt_available():
+                try:
+                    backend = _build(model, "tensorrt", gpu, options)
+                    backend.reason = "auto: CUDA GPU and TensorRT available → TensorRT"
+                    return backend
+                except BackendUnavailable as exc:
+                    passed_over = f"TensorRT unusable: {exc}"
+                    log.warning("auto backend: %s; falling back to torch on GPU", passed_over)
+            backend = _build(model, "torch", gpu, options)
+            backend.reason = f"auto: CUDA GPU available, {passed_over} → torch on GPU"
+            return backend
         if device is not None:
             raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
     if importlib.util.find_spec("onnxruntime") is not None:
-        return "onnxruntime", "cpu", ("auto: no GPU → onnxruntime on CPU (2-8x faster than "
-                                      "torch on CPU, bench/network_cpu.py)")
-    return "torch", "cpu", "auto: no GPU and no onnxruntime → torch on CPU"
+        backend = _build(model, "onnxruntime", "cpu", options)
+        backend.reason = ("auto: no GPU → onnxruntime on CPU (2-8x faster than torch on CPU, "
+                          "bench/network_cpu.py)")
+        return backend
+    backend = _build(model, "torch", "cpu", options)
+    backend.reason = "auto: no GPU and no onnxruntime → torch on CPU"
+    return backend
 
 
-def _build(model: ModelDir, name: str, device: str) -> Backend:
+def _build(model: ModelDir, name: str, device: str, options: dict[str, dict]) -> Backend:
+    kwargs = dict(options.get(name, {}))
+    if name == "tensorrt":
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(model, device=device, **kwargs)
     if name == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(model, device=device)
+        return TorchBackend(model, device=device, **kwargs)
     from .onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(model, device=device)
+    return OnnxRuntimeBackend(model, device=device, **kwargs)
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "as_model_dir", "check_batch",

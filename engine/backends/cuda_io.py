@@ -77,7 +77,10 @@ class CudaRunner:
         torch = self._torch
         host_in = self._stage_in(batch)
         with torch.cuda.stream(self.stream), torch.inference_mode():
-            out = self._graph_run(host_in) if self.graphs_enabled else self._run(self._to_device(host_in))
+            if self.graphs_enabled:
+                out = self._graph_run(host_in)
+            else:
+                out = self._run(self._to_device(host_in))
             host_out = self._stage_out(out)
             host_out.copy_(out, non_blocking=True)
         self.stream.synchronize()
@@ -121,7 +124,7 @@ class CudaRunner:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool, stream=self.stream):
             static_out = self._run(static_in).float()
-        log.info("captured a CUDA graph for input shape %s", tuple(x.shape))
+        log.info("captured a CUDA graph for input shape %s", tuple(static_in.shape))
         return _Graph(graph, static_in, static_out)
 
     def close(self) -> None:

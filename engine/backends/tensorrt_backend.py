@@ -121,7 +121,7 @@ class TensorRTBackend:
                 raise BackendUnavailable(f"TensorRT could not deserialize {path}; delete it "
                                          "to rebuild")
             context = engine.create_execution_context()
-            output = self._output_buffer(engine, spec)
+            output = self._output_buffer(engine, context, spec)
         from .cuda_io import CudaRunner
 
         runner = CudaRunner(lambda x: self._execute(context, output, x), self.device,
@@ -130,7 +130,8 @@ class TensorRTBackend:
                  self.max_batch)
         return _Loaded(engine, context, output, runner, path)
 
-    def _output_buffer(self, engine: Any, spec: BuildSpec) -> Any:
+    def _output_buffer(self, engine: Any, context: Any, spec: BuildSpec) -> Any:
+        """Device output buffer for ``max_batch`` windows (views serve smaller batches)."""
         torch = self._torch
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         if INPUT_NAME not in names or OUTPUT_NAME not in names:
@@ -138,8 +139,8 @@ class TensorRTBackend:
                                      f"{OUTPUT_NAME!r} (export with castream export)")
         dtype = {self._trt.float32: torch.float32, self._trt.float16: torch.float16}[
             engine.get_tensor_dtype(OUTPUT_NAME)]
-        n_classes = len(self.model.config.class_names)
-        shape = (spec.max_batch, n_classes, *spec.window_shape[1:])
+        context.set_input_shape(INPUT_NAME, spec.profile(spec.max_batch))
+        shape = tuple(context.get_tensor_shape(OUTPUT_NAME))
         return torch.empty(shape, dtype=dtype, device=self.device)
 
     def _execute(self, context: Any, output: Any, x: Any) -> Any:

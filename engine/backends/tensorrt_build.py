@@ -125,8 +125,8 @@ def set_precision(trt: Any, config: Any, precision: str) -> None:
         config.set_flag(trt.BuilderFlag.INT8)
 
 
-def parse_onnx(trt: Any, builder: Any, onnx_path: Path) -> Any:
-    """The network definition of ``onnx_path``; errors listed in the exception."""
+def parse_onnx(trt: Any, builder: Any, onnx_path: Path) -> tuple[Any, Any]:
+    """``(network, parser)`` for ``onnx_path`` (parser errors listed in the exception)."""
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, trt_logger(trt))
     if not parser.parse_from_file(str(onnx_path)):

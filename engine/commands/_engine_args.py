@@ -22,6 +22,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                        help="override the model's tuned foreground threshold")
     group.add_argument("--classifier", type=Path,
                        help="cell classifier directory (default: the packaged one)")
+    group.add_argument("--batch", choices=("auto", "on", "off"), default="auto",
+                       help="batch windows across streams (default auto: on for CUDA/TensorRT "
+                       "backends, off on CPU)")
+    group.add_argument("--max-batch", type=int, default=32,
+                       help="windows per batch with --batch (default: %(default)s)")
+    group.add_argument("--max-wait-ms", type=float, default=10.0,
+                       help="longest a window waits for its batch to fill (default: "
+                       "%(default)s ms)")
 
 
 def engine_config(args: argparse.Namespace):
@@ -30,4 +38,6 @@ def engine_config(args: argparse.Namespace):
     thresholds = {"foreground": args.threshold} if args.threshold is not None else None
     return EngineConfig(model=args.model, mode=args.mode, backend=args.backend,
                         device=args.device, detector=args.detector, thresholds=thresholds,
-                        classifier=args.classifier)
+                        classifier=args.classifier,
+                        batch={"auto": None, "on": True, "off": False}[args.batch],
+                        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
