@@ -31,22 +31,30 @@ def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+def objective(scores: Mapping[str, Any], classes: Sequence[str] = ("spark", "wave", "puff")) -> float:
+    """Mean F1 over ``classes`` that are annotated in the validation set (a class with no
+    annotated event would only add a 0 or NaN)."""
+    f1s = [scores[c]["f1"] for c in classes if scores[c]["n_true"] > 0]
+    return float(np.mean(f1s)) if f1s else float("nan")
+
+
 def tune_thresholds(recordings: Sequence[LabeledRecording], model_dir: str | Path,
                     mode: str = "accurate", grid: Mapping[str, Sequence[float]] | None = None,
-                    base: Mapping[str, float] | None = None, backend: str = "auto") -> dict[str, Any]:
-    """Best thresholds by mean F1 over the event classes present; returns the whole search."""
+                    base: Mapping[str, float] | None = None, backend: str = "auto",
+                    classes: Sequence[str] = ("spark", "wave", "puff")) -> dict[str, Any]:
+    """Best thresholds by :func:`objective` (mean F1); returns the whole search."""
     trials = []
     for point in grid_points(grid or DEFAULT_GRID):
         thresholds = {**(base or {}), **point}
         result = evaluate(recordings, model_dir, mode=mode, backend=backend,
                           thresholds=thresholds, progress=False)
-        f1 = result.scores["average"]["f1"]
+        f1 = objective(result.scores, classes)
         trials.append({"thresholds": thresholds, "mean_f1": f1,
                        "f1": {c: result.scores[c]["f1"] for c in ("spark", "wave", "puff")}})
         log.info("thresholds %s -> mean F1 %.3f", thresholds, f1)
     best = max(trials, key=lambda t: -np.inf if np.isnan(t["mean_f1"]) else t["mean_f1"])
     return {"best": best["thresholds"], "best_mean_f1": best["mean_f1"], "trials": trials,
-            "n_recordings": len(recordings)}
+            "n_recordings": len(recordings), "objective_classes": list(classes)}
 
 
 def write_thresholds(model_dir: str | Path, search: Mapping[str, Any]) -> Path:

@@ -60,7 +60,7 @@ def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
         made = factory(cfg.mode)
         base = made.to_dict() if hasattr(made, "to_dict") else json.loads(json.dumps(made))
     for key, value in cfg.model.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "window":
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("window", "architecture"):
             base[key] = {**base[key], **value}
         else:
             base[key] = value

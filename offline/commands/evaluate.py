@@ -31,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also store the metrics in MODEL/metrics.json under evaluation.NAME")
     parser.add_argument("--tune", type=int, default=0, metavar="N",
                         help="first tune MODEL/thresholds.json on N simulated validation recordings")
-    parser.add_argument("--grid", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7],
+    parser.add_argument("--grid", type=float, nargs="+", default=[0.3, 0.5, 0.6, 0.7, 0.8, 0.9],
                         help="foreground thresholds tried by --tune")
+    parser.add_argument("--tune-classes", nargs="+", default=["spark", "wave", "puff"],
+                        help="classes whose mean F1 --tune maximizes (e.g. spark for line-scans)")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -65,7 +67,7 @@ def tune(model: str, args: argparse.Namespace, kind: str) -> None:
 
     val = SimulatedSource(kind=kind, split="val", seed=args.seed).take(args.tune)
     search = tune_thresholds(val, model, mode=args.mode, grid={"foreground": args.grid},
-                             backend=args.backend)
+                             backend=args.backend, classes=args.tune_classes)
     log.info("best thresholds %s (mean F1 %.3f on %d validation recordings)", search["best"],
              search["best_mean_f1"], args.tune)
     write_thresholds(model, search)
