@@ -11,11 +11,15 @@ Definitions are those of :mod:`engine.events` (SparkMaster-style); the measureme
   crossing after it): on the temporal profile through the peak, averaged over ``band_um``
   across X and smoothed by ``profile_sigma_ms``; a crossing is the first sample below the level
   that stays below it for ``hold_ms`` (one noisy dip is not a crossing), located by linear
-  interpolation; a crossing outside the crop gives NaN.
+  interpolation; a crossing outside the crop gives NaN. These crossings seed a fit of a release
+  time course (:mod:`engine.timecourse`) to the band-averaged, *unsmoothed* temporal profile;
+  when the fit succeeds, FDHM, rise and t50 are read off the fitted curve (smoothing biases
+  them upwards), otherwise the smoothed-trace values are kept.
 
-Measured against the simulator's noise-free ground truth (acquisition.simulate line-scans,
-12 resting photons/px, 72 sparks, F0 from a running median): median relative error amplitude
-12 %, FWHM 11 %, FDHM 13 % (rise 31 %, t50 18 %; both biased by the smoothing).
+Measured against the simulator's noise-free ground truth through the whole engine (default
+line-scan model, 12 held-out simulated recordings, 129 matched sparks): median relative error
+amplitude 9.4 %, FWHM 8.9 %, FDHM 8.5 %, rise 23.5 %, t50 10.2 % (smoothed-trace crossings
+alone gave FDHM 18.6 %, rise 56 %, t50 15.3 %).
 Times are ms from frame 0 of the stream (frame index × ``dt_ms``), positions µm from pixel 0.
 """
 
@@ -29,6 +33,7 @@ from scipy.optimize import curve_fit
 
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
+from engine.timecourse import fit_time_course
 
 #: default smoothing before measuring (tuned on simulated sparks, see tests/test_characterize.py)
 SIGMA_MS = 2.0
@@ -157,6 +162,10 @@ def characterize(
     fwhm_px = gaussian_fwhm(spatial, xp, right - left, int(round(FIT_HALF_UM / pixel_um)))
     start, end = _width(temporal, tp, 0.5, hold)
     onset, _ = _width(temporal, tp, 0.1, hold)
+    fdhm_ms, rise_ms, t50_ms = (end - start) * dt_ms, (tp - onset) * dt_ms, (end - tp) * dt_ms
+    fitted = fit_time_course(_band_mean(line, xp, band_px, axis=1), dt_ms, tp, onset, t50_ms)
+    if fitted is not None:
+        fdhm_ms, rise_ms, t50_ms = fitted.fdhm_ms, fitted.rise_ms, fitted.t50_ms
     t0, y0, x0 = instance.dff0_origin
     positive = amplitude > 0 and spatial[xp] > 0 and temporal[tp] > 0
     nan = math.nan
@@ -170,9 +179,9 @@ def characterize(
         "y_um": nan if linescan else (y0 + yp) * pixel_um,
         "amplitude_dff0": amplitude,
         "fwhm_um": fwhm_px * pixel_um if positive else nan,
-        "fdhm_ms": (end - start) * dt_ms if positive else nan,
-        "rise_ms": (tp - onset) * dt_ms if positive else nan,
-        "t50_ms": (end - tp) * dt_ms if positive else nan,
+        "fdhm_ms": fdhm_ms if positive else nan,
+        "rise_ms": rise_ms if positive else nan,
+        "t50_ms": t50_ms if positive else nan,
     }
 
 

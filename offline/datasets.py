@@ -74,7 +74,9 @@ class SimulatedSource:
         Overrides of ``LinescanParams`` / ``MovieParams`` fields (e.g. ``duration_s``).
     randomize
         Ranges to draw per recording: ``{"pixel_um": [lo, hi], "dt_ms": [lo, hi],
-        "resting_photons": [lo, hi], "phenotype": ["wt", "cpvt"]}``.
+        "resting_photons": [lo, hi], "phenotype": ["wt", "cpvt"]}``; keys of the
+        simulator's ``EventStats`` (e.g. ``"wave_rate_per_cell_s"``) override the phenotype's
+        event statistics, so rare event kinds can be made frequent enough to learn.
     """
 
     kind: str
@@ -119,6 +121,11 @@ class SimulatedSource:
     def _make_params(self, simulate: Any, kwargs: dict[str, Any]) -> Any:
         cls = simulate.LinescanParams if self.kind == "linescan" else simulate.MovieParams
         params = cls(**{k: v for k, v in kwargs.items() if k in cls.__dataclass_fields__})
+        stats_keys = {k: v for k, v in kwargs.items()
+                      if k in simulate.EventStats.__dataclass_fields__}
+        if stats_keys:
+            base = params.stats or simulate.PHENOTYPES[params.phenotype]
+            params = replace(params, stats=replace(base, **stats_keys))
         optics_keys = {k: v for k, v in kwargs.items() if k in type(params.optics).__dataclass_fields__}
         if optics_keys:
             params = replace(params, optics=replace(params.optics, **optics_keys))
