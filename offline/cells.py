@@ -15,13 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def cell_sparks(rec: LabeledRecording, features: str = "truth") -> list[dict]:
-    """Spark event dicts of one cell: ground truth, or measured by the engine (classical)."""
+    """Spark event dicts of one cell: ground truth, or measured by the engine (its default
+    detector: the packaged line-scan network, classical where none is packaged) — the
+    features the classifier sees when it runs inside the engine."""
     if features == "truth":
         return [ev for ev in rec.events if ev["kind"] == "spark"]
     from engine.pipeline import analyze_array
 
-    result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
-                           detector="classical")
+    result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank)
     return [ev.to_dict() for ev in result.events if ev.kind == "spark"]
 
 
@@ -41,7 +42,7 @@ def feature_table(n_cells: int, split: str, seed: int, duration_s: float,
 
 
 def train_cell_classifier(n_cells: int, out_dir: str | Path, seed: int = 0, duration_s: float = 5.0,
-                          features: str = "truth") -> dict[str, Any]:
+                          features: str = "engine") -> dict[str, Any]:
     """Fit, cross-validate, score on held-out cells and save; returns the metrics."""
     x, y, _ = feature_table(n_cells, "train", seed, duration_s, features)
     log.info("%d sparks from %d training cells", len(y), n_cells)

@@ -16,7 +16,7 @@ def _data(n=200, shift=3.0, seed=0):
 
 
 def test_fit_separable_data():
-    x, y = _data()
+    x, y = _data(shift=5.0)  # classes 5 SD apart: Bayes accuracy 99.4 % (shift 3: only 93.3 %)
     model = classifier.fit_logistic(x, y)
     assert classifier.accuracy(model, x, y) > 0.95
     assert np.argmax(np.abs(model.coef)) == 2

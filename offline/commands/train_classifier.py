@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, help="classifier directory to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--duration-s", type=float, default=5.0, help="line-scan duration per cell")
-    parser.add_argument("--features", choices=("truth", "engine"), default="truth",
+    parser.add_argument("--features", choices=("truth", "engine"), default="engine",
                         help="spark features from the simulator's ground truth or measured by the "
-                             "engine (classical detector)")
+                             "engine (its default detector; the default)")
 
 
 def run(args: argparse.Namespace) -> int:
