@@ -50,7 +50,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path | None = None, seed:
     example = torch.from_numpy(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
     report = {"input_shape": list(shape), "atol_prob": ATOL_PROB,
               "max_abs_diff_prob": check_onnx(model.build_network(), out_path, example),
-              "polygraphy_lint": polygraphy_lint(out_path),
+              "polygraphy_lint": polygraphy_lint(out_path, shape),
               "size_bytes": out_path.stat().st_size}
     report["passed"] = report["max_abs_diff_prob"] <= ATOL_PROB
     _store_report(Path(model_dir), report)
@@ -74,14 +74,20 @@ def check_onnx(network, onnx_path: Path, example) -> float:
     return worst
 
 
-def polygraphy_lint(onnx_path: Path) -> str:
-    """``polygraphy check lint`` result: "passed", "failed: …" or "unavailable"."""
+def polygraphy_lint(onnx_path: Path, input_shape: tuple[int, ...]) -> str:
+    """``polygraphy check lint`` result: "passed", "failed: …" or "unavailable".
+
+    The lint runs the graph, so it gets a real window shape (its default 1×1×1×1 input is
+    invalid for the U-Net's padding and fails at a Concat).
+    """
     exe = shutil.which("polygraphy") or str(Path(sys.executable).parent / "polygraphy")
     if not Path(exe).exists():
         return "unavailable"
     try:
-        proc = subprocess.run([exe, "check", "lint", str(onnx_path)], capture_output=True,
-                              text=True, timeout=120, check=False)
+        shape = ",".join(str(int(s)) for s in input_shape)
+        proc = subprocess.run([exe, "check", "lint", str(onnx_path), "--input-shapes",
+                               f"input:[{shape}]"], capture_output=True, text=True,
+                              timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable: {exc}"
     if proc.returncode == 0:
