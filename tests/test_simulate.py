@@ -255,3 +255,10 @@ def test_cli_simulate_writes_files(tmp_path):
     assert stems == ["sim-movie-cpvt-7_events.csv", "sim-movie-cpvt-8_events.csv"]
     back = read_ground_truth(tmp_path, "sim-movie-cpvt-7")
     assert back.data.shape == (15, 64, 512) and back.phenotype == "cpvt"
+
+
+def test_short_scan_lines_simulate():
+    """A short scan line (128 px, 18 µm) leaves no room for a nucleus; it must still simulate."""
+    for seed in range(8):
+        rec = simulate_linescan(LinescanParams(duration_s=0.5, n_pixels=128), seed=seed)
+        assert rec.data.shape == (333, 128)

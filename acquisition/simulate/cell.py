@@ -106,7 +106,8 @@ def linescan_cell(n_pixels: int, pixel_um: float, cell: CellParams,
     right_um = line_um - rng.uniform(0.05, 0.11) * line_um
     distance_um = np.maximum(left_um - x_um, x_um - right_um)
     nucleus = np.zeros(n_pixels, bool)
-    if rng.random() < 0.4:  # the line crosses the nucleus in some cells
+    # the line crosses the nucleus in some cells (when the scanned stretch is long enough)
+    if rng.random() < 0.4 and right_um - left_um > 24.0 + 10.0:
         centre_um = rng.uniform(left_um + 12, right_um - 12)
         nucleus = np.abs(x_um - centre_um) < rng.uniform(3.0, 5.0)
     return _finish(distance_um, nucleus, x_um, cell, pixel_um, rng)
