@@ -5,7 +5,7 @@ equivalence"):
 
 1. foreground = 1 − P(background) ≥ ``thresholds["foreground"]`` (tuned offline; no whole-movie
    Otsu), computed pixel by pixel, so it cannot depend on how frames were split into blocks;
-2. temporal gaps of ≤ ``gap_frames`` background frames at the same pixel are bridged and the
+2. temporal gaps of ≤ ``gap_ms`` (in frames: ``gap_frames``) of background at the same pixel are bridged and the
    result is labelled into connected *regions* (full 3×3(×3) connectivity);
 3. a region is *closed* once ``close_after`` frames have been received after its last frame, where
    ``close_after = max(gap_frames + 1, context_after)`` — nothing later can connect to it, and the
@@ -45,18 +45,17 @@ _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 def fill_temporal_gaps(mask: np.ndarray, gap_frames: int) -> np.ndarray:
-    """Set runs of ≤ ``gap_frames`` False frames between two True frames of the same pixel."""
-    filled = mask.copy()
+    """Set runs of ≤ ``gap_frames`` False frames between two True frames of the same pixel.
+
+    O(T) whatever the gap: for each frame, the last True frame at or before it and the next
+    True frame at or after it are found with running max/min of indices.
+    """
     n = mask.shape[0]
-    for run in range(1, gap_frames + 1):
-        if n < run + 2:
-            break
-        bridge = mask[: n - run - 1] & mask[run + 1 :]
-        for k in range(1, run + 1):
-            bridge &= ~mask[k : n - run - 1 + k]
-        for k in range(1, run + 1):
-            filled[k : n - run - 1 + k] |= bridge
-    return filled
+    index = np.arange(n).reshape((n,) + (1,) * (mask.ndim - 1))
+    last = np.maximum.accumulate(np.where(mask, index, -1), axis=0)
+    after = np.minimum.accumulate(np.where(mask, index, n)[::-1], axis=0)[::-1]
+    bridge = (last >= 0) & (after < n) & (after - last - 1 <= gap_frames)
+    return mask | bridge
 
 
 class InstanceTracker:
@@ -99,7 +98,8 @@ class InstanceTracker:
         self.config = config or TrackerConfig()
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
-        self.close_after = max(self.config.gap_frames + 1, self._ctx_after)
+        self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
+        self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
         self._first = 0  # absolute index of buffer frame 0
@@ -170,7 +170,7 @@ class InstanceTracker:
     def _collect(self, final: bool) -> list[Instance]:
         active = self._fg & ~self._consumed
         regions, _ = ndimage.label(
-            fill_temporal_gaps(active, self.config.gap_frames), structure=_CONNECTIVITY
+            fill_temporal_gaps(active, self.gap_frames), structure=_CONNECTIVITY
         )
         instances: list[Instance] = []
         open_starts: list[int] = []
@@ -213,7 +213,8 @@ class InstanceTracker:
             if part_slices is None:
                 continue
             mask = parts[part_slices] == part
-            if not passes_size_filter(kind, mask, self.pixel_um, self.config, self.linescan):
+            if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
+                                      self.linescan):
                 continue
             origin = (
                 self._first + slices[0].start + part_slices[0].start,

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from acquisition.labels import PUFF, SPARK, WAVE
+from engine.instances import TrackerConfig
 from engine.postprocess import InstanceTracker, fill_temporal_gaps
 
 DT_MS, PX_UM = 1.0, 0.2
+#: these synthetic scenes are drawn in frames: Dotti's frame counts (gap 2, spark >= 3, puff >= 5)
+FRAMES = TrackerConfig(gap_ms=2 * DT_MS, spark_min_ms=3 * DT_MS, puff_min_ms=5 * DT_MS)
 
 
 def gaussian_spark(shape, t_ms, x_um, amp=1.0, fwhm_um=2.0, rise_ms=6.0, tau_ms=15.0):
@@ -65,7 +68,7 @@ def describe(instances):
 
 def test_scene_instances():
     probs, dff0 = scene()
-    tracker = InstanceTracker((200,), PX_UM, DT_MS, {"foreground": 0.5})
+    tracker = InstanceTracker((200,), PX_UM, DT_MS, {"foreground": 0.5}, config=FRAMES)
     instances, labels = run(tracker, probs, dff0, [len(dff0)])
     kinds = sorted(i.kind for i in instances)
     assert kinds == ["puff", "spark", "spark", "spark", "spark", "wave"]
@@ -85,8 +88,8 @@ def test_streaming_equals_batch(seed):
     blocks = []
     while sum(blocks) < len(dff0):
         blocks.append(int(min(rng.integers(1, 60), len(dff0) - sum(blocks))))
-    batch, batch_labels = run(InstanceTracker((200,), PX_UM, DT_MS), probs, dff0, [len(dff0)])
-    stream, stream_labels = run(InstanceTracker((200,), PX_UM, DT_MS), probs, dff0, blocks)
+    batch, batch_labels = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs, dff0, [len(dff0)])
+    stream, stream_labels = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs, dff0, blocks)
     assert describe(stream) == describe(batch)
     np.testing.assert_array_equal(stream_labels, batch_labels)
 
@@ -96,16 +99,18 @@ def test_nearby_sparks_split_only_when_apart():
     for dx_um, expected in [(3.0, 2), (0.8, 1)]:
         dff0 = gaussian_spark(shape, 20, 8.0) + gaussian_spark(shape, 20, 8.0 + dx_um)
         probs = probs_of(np.where(dff0 > 0.15, SPARK, 0))
-        out, _ = run(InstanceTracker((100,), PX_UM, DT_MS), probs, dff0, [shape[0]])
+        out, _ = run(InstanceTracker((100,), PX_UM, DT_MS, config=FRAMES), probs, dff0, [shape[0]])
         assert len(out) == expected, dx_um
 
 
-def box_instances(kind_id, frames, width_px, gap=0):
+def box_instances(kind_id, frames, width_px, gap=0, dt_ms=6.8):
+    """Instances of a box (and a second box after ``gap`` frames) at Dotti's 6.8 ms/frame,
+    where the ms-based filters are exactly Dotti's frame counts."""
     classes = np.zeros((100, 200), np.uint8)
     classes[10 : 10 + frames, 50 : 50 + width_px] = kind_id
     if gap:
-        classes[10 + frames + gap : 20 + frames + gap, 50 : 50 + width_px] = kind_id
-    tracker = InstanceTracker((200,), PX_UM, DT_MS)
+        classes[10 + frames + gap : 10 + 2 * frames + gap, 50 : 50 + width_px] = kind_id
+    tracker = InstanceTracker((200,), PX_UM, dt_ms)
     out, _ = run(tracker, probs_of(classes), np.zeros(classes.shape, np.float32), [100])
     return out
 
@@ -123,15 +128,20 @@ def test_size_filters():
 def test_gap_merging():
     assert len(box_instances(PUFF, 10, 20, gap=2)) == 1
     assert len(box_instances(PUFF, 10, 20, gap=3)) == 2
+    # a 1.5 ms line-scan bridges the same 13.6 ms: up to 10 lines
+    assert len(box_instances(PUFF, 30, 20, gap=10, dt_ms=1.5)) == 1
+    assert len(box_instances(PUFF, 30, 20, gap=11, dt_ms=1.5)) == 2
     filled = fill_temporal_gaps(np.array([1, 0, 0, 1, 0, 0, 0, 1], bool), 2)
     assert filled.tolist() == [True] * 4 + [False] * 3 + [True]
+    edges = fill_temporal_gaps(np.array([0, 0, 1, 0, 1, 0], bool), 5)
+    assert edges.tolist() == [False, False, True, True, True, False]
 
 
 def test_mixed_region_takes_majority_class():
     classes = np.zeros((100, 200), np.uint8)
     classes[10:50, 20:120] = WAVE
     classes[10:50, 120:140] = SPARK
-    out = run(InstanceTracker((200,), PX_UM, DT_MS), probs_of(classes),
+    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs_of(classes),
               np.zeros(classes.shape, np.float32), [100])[0]
     assert [i.kind for i in out] == ["wave"] and out[0].mask.sum() == 40 * 120
 
@@ -140,7 +150,7 @@ def test_memory_bounded_on_long_stream():
     shape = (6000, 100)
     dff0 = sum(gaussian_spark(shape, t, 10.0) for t in range(100, 6000, 400))
     probs = probs_of(np.where(dff0 > 0.15, SPARK, 0))
-    tracker = InstanceTracker((100,), PX_UM, DT_MS)
+    tracker = InstanceTracker((100,), PX_UM, DT_MS, config=FRAMES)
     most, found = 0, 0
     for first in range(0, shape[0], 50):
         found += len(tracker.push(first, probs[first : first + 50], dff0[first : first + 50]))
@@ -165,7 +175,7 @@ def test_movie_sparks_and_block_invariance():
 
 
 def test_out_of_order_push_raises():
-    tracker = InstanceTracker((10,), PX_UM, DT_MS)
+    tracker = InstanceTracker((10,), PX_UM, DT_MS, config=FRAMES)
     tracker.push(0, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
     with pytest.raises(ValueError, match="expected 5"):
         tracker.push(7, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
