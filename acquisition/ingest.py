@@ -6,8 +6,9 @@ One receive thread owns the socket. For every message it
    or under ``"_unattributed"`` when no stream id could be read; serving continues);
 2. does the sequence accounting per stream (gaps with their ranges, duplicates,
    out-of-order chunks) from each chunk's ``first``/``n``;
-3. writes the chunk to the :class:`~acquisition.recorder.RawRecorder` -- *before* anything
-   downstream can drop it;
+3. hands the chunk to the :class:`~acquisition.recorder.RawRecorder` -- *before* anything
+   downstream can drop it (its writer thread writes chunks in order through a bounded queue;
+   ``frames_recorded`` counts them once they are in the file);
 4. puts a copy on a bounded queue with a named policy: ``"block"`` (backpressure through
    ZeroMQ to the publishers: analysis lags and catches up, nothing is skipped) or
    ``"fail"`` (the item is not queued, the error is counted as ``"queue_full"`` and the
@@ -262,9 +263,8 @@ class Ingest:
                         header.first, header.n)
             return
         if self.recorder is not None:
-            self.recorder.write(header.stream, header.first, header.n, payload.buffer)
-            with self._cond:
-                state.stats.frames_recorded += new
+            self.recorder.write(header.stream, header.first, header.n, payload.buffer,
+                                on_written=lambda: self._count_recorded(state.stats, new))
         self._enqueue(ChunkReceived(header, data.copy(), t_received), state.stats)
 
     def _on_stop(self, header: StopHeader) -> None:
@@ -300,6 +300,11 @@ class Ingest:
         stats.missing_frames = sum(end - start for start, end in stats.gap_ranges)
         stats.last_receive_s = time.time()
         self._cond.notify_all()
+
+    def _count_recorded(self, stats: StreamStats, n: int) -> None:
+        with self._cond:
+            stats.frames_recorded += n
+            self._cond.notify_all()
 
     def _finish_recording(self, state: StreamState, n_total: int | None, stopped: bool) -> None:
         if self.recorder is None or not self.recorder.is_recording(state.header.stream):

@@ -8,6 +8,11 @@ made unique) and, while it runs:
   ``first * item_bytes`` with ``os.pwrite`` (never-received items stay zero);
 * ``<name>.idx`` -- one ``(first, n)`` int64 pair per written chunk.
 
+Writes run on a dedicated writer thread, in arrival order, so that the receive thread goes on
+decoding the next message while the kernel copies this one (``pwrite`` releases the GIL); the
+queue between them is bounded (``max_pending_bytes``: when the disk is slower, the receiver
+waits), and ``on_written`` callbacks report each chunk once it is in the file.
+
 At stop (or :meth:`RawRecorder.close`) a background thread converts them into
 ``<name>.tif`` (ImageJ TIFF with calibration, written through a memmap in blocks, never
 loading the recording) and ``<name>.json`` (counts and the list of gap ranges), then
@@ -20,9 +25,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import struct
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,22 +87,32 @@ class _OpenRecording:
     base: Path
     raw_fd: int
     idx_fd: int
+    error: OSError | None = None  # set by the writer thread; raised by the next write
+
+
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 
 class RawRecorder:
     """Record streams to ``directory``; one recording per started stream.
 
-    Not thread-safe for writes: call :meth:`open_stream`, :meth:`write` and
-    :meth:`finish` from one thread (the ingest's receive thread).
+    Call :meth:`open_stream`, :meth:`write` and :meth:`finish` from one thread (the ingest's
+    receive thread); the writes themselves happen on the recorder's writer thread, in order.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike,
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, _OpenRecording] = {}
         self._names_in_use: set[str] = set()
         self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="castream-rec")
         self._lock = threading.Lock()
+        self._pending_bytes = threading.Semaphore(max(1, max_pending_bytes // 65536))
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="castream-rec-writer",
+                                        daemon=True)
+        self._writer.start()
 
     def open_stream(self, header: StartHeader) -> Path:
         """Create the raw files for a started stream; returns the base path (no suffix)."""
@@ -110,15 +127,46 @@ class RawRecorder:
         log.info("recording stream %r to %s.raw", header.stream, base)
         return base
 
-    def write(self, stream: str, first: int, n: int, payload: Any) -> None:
-        """Write ``n`` items starting at index ``first`` (payload: bytes-like, C order)."""
+    def write(self, stream: str, first: int, n: int, payload: Any,
+              on_written: Callable[[], None] | None = None) -> None:
+        """Queue ``n`` items starting at index ``first`` (payload: bytes-like, C order, kept
+        alive until written); ``on_written`` runs on the writer thread once they are in the
+        file. Raises the ``OSError`` of an earlier failed write of this stream."""
         rec = self._open[stream]
+        if rec.error is not None:
+            raise rec.error
         view = memoryview(payload).cast("B")
-        offset = first * rec.header.item_bytes
-        while view.nbytes:
-            written = os.pwrite(rec.raw_fd, view, offset)
-            view, offset = view[written:], offset + written
-        os.write(rec.idx_fd, _INDEX_RECORD.pack(first, n))
+        tokens = max(1, view.nbytes // 65536)
+        for _ in range(tokens):
+            self._pending_bytes.acquire()
+        self._queue.put((rec, first, n, view, tokens, on_written))
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every write queued so far is in its file; False on timeout."""
+        written = threading.Event()
+        self._queue.put(written.set)
+        return written.wait(timeout_s)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if callable(item):
+                item()
+                continue
+            rec, first, n, view, tokens, on_written = item
+            try:
+                if rec.error is None:
+                    _pwrite_all(rec.raw_fd, view, first * rec.header.item_bytes)
+                    os.write(rec.idx_fd, _INDEX_RECORD.pack(first, n))
+                    if on_written is not None:
+                        on_written()
+            except OSError as exc:
+                log.error("recording of %r failed: %s", rec.header.stream, exc)
+                rec.error = exc
+            finally:
+                self._pending_bytes.release(tokens)
 
     def is_recording(self, stream: str) -> bool:
         return stream in self._open
@@ -126,20 +174,31 @@ class RawRecorder:
     def finish(
         self, stream: str, n_total: int | None = None, stopped: bool = True
     ) -> Future[RecordingSummary]:
-        """Close a stream's raw files and convert them to TIFF + JSON in the background."""
+        """After the stream's queued writes: close its raw files and convert them to TIFF +
+        JSON in the background."""
         rec = self._open.pop(stream)
-        os.close(rec.raw_fd)
-        os.close(rec.idx_fd)
-        _write_json(
-            _sidecar(rec.base),
-            {"start": _header_fields(rec.header), "stop": {"n_total": n_total, "stopped": stopped}},
-        )
-        return self._converter.submit(convert_raw, rec.base)
+        done: Future[RecordingSummary] = Future()
+
+        def close_and_convert() -> None:
+            os.close(rec.raw_fd)
+            os.close(rec.idx_fd)
+            _write_json(_sidecar(rec.base), {"start": _header_fields(rec.header),
+                                             "stop": {"n_total": n_total, "stopped": stopped}})
+            if rec.error is not None:
+                done.set_exception(rec.error)
+                return
+            conversion = self._converter.submit(convert_raw, rec.base)
+            conversion.add_done_callback(lambda f: _chain(f, done))
+
+        self._queue.put(close_and_convert)
+        return done
 
     def close(self, timeout_s: float | None = None) -> list[RecordingSummary]:
         """Finish every open stream (as not stopped) and wait for all conversions."""
         futures = [self.finish(stream, stopped=False) for stream in list(self._open)]
         summaries = [future.result(timeout=timeout_s) for future in futures]
+        self._queue.put(None)
+        self._writer.join(timeout=timeout_s)
         self._converter.shutdown(wait=True)
         return summaries
 
@@ -151,6 +210,19 @@ class RawRecorder:
                 candidate = f"{name}-{counter}"
             self._names_in_use.add(candidate)
             return self.directory / candidate
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view.nbytes:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _chain(source: Future, target: Future) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
 
 
 def recover(directory: str | os.PathLike) -> list[RecordingSummary]:
