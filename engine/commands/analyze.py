@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text_table(summaries, CELL_TABLE))
         sys.stdout.write(f"results in {args.out}\n")
     for path, message in failures:
-        log.error("%s: %s", path, message)
+        log.error("%s", message if str(path) in message else f"{path}: {message}")
     return 1 if failures else 0
 
 
