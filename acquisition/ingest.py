@@ -278,13 +278,16 @@ class Ingest:
             if header.n_total is not None and header.n_total > state.next_first:
                 stats.gap_ranges.append([state.next_first, header.n_total])
             stats.missing_frames = sum(end - start for start, end in stats.gap_ranges)
-            stats.state = "stopped"
-            self._cond.notify_all()
+            snapshot = stats.snapshot()
+        snapshot.state = "stopped"
         if stats.missing_frames:
             log.warning("stream %r stopped with %d missing items in ranges %s", header.stream,
                         stats.missing_frames, stats.gap_ranges)
         self._finish_recording(state, header.n_total, stopped=True)
-        self._enqueue(StreamStopped(header, stats.snapshot()), stats)
+        self._enqueue(StreamStopped(header, snapshot), stats)
+        with self._cond:  # "stopped" once the stop is handed on (or counted as not queued)
+            stats.state = "stopped"
+            self._cond.notify_all()
 
     def _running(self, stream: str, kind: str) -> StreamState:
         state = self._streams.get(stream)
