@@ -270,6 +270,8 @@ class Ingest:
     def _on_stop(self, header: StopHeader) -> None:
         state = self._running(header.stream, "stop")
         del self._streams[header.stream]
+        if self.recorder is not None:
+            self.recorder.flush()  # so the stop's counters include every recorded chunk
         with self._cond:
             stats = state.stats
             stats.messages += 1

@@ -12,10 +12,11 @@ HELP = "receive streams, record them raw (TIFF + JSON per stream) and print per-
 
 log = logging.getLogger("castream.ingest")
 
-_COLUMNS = ("stream", "state", "messages", "frames_received", "frames_recorded",
-            "missing_frames", "duplicates", "out_of_order", "errors")
-_HEADINGS = ("stream", "state", "msgs", "received", "recorded", "missing", "dup", "ooo",
-             "errors")
+_COLUMNS = [(key, heading, str) for key, heading in (
+    ("stream", "stream"), ("state", "state"), ("messages", "msgs"),
+    ("frames_received", "received"), ("frames_recorded", "recorded"),
+    ("missing_frames", "missing"), ("duplicates", "dup"), ("out_of_order", "ooo"),
+    ("errors", "errors"))]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Fixed-width text table of stream counters (plus gap ranges and error codes)."""
-    cells = [list(_HEADINGS)] + [[str(row.get(c, "")) for c in _COLUMNS] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    from engine.report import text_table
+
+    lines = [text_table(rows, _COLUMNS).rstrip("\n")]
     for row in rows:
         if row.get("gap_ranges"):
             lines.append(f"  {row['stream']}: gaps {row['gap_ranges']}")
