@@ -271,11 +271,16 @@ def cell_length_um(baseline_f0: np.ndarray | None, pixel_um: float) -> float:
 
 def spark_frequency(analyzer: StreamAnalyzer, n_sparks: int) -> float:
     """Sparks per 100 µm per s over the frames analyzed so far (cell length from F0)."""
+    return _frequency(analyzer, n_sparks)[0]
+
+
+def _frequency(analyzer: StreamAnalyzer, n_sparks: int) -> tuple[float, float, float]:
+    """(sparks per 100 µm per s, cell length in µm, analyzed duration in s)."""
     from .characterize import spark_frequency_per_100um_s
 
     duration_s = analyzer.stats.frames_final * analyzer.info.dt_ms / 1e3
     length_um = cell_length_um(analyzer.baseline, analyzer.info.pixel_um)
-    return spark_frequency_per_100um_s(n_sparks, length_um, duration_s)
+    return spark_frequency_per_100um_s(n_sparks, length_um, duration_s), length_um, duration_s
 
 
 def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
@@ -284,8 +289,7 @@ def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
 
     info, stats = analyzer.info, analyzer.stats
     kinds = [e.kind for e in events]
-    duration_s = stats.frames_final * info.dt_ms / 1e3
-    length_um = cell_length_um(analyzer.baseline, info.pixel_um)
+    freq, length_um, duration_s = _frequency(analyzer, kinds.count("spark"))
     cell = analyzer.cell_summary
     p50, p99 = stats.delay_percentiles()
     return {
@@ -293,7 +297,7 @@ def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
         "label": cell.label if cell else "n/a", "confidence": cell.confidence if cell else None,
         "n_sparks": kinds.count("spark"), "n_puffs": kinds.count("puff"),
         "n_waves": kinds.count("wave"),
-        "freq": spark_frequency(analyzer, kinds.count("spark")),
+        "freq": freq,
         "cell_length_um": length_um, "duration_s": duration_s,
         **parameter_medians(events), "lookahead_ms": analyzer.lookahead_ms,
         "delay_p50_ms": p50, "delay_p99_ms": p99, "detector": analyzer.detector.name,

@@ -274,22 +274,8 @@ class Trainer:
         model = ModelDir.from_network(self.model.cpu(), ModelConfig.from_dict(config), thresholds,
                                       metrics)
         model.save(self.out)
-        _rewrite_scalar_weights(self.out, model.weights)
         self.model.to(self.device)
         return self.out
-
-
-def _rewrite_scalar_weights(out: Path, weights: Mapping[str, np.ndarray]) -> None:
-    """Work around ``ModelDir.save`` storing 0-d tensors (BatchNorm ``num_batches_tracked``) as
-    shape (1,) (``np.ascontiguousarray`` promotes 0-d arrays): rewrite them with their shape."""
-    from safetensors.numpy import load_file, save_file
-
-    path = out / "weights.safetensors"
-    stored = load_file(str(path))
-    if all(stored[k].shape == np.shape(v) for k, v in weights.items()):
-        return
-    save_file({k: np.array(v, copy=True) for k, v in weights.items()}, str(path),
-              metadata={"format": "castream-unet"})
 
 
 def train(config_path: str | Path, out_dir: str | Path | None = None, steps: int | None = None,

@@ -9,7 +9,6 @@ ZMQ errors are logged and counted in :attr:`errors`, never raised.
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import msgpack
@@ -146,8 +145,3 @@ class EventPublisher:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
-
-
-def nan_to_none(row: dict) -> dict:
-    """Helper for JSON consumers: NaN floats → None."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
