@@ -253,6 +253,13 @@ class WindowSampler:
         Augmentation of the raw counts (``None``: none).
     windows_per_recording
         Windows drawn from each augmented + preprocessed recording.
+    event_fraction
+        Probability that a window is centred on an event pixel (else anywhere).
+    event_sampling
+        How that pixel is chosen: ``"pixel"``, uniformly among all event pixels (large
+        events such as waves dominate), or ``"class"``, first a class uniformly among the
+        event classes present in the recording, then one of its pixels (rare, small events
+        such as movie sparks get their share of windows).
     """
 
     window_shape: tuple[int, ...]
@@ -260,6 +267,11 @@ class WindowSampler:
     augmentation: Augmentation | None = None
     windows_per_recording: int = 8
     event_fraction: float = 0.7
+    event_sampling: str = "pixel"
+
+    def __post_init__(self) -> None:
+        if self.event_sampling not in ("pixel", "class"):
+            raise ValueError(f"event_sampling must be 'pixel' or 'class', got {self.event_sampling!r}")
 
     def windows(
         self, rec: LabeledRecording, rng: np.random.Generator
@@ -271,9 +283,10 @@ class WindowSampler:
             counts, blank = rec.data, rec.blank
         net_in = preprocess_recording(counts, blank, rec.axes, rec.pixel_um, rec.dt_ms,
                                       self.model_config)
+        centres = self._centre_candidates(rec.class_mask)
         out = []
         for _ in range(self.windows_per_recording):
-            x, y = self._crop(net_in, rec.class_mask, rng)
+            x, y = self._crop(net_in, rec.class_mask, centres, rng)
             if self.augmentation is not None:
                 flip = self.augmentation.flips(x.ndim, rng)
                 if flip:
@@ -281,13 +294,23 @@ class WindowSampler:
             out.append((np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int64)))
         return out
 
-    def _crop(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
+    def _centre_candidates(self, y: np.ndarray) -> list[np.ndarray]:
+        """Flat indices of the event pixels that may centre a window: one array of all of
+        them (``"pixel"``) or one per event class present (``"class"``)."""
+        flat = y.ravel()
+        if self.event_sampling == "pixel":
+            groups = [np.flatnonzero((flat > 0) & (flat != IGNORE))]
+        else:
+            groups = [np.flatnonzero(flat == c) for c in np.unique(flat) if 0 < c != IGNORE]
+        return [g for g in groups if g.size]
+
+    def _crop(self, x: np.ndarray, y: np.ndarray, centres: list[np.ndarray],
+              rng: np.random.Generator):
         """Random crop; with probability ``event_fraction`` one containing an event pixel."""
         centre = None
-        if rng.random() < self.event_fraction:
-            fg = np.flatnonzero((y.ravel() > 0) & (y.ravel() != IGNORE))
-            if fg.size:
-                centre = np.unravel_index(int(fg[rng.integers(fg.size)]), y.shape)
+        if rng.random() < self.event_fraction and centres:
+            group = centres[int(rng.integers(len(centres)))] if len(centres) > 1 else centres[0]
+            centre = np.unravel_index(int(group[rng.integers(group.size)]), y.shape)
         slices = []
         for axis, (size, want) in enumerate(zip(x.shape, self.window_shape, strict=True)):
             lo, hi = 0, max(0, size - want)

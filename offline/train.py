@@ -107,7 +107,8 @@ def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "t
                                        for k, v in cfg.augmentation.items() if k != "enabled"})
     sampler = datasets.WindowSampler(window_shape=window_shape_for(cfg, model_config),
                                      model_config=model_config, augmentation=aug,
-                                     windows_per_recording=int(cfg.training.get("windows_per_recording", 8)))
+                                     windows_per_recording=int(cfg.training.get("windows_per_recording", 8)),
+                                     event_sampling=str(cfg.training.get("event_sampling", "pixel")))
     return datasets.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
                                  seed=cfg.seed + (0 if split == "train" else 1),
                                  pool_recordings=int(cfg.training.get("pool_recordings", 2)))

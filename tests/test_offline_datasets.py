@@ -53,3 +53,30 @@ def test_window_stream_batches_are_a_function_of_step():
     b.batch(0)
     xb, yb = b.batch(3)
     assert xa.shape == (2, 1, 64, 32) and np.array_equal(xa, xb) and np.array_equal(ya, yb)
+
+
+def test_class_sampling_gives_rare_small_events_their_share_of_windows():
+    """One large wave and one small spark: pixel sampling centres nearly every window on the
+    wave; class sampling centres about half of them on the spark."""
+    data = np.full((64, 256), 200, np.uint16)
+    classes = np.zeros(data.shape, np.uint8)
+    classes[:, :200] = 2  # wave: 12,800 pixels
+    classes[30:34, 240:244] = 1  # spark: 16 pixels
+    rec = datasets.LabeledRecording(data=data, class_mask=classes,
+                                    instance_mask=(classes > 0).astype(np.int32), axes="TX",
+                                    pixel_um=0.2, dt_ms=1.0, blank=0.0, name="toy")
+    counts = {}
+    for mode in ("pixel", "class"):
+        sampler = datasets.WindowSampler((8, 8), MODEL_CONFIG, None, windows_per_recording=200,
+                                         event_fraction=1.0, event_sampling=mode)
+        wins = sampler.windows(rec, np.random.default_rng(0))
+        counts[mode] = sum(int((y == 1).any()) for _, y in wins)
+    assert counts["pixel"] < 10
+    assert 70 < counts["class"] < 130
+
+
+def test_unknown_event_sampling_is_rejected():
+    import pytest
+
+    with pytest.raises(ValueError, match="event_sampling"):
+        datasets.WindowSampler((8, 8), MODEL_CONFIG, event_sampling="events")
