@@ -10,8 +10,8 @@ equivalence"):
 3. a region is *closed* once ``close_after`` frames have been received after its last frame, where
    ``close_after = max(gap_frames + 1, context_after)`` — nothing later can connect to it, and the
    ΔF/F0 context needed for characterization is in the buffer;
-4. a closed region becomes instances (:mod:`engine.instances`): majority class, sparks split by
-   peaks + watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions
+4. a closed region becomes instances (:mod:`engine.instances`): majority class (minority-class
+   parts that pass their size filter split off), sparks split by peaks + watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions
    whose highest foreground probability stays below it (used by the classical detector).
 
 Event ids are assigned in the order (closing frame, t_start, y, x, ...) where the *closing frame*
@@ -33,6 +33,8 @@ from engine.instances import (
     KIND_OF_CLASS,
     Instance,
     TrackerConfig,
+    class_pieces,
+    fill_temporal_gaps,
     frames_of,
     passes_size_filter,
     region_class,
@@ -42,20 +44,6 @@ from engine.instances import (
 
 log = logging.getLogger(__name__)
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
-
-
-def fill_temporal_gaps(mask: np.ndarray, gap_frames: int) -> np.ndarray:
-    """Set runs of ≤ ``gap_frames`` False frames between two True frames of the same pixel.
-
-    O(T) whatever the gap: for each frame, the last True frame at or before it and the next
-    True frame at or after it are found with running max/min of indices.
-    """
-    n = mask.shape[0]
-    index = np.arange(n).reshape((n,) + (1,) * (mask.ndim - 1))
-    last = np.maximum.accumulate(np.where(mask, index, -1), axis=0)
-    after = np.minimum.accumulate(np.where(mask, index, n)[::-1], axis=0)[::-1]
-    bridge = (last >= 0) & (after < n) & (after - last - 1 <= gap_frames)
-    return mask | bridge
 
 
 class InstanceTracker:
@@ -99,6 +87,8 @@ class InstanceTracker:
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
         self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
+        kinds = {kind: cls for cls, kind in KIND_OF_CLASS.items()}
+        self._split_off = tuple(kinds[kind] for kind in self.config.split_off_kinds)
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
@@ -196,36 +186,46 @@ class InstanceTracker:
         if self._fg_prob[slices][pixels].max() < self.seed_threshold:
             return []
         class_probs = self._class_probs[slices[0], :, slices[1], slices[2]]
-        cls = region_class(class_probs.transpose(1, 0, 2, 3)[:, pixels])
-        kind = KIND_OF_CLASS[cls]
+        probs = class_probs.transpose(1, 0, 2, 3)  # (3, t, y, x)
+        if self.config.split_mixed_regions:
+            pieces = class_pieces(probs, pixels, self._stands_alone, self.gap_frames,
+                                  self._split_off, self.config.split_min_probability)
+        else:
+            pieces = [(region_class(probs[:, pixels]), pixels)]
         context, context_start = self._context(slices)
         inner = tuple(
             slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)
         )
         context_origin = (self._first + context_start[0], context_start[1], context_start[2])
-        if kind == "spark":
-            parts = self._split(context, inner, pixels)
-        else:
-            parts = pixels.astype(np.int32)
-        channel = EVENT_CLASSES.index(cls)
         out = []
-        for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
-            if part_slices is None:
+        for piece_index, (cls, piece) in enumerate(pieces):
+            if not piece.any():
                 continue
-            mask = parts[part_slices] == part
-            if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
-                                      self.linescan):
-                continue
-            origin = (
-                self._first + slices[0].start + part_slices[0].start,
-                slices[1].start + part_slices[1].start,
-                slices[2].start + part_slices[2].start,
-            )
-            score = float(class_probs[:, channel][part_slices][mask].mean())
-            key = (closing_frame, *origin, part)
-            out.append(Instance(kind, score, mask, origin, context, context_origin,
-                                self.axes, sort_key=key))
+            kind = KIND_OF_CLASS[cls]
+            parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
+            channel = EVENT_CLASSES.index(cls)
+            for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
+                if part_slices is None:
+                    continue
+                mask = parts[part_slices] == part
+                if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
+                                          self.linescan):
+                    continue
+                origin = (
+                    self._first + slices[0].start + part_slices[0].start,
+                    slices[1].start + part_slices[1].start,
+                    slices[2].start + part_slices[2].start,
+                )
+                score = float(probs[channel][part_slices][mask].mean())
+                key = (closing_frame, *origin, piece_index, part)
+                out.append(Instance(kind, score, mask, origin, context, context_origin,
+                                    self.axes, sort_key=key))
         return out
+
+    def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
+        """Whether a minority part of class ``cls`` passes its size filter."""
+        return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
+                                  self.config, self.linescan)
 
     def _context(self, slices: tuple[slice, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
         """ΔF/F0 around a region (context frames, spatial margin) and its buffer-relative start."""

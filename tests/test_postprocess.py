@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -137,13 +139,56 @@ def test_gap_merging():
     assert edges.tolist() == [False, False, True, True, True, False]
 
 
-def test_mixed_region_takes_majority_class():
+def test_mixed_region_takes_majority_class_without_splitting():
     classes = np.zeros((100, 200), np.uint8)
     classes[10:50, 20:120] = WAVE
     classes[10:50, 120:140] = SPARK
-    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs_of(classes),
+    config = dataclasses.replace(FRAMES, split_mixed_regions=False)
+    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs_of(classes),
               np.zeros(classes.shape, np.float32), [100])[0]
     assert [i.kind for i in out] == ["wave"] and out[0].mask.sum() == 40 * 120
+
+
+def test_mixed_region_splits_off_minority_parts_that_pass_their_size_filter():
+    """A spark beside a wave is its own event; a 2-frame spark-class fleck inside the wave is
+    too short for a spark (3 frames) and stays part of the wave."""
+    classes = np.zeros((100, 200), np.uint8)
+    classes[10:50, 20:120] = WAVE
+    classes[10:50, 120:140] = SPARK
+    classes[20:22, 50:60] = SPARK
+    dff0 = np.zeros(classes.shape, np.float32)
+    t, x = np.mgrid[0:100, 0:200]
+    dff0 += np.exp(-((t - 30) / 8.0) ** 2 - ((x - 130) / 5.0) ** 2).astype(np.float32)
+    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs_of(classes), dff0, [100])[0]
+    kinds = sorted(i.kind for i in out)
+    assert kinds == ["spark", "wave"]
+    wave = next(i for i in out if i.kind == "wave")
+    spark = next(i for i in out if i.kind == "spark")
+    assert wave.mask.sum() == 40 * 100 and spark.mask.sum() == 40 * 20
+    assert spark.origin == (10, 0, 120)
+
+
+def test_only_confident_minority_parts_split_off():
+    """A puff part of a wave splits off when its puff probability is high (0.9); an ambiguous
+    one (0.6 puff, 0.3 wave: a wave tail, say) stays with the wave; kinds not in
+    ``split_off_kinds`` never split off."""
+    classes = np.zeros((100, 200), np.uint8)
+    classes[10:50, 20:120] = WAVE
+    classes[10:50, 120:140] = PUFF
+    confident = probs_of(classes)
+    ambiguous = confident.copy()
+    ambiguous[10:50, PUFF, 120:140] = 0.6
+    ambiguous[10:50, WAVE, 120:140] = 0.3
+    dff0 = np.zeros(classes.shape, np.float32)
+    kinds = {}
+    for name, probs, config in [
+        ("confident", confident, FRAMES),
+        ("ambiguous", ambiguous, FRAMES),
+        ("sparks only", confident, dataclasses.replace(FRAMES, split_off_kinds=("spark",))),
+    ]:
+        out = run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs, dff0, [100])[0]
+        kinds[name] = sorted(i.kind for i in out)
+    assert kinds == {"confident": ["puff", "wave"], "ambiguous": ["wave"], "sparks only": ["wave"]}
 
 
 def test_memory_bounded_on_long_stream():

@@ -60,12 +60,21 @@ def load_data(spec: str, overrides: dict, seed: int):
     return load_recordings(spec)
 
 
+def model_kind(model: str) -> str:
+    """``"linescan"`` or ``"movie"``, from the model directory's config."""
+    from engine.models.model_dir import ModelDir
+
+    return ModelDir.load(model, check_weights=False).config.kind
+
+
 def tune(model: str, args: argparse.Namespace, kind: str) -> None:
-    """Tune the foreground threshold on the validation split (never the test split)."""
+    """Tune the foreground threshold on the validation split (never the test split), simulated
+    with the same ``--sim`` overrides as the test data."""
     from offline.datasets import SimulatedSource
     from offline.thresholds import tune_thresholds, write_thresholds
 
-    val = SimulatedSource(kind=kind, split="val", seed=args.seed).take(args.tune)
+    val = SimulatedSource(kind=kind, split="val", seed=args.seed,
+                          params=parse_overrides(args.sim)).take(args.tune)
     search = tune_thresholds(val, model, mode=args.mode, grid={"foreground": args.grid},
                              backend=args.backend, classes=args.tune_classes)
     log.info("best thresholds %s (mean F1 %.3f on %d validation recordings)", search["best"],
@@ -79,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     recordings = load_data(args.data, parse_overrides(args.sim), args.seed)
     model = None if args.model == "default" else args.model
     if args.tune and model is not None:
-        tune(model, args, kind=args.data.split(":")[1] if args.data.startswith("sim:") else "linescan")
+        tune(model, args, kind=model_kind(model))
     result = evaluate(recordings, model, mode=args.mode, detector=args.detector, backend=args.backend)
     name = f"{args.detector} {args.mode} on {args.data}"
     sys.stdout.write(format_tables(result, name))
