@@ -47,6 +47,12 @@ LIGHT_SIGMA_UM = 0.15
 #: extra smoothing of the temporal profile, and how long it must stay below a level
 PROFILE_SIGMA_MS = 3.0
 HOLD_MS = 4.0
+#: movies (coarse frames, noisy pixels): smoothing in X and Y, none in time, before the peak
+#: search; profiles averaged over ``MOVIE_BAND_Y_UM`` of rows around the peak; the amplitude is
+#: that of the Gaussian fitted to the spatial profile (a maximum of noisy pixels is biased up)
+MOVIE_SIGMA_MS = 0.0
+MOVIE_SIGMA_UM = 0.4
+MOVIE_BAND_Y_UM = 0.4
 #: half-width of the window of the Gaussian fit of the spatial profile
 FIT_HALF_UM = 3.0
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -102,6 +108,12 @@ def _gaussian(x: np.ndarray, amplitude: float, center: float, sigma: float) -> n
 
 def gaussian_fwhm(profile: np.ndarray, peak: int, guess_px: float, fit_px: int) -> float:
     """FWHM (px) of a Gaussian fitted to ``profile`` within ``peak ± fit_px`` (NaN on failure)."""
+    return gaussian_fit(profile, peak, guess_px, fit_px)[1]
+
+
+def gaussian_fit(profile: np.ndarray, peak: int, guess_px: float, fit_px: int) -> tuple[float, float]:
+    """Amplitude and FWHM (px) of a Gaussian fitted to ``profile`` within ``peak ± fit_px``
+    (NaNs on failure)."""
     lo, hi = max(0, peak - fit_px), min(len(profile), peak + fit_px + 1)
     x = np.arange(lo, hi, dtype=np.float64)
     y = profile[lo:hi].astype(np.float64)
@@ -111,9 +123,11 @@ def gaussian_fwhm(profile: np.ndarray, peak: int, guess_px: float, fit_px: int) 
             _gaussian, x, y, p0=(float(profile[peak]), float(peak), sigma0), maxfev=400
         )
     except (RuntimeError, ValueError):
-        return math.nan
+        return math.nan, math.nan
     fwhm = FWHM_PER_SIGMA * abs(params[2])
-    return fwhm if params[0] > 0 and fwhm < 2 * fit_px else math.nan
+    if params[0] > 0 and fwhm < 2 * fit_px:
+        return float(params[0]), fwhm
+    return math.nan, math.nan
 
 
 def _width(
@@ -128,14 +142,16 @@ def characterize(
     instance: Instance,
     pixel_um: float,
     dt_ms: float,
-    sigma_ms: float = SIGMA_MS,
-    sigma_um: float = SIGMA_UM,
+    sigma_ms: float | None = None,
+    sigma_um: float | None = None,
     band_ms: float = BAND_MS,
     band_um: float = BAND_UM,
     profile_sigma_ms: float = PROFILE_SIGMA_MS,
     hold_ms: float = HOLD_MS,
 ) -> dict:
     """Event fields of one instance (see module docstring).
+
+    ``sigma_ms``/``sigma_um`` default to ``SIGMA_*`` for line-scans, ``MOVIE_SIGMA_*`` for movies.
 
     Returns
     -------
@@ -144,13 +160,20 @@ def characterize(
         fdhm_ms, rise_ms, t50_ms`` (NaN where not measurable).
     """
     linescan = instance.axes == "TX"
+    if sigma_ms is None:
+        sigma_ms = SIGMA_MS if linescan else MOVIE_SIGMA_MS
+    if sigma_um is None:
+        sigma_um = SIGMA_UM if linescan else MOVIE_SIGMA_UM
     dff0 = instance.dff0.astype(np.float32)
     smoothed = smooth_dff0(dff0, sigma_ms / dt_ms, sigma_um / pixel_um, linescan)
     tp, yp, xp = _peak_position(smoothed, instance.mask_in_context())
     amplitude = float(smoothed[tp, yp, xp])
     band_frames = int(round(band_ms / dt_ms / 2))
     band_px = int(round(band_um / pixel_um / 2))
-    line = dff0[:, yp, :]  # smoothing along one axis leaves the profile along the other intact
+    if linescan:
+        line = dff0[:, yp, :]  # smoothing along one axis leaves the profile along the other intact
+    else:
+        line = _band_mean(dff0, yp, int(round(MOVIE_BAND_Y_UM / pixel_um / 2)), axis=1)
     along_t = ndimage.gaussian_filter1d(line, LIGHT_SIGMA_MS / dt_ms, axis=0, mode="nearest")
     along_x = ndimage.gaussian_filter1d(line, LIGHT_SIGMA_UM / pixel_um, axis=1, mode="nearest")
     spatial = _band_mean(along_t, tp, band_frames, axis=0)
@@ -159,7 +182,9 @@ def characterize(
         temporal = ndimage.gaussian_filter1d(temporal, profile_sigma_ms / dt_ms, mode="nearest")
     hold = max(1, int(round(hold_ms / dt_ms)))
     left, right = _width(spatial, xp, 0.5)
-    fwhm_px = gaussian_fwhm(spatial, xp, right - left, int(round(FIT_HALF_UM / pixel_um)))
+    fit_amplitude, fwhm_px = gaussian_fit(spatial, xp, right - left, int(round(FIT_HALF_UM / pixel_um)))
+    if not linescan and math.isfinite(fit_amplitude):
+        amplitude = fit_amplitude
     start, end = _width(temporal, tp, 0.5, hold)
     onset, _ = _width(temporal, tp, 0.1, hold)
     fdhm_ms, rise_ms, t50_ms = (end - start) * dt_ms, (tp - onset) * dt_ms, (end - tp) * dt_ms

@@ -119,3 +119,37 @@ def test_against_simulator_ground_truth():
                 values.append(abs(got[key] - ev[key]) / ev[key])
     for key, values in errors.items():
         assert np.nanmedian(values) <= 0.15, (key, np.nanmedian(values))
+
+
+def movie_spark(rng, amp, fwhm_um, noise_sd, dt_ms=6.8, px_um=0.2):
+    """A Gaussian spark in a (T, Y, X) movie at Dotti et al.'s sampling, plus white noise."""
+    t = np.arange(40)[:, None, None] * dt_ms - 60.0
+    y = np.arange(32)[None, :, None] * px_um - 3.1
+    x = np.arange(48)[None, None, :] * px_um - 4.7
+    sigma = fwhm_um / 2.3548
+    clean = amp * spark_profile(t, 9.0, 30.0) * np.exp(-0.5 * (x**2 + y**2) / sigma**2)
+    dff0 = clean + rng.normal(0.0, noise_sd, clean.shape)
+    mask = clean > 0.2 * clean.max()
+    sl = ndimage.find_objects(mask.astype(np.int32))[0]
+    origin = tuple(s.start for s in sl)
+    return Instance("spark", 0.9, mask[sl], origin, dff0.astype(np.float32), (0, 0, 0), "TYX"), clean
+
+
+def test_movie_sparks_amplitude_and_width_through_the_noise():
+    """At 6.8 ms/frame and 0.2 µm pixels, a spark of ΔF/F0 0.5 under per-pixel noise SD 0.33
+    (about 10 photons, as in the simulated movies): amplitude and FWHM come from a fit to a
+    row-averaged profile, not from one smoothed pixel's row (the line-scan recipe, which gives
+    median errors of 20 % and 45 % here): median errors ≤ 18 % and ≤ 25 %."""
+    rng = np.random.default_rng(3)
+    amp_err, fwhm_err = [], []
+    for _ in range(40):
+        inst, clean = movie_spark(rng, amp=0.5, fwhm_um=1.9, noise_sd=0.33)
+        fields = characterize(inst, 0.2, 6.8)
+        amp_err.append(abs(fields["amplitude_dff0"] / clean.max() - 1))
+        fwhm_err.append(abs(fields["fwhm_um"] / 1.9 - 1))
+    assert np.nanmedian(amp_err) <= 0.18, np.nanmedian(amp_err)
+    assert np.nanmedian(fwhm_err) <= 0.25, np.nanmedian(fwhm_err)
+    inst, clean = movie_spark(rng, amp=0.8, fwhm_um=1.9, noise_sd=0.0)
+    fields = characterize(inst, 0.2, 6.8)
+    assert fields["amplitude_dff0"] == pytest.approx(clean.max(), rel=0.05)
+    assert fields["fwhm_um"] == pytest.approx(1.9, rel=0.05)
