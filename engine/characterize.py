@@ -26,10 +26,11 @@ Times are ms from frame 0 of the stream (frame index × ``dt_ms``), positions µ
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import ndimage
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
@@ -118,10 +119,14 @@ def gaussian_fit(profile: np.ndarray, peak: int, guess_px: float, fit_px: int) -
     x = np.arange(lo, hi, dtype=np.float64)
     y = profile[lo:hi].astype(np.float64)
     sigma0 = guess_px / FWHM_PER_SIGMA if np.isfinite(guess_px) and guess_px > 0 else fit_px / 4
+    if len(x) < 4:  # three parameters need more points than that to mean anything
+        return math.nan, math.nan
     try:
-        params, _ = curve_fit(
-            _gaussian, x, y, p0=(float(profile[peak]), float(peak), sigma0), maxfev=400
-        )
+        with warnings.catch_warnings():  # the covariance is not used: its warning is noise
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(
+                _gaussian, x, y, p0=(float(profile[peak]), float(peak), sigma0), maxfev=400
+            )
     except (RuntimeError, ValueError):
         return math.nan, math.nan
     fwhm = FWHM_PER_SIGMA * abs(params[2])
