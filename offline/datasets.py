@@ -137,22 +137,35 @@ class SimulatedSource:
 
 def load_dotti_folder(folder: str | Path, pixel_um: float = 0.2, dt_ms: float = 6.8) -> list[LabeledRecording]:
     """Recordings of a Dotti-convention folder: ``NN_video.tif``, ``NN_class_label.tif``,
-    ``NN_event_label.tif`` (movies ``(T, Y, X)``). Calibration defaults are Dotti's."""
+    optional ``NN_event_label.tif`` (instances; connected components of the classes when
+    absent). Movies ``(T, Y, X)`` or line-scans ``(T, X)``. Calibration defaults are Dotti's."""
     import tifffile
 
     folder = Path(folder)
     out = []
     for video in sorted(folder.glob("*_video.tif")):
         stem = video.name[: -len("_video.tif")]
-        class_mask = tifffile.imread(folder / f"{stem}_class_label.tif").astype(np.uint8)
+        class_path = folder / f"{stem}_class_label.tif"
+        if not class_path.exists():
+            raise FileNotFoundError(f"{video.name} has no {class_path.name} beside it")
+        class_mask = tifffile.imread(class_path).astype(np.uint8)
         event_path = folder / f"{stem}_event_label.tif"
         instances = (tifffile.imread(event_path).astype(np.int32) if event_path.exists()
                      else _instances_from_classes(class_mask))
         data = tifffile.imread(video)
+        if data.ndim not in (2, 3):
+            raise ValueError(f"{video.name}: expected (T, X) or (T, Y, X), got shape {data.shape}")
+        for name, labels in ((class_path.name, class_mask), (event_path.name, instances)):
+            if labels.shape != data.shape:
+                raise ValueError(f"{name} has shape {labels.shape}, {video.name} {data.shape}")
+        if class_mask.max() > IGNORE:
+            raise ValueError(f"{class_path.name}: class ids must be 0-4 (Dotti), found {class_mask.max()}")
         out.append(LabeledRecording(data=data, class_mask=class_mask, instance_mask=instances,
-                                    pixel_um=pixel_um, dt_ms=dt_ms, axes="TYX", name=stem))
+                                    pixel_um=pixel_um, dt_ms=dt_ms,
+                                    axes="TYX" if data.ndim == 3 else "TX", name=stem))
     if not out:
-        raise FileNotFoundError(f"no *_video.tif in {folder}")
+        raise FileNotFoundError(f"no *_video.tif in {folder} (expected Dotti et al.'s NN_video.tif, "
+                                "NN_class_label.tif, NN_event_label.tif)")
     return out
 
 
@@ -164,23 +177,48 @@ def _instances_from_classes(class_mask: np.ndarray) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def load_recordings(path: str | Path) -> list[LabeledRecording]:
-    """Labelled recordings from ``path``: a Dotti folder, or a folder of simulator-written
-    recordings (via ``acquisition.simulate.read_recording`` when available)."""
+def load_recordings(path: str | Path, pixel_um: float = 0.2, dt_ms: float = 6.8) -> list[LabeledRecording]:
+    """Labelled recordings of a Dotti-convention folder (see :func:`load_dotti_folder`)."""
     path = Path(path)
-    if path.is_dir() and any(path.glob("*_video.tif")):
-        return load_dotti_folder(path)
-    from acquisition import simulate
-
-    reader = getattr(simulate, "read_recording", None)
-    if reader is None:
-        raise ValueError(f"{path}: not a Dotti folder and no simulator reader available")
-    candidates = [path] if _looks_like_recording(path) else sorted(p for p in path.iterdir())
-    return [LabeledRecording.from_simulation(reader(p), name=p.stem) for p in candidates]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder of labelled recordings")
+    return load_dotti_folder(path, pixel_um=pixel_um, dt_ms=dt_ms)
 
 
-def _looks_like_recording(path: Path) -> bool:
-    return path.is_file() or (path.is_dir() and not any(p.is_dir() for p in path.iterdir()))
+@dataclass
+class FolderSource:
+    """A lab's labelled recordings as a training source, split **by recording** (never by
+    window): a seeded permutation puts ``val_fraction`` of the recordings (at least one when
+    there are two or more) in ``"val"``, the rest in ``"train"``. ``recording(i)`` of the
+    train split walks the training recordings in a new seeded order every epoch, so it can
+    stand in for :class:`SimulatedSource` in a :class:`WindowStream`.
+    """
+
+    path: str | Path
+    split: str = "train"
+    seed: int = 0
+    val_fraction: float = 0.2
+    pixel_um: float = 0.2
+    dt_ms: float = 6.8
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {self.split!r}")
+        recordings = load_recordings(self.path, self.pixel_um, self.dt_ms)
+        order = np.random.default_rng([self.seed, 11]).permutation(len(recordings))
+        n_val = 0 if len(recordings) < 2 else max(1, int(round(self.val_fraction * len(recordings))))
+        chosen = order[:n_val] if self.split == "val" else order[n_val:]
+        self.recordings = [recordings[i] for i in sorted(chosen)]
+        if not self.recordings:
+            raise ValueError(f"{self.path}: no recordings left for the {self.split} split")
+
+    def recording(self, index: int) -> LabeledRecording:
+        epoch, within = divmod(index, len(self.recordings))
+        order = np.random.default_rng([self.seed, 13, epoch]).permutation(len(self.recordings))
+        return self.recordings[int(order[within])]
+
+    def take(self, n: int) -> list[LabeledRecording]:
+        return self.recordings[:n]
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -1,4 +1,4 @@
-"""Training of the segmentation U-Nets on simulated recordings.
+"""Training of the segmentation U-Nets on simulated recordings or a lab's labelled ones.
 
 Adam on random windows (engine window geometry, asymmetric context for the low-latency mode),
 flips and intensity / noise / offset augmentation of the raw counts before the engine's ΔF/F0
@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class TrainConfig:
     simulation: dict[str, Any]
     augmentation: dict[str, Any]
     model: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -45,7 +46,8 @@ class TrainConfig:
         return cls(name=raw["name"], kind=raw["kind"], mode=raw.get("mode", "accurate"),
                    seed=int(raw.get("seed", 0)), out=raw.get("out", f"runs/{raw['name']}"),
                    training=dict(raw.get("training", {})), simulation=dict(raw.get("simulation", {})),
-                   augmentation=dict(raw.get("augmentation", {})), model=dict(raw.get("model", {})))
+                   augmentation=dict(raw.get("augmentation", {})), model=dict(raw.get("model", {})),
+                   data=dict(raw.get("data", {})))
 
 
 def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
@@ -97,10 +99,9 @@ def loss_mask_frames(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple
 
 
 def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> datasets.WindowStream:
-    """The training batches (or fixed validation batches for ``split="val"``)."""
-    source = datasets.SimulatedSource(kind=cfg.kind, split=split, seed=cfg.seed,
-                                      params=cfg.simulation.get("params", {}),
-                                      randomize=cfg.simulation.get("randomize", {}))
+    """The training batches (or fixed validation batches for ``split="val"``): from the
+    simulator, or from the labelled recordings of ``cfg.data["folder"]`` when given."""
+    source = training_source(cfg, split)
     aug = None
     if split == "train" and cfg.augmentation.get("enabled", True):
         aug = datasets.Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
@@ -112,6 +113,27 @@ def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "t
     return datasets.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
                                  seed=cfg.seed + (0 if split == "train" else 1),
                                  pool_recordings=int(cfg.training.get("pool_recordings", 2)))
+
+
+def training_source(cfg: TrainConfig, split: str = "train") -> Any:
+    """:class:`~offline.datasets.FolderSource` for ``data.folder``, else the simulator."""
+    folder = cfg.data.get("folder")
+    if not folder:
+        return datasets.SimulatedSource(kind=cfg.kind, split=split, seed=cfg.seed,
+                                        params=cfg.simulation.get("params", {}),
+                                        randomize=cfg.simulation.get("randomize", {}))
+    calibration = cfg.model.get("calibration", {})  # the model's nominal calibration by default
+    source = datasets.FolderSource(
+        folder, split=split, seed=cfg.seed, val_fraction=float(cfg.data.get("val_fraction", 0.2)),
+        pixel_um=float(cfg.data.get("pixel_um", calibration.get("pixel_um", 0.2))),
+        dt_ms=float(cfg.data.get("dt_ms", calibration.get("dt_ms", 6.8))))
+    want = "TX" if cfg.kind == "linescan" else "TYX"
+    wrong = [rec.name for rec in source.recordings if rec.axes != want]
+    if wrong:
+        raise ValueError(f"config {cfg.name!r} trains a {cfg.kind} model, but {folder} holds "
+                         f"recordings of another kind: {wrong[:5]}")
+    log.info("training on %d labelled recordings of %s (%s split)", len(source.recordings), folder, split)
+    return source
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -265,7 +287,8 @@ class Trainer:
         config = dict(self.model_config)
         config["extra"] = {**config.get("extra", {}), "trained_by": {
             "command": f"castream train offline/configs/{self.cfg.name}.json",
-            "seed": self.cfg.seed, "steps": self.step}}
+            "seed": self.cfg.seed, "steps": self.step,
+            **({"data": self.cfg.data} if self.cfg.data.get("folder") else {})}}
         metrics = {"training": {"config": self.cfg.name, "seed": self.cfg.seed, "steps": self.step,
                                 "final_loss": self.history[-1]["loss"] if self.history else None},
                    **(extra_metrics or {})}
@@ -280,9 +303,20 @@ class Trainer:
 
 
 def train(config_path: str | Path, out_dir: str | Path | None = None, steps: int | None = None,
-          resume: bool = False, device: str | None = None) -> Path:
-    """Train the model of ``config_path`` and write its model directory; returns its path."""
+          resume: bool = False, device: str | None = None, data: str | Path | None = None,
+          pixel_um: float | None = None, dt_ms: float | None = None) -> Path:
+    """Train the model of ``config_path`` and write its model directory; returns its path.
+
+    ``data``: a folder of labelled recordings (Dotti convention) to train on instead of the
+    simulator (overrides the config's ``data.folder``); ``pixel_um``/``dt_ms`` its calibration
+    (default: the config's ``data`` entries, else the model's nominal calibration).
+    """
     cfg = TrainConfig.load(config_path)
+    if data is not None:
+        cfg.data = {**cfg.data, "folder": str(data)}
+    for key, value in (("pixel_um", pixel_um), ("dt_ms", dt_ms)):
+        if value is not None:
+            cfg.data = {**cfg.data, key: float(value)}
     trainer = Trainer(cfg, out_dir=out_dir, device=device)
     if resume:
         trainer.resume()

@@ -74,3 +74,66 @@ def test_windows_are_split_by_recording():
     test_rec = SimulatedSource("linescan", "test", seed=0, params={"duration_s": 0.3}).recording(0)
     assert train_rec.name != test_rec.name
     assert not np.array_equal(train_rec.data, test_rec.data)
+
+
+def _write_dotti_folder(folder, n, seed=0):
+    """``n`` simulated line-scans written in Dotti et al.'s folder convention."""
+    import tifffile
+
+    from acquisition.simulate import LinescanParams, simulate_linescan
+
+    folder.mkdir()
+    for i in range(n):
+        rec = simulate_linescan(LinescanParams(duration_s=1.0, n_pixels=256), seed=seed + i)
+        tifffile.imwrite(folder / f"{i:02d}_video.tif", rec.data)
+        tifffile.imwrite(folder / f"{i:02d}_class_label.tif", rec.class_mask)
+        tifffile.imwrite(folder / f"{i:02d}_event_label.tif", rec.instance_mask)
+
+
+def test_train_on_a_labs_folder_split_by_recording(tmp_path):
+    """A lab retrains with one command on its own Dotti-convention folder: recordings are split
+    train/val by recording, and the trained model evaluates through the engine on the folder."""
+    from offline import datasets, train
+    from offline.evaluate import evaluate
+
+    folder = tmp_path / "lab"
+    _write_dotti_folder(folder, 5)
+    tr = datasets.FolderSource(folder, "train", seed=3, pixel_um=0.14, dt_ms=1.5)
+    va = datasets.FolderSource(folder, "val", seed=3, pixel_um=0.14, dt_ms=1.5)
+    assert len(tr.recordings) == 4 and len(va.recordings) == 1
+    assert not {r.name for r in tr.recordings} & {r.name for r in va.recordings}
+    assert {tr.recording(i).name for i in range(4)} == {r.name for r in tr.recordings}
+    assert tr.recordings[0].axes == "TX" and tr.recordings[0].dt_ms == 1.5
+
+    config = _tiny_config(tmp_path)
+    raw = json.loads(config.read_text())
+    raw["data"] = {"pixel_um": 0.14, "dt_ms": 1.5}
+    config.write_text(json.dumps(raw))
+    out = train.train(config, steps=2, data=folder)
+    assert (out / "weights.safetensors").exists()
+    result = evaluate(va.recordings, out, mode="accurate", progress=False)
+    assert result.n_recordings == 1 and "spark" in result.scores
+
+
+def test_folder_errors_are_specific(tmp_path):
+    import tifffile
+
+    from offline import datasets, train
+
+    with pytest.raises(FileNotFoundError, match="NN_video.tif"):
+        datasets.load_recordings(tmp_path)
+    tifffile.imwrite(tmp_path / "01_video.tif", np.zeros((8, 16), np.uint16))
+    with pytest.raises(FileNotFoundError, match="01_class_label.tif"):
+        datasets.load_recordings(tmp_path)
+    tifffile.imwrite(tmp_path / "01_class_label.tif", np.zeros((8, 15), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        datasets.load_recordings(tmp_path)
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    for i in range(2):
+        tifffile.imwrite(folder / f"{i:02d}_video.tif", np.zeros((8, 4, 16), np.uint16))
+        tifffile.imwrite(folder / f"{i:02d}_class_label.tif", np.zeros((8, 4, 16), np.uint8))
+    cfg = train.TrainConfig.load(_tiny_config(tmp_path))
+    cfg.data = {"folder": str(folder)}
+    with pytest.raises(ValueError, match="linescan model"):
+        train.training_source(cfg)

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="simulator parameter override for sim: data (repeatable)")
+    parser.add_argument("--pixel-um", type=float, default=0.2,
+                        help="pixel size of folder data (default Dotti et al.'s 0.2 µm)")
+    parser.add_argument("--dt-ms", type=float, default=6.8,
+                        help="frame/line interval of folder data (default Dotti et al.'s 6.8 ms)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the simulated test split")
     parser.add_argument("--record", default=None, metavar="NAME",
                         help="also store the metrics in MODEL/metrics.json under evaluation.NAME")
@@ -49,7 +53,7 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def load_data(spec: str, overrides: dict, seed: int):
+def load_data(spec: str, overrides: dict, seed: int, pixel_um: float = 0.2, dt_ms: float = 6.8):
     """Recordings for ``spec`` (see the module docstring)."""
     from offline.datasets import SimulatedSource, load_recordings
 
@@ -57,7 +61,7 @@ def load_data(spec: str, overrides: dict, seed: int):
         parts = spec.split(":")
         n = int(parts[2]) if len(parts) > 2 else 20
         return SimulatedSource(kind=parts[1], split="test", seed=seed, params=overrides).take(n)
-    return load_recordings(spec)
+    return load_recordings(spec, pixel_um=pixel_um, dt_ms=dt_ms)
 
 
 def model_kind(model: str) -> str:
@@ -85,7 +89,7 @@ def tune(model: str, args: argparse.Namespace, kind: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from offline.evaluate import evaluate, format_tables, write_report
 
-    recordings = load_data(args.data, parse_overrides(args.sim), args.seed)
+    recordings = load_data(args.data, parse_overrides(args.sim), args.seed, args.pixel_um, args.dt_ms)
     model = None if args.model == "default" else args.model
     if args.tune and model is not None:
         tune(model, args, kind=model_kind(model))
