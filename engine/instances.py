@@ -4,14 +4,14 @@ A *region* is one connected component of foreground (after merging temporal gaps
 turns a closed region into zero or more :class:`Instance` objects:
 
 * its class is the majority class of the region (the class with the largest summed probability
-  over the region's foreground pixels); with ``split_mixed_regions`` (the default), each
-  connected part of the region whose pixels' argmax is a *minority* class of
-  ``split_off_kinds``, that passes that class's size filter and whose mean probability of that
-  class is ≥ ``split_min_probability`` becomes an event of its own (a spark or puff beside or
-  on a wave); other minority parts stay with the majority. Without it a region is never cut
-  into pieces of different classes. (Chosen on simulated validation movies: it raised spark F1
-  0.897 → 0.923 and puff F1 0.861 → 0.882; without the probability floor, wave tails split off
-  as false puffs: puff F1 0.70.);
+  over the region's foreground pixels); each connected part of the region whose pixels' argmax
+  is a *minority* class listed in ``split_off_kinds``, that passes that class's size filter and
+  whose mean probability of that class is ≥ ``split_min_probability`` becomes an event of its
+  own (a spark or puff beside or on a wave); other minority parts stay with the majority, and
+  with ``split_off_kinds=()`` a region is never cut into pieces of different classes. Chosen on
+  simulated validation movies: splitting raised spark F1 0.897 → 0.923 and puff F1
+  0.861 → 0.882; without the probability floor wave tails split off as false puffs (puff F1
+  0.70);
 * spark regions are split into single sparks by peak finding on the smoothed ΔF/F0 (peaks at
   least ``peak_min_dist_um`` **or** ``peak_min_dist_ms`` apart: a box footprint of that size) and a
   watershed of the inverted smoothed ΔF/F0 inside the region;
@@ -37,6 +37,8 @@ from acquisition.labels import PUFF, SPARK, WAVE
 KIND_OF_CLASS = {SPARK: "spark", WAVE: "wave", PUFF: "puff"}
 #: order of the class channels kept by the tracker (probabilities of spark, wave, puff)
 EVENT_CLASSES = (SPARK, WAVE, PUFF)
+#: full 3x3x3 connectivity of regions and of their parts
+CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,6 @@ class TrackerConfig:
     context_before_ms: float = 25.0
     context_after_ms: float = 30.0
     context_margin_um: float = 2.5
-    split_mixed_regions: bool = True
     split_off_kinds: tuple[str, ...] = ("spark", "puff")
     split_min_probability: float = 0.8
 
@@ -172,16 +173,17 @@ def class_pieces(
         own = pixels & (argmax == cls)
         if not own.any():
             continue
-        parts, _ = ndimage.label(fill_temporal_gaps(own, gap_frames), structure=np.ones((3, 3, 3), bool))
+        probs = probs_region[EVENT_CLASSES.index(cls)]
+        parts, _ = ndimage.label(fill_temporal_gaps(own, gap_frames), structure=CONNECTIVITY)
         for label, part_slices in enumerate(ndimage.find_objects(parts), start=1):
             if part_slices is None:
                 continue
-            part = np.zeros_like(own)
-            part[part_slices] = (parts[part_slices] == label) & own[part_slices]
-            if (probs_region[EVENT_CLASSES.index(cls)][part].mean() >= min_probability
-                    and keeps(cls, part[part_slices])):
+            crop = (parts[part_slices] == label) & own[part_slices]
+            if probs[part_slices][crop].mean() >= min_probability and keeps(cls, crop):
+                part = np.zeros_like(own)
+                part[part_slices] = crop
                 pieces.append((cls, part))
-                rest &= ~part
+                rest[part_slices] &= ~crop
     return [(majority, rest), *pieces]
 
 

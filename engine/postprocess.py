@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.instances import (
+    CONNECTIVITY,
     EVENT_CLASSES,
     KIND_OF_CLASS,
     Instance,
@@ -37,13 +38,11 @@ from engine.instances import (
     fill_temporal_gaps,
     frames_of,
     passes_size_filter,
-    region_class,
     smooth_dff0,
     split_sparks,
 )
 
 log = logging.getLogger(__name__)
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 class InstanceTracker:
@@ -160,7 +159,7 @@ class InstanceTracker:
     def _collect(self, final: bool) -> list[Instance]:
         active = self._fg & ~self._consumed
         regions, _ = ndimage.label(
-            fill_temporal_gaps(active, self.gap_frames), structure=_CONNECTIVITY
+            fill_temporal_gaps(active, self.gap_frames), structure=CONNECTIVITY
         )
         instances: list[Instance] = []
         open_starts: list[int] = []
@@ -187,11 +186,8 @@ class InstanceTracker:
             return []
         class_probs = self._class_probs[slices[0], :, slices[1], slices[2]]
         probs = class_probs.transpose(1, 0, 2, 3)  # (3, t, y, x)
-        if self.config.split_mixed_regions:
-            pieces = class_pieces(probs, pixels, self._stands_alone, self.gap_frames,
-                                  self._split_off, self.config.split_min_probability)
-        else:
-            pieces = [(region_class(probs[:, pixels]), pixels)]
+        pieces = class_pieces(probs, pixels, self._stands_alone, self.gap_frames,
+                              self._split_off, self.config.split_min_probability)
         context, context_start = self._context(slices)
         inner = tuple(
             slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)

@@ -143,7 +143,7 @@ def test_mixed_region_takes_majority_class_without_splitting():
     classes = np.zeros((100, 200), np.uint8)
     classes[10:50, 20:120] = WAVE
     classes[10:50, 120:140] = SPARK
-    config = dataclasses.replace(FRAMES, split_mixed_regions=False)
+    config = dataclasses.replace(FRAMES, split_off_kinds=())
     out = run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs_of(classes),
               np.zeros(classes.shape, np.float32), [100])[0]
     assert [i.kind for i in out] == ["wave"] and out[0].mask.sum() == 40 * 120
