@@ -5,14 +5,15 @@ equivalence"):
 
 1. foreground = 1 − P(background) ≥ ``thresholds["foreground"]`` (tuned offline; no whole-movie
    Otsu), computed pixel by pixel, so it cannot depend on how frames were split into blocks;
-2. temporal gaps of ≤ ``gap_ms`` (in frames: ``gap_frames``) of background at the same pixel are bridged and the
-   result is labelled into connected *regions* (full 3×3(×3) connectivity);
+2. temporal gaps of ≤ ``gap_ms`` (in frames: ``gap_frames``) of background at the same pixel
+   are bridged and the result is labelled into connected *regions* (full 3×3(×3) connectivity);
 3. a region is *closed* once ``close_after`` frames have been received after its last frame, where
    ``close_after = max(gap_frames + 1, context_after)`` — nothing later can connect to it, and the
    ΔF/F0 context needed for characterization is in the buffer;
-4. a closed region becomes instances (:mod:`engine.instances`): majority class (minority-class
-   parts that pass their size filter split off), sparks split by peaks + watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions
-   whose highest foreground probability stays below it (used by the classical detector).
+4. a closed region becomes instances (:mod:`engine.instances`): majority class (confident
+   minority-class parts that pass their size filter split off), sparks split by peaks +
+   watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions whose
+   highest foreground probability stays below it (used by the classical detector).
 
 Event ids are assigned in the order (closing frame, t_start, y, x, ...) where the *closing frame*
 ``t_last + close_after + 1`` is a property of the region, not of the blocks: the same recording
@@ -28,6 +29,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from acquisition.labels import CLASS_IDS
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
@@ -86,8 +88,7 @@ class InstanceTracker:
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
         self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
-        kinds = {kind: cls for cls, kind in KIND_OF_CLASS.items()}
-        self._split_off = tuple(kinds[kind] for kind in self.config.split_off_kinds)
+        self._split_off = tuple(CLASS_IDS[kind] for kind in self.config.split_off_kinds)
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
