@@ -59,6 +59,9 @@ class TiffSource:
     blank: float | None = None
     cell: str | None = None
     file_axes: str = ""  # axes as tifffile reported them
+    #: where each calibration value came from: "flag" (given by the caller; the file has none),
+    #: "flag_over_metadata", "metadata", or None: {"pixel_um": ..., "dt_ms": ..., "blank": ...}
+    calibration_source: dict[str, str | None] = field(default_factory=dict)
     _read: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -139,6 +142,8 @@ def open_tiff(
         dt_ms=_first(dt_ms, calibration.get("dt_ms")),
         blank=_first(blank, calibration.get("blank")), cell=calibration.get("cell"),
         file_axes=series.axes, _read=reader, _close=tif.close,
+        calibration_source={key: _origin(flag, calibration.get(key)) for key, flag in
+                            (("pixel_um", pixel_um), ("dt_ms", dt_ms), ("blank", blank))},
     )
     if require_calibration:
         _check_calibration(source)
@@ -274,6 +279,14 @@ def _page_reader(
         return block[skip : skip + stop - start]
 
     return read
+
+
+def _origin(flag: Any, metadata: Any) -> str | None:
+    """Where a calibration value comes from: ``"flag"`` (the file records none),
+    ``"flag_over_metadata"``, ``"metadata"`` or None (neither)."""
+    if flag is not None:
+        return "flag" if metadata is None else "flag_over_metadata"
+    return "metadata" if metadata is not None else None
 
 
 def _first(*values: Any) -> Any:

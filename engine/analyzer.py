@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cellclass import CellClassifier, CellSummary, CellVote
-from .characterize import to_event
+from . import honesty
+from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
+from .characterize import characterize
 from .detectors import Detector
 from .events import Event
+from .instances import Instance
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
+from .quality import QualityMonitor, SaturationBuffer
+from .significance import DEFAULT_MIN_SIGNIFICANCE, significance
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,10 @@ class StreamInfo:
     blank: float | None = None
     cell: str = ""
     metadata: dict = field(default_factory=dict)
+    dtype: str | None = None  # of the raw frames (gives the saturation level)
+    saturation_counts: float | None = None  # overrides the dtype's maximum
+    #: where pixel_um / dt_ms came from (see :mod:`engine.quality`)
+    calibration_source: dict = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -88,10 +96,21 @@ class StreamAnalyzer:
         self.stats = AnalyzerStats()
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
                                  **detector.preprocess)
+        self.min_significance = float(detector.thresholds.get("min_significance",
+                                                             DEFAULT_MIN_SIGNIFICANCE))
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds, axes=info.axes,
-                                        keep_labels=keep_labels)
-        self._vote = CellVote(classifier) if classifier is not None else None
+                                        keep_labels=keep_labels, accept=self._significant)
+        self.quality = QualityMonitor(
+            info.frame_shape, info.pixel_um, info.dt_ms,
+            saturation_counts=honesty.saturation_level(info.dtype, info.saturation_counts)
+            if info.dtype or info.saturation_counts is not None else None,
+            calibration_source=dict(info.calibration_source),
+            trained_range=getattr(detector, "trained_range", None),
+            min_significance=self.min_significance)
+        self._saturation = SaturationBuffer(info.frame_shape)
+        self._vote = (CellVote(classifier, self.min_significance)
+                      if classifier is not None else None)
         self._dff0 = np.zeros((0, *info.frame_shape), np.float32)
         self._dff0_first = 0
         self._last_raw: np.ndarray | None = None
@@ -116,7 +135,11 @@ class StreamAnalyzer:
 
     @property
     def cell_summary(self) -> CellSummary | None:
-        return self._vote.summary() if self._vote is not None else None
+        """The cell vote so far, its confidence shrunk for what the recording cannot support."""
+        if self._vote is None:
+            return None
+        self._vote.set_trust(*classifier_trust(self.info.axes, self.quality_report()))
+        return self._vote.summary()
 
     def push(self, first: int, frames: np.ndarray, t_arrival: float | None = None) -> list[Event]:
         """Analyze frames ``first .. first+n-1``; returns the events that closed meanwhile.
@@ -128,9 +151,13 @@ class StreamAnalyzer:
         frames = self._in_order(first, np.asarray(frames))
         if frames.shape[0] == 0:
             return []
+        first = self._next_frame
         self._next_frame += frames.shape[0]
         self._last_raw = frames[-1]
+        saturated = self.quality.observe(first, frames)
+        self._saturation.add(first, saturated, frames.shape[0])
         d_first, dff0 = self._pre.push(frames)
+        self.quality.observe_baseline(self._pre.baseline)
         return self._after_preprocess(d_first, dff0, self.detector.push, t_arrival)
 
     def finish(self) -> list[Event]:
@@ -236,7 +263,8 @@ class StreamAnalyzer:
         for block in blocks:
             lo = block.first - self._dff0_first
             dff0 = self._dff0[lo:lo + block.probs.shape[0]]
-            instances += self._tracker.push(block.first, block.probs, dff0)
+            saturated = self._saturation.take(block.first, block.stop)
+            instances += self._tracker.push(block.first, block.probs, dff0, saturated)
             self.stats.frames_final = block.stop
         if blocks:
             drop = blocks[-1].stop - self._dff0_first
@@ -244,10 +272,28 @@ class StreamAnalyzer:
             self._dff0_first += drop
         return instances
 
+    def _significant(self, instance: Instance) -> bool:
+        """The tracker's ``accept`` check: significance at or above ``min_significance``
+        (an event whose significance cannot be computed is kept, and flagged)."""
+        instance.significance = significance(instance, self.info.pixel_um, self.info.dt_ms,
+                                             instance.saturated)
+        return not instance.significance < self.min_significance
+
+    def _event(self, instance: Instance) -> Event:
+        """Characterize, then empty what cannot be trusted (:mod:`engine.honesty`)."""
+        info = self.info
+        fields = characterize(instance, info.pixel_um, info.dt_ms)
+        honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
+        self.quality.count_event(fields["flags"], honesty.measurable(fields))
+        return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
+
+    def quality_report(self) -> dict:
+        """The recording's quality report so far (:mod:`engine.quality`)."""
+        self.quality.events.rejected_not_significant = self._tracker.n_rejected
+        return self.quality.report()
+
     def _to_events(self, instances) -> list[Event]:
-        events = [to_event(inst, self.info.pixel_um, self.info.dt_ms,
-                           stream=self.info.stream, cell=self.info.cell)
-                  for inst in instances]
+        events = [self._event(inst) for inst in instances]
         events.sort(key=lambda e: e.event_id)
         if self._vote is not None:
             for event in events:
@@ -301,4 +347,5 @@ def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
         "cell_length_um": length_um, "duration_s": duration_s,
         **parameter_medians(events), "lookahead_ms": analyzer.lookahead_ms,
         "delay_p50_ms": p50, "delay_p99_ms": p99, "detector": analyzer.detector.name,
+        "quality": analyzer.quality_report(),
     }

@@ -2,7 +2,7 @@
 
 Writes ``OUT/events.csv`` (exactly :data:`~engine.events.EVENT_COLUMNS`), ``OUT/labels.tif``
 (instance ids, same shape as the input, 0 = background, id = ``event_id``) and
-``OUT/summary.json`` (calibration, per-cell summary, latency). Calibration comes from the file's
+``OUT/summary.json`` (calibration, per-cell summary, latency, the quality report). Calibration comes from the file's
 metadata, flags override it, and the blank is estimated from dark pixels when neither gives it.
 """
 
@@ -28,15 +28,22 @@ CHUNK_FRAMES = {"TX": 512, "TYX": 32}
 def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
                  pixel_um: float | None = None, dt_ms: float | None = None,
                  blank: float | None = None, progress: bool = False,
-                 factory: DetectorFactory | None = None) -> dict:
-    """Analyze one recording; returns its summary (also written to ``summary.json``)."""
+                 factory: DetectorFactory | None = None,
+                 saturation_counts: float | None = None) -> dict:
+    """Analyze one recording; returns its summary (also written to ``summary.json``).
+
+    ``saturation_counts`` overrides the saturation level (default: the dtype's maximum).
+    Quality warnings (:mod:`engine.quality`) are logged and listed in the summary.
+    """
     path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     factory = factory or DetectorFactory(config)
     with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank) as source:
         info = StreamInfo(stream=path.stem, axes=source.axes, frame_shape=source.shape[1:],
                           pixel_um=source.pixel_um, dt_ms=source.dt_ms, blank=source.blank,
-                          cell=source.cell or path.stem)
+                          cell=source.cell or path.stem, dtype=str(source.dtype),
+                          saturation_counts=saturation_counts,
+                          calibration_source=dict(source.calibration_source))
         analyzer = factory.analyzer(info, keep_labels=True)
         with LabelsWriter(out_dir / "labels.tif", source.shape) as labels:
             events = run_stream(analyzer, _chunks(source, progress), labels)
@@ -47,6 +54,7 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
         "n_events": len(events), **factory.describe(info),
         **summarize_stream(analyzer, events),
     }
+    analyzer.quality.log_new_warnings(path.name)
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     log.info("%s: %d events → %s", path.name, len(events), out_dir)
     return summary

@@ -12,11 +12,24 @@ Model directory (written by ``offline``, read here; JSON only, never pickle)::
 
 ``P(classes[1]) = sigmoid(coef · (x − mean) / scale + intercept)``.
 
-Confidence of the vote (:class:`CellVote`): with k of n valid sparks voting ``classes[1]``, the
-fraction p of such sparks in the cell gets a Beta(1 + k, 1 + n − k) posterior (uniform prior);
-the confidence is the posterior probability that the majority side is right, P(p > ½) for a
-``classes[1]`` majority, P(p < ½) otherwise. It is 0.5 with no sparks and firms up as sparks
-accumulate (e.g. 3 of 3 → 0.94, 9 of 10 → 0.99). A tie is labelled ``"undecided"``.
+Confidence of the vote (:class:`CellVote`) — honest about uncertain sparks and input:
+
+* each spark votes with its probability p (a soft vote, not a 0/1 ballot: a spark the
+  regression finds ambiguous, p ≈ 0.5, adds little to either side) and a weight w for how sure
+  we are it is a spark at all: w = clip((z − z_min) / z_min, 0.1, 1) from its significance z
+  (:mod:`engine.significance`; a spark at twice the reporting threshold counts fully), 0.5 when
+  z is unknown;
+* a spark whose features lie more than :data:`OUT_OF_RANGE_SD` SDs from the classifier's
+  training mean is out of range: it does not vote and is counted (``n_out_of_range``);
+* with K = Σ w·p and N = Σ w, the fraction of ``classes[1]`` sparks gets a Beta(1 + K,
+  1 + N − K) posterior; the raw confidence is the posterior probability that the majority side
+  is right (0.5 with no sparks; e.g. 3 sure sparks with p = 1 → 0.94);
+* a *trust* factor in (0, 1] shrinks it towards 0.5: confidence = 0.5 + trust × (raw − 0.5).
+  The analyzer lowers trust for input the classifier was not trained on — another recording
+  mode (:data:`TRUSTED_AXES`), calibration outside the model's trained range or given by flags
+  the file does not confirm, very low resting SNR — and the reasons are listed (``notes``);
+* the label is ``"undecided"`` unless the confidence reaches :data:`MIN_CONFIDENCE` with at
+  least :data:`MIN_EFFECTIVE_SPARKS` of weight N.
 """
 
 from __future__ import annotations
@@ -37,6 +50,12 @@ log = logging.getLogger(__name__)
 FEATURES = ("amplitude_dff0", "rise_ms", "t50_ms", "fdhm_ms", "fwhm_um")
 SCHEMA_VERSION = 1
 UNDECIDED = "undecided"
+OUT_OF_RANGE_SD = 4.0
+MIN_CONFIDENCE = 0.8
+MIN_EFFECTIVE_SPARKS = 3.0
+MIN_WEIGHT = 0.1
+#: recording modes the packaged classifier's features were measured on (line-scan sparks)
+TRUSTED_AXES = ("TX",)
 
 
 @dataclass
@@ -123,6 +142,10 @@ class CellSummary:
     votes: dict[str, int]
     n_skipped: int = 0
     mean_proba: float = math.nan
+    n_effective: float = 0.0
+    n_out_of_range: int = 0
+    trust: float = 1.0
+    notes: str = ""
 
     def to_dict(self) -> dict:
         """Plain dict (for sinks)."""
@@ -133,55 +156,112 @@ class CellSummary:
             "votes": dict(self.votes),
             "n_skipped": self.n_skipped,
             "mean_proba": self.mean_proba,
+            "n_effective": self.n_effective,
+            "n_out_of_range": self.n_out_of_range,
+            "trust": self.trust,
+            "notes": self.notes,
         }
 
 
-def majority_confidence(k_positive: int, n: int) -> float:
-    """P(majority side is right) under a Beta(1 + k, 1 + n − k) posterior on the fraction."""
-    if n == 0 or 2 * k_positive == n:
+def majority_confidence(k_positive: float, n: float) -> float:
+    """P(majority side is right) under a Beta(1 + k, 1 + n − k) posterior on the fraction
+    (``k`` and ``n`` may be weighted, fractional counts)."""
+    if n <= 0 or 2 * k_positive == n:
         return 0.5
     p_below_half = float(betainc(1 + k_positive, 1 + n - k_positive, 0.5))
     return 1.0 - p_below_half if 2 * k_positive > n else p_below_half
 
 
+def spark_weight(significance: float, min_significance: float) -> float:
+    """How much a spark counts in the vote, from its significance (module docstring)."""
+    if not math.isfinite(significance) or not min_significance > 0:
+        return 0.5
+    return float(np.clip((significance - min_significance) / min_significance, MIN_WEIGHT, 1.0))
+
+
 @dataclass
 class CellVote:
-    """Majority vote of a cell's sparks; feed events one at a time with :meth:`add`."""
+    """Soft, weighted vote of a cell's sparks; feed events one at a time with :meth:`add`."""
 
     classifier: CellClassifier
+    min_significance: float = math.nan
     votes: dict[str, int] = field(default_factory=dict)
     n_skipped: int = 0
+    n_out_of_range: int = 0
+    trust: float = 1.0
+    notes: tuple[str, ...] = ()
     _proba_sum: float = 0.0
+    _weighted_positive: float = 0.0
+    _weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.votes = {name: 0 for name in self.classifier.classes}
 
+    def set_trust(self, trust: float, notes: tuple[str, ...] = ()) -> None:
+        """Shrink the confidence towards 0.5 by ``trust`` in (0, 1], for ``notes`` reasons."""
+        self.trust = float(np.clip(trust, 0.0, 1.0))
+        self.notes = tuple(notes)
+
     def add(self, event: Event | dict) -> CellSummary:
-        """Vote with one event (non-spark kinds are ignored, NaN features skipped and counted)."""
+        """Vote with one event (non-spark kinds are ignored; sparks with NaN or out-of-range
+        features are skipped and counted)."""
         row = event.to_dict() if isinstance(event, Event) else event
-        if row.get("kind", "spark") == "spark":
-            features = self.classifier.features_of(row)
-            if np.all(np.isfinite(features)):
-                proba = float(self.classifier.predict_proba(features)[0, 1])
-                self._proba_sum += proba
-                self.votes[self.classifier.classes[int(proba >= 0.5)]] += 1
-            else:
-                self.n_skipped += 1
+        if row.get("kind", "spark") != "spark":
+            return self.summary()
+        features = self.classifier.features_of(row)
+        if not np.all(np.isfinite(features)):
+            self.n_skipped += 1
+        elif np.any(np.abs((features - self.classifier.mean) / self.classifier.scale)
+                    > OUT_OF_RANGE_SD):
+            self.n_out_of_range += 1
+        else:
+            proba = float(self.classifier.predict_proba(features)[0, 1])
+            weight = spark_weight(float(row.get("significance", math.nan)), self.min_significance)
+            self._proba_sum += proba
+            self._weighted_positive += weight * proba
+            self._weight += weight
+            self.votes[self.classifier.classes[int(proba >= 0.5)]] += 1
         return self.summary()
 
     def summary(self) -> CellSummary:
         """The current label, confidence and counts."""
         negative, positive = self.classifier.classes
-        k, n = self.votes[positive], self.votes[negative] + self.votes[positive]
-        if n == 0 or 2 * k == n:
-            label = UNDECIDED
-        else:
-            label = positive if 2 * k > n else negative
+        n = sum(self.votes.values())
+        raw = majority_confidence(self._weighted_positive, self._weight)
+        confidence = 0.5 + self.trust * (raw - 0.5)
+        label = UNDECIDED
+        if confidence >= MIN_CONFIDENCE and self._weight >= MIN_EFFECTIVE_SPARKS:
+            label = positive if 2 * self._weighted_positive > self._weight else negative
         return CellSummary(
             label=label,
-            confidence=majority_confidence(k, n),
+            confidence=confidence,
             n_sparks=n,
             votes=dict(self.votes),
             n_skipped=self.n_skipped,
             mean_proba=self._proba_sum / n if n else math.nan,
+            n_effective=self._weight,
+            n_out_of_range=self.n_out_of_range,
+            trust=self.trust,
+            notes="; ".join(self.notes),
         )
+
+
+def classifier_trust(axes: str, quality: dict) -> tuple[float, tuple[str, ...]]:
+    """Trust in the cell vote for a recording, from its mode and quality report
+    (:mod:`engine.quality`): each concern halves it (calibration given by flags only: × 0.7)."""
+    trust, notes = 1.0, []
+    if axes not in TRUSTED_AXES:
+        trust *= 0.5
+        notes.append("the classifier was trained on line-scan sparks")
+    calibration = quality.get("calibration", {})
+    if calibration.get("outside"):
+        trust *= 0.5
+        notes.append("calibration outside the model's trained range")
+    if "flag" in calibration.get("source", {}).values():
+        trust *= 0.7
+        notes.append("calibration given by flags, not recorded in the file")
+    snr = quality.get("resting_snr")
+    if snr is not None and math.isfinite(snr) and snr < 2.0:
+        trust *= 0.5
+        notes.append(f"resting SNR {snr:.1f}")
+    return trust, tuple(notes)

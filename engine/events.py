@@ -9,7 +9,14 @@ Definitions (DESIGN.md "Contracts / Events"):
 * ``t50_ms`` — time from the peak to 50 % decay.
 
 Times are ms from the first line/frame of the stream; positions are µm from pixel 0.
-``y_um`` is empty (NaN) for line-scans. Values that cannot be measured are NaN.
+``y_um`` is empty (NaN) for line-scans. Values that cannot be measured are NaN, and the reason
+is one of the ``flags`` (:mod:`engine.honesty`).
+
+* ``score`` — the detector's mean class probability over the event's pixels.
+* ``significance`` — the event's peak ΔF/F0 against the local noise, in noise SDs
+  (:mod:`engine.significance`); events below the model's ``min_significance`` are not reported.
+* ``flags`` — ``;``-separated tokens saying what cannot be trusted, e.g.
+  ``saturated;fwhm_um<2px;rise_ms<2samples`` (empty when nothing is flagged).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-EVENT_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION = 2
 EVENT_KINDS = ("spark", "puff", "wave")
 
 #: Column order of ``events.csv`` and of every tabular sink.
@@ -38,6 +45,8 @@ EVENT_COLUMNS = (
     "stream",
     "cell",
     "score",
+    "significance",
+    "flags",
 )
 
 
@@ -60,6 +69,8 @@ class Event:
     stream: str = ""
     cell: str = ""
     score: float = math.nan
+    significance: float = math.nan
+    flags: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:

@@ -87,6 +87,11 @@ class Instance:
     axes : {"TX", "TYX"}
     event_id : int
         Assigned by the tracker (1, 2, ... in a block-independent order).
+    saturated : ndarray of bool, optional
+        Saturated pixels, same shape as :attr:`dff0` (None when the stream has none).
+    significance : float
+        Peak ΔF/F0 against the local noise (:mod:`engine.significance`), set by the tracker's
+        ``accept`` check; NaN until then.
     """
 
     kind: str
@@ -98,6 +103,8 @@ class Instance:
     axes: str = "TX"
     event_id: int = 0
     sort_key: tuple = field(default=(), repr=False)
+    saturated: np.ndarray | None = field(default=None, repr=False)
+    significance: float = math.nan
 
     @property
     def t_start(self) -> int:

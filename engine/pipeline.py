@@ -93,7 +93,6 @@ class DetectorFactory:
         loaded = self._get(_kind(info))
         if loaded is None:
             return ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
-        _check_calibration(loaded.model, info)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend))
         if self.config.thresholds:
@@ -152,15 +151,6 @@ class DetectorFactory:
 
 def _kind(info: StreamInfo) -> str:
     return "linescan" if info.axes == "TX" else "movie"
-
-
-def _check_calibration(model: ModelDir, info: StreamInfo) -> None:
-    trained = model.config.calibration
-    for key, value in (("pixel_um", info.pixel_um), ("dt_ms", info.dt_ms)):
-        ratio = value / float(trained[key])
-        if not 0.5 <= ratio <= 2.0:
-            log.warning("stream %s: %s=%.3g is far from the %.3g the model was trained for; "
-                        "results may degrade", info.stream, key, value, trained[key])
 
 
 @dataclass

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -64,6 +65,10 @@ class InstanceTracker:
     config : TrackerConfig, optional
     keep_labels : bool
         Keep label frames for :meth:`pop_final_labels` (disable when nobody pops them).
+    accept : callable, optional
+        ``accept(instance) -> bool``, asked for every instance before it gets an id (e.g. the
+        significance test); rejected instances get no id and no label, and are counted in
+        :attr:`n_rejected`.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class InstanceTracker:
         axes: str | None = None,
         config: TrackerConfig | None = None,
         keep_labels: bool = True,
+        accept: Callable[[Instance], bool] | None = None,
     ) -> None:
         self.frame_shape = tuple(int(s) for s in frame_shape)
         self.linescan = len(self.frame_shape) == 1
@@ -103,6 +109,9 @@ class InstanceTracker:
         self._labels_first = 0
         self._labels_final = 0
         self._next_id = 1
+        self._accept = accept
+        self.n_rejected = 0
+        self._saturated: np.ndarray | None = None  # allocated at the first saturated pixel
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -115,11 +124,12 @@ class InstanceTracker:
         """Frames currently held (open regions plus context)."""
         return self._fg.shape[0]
 
-    def push(self, first: int, probs: np.ndarray, dff0: np.ndarray) -> list[Instance]:
+    def push(self, first: int, probs: np.ndarray, dff0: np.ndarray,
+             saturated: np.ndarray | None = None) -> list[Instance]:
         """Add finalized frames ``first .. first+n-1``; return the instances that just closed.
 
         ``probs`` is ``(n, 4, *frame_shape)`` in class order (bg, spark, wave, puff); ``dff0`` is
-        ``(n, *frame_shape)``.
+        ``(n, *frame_shape)``; ``saturated`` (bool, like ``dff0``) marks saturated pixels.
         """
         if first != self._end:
             raise ValueError(f"frames must arrive in order: expected {self._end}, got {first}")
@@ -133,6 +143,7 @@ class InstanceTracker:
         self._fg_prob = np.concatenate([self._fg_prob, fg_prob])
         self._class_probs = np.concatenate([self._class_probs, probs[:, channels]])
         self._dff0 = np.concatenate([self._dff0, dff0])
+        self._push_saturated(n, saturated)
         if self._keep_labels:
             self._labels = np.concatenate([self._labels, np.zeros(fg_prob.shape, np.int32)])
         self._end += n
@@ -175,6 +186,10 @@ class InstanceTracker:
             self._consumed[slices] |= pixels
             instances += self._region_instances(pixels, slices, t_last + self.close_after + 1)
         instances.sort(key=lambda inst: inst.sort_key)
+        if self._accept is not None:
+            accepted = [inst for inst in instances if self._accept(inst)]
+            self.n_rejected += len(instances) - len(accepted)
+            instances = accepted
         for inst in instances:
             self._assign_id(inst)
         self._drop_settled(open_starts, final)
@@ -216,7 +231,8 @@ class InstanceTracker:
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (closing_frame, *origin, piece_index, part)
                 out.append(Instance(kind, score, mask, origin, context, context_origin,
-                                    self.axes, sort_key=key))
+                                    self.axes, sort_key=key,
+                                    saturated=self._saturated_context(slices)))
         return out
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
@@ -224,15 +240,36 @@ class InstanceTracker:
         return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
                                   self.config, self.linescan)
 
-    def _context(self, slices: tuple[slice, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
-        """ΔF/F0 around a region (context frames, spatial margin) and its buffer-relative start."""
+    def _push_saturated(self, n: int, saturated: np.ndarray | None) -> None:
+        """Append the saturation of the ``n`` newest frames (kept once a stream has saturated)."""
+        if self._saturated is None and saturated is not None and np.any(saturated):
+            n_before = self._dff0.shape[0] - n
+            self._saturated = np.zeros((n_before, *self._shape3), bool)
+        if self._saturated is None:
+            return
+        block = (np.zeros((n, *self._shape3), bool) if saturated is None
+                 else np.asarray(saturated, bool).reshape(n, *self._shape3))
+        self._saturated = np.concatenate([self._saturated, block])
+
+    def _saturated_context(self, slices: tuple[slice, ...]) -> np.ndarray | None:
+        """Saturated pixels of the same crop as :meth:`_context` (None when there are none)."""
+        if self._saturated is None:
+            return None
+        crop = self._context(slices, self._saturated)[0]
+        return crop if crop.any() else None
+
+    def _context(self, slices: tuple[slice, ...], source: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """ΔF/F0 (or ``source``) around a region (context frames, spatial margin) and its
+        buffer-relative start."""
+        source = self._dff0 if source is None else source
         t0 = max(0, slices[0].start - self._ctx_before)
         t1 = min(self._fg.shape[0], slices[0].stop + self._ctx_after)
         margin_y = 0 if self.linescan else self._margin_px
         y0, y1 = max(0, slices[1].start - margin_y), min(self._shape3[0], slices[1].stop + margin_y)
         x0 = max(0, slices[2].start - self._margin_px)
         x1 = min(self._shape3[1], slices[2].stop + self._margin_px)
-        return self._dff0[t0:t1, y0:y1, x0:x1].copy(), (t0, y0, x0)
+        return source[t0:t1, y0:y1, x0:x1].copy(), (t0, y0, x0)
 
     def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
         cfg = self.config
@@ -264,6 +301,7 @@ class InstanceTracker:
         cut = keep_from - self._first
         if cut <= 0:
             return
-        for name in ("_fg", "_consumed", "_fg_prob", "_class_probs", "_dff0"):
-            setattr(self, name, getattr(self, name)[cut:])
+        for name in ("_fg", "_consumed", "_fg_prob", "_class_probs", "_dff0", "_saturated"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name)[cut:])
         self._first = keep_from

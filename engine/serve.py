@@ -36,7 +36,9 @@ def stream_info_from_header(header: StartHeader) -> StreamInfo:
     """The analysis view of a wire ``start`` header."""
     return StreamInfo(stream=header.stream, axes=header.axes, frame_shape=tuple(header.shape),
                       pixel_um=header.pixel_um, dt_ms=header.dt_ms, blank=header.blank,
-                      cell=header.cell or header.stream, metadata=dict(header.metadata))
+                      cell=header.cell or header.stream, metadata=dict(header.metadata),
+                      dtype=header.dtype,
+                      calibration_source={"pixel_um": "wire", "dt_ms": "wire"})
 
 
 @dataclass
@@ -233,7 +235,9 @@ class Server:
                 live.analyzer, sum(e.kind == "spark" for e in live.events)),
             "frames_recorded": ingest.frames_recorded if ingest else 0,
             "errors_by_code": ingest.errors_by_code if ingest else {},
+            "quality": live.analyzer.quality_report(),
         })
+        live.analyzer.quality.log_new_warnings(stream)
         live.last_stats_s = now
         live.frames_at_last_stats = (frames_in, stats.frames_final)
 

@@ -69,7 +69,24 @@ def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
     base.setdefault("schema_version", model_dir.SCHEMA_VERSION)
     base.setdefault("axes", model_dir.KIND_AXES[cfg.kind])
     base.setdefault("name", cfg.name)
+    trained = trained_range(cfg)
+    if trained:  # the engine warns on streams outside it (engine.quality)
+        base.setdefault("calibration", {}).setdefault("trained_range", trained)
     return base
+
+
+def trained_range(cfg: TrainConfig) -> dict[str, list[float]]:
+    """Calibration range the training data span: the simulation's randomized ``pixel_um`` and
+    ``dt_ms`` ranges, else its fixed values."""
+    randomize = cfg.simulation.get("randomize", {})
+    params = cfg.simulation.get("params", {})
+    out = {}
+    for key in ("pixel_um", "dt_ms"):
+        if key in randomize:
+            out[key] = [float(v) for v in randomize[key]]
+        elif key in params:
+            out[key] = [float(params[key])] * 2
+    return out
 
 
 def window_of(cfg: TrainConfig, model_config: Mapping[str, Any]) -> dict[str, int]:

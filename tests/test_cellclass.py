@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from engine.cellclass import FEATURES, CellClassifier, CellVote, majority_confidence
+from engine.cellclass import (
+    FEATURES,
+    MIN_CONFIDENCE,
+    CellClassifier,
+    CellVote,
+    classifier_trust,
+    majority_confidence,
+)
 from engine.events import Event
 
 
@@ -18,8 +25,9 @@ def classifier():
                           coef=[3.0, 0, 0, 0, 0], intercept=0.0)
 
 
-def spark(amplitude, kind="spark", fwhm=2.0):
-    return Event(1, kind, 0, 1, 2, 1.0, math.nan, amplitude, fwhm, 30.0, 8.0, 25.0)
+def spark(amplitude, kind="spark", fwhm=2.0, significance=20.0):
+    return Event(1, kind, 0, 1, 2, 1.0, math.nan, amplitude, fwhm, 30.0, 8.0, 25.0,
+                 significance=significance)
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -42,7 +50,7 @@ def test_load_rejects_wrong_kind(tmp_path):
 
 
 def test_vote_firms_up_and_skips_nan():
-    vote = CellVote(classifier())
+    vote = CellVote(classifier(), min_significance=5.0)
     assert vote.summary().label == "undecided" and vote.summary().confidence == 0.5
     confidences = [vote.add(spark(1.0)).confidence for _ in range(5)]
     assert all(b > a for a, b in zip(confidences, confidences[1:], strict=False))
@@ -51,13 +59,51 @@ def test_vote_firms_up_and_skips_nan():
     summary = vote.add(spark(1.0, fwhm=math.nan))
     assert summary.n_skipped == 1 and summary.n_sparks == 6
     assert vote.add(spark(1.0, kind="wave")).n_sparks == 6  # waves do not vote
+    summary = vote.add(spark(1.0, fwhm=50.0))  # 160 SDs from the training mean
+    assert summary.n_out_of_range == 1 and summary.n_sparks == 6
     assert majority_confidence(3, 3) == pytest.approx(1 - 0.5**4)
     assert majority_confidence(0, 3) == pytest.approx(1 - 0.5**4)
 
 
 def test_vote_for_wt_cell():
-    vote = CellVote(classifier())
+    vote = CellVote(classifier(), min_significance=5.0)
     for amplitude in [0.2, 0.3, 0.25, 0.9, 0.3]:
         summary = vote.add(spark(amplitude).to_dict())
     assert summary.label == "wt" and summary.confidence > 0.8
     assert summary.to_dict()["votes"] == {"wt": 4, "cpvt": 1}
+
+
+def test_ambiguous_sparks_never_give_a_confident_class():
+    """Sparks the regression cannot tell apart (p = 0.5 ± 0.05) stay undecided however many."""
+    vote = CellVote(classifier(), min_significance=5.0)
+    for amplitude in np.linspace(0.59, 0.61, 200):
+        summary = vote.add(spark(float(amplitude)))
+    assert summary.n_sparks == 200 and summary.label == "undecided"
+    assert summary.confidence < MIN_CONFIDENCE
+
+
+def test_barely_significant_sparks_count_less():
+    sure, barely = (CellVote(classifier(), min_significance=5.0) for _ in range(2))
+    for _ in range(4):
+        sure.add(spark(1.0, significance=10.0))
+        barely.add(spark(1.0, significance=5.2))
+    assert sure.summary().label == "cpvt"
+    assert barely.summary().label == "undecided"
+    assert barely.summary().confidence < sure.summary().confidence
+
+
+def test_trust_shrinks_confidence_for_unsupported_input():
+    vote = CellVote(classifier(), min_significance=5.0)
+    for _ in range(30):
+        vote.add(spark(1.0))
+    assert vote.summary().confidence > 0.99
+    trust, notes = classifier_trust("TYX", {
+        "calibration": {"outside": ["dt_ms"], "source": {"pixel_um": "flag", "dt_ms": "flag"}},
+        "resting_snr": 1.2})
+    assert trust < 0.1 and len(notes) == 4
+    vote.set_trust(trust, notes)
+    summary = vote.summary()
+    assert summary.label == "undecided" and summary.confidence < 0.6
+    assert "line-scan" in summary.notes
+    assert classifier_trust("TX", {"calibration": {"outside": [], "source": {}},
+                                   "resting_snr": 8.0}) == (1.0, ())

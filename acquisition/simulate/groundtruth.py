@@ -36,6 +36,7 @@ KIND_CLASS = {"spark": SPARK, "wave": WAVE, "puff": PUFF}
 EVENT_COLUMNS = (
     "event_id", "kind", "t_start_ms", "t_peak_ms", "t_end_ms", "x_um", "y_um",
     "amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms", "stream", "cell", "score",
+    "significance", "flags",
 )
 
 
@@ -159,7 +160,7 @@ def _finalize(acc: _Accumulator, cell_id: str) -> GroundTruth:
 
 def _complete_row(row: dict, box: tuple[slice, ...], dt_ms: float, cell_id: str) -> dict:
     row = {**row, "t_start_ms": box[0].start * dt_ms, "t_end_ms": (box[0].stop - 1) * dt_ms,
-           "stream": "", "cell": cell_id, "score": 1.0}
+           "stream": "", "cell": cell_id, "score": 1.0, "significance": math.nan, "flags": ""}
     return {name: row[name] for name in EVENT_COLUMNS}
 
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 CASTREAM_KEY = "castream"
 METADATA_VERSION = 1
 _INT_COLUMNS = {"event_id"}
-_STR_COLUMNS = {"kind", "stream", "cell"}
+_STR_COLUMNS = {"kind", "stream", "cell", "flags"}
 
 
 def calibration_json(rec: Recording) -> str:

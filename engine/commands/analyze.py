@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dt-ms", type=float, help="line/frame interval in ms (overrides)")
     parser.add_argument("--blank", type=float,
                         help="camera/PMT offset in counts (default: metadata, else estimated)")
+    parser.add_argument("--saturation-counts", type=float,
+                        help="raw level at which the detector saturates (default: the data "
+                             "type's maximum, e.g. 255 for 8-bit, 65535 for 16-bit)")
     parser.add_argument("--workers", type=int, default=1,
                         help="analyze files in parallel on a local dask cluster of N processes")
     parser.add_argument("--scheduler", help="dask.distributed scheduler address (a cluster)")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
-    flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank}
+    flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank,
+             "saturation_counts": args.saturation_counts}
     config = engine_config(args)
     if args.workers > 1 or args.scheduler:
         summaries, failures = _run_dask(jobs, config, flags, args)

@@ -71,7 +71,7 @@ class ModelConfig:
     axes: str
     window: dict[str, WindowGeometry]
     normalization: dict[str, Any]
-    calibration: dict[str, float]
+    calibration: dict[str, Any]  # pixel_um, dt_ms (nominal); optional trained_range
     class_names: tuple[str, ...] = DEFAULT_CLASS_NAMES
     name: str = ""
     preprocess: dict[str, Any] = field(default_factory=dict)

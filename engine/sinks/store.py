@@ -22,8 +22,17 @@ from engine.events import EVENT_COLUMNS, Event
 
 log = logging.getLogger(__name__)
 
-_EVENT_TYPES = {"event_id": "INTEGER", "kind": "TEXT", "stream": "TEXT", "cell": "TEXT"}
-_EVENT_COLUMNS_SQL = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'REAL')}" for c in EVENT_COLUMNS)
+_EVENT_TYPES = {"event_id": "INTEGER", "kind": "TEXT", "stream": "TEXT", "cell": "TEXT",
+                "flags": "TEXT"}
+#: the events columns of schema v1 (frozen: later columns are added by their migration)
+_V1_EVENT_COLUMNS = EVENT_COLUMNS[:EVENT_COLUMNS.index("score") + 1]
+_V3_EVENT_COLUMNS = ("significance", "flags")
+
+
+def _column_sql(columns) -> str:
+    return ", ".join(f"{c} {_EVENT_TYPES.get(c, 'REAL')}" for c in columns)
+
+
 STATS_COLUMNS = (
     "frames_in", "frames_analyzed", "lag_frames", "compute_p50_ms", "compute_p99_ms",
     "gaps", "errors", "queue_depth", "input_rate_hz", "analysis_rate_hz",
@@ -32,7 +41,8 @@ STREAM_COLUMNS = (
     "cell", "mode", "shape", "pixel_um", "dt_ms", "model", "backend", "backend_reason",
     "lookahead_ms",
 )
-CELL_COLUMNS = ("cell", "label", "confidence", "n_sparks", "votes", "n_skipped", "mean_proba")
+CELL_COLUMNS = ("cell", "label", "confidence", "n_sparks", "votes", "n_skipped", "mean_proba",
+                "n_effective", "n_out_of_range", "trust", "notes")
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -41,7 +51,7 @@ def _v1(db: sqlite3.Connection) -> None:
         CREATE TABLE streams (stream TEXT PRIMARY KEY, cell TEXT, mode TEXT, shape TEXT,
             pixel_um REAL, dt_ms REAL, model TEXT, backend TEXT, backend_reason TEXT,
             started_s REAL, stopped_s REAL, info TEXT);
-        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, {_EVENT_COLUMNS_SQL},
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, {_column_sql(_V1_EVENT_COLUMNS)},
             UNIQUE (stream, event_id));
         CREATE TABLE stream_stats (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT, t_s REAL,
             {", ".join(f"{c} REAL" for c in STATS_COLUMNS)}, extra TEXT);
@@ -62,8 +72,20 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Event significance and flags; what the cell vote's confidence rests on (the quality
+    report travels in ``stream_stats.extra``)."""
+    for column in _V3_EVENT_COLUMNS:
+        db.execute(f"ALTER TABLE events ADD COLUMN {_column_sql([column])}")
+    for column, sql_type in (("n_effective", "REAL"), ("n_out_of_range", "INTEGER"),
+                             ("trust", "REAL"), ("notes", "TEXT")):
+        db.execute(f"ALTER TABLE cell_summaries ADD COLUMN {column} {sql_type}")
+
+
 #: (version, migration) in order; a database at version v runs every migration after v.
-MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
+    (1, _v1), (2, _v2), (3, _v3),
+]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.events import EVENT_COLUMNS, Event
 
 _INT_COLUMNS = {"event_id"}
-_TEXT_COLUMNS = {"kind", "stream", "cell"}
+_TEXT_COLUMNS = {"kind", "stream", "cell", "flags"}
 
 
 def _rows(events: Iterable[Event | dict]) -> list[dict]:

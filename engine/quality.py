@@ -1,0 +1,288 @@
+"""Per-recording quality report: can this recording's events be trusted, and how far?
+
+:class:`QualityMonitor` watches one stream as it is analyzed (raw frames and the baseline F0,
+never the whole recording at once: memory is bounded) and :meth:`QualityMonitor.report` gives
+the report that goes to ``summary.json``, the store and the dashboard:
+
+* ``resting_snr`` — median over the cell's pixels of F0 / σ, where F0 is the baseline
+  (blank-subtracted counts) and σ the pixel's temporal noise SD, from up to
+  :data:`NOISE_SAMPLES` differences of consecutive frames spread over the recording
+  (σ = 1.4826 × median |ΔF| / √2: events and drift barely move it). Cell pixels: F0 above
+  0.3 × its 95th percentile.
+* ``saturated_fraction`` — pixels at or above the detector's saturation level (dtype maximum
+  unless given), over all frames; ``saturated_fraction_in_cell`` over the cell's pixels.
+* ``bleaching_fraction`` — 1 − (median cell F0 now) / (median cell F0 at the start).
+* ``calibration`` — pixel size and interval, where they came from (``metadata``, ``flag``
+  when the file records none, ``flag_over_metadata``, ``wire``), and whether they lie in the
+  range the model was trained on.
+* ``events`` — reported, rejected as not significant (below ``min_significance``), with
+  saturated pixels, and the fraction with all five parameters measured.
+* ``warnings`` — one line each, also logged once per recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+QUALITY_SCHEMA_VERSION = 1
+NOISE_SAMPLES = 64
+CELL_F0_FRACTION = 0.3
+_MAD_TO_SD = 1.4826
+#: warning levels
+SATURATION_WARNING = 0.001
+LOW_SNR_WARNING = 2.0
+BLEACHING_WARNING = 0.5
+
+
+def calibration_check(pixel_um: float, dt_ms: float, trained_range: dict | None) -> dict:
+    """Calibration against a model's trained range: ``{"in_range", "outside": [...]}``."""
+    if not trained_range:
+        return {"trained_range": None, "in_range": None, "outside": []}
+    outside = []
+    for key, value in (("pixel_um", pixel_um), ("dt_ms", dt_ms)):
+        lo, hi = trained_range.get(key, (-math.inf, math.inf))
+        if not lo <= value <= hi:
+            outside.append(key)
+    return {"trained_range": trained_range, "in_range": not outside, "outside": outside}
+
+
+@dataclass
+class EventCounts:
+    """Events seen by the quality report."""
+
+    reported: int = 0
+    rejected_not_significant: int = 0
+    saturated: int = 0
+    measurable: int = 0
+
+
+@dataclass
+class QualityMonitor:
+    """Streaming quality figures of one recording (see the module docstring).
+
+    Parameters
+    ----------
+    frame_shape : shape of one line or frame.
+    pixel_um, dt_ms : calibration.
+    saturation_counts : raw level at which the detector saturates (None: not known).
+    calibration_source : ``{"pixel_um": "metadata" | "flag" | "wire" | None, "dt_ms": ...}``.
+    trained_range : ``{"pixel_um": [lo, hi], "dt_ms": [lo, hi]}`` of the model, or None.
+    min_significance : the threshold events had to pass (reported with the counts).
+    """
+
+    frame_shape: tuple[int, ...]
+    pixel_um: float
+    dt_ms: float
+    saturation_counts: float | None = None
+    calibration_source: dict = field(default_factory=dict)
+    trained_range: dict | None = None
+    min_significance: float = math.nan
+    events: EventCounts = field(default_factory=EventCounts)
+    _n_values: int = 0
+    _n_saturated: int = 0
+    _saturated_pixels: np.ndarray | None = None
+    _diffs: list = field(default_factory=list)
+    _stride: int = 1
+    _next_index: int = 0
+    _last_frame: np.ndarray | None = None
+    _f0_start: float = math.nan
+    _f0_now: float = math.nan
+    _f0_latest: np.ndarray | None = None
+    _cell: np.ndarray | None = None
+    _warned: set = field(default_factory=set)
+
+    def observe(self, first: int, frames: np.ndarray) -> np.ndarray | None:
+        """Count saturation and sample noise in raw frames ``first ..``; returns their
+        saturated pixels (bool, like ``frames``), or None when the level is unknown."""
+        frames = np.asarray(frames)
+        self._sample_noise(first, frames)
+        self._n_values += frames.size
+        if self.saturation_counts is None:
+            return None
+        saturated = frames >= self.saturation_counts
+        count = int(saturated.sum())
+        if count:
+            self._n_saturated += count
+            per_pixel = saturated.sum(axis=0)
+            self._saturated_pixels = (per_pixel if self._saturated_pixels is None
+                                      else self._saturated_pixels + per_pixel)
+        return saturated
+
+    def observe_baseline(self, f0: np.ndarray | None) -> None:
+        """The analyzer's current baseline F0 (blank-subtracted counts)."""
+        if f0 is None:
+            return
+        f0 = np.asarray(f0, np.float64)
+        if self._cell is None:
+            self._cell = f0 > CELL_F0_FRACTION * np.percentile(f0, 95)
+            self._f0_start = float(np.median(f0[self._cell]))
+        self._f0_now = float(np.median(f0[self._cell]))
+        self._f0_latest = f0
+
+    def count_event(self, flags: str, measurable: bool) -> None:
+        """One reported event (its ``flags`` and whether all parameters were measured)."""
+        self.events.reported += 1
+        self.events.saturated += "saturated" in flags.split(";")
+        self.events.measurable += bool(measurable)
+
+    def report(self) -> dict:
+        """The quality report (JSON-ready; NaN where not measured yet)."""
+        snr = self._resting_snr()
+        saturated = self._n_saturated / self._n_values if self._n_values else math.nan
+        bleaching = (1.0 - self._f0_now / self._f0_start
+                     if self._f0_start and math.isfinite(self._f0_start) else math.nan)
+        calibration = {"pixel_um": self.pixel_um, "dt_ms": self.dt_ms,
+                       "source": dict(self.calibration_source),
+                       **calibration_check(self.pixel_um, self.dt_ms, self.trained_range)}
+        events = self.events
+        report = {
+            "schema_version": QUALITY_SCHEMA_VERSION,
+            "resting_snr": snr,
+            "saturation_counts": self.saturation_counts,
+            "saturated_fraction": saturated,
+            "saturated_fraction_in_cell": self._saturated_in_cell(),
+            "bleaching_fraction": bleaching,
+            "calibration": calibration,
+            "events": {
+                "reported": events.reported,
+                "rejected_not_significant": events.rejected_not_significant,
+                "min_significance": self.min_significance,
+                "with_saturated_pixels": events.saturated,
+                "measurable_fraction": (events.measurable / events.reported
+                                        if events.reported else math.nan),
+            },
+        }
+        report["warnings"] = quality_warnings(report)
+        return report
+
+    def log_new_warnings(self, stream: str) -> list[str]:
+        """Log each warning of the current report once; returns the new ones."""
+        new = [w for w in self.report()["warnings"] if w not in self._warned]
+        for warning in new:
+            log.warning("%s: %s", stream, warning)
+        self._warned.update(new)
+        return new
+
+    # -- internals -----------------------------------------------------------------------------
+    def _sample_noise(self, first: int, frames: np.ndarray) -> None:
+        """Keep differences of consecutive frames at indices that are multiples of the stride;
+        when more than NOISE_SAMPLES are held, keep every other one and double the stride."""
+        previous = self._last_frame if first == self._next_index else None
+        stack = frames.astype(np.float32)
+        for i in range(stack.shape[0]):
+            index = first + i
+            before = previous if i == 0 else stack[i - 1]
+            if before is not None and index % self._stride == 0:
+                self._diffs.append(stack[i] - before)
+                if len(self._diffs) > NOISE_SAMPLES:
+                    self._diffs = self._diffs[::2]
+                    self._stride *= 2
+        self._last_frame = stack[-1] if stack.shape[0] else self._last_frame
+        self._next_index = first + stack.shape[0]
+
+    def _noise_sd(self) -> np.ndarray | None:
+        if len(self._diffs) < 4:
+            return None
+        diffs = np.abs(np.stack(self._diffs))
+        return _MAD_TO_SD * np.median(diffs, axis=0) / math.sqrt(2.0)
+
+    def _resting_snr(self) -> float:
+        sd = self._noise_sd()
+        if sd is None or self._cell is None:
+            return math.nan
+        f0 = self._f0_latest[self._cell]
+        noise = sd[self._cell]
+        ok = noise > 0
+        if not ok.any():
+            return math.nan
+        return float(np.median(f0[ok] / noise[ok]))
+
+    def _saturated_in_cell(self) -> float:
+        if self._cell is None or self._saturated_pixels is None:
+            return 0.0 if self._n_values and self.saturation_counts is not None else math.nan
+        frames = self._n_values / max(1, int(np.prod(self.frame_shape)))
+        return float(self._saturated_pixels[self._cell].sum() / (self._cell.sum() * frames))
+
+
+def quality_warnings(report: dict) -> list[str]:
+    """One-line warnings for a quality report (also shown by the CLI and the dashboard)."""
+    warnings = []
+    saturated = report["saturated_fraction"]
+    if saturated is not None and math.isfinite(saturated) and saturated > SATURATION_WARNING:
+        warnings.append(
+            f"{100 * saturated:.1f} % of pixels are saturated (at {report['saturation_counts']:g}"
+            " counts): events touching them are reported without parameters")
+    snr = report["resting_snr"]
+    if snr is not None and math.isfinite(snr) and snr < LOW_SNR_WARNING:
+        warnings.append(f"resting SNR {snr:.1f} is very low: faint events cannot be detected "
+                        "and reported ones are uncertain")
+    bleaching = report["bleaching_fraction"]
+    if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
+        warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")
+    warnings += _calibration_warnings(report["calibration"])
+    return warnings
+
+
+def _calibration_warnings(calibration: dict) -> list[str]:
+    warnings = []
+    units = {"pixel_um": "µm pixel size", "dt_ms": "ms interval"}
+    flags = {"pixel_um": "--pixel-um", "dt_ms": "--dt-ms"}
+    for key in calibration["outside"]:
+        lo, hi = calibration["trained_range"][key]
+        warnings.append(f"{calibration[key]:g} {units[key]} is outside the model's trained range "
+                        f"{lo:g}-{hi:g}: detections and the cell class are less reliable")
+    guessed = [key for key in ("pixel_um", "dt_ms") if calibration["source"].get(key) == "flag"]
+    for key in guessed:
+        warnings.append(f"{units[key]} {calibration[key]:g} comes from {flags[key]}, the file "
+                        "records none: every µm and ms figure depends on it")
+    return warnings
+
+
+class SaturationBuffer:
+    """Saturated-pixel masks of raw frames, kept until their frames are final.
+
+    Raw frame ``i`` and ΔF/F0 frame ``i`` are the same frame (the preprocessor emits every frame
+    once, in order), so the analyzer hands the tracker ``take(first, stop)`` next to the ΔF/F0
+    of those frames. Nothing is held until the stream first saturates.
+    """
+
+    def __init__(self, frame_shape: tuple[int, ...]) -> None:
+        self.frame_shape = tuple(frame_shape)
+        self._first = 0  # absolute index of the first held frame
+        self._end = 0  # absolute index of the next frame
+        self._masks: np.ndarray | None = None
+
+    def add(self, first: int, saturated: np.ndarray | None, n: int) -> None:
+        """Masks of raw frames ``first .. first+n-1`` (None: none of them saturated)."""
+        if first != self._end:
+            raise ValueError(f"saturation of frame {first} given, {self._end} expected")
+        self._end = first + n
+        if self._masks is None and (saturated is None or not saturated.any()):
+            self._first = self._end
+            return
+        if self._masks is None:
+            self._masks = np.zeros((0, *self.frame_shape), bool)
+        block = (np.zeros((n, *self.frame_shape), bool) if saturated is None
+                 else np.asarray(saturated, bool))
+        self._masks = np.concatenate([self._masks, block])
+
+    def take(self, first: int, stop: int) -> np.ndarray | None:
+        """Masks of frames ``first .. stop-1`` (None when none saturated); frames before
+        ``stop`` are forgotten. Frames from before the first saturation count as unsaturated."""
+        if self._masks is None or stop <= self._first:
+            return None
+        n_clean = max(0, self._first - first)
+        held = self._masks[max(0, first - self._first):stop - self._first]
+        self._masks = self._masks[stop - self._first:]
+        self._first = stop
+        if not held.any():
+            return None
+        if n_clean:
+            held = np.concatenate([np.zeros((n_clean, *self.frame_shape), bool), held])
+        return held
