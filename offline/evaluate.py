@@ -34,10 +34,19 @@ class EvaluationResult:
     characterization: dict[str, dict[str, float]]
     spark_pairs: list[tuple[dict, dict]] = field(default_factory=list)
     n_recordings: int = 0
+    #: ``{subtype: {found, total, recall}}`` when the annotated events carry a ``subtype``
+    subtype_recall: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``{n_recordings, seconds, false_events, per_s}`` over the recordings without events
+    false_events: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
-                "pixel_iou": self.pixel_iou, "characterization": self.characterization}
+        out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
+               "pixel_iou": self.pixel_iou, "characterization": self.characterization}
+        if self.subtype_recall:
+            out["subtype_recall"] = self.subtype_recall
+        if self.false_events:
+            out["false_events"] = self.false_events
+        return out
 
 
 def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = "accurate",
@@ -67,9 +76,16 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
                                        ignore_mask=ignore if ignore.any() else None)
     pred_class_mask = metrics.class_mask_from_instances(labels, pred_classes)
     true_events = {int(ev["event_id"]): ev for ev in rec.events}
-    return {"tables": metrics.confusion_tables(matching),
-            "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
-            "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events)}
+    out = {"tables": metrics.confusion_tables(matching),
+           "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
+           "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events)}
+    subtypes = {i: str(ev["subtype"]) for i, ev in true_events.items() if ev.get("subtype")}
+    if subtypes:
+        out["subtypes"] = metrics.recall_by_subtype(matching, subtypes)
+    if not rec.events and not rec.instance_mask.any():
+        seconds = rec.data.shape[0] * rec.dt_ms / 1000.0
+        out["empty"] = (len(matching.pred_classes), seconds)
+    return out
 
 
 def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
@@ -88,7 +104,31 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
     return EvaluationResult(tables=tables, scores=metrics.detection_scores(tables),
                             pixel_iou=metrics.iou_from_counts({k: tuple(v) for k, v in counts.items()}),
                             characterization=metrics.characterization_errors(pairs),
-                            spark_pairs=pairs, n_recordings=len(per_recording))
+                            spark_pairs=pairs, n_recordings=len(per_recording),
+                            subtype_recall=_pool_subtypes(per_recording),
+                            false_events=_pool_false_events(per_recording))
+
+
+def _pool_subtypes(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Found / total / recall per subtype, summed over the recordings."""
+    found: dict[str, list[int]] = {}
+    for res in per_recording:
+        for subtype, (hit, total) in res.get("subtypes", {}).items():
+            counts = found.setdefault(subtype, [0, 0])
+            counts[0] += hit
+            counts[1] += total
+    return {k: {"found": f, "total": t, "recall": f / t if t else float("nan")}
+            for k, (f, t) in sorted(found.items())}
+
+
+def _pool_false_events(per_recording: list[dict[str, Any]]) -> dict[str, float]:
+    """Predicted events per second on the recordings that have no annotated event."""
+    empty = [res["empty"] for res in per_recording if "empty" in res]
+    if not empty:
+        return {}
+    n_false, seconds = sum(n for n, _ in empty), sum(s for _, s in empty)
+    return {"n_recordings": len(empty), "seconds": seconds, "false_events": n_false,
+            "per_s": n_false / seconds if seconds else float("nan")}
 
 
 def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | None,
@@ -131,7 +171,27 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
               "| parameter | median relative error | n |", "|---|---|---|"]
     for name, err in result.characterization.items():
         lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {err['n']} |")
+    lines += _subtype_lines(result) + _false_event_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _subtype_lines(result: EvaluationResult) -> list[str]:
+    if not result.subtype_recall:
+        return []
+    lines = ["", "### Recall by subtype (matched by any predicted event, IoMin ≥ 0.5)", "",
+             "| subtype | found | n | recall |", "|---|---|---|---|"]
+    for subtype, row in result.subtype_recall.items():
+        lines.append(f"| {subtype} | {row['found']} | {row['total']} | {_pct(row['recall'])} |")
+    return lines
+
+
+def _false_event_lines(result: EvaluationResult) -> list[str]:
+    fe = result.false_events
+    if not fe:
+        return []
+    return ["", "### Recordings without events", "",
+            f"{fe['false_events']} false events in {fe['seconds']:.1f} s over "
+            f"{fe['n_recordings']} recordings: **{_num(fe['per_s'])} false events per second**"]
 
 
 def _pct(value: float) -> str:

@@ -139,6 +139,24 @@ def _drop_ignored(pred: np.ndarray, ignore_mask: np.ndarray) -> np.ndarray:
     return pred
 
 
+def recall_by_subtype(matching: Matching, subtypes: Mapping[int, str]) -> dict[str, list[int]]:
+    """``{subtype: [found, total]}`` over the annotated events that have a subtype.
+
+    An annotated event is found when any predicted event, of any class, matches it (IoMin ≥
+    the matching's threshold); events without pixels (not in ``matching.true_classes``) are
+    not counted.
+    """
+    matched = {t for (t, _) in matching.pairs}
+    out: dict[str, list[int]] = {}
+    for tid in matching.true_classes:
+        if tid not in subtypes:
+            continue
+        counts = out.setdefault(subtypes[tid], [0, 0])
+        counts[0] += tid in matched
+        counts[1] += 1
+    return out
+
+
 def confusion_tables(matching: Matching) -> dict[str, dict[str, dict[str, int]]]:
     """Dotti Table 2.
 

@@ -1,9 +1,13 @@
 """``castream evaluate MODEL DATA [--report DIR] [--detector classical]``.
 
-``DATA`` is a folder of labelled recordings (Dotti convention or simulator-written) or a
+``DATA`` is a folder of labelled recordings (Dotti convention or simulator-written), a
 simulated test split: ``sim:linescan[:N]`` / ``sim:movie[:N]`` (held-out seeds, never used for
-training), optionally with ``--sim KEY=VALUE`` overrides (shifted conditions, e.g.
-``--sim pixel_um=0.2 --sim resting_photons=6``).
+training), or the independent development generator (:mod:`offline.devsim`, reaction-diffusion
+sparks, not the training simulator): ``dev:linescan[:N]`` / ``dev:movie[:N]``, and
+``dev:linescan-empty:N`` / ``dev:movie-empty:N`` (no events: false events per second).
+``--sim KEY=VALUE`` overrides the generator's parameters (shifted conditions, e.g.
+``--sim pixel_um=0.2 --sim resting_photons=6`` for ``sim:``, ``--sim resting_snr=3`` for
+``dev:``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model directory, or 'default'")
-    parser.add_argument("data", help="folder of labelled recordings, or sim:linescan[:N] / sim:movie[:N]")
+    parser.add_argument("data", help="folder of labelled recordings, sim:linescan[:N] / sim:movie[:N], "
+                        "or dev:linescan[:N] / dev:movie[:N] / dev:linescan-empty:N / dev:movie-empty:N")
     parser.add_argument("--report", default=None, help="write report.md, metrics.json and plots here")
     parser.add_argument("--detector", choices=("network", "classical"), default="network")
     parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
-                        help="simulator parameter override for sim: data (repeatable)")
+                        help="generator parameter override for sim: and dev: data (repeatable)")
     parser.add_argument("--pixel-um", type=float, default=0.2,
                         help="pixel size of folder data (default Dotti et al.'s 0.2 µm)")
     parser.add_argument("--dt-ms", type=float, default=6.8,
@@ -61,7 +66,22 @@ def load_data(spec: str, overrides: dict, seed: int, pixel_um: float = 0.2, dt_m
         parts = spec.split(":")
         n = int(parts[2]) if len(parts) > 2 else 20
         return SimulatedSource(kind=parts[1], split="test", seed=seed, params=overrides).take(n)
+    if spec.startswith("dev:"):
+        return load_dev(spec, overrides, seed)
     return load_recordings(spec, pixel_um=pixel_um, dt_ms=dt_ms)
+
+
+def load_dev(spec: str, overrides: dict, seed: int):
+    """``dev:KIND[:N]`` with KIND ``linescan``, ``movie``, ``linescan-empty``, ``movie-empty``."""
+    from offline.devsim import DevSource
+
+    parts = spec.split(":")
+    kind = parts[1] if len(parts) > 1 else ""
+    n = int(parts[2]) if len(parts) > 2 else 12
+    params = dict(overrides)
+    if kind.endswith("-empty"):
+        kind, params["empty"] = kind[: -len("-empty")], True
+    return DevSource(kind=kind, seed=seed, params=params).take(n)
 
 
 def model_kind(model: str) -> str:
