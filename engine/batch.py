@@ -2,7 +2,8 @@
 
 Writes ``OUT/events.csv`` (exactly :data:`~engine.events.EVENT_COLUMNS`), ``OUT/labels.tif``
 (instance ids, same shape as the input, 0 = background, id = ``event_id``) and
-``OUT/summary.json`` (calibration, per-cell summary, latency, the quality report). Calibration comes from the file's
+``OUT/summary.json`` (calibration, per-cell summary, latency, the quality report) and
+``OUT/overview.png`` (:mod:`engine.sinks.overview`). Calibration comes from the file's
 metadata, flags override it, and the blank is estimated from dark pixels when neither gives it.
 """
 
@@ -18,6 +19,7 @@ from acquisition.tiff_source import open_tiff
 from .analyzer import StreamInfo, summarize_stream
 from .pipeline import DetectorFactory, EngineConfig, run_stream
 from .sinks.labels import LabelsWriter
+from .sinks.overview import OverviewImage
 from .sinks.tables import write_events_csv
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,9 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
                           saturation_counts=saturation_counts,
                           calibration_source=dict(source.calibration_source))
         analyzer = factory.analyzer(info, keep_labels=True)
+        overview = OverviewImage(source.shape)
         with LabelsWriter(out_dir / "labels.tif", source.shape) as labels:
-            events = run_stream(analyzer, _chunks(source, progress), labels)
+            events = run_stream(analyzer, _chunks(source, progress, overview), labels)
     write_events_csv(out_dir / "events.csv", events)
     summary = {
         "file": str(path), "axes": info.axes, "shape": list(source.shape),
@@ -56,11 +59,24 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
     }
     analyzer.quality.log_new_warnings(path.name)
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    overview.write(out_dir / "overview.png", events, info.pixel_um, info.dt_ms,
+                   _overview_title(path, summary))
     log.info("%s: %d events → %s", path.name, len(events), out_dir)
     return summary
 
 
-def _chunks(source, progress: bool):
+def _overview_title(path: Path, summary: dict) -> str:
+    quality = summary["quality"]
+    confidence = summary.get("confidence")
+    return (f"{path.name}: {summary['n_events']} events "
+            f"(significance ≥ {quality['events']['min_significance']:g}; "
+            f"{quality['events']['rejected_not_significant']} candidates rejected) · "
+            f"resting SNR {quality['resting_snr']:.1f} · "
+            f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
+            + (f" ({confidence:.2f})" if confidence is not None else ""))
+
+
+def _chunks(source, progress: bool, overview: OverviewImage | None = None):
     from tqdm import tqdm
 
     n = CHUNK_FRAMES[source.axes]
@@ -69,6 +85,8 @@ def _chunks(source, progress: bool):
               leave=False) as bar:
         for first in range(0, len(source), n):
             frames = source.read(first, first + n)
+            if overview is not None:
+                overview.add(first, frames)
             yield first, frames
             bar.update(frames.shape[0])
 

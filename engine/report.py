@@ -41,6 +41,7 @@ EVENT_TABLE: list[Column] = [
     ("amplitude_dff0", "ΔF/F0", _num(".2f")), ("fwhm_um", "FWHM µm", _num(".2f")),
     ("fdhm_ms", "FDHM ms", _num(".1f")), ("rise_ms", "rise ms", _num(".1f")),
     ("t50_ms", "t50 ms", _num(".1f")), ("score", "score", _num(".2f")),
+    ("significance", "signif.", _num(".1f")), ("flags", "flags", str),
 ]
 
 CELL_TABLE: list[Column] = [
@@ -54,6 +55,35 @@ CELL_TABLE: list[Column] = [
     ("lookahead_ms", "look-ahead ms", _num(".0f")),
     ("delay_p50_ms", "delay p50 ms", _num(".1f")), ("delay_p99_ms", "delay p99 ms", _num(".1f")),
 ]
+
+
+QUALITY_TABLE: list[Column] = [
+    ("stream", "stream", str), ("resting_snr", "resting SNR", _num(".1f")),
+    ("saturated_pct", "saturated %", _num(".2f")), ("bleaching_pct", "bleaching %", _num(".0f")),
+    ("calibration", "calibration", str), ("reported", "events", str),
+    ("rejected", "not significant", str), ("measurable_pct", "measurable %", _num(".0f")),
+]
+
+
+def quality_row(summary: dict) -> dict:
+    """One :data:`QUALITY_TABLE` row from a summary with a ``quality`` report."""
+    quality = summary.get("quality") or {}
+    events = quality.get("events", {})
+    calibration = quality.get("calibration", {})
+
+    def pct(value):
+        return None if value is None else 100.0 * value
+
+    in_range = calibration.get("in_range")
+    return {
+        "stream": summary.get("stream", ""), "resting_snr": quality.get("resting_snr"),
+        "saturated_pct": pct(quality.get("saturated_fraction")),
+        "bleaching_pct": pct(quality.get("bleaching_fraction")),
+        "calibration": {True: "in range", False: "OUTSIDE", None: "n/a"}[in_range],
+        "reported": str(events.get("reported", "-")),
+        "rejected": str(events.get("rejected_not_significant", "-")),
+        "measurable_pct": pct(events.get("measurable_fraction")),
+    }
 
 
 def events_table(events: Iterable[Event], limit: int | None = None) -> str:

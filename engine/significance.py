@@ -6,11 +6,13 @@ a signal there at all. The measure is a matched-filter z-score computed on the i
 
 1. box means of ΔF/F0 over a resolution element of ``box_um`` in space (X, and Y for movies) by
    ``box_ms`` in time (at least one pixel / one frame along each axis);
-2. **signal** S = the largest box mean whose centre lies in the event's mask;
-3. **local noise** σ = 1.4826 × MAD of the box means at every position of the crop that is
-   farther than one box from the mask (the event's surroundings: same pixels, same laser,
-   same bleaching, so per-column fixed-pattern noise, flicker and nucleus all count);
-   saturated pixels are left out of both;
+2. **signal** S = the largest box mean whose centre lies in the event's mask, less the median
+   box mean of the surroundings before the event starts (0 when there are too few);
+3. **local noise** σ = 1.4826 × MAD / √2 of the differences between box means one box apart in
+   time, at every position of the crop that is farther than one box from the mask (the
+   event's surroundings: same pixels, same laser, so shot noise and line flicker count, while
+   an event's slow tail, drift and bleaching cancel in the differences); saturated pixels are
+   left out of both;
 4. significance z = S / σ.
 
 Because S is the maximum over the mask, pure noise proposed as an event already reaches
@@ -32,8 +34,8 @@ from engine.instances import Instance
 
 _MAD_TO_SD = 1.4826
 #: box of the matched filter: about the optical resolution in space, a few ms in time
-BOX_UM = 0.6
-BOX_MS = 6.0
+BOX_UM = 1.0
+BOX_MS = 20.0
 #: events whose significance is below this are not reported (a model's thresholds.json
 #: ``min_significance`` overrides it; see README "What the significance means")
 DEFAULT_MIN_SIGNIFICANCE = 5.0
@@ -75,12 +77,30 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
     usable = weights >= 0.5
     mask = instance.mask_in_context()
     near = ndimage.binary_dilation(mask, np.ones(box, bool))
-    noise = means[usable & ~near]
     signal = means[usable & mask]
-    if noise.size < MIN_NOISE_SAMPLES or signal.size == 0:
+    sd = _noise_sd(means, usable & ~near, box[0])
+    if signal.size == 0 or not sd > 0:
         return math.nan
-    centre = float(np.median(noise))
-    sd = _MAD_TO_SD * float(np.median(np.abs(noise - centre)))
-    if sd <= 0:
+    return float((signal.max() - _baseline(means, usable & ~near, mask)) / sd)
+
+
+def _noise_sd(means: np.ndarray, background: np.ndarray, lag: int) -> float:
+    """SD of box means from their differences ``lag`` frames apart (one box) at background
+    positions: slow signal such as an event's tail or bleaching cancels, noise does not."""
+    lag = min(lag, means.shape[0] - 1)
+    if lag < 1:
         return math.nan
-    return float((signal.max() - centre) / sd)
+    both = background[lag:] & background[:-lag]
+    diffs = (means[lag:] - means[:-lag])[both]
+    if diffs.size < MIN_NOISE_SAMPLES:
+        return math.nan
+    spread = float(np.median(np.abs(diffs - np.median(diffs))))
+    return _MAD_TO_SD * spread / math.sqrt(2.0)
+
+
+def _baseline(means: np.ndarray, background: np.ndarray, mask: np.ndarray) -> float:
+    """Median box mean of the background before the event starts (0 when there is none:
+    ΔF/F0 is zero at rest by construction)."""
+    start = int(np.argmax(mask.any(axis=(1, 2))))
+    before = means[:start][background[:start]]
+    return float(np.median(before)) if before.size >= MIN_NOISE_SAMPLES else 0.0

@@ -66,3 +66,44 @@ def write_thresholds(model_dir: str | Path, search: Mapping[str, Any]) -> Path:
     (Path(model_dir) / "threshold_search.json").write_text(
         json.dumps(search, indent=2, default=float) + "\n")
     return path
+
+
+#: significance thresholds tried by :func:`tune_min_significance` (noise SDs)
+SIGNIFICANCE_GRID = [0.0, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0, 8.0]
+
+
+def tune_min_significance(recordings: Sequence[LabeledRecording], model_dir: str | Path | None,
+                          mode: str = "accurate", grid: Sequence[float] = SIGNIFICANCE_GRID,
+                          detector: str = "network", backend: str = "auto",
+                          classes: Sequence[str] = ("spark", "wave", "puff"),
+                          thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Best ``min_significance`` by :func:`objective`, on validation recordings.
+
+    The engine runs once per recording with the filter off; each threshold then drops the
+    events (and their labels) below it, exactly what the engine's filter would have done.
+    """
+    from offline.evaluate import pool_results, run_engine, score_recording
+
+    off = {**(thresholds or {}), "min_significance": -1e9}
+    runs = [(rec, run_engine(rec, model_dir, mode, detector, backend, off)) for rec in recordings]
+    trials = []
+    for threshold in grid:
+        per_recording = [score_recording(rec, *_filtered(result, threshold)) for rec, result in runs]
+        scores = pool_results(per_recording).scores
+        f1 = objective(scores, classes)
+        trials.append({"thresholds": {"min_significance": float(threshold)}, "mean_f1": f1,
+                       "scores": {c: scores[c] for c in ("spark", "wave", "puff")}})
+        log.info("min_significance %.1f -> mean F1 %.3f", threshold, f1)
+    best = max(trials, key=lambda t: -np.inf if np.isnan(t["mean_f1"]) else t["mean_f1"])
+    return {"best": best["thresholds"], "best_mean_f1": best["mean_f1"], "trials": trials,
+            "n_recordings": len(recordings), "objective_classes": list(classes)}
+
+
+def _filtered(result, threshold: float) -> tuple[list, np.ndarray]:
+    """Events at or above ``threshold`` and the labels without the others."""
+    kept = [e for e in result.events if not e.significance < threshold]
+    labels = np.asarray(result.labels).copy()
+    dropped = [e.event_id for e in result.events if e.significance < threshold]
+    if dropped:
+        labels[np.isin(labels, dropped)] = 0
+    return kept, labels

@@ -66,7 +66,7 @@ def output_dirs(files: list[Path], out: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.report import CELL_TABLE, text_table
+    from engine.report import CELL_TABLE, QUALITY_TABLE, quality_row, text_table
 
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         summaries, failures = _run_local(jobs, config, flags, not args.no_progress)
     if summaries:
         sys.stdout.write(text_table(summaries, CELL_TABLE))
+        sys.stdout.write("\nrecording quality (summary.json \"quality\"):\n")
+        sys.stdout.write(text_table([quality_row(s) for s in summaries], QUALITY_TABLE))
+        for summary in summaries:
+            for warning in (summary.get("quality") or {}).get("warnings", []):
+                sys.stdout.write(f"warning: {summary['stream']}: {warning}\n")
         sys.stdout.write(f"results in {args.out}\n")
     for path, message in failures:
         log.error("%s", message if str(path) in message else f"{path}: {message}")

@@ -23,6 +23,9 @@ _TABLE_COLUMNS = {
     "rise_ms": st.column_config.NumberColumn("rise (ms)", format="%.1f"),
     "t50_ms": st.column_config.NumberColumn("t50 (ms)", format="%.1f"),
     "score": st.column_config.NumberColumn("score", format="%.2f"),
+    "significance": st.column_config.NumberColumn(
+        "significance", format="%.1f", help="peak ΔF/F0 in local-noise SDs"),
+    "flags": st.column_config.TextColumn("flags", help="why a value is empty or uncertain"),
 }
 
 

@@ -40,9 +40,11 @@ def health_rows(stream: dict, stats: dict | None) -> list[tuple[str, str, str]]:
 
 
 _COMPACT_CSS = """<style>
-.st-key-health [data-testid="stMetricValue"] { font-size: 1.25rem; }
-.st-key-health [data-testid="stMetric"] { padding: 0; }
-.st-key-health [data-testid="stMetricLabel"] p { font-size: 0.8rem; color: #555; }
+.st-key-health [data-testid="stMetricValue"], .st-key-quality [data-testid="stMetricValue"]
+  { font-size: 1.25rem; }
+.st-key-health [data-testid="stMetric"], .st-key-quality [data-testid="stMetric"] { padding: 0; }
+.st-key-health [data-testid="stMetricLabel"] p, .st-key-quality [data-testid="stMetricLabel"] p
+  { font-size: 0.8rem; color: #555; }
 </style>"""
 
 

@@ -117,12 +117,15 @@ def render_cell(cell: dict | None) -> None:
         return
     confidence = float(cell.get("confidence") or math.nan)
     st.metric("Cell class", str(cell.get("label") or "—").upper(),
-              help="Majority vote of the sparks' per-spark classification.")
+              help="Vote of the sparks' per-spark classification, weighted by how significant "
+                   "each spark is; 'undecided' below 80 % confidence.")
     votes = cell.get("votes") or {}
     vote_text = " / ".join(f"{name} {n}" for name, n in votes.items())
-    skipped = _int(cell.get("n_skipped"))
+    skipped = _int(cell.get("n_skipped")) + _int(cell.get("n_out_of_range"))
+    notes = cell.get("notes") or ""
     st.caption(
         f"confidence **{number(100 * confidence, 0, '%')}** · from **{count(cell.get('n_sparks'))} "
-        f"sparks**" + (f" ({skipped} unmeasurable)" if skipped else "")
+        f"sparks**" + (f" ({skipped} unmeasurable or out of range)" if skipped else "")
         + (f" · votes {vote_text}" if vote_text else "")
+        + (f" · confidence lowered: {notes}" if notes else "")
     )

@@ -14,6 +14,7 @@ from ui.views import events as events_view
 from ui.views.common import guarded
 from ui.views.health import render_health
 from ui.views.preview import render_preview
+from ui.views.quality import render_quality, render_quality_alerts
 from ui.views.status import render_alerts, render_header, render_key_numbers
 
 #: Seconds between redraws of the live histograms.
@@ -39,6 +40,7 @@ def render_stream(
         pub_last = subscriber.last_message_s(name) if subscriber else None
         render_alerts(stream, stats, config.stale_s, pub_last,
                       config.events_endpoint if live else "")
+        render_quality_alerts(stats)
     with st.container():
         new_events = _new_events(name, len(events)) if live else None
         render_key_numbers(stream, stats, events, cell, new_events=new_events)
@@ -47,6 +49,8 @@ def render_stream(
         render_preview(stream, events, subscriber, live)
     with right, guarded("the pipeline health"):
         render_health(stream, stats)
+    with right, guarded("the recording quality"):
+        render_quality(stats)
     with st.container(), guarded("the distributions"):
         st.markdown("**Distributions**")
         st.image(_histograms_png(name, events, live), width="stretch")

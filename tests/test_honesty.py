@@ -1,0 +1,159 @@
+"""Honest outputs: significance filter, saturation, unresolvable parameters, quality report,
+and a cell class that noise cannot make confident (DESIGN.md "Honest outputs")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tifffile
+
+from acquisition.simulate import EventStats, LinescanParams, OpticsParams, simulate_linescan
+from engine import honesty
+from engine.batch import analyze_file
+from engine.instances import Instance
+from engine.pipeline import EngineConfig, analyze_array
+from engine.quality import QualityMonitor, SaturationBuffer
+from engine.significance import DEFAULT_MIN_SIGNIFICANCE, significance
+from engine.sinks.tables import read_events_csv
+
+PIXEL_UM, DT_MS = 0.14, 1.5
+
+
+def _instance(dff0: np.ndarray, mask: np.ndarray, saturated=None) -> Instance:
+    """An instance covering the whole crop of a line-scan ``(T, X)``."""
+    dff0, mask = dff0[:, None, :], mask[:, None, :]
+    rows = np.flatnonzero(mask.any(axis=(1, 2)))
+    cols = np.flatnonzero(mask.any(axis=(0, 1)))
+    origin = (int(rows[0]), 0, int(cols[0]))
+    crop = mask[rows[0]:rows[-1] + 1, :, cols[0]:cols[-1] + 1]
+    sat = None if saturated is None else saturated[:, None, :]
+    return Instance("spark", 1.0, crop, origin, dff0.astype(np.float32), (0, 0, 0), "TX",
+                    saturated=sat)
+
+
+def _spark(shape=(80, 120), amplitude=1.0, t0=30, x0=60, sigma_px=5.0, tau=12.0):
+    t = np.arange(shape[0])[:, None]
+    x = np.arange(shape[1])[None, :]
+    time_course = np.where(t >= t0, np.exp(-(t - t0) / tau), 0.0)
+    return amplitude * time_course * np.exp(-0.5 * ((x - x0) / sigma_px) ** 2)
+
+
+def test_significance_keeps_weak_real_spark_and_drops_noise():
+    """A spark whose peak is only 1.6 pixel-noise SDs is well above the local noise once
+    averaged over a resolution element; pure noise in the same mask is not."""
+    rng = np.random.default_rng(0)
+    noise_sd = 0.5
+    clean = _spark(amplitude=0.8)
+    dff0 = clean + rng.normal(0, noise_sd, clean.shape)
+    spark_mask = clean > 0.2 * clean.max()
+    z_spark = significance(_instance(dff0, spark_mask), PIXEL_UM, DT_MS)
+    noise_only = rng.normal(0, noise_sd, clean.shape)
+    z_noise = significance(_instance(noise_only, spark_mask), PIXEL_UM, DT_MS)
+    assert z_spark > 1.4 * DEFAULT_MIN_SIGNIFICANCE
+    assert z_noise < 0.8 * DEFAULT_MIN_SIGNIFICANCE
+
+
+def test_significance_ignores_saturated_pixels():
+    rng = np.random.default_rng(1)
+    clean = _spark(amplitude=2.0)
+    dff0 = clean + rng.normal(0, 0.3, clean.shape)
+    mask = clean > 0.2 * clean.max()
+    saturated = np.zeros_like(mask)
+    saturated[25:45, 50:70] = True  # the whole core: only the weaker rim is left
+    z_all = significance(_instance(dff0, mask), PIXEL_UM, DT_MS)
+    instance = _instance(dff0, mask, saturated)
+    z_unsat = significance(instance, PIXEL_UM, DT_MS, instance.saturated)
+    assert z_unsat < 0.6 * z_all
+
+
+def test_unresolvable_parameters_are_empty_with_a_reason():
+    fields = {"amplitude_dff0": 0.8, "fwhm_um": 0.2, "fdhm_ms": 25.0, "rise_ms": 2.0,
+              "t50_ms": math.nan}
+    flags = honesty.resolution_flags(fields, pixel_um=0.2, dt_ms=6.8)
+    assert fields["amplitude_dff0"] == 0.8 and fields["fdhm_ms"] == 25.0
+    assert math.isnan(fields["fwhm_um"]) and math.isnan(fields["rise_ms"])
+    assert math.isnan(fields["t50_ms"])
+    assert flags == ["fwhm_um<2px", "rise_ms<2samples", "t50_ms_unmeasured"]
+    assert not honesty.measurable(fields)
+
+
+def test_saturation_level_and_buffer():
+    assert honesty.saturation_level("uint8") == 255
+    assert honesty.saturation_level("uint16") == 65535
+    assert honesty.saturation_level("float32") is None
+    assert honesty.saturation_level("uint16", 4095) == 4095
+    buffer = SaturationBuffer((4,))
+    buffer.add(0, None, 3)
+    sat = np.zeros((2, 4), bool)
+    sat[1, 2] = True
+    buffer.add(3, sat, 2)
+    block = buffer.take(1, 5)  # frames 1-2 were never saturated
+    assert block.shape == (4, 4) and block[3, 2] and block.sum() == 1
+    assert buffer.take(5, 5) is None
+
+
+def _noise_only_linescan(seed: int, **optics) -> object:
+    stats = EventStats(spark_rate_per_100um_s=0.0, puff_rate_per_100um_s=0.0,
+                       wave_rate_per_cell_s=0.0)
+    return simulate_linescan(LinescanParams(duration_s=4.0, stats=stats,
+                                            optics=OpticsParams(**optics)), seed)
+
+
+@pytest.mark.parametrize("detector", ["network", "classical"])
+def test_noise_only_recording_gives_almost_no_events_and_no_class(detector):
+    rec = _noise_only_linescan(3, resting_photons=4.0)
+    assert not rec.events
+    result = analyze_array(rec.data, "TX", rec.pixel_um, rec.dt_ms, blank=rec.blank,
+                           detector=detector)
+    duration_s = rec.data.shape[0] * rec.dt_ms / 1e3
+    assert len(result.events) / duration_s <= 0.5, [e.significance for e in result.events]
+    assert result.cell is None or result.cell.label == "undecided"
+
+
+def test_saturated_recording_warns_and_keeps_saturated_pixels_out(tmp_path, caplog):
+    rec = simulate_linescan(LinescanParams(duration_s=4.0), seed=11)
+    level = float(np.percentile(rec.data, 99.7))  # the brightest spark cores saturate
+    data = np.minimum(rec.data, level).astype(np.uint16)
+    path = tmp_path / "saturated.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "YX"},
+                     resolution=(1 / rec.pixel_um, 1 / rec.dt_ms))
+    with caplog.at_level("WARNING"):
+        summary = analyze_file(path, tmp_path / "out", EngineConfig(),
+                               pixel_um=rec.pixel_um, dt_ms=rec.dt_ms, blank=rec.blank,
+                               saturation_counts=level)
+    quality = summary["quality"]
+    assert quality["saturated_fraction"] > 0.001
+    assert any("saturated" in w for w in quality["warnings"])
+    assert "saturated" in caplog.text
+    events = read_events_csv(tmp_path / "out" / "events.csv")
+    flagged = [e for e in events if "saturated" in e["flags"].split(";")]
+    assert flagged, "the brightest sparks touch saturated pixels"
+    for event in flagged:
+        assert all(math.isnan(event[p]) for p in honesty.PARAMETERS)
+        assert math.isfinite(event["t_peak_ms"]) and math.isfinite(event["significance"])
+    assert quality["events"]["with_saturated_pixels"] == len(flagged)
+
+
+def test_quality_report_measures_snr_bleaching_and_calibration():
+    rng = np.random.default_rng(5)
+    n, x = 2000, 256
+    f0 = np.full(x, 400.0)
+    f0[:40] = 0.0  # extracellular
+    bleach = np.linspace(1.0, 0.6, n)[:, None]
+    frames = rng.poisson(f0 * bleach) + 100.0
+    monitor = QualityMonitor((x,), pixel_um=0.3, dt_ms=1.5, saturation_counts=65535,
+                             calibration_source={"pixel_um": "flag", "dt_ms": "metadata"},
+                             trained_range={"pixel_um": [0.1, 0.2], "dt_ms": [1.0, 2.0]})
+    for first in range(0, n, 250):
+        monitor.observe(first, frames[first:first + 250])
+        monitor.observe_baseline(np.mean(frames[first:first + 250], axis=0) - 100.0)
+    report = monitor.report()
+    expected_snr = np.sqrt(400 * 0.65)  # Poisson: SNR = sqrt(F0) near the end of bleaching
+    assert report["resting_snr"] == pytest.approx(expected_snr, rel=0.15)
+    assert report["bleaching_fraction"] == pytest.approx(0.38, abs=0.05)
+    assert report["saturated_fraction"] == 0.0
+    assert report["calibration"]["outside"] == ["pixel_um"]
+    assert any("trained range" in w for w in report["warnings"])
+    assert any("--pixel-um" in w for w in report["warnings"])

@@ -1,0 +1,65 @@
+"""The recording's quality report (computed by the engine, :mod:`engine.quality`): its
+warnings as alerts, and the figures that say how far the events can be trusted."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from ui.views.common import count, number
+
+
+def quality_of(stats: dict | None) -> dict:
+    """The quality report carried by the latest statistics sample ({} before the first)."""
+    quality = (stats or {}).get("quality")
+    return quality if isinstance(quality, dict) else {}
+
+
+def _pct(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return number(100 * value, 1, "%") if math.isfinite(value) else "—"
+
+
+def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
+    """``(label, value, help)`` for each quality figure (em dash when not measured yet)."""
+    events = quality.get("events", {})
+    calibration = quality.get("calibration", {})
+    in_range = {True: "in range", False: "OUTSIDE " + ", ".join(calibration.get("outside", [])),
+                None: "—"}[calibration.get("in_range")]
+    return [
+        ("Resting SNR", number(quality.get("resting_snr"), 1),
+         "median F0 / temporal noise SD of the cell's pixels"),
+        ("Saturated", _pct(quality.get("saturated_fraction")),
+         "pixels at the detector's maximum; events on them get no parameters"),
+        ("Bleaching", _pct(quality.get("bleaching_fraction")), "loss of baseline F0 so far"),
+        ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
+        ("Not significant", count(events.get("rejected_not_significant")),
+         f"candidates below {number(events.get('min_significance'), 1)} noise SDs, not reported"),
+        ("Measurable", _pct(events.get("measurable_fraction")),
+         "reported events with all five parameters resolved"),
+    ]
+
+
+def render_quality_alerts(stats: dict | None) -> None:
+    """Each quality warning as an alert."""
+    for warning in quality_of(stats).get("warnings", []):
+        st.warning(warning, icon=":material/report:")
+
+
+def render_quality(stats: dict | None) -> None:
+    """A compact grid of the quality figures."""
+    quality = quality_of(stats)
+    with st.container(key="quality", border=True):
+        st.markdown("**Recording quality**")
+        if not quality:
+            st.caption("Not measured yet.")
+            return
+        rows = quality_rows(quality)
+        for start in range(0, len(rows), 2):
+            cols = st.columns(2)
+            for col, (label, value, help_text) in zip(cols, rows[start:start + 2], strict=False):
+                col.metric(label, value, help=help_text)
