@@ -276,7 +276,7 @@ class StreamAnalyzer:
         """The tracker's ``accept`` check: significance at or above ``min_significance``
         (an event whose significance cannot be computed is kept, and flagged)."""
         instance.significance = significance(instance, self.info.pixel_um, self.info.dt_ms,
-                                             instance.saturated)
+                                             instance.saturated, self.quality.noise_dff0())
         return not instance.significance < self.min_significance
 
     def _event(self, instance: Instance) -> Event:

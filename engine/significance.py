@@ -4,6 +4,9 @@ A detector (network or classical) proposes an instance; this module asks whether
 a signal there at all. The measure is a matched-filter z-score computed on the instance's own
 ΔF/F0 crop (the event plus the context the tracker keeps around it):
 
+0. with a per-pixel noise map (the analyzer's, :meth:`engine.quality.QualityMonitor.noise_dff0`),
+   ΔF/F0 is first divided by each pixel's noise relative to the crop's median, so that dim,
+   noisy pixels (nucleus, dark bands, cell edge) weigh no more than bright quiet ones;
 1. box means of ΔF/F0 over a resolution element of ``box_um`` in space (X, and Y for movies) by
    ``box_ms`` in time (at least one pixel / one frame along each axis);
 2. **signal** S = the largest box mean whose centre lies in the event's mask, less the median
@@ -53,7 +56,8 @@ def box_size(pixel_um: float, dt_ms: float, linescan: bool,
 
 
 def significance(instance: Instance, pixel_um: float, dt_ms: float,
-                 saturated: np.ndarray | None = None) -> float:
+                 saturated: np.ndarray | None = None,
+                 noise_map: np.ndarray | None = None) -> float:
     """Significance (noise SDs) of ``instance``; NaN when the crop holds too little noise.
 
     Parameters
@@ -64,9 +68,14 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
         Calibration.
     saturated : ndarray of bool, optional
         Saturated pixels, same shape as ``instance.dff0``; excluded from signal and noise.
+    noise_map : ndarray, optional
+        Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
+        divided by it first, so that a dim, noisy pixel does not pass for a bright event.
     """
     box = box_size(pixel_um, dt_ms, instance.axes == "TX")
     dff0 = instance.dff0.astype(np.float64)
+    if noise_map is not None:
+        dff0 = dff0 / _crop_noise(noise_map, instance)
     valid = np.isfinite(dff0)
     if saturated is not None:
         valid &= ~saturated
@@ -82,6 +91,17 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
     if signal.size == 0 or not sd > 0:
         return math.nan
     return float((signal.max() - _baseline(means, usable & ~near, mask)) / sd)
+
+
+def _crop_noise(noise_map: np.ndarray, instance: Instance) -> np.ndarray:
+    """The noise map under the instance's crop, shaped to broadcast over ``(t, y, x)``;
+    normalized to a median of 1 so that z stays in units of the crop's typical noise."""
+    noise = np.asarray(noise_map, np.float64).reshape(-1, noise_map.shape[-1])
+    _, y0, x0 = instance.dff0_origin
+    _, height, width = instance.dff0.shape
+    crop = noise[y0:y0 + height, x0:x0 + width]
+    crop = crop / float(np.median(crop))
+    return np.maximum(crop, 0.25)[None]
 
 
 def _noise_sd(means: np.ndarray, background: np.ndarray, lag: int) -> float:

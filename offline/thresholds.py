@@ -57,46 +57,60 @@ def tune_thresholds(recordings: Sequence[LabeledRecording], model_dir: str | Pat
             "n_recordings": len(recordings), "objective_classes": list(classes)}
 
 
-def write_thresholds(model_dir: str | Path, search: Mapping[str, Any]) -> Path:
+def write_thresholds(model_dir: str | Path, search: Mapping[str, Any],
+                     search_file: str = "threshold_search.json") -> Path:
     """Merge the best thresholds into ``thresholds.json`` and store the search beside it."""
     path = Path(model_dir) / "thresholds.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(search["best"])
     path.write_text(json.dumps(current, indent=2) + "\n")
-    (Path(model_dir) / "threshold_search.json").write_text(
+    (Path(model_dir) / search_file).write_text(
         json.dumps(search, indent=2, default=float) + "\n")
     return path
 
 
 #: significance thresholds tried by :func:`tune_min_significance` (noise SDs)
-SIGNIFICANCE_GRID = [0.0, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0, 8.0]
+SIGNIFICANCE_GRID = [0.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 8.0, 10.0]
 
 
 def tune_min_significance(recordings: Sequence[LabeledRecording], model_dir: str | Path | None,
                           mode: str = "accurate", grid: Sequence[float] = SIGNIFICANCE_GRID,
                           detector: str = "network", backend: str = "auto",
                           classes: Sequence[str] = ("spark", "wave", "puff"),
-                          thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
+                          thresholds: Mapping[str, float] | None = None,
+                          empty: Sequence[LabeledRecording] = (),
+                          max_false_per_s: float = 0.5) -> dict[str, Any]:
     """Best ``min_significance`` by :func:`objective`, on validation recordings.
 
     The engine runs once per recording with the filter off; each threshold then drops the
     events (and their labels) below it, exactly what the engine's filter would have done.
+    ``empty`` recordings (no events) give the false events per second of each threshold; only
+    thresholds at or under ``max_false_per_s`` compete (the lowest rate wins if none does).
     """
     from offline.evaluate import pool_results, run_engine, score_recording
 
     off = {**(thresholds or {}), "min_significance": -1e9}
     runs = [(rec, run_engine(rec, model_dir, mode, detector, backend, off)) for rec in recordings]
+    empty_runs = [(rec, run_engine(rec, model_dir, mode, detector, backend, off)) for rec in empty]
+    empty_s = sum(rec.data.shape[0] * rec.dt_ms for rec in empty) / 1e3
     trials = []
     for threshold in grid:
         per_recording = [score_recording(rec, *_filtered(result, threshold)) for rec, result in runs]
         scores = pool_results(per_recording).scores
+        n_false = sum(len(_filtered(result, threshold)[0]) for _, result in empty_runs)
+        false_per_s = n_false / empty_s if empty_s else float("nan")
         f1 = objective(scores, classes)
         trials.append({"thresholds": {"min_significance": float(threshold)}, "mean_f1": f1,
+                       "false_events_per_s": false_per_s,
                        "scores": {c: scores[c] for c in ("spark", "wave", "puff")}})
-        log.info("min_significance %.1f -> mean F1 %.3f", threshold, f1)
-    best = max(trials, key=lambda t: -np.inf if np.isnan(t["mean_f1"]) else t["mean_f1"])
+        log.info("min_significance %.1f -> mean F1 %.3f, %.2f false events/s", threshold, f1,
+                 false_per_s)
+    allowed = [t for t in trials if not t["false_events_per_s"] > max_false_per_s] or \
+        [min(trials, key=lambda t: t["false_events_per_s"])]
+    best = max(allowed, key=lambda t: -np.inf if np.isnan(t["mean_f1"]) else t["mean_f1"])
     return {"best": best["thresholds"], "best_mean_f1": best["mean_f1"], "trials": trials,
-            "n_recordings": len(recordings), "objective_classes": list(classes)}
+            "n_recordings": len(recordings), "n_empty": len(empty),
+            "max_false_per_s": max_false_per_s, "objective_classes": list(classes)}
 
 
 def _filtered(result, threshold: float) -> tuple[list, np.ndarray]:

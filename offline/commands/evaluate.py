@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first tune MODEL/thresholds.json on N simulated validation recordings")
     parser.add_argument("--grid", type=float, nargs="+", default=[0.3, 0.5, 0.6, 0.7, 0.8, 0.9],
                         help="foreground thresholds tried by --tune")
+    parser.add_argument("--tune-significance", type=int, default=0, metavar="N",
+                        help="first tune min_significance on N simulated + N development "
+                             "validation recordings and N empty development recordings "
+                             "(at most 0.5 false events/s)")
     parser.add_argument("--tune-classes", nargs="+", default=["spark", "wave", "puff"],
                         help="classes whose mean F1 --tune maximizes (e.g. spark for line-scans)")
 
@@ -106,6 +110,30 @@ def tune(model: str, args: argparse.Namespace, kind: str) -> None:
     write_thresholds(model, search)
 
 
+#: validation seeds of the development set (its test recordings use seeds from ``--seed``)
+DEV_VAL_SEED = 10_000_000
+
+
+def tune_significance(model: str, args: argparse.Namespace, kind: str) -> None:
+    """Tune ``min_significance`` on validation recordings of both generators (simulator
+    validation split with the ``--sim`` overrides, development set from
+    :data:`DEV_VAL_SEED`) and on empty development recordings; never on the test data."""
+    from offline.datasets import SimulatedSource
+    from offline.devsim import DevSource
+    from offline.thresholds import tune_min_significance, write_thresholds
+
+    n = args.tune_significance
+    recordings = (SimulatedSource(kind=kind, split="val", seed=args.seed,
+                                  params=parse_overrides(args.sim)).take(n)
+                  + DevSource(kind=kind, seed=DEV_VAL_SEED).take(n))
+    empty = DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n)
+    search = tune_min_significance(recordings, model, mode=args.mode, backend=args.backend,
+                                   classes=args.tune_classes, empty=empty)
+    log.info("best %s (mean F1 %.3f on %d recordings)", search["best"], search["best_mean_f1"],
+             len(recordings))
+    write_thresholds(model, search, search_file="significance_search.json")
+
+
 def run(args: argparse.Namespace) -> int:
     from offline.evaluate import evaluate, format_tables, write_report
 
@@ -113,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     model = None if args.model == "default" else args.model
     if args.tune and model is not None:
         tune(model, args, kind=model_kind(model))
+    if args.tune_significance and model is not None:
+        tune_significance(model, args, kind=model_kind(model))
     result = evaluate(recordings, model, mode=args.mode, detector=args.detector, backend=args.backend)
     name = f"{args.detector} {args.mode} on {args.data}"
     sys.stdout.write(format_tables(result, name))
