@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from acquisition.simulate import EventStats, LinescanParams, OpticsParams, simulate_linescan
+from acquisition.simulate import (
+    EventStats,
+    LinescanParams,
+    MovieParams,
+    OpticsParams,
+    simulate_linescan,
+    simulate_movie,
+)
 from engine import honesty
 from engine.batch import analyze_file
 from engine.instances import Instance
@@ -109,6 +116,16 @@ def test_noise_only_recording_gives_almost_no_events_and_no_class(detector):
                            detector=detector)
     duration_s = rec.data.shape[0] * rec.dt_ms / 1e3
     assert len(result.events) / duration_s <= 0.5, [e.significance for e in result.events]
+    assert result.cell is None or result.cell.label == "undecided"
+
+
+def test_noise_only_movie_gives_almost_no_events_and_no_class():
+    stats = EventStats(spark_rate_per_100um_s=0.0, puff_rate_per_100um_s=0.0,
+                       wave_rate_per_cell_s=0.0)
+    rec = simulate_movie(MovieParams(duration_s=2.0, n_y=32, n_x=256, stats=stats,
+                                     optics=OpticsParams(resting_photons=5.0)), 8)
+    result = analyze_array(rec.data, "TYX", rec.pixel_um, rec.dt_ms, blank=rec.blank)
+    assert len(result.events) / 2.0 <= 0.5, [e.significance for e in result.events]
     assert result.cell is None or result.cell.label == "undecided"
 
 
