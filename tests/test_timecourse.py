@@ -1,4 +1,5 @@
-"""The release time-course fit recovers FDHM, rise and t50 of known curves."""
+"""Model-free measurement of a 1-D profile: exact without noise, small error and bias with it,
+whatever the shape (rounded, sharp, fast-then-slow, plateau)."""
 
 from __future__ import annotations
 
@@ -7,49 +8,83 @@ import math
 import numpy as np
 import pytest
 
-from engine.timecourse import fit_time_course, release_curve
+from acquisition.simulate.groundtruth import crossing_after, crossing_before
+from engine.timecourse import measure, noise_sd
 
 DT_MS = 1.5
 
 
-def _truth(release_ms: float, tau_on_ms: float, tau_decay_ms: float) -> tuple[float, float, float]:
-    t = np.arange(0, 400, 0.001)
-    y = release_curve(t, 1.0, 0.0, release_ms, tau_on_ms, tau_decay_ms)
-    above_half = t[y >= 0.5]
-    above_tenth = t[(y >= 0.1) & (t <= release_ms)]
-    return (above_half[-1] - above_half[0], release_ms - above_tenth[0],
-            tau_decay_ms * math.log(2))
+def _shapes():
+    """Noise-free profiles (sampled every DT_MS) of different forms, peak 1 at t = 45 ms."""
+    t = np.arange(0, 300, DT_MS) - 45.0
+    rounded = np.where(t < 0, np.exp(-((t / 8.0) ** 2)), 0.6 * np.exp(-t / 8) + 0.4 * np.exp(-t / 40))
+    sharp = np.where(t < 0, np.clip(1 + t / 12.0, 0, None), np.exp(-t / 25.0))
+    gamma = np.clip(t + 20, 0, None) ** 3 * np.exp(-np.clip(t + 20, 0, None) / 6.7)
+    plateau = np.clip((t + 15) / 10, 0, 1) * np.where(t < 150, 1 - 0.002 * np.clip(t, 0, None),
+                                                      0.7 * np.exp(-(t - 150) / 20))
+    return {"rounded": rounded, "sharp": sharp, "gamma": gamma / gamma.max(), "plateau": plateau}
 
 
-@pytest.mark.parametrize(("release_ms", "tau_on_ms", "tau_decay_ms"),
-                         [(9.0, 5.0, 33.0), (15.0, 20.0, 45.0), (6.0, 2.0, 25.0)])
-def test_noise_free_curve_is_recovered(release_ms, tau_on_ms, tau_decay_ms):
-    t = np.arange(0, 150, DT_MS)
-    profile = release_curve(t, 0.8, 30.0, release_ms, tau_on_ms, tau_decay_ms)
-    peak = int(np.argmax(profile))
-    fitted = fit_time_course(profile, DT_MS, peak, peak - 5, 20.0)
-    fdhm, rise, t50 = _truth(release_ms, tau_on_ms, tau_decay_ms)
-    assert fitted is not None
-    assert fitted.fdhm_ms == pytest.approx(fdhm, rel=0.03)
-    assert fitted.rise_ms == pytest.approx(rise, rel=0.05)
-    assert fitted.t50_ms == pytest.approx(t50, rel=0.03)
+def _truth(profile: np.ndarray) -> tuple[float, float, float]:
+    """FDHM, rise and t50 (samples) with the ground-truth definitions."""
+    k = int(np.argmax(profile))
+    half = 0.5 * profile[k]
+    up, down = crossing_before(profile, k, half), crossing_after(profile, k, half)
+    return down - up, k - crossing_before(profile, k, 0.1 * profile[k]), down - k
 
 
-def test_noisy_curves_have_small_median_error():
-    rng = np.random.default_rng(3)
-    t = np.arange(0, 150, DT_MS)
+def _measured(profile, rough_sigma=2.0, hold=3):
+    p = measure(profile, rough_sigma, hold)
+    return (p.after(0.5) - p.before(0.5), p.peak - p.before(0.1), p.after(0.5) - p.peak), p
+
+
+@pytest.mark.parametrize("name", ["rounded", "sharp", "gamma", "plateau"])
+def test_noise_free_profiles_are_exact(name):
+    profile = _shapes()[name]
+    got, p = _measured(profile)
+    assert p.amplitude == pytest.approx(profile.max(), rel=1e-6)
+    assert p.peak == int(np.argmax(profile))
+    assert got == pytest.approx(_truth(profile), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rounded", "sharp", "gamma", "plateau"])
+def test_noisy_profiles_have_small_error_and_bias(name):
+    """SNR 10 (a band-averaged profile): median |error| FDHM ≤ 15 %, rise ≤ 25 %, t50 ≤ 25 %
+    and |bias| ≤ 15 % (rise 25 %). Measured FDHM / rise / t50: rounded 12 / 14 / 24 % (t50
+    bias +13 %: its peak sample is 0.965 next to 1.0, and one sample early half the time, on
+    a t50 of only 6 samples), sharp 8 / 12 / 14 %, gamma 6 / 15 / 15 %, plateau 2 / 21 / 1 %
+    (rise bias +21 %: the start of a flat top is hard to place)."""
+    clean = _shapes()[name]
+    truth = np.array(_truth(clean))
+    rng = np.random.default_rng(1)
     errors = []
     for _ in range(40):
-        release, tau_on, tau_decay = rng.uniform(6, 14), rng.uniform(3, 10), rng.uniform(25, 45)
-        clean = release_curve(t, 0.6, 30.0, release, tau_on, tau_decay)
-        noisy = clean + rng.normal(0, 0.08, clean.shape)
-        peak = int(np.argmax(clean))
-        fitted = fit_time_course(noisy, DT_MS, peak, peak - 6, 25.0)
-        assert fitted is not None
-        errors.append(abs(fitted.fdhm_ms / _truth(release, tau_on, tau_decay)[0] - 1))
-    assert np.median(errors) < 0.1
+        got, _ = _measured(clean + rng.normal(0.0, 0.1, clean.shape))
+        errors.append(np.array(got) / truth - 1)
+    errors = np.array(errors)
+    limits = {"fdhm": (0.15, 0.15), "rise": (0.25, 0.25), "t50": (0.25, 0.15)}
+    for column, (quantity, (error, bias)) in enumerate(limits.items()):
+        assert np.nanmedian(np.abs(errors[:, column])) <= error, (quantity, errors[:, column])
+        assert abs(np.nanmedian(errors[:, column])) <= bias, (quantity, errors[:, column])
 
 
-def test_pure_noise_is_rejected():
-    noise = np.random.default_rng(0).normal(0, 0.1, 100)
-    assert fit_time_course(noise, DT_MS, 50, 45, 20.0) is None
+def test_crossings_outside_the_profile_are_nan():
+    profile = np.array([0.3, 0.6, 0.9, 1.0, 0.9, 0.8, 0.7, 0.6])  # above 10 % / 50 % at the ends
+    p = measure(profile, 0.0)
+    assert math.isnan(p.before(0.1)) and math.isnan(p.after(0.5))
+    assert p.before(0.5) == pytest.approx(1 - 0.1 / 0.3)
+
+
+def test_pure_noise_gives_no_positive_peak_or_sane_values():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = measure(rng.normal(0.0, 0.1, 100), 2.0, 3)
+        if p is not None:
+            assert p.amplitude > 0
+            assert not p.before(0.1) > p.peak and not p.after(0.5) < p.peak
+
+
+def test_noise_sd_ignores_slow_signal():
+    rng = np.random.default_rng(0)
+    t = np.arange(400.0)
+    assert noise_sd(np.exp(-((t - 200) / 40) ** 2) + rng.normal(0, 0.1, t.size)) == pytest.approx(0.1, rel=0.15)
