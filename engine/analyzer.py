@@ -23,6 +23,7 @@ from .characterize import characterize
 from .detectors import Detector
 from .events import Event
 from .instances import Instance
+from .noise_map import NoiseMaps
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
 from .quality import QualityMonitor, SaturationBuffer
@@ -109,6 +110,7 @@ class StreamAnalyzer:
             trained_range=getattr(detector, "trained_range", None),
             min_significance=self.min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
+        self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
         self._vote = (CellVote(classifier, self.min_significance)
                       if classifier is not None else None)
         self._dff0 = np.zeros((0, *info.frame_shape), np.float32)
@@ -156,6 +158,7 @@ class StreamAnalyzer:
         self._last_raw = frames[-1]
         saturated = self.quality.observe(first, frames)
         self._saturation.add(first, saturated, frames.shape[0])
+        self._noise.add(first, frames)
         d_first, dff0 = self._pre.push(frames)
         self.quality.observe_baseline(self._pre.baseline)
         return self._after_preprocess(d_first, dff0, self.detector.push, t_arrival)
@@ -276,7 +279,9 @@ class StreamAnalyzer:
         """The tracker's ``accept`` check: significance at or above ``min_significance``
         (an event whose significance cannot be computed is kept, and flagged)."""
         instance.significance = significance(instance, self.info.pixel_um, self.info.dt_ms,
-                                             instance.saturated, self.quality.noise_dff0())
+                                             instance.saturated,
+                                             self._noise.dff0_map_before(instance.t_start,
+                                                                         self._pre.blank))
         return not instance.significance < self.min_significance
 
     def _event(self, instance: Instance) -> Event:

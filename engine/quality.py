@@ -94,8 +94,6 @@ class QualityMonitor:
     _f0_start: float = math.nan
     _f0_now: float = math.nan
     _f0_latest: np.ndarray | None = None
-    _noise_map: np.ndarray | None = None
-    _noise_map_key: tuple = ()
     _cell: np.ndarray | None = None
     _warned: set = field(default_factory=set)
 
@@ -187,23 +185,6 @@ class QualityMonitor:
                     self._stride *= 2
         self._last_frame = stack[-1] if stack.shape[0] else self._last_frame
         self._next_index = first + stack.shape[0]
-
-    def noise_dff0(self) -> np.ndarray | None:
-        """Per-pixel temporal noise SD in ΔF/F0 units (σ / F0, lightly smoothed in space), or
-        None before enough frames; recomputed only when new noise samples came in."""
-        if self._f0_latest is None:
-            return None
-        key = (len(self._diffs), self._stride)
-        if self._noise_map_key != key:
-            sd = self._noise_sd()
-            if sd is None:
-                return None
-            from scipy import ndimage
-
-            f0 = np.maximum(self._f0_latest, 0.2 * np.percentile(self._f0_latest, 95))
-            self._noise_map = ndimage.gaussian_filter(sd / f0, 1.0, mode="nearest")
-            self._noise_map_key = key
-        return self._noise_map
 
     def _noise_sd(self) -> np.ndarray | None:
         if len(self._diffs) < 4:

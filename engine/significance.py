@@ -4,7 +4,7 @@ A detector (network or classical) proposes an instance; this module asks whether
 a signal there at all. The measure is a matched-filter z-score computed on the instance's own
 ΔF/F0 crop (the event plus the context the tracker keeps around it):
 
-0. with a per-pixel noise map (the analyzer's, :meth:`engine.quality.QualityMonitor.noise_dff0`),
+0. with a per-pixel noise map (the analyzer's, :mod:`engine.noise_map`),
    ΔF/F0 is first divided by each pixel's noise relative to the crop's median, so that dim,
    noisy pixels (nucleus, dark bands, cell edge) weigh no more than bright quiet ones;
 1. box means of ΔF/F0 over a resolution element of ``box_um`` in space (X, and Y for movies) by

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="foreground thresholds tried by --tune")
     parser.add_argument("--tune-significance", type=int, default=0, metavar="N",
                         help="first tune min_significance on N simulated + N development "
-                             "validation recordings and N empty development recordings "
-                             "(at most 0.5 false events/s)")
+                             "validation recordings and 2N empty ones (at most 0.5 false "
+                             "events/s)")
     parser.add_argument("--tune-classes", nargs="+", default=["spark", "wave", "puff"],
                         help="classes whose mean F1 --tune maximizes (e.g. spark for line-scans)")
 
@@ -117,7 +117,8 @@ DEV_VAL_SEED = 10_000_000
 def tune_significance(model: str, args: argparse.Namespace, kind: str) -> None:
     """Tune ``min_significance`` on validation recordings of both generators (simulator
     validation split with the ``--sim`` overrides, development set from
-    :data:`DEV_VAL_SEED`) and on empty development recordings; never on the test data."""
+    :data:`DEV_VAL_SEED`) and on empty recordings of both (simulated ones at 3-30 photons per
+    pixel at rest); never on the test data."""
     from offline.datasets import SimulatedSource
     from offline.devsim import DevSource
     from offline.thresholds import tune_min_significance, write_thresholds
@@ -126,7 +127,11 @@ def tune_significance(model: str, args: argparse.Namespace, kind: str) -> None:
     recordings = (SimulatedSource(kind=kind, split="val", seed=args.seed,
                                   params=parse_overrides(args.sim)).take(n)
                   + DevSource(kind=kind, seed=DEV_VAL_SEED).take(n))
-    empty = DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n)
+    no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
+                 "wave_rate_per_cell_s": 0.0}
+    empty = (DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n)
+             + SimulatedSource(kind=kind, split="val", seed=args.seed + 1000, params=no_events,
+                               randomize={"resting_photons": [3.0, 30.0]}).take(n))
     search = tune_min_significance(recordings, model, mode=args.mode, backend=args.backend,
                                    classes=args.tune_classes, empty=empty)
     log.info("best %s (mean F1 %.3f on %d recordings)", search["best"], search["best_mean_f1"],
