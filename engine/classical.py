@@ -1,74 +1,166 @@
-"""A network-free spark detector (Cheng et al. 1999 / SparkMaster style), as a drop-in backend.
+"""A network-free detector of sparks, puffs and waves (SparkMaster / SparkMaster 2 style), as a
+drop-in backend of the streaming engine.
 
 It turns ΔF/F0 into a *pseudo-probability* block ``(n, 4, *spatial)`` (bg, spark, wave, puff) so
-that the very same :class:`~engine.postprocess.InstanceTracker` and characterization follow:
+that the very same :class:`~engine.postprocess.InstanceTracker` and characterization follow.
 
-1. smooth ΔF/F0 with a Gaussian (``sigma_ms`` in time, ``sigma_um`` in space);
-2. robust noise SD per frame: 1.4826 × MAD of the smoothed frame over its pixels (a line of a
-   line-scan, a frame of a movie) — a property of the frame, never of the block;
-3. z = smoothed / SD; P(spark) = clip(z / (2 k_detect), 0, 1), P(bg) = 1 − P(spark).
+Method (after Picht et al. 2007 and Tomek et al. 2023; details in :mod:`engine.classical_noise`
+and :mod:`engine.classical_classes`), all in physical units (µm, ms):
 
-With :attr:`ClassicalDetector.thresholds` the tracker then keeps pixels with z ≥ ``k_grow`` that
-belong to a region containing at least one pixel with z ≥ ``k_detect`` (hysteresis: candidates
-at ``k_detect`` SDs (SparkMaster's criterion), grown down to the lower threshold), and applies the usual
-size filters and peak/watershed splitting. Everything is called a spark.
+1. **background normalization**: F/F0 = 1 + ΔF/F0; each frame's fast level change (a low
+   quantile of its cell pixels against their mean over ±``flicker_ms``) is divided out (per-line
+   laser flicker), then each pixel is divided by its own level over a causal window of
+   ``window_ms`` (per-column fixed-pattern gain, bright/dim bands, nucleus, drift, bleaching);
+   pixels whose level is below ``min_ratio`` (F0 floored by the preprocessor: extracellular
+   space) are never foreground;
+2. **noise SD per pixel** (per column of a line-scan): from first differences in time over the
+   same causal window, pooled over ±``pool_um`` — a dim band, the nucleus or a noisy column is
+   judged against its own noise, not the line's;
+3. **SD transform**: the normalized signal is smoothed with a Gaussian (``sigma_ms``,
+   ``sigma_um``) and divided by the noise SD of the smoothed image (pixel SD × the kernel's
+   noise gain): z in noise SDs;
+4. **two passes**: pixels near a z ≥ ``k_exclude`` (±``exclude_ms``, ±``exclude_um``) are left out
+   of the level, and z is computed again (SparkMaster's candidates excluded from the background);
+5. **extent**: pixels with z ≥ ``k_grow`` and ≥ ``relative_grow`` × the largest z within
+   ±``relative_ms``/±``relative_um`` (the ground truth's "≥ 20 % of the peak") are foreground;
+   P(event) = clip(z / (2 ``k_detect``), 0, 1) there, and :attr:`ClassicalDetector.thresholds`
+   make the tracker keep foreground regions reaching z ≥ ``k_detect`` (hysteresis);
+6. **classes**: per connected stretch of foreground within a frame — wave if within
+   ±``wave_spread_ms``/±``wave_spread_um`` of a stretch ≥ ``wave_min_um`` wide; puff if it is
+   ≥ ``puff_min_um`` wide and mostly stays above half its local maximum for ≥ ``puff_min_ms``;
+   else spark. The tracker's majority vote, size filters and peak splitting follow.
 
-Streaming: the smoothing needs :attr:`ClassicalDetector.context_frames` frames on each side.
-``predict_block(dff0, n_before, n_after)`` takes a block with whatever context is available
-(``n_before``/``n_after`` ≤ ``context_frames``; fewer only at the stream's ends) and pads it to
-the full context by repeating the edge frame, so a frame's output does not depend on how the
-stream was cut into blocks; its look-ahead is ``context_frames``.
+Defaults (:data:`LINESCAN`, :data:`MOVIE`) were tuned on the simulator's *validation* split
+only (``SimulatedSource(split="val")``), never on the test split: line-scans on 12 recordings
+each of 7 conditions — nominal (0.14 µm, 1.5 ms, 15 photons/px), pixel 0.10 µm / 1.0 ms,
+0.20 µm / 2.0 ms, 5 photons/px, and three with added background artefacts (per-column gain
+±15 %, per-line flicker 3 %, a dim band at 35–60 %, a block of extracellular columns, ±10 %
+linear drift, bleaching τ 12–20 s; at 0.14, 0.10 and 0.20 µm) — maximizing the mean spark F1
+(0.742 → 0.92 on these, see README); movies on 6 validation movies with raised wave and puff
+rates. Grid steps: k_detect 4.5–6.5 (line-scans) / 5.5–7.5 (movies), k_grow 2–4.5,
+sigma_um 0.3–0.8, sigma_ms 4–8, relative_grow 0–0.5, wave spread 60–100 ms × 3–6 µm,
+flicker window 30/60 ms × quantile 0.3/0.45. Movies want a higher criterion (a 3-D volume
+holds more noise samples) and tighter extents (the tracker's peak splitting cuts large noisy
+regions into several sparks).
+
+Streaming (:class:`ClassicalStream`): frame ``t``'s output depends on frames
+``t − context_before .. t + context_after`` only; the look-ahead is ``context_after`` (flicker
+window, smoothing, exclusion, extent and class rules). Windowed sums are exact integers and
+every stage has a fixed context (:mod:`engine.classical_stream`), so a frame's output does not
+depend on how the stream was cut into chunks. ``predict_block(dff0, n_before, n_after)`` runs a
+fresh stream over one block; a block with less than ``context_before`` frames before must
+start at the stream's first frame (the causal windows are shorter there, and z is 0 until a
+quarter of the window has been seen), one with less than ``context_after`` after must end at
+its last.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
-from acquisition.labels import BACKGROUND, SPARK
+from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 
-_MAD_TO_SD = 1.4826
+from .classical_classes import ClassRules
+from .classical_noise import BackgroundState, remove_flicker
+from .classical_stream import ContextStage
+
 _TRUNCATE = 3.0
 
 
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Parameters of the classical detector, in physical units (see the module docstring)."""
+
+    k_detect: float = 5.5  # seed criterion, noise SDs of the smoothed image
+    k_grow: float = 3.5  # extent criterion (hysteresis), noise SDs
+    relative_grow: float = 0.2  # extent: also ≥ this fraction of the local peak z
+    relative_ms: float = 40.0  # neighbourhood of that local peak, ±ms
+    relative_um: float = 2.0  # and ±µm
+    sigma_ms: float = 4.0  # Gaussian smoothing in time
+    sigma_um: float = 0.5  # and in space
+    window_ms: float = 400.0  # causal window of the per-pixel level and noise SD
+    pool_um: float = 0.5  # noise SD pooled over ±µm
+    min_ratio: float = 0.5  # F/F0 level below which a pixel is outside the cell
+    flicker_quantile: float = 0.3  # a frame's level: this quantile of its cell pixels
+    flicker_ms: float = 30.0  # its slow part: mean level over ±ms
+    k_exclude: float = 3.0  # second pass: pixels near z ≥ this leave the level
+    exclude_ms: float = 10.0  # "near": ±ms
+    exclude_um: float = 1.0  # and ±µm
+    wave_min_um: float = 15.0  # a stretch this wide makes a wave (Dotti's wave size filter)
+    wave_spread_ms: float = 100.0  # stretches this close to it too, ±ms
+    wave_spread_um: float = 3.0  # and ±µm
+    puff_min_ms: float = 70.0  # puff: ≥ half its local maximum for this long
+    puff_window_ms: float = 60.0  # local maximum and duration over ±ms
+    puff_min_um: float = 2.5  # puff: stretch at least this wide
+    bridge_um: float = 0.5  # gaps bridged when forming stretches
+
+
+#: tuned defaults for line-scans and for movies (module docstring)
+LINESCAN = ClassicalParams()
+MOVIE = replace(LINESCAN, k_detect=6.0, k_grow=4.5, relative_grow=0.35)
+
+
+def _gaussian_noise_gain(sigma: float) -> float:
+    """√Σw² of the discrete Gaussian kernel that ``gaussian_filter1d`` uses."""
+    if sigma <= 0:
+        return 1.0
+    impulse = np.zeros(2 * int(math.ceil(_TRUNCATE * sigma)) + 1)
+    impulse[impulse.size // 2] = 1.0
+    weights = ndimage.gaussian_filter1d(impulse, sigma, truncate=_TRUNCATE, mode="constant")
+    return float(np.sqrt(np.sum(weights**2)))
+
+
 class ClassicalDetector:
-    """Robust-SD thresholding of smoothed ΔF/F0.
+    """SD-criterion detection on background-normalized, per-pixel noise-scaled ΔF/F0.
 
     Parameters
     ----------
     pixel_um, dt_ms : float
         Calibration.
-    k_detect : float
-        Candidate criterion in noise SDs of the *smoothed* frame. SparkMaster's 3.8 is applied
-        to a less smoothed image; with this smoothing 3.8 gives ~4 false sparks per second of a
-        512-px line-scan at 20 photons/px, 5.0 none (tuned on tests/test_classical.py data).
-    k_grow : float
-        Lower threshold, in SDs, down to which a candidate region is grown.
-    sigma_ms, sigma_um : float
-        Gaussian smoothing in time and space.
     linescan : bool
-        Frames are ``(X,)`` lines (True) or ``(Y, X)`` images (False).
+        Frames are ``(X,)`` lines (True) or ``(Y, X)`` images (False); selects the defaults
+        (:data:`LINESCAN` or :data:`MOVIE`).
+    **overrides
+        Fields of :class:`ClassicalParams` to change.
     """
 
-    def __init__(
-        self,
-        pixel_um: float,
-        dt_ms: float,
-        k_detect: float = 5.0,
-        k_grow: float = 2.5,
-        sigma_ms: float = 4.0,
-        sigma_um: float = 0.3,
-        linescan: bool = True,
-    ) -> None:
-        if not 0 < k_grow <= k_detect:
-            raise ValueError(f"need 0 < k_grow <= k_detect, got {k_grow}, {k_detect}")
-        self.k_detect, self.k_grow = float(k_detect), float(k_grow)
-        self.sigma_frames = sigma_ms / dt_ms
-        self.sigma_px = sigma_um / pixel_um
-        self.linescan = linescan
-        self.context_frames = int(math.ceil(_TRUNCATE * self.sigma_frames))
+    def __init__(self, pixel_um: float, dt_ms: float, linescan: bool = True,
+                 **overrides: float) -> None:
+        p = replace(LINESCAN if linescan else MOVIE, **overrides)
+        if not 0 < p.k_grow <= p.k_detect:
+            raise ValueError(f"need 0 < k_grow <= k_detect, got {p.k_grow}, {p.k_detect}")
+        self.params, self.linescan = p, linescan
+        self.k_detect, self.k_grow = float(p.k_detect), float(p.k_grow)
+        self.sigma_frames, self.sigma_px = p.sigma_ms / dt_ms, p.sigma_um / pixel_um
+        self.window = max(2, int(round(p.window_ms / dt_ms)))
+        self.pool_px = int(round(p.pool_um / pixel_um))
+        self.flicker_radius = max(1, int(math.ceil(p.flicker_ms / dt_ms)))
+        self._exclude = _frames_px(p.exclude_ms, p.exclude_um, dt_ms, pixel_um)
+        self._relative = _frames_px(p.relative_ms, p.relative_um, dt_ms, pixel_um)
+        self._noise_gain = (_gaussian_noise_gain(self.sigma_frames)
+                            * _gaussian_noise_gain(self.sigma_px) ** (1 if linescan else 2))
+        self._classes = ClassRules(p, pixel_um, dt_ms)
+        self.smooth_radius = int(math.ceil(_TRUNCATE * self.sigma_frames))
+        #: frames of context of the last stage (z, extent, classes) on each side
+        self.output_context = self.smooth_radius + self._relative[0] + self._classes.context
+        #: frames after (the look-ahead) and before a frame that its output depends on
+        self.context_after = (self.flicker_radius + self.smooth_radius + self._exclude[0]
+                              + self.output_context)
+        self.context_before = self.context_after + 3 * self.window + 1
+
+    @property
+    def exclude_frames(self) -> int:
+        """Half-size in frames of the neighbourhood of a candidate left out of the level."""
+        return self._exclude[0]
+
+    @property
+    def context_frames(self) -> int:
+        """Look-ahead in frames (the context needed after a frame)."""
+        return self.context_after
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -76,13 +168,17 @@ class ClassicalDetector:
         scale = 2.0 * self.k_detect
         return {"foreground": self.k_grow / scale, "seed": self.k_detect / scale}
 
+    def stream(self) -> ClassicalStream:
+        """A fresh streaming state (one per stream)."""
+        return ClassicalStream(self)
+
     def predict_block(self, dff0: np.ndarray, n_before: int = 0, n_after: int = 0) -> np.ndarray:
         """Pseudo-probabilities of the central frames of ``dff0``.
 
         Parameters
         ----------
         dff0 : ndarray, shape (n_before + n + n_after, *spatial)
-            ΔF/F0 with context frames.
+            ΔF/F0 with context frames (see the module docstring).
         n_before, n_after : int
             Context frames included before/after the ``n`` frames to predict.
 
@@ -90,31 +186,107 @@ class ClassicalDetector:
         -------
         ndarray of float32, shape (n, 4, *spatial)
         """
-        ctx = self.context_frames
-        if n_before > ctx or n_after > ctx:
-            trim_before, trim_after = max(0, n_before - ctx), max(0, n_after - ctx)
-            dff0 = dff0[trim_before : dff0.shape[0] - trim_after]
-            n_before, n_after = n_before - trim_before, n_after - trim_after
-        pad = [(ctx - n_before, ctx - n_after)] + [(0, 0)] * (dff0.ndim - 1)
-        padded = np.pad(np.asarray(dff0, dtype=np.float32), pad, mode="edge")
-        smoothed = self._smooth(padded)[ctx : padded.shape[0] - ctx]
-        z = smoothed / self._frame_sd(smoothed)
-        spark = np.clip(z / (2.0 * self.k_detect), 0.0, 1.0)
-        probs = np.zeros((spark.shape[0], 4, *spark.shape[1:]), dtype=np.float32)
-        probs[:, SPARK] = spark
-        probs[:, BACKGROUND] = 1.0 - spark
-        return probs
+        trim_before = max(0, n_before - self.context_before)
+        trim_after = max(0, n_after - self.context_after)
+        dff0 = np.asarray(dff0, dtype=np.float32)[trim_before:dff0.shape[0] - trim_after]
+        n_before, n_after = n_before - trim_before, n_after - trim_after
+        stream = self.stream()
+        probs = np.concatenate([stream.push(dff0), stream.flush()])
+        return probs[n_before:probs.shape[0] - n_after]
 
-    def _smooth(self, frames: np.ndarray) -> np.ndarray:
-        spatial = [self.sigma_px] * (frames.ndim - 1)
-        sigma = [self.sigma_frames, *spatial]
-        return ndimage.gaussian_filter(frames, sigma=sigma, mode="nearest", truncate=_TRUNCATE)
+    # -- stage functions (chunk with context in, central frames out) --------------------------
+    def _flicker_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
+                       n_after: int) -> tuple[np.ndarray, ...]:
+        ratio, raw_level = arrays
+        q = remove_flicker(ratio, raw_level, self.params.min_ratio, self.params.flicker_quantile,
+                           self.flicker_radius)
+        return (q[n_before:q.shape[0] - n_after],)
 
-    @staticmethod
-    def _frame_sd(frames: np.ndarray) -> np.ndarray:
-        """1.4826 × MAD over each frame's pixels, shaped to broadcast against ``frames``."""
-        flat = frames.reshape(frames.shape[0], -1)
-        median = np.median(flat, axis=1, keepdims=True)
-        sd = _MAD_TO_SD * np.median(np.abs(flat - median), axis=1)
-        sd = np.maximum(sd, 1e-6)
-        return sd.reshape((-1,) + (1,) * (frames.ndim - 1))
+    def _candidate_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
+                         n_after: int) -> tuple[np.ndarray, ...]:
+        """First pass: pixels to keep in the background level (not near a z ≥ k_exclude)."""
+        q, level, sd, in_cell = arrays
+        frames, px = self._exclude
+        size = (2 * frames + 1,) + (2 * px + 1,) * (q.ndim - 1)
+        candidates = ndimage.maximum_filter(self._z(q, level, sd, in_cell) >= self.params.k_exclude,
+                                            size=size, mode="nearest")
+        central = slice(n_before, q.shape[0] - n_after)
+        return q[central], level[central], sd[central], in_cell[central], ~candidates[central]
+
+    def _output_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
+                      n_after: int) -> tuple[np.ndarray, ...]:
+        """Second pass: z, classes, pseudo-probabilities."""
+        z = self._z(*arrays)
+        frames, px = self._relative
+        size = (2 * frames + 1,) + (2 * px + 1,) * (z.ndim - 1)
+        peak = ndimage.maximum_filter(z, size=size, mode="nearest")
+        foreground = (z >= self.k_grow) & (z >= self.params.relative_grow * peak)
+        z = np.where(foreground, z, np.float32(0.0))
+        wave, puff = self._classes.classify(z, foreground)
+        central = slice(n_before, z.shape[0] - n_after)
+        event = np.clip(z[central] / (2.0 * self.k_detect), 0.0, 1.0)
+        probs = np.zeros((event.shape[0], 4, *event.shape[1:]), dtype=np.float32)
+        probs[:, BACKGROUND] = 1.0 - event
+        probs[:, WAVE] = np.where(wave[central], event, 0.0)
+        probs[:, PUFF] = np.where(puff[central], event, 0.0)
+        probs[:, SPARK] = event - probs[:, WAVE] - probs[:, PUFF]
+        return (probs,)
+
+    def _z(self, q: np.ndarray, level: np.ndarray, sd: np.ndarray, in_cell: np.ndarray) -> np.ndarray:
+        """Smoothed ``q / level − 1`` in noise SDs of the smoothed image (0 outside the cell)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            signal = np.where(in_cell, q / level - np.float32(1.0), np.float32(0.0))
+            sigma = [self.sigma_frames] + [self.sigma_px] * (q.ndim - 1)
+            smoothed = ndimage.gaussian_filter(signal, sigma=sigma, mode="nearest",
+                                               truncate=_TRUNCATE)
+            z = smoothed / (sd * np.float32(self._noise_gain))
+        return np.where(in_cell & np.isfinite(z), z, np.float32(0.0)).astype(np.float32)
+
+
+class ClassicalStream:
+    """One stream through the detector's stages: flicker → level and noise SD (first pass) →
+    candidates → level without them (second pass) → z, classes and pseudo-probabilities.
+
+    :meth:`push` takes ΔF/F0 frames in order (any chunks) and returns the pseudo-probabilities
+    ``(m, 4, *spatial)`` of the next ``m`` frames (possibly 0); :meth:`flush` the rest.
+    """
+
+    def __init__(self, detector: ClassicalDetector) -> None:
+        self._detector = detector
+        smooth, exclude = detector.smooth_radius, detector.exclude_frames
+        self._flicker = ContextStage(detector._flicker_stage, detector.flicker_radius,
+                                     detector.flicker_radius)
+        self._background = BackgroundState(detector.window, detector.pool_px,
+                                           detector.params.min_ratio)
+        self._candidates = ContextStage(detector._candidate_stage, smooth + exclude,
+                                        smooth + exclude)
+        context = detector.output_context
+        self._output = ContextStage(detector._output_stage, context, context)
+        self._spatial: tuple[int, ...] | None = None
+
+    def push(self, dff0: np.ndarray) -> np.ndarray:
+        dff0 = np.asarray(dff0, np.float32)
+        self._spatial = dff0.shape[1:]
+        ratio = dff0 + np.float32(1.0)
+        return self._run((ratio, self._background.raw_level(ratio)), final=False)
+
+    def flush(self) -> np.ndarray:
+        return self._run(None, final=True)
+
+    def _run(self, ratio: tuple[np.ndarray, ...] | None, final: bool) -> np.ndarray:
+        q = self._flicker.feed(ratio, final)
+        first = None if q is None else (q[0], *self._background.first_pass(q[0]))
+        candidates = self._candidates.feed(first, final)
+        second = None
+        if candidates is not None:
+            q, level, sd, in_cell, keep = candidates
+            second = (q, self._background.second_pass(q, level, keep), sd, in_cell)
+        out = self._output.feed(second, final)
+        if out is None:
+            return np.zeros((0, 4, *(self._spatial or ())), np.float32)
+        return out[0]
+
+
+def _frames_px(ms: float, um: float, dt_ms: float, pixel_um: float) -> tuple[int, int]:
+    """Half-sizes in whole frames and pixels covering ±``ms`` and ±``um``."""
+    return int(math.ceil(ms / dt_ms)), int(math.ceil(um / pixel_um))

@@ -34,6 +34,7 @@ class Detector(Protocol):
     lookahead_frames: int
     thresholds: dict
     preprocess: dict  # Preprocessor keyword arguments the detector was built for
+    trained_range: dict | None  # calibration range of the training data (None: not trained)
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
 
@@ -65,6 +66,8 @@ class NetworkDetector:
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
         self.preprocess = dict(model.config.preprocess)
+        #: calibration range the model was trained on ({"pixel_um": [lo, hi], ...}) or None
+        self.trained_range = model.config.calibration.get("trained_range")
         self.thresholds = dict(model.thresholds)
         self.backend = backend
         self.name = f"network:{model.config.name or 'model'}/{mode}"
@@ -125,7 +128,8 @@ class NetworkDetector:
 
 
 class ClassicalStreamDetector:
-    """The classical detector with a fixed context of ``context_frames`` on each side."""
+    """The classical detector over one stream (:class:`~engine.classical.ClassicalStream`);
+    its look-ahead is the detector's ``context_after``."""
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
                  **kwargs) -> None:
@@ -133,37 +137,28 @@ class ClassicalStreamDetector:
                                            **kwargs)
         self.thresholds = self._detector.thresholds
         self.preprocess: dict = {}
+        self.trained_range = None  # no training: no trained range
         self.name = "classical"
-        self._ctx = self._detector.context_frames
-        self._buffer = np.zeros((0, *frame_shape), np.float32)
-        self._buf_first = 0  # stream index of buffer row 0
+        self._stream = self._detector.stream()
+        self._received = 0  # frames pushed so far
         self._next = 0  # next frame to finalize
 
     @property
     def lookahead_frames(self) -> int:
-        return self._ctx
+        return self._detector.context_after
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
-        if first != self._buf_first + self._buffer.shape[0]:
-            raise ValueError(f"frames must arrive in order: got {first}, "
-                             f"expected {self._buf_first + self._buffer.shape[0]}")
-        self._buffer = np.concatenate([self._buffer, np.asarray(dff0, np.float32)])
-        end = self._buf_first + self._buffer.shape[0]
-        return self._emit(end - self._ctx)
+        if first != self._received:
+            raise ValueError(f"frames must arrive in order: got {first}, expected {self._received}")
+        self._received += len(dff0)
+        return self._blocks(self._stream.push(dff0))
 
     def flush(self) -> list[FinalBlock]:
-        return self._emit(self._buf_first + self._buffer.shape[0])
+        return self._blocks(self._stream.flush())
 
-    def _emit(self, stop: int) -> list[FinalBlock]:
-        if stop <= self._next:
+    def _blocks(self, probs: np.ndarray) -> list[FinalBlock]:
+        if probs.shape[0] == 0:
             return []
-        lo = max(self._buf_first, self._next - self._ctx)
-        hi = min(self._buf_first + self._buffer.shape[0], stop + self._ctx)
-        chunk = self._buffer[lo - self._buf_first:hi - self._buf_first]
-        probs = self._detector.predict_block(chunk, self._next - lo, hi - stop)
         block = FinalBlock(self._next, probs)
-        self._next = stop
-        drop = max(0, self._next - self._ctx - self._buf_first)
-        self._buffer = self._buffer[drop:]
-        self._buf_first += drop
+        self._next += probs.shape[0]
         return [block]

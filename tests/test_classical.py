@@ -1,77 +1,232 @@
-"""Classical detector: finds synthetic sparks through the tracker; block-invariant output."""
+"""Classical detector: seeded synthetic line-scans and movies with known ground truth, on clean
+and hostile backgrounds (fixed-pattern column gain, per-line flicker, dim bands, extracellular
+columns, bleaching); classes of broad/long events; exact streaming under any chunking."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy import ndimage
 
+from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from engine.classical import ClassicalDetector
+from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
+from engine.preprocess import preprocess_recording
 
-DT_MS, PX_UM = 1.5, 0.14
+DT_MS, PX_UM, BLANK = 1.5, 0.14, 100.0
+SPARKS = [(300.0 + 450.0 * i, 9.0 + 9.0 * (i % 4)) for i in range(6)]  # (t_ms, x_um)
 
 
-def noisy_linescan(seed=0, n_t=1200, n_x=300):
+def spark_dff0(t_ms, x_um, t0, x0, amplitude=0.8):
+    rise = np.clip((t_ms - t0 + 10.0) / 10.0, 0.0, 1.0)
+    decay = np.where(t_ms < t0, 1.0, np.exp(-np.clip(t_ms - t0, 0.0, None) / 25.0))
+    return amplitude * rise * decay * np.exp(-0.5 * ((x_um - x0) / 0.85) ** 2)
+
+
+def raw_linescan(seed, n_t=3000, n_x=400, sparks=(), photons=15.0, col_gain_sd=0.0,
+                 flicker_sd=0.0, dim_band=None, dark_block=None, bleach_tau_s=None, extra=None):
+    """Counts ``(n_t, n_x)`` with blank 100 and 8 counts/photon; extracellular 20 px each side.
+
+    ``dim_band``/``dark_block``: ``(first_px, n_px)`` at 40 % brightness / no dye at all;
+    ``extra``: noise-free ΔF/F0 added to the sparks.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(n_t)[:, None] * DT_MS
     x = np.arange(n_x)[None, :] * PX_UM
-    truth = [(150.0 + 300.0 * i, 5.0 + 9.0 * (i % 4)) for i in range(5)]
-    clean = np.zeros((n_t, n_x))
-    for t0, x0 in truth:
-        time = np.where(t < t0, 0, np.exp(-np.clip(t - t0, 0, None) / 20.0)) * np.clip((t - t0 + 10) / 10, 0, 1)
-        clean += 0.8 * time * np.exp(-0.5 * ((x - x0) / 0.85) ** 2)
-    photons = 20.0
-    noisy = rng.poisson(photons * (1 + clean)) / photons - 1
-    return noisy.astype(np.float32), truth
+    clean = np.zeros((n_t, n_x)) if extra is None else extra.astype(float)
+    for t0, x0 in sparks:
+        clean += spark_dff0(t, x, t0, x0)
+    resting = np.full(n_x, photons)
+    resting[:20] = resting[-20:] = 0.0
+    if dim_band is not None:
+        resting[dim_band[0]:sum(dim_band)] *= 0.4
+    if dark_block is not None:
+        resting[dark_block[0]:sum(dark_block)] = 0.0
+    expected = resting * (1.0 + clean) + 0.3
+    if bleach_tau_s is not None:
+        expected = expected * np.exp(-t / (1e3 * bleach_tau_s))
+    expected = expected * (1.0 + flicker_sd * rng.standard_normal((n_t, 1)))
+    gain = 8.0 * (1.0 + col_gain_sd * rng.standard_normal(n_x))
+    return gain * rng.poisson(np.clip(expected, 0, None)) + BLANK + rng.normal(0, 6.0, (n_t, n_x))
 
 
-def detect(detector, dff0, blocks):
-    tracker = InstanceTracker((dff0.shape[1],), PX_UM, DT_MS, detector.thresholds)
-    ctx, first, out = detector.context_frames, 0, []
-    for n in blocks:
-        lo, hi = max(0, first - ctx), min(len(dff0), first + n + ctx)
-        probs = detector.predict_block(dff0[lo:hi], first - lo, hi - first - n)
-        out += tracker.push(first, probs, dff0[first : first + n])
-        first += n
-    return out + tracker.flush()
+def hostile(seed, sparks=(), dark_block=(150, 15), **kwargs):
+    """ΔF/F0 of a line-scan with 15 % column gain, 3 % flicker, a dim band, a dark block (unless
+    None) and bleaching (τ 8 s)."""
+    raw = raw_linescan(seed, sparks=sparks, col_gain_sd=0.15, flicker_sd=0.03,
+                       dim_band=(250, 40), dark_block=dark_block, bleach_tau_s=8.0, **kwargs)
+    return preprocess_recording(raw, DT_MS, blank=BLANK)
 
 
-def test_finds_synthetic_sparks_and_nothing_else():
-    dff0, truth = noisy_linescan()
-    detector = ClassicalDetector(PX_UM, DT_MS)
-    found = detect(detector, dff0, [len(dff0)])
-    assert all(i.kind == "spark" for i in found)
-    peaks = sorted((i.t_start * DT_MS, (i.origin[2] + i.mask.shape[2] / 2) * PX_UM) for i in found)
-    assert len(found) == len(truth)
-    for (t_found, x_found), (t_true, x_true) in zip(peaks, truth, strict=True):
-        assert abs(t_found - t_true) < 15 and abs(x_found - x_true) < 1.0
+def detect(dff0, blocks=None, pixel_um=PX_UM, dt_ms=DT_MS, **kwargs):
+    """Events of the classical detector through the tracker, fed in ``blocks`` of frames."""
+    detector = ClassicalDetector(pixel_um, dt_ms, linescan=dff0.ndim == 2, **kwargs)
+    tracker = InstanceTracker(dff0.shape[1:], pixel_um, dt_ms, detector.thresholds)
+    stream, found = detector.stream(), []
+    cuts = np.cumsum([0, *(blocks or [len(dff0)])])
+    outputs = [stream.push(dff0[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    for probs in [*outputs, stream.flush()]:
+        if len(probs):
+            first = tracker.next_frame
+            found += tracker.push(first, probs, dff0[first:first + len(probs)])
+    return found + tracker.flush()
 
 
-def test_pseudo_probabilities_do_not_depend_on_blocks():
-    dff0, _ = noisy_linescan(seed=1, n_t=400)
-    detector = ClassicalDetector(PX_UM, DT_MS)
-    whole = detector.predict_block(dff0)
-    ctx, parts = detector.context_frames, []
-    for first in range(0, 400, 37):
-        n = min(37, 400 - first)
-        lo, hi = max(0, first - ctx - 5), min(400, first + n + ctx + 5)  # extra context is trimmed
-        parts.append(detector.predict_block(dff0[lo:hi], first - lo, hi - first - n))
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
-    assert whole.shape == (400, 4, 300)
-    np.testing.assert_allclose(whole.sum(axis=1), 1.0, rtol=1e-6)
+def centres(found):
+    return sorted((i.t_start * DT_MS, (i.origin[2] + i.mask.shape[2] / 2) * PX_UM) for i in found)
 
 
-def test_streaming_equals_batch_events():
-    dff0, _ = noisy_linescan(seed=2, n_t=900)
-    detector = ClassicalDetector(PX_UM, DT_MS)
-    batch = detect(detector, dff0, [900])
-    stream = detect(detector, dff0, [50] * 18)
-    assert [(i.event_id, i.origin, i.mask.tobytes()) for i in batch] == [
-        (i.event_id, i.origin, i.mask.tobytes()) for i in stream
+def assert_finds(found, sparks):
+    """Every spark found (start within 15 ms, centre within 1 µm) and nothing away from them
+    (a spark's late tail may be split off by the tracker's peak splitting: ≤ 80 ms after)."""
+    points = centres(found)
+    for t_true, x_true in sparks:
+        assert any(abs(t - t_true) < 15 and abs(x - x_true) < 1.0 for t, x in points)
+    for t, x in points:
+        assert any(-15 < t - t_true < 80 and abs(x - x_true) < 1.5 for t_true, x_true in sparks)
+
+
+def per_line_sd_false_alarms(dff0, sparks, k=5.0):
+    """Pixels beyond ``k`` SDs of the old per-line robust SD, away from any spark."""
+    smoothed = ndimage.gaussian_filter(dff0, (4.0 / DT_MS, 0.3 / PX_UM))
+    mad = np.median(np.abs(smoothed - np.median(smoothed, axis=1, keepdims=True)), axis=1)
+    z = smoothed / (1.4826 * mad[:, None])
+    near = np.zeros(dff0.shape, bool)
+    for t0, x0 in sparks:
+        near[int(t0 / DT_MS) - 20:int(t0 / DT_MS) + 80, int(x0 / PX_UM) - 30:int(x0 / PX_UM) + 30] = True
+    return int(np.count_nonzero((z >= k) & ~near))
+
+
+def test_finds_sparks_on_a_clean_background():
+    dff0 = preprocess_recording(raw_linescan(0, sparks=SPARKS), DT_MS, blank=BLANK)
+    found = detect(dff0)
+    assert {i.kind for i in found} == {"spark"}
+    assert_finds(found, SPARKS)
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_finds_sparks_where_a_per_line_sd_fails(seed):
+    """Fixed-pattern gain, flicker and a dim band: the old per-line robust SD is swamped."""
+    raw = raw_linescan(seed, sparks=SPARKS, col_gain_sd=0.15, flicker_sd=0.03, dim_band=(250, 40))
+    dff0 = preprocess_recording(raw, DT_MS, blank=BLANK)
+    assert per_line_sd_false_alarms(dff0, SPARKS) > 100
+    found = detect(dff0)
+    assert {i.kind for i in found} == {"spark"}
+    assert_finds(found, SPARKS)
+
+
+def test_finds_sparks_beside_extracellular_columns_with_bleaching():
+    found = detect(hostile(1, sparks=SPARKS))
+    assert {i.kind for i in found} == {"spark"}
+    assert_finds(found, SPARKS)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_nothing_on_noise_with_flicker_bands_and_extracellular_columns(seed):
+    assert detect(hostile(seed)) == []
+
+
+def test_extracellular_columns_are_never_foreground():
+    dff0 = hostile(4, sparks=SPARKS)
+    probs = ClassicalDetector(PX_UM, DT_MS).predict_block(dff0)
+    outside = np.r_[0:20, 152:163, 380:400]  # the dark block is 150-164 (F0 smoothed at its edges)
+    assert np.all(probs[:, BACKGROUND][:, outside] == 1.0)
+
+
+def wave_dff0(n_t, n_x, speed_um_s=100.0, start_ms=300.0, amplitude=1.2):
+    """A front from x = 0 crossing the line, then an exponential decay (t50 ≈ 140 ms)."""
+    t = np.arange(n_t)[:, None] * DT_MS
+    x = np.arange(n_x)[None, :] * PX_UM
+    since = t - start_ms - 1e3 * x / speed_um_s
+    return amplitude * np.clip(since / 20.0, 0.0, 1.0) * np.exp(-np.clip(since - 20.0, 0.0, None)
+                                                                 / 200.0)
+
+
+def puff_dff0(n_t, n_x, t0=600.0, x0=30.0, plateau_ms=180.0, amplitude=0.45):
+    t = np.arange(n_t)[:, None] * DT_MS
+    x = np.arange(n_x)[None, :] * PX_UM
+    since = t - t0
+    time = np.clip(since / 20.0, 0.0, 1.0) * np.exp(-np.clip(since - plateau_ms, 0.0, None) / 60.0)
+    return amplitude * time * np.exp(-0.5 * ((x - x0) / 1.8) ** 2)
+
+
+def test_a_wave_is_one_wave_not_a_train_of_sparks():
+    extra = wave_dff0(1600, 400)
+    dff0 = preprocess_recording(raw_linescan(5, n_t=1600, extra=extra), DT_MS, blank=BLANK)
+    kinds = [i.kind for i in detect(dff0)]
+    assert kinds.count("wave") == 1 and kinds.count("spark") <= 1
+
+
+def test_a_long_broad_release_is_a_puff():
+    extra = puff_dff0(1600, 400)
+    dff0 = preprocess_recording(raw_linescan(6, n_t=1600, extra=extra), DT_MS, blank=BLANK)
+    assert [i.kind for i in detect(dff0)] == ["puff"]
+
+
+def test_events_do_not_depend_on_blocks():
+    dff0 = hostile(7, sparks=SPARKS, extra=puff_dff0(3000, 400, t0=2500.0, x0=45.0))
+    batch = detect(dff0)
+    stream = detect(dff0, blocks=[61] * 49 + [11])
+    assert [i.kind for i in batch].count("puff") == 1 and len(batch) >= len(SPARKS) + 1
+    assert [(i.event_id, i.kind, i.origin, i.mask.tobytes()) for i in batch] == [
+        (i.event_id, i.kind, i.origin, i.mask.tobytes()) for i in stream
     ]
 
 
-def test_movie_input_shape():
-    rng = np.random.default_rng(0)
-    frames = rng.normal(0, 0.1, (30, 8, 40)).astype(np.float32)
-    probs = ClassicalDetector(0.2, 6.8, linescan=False).predict_block(frames)
-    assert probs.shape == (30, 4, 8, 40) and probs.dtype == np.float32
+@pytest.mark.parametrize("linescan", [True, False])
+def test_pseudo_probabilities_do_not_depend_on_chunks(linescan):
+    rng = np.random.default_rng(8)
+    if linescan:
+        dff0 = hostile(8, sparks=SPARKS[:3], extra=wave_dff0(3000, 400, start_ms=2000.0))[:2400]
+        detector = ClassicalDetector(PX_UM, DT_MS)
+    else:
+        t = np.arange(150)[:, None, None] * 6.8
+        x = np.arange(96)[None, None, :] * 0.2
+        wave = 1.2 * np.clip((t - 300 - 1e3 * x / 100.0) / 20.0, 0, 1)
+        dff0 = (rng.poisson(12 * (1 + wave) * np.ones((1, 16, 1))) / 12 - 1).astype(np.float32)
+        detector = ClassicalDetector(0.2, 6.8, linescan=False)
+    stream = detector.stream()
+    whole = np.concatenate([stream.push(dff0), stream.flush()])
+    assert whole.shape == (len(dff0), 4, *dff0.shape[1:]) and whole.dtype == np.float32
+    np.testing.assert_allclose(whole.sum(axis=1), 1.0, rtol=1e-6)
+    assert whole[:, WAVE].max() > 0.4 and whole[:, SPARK].max() > 0.4
+    cuts = np.unique(np.r_[0, np.sort(rng.integers(1, len(dff0), 25)), len(dff0)])
+    stream = detector.stream()
+    parts = [stream.push(dff0[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    np.testing.assert_array_equal(np.concatenate([*parts, stream.flush()]), whole)
+
+
+def test_predict_block_with_bounded_context_equals_the_stream():
+    dff0 = hostile(9, sparks=SPARKS[:2])[:1500]
+    detector = ClassicalDetector(PX_UM, DT_MS)
+    whole = detector.predict_block(dff0)
+    before, after, parts = detector.context_before, detector.context_after, []
+    for first in range(0, 1500, 250):
+        lo, hi = max(0, first - before - 5), min(1500, first + 250 + after + 5)  # extra trimmed
+        parts.append(detector.predict_block(dff0[lo:hi], first - lo, hi - first - 250))
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert whole[:, PUFF].max() == 0.0
+
+
+def test_causal_sums_are_exact_window_sums():
+    rng = np.random.default_rng(10)
+    values = rng.integers(-1000, 1000, (200, 3))
+    sums, cut = CausalSums(17), [0, 1, 5, 60, 61, 200]
+    got = np.concatenate([sums.push(values[a:b]) for a, b in zip(cut[:-1], cut[1:], strict=True)])
+    expected = np.array([values[max(0, t - 16):t + 1].sum(axis=0) for t in range(200)])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_context_stage_gives_each_frame_once_with_its_context():
+    def moving_sum(arrays, n_before, n_after):
+        (x,) = arrays
+        padded = np.pad(x, (2, 3), mode="edge")
+        out = np.array([padded[i:i + 6].sum() for i in range(len(x))])
+        return (out[n_before:len(x) - n_after],)
+
+    x = np.arange(50.0) ** 2
+    stage = ContextStage(moving_sum, before=2, after=3)
+    outs = [stage.push((x[a:b],)) for a, b in [(0, 1), (1, 4), (4, 30), (30, 50)]]
+    got = np.concatenate([o[0] for o in [*outs, stage.flush()] if o is not None])
+    np.testing.assert_array_equal(got, moving_sum((x,), 0, 0)[0])

@@ -1,0 +1,118 @@
+"""Event classes for the classical detector from size and duration rules, frame-local so that
+they stay streaming (bounded context, no dependence on how the stream is cut).
+
+The unit is a *stretch*: a connected component of foreground within one frame (a run of a
+line-scan line, a blob of a movie frame), after bridging gaps of ≤ 2 × ``bridge_px``. Every
+pixel of a stretch gets the stretch's class, so an event is not cut into pieces of different
+classes:
+
+* **wave**: the stretch lies within ``spread`` (frames, px) of a stretch at least ``wave_min_px``
+  wide (a spark or a puff is a few µm wide; a wave front spans the cell);
+* **puff**: at least half of the stretch's pixels stay at or above half of their local maximum
+  (over ``±window`` frames) for ``min_frames`` of the ``±window`` frames around them — a full
+  duration at half maximum well above a spark's ~25–45 ms — and the stretch is at least
+  ``puff_min_px`` wide;
+* everything else is a spark.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from .classical_noise import box_sum
+
+if TYPE_CHECKING:
+    from .classical import ClassicalParams
+
+
+class Stretches:
+    """Connected foreground components within each frame of ``foreground`` ``(T, *spatial)``."""
+
+    def __init__(self, foreground: np.ndarray, bridge_px: int) -> None:
+        closed = foreground
+        if bridge_px > 0:
+            size = (1,) + (2 * bridge_px + 1,) * (foreground.ndim - 1)
+            closed = ndimage.binary_dilation(foreground, np.ones(size, bool))
+        structure = np.zeros((3,) * foreground.ndim, bool)
+        structure[1] = True  # connected within a frame only
+        self.labels, self.n = ndimage.label(closed, structure=structure)
+        self.labels = np.where(foreground, self.labels, 0)
+        extent = np.zeros(self.n + 1, np.int64)
+        for label, slices in enumerate(ndimage.find_objects(self.labels), start=1):
+            if slices is not None:
+                extent[label] = max(s.stop - s.start for s in slices[1:])
+        #: largest spatial extent (px) of each stretch, indexed by label (0: background)
+        self.extent_px = extent
+
+    def any(self, pixels: np.ndarray) -> np.ndarray:
+        """Per pixel: whether any pixel of its stretch is in ``pixels``."""
+        hit = np.zeros(self.n + 1, bool)
+        hit[self.labels[pixels & (self.labels > 0)]] = True
+        hit[0] = False
+        return hit[self.labels]
+
+    def majority(self, pixels: np.ndarray) -> np.ndarray:
+        """Per pixel: whether at least half of its stretch's pixels are in ``pixels``."""
+        flat = self.labels.ravel()
+        total = np.bincount(flat, minlength=self.n + 1)
+        inside = np.bincount(flat, weights=pixels.ravel(), minlength=self.n + 1)
+        vote = 2 * inside >= total
+        vote[0] = False
+        return vote[self.labels]
+
+    def wider_than(self, min_px: float) -> np.ndarray:
+        """Per pixel: whether its stretch spans at least ``min_px``."""
+        wide = self.extent_px >= min_px
+        wide[0] = False
+        return wide[self.labels]
+
+
+def wave_mask(stretches: Stretches, min_px: float, spread: tuple[int, int]) -> np.ndarray:
+    """Stretches within ``spread`` (frames, px) of a stretch at least ``min_px`` wide."""
+    wide = stretches.wider_than(min_px)
+    if not wide.any():
+        return wide
+    frames, px = spread
+    size = (2 * frames + 1,) + (2 * px + 1,) * (wide.ndim - 1)
+    near = ndimage.maximum_filter(wide, size=size, mode="nearest")
+    return stretches.any(near)
+
+
+def puff_mask(stretches: Stretches, signal: np.ndarray, window: int, min_frames: int,
+              min_px: float) -> np.ndarray:
+    """Stretches at least ``min_px`` wide whose pixels mostly stay ≥ half their local maximum
+    (over ``±window`` frames) for ``min_frames`` of those frames."""
+    foreground = stretches.labels > 0
+    size = (2 * window + 1,) + (1,) * (signal.ndim - 1)
+    peak = ndimage.maximum_filter(signal, size=size, mode="nearest")
+    above_half = (signal >= 0.5 * peak) & foreground
+    long = box_sum(above_half.astype(np.int64), window, axes=(0,)) >= min_frames
+    return stretches.wider_than(min_px) & stretches.majority(long & foreground)
+
+
+class ClassRules:
+    """The wave and puff rules of :class:`~engine.classical.ClassicalParams` in frames and
+    pixels of one calibration."""
+
+    def __init__(self, params: ClassicalParams, pixel_um: float, dt_ms: float) -> None:
+        self.bridge_px = int(round(params.bridge_um / pixel_um))
+        self.wave_min_px = params.wave_min_um / pixel_um
+        self.wave_spread = (int(math.ceil(params.wave_spread_ms / dt_ms)),
+                            int(math.ceil(params.wave_spread_um / pixel_um)))
+        self.puff_min_frames = int(math.ceil(params.puff_min_ms / dt_ms))
+        self.puff_min_px = params.puff_min_um / pixel_um
+        self.puff_window = int(math.ceil(params.puff_window_ms / dt_ms))
+        #: frames of context the rules need on each side (the puff rule's local maximum and
+        #: its duration count both look ``puff_window`` frames away)
+        self.context = max(self.wave_spread[0], 2 * self.puff_window)
+
+    def classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Wave and puff masks (disjoint) of a chunk."""
+        stretches = Stretches(foreground, self.bridge_px)
+        wave = wave_mask(stretches, self.wave_min_px, self.wave_spread)
+        puff = puff_mask(stretches, z, self.puff_window, self.puff_min_frames, self.puff_min_px)
+        return wave, puff & ~wave

@@ -1,0 +1,106 @@
+"""Streaming building blocks of the classical detector: a stage with a fixed temporal context and
+exact running sums over a causal window.
+
+Both take frames in stream order, in chunks of any size, and give every frame's output exactly
+once; the output for a frame is the same whatever the chunks, because it depends on a fixed
+set of frames (the context, or the window) and is computed exactly (integers for the sums).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: ``fn(arrays, n_before, n_after) -> arrays`` for the central frames of a chunk
+StageFunction = Callable[[tuple[np.ndarray, ...], int, int], tuple[np.ndarray, ...]]
+
+
+class ContextStage:
+    """Applies ``fn`` to each frame with ``before`` frames before it and ``after`` after it.
+
+    ``fn`` gets aligned arrays ``(n_before + n + n_after, ...)`` and returns arrays for the ``n``
+    central frames; near the start of the stream (and at :meth:`flush`, its end) it gets fewer
+    context frames and must treat the chunk's first (last) frame as the stream's.
+    """
+
+    def __init__(self, fn: StageFunction, before: int, after: int) -> None:
+        self.fn, self.before, self.after = fn, int(before), int(after)
+        self._buffer: tuple[np.ndarray, ...] | None = None
+        self._buf_first = 0  # stream index of buffer row 0
+        self._next = 0  # next frame to output
+
+    def push(self, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
+        """Add the next frames; return the outputs that became computable (None if none)."""
+        if self._buffer is None:
+            self._buffer = tuple(np.asarray(a) for a in arrays)
+        else:
+            self._buffer = tuple(np.concatenate([b, a]) for b, a in zip(self._buffer, arrays,
+                                                                          strict=True))
+        return self._emit(self._end - self.after)
+
+    def flush(self) -> tuple[np.ndarray, ...] | None:
+        """End of stream: the outputs of every remaining frame."""
+        return self._emit(self._end)
+
+    def feed(self, arrays: tuple[np.ndarray, ...] | None,
+             final: bool) -> tuple[np.ndarray, ...] | None:
+        """:meth:`push` ``arrays`` (if any frames), then :meth:`flush` if ``final``; the outputs
+        of both joined (None if none)."""
+        outs = []
+        if arrays is not None and arrays[0].shape[0]:
+            outs.append(self.push(arrays))
+        if final:
+            outs.append(self.flush())
+        outs = [out for out in outs if out is not None]
+        if len(outs) <= 1:
+            return outs[0] if outs else None
+        return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
+
+    @property
+    def _end(self) -> int:
+        return self._buf_first + (0 if self._buffer is None else self._buffer[0].shape[0])
+
+    def _emit(self, stop: int) -> tuple[np.ndarray, ...] | None:
+        if self._buffer is None or stop <= self._next:
+            return None
+        lo = max(self._buf_first, self._next - self.before)
+        hi = min(self._end, stop + self.after)
+        chunk = tuple(b[lo - self._buf_first:hi - self._buf_first] for b in self._buffer)
+        out = self.fn(chunk, self._next - lo, hi - stop)
+        self._next = stop
+        drop = max(0, self._next - self.before - self._buf_first)
+        self._buffer = tuple(b[drop:] for b in self._buffer)
+        self._buf_first += drop
+        return out
+
+
+class CausalSums:
+    """Exact sums of int64 frames over the last ``window`` frames (fewer at the stream start)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = int(window)
+        self._tail: np.ndarray | None = None  # the last ≤ window input frames
+        self._total: np.ndarray | None = None  # their sum
+        self.n_seen = 0
+
+    def push(self, values: np.ndarray) -> np.ndarray:
+        """Window sums ending at each of the new frames ``values`` ``(n, ...)``."""
+        n = values.shape[0]
+        if self._tail is None:
+            self._tail = np.zeros((0, *values.shape[1:]), np.int64)
+            self._total = np.zeros(values.shape[1:], np.int64)
+        joined = np.concatenate([self._tail, values])
+        leaving_index = np.arange(n) + self._tail.shape[0] - self.window
+        leaving = np.where((leaving_index >= 0).reshape((-1,) + (1,) * (values.ndim - 1)),
+                           joined[np.maximum(leaving_index, 0)], 0)
+        sums = self._total + np.cumsum(values - leaving, axis=0)
+        if n:
+            self._total = sums[-1]
+        self._tail = joined[-self.window:]
+        self.n_seen += n
+        return sums
+
+    def counts(self, n: int) -> np.ndarray:
+        """Frames in the window of each of the next ``n`` frames (call before :meth:`push`)."""
+        return np.minimum(self.n_seen + np.arange(n) + 1, self.window)
