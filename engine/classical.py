@@ -19,8 +19,9 @@ and :mod:`engine.classical_classes`), all in physical units (µm, ms):
 3. **SD transform**: the normalized signal is smoothed with a Gaussian (``sigma_ms``,
    ``sigma_um``) and divided by the noise SD of the smoothed image (pixel SD × the kernel's
    noise gain): z in noise SDs;
-4. **two passes**: pixels near a z ≥ ``k_exclude`` (±``exclude_ms``, ±``exclude_um``) are left out
-   of the level, and z is computed again (SparkMaster's candidates excluded from the background);
+4. **two passes**: pixels near a z ≥ ``k_exclude`` (±``exclude_ms``, ±``exclude_um``) are left
+   out of the level, and z is computed again (SparkMaster's candidates excluded from the
+   background);
 5. **extent**: pixels with z ≥ ``k_grow`` and ≥ ``relative_grow`` × the largest z within
    ±``relative_ms``/±``relative_um`` (the ground truth's "≥ 20 % of the peak") are foreground;
    P(event) = clip(z / (2 ``k_detect``), 0, 1) there, and :attr:`ClassicalDetector.thresholds`
@@ -36,12 +37,16 @@ each of 7 conditions — nominal (0.14 µm, 1.5 ms, 15 photons/px), pixel 0.10 �
 0.20 µm / 2.0 ms, 5 photons/px, and three with added background artefacts (per-column gain
 ±15 %, per-line flicker 3 %, a dim band at 35–60 %, a block of extracellular columns, ±10 %
 linear drift, bleaching τ 12–20 s; at 0.14, 0.10 and 0.20 µm) — maximizing the mean spark F1
-(0.742 → 0.92 on these, see README); movies on 6 validation movies with raised wave and puff
-rates. Grid steps: k_detect 4.5–6.5 (line-scans) / 5.5–7.5 (movies), k_grow 2–4.5,
-sigma_um 0.3–0.8, sigma_ms 4–8, relative_grow 0–0.5, wave spread 60–100 ms × 3–6 µm,
-flicker window 30/60 ms × quantile 0.3/0.45. Movies want a higher criterion (a 3-D volume
-holds more noise samples) and tighter extents (the tracker's peak splitting cuts large noisy
-regions into several sparks).
+(through the engine: 0.759 with the previous per-line-SD detector → 0.927); movies on 6
+validation movies per condition (spark F1 at raised wave/puff rates 0.144 → 0.732, at the
+simulator's WT rates 0.201 → 0.863, with the background artefacts 0.027 → 0.690). Grid
+steps: k_detect 4.5–6.5 (line-scans) / 5.5–7.5 (movies), k_grow 2–4.5, sigma_um
+0.3–0.8, sigma_ms 4–8, relative_grow 0–0.5, wave spread 60–100 ms × 3–6 µm, flicker window
+30/60 ms × quantile 0.3/0.45. k_detect 4.5–5.5 tie on line-scans once the engine's
+significance check runs; 5.5, the most conservative, is kept. Movies want a higher criterion
+(a 3-D volume holds more noise samples) and tighter extents (the tracker's peak splitting cuts
+large noisy regions into several sparks); a wider spatial smoothing (0.8 µm) finds more movie
+puffs (F1 0.47 → 0.66) but fewer sparks (0.72 → 0.68).
 
 Streaming (:class:`ClassicalStream`): frame ``t``'s output depends on frames
 ``t − context_before .. t + context_after`` only; the look-ahead is ``context_after`` (flicker
@@ -232,7 +237,8 @@ class ClassicalDetector:
         probs[:, SPARK] = event - probs[:, WAVE] - probs[:, PUFF]
         return (probs,)
 
-    def _z(self, q: np.ndarray, level: np.ndarray, sd: np.ndarray, in_cell: np.ndarray) -> np.ndarray:
+    def _z(self, q: np.ndarray, level: np.ndarray, sd: np.ndarray,
+           in_cell: np.ndarray) -> np.ndarray:
         """Smoothed ``q / level − 1`` in noise SDs of the smoothed image (0 outside the cell)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             signal = np.where(in_cell, q / level - np.float32(1.0), np.float32(0.0))

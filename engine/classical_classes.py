@@ -36,7 +36,7 @@ class Stretches:
         closed = foreground
         if bridge_px > 0:
             size = (1,) + (2 * bridge_px + 1,) * (foreground.ndim - 1)
-            closed = ndimage.binary_dilation(foreground, np.ones(size, bool))
+            closed = ndimage.maximum_filter(foreground, size=size, mode="constant")
         structure = np.zeros((3,) * foreground.ndim, bool)
         structure[1] = True  # connected within a frame only
         self.labels, self.n = ndimage.label(closed, structure=structure)

@@ -3,19 +3,19 @@ per-pixel noise SD, causal and exact under any cutting of the stream into chunks
 
 It works on ``ratio = F/F0 = 1 + ΔF/F0``:
 
-* **flicker** (:func:`remove_flicker`): a frame's level is the ``quantile`` of its cell pixels
-  (ratio > ``min_ratio``; a low quantile is not raised by a wave filling part of the frame);
-  each frame is multiplied by (mean level of frames ``t ± radius``) / (its level), so line-to-
-  line laser flicker goes while slow changes common to the frame (a wave's tail, bleaching,
-  drift) stay for the per-pixel level;
+* **flicker** (:func:`remove_flicker`): a frame's level is the ``quantile`` of its cell pixels'
+  ratio to their own causal mean (a low quantile is not raised by a wave filling part of the
+  frame); each frame is multiplied by (mean level of frames ``t ± radius``) / (its level), so
+  line-to-line laser flicker goes while slow changes common to the frame (a wave's tail,
+  bleaching, drift) stay for the per-pixel level;
 * **level** (:class:`BackgroundState`): mean of the flicker-corrected ratio ``q`` over the last
   ``window`` frames at each pixel, so per-column fixed-pattern gain, bright and dim bands, the
   nucleus and slow drift are divided out; a second pass leaves out candidate-event pixels
   (SparkMaster's two-pass background); pixels whose level is below ``min_ratio`` (F0 floored by
   the preprocessor: extracellular space) are outside the cell;
 * **noise SD**: from first differences in time, which a smooth Ca²⁺ transient hardly touches:
-  SD = √π/2 × mean |q(t) − q(t−1)| over the same causal window, pooled over ``pool_px`` pixels
-  on each side (cell pixels only).
+  SD = √π/2 × mean |q(t) − q(t−1)| over the same causal window, pooled over ``pool_px``
+  pixels on each side (cell pixels only).
 
 Window sums are integer sums of values rounded to 2⁻²⁰ (:class:`~engine.classical_stream.
 CausalSums`), hence exact: a frame's output never depends on how the stream was cut.
@@ -26,37 +26,37 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from .classical_stream import CausalSums
 
 FIXED_POINT = float(2**20)
 #: SD of a Gaussian from the mean absolute difference of two independent samples
 _ABS_DIFF_TO_SD = math.sqrt(math.pi) / 2.0
-#: ratios are clipped to this range before the fixed-point sums (no overflow, ever)
-_RATIO_RANGE = (-16.0, 256.0)
+#: values are clipped to this range before the fixed-point sums (|fixed| < 2³¹: no overflow)
+_RATIO_RANGE = (-256.0, 256.0)
 
 
 def to_fixed(values: np.ndarray) -> np.ndarray:
-    """Values rounded to 2⁻²⁰ as int64 (exact sums in any order)."""
-    clipped = np.clip(np.asarray(values, np.float64), *_RATIO_RANGE)
-    return np.rint(clipped * FIXED_POINT).astype(np.int64)
+    """Values as int64 multiples of 2⁻²⁰ (rounded toward zero; NaN → 0): exact sums in any
+    order."""
+    clipped = np.clip(np.nan_to_num(np.asarray(values, np.float32)), *_RATIO_RANGE)
+    return (clipped * np.float32(FIXED_POINT)).astype(np.int64)
 
 
 def box_sum(values: np.ndarray, radius: int, axes: tuple[int, ...]) -> np.ndarray:
-    """Sum over ``±radius`` along each of ``axes`` (truncated at the edges) of an int array."""
-    out = values
+    """Sum over ``±radius`` along each of ``axes`` (truncated at the edges), as float64.
+
+    Exact for integers below 2⁵³ (0/1 masks, counts) whatever the array's extent; otherwise
+    float64-accurate, which is enough along spatial axes (a frame is always filtered whole).
+    """
+    out = np.asarray(values, np.float64)
+    if radius <= 0:
+        return out
+    size = 2 * radius + 1
     for axis in axes:
-        n = out.shape[axis]
-        if radius <= 0 or n == 0:
-            continue
-        total = np.cumsum(out, axis=axis)
-        upper = np.take(total, np.minimum(np.arange(n) + radius, n - 1), axis=axis)
-        lower_index = np.arange(n) - radius - 1
-        lower = np.take(total, np.maximum(lower_index, 0), axis=axis)
-        shape = [1] * out.ndim
-        shape[axis] = n
-        out = upper - np.where((lower_index >= 0).reshape(shape), lower, 0)
-    return out
+        out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant") * size
+    return np.rint(out) if np.issubdtype(np.asarray(values).dtype, np.integer) else out
 
 
 def frame_levels(values: np.ndarray, inside: np.ndarray, quantile: float) -> np.ndarray:
@@ -114,8 +114,9 @@ class BackgroundState:
         return (self._raw.push(to_fixed(ratio)) / (count * FIXED_POINT)).astype(np.float32)
 
     def first_pass(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Level (all frames), noise SD of ``q / level`` (NaN until a quarter of the window holds differences,
-        e.g. at the start of the stream) and cell mask of the next frames ``q`` ``(n, ...)``."""
+        """Level (all frames), noise SD of ``q / level`` (NaN until a quarter of the window
+        holds differences, as at the start of the stream) and cell mask of the next frames
+        ``q`` ``(n, ...)``."""
         count = self._broadcast(self._q.counts(q.shape[0]), q.ndim)
         level = (self._q.push(to_fixed(q)) / (count * FIXED_POINT)).astype(np.float32)
         in_cell = level > self.min_ratio

@@ -94,7 +94,8 @@ def per_line_sd_false_alarms(dff0, sparks, k=5.0):
     z = smoothed / (1.4826 * mad[:, None])
     near = np.zeros(dff0.shape, bool)
     for t0, x0 in sparks:
-        near[int(t0 / DT_MS) - 20:int(t0 / DT_MS) + 80, int(x0 / PX_UM) - 30:int(x0 / PX_UM) + 30] = True
+        t, x = int(t0 / DT_MS), int(x0 / PX_UM)
+        near[t - 20:t + 80, x - 30:x + 30] = True
     return int(np.count_nonzero((z >= k) & ~near))
 
 
