@@ -20,12 +20,15 @@ COMMANDS: dict[str, str] = {
     "ingest": "engine.commands.ingest",
     "serve": "engine.commands.serve",
     "analyze": "engine.commands.analyze",
+    "cells": "engine.commands.cells",
     "export-events": "engine.commands.export_events",
     "demo": "engine.commands.demo",
     "train": "offline.commands.train",
     "evaluate": "offline.commands.evaluate",
     "export": "offline.commands.export",
+    "tune-hybrid": "offline.commands.tune_hybrid",
     "train-classifier": "offline.commands.train_classifier",
+    "train-cells": "offline.commands.train_cells",
     "dashboard": "ui.commands.dashboard",
 }
 

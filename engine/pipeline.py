@@ -20,12 +20,13 @@ from .batching import WindowBatcher
 from .cellclass import CellClassifier, CellSummary
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
+from .hybrid import HybridDetector, HybridParams
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .windows import MODES
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("auto", "network", "classical")
+DETECTORS = ("auto", "network", "classical", "hybrid")
 DEFAULT_CLASSIFIER = DEFAULT_ROOT / "cell_classifier"
 
 
@@ -49,6 +50,7 @@ class EngineConfig:
     max_batch: int = 32  # windows per batch (and TensorRT profile max)
     max_wait_ms: float = 10.0  # longest a window waits for a batch to fill
     backend_options: dict | None = None  # per backend name: constructor kwargs (make_backend)
+    hybrid: HybridParams | None = None  # fusion parameters instead of the model's hybrid.json
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -95,9 +97,34 @@ class DetectorFactory:
             return ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend))
-        if self.config.thresholds:
-            detector.thresholds.update(self.config.thresholds)
-        return detector
+        overrides = dict(self.config.thresholds or {})
+        detector.thresholds.update(overrides)
+        params = self._hybrid_params(loaded)
+        if params is None:
+            return detector
+        classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape,
+                                            **params.classical)
+        hybrid = HybridDetector(detector, classical, params)
+        if "min_significance" in overrides:
+            hybrid.thresholds["min_significance"] = float(overrides["min_significance"])
+        return hybrid
+
+    def _hybrid_params(self, loaded: _Loaded) -> HybridParams | None:
+        """Fusion parameters when the stream gets the hybrid detector (``hybrid``, or ``auto``
+        with a model directory that has ``hybrid.json``), else None."""
+        if self.config.detector not in ("auto", "hybrid"):
+            return None
+        if self.config.hybrid is not None:
+            return self.config.hybrid
+        params = HybridParams.load(loaded.model.path)
+        if params is None and self.config.detector == "hybrid":
+            params = HybridParams()
+        return params
+
+    def preload(self, kind: str, model: ModelDir, backend) -> None:
+        """Use ``model`` run by ``backend`` for streams of ``kind`` (``"linescan"`` or
+        ``"movie"``) instead of loading one (tuning runs share one backend between factories)."""
+        self._loaded[kind] = _Loaded(model, backend)
 
     def _batcher_for(self, backend) -> WindowBatcher | None:
         if self.config.batch is None and not str(backend.device).startswith("cuda"):

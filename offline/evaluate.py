@@ -168,9 +168,13 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
               "|" + "---|" * len(result.pixel_iou),
               "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
               "### Spark characterization (matched sparks)", "",
-              "| parameter | median relative error | n |", "|---|---|---|"]
+              "| parameter | median relative error | bias (median signed error) | n |",
+              "|---|---|---|---|"]
     for name, err in result.characterization.items():
-        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {err['n']} |")
+        bias = err.get("median_bias", float("nan"))
+        sign = "+" if bias > 0 else ""
+        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {sign}{_pct(bias)} "
+                     f"| {err['n']} |")
     lines += _subtype_lines(result) + _false_event_lines(result)
     return "\n".join(lines) + "\n"
 

@@ -242,15 +242,17 @@ def characterization_errors(
     pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
     params: Iterable[str] = CHARACTERIZATION_PARAMS,
 ) -> dict[str, dict[str, float]]:
-    """Median relative error |pred − true| / |true| per parameter, with the count used."""
+    """Median relative error |pred − true| / |true| per parameter, its bias (median signed
+    relative error (pred − true) / |true|), and the count used."""
     pairs = list(pairs)
     out = {}
     for name in params:
-        errors = [abs(float(p[name]) - float(t[name])) / abs(float(t[name]))
+        signed = [(float(p[name]) - float(t[name])) / abs(float(t[name]))
                   for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
                   and float(t[name]) != 0]
-        out[name] = {"median_rel_error": float(np.median(errors)) if errors else float("nan"),
-                     "n": len(errors)}
+        out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
+                     "median_bias": float(np.median(signed)) if signed else float("nan"),
+                     "n": len(signed)}
     return out
 
 

@@ -1,6 +1,6 @@
 """The DESIGN.md invariant: ``analyze`` on a file and streaming that file through ZeroMQ into
 ``serve`` give the same events (line-scan and movie, accurate and low-latency windows, network
-and classical detectors)."""
+classical and hybrid detectors)."""
 
 from __future__ import annotations
 
@@ -64,8 +64,10 @@ CASES = [
     ("linescan", "accurate", "network"),
     ("linescan", "low_latency", "network"),
     ("linescan", "accurate", "classical"),
+    ("linescan", "accurate", "hybrid"),
     ("movie", "accurate", "network"),
     ("movie", "low_latency", "network"),
+    ("movie", "accurate", "hybrid"),
 ]
 
 
@@ -73,7 +75,7 @@ CASES = [
 def test_replay_through_serve_equals_analyze(kind, mode, detector, recordings, tiny_models,
                                              tmp_path, ipc_endpoint):
     path = recordings[kind]
-    config = EngineConfig(model=tiny_models[kind] if detector == "network" else None,
+    config = EngineConfig(model=tiny_models[kind] if detector != "classical" else None,
                           mode=mode, backend="torch", detector=detector)
     analyze_file(path, tmp_path / "batch", config)
     batch = read_events_csv(tmp_path / "batch" / "events.csv")

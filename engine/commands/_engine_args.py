@@ -15,9 +15,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "tensorrt"),
                        default="auto", help="inference backend (default: auto)")
     group.add_argument("--device", help="cpu | cuda[:N] (default: best available)")
-    group.add_argument("--detector", choices=("auto", "network", "classical"), default="auto",
-                       help="network, classical (no model needed) or auto (network when a "
-                       "model fits, else classical)")
+    group.add_argument("--detector", choices=("auto", "network", "classical", "hybrid"),
+                       default="auto",
+                       help="network, classical (no model needed), hybrid (both, fused) or auto "
+                       "(the model's choice: hybrid when its directory has hybrid.json, else "
+                       "network; classical when no model fits)")
     group.add_argument("--threshold", type=float,
                        help="override the model's tuned foreground threshold")
     group.add_argument("--classifier", type=Path,

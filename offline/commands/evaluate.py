@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="folder of labelled recordings, sim:linescan[:N] / sim:movie[:N], "
                         "or dev:linescan[:N] / dev:movie[:N] / dev:linescan-empty:N / dev:movie-empty:N")
     parser.add_argument("--report", default=None, help="write report.md, metrics.json and plots here")
-    parser.add_argument("--detector", choices=("network", "classical"), default="network")
+    parser.add_argument("--detector", choices=("network", "classical", "hybrid", "auto"),
+                        default="network",
+                        help="network (default), classical, hybrid (both fused) or auto "
+                             "(what analyze and serve run)")
     parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",

@@ -1,0 +1,56 @@
+"""``castream tune-hybrid MODEL [--n N]``: choose the hybrid detector's fusion and significance
+threshold on validation data of both generators and write ``MODEL/hybrid.json``
+(:mod:`offline.hybrid_tuning`; the whole search goes to ``MODEL/hybrid_search.json``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+HELP = ("tune the hybrid detector (network + classical, fused) on simulator and development-set "
+        "validation recordings; writes MODEL/hybrid.json")
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="model directory (its hybrid.json is written)")
+    parser.add_argument("--n", type=int, default=12,
+                        help="validation recordings per generator (default: %(default)s)")
+    parser.add_argument("--n-empty", type=int, default=6,
+                        help="empty recordings per generator (default: %(default)s)")
+    parser.add_argument("--max-false-per-s", type=float, default=0.5,
+                        help="false events per second allowed on empty recordings "
+                        "(default: %(default)s)")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="search and print the best, write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.hybrid import HybridParams
+    from offline.hybrid_tuning import tune_hybrid
+
+    if not (args.model / "config.json").is_file():
+        raise FileNotFoundError(f"{args.model} is not a model directory (no config.json)")
+    search = tune_hybrid(args.model, n=args.n, n_empty=args.n_empty,
+                         max_false_per_s=args.max_false_per_s, backend=args.backend)
+    best = dict(search["best"])
+    command = "castream tune-hybrid " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    best["provenance"] = (f"{command}: validation objective {search['best_objective']:.3f} "
+                          f"(mean over simulator/development validation of the mean class F1), "
+                          f"{search['n_recordings']} recordings, {search['n_empty']} empty")
+    best["classes_from_classical"] = tuple(best["classes_from_classical"])
+    params = HybridParams(**best)
+    log.info("best fusion: %s", params)
+    if args.dry_run:
+        return 0
+    path = params.save(args.model)
+    (args.model / "hybrid_search.json").write_text(json.dumps(search, indent=2, default=float)
+                                                   + "\n")
+    log.info("wrote %s", path)
+    return 0

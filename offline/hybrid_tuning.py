@@ -1,0 +1,152 @@
+"""Choosing the hybrid detector's fusion parameters (:mod:`engine.hybrid`) on validation data.
+
+Validation only, from both generators: the simulator's validation split and the development
+set's validation seeds (:data:`DEV_VAL_SEED`), plus empty recordings of both for the false-event
+rate; never the test seeds, never ``shared/data``. Each candidate fusion runs once per recording
+with the significance filter off; every ``min_significance`` of the grid then drops the events
+below it (exactly what the engine's filter does), so one run scores the whole grid.
+
+Objective: the mean over the two generators of the mean F1 of the classes annotated in each
+(a model must do well on both, not on the larger one); among the candidates at or under
+``max_false_per_s`` on the empty recordings, the best objective wins, a tie (within
+:data:`~offline.thresholds.F1_TIE`) going to fewer false events, then the higher threshold.
+The network's inference is computed once and reused by every candidate (:class:`MemoBackend`),
+so the search costs one network pass plus one classical pass per candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.hybrid import HybridParams
+from engine.models.model_dir import ModelDir
+from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
+from offline.evaluate import pool_results, score_recording
+from offline.thresholds import F1_TIE, SIGNIFICANCE_GRID, _filtered, objective
+
+log = logging.getLogger(__name__)
+
+#: validation seeds of the development set (its test recordings use seeds from 0)
+DEV_VAL_SEED = 10_000_000
+
+#: fusion candidates tried by :func:`tune_hybrid` (the significance grid runs for each): the
+#: network alone with the classical detector's wave class, and the union over a grid of the
+#: classical detector's criteria (its own defaults were tuned on the simulator only)
+CANDIDATES: list[HybridParams] = [
+    HybridParams(classical_weight=0.0, classes_from_classical=("wave",)),
+    HybridParams(classical_weight=1.0, classes_from_classical=("wave",)),
+    HybridParams(classical_weight=1.0, classes_from_classical=("wave", "puff")),
+    *(HybridParams(classical_weight=1.0, classes_from_classical=("wave",),
+                   classical={"k_detect": k_detect, "k_grow": k_grow})
+      for k_detect in (6.0, 6.5, 7.0, 7.5) for k_grow in (3.5, 4.0, 4.5)),
+]
+
+
+class MemoBackend:
+    """A backend that remembers its outputs by input bytes (same windows → same probabilities,
+    computed once), kept as float16."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.name, self.device = backend.name, backend.device
+        self.reason = getattr(backend, "reason", "")
+        self._memo: dict[bytes, np.ndarray] = {}
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch)
+        key = hashlib.sha1(batch.tobytes()).digest() + str(batch.shape).encode()
+        if key not in self._memo:
+            self._memo[key] = np.asarray(self.backend.predict(batch)).astype(np.float16)
+        return self._memo[key].astype(np.float32)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def validation_data(kind: str, n: int, n_empty: int):
+    """``({"sim": [...], "dev": [...]}, empty)``: validation recordings of both generators and
+    empty ones (development-set backgrounds; simulator at 3-30 photons per pixel at rest)."""
+    from offline.datasets import SimulatedSource
+    from offline.devsim import DevSource
+
+    sets = {"sim": SimulatedSource(kind=kind, split="val", seed=0).take(n),
+            "dev": DevSource(kind=kind, seed=DEV_VAL_SEED).take(n)}
+    no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
+                 "wave_rate_per_cell_s": 0.0}
+    empty = (DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n_empty)
+             + SimulatedSource(kind=kind, split="val", seed=1000, params=no_events,
+                               randomize={"resting_photons": [3.0, 30.0]}).take(n_empty))
+    return sets, empty
+
+
+def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,
+                candidates: Sequence[HybridParams] = CANDIDATES,
+                grid: Sequence[float] = SIGNIFICANCE_GRID, max_false_per_s: float = 0.5,
+                mode: str = "accurate", backend: str = "auto") -> dict[str, Any]:
+    """Search the fusion candidates × significance grid (module docstring); returns the search
+    with ``best`` (a :class:`HybridParams` as a dict)."""
+    from tqdm import tqdm
+
+    from engine.backends import make_backend
+
+    model = ModelDir.load(model_dir)
+    kind = model.config.kind
+    memo = MemoBackend(make_backend(model, backend))
+    sets, empty = validation_data(kind, n, n_empty)
+    empty_s = sum(rec.data.shape[0] * rec.dt_ms for rec in empty) / 1e3
+    trials = []
+    for params in candidates:
+        factory = DetectorFactory(EngineConfig(model=Path(model_dir), mode=mode, detector="hybrid",
+                                               thresholds={"min_significance": -1e9},
+                                               hybrid=params))
+        factory.preload(kind, model, memo)
+        runs = {name: [(rec, _run(rec, factory)) for rec in tqdm(recs, desc=name, leave=False)]
+                for name, recs in sets.items()}
+        empty_runs = [_run(rec, factory) for rec in tqdm(empty, desc="empty", leave=False)]
+        for threshold in grid:
+            scores = {name: pool_results([score_recording(rec, *_filtered(res, threshold))
+                                          for rec, res in pairs]).scores
+                      for name, pairs in runs.items()}
+            n_false = sum(len(_filtered(res, threshold)[0]) for res in empty_runs)
+            per_set = {name: objective(s) for name, s in scores.items()}
+            trial = {"params": asdict(replace(params, min_significance=float(threshold))),
+                     "objective": float(np.mean(list(per_set.values()))),
+                     "objective_per_set": per_set,
+                     "false_events_per_s": n_false / empty_s if empty_s else float("nan"),
+                     "f1": {name: {c: s[c]["f1"] for c in ("spark", "wave", "puff")
+                                   if s[c]["n_true"] > 0} for name, s in scores.items()}}
+            trials.append(trial)
+            log.info("%s min_significance %.1f -> %.3f (%s), %.2f false events/s",
+                     _short(params), threshold, trial["objective"],
+                     ", ".join(f"{k} {v:.3f}" for k, v in per_set.items()),
+                     trial["false_events_per_s"])
+    best = _best(trials, max_false_per_s)
+    return {"best": best["params"], "best_objective": best["objective"], "trials": trials,
+            "n_recordings": {name: len(recs) for name, recs in sets.items()},
+            "n_empty": len(empty), "max_false_per_s": max_false_per_s}
+
+
+def _run(rec, factory: DetectorFactory):
+    return analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
+                         factory=factory)
+
+
+def _short(params: HybridParams) -> str:
+    return (f"w={params.classical_weight:g} classes={','.join(params.classes_from_classical)}"
+            f" classical={params.classical or 'default'}")
+
+
+def _best(trials: list[dict], max_false_per_s: float) -> dict:
+    allowed = [t for t in trials if not t["false_events_per_s"] > max_false_per_s] or \
+        [min(trials, key=lambda t: t["false_events_per_s"])]
+    top = max(t["objective"] for t in allowed)
+    plateau = [t for t in allowed if t["objective"] >= top - F1_TIE]
+    return min(plateau, key=lambda t: (t["false_events_per_s"],
+                                       -t["params"]["min_significance"]))

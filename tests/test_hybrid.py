@@ -1,0 +1,122 @@
+"""The hybrid detector (engine/hybrid.py): fusion rule, parameters file, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from acquisition.simulate import LinescanParams, simulate_linescan
+from engine.hybrid import HYBRID_FILE, HybridDetector, HybridParams
+from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
+from tests.fixtures_models import make_tiny_model_dir
+
+
+class _Stub:
+    """A detector stand-in with fixed thresholds (fusion is tested without running either)."""
+
+    def __init__(self, thresholds):
+        self.thresholds = thresholds
+        self.preprocess, self.trained_range, self.name = {}, None, "stub"
+        self.batcher = None
+
+
+def _probs(event: np.ndarray, kind: int) -> np.ndarray:
+    """(n, 4, X) probabilities: P(event) = ``event`` of class ``kind``, the rest background."""
+    out = np.zeros((event.shape[0], 4, *event.shape[1:]), np.float32)
+    out[:, 0] = 1.0 - event
+    out[:, kind] = event
+    return out
+
+
+def _hybrid(**params) -> HybridDetector:
+    net = _Stub({"foreground": 0.7, "min_significance": 8.0})
+    cls = _Stub({"foreground": 0.3, "seed": 0.5})
+    return HybridDetector(net, cls, HybridParams(**params))
+
+
+def test_fusion_keeps_what_either_detector_finds_and_takes_waves_from_classical():
+    hybrid = _hybrid(classes_from_classical=("wave",))
+    net_event = np.zeros((4, 6), np.float32)
+    cls_event = np.zeros((4, 6), np.float32)
+    net_event[:, 0] = 0.9  # network only: a spark
+    cls_event[:, 1] = 0.6  # classical only (above its seed): a spark
+    net_event[:, 2] = 0.95  # both; the network says spark, the classical detector wave
+    cls_event[:, 2] = 0.8
+    net_event[:, 3] = 0.6  # network below its threshold, classical nothing: background
+    net = _probs(net_event, 1)
+    cls = _probs(cls_event, 1)
+    cls[:, 1, 2], cls[:, 2, 2] = 0.0, 0.8  # column 2: classical wave
+    fused = hybrid.fuse(net, cls)
+    fg = 1.0 - fused[:, 0]
+    thr = hybrid.thresholds
+    assert (fg[:, 0] >= thr["seed"]).all()  # a network detection is a seed
+    assert (fg[:, 1] >= thr["seed"]).all()
+    assert (fg[:, 3] < thr["foreground"]).all()
+    assert (fg[:, 4:] < thr["foreground"]).all()
+    assert (np.argmax(fused[:, 1:, 0], axis=1) == 0).all()  # spark
+    assert (np.argmax(fused[:, 1:, 2], axis=1) == 1).all()  # wave, from the classical detector
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0, atol=1e-5)
+    assert thr["min_significance"] == 8.0  # the network's, unless hybrid.json sets one
+
+
+def test_classical_weight_zero_leaves_detection_to_the_network():
+    hybrid = _hybrid(classical_weight=0.0)
+    cls_event = np.zeros((3, 4), np.float32)
+    cls_event[:, 1] = 0.9
+    fused = hybrid.fuse(_probs(np.zeros((3, 4), np.float32), 1), _probs(cls_event, 1))
+    assert (1.0 - fused[:, 0] < hybrid.thresholds["foreground"]).all()
+
+
+def test_params_round_trip_and_reject_unknown_keys(tmp_path):
+    params = HybridParams(classical_weight=0.5, classes_from_classical=("wave", "puff"),
+                          min_significance=6.0, classical={"k_detect": 6.5}, provenance="test")
+    params.save(tmp_path)
+    assert HybridParams.load(tmp_path) == params
+    assert HybridParams.load(tmp_path / "missing") is None
+    data = json.loads((tmp_path / HYBRID_FILE).read_text())
+    data["classical_wieght"] = 1.0
+    (tmp_path / HYBRID_FILE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="unknown keys"):
+        HybridParams.load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def linescan():
+    return simulate_linescan(LinescanParams(n_lines=1200, n_pixels=192), seed=21)
+
+
+def _events(rec, model, detector, chunk_frames=256, hybrid=None):
+    factory = DetectorFactory(EngineConfig(model=model, backend="torch", detector=detector,
+                                           hybrid=hybrid))
+    result = analyze_array(rec.data, "TX", rec.pixel_um, rec.dt_ms, blank=rec.blank,
+                           factory=factory, chunk_frames=chunk_frames)
+    return result
+
+
+def test_hybrid_finds_the_union_and_does_not_depend_on_chunking(linescan, tmp_path):
+    # a stand-in network (ΔF/F0 > 0.5 is "spark") and the classical detector find different
+    # events; the hybrid keeps the pixels of both
+    model = make_tiny_model_dir(tmp_path / "m", ndim=2, behaviour="threshold",
+                                threshold_dff0=0.5)
+    net = _events(linescan, model, "network")
+    classical = _events(linescan, None, "classical")
+    hybrid = _events(linescan, model, "hybrid")
+    assert hybrid.detector.startswith("hybrid:")
+    assert len(net.events) > 0 and len(classical.events) > 0
+    assert len(hybrid.events) >= max(len(net.events), len(classical.events))
+    covered = hybrid.labels > 0
+    assert covered[net.labels > 0].mean() > 0.9
+    assert covered[classical.labels > 0].mean() > 0.9
+    again = _events(linescan, model, "hybrid", chunk_frames=97)
+    assert [e.to_dict() for e in again.events] == [e.to_dict() for e in hybrid.events]
+
+
+def test_auto_runs_hybrid_only_with_hybrid_json(linescan, tmp_path):
+    model = make_tiny_model_dir(tmp_path / "m", ndim=2, behaviour="threshold",
+                                threshold_dff0=0.5)
+    assert _events(linescan, model, "auto").detector.startswith("network:")
+    HybridParams(min_significance=-1e9).save(model)
+    assert _events(linescan, model, "auto").detector.startswith("hybrid:")
+    assert _events(linescan, model, "network").detector.startswith("network:")
