@@ -29,6 +29,8 @@ class StreamStats:
     n_total_declared: int | None = None
     recording: str | None = None  # base path of the raw recording (add .tif/.json)
     recording_done: bool = False
+    nonfinite_values: int = 0  # NaN/Inf values received (float streams)
+    failure: str | None = None  # why the stream was failed ("record_failed: ..."), if it was
 
     @property
     def errors(self) -> int:
@@ -65,23 +67,32 @@ class StreamStopped:
 IngestItem = StreamStarted | ChunkReceived | StreamStopped
 
 
-@dataclass
+@dataclass(eq=False)
 class StreamState:
-    """Receiver-side state of one running stream: its header and sequence accounting."""
+    """Receiver-side state of one running stream: its header, owner (the connection that
+    started it), sequence accounting and acknowledgement progress."""
 
     header: StartHeader
     stats: StreamStats
+    owner: bytes = b""
     next_first: int = 0
+    acked_seq: int = -1  # every message up to this seq is handled (recorded when recording)
+    final: bool = False  # the stop is handled and the recording closed
+    failure: tuple[str, str] | None = None  # (code, message): later chunks are refused
+    failure_sent: bool = False
 
     def account(self, first: int, n: int) -> tuple[int, int]:
-        """Update gaps for chunk ``[first, first+n)``; return (new items, duplicate items)."""
+        """Update gaps for chunk ``[first, first+n)``; return (new items, duplicate items).
+        Keeps ``stats.missing_frames`` up to date without re-summing the gap list."""
         end, gaps = first + n, self.stats.gap_ranges
         if first >= self.next_first:
             if first > self.next_first:
                 gaps.append([self.next_first, first])
+                self.stats.missing_frames += first - self.next_first
             self.next_first = end
             return n, 0
         filled = _subtract_range(gaps, first, min(end, self.next_first))
+        self.stats.missing_frames -= filled
         beyond = max(0, end - self.next_first)
         if filled:
             self.stats.out_of_order += 1
@@ -91,6 +102,8 @@ class StreamState:
 
 def _subtract_range(gaps: list[list[int]], start: int, end: int) -> int:
     """Remove ``[start, end)`` from the gap list in place; return how many items it filled."""
+    if not gaps or end <= gaps[0][0] or start >= gaps[-1][1]:  # sorted, disjoint
+        return 0
     filled, kept = 0, []
     for gap_start, gap_end in gaps:
         lo, hi = max(gap_start, start), min(gap_end, end)

@@ -1,27 +1,38 @@
 """Publisher SDK: what acquisition software (or a replay) calls to stream into castream.
 
-A :class:`Publisher` owns one ZeroMQ PUSH socket and one stream::
+A :class:`Publisher` owns one ZeroMQ DEALER socket and one stream::
 
     with Publisher("tcp://127.0.0.1:5555", stream="cell-07") as pub:
         pub.start("linescan", "uint16", (512,), pixel_um=0.2, dt_ms=1.5)
         for lines in camera:           # (n, 512) or (512,)
             pub.send(lines)
-    # leaving the block calls stop(): flushes buffered lines, sends ``stop`` with n_total
+    # leaving the block calls stop(): flushes buffered lines, sends ``stop`` with n_total,
+    # waits until the receiver has recorded everything, raises if anything is missing
 
 Line-scans are buffered and sent in chunks of ``chunk_lines`` lines; movie frames go out
 as they are given (one message per ``send`` call, split only above ``max_message_bytes``).
 Sequence numbers, ``first`` indices and timestamps are filled in here, in one place.
 
-Delivery is lossless: PUSH blocks when the receiver is slow or absent (after ``sndhwm``
-queued messages). With ``send_timeout_ms=None`` (the default) ``send`` waits as long as it
-takes; with a timeout it raises :class:`PublisherTimeout` instead -- it never drops data
-silently. Payloads are sent zero-copy: do not modify an array after passing it to ``send``.
+Delivery is acknowledged (wire version 2): the ingest answers every message it has handled
+-- recorded, when it records -- and refuses what it cannot take. At most ``max_in_flight``
+messages are unacknowledged (credit-based flow control: a slow receiver slows the
+publisher down). :meth:`Publisher.start` waits for the receiver to accept the stream;
+:meth:`Publisher.stop` waits until every line/frame is recorded and returns a
+:class:`DeliveryReport` (sent / received / recorded / missing), or raises
+:class:`DeliveryError` when anything sent was not received or not recorded. A refusal
+(bad data, a stream owned by someone else, a failed recording) raises
+:class:`PublisherRefused` at the next call; a receiver that says nothing for
+``ack_timeout_ms`` (none listening, crashed, restarted) raises :class:`PublisherTimeout`.
+It never reports success for data that was not recorded. Payloads are sent zero-copy: do
+not modify an array after passing it to ``send``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +42,9 @@ from acquisition.wire import (
     ChunkHeader,
     StartHeader,
     StopHeader,
+    WireError,
     decode_header,
+    decode_reply,
     encode_header,
     encode_message,
 )
@@ -41,7 +54,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 DEFAULT_SNDHWM = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_ABORT_LINGER_MS = 5000
+DEFAULT_ACK_TIMEOUT_MS = 5000
+DEFAULT_MAX_IN_FLIGHT = 1000
 
 
 class PublisherError(ValueError):
@@ -49,8 +63,54 @@ class PublisherError(ValueError):
 
 
 class PublisherTimeout(TimeoutError):
-    """The receiver did not take a message within ``send_timeout_ms``; nothing was dropped
+    """The receiver did not take or did not answer a message in time; nothing was dropped
     silently -- the caller decides whether to retry or abort."""
+
+
+class PublisherRefused(PublisherError):
+    """The receiver refused a message of this stream (``code`` says why)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What the receiver confirmed at the end of a stream (lines/frames)."""
+
+    stream: str
+    sent: int
+    received: int
+    recorded: int | None  # None: the receiver does not record
+    missing_frames: int = 0
+    missing: list[list[int]] = field(default_factory=list)  # [start, end) ranges (first 64)
+    recording: str | None = None  # base path of the recording on the receiver
+    failure: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Everything sent (and declared) was received and, when the receiver records,
+        recorded."""
+        recorded_all = self.recorded is None or self.recorded >= self.sent
+        return (self.received >= self.sent and recorded_all and self.failure is None
+                and self.missing_frames == 0)
+
+    def describe(self) -> str:
+        recorded = "not recorded (receiver does not record)" if self.recorded is None else (
+            f"{self.recorded} recorded")
+        text = f"stream {self.stream!r}: {self.sent} sent, {self.received} received, {recorded}"
+        if self.missing_frames:
+            text += f", {self.missing_frames} missing in {self.missing}"
+        return text + (f"; {self.failure}" if self.failure else "")
+
+
+class DeliveryError(PublisherError):
+    """The stream ended but not everything sent was received and recorded."""
+
+    def __init__(self, report: DeliveryReport):
+        super().__init__(f"delivery incomplete: {report.describe()}")
+        self.report = report
 
 
 class Publisher:
@@ -69,13 +129,19 @@ class Publisher:
         :meth:`close`. With a shared context, terminate it only after the last ``send``'s
         arrays may be freed (zero-copy sends reference them until they are on the wire).
     send_timeout_ms
-        ``None`` blocks until the receiver takes each message (lossless backpressure);
+        ``None`` blocks until ZeroMQ takes each message (lossless backpressure);
         a number raises :class:`PublisherTimeout` after that many ms. It also bounds how
         long :meth:`close` lingers to deliver queued messages.
     sndhwm
         Messages ZeroMQ may queue before ``send`` blocks.
     max_message_bytes
         Frames given in one ``send`` call are split into messages no larger than this.
+    ack_timeout_ms
+        How long the receiver may stay silent while the publisher waits for it (the start's
+        acceptance, credit, the stop's confirmation) before :class:`PublisherTimeout`. A busy
+        receiver sends heartbeats every second, so this bounds silence, not slowness.
+    max_in_flight
+        Messages sent but not yet acknowledged before ``send`` waits.
     """
 
     def __init__(
@@ -87,6 +153,8 @@ class Publisher:
         send_timeout_ms: int | None = None,
         sndhwm: int = DEFAULT_SNDHWM,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ):
         if chunk_lines < 1:
             raise PublisherError(f"chunk_lines must be >= 1, got {chunk_lines}")
@@ -102,12 +170,19 @@ class Publisher:
         self._pending: list[np.ndarray] = []
         self._pending_lines = 0
         self._pending_t_ns = 0
+        self.ack_timeout_s = ack_timeout_ms / 1000.0
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.last_ack: dict[str, Any] = {}
+        self._acked_seq = -1
+        self._refusal: PublisherRefused | None = None
         # Our own context unless given one: close() terminates it, which waits until the
         # zero-copy messages are really sent, so their buffers stay alive until then.
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
-        self._socket = self._context.socket(zmq.PUSH)
-        self._socket.setsockopt(zmq.SNDHWM, int(sndhwm))
+        self._socket = self._context.socket(zmq.DEALER)
+        # a fixed identity keeps the stream ours across reconnects of the same connection
+        self._socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)
+        self._socket.setsockopt(zmq.SNDHWM, max(int(sndhwm), self.max_in_flight + 2))
         self._socket.setsockopt(zmq.SNDTIMEO, -1 if send_timeout_ms is None else send_timeout_ms)
         self._socket.connect(endpoint)
 
@@ -136,7 +211,9 @@ class Publisher:
         )
         decode_header(encode_header(header))  # same validation as the receiver
         self._seq, self.n_sent, self.messages_sent = 0, 0, 0
+        self._acked_seq, self.last_ack, self._refusal = -1, {}, None
         self._send_parts(encode_message(header))
+        self._wait_acked(0, "the receiver to accept the stream")
         self.header = header
         return header
 
@@ -164,24 +241,35 @@ class Publisher:
         self._pending, self._pending_lines = [], 0
         self._send_chunk(np.ascontiguousarray(block), self._pending_t_ns)
 
-    def stop(self, n_total: int | None = None) -> StopHeader:
+    def stop(self, n_total: int | None = None) -> DeliveryReport:
         """Flush and close the stream with ``n_total`` = lines/frames sent (or the given
-        value, e.g. what the instrument acquired)."""
+        value, e.g. what the instrument acquired); wait until the receiver confirms.
+
+        Returns the :class:`DeliveryReport`; raises :class:`DeliveryError` when not everything
+        sent was received and recorded, :class:`PublisherRefused` or :class:`PublisherTimeout`.
+        """
         self._require_started()
         self.flush()
         n_total = self.n_sent if n_total is None else int(n_total)
         stop = StopHeader(stream=self.stream, seq=self._seq, n_total=n_total)
-        self._send_parts(encode_message(stop))
         self.header = None
-        return stop
+        self._send_parts(encode_message(stop))
+        self._wait_acked(stop.seq, "the receiver to confirm the recording", final=True)
+        report = self._report()
+        if not report.complete:
+            raise DeliveryError(report)
+        log.info("%s", report.describe())
+        return report
 
     def close(self, linger_ms: int | None = None) -> None:
-        """Close the socket and deliver queued messages: waits until they are sent, or for
-        at most ``linger_ms`` (default ``send_timeout_ms``; forever when that is ``None``)."""
+        """Close the socket. Queued messages get at most ``linger_ms`` (default: nothing when
+        every message was acknowledged or the stream failed, else ``ack_timeout_ms``) --
+        close never hangs on an absent receiver; what was not acknowledged was reported."""
         if self._socket.closed:
             return
         if linger_ms is None:
-            linger_ms = -1 if self.send_timeout_ms is None else self.send_timeout_ms
+            settled = self._acked_seq >= self._seq - 1 or self._refusal is not None
+            linger_ms = 0 if settled else int(self.ack_timeout_s * 1000)
         self._socket.close(linger=linger_ms)
         if self._own_context:
             self._context.term()
@@ -191,14 +279,16 @@ class Publisher:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            if self.header is not None:
-                self.stop()
-            self.close()
+            try:
+                if self.header is not None:
+                    self.stop()
+            finally:
+                self.close()
             return
         if self.header is not None:
             log.warning("stream %r aborted by %s; no stop sent", self.stream, exc_type.__name__)
-        # deliver what was sent before the error, but do not hang on an absent receiver
-        self.close(linger_ms=min(self.send_timeout_ms or _ABORT_LINGER_MS, _ABORT_LINGER_MS))
+        # the error is already the caller's news: do not linger on an absent receiver
+        self.close(linger_ms=0)
 
     # -- internals --------------------------------------------------------------------
     def _require_started(self) -> StartHeader:
@@ -259,6 +349,9 @@ class Publisher:
         self.n_sent += n
 
     def _send_parts(self, parts: list[Any]) -> None:
+        self._take_replies(0.0)
+        while self._seq - self._acked_seq > self.max_in_flight:  # credit
+            self._wait_reply("credit (earlier messages to be acknowledged)")
         try:
             self._socket.send_multipart(parts, copy=False)
         except zmq.Again:
@@ -268,3 +361,44 @@ class Publisher:
             ) from None
         self._seq += 1
         self.messages_sent += 1
+
+    # -- acknowledgements ---------------------------------------------------------------
+    def _wait_acked(self, seq: int, what: str, final: bool = False) -> None:
+        while self._acked_seq < seq or (final and not self.last_ack.get("final")):
+            self._wait_reply(what)
+
+    def _wait_reply(self, what: str) -> None:
+        """Wait for the next reply; raise on a refusal or after ``ack_timeout_ms`` of silence."""
+        if not self._socket.poll(int(self.ack_timeout_s * 1000), zmq.POLLIN):
+            raise PublisherTimeout(
+                f"stream {self.stream!r}: no answer from a castream ingest at {self.endpoint} "
+                f"for {self.ack_timeout_s:g} s while waiting for {what} (is `castream serve` "
+                f"or `castream ingest` running there? {self.n_sent} lines/frames sent, "
+                f"{self.last_ack.get('recorded', 0)} confirmed recorded)")
+        self._take_replies(0.0)
+
+    def _take_replies(self, timeout_s: float) -> None:
+        """Process every reply already here; raise :class:`PublisherRefused` on a refusal."""
+        while self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+            timeout_s = 0.0
+            try:
+                reply = decode_reply(self._socket.recv(zmq.NOBLOCK))
+            except (zmq.Again, WireError):
+                continue
+            if reply["kind"] == "refused":
+                self._refusal = PublisherRefused(
+                    str(reply.get("code")), f"stream {self.stream!r} refused by the receiver "
+                    f"[{reply.get('code')}]: {reply.get('message')}")
+            elif reply.get("stream") == self.stream and isinstance(reply.get("seq"), int):
+                self._acked_seq = max(self._acked_seq, reply["seq"])
+                self.last_ack = reply
+        if self._refusal is not None:
+            raise self._refusal
+
+    def _report(self) -> DeliveryReport:
+        ack = self.last_ack
+        return DeliveryReport(
+            stream=self.stream, sent=self.n_sent, received=int(ack.get("received", 0)),
+            recorded=int(ack.get("recorded", 0)) if ack.get("recording") else None,
+            missing_frames=int(ack.get("missing_frames", 0)), missing=ack.get("missing") or [],
+            recording=ack.get("path"), failure=ack.get("failure"))

@@ -108,7 +108,8 @@ class RawRecorder:
         self._names_in_use: set[str] = set()
         self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="castream-rec")
         self._lock = threading.Lock()
-        self._pending_bytes = threading.Semaphore(max(1, max_pending_bytes // 65536))
+        self._capacity = max(1, max_pending_bytes // 65536)
+        self._pending_bytes = threading.Semaphore(self._capacity)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="castream-rec-writer",
                                         daemon=True)
@@ -119,27 +120,44 @@ class RawRecorder:
         if header.stream in self._open:
             raise ValueError(f"stream {header.stream!r} is already being recorded")
         base = self._unique_base(sanitize_stream_id(header.stream))
-        _write_json(_sidecar(base), {"start": _header_fields(header), "stop": None})
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        raw_fd = os.open(_path(base, ".raw"), flags, 0o644)
-        idx_fd = os.open(_path(base, ".idx"), flags | os.O_APPEND, 0o644)
-        self._open[header.stream] = _OpenRecording(header, base, raw_fd, idx_fd)
+        fds: list[int] = []
+        try:
+            _write_json(_sidecar(base), {"start": _header_fields(header), "stop": None})
+            fds.append(os.open(_path(base, ".raw"), flags, 0o644))
+            fds.append(os.open(_path(base, ".idx"), flags | os.O_APPEND, 0o644))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            _remove_raw_files(base)
+            with self._lock:
+                self._names_in_use.discard(base.name)
+            raise
+        self._open[header.stream] = _OpenRecording(header, base, *fds)
         log.info("recording stream %r to %s.raw", header.stream, base)
         return base
 
     def write(self, stream: str, first: int, n: int, payload: Any,
-              on_written: Callable[[], None] | None = None) -> None:
+              on_written: Callable[[], None] | None = None,
+              on_failed: Callable[[OSError], None] | None = None) -> None:
         """Queue ``n`` items starting at index ``first`` (payload: bytes-like, C order, kept
         alive until written); ``on_written`` runs on the writer thread once they are in the
-        file. Raises the ``OSError`` of an earlier failed write of this stream."""
+        file, ``on_failed(error)`` instead when they could not be written. Raises the
+        ``OSError`` of an earlier failed write of this stream."""
         rec = self._open[stream]
         if rec.error is not None:
             raise rec.error
         view = memoryview(payload).cast("B")
-        tokens = max(1, view.nbytes // 65536)
+        # a chunk larger than the whole budget takes all of it (asking for more would block
+        # forever); it then waits until every earlier write is done
+        tokens = min(self._capacity, max(1, view.nbytes // 65536))
         for _ in range(tokens):
             self._pending_bytes.acquire()
-        self._queue.put((rec, first, n, view, tokens, on_written))
+        self._queue.put((rec, first, n, view, tokens, on_written, on_failed))
+
+    def after_writes(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the writer thread once every write queued so far is done."""
+        self._queue.put(callback)
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every write queued so far is in its file; False on timeout."""
@@ -153,39 +171,46 @@ class RawRecorder:
             if item is None:
                 return
             if callable(item):
-                item()
+                _run_safely(item)
                 continue
-            rec, first, n, view, tokens, on_written = item
-            try:
-                if rec.error is None:
-                    _pwrite_all(rec.raw_fd, view, first * rec.header.item_bytes)
-                    os.write(rec.idx_fd, _INDEX_RECORD.pack(first, n))
-                    if on_written is not None:
-                        on_written()
-            except OSError as exc:
-                log.error("recording of %r failed: %s", rec.header.stream, exc)
-                rec.error = exc
-            finally:
-                self._pending_bytes.release(tokens)
+            self._write_one(*item)
+
+    def _write_one(self, rec: _OpenRecording, first: int, n: int, view: memoryview, tokens: int,
+                   on_written: Callable[[], None] | None,
+                   on_failed: Callable[[OSError], None] | None) -> None:
+        try:
+            if rec.error is None:
+                _pwrite_all(rec.raw_fd, view, first * rec.header.item_bytes)
+                os.write(rec.idx_fd, _INDEX_RECORD.pack(first, n))
+        except OSError as exc:
+            log.error("recording of stream %r failed: %s", rec.header.stream, exc)
+            rec.error = exc
+        finally:
+            self._pending_bytes.release(tokens)
+        if rec.error is None:
+            if on_written is not None:
+                _run_safely(on_written)
+        elif on_failed is not None:
+            _run_safely(lambda: on_failed(rec.error))
 
     def is_recording(self, stream: str) -> bool:
         return stream in self._open
 
     def finish(
-        self, stream: str, n_total: int | None = None, stopped: bool = True
+        self, stream: str, n_total: int | None = None, stopped: bool = True,
+        on_closed: Callable[[OSError | None], None] | None = None,
     ) -> Future[RecordingSummary]:
-        """After the stream's queued writes: close its raw files and convert them to TIFF +
-        JSON in the background."""
+        """After the stream's queued writes: sync and close its raw files (``on_closed(error)``
+        then runs on the writer thread) and convert them to TIFF + JSON in the background."""
         rec = self._open.pop(stream)
         done: Future[RecordingSummary] = Future()
 
         def close_and_convert() -> None:
-            os.close(rec.raw_fd)
-            os.close(rec.idx_fd)
-            _write_json(_sidecar(rec.base), {"start": _header_fields(rec.header),
-                                             "stop": {"n_total": n_total, "stopped": stopped}})
-            if rec.error is not None:
-                done.set_exception(rec.error)
+            error = _close_recording(rec, n_total, stopped)
+            if on_closed is not None:
+                _run_safely(lambda: on_closed(error))
+            if error is not None:
+                done.set_exception(error)
                 return
             conversion = self._converter.submit(convert_raw, rec.base)
             conversion.add_done_callback(lambda f: _chain(f, done))
@@ -210,6 +235,35 @@ class RawRecorder:
                 candidate = f"{name}-{counter}"
             self._names_in_use.add(candidate)
             return self.directory / candidate
+
+
+def _close_recording(rec: _OpenRecording, n_total: int | None, stopped: bool) -> OSError | None:
+    """fsync and close the raw files, write the stop into the sidecar; the first error."""
+    error = rec.error
+    for fd in (rec.raw_fd, rec.idx_fd):
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            error = error or exc
+        finally:
+            os.close(fd)
+    try:
+        _write_json(_sidecar(rec.base), {"start": _header_fields(rec.header),
+                                         "stop": {"n_total": n_total, "stopped": stopped}})
+    except OSError as exc:
+        error = error or exc
+    if error is not None:
+        log.error("recording %s.raw is incomplete: %s (its recorded chunks stay on disk; "
+                  "`castream recover %s` converts them)", rec.base, error, rec.base.parent)
+    return error
+
+
+def _run_safely(callback: Callable[[], Any]) -> None:
+    """Run a callback on the writer thread; an error in it must not end the thread."""
+    try:
+        callback()
+    except Exception:
+        log.exception("recorder callback failed")
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:

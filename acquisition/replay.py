@@ -17,7 +17,12 @@ from pathlib import Path
 
 import zmq
 
-from acquisition.publisher import DEFAULT_ENDPOINT, Publisher
+from acquisition.publisher import (
+    DEFAULT_ACK_TIMEOUT_MS,
+    DEFAULT_ENDPOINT,
+    DeliveryReport,
+    Publisher,
+)
 from acquisition.recorder import sanitize_stream_id
 from acquisition.tiff_source import TiffSource, open_tiff
 from acquisition.wire import DTYPES
@@ -37,6 +42,7 @@ class ReplaySummary:
     items_sent: int  # lines or frames
     messages: int  # including start and stop
     seconds: float
+    delivery: DeliveryReport | None = None  # what the receiver confirmed
 
     @property
     def items_per_s(self) -> float:
@@ -57,6 +63,7 @@ def replay_file(
     context: zmq.Context | None = None,
     send_timeout_ms: int | None = None,
     progress_position: int | None = None,
+    ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS,
 ) -> ReplaySummary:
     """Stream one TIFF file to an ingest at ``endpoint``.
 
@@ -73,11 +80,17 @@ def replay_file(
         Frames per message for movies.
     pixel_um, dt_ms, blank
         Override the file's calibration.
+    ack_timeout_ms
+        How long the receiver may stay silent before the replay fails.
 
     Raises
     ------
     FileNotFoundError, acquisition.tiff_source.TiffSourceError
         Before anything is sent, for a missing, non-TIFF, corrupt or uncalibrated file.
+    acquisition.publisher.PublisherTimeout
+        Nothing answers at ``endpoint`` (or it stopped answering).
+    acquisition.publisher.PublisherRefused, acquisition.publisher.DeliveryError
+        The receiver refused the stream or did not record all of it.
     """
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be > 0 or None (as fast as possible), got {rate}")
@@ -86,18 +99,20 @@ def replay_file(
         stream = stream or sanitize_stream_id(Path(path).name.split(".")[0])
         per_message = chunk_lines if source.mode == "linescan" else max(1, frames_per_message)
         with Publisher(endpoint, stream=stream, chunk_lines=chunk_lines, context=context,
-                       send_timeout_ms=send_timeout_ms) as publisher:
+                       send_timeout_ms=send_timeout_ms,
+                       ack_timeout_ms=ack_timeout_ms) as publisher:
             started = time.monotonic()
             publisher.start(source.mode, source.dtype, source.shape[1:], source.pixel_um,
                             source.dt_ms, blank=source.blank, cell=source.cell,
                             metadata={"source": Path(path).name})
             _send_paced(source, publisher, per_message, rate, progress, progress_position)
-            publisher.stop()
+            delivery = publisher.stop()
             messages, items = publisher.messages_sent, publisher.n_sent
         seconds = time.monotonic() - started
-    summary = ReplaySummary(str(path), stream, source.mode, items, messages, seconds)
-    log.info("replayed %s as stream %r: %d %s in %d messages, %.2f s", path, stream, items,
-             "lines" if source.mode == "linescan" else "frames", messages, seconds)
+    summary = ReplaySummary(str(path), stream, source.mode, items, messages, seconds, delivery)
+    log.info("replayed %s as stream %r: %d %s in %d messages, %.2f s; %s", path, stream, items,
+             "lines" if source.mode == "linescan" else "frames", messages, seconds,
+             delivery.describe())
     return summary
 
 

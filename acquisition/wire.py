@@ -11,9 +11,26 @@ A message is a ZeroMQ multipart ``[header, payload]``:
   free ``metadata``.
 * ``chunk`` also carries ``first`` (index of its first line/frame in the stream), ``n``
   (number of lines/frames) and ``t_ns`` (acquisition time of the first one, ns since epoch).
+  Since version 2 a chunk may name its ``dtype`` (the SDK always does), which must then equal
+  the start's: bytes of the right size but another type are refused.
 * ``stop`` may carry ``n_total`` (lines/frames the producer sent).
 * ``payload`` is the chunk's raw C-order bytes (``n * prod(shape)`` items of ``dtype``);
   ``start`` and ``stop`` have an empty payload. Nothing is ever pickled.
+
+Delivery is acknowledged (version 2): publishers connect a DEALER socket to the ingest's
+ROUTER, and the ingest answers on the same connection with one-frame msgpack replies
+(:func:`encode_reply` / :func:`decode_reply`):
+
+* ``ack``: ``stream``, ``seq`` (every message of the stream up to this one is handled:
+  received and, when the receiver records, written to the recording), ``received``,
+  ``recorded`` (lines/frames), ``recording`` (whether the receiver records), ``missing``
+  (ranges ``[start, end)`` not received), ``final`` (true once the stop is handled and the
+  recording closed);
+* ``refused``: ``stream`` (or nil), ``seq``, ``code`` and ``message`` -- the message was not
+  accepted (bad input, a stream owned by another connection, a failed recording...).
+
+Calibration is validated at ``start``: ``pixel_um`` in [0.01, 100], ``dt_ms`` in
+[0.01, 10,000], a finite ``blank``.
 
 Producers build headers through :class:`StartHeader`, :class:`ChunkHeader` and
 :class:`StopHeader`; the receiver validates with :func:`decode_header` and
@@ -29,13 +46,18 @@ from typing import Any, Literal
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
 MODES = ("linescan", "frames")
 DTYPES = ("uint8", "uint16", "int16", "uint32", "float32")
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 MAX_STREAM_ID_CHARS = 128
+PIXEL_UM_RANGE = (0.01, 100.0)
+DT_MS_RANGE = (0.01, 10_000.0)
+MAX_FIRST = 1 << 48  # lines/frames; beyond this a chunk index is corrupt
+MAX_CHUNK_ITEMS = 1 << 31
+REPLY_KINDS = ("ack", "refused")
 
 
 class WireError(ValueError):
@@ -96,6 +118,7 @@ class ChunkHeader:
     first: int
     n: int
     t_ns: int
+    dtype: str | None = None  # required since version 2
     v: int = SCHEMA_VERSION
     kind: Literal["chunk"] = "chunk"
 
@@ -119,6 +142,8 @@ def encode_header(header: Header) -> bytes:
     fields = asdict(header)
     if isinstance(header, StartHeader):
         fields["shape"] = list(header.shape)
+    if isinstance(header, ChunkHeader) and header.dtype is None:
+        del fields["dtype"]
     return msgpack.packb(fields, use_bin_type=True)
 
 
@@ -160,7 +185,7 @@ def _unpack_map(raw: bytes) -> dict:
     return fields
 
 
-def _decode_common(fields: dict) -> tuple[str, str, int]:
+def _decode_common(fields: dict) -> tuple[str, str, int, int]:
     stream = fields.get("stream") if isinstance(fields.get("stream"), str) else None
     version = _require(fields, "v", (int,), stream)
     if version not in SUPPORTED_VERSIONS:
@@ -174,12 +199,12 @@ def _decode_common(fields: dict) -> tuple[str, str, int]:
         raise WireError("bad_header", f"stream id must be 1-{MAX_STREAM_ID_CHARS} characters")
     kind = _require(fields, "kind", (str,), stream)
     seq = _require(fields, "seq", (int,), stream)
-    if seq < 0:
-        raise WireError("bad_header", f"seq must be >= 0, got {seq}", stream)
-    return stream, kind, seq
+    if not 0 <= seq < 1 << 63:
+        raise WireError("bad_header", f"seq must be in [0, 2**63), got {seq}", stream)
+    return stream, kind, seq, version
 
 
-def _decode_start(fields: dict, stream: str, seq: int) -> StartHeader:
+def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHeader:
     mode = _require(fields, "mode", (str,), stream)
     if mode not in MODES:
         raise WireError("bad_header", f"mode must be one of {MODES}, got {mode!r}", stream)
@@ -196,14 +221,13 @@ def _decode_start(fields: dict, stream: str, seq: int) -> StartHeader:
             f"shape for mode {mode!r} must be {want_ndim} positive ints <= 65536, got {shape!r}",
             stream,
         )
-    pixel_um = float(_require(fields, "pixel_um", (int, float), stream))
-    dt_ms = float(_require(fields, "dt_ms", (int, float), stream))
-    for name, value in (("pixel_um", pixel_um), ("dt_ms", dt_ms)):
-        if not math.isfinite(value) or value <= 0:
-            raise WireError("bad_header", f"{name} must be a positive number, got {value}", stream)
+    pixel_um = _in_range(fields, "pixel_um", PIXEL_UM_RANGE, stream)
+    dt_ms = _in_range(fields, "dt_ms", DT_MS_RANGE, stream)
     blank = fields.get("blank")
-    if blank is not None and (isinstance(blank, bool) or not isinstance(blank, (int, float))):
-        raise WireError("bad_header", f"blank must be a number or absent, got {blank!r}", stream)
+    if blank is not None and (isinstance(blank, bool) or not isinstance(blank, (int, float))
+                              or not math.isfinite(blank)):
+        raise WireError("bad_header", f"blank must be a finite number or absent, got {blank!r}",
+                        stream)
     cell = fields.get("cell")
     if cell is not None and not isinstance(cell, str):
         raise WireError("bad_header", f"cell must be a string or absent, got {cell!r}", stream)
@@ -213,36 +237,52 @@ def _decode_start(fields: dict, stream: str, seq: int) -> StartHeader:
     return StartHeader(
         stream=stream, mode=mode, dtype=dtype, shape=tuple(shape), pixel_um=pixel_um,
         dt_ms=dt_ms, blank=None if blank is None else float(blank), cell=cell,
-        metadata=metadata, seq=seq,
+        metadata=metadata, seq=seq, v=version,
     )
 
 
-def _decode_chunk(fields: dict, stream: str, seq: int) -> ChunkHeader:
+def _in_range(fields: dict, name: str, bounds: tuple[float, float], stream: str) -> float:
+    value = float(_require(fields, name, (int, float), stream))
+    low, high = bounds
+    if not math.isfinite(value) or not low <= value <= high:
+        raise WireError("calibration", f"{name} must be between {low:g} and {high:g}, got "
+                        f"{value:g}", stream)
+    return value
+
+
+def _decode_chunk(fields: dict, stream: str, seq: int, version: int) -> ChunkHeader:
     first = _require(fields, "first", (int,), stream)
     n = _require(fields, "n", (int,), stream)
     t_ns = _require(fields, "t_ns", (int,), stream)
-    if first < 0 or n <= 0:
-        raise WireError("bad_header", f"chunk needs first >= 0 and n > 0, got {first}, {n}", stream)
-    return ChunkHeader(stream=stream, seq=seq, first=first, n=n, t_ns=t_ns)
+    if not 0 <= first <= MAX_FIRST or not 0 < n <= MAX_CHUNK_ITEMS:
+        raise WireError("bad_header", f"chunk needs 0 <= first <= {MAX_FIRST} and "
+                        f"0 < n <= {MAX_CHUNK_ITEMS}, got first={first}, n={n}", stream)
+    dtype = fields.get("dtype")
+    if dtype is not None:
+        dtype = _require(fields, "dtype", (str,), stream)
+    return ChunkHeader(stream=stream, seq=seq, first=first, n=n, t_ns=t_ns, dtype=dtype,
+                       v=version)
 
 
-def _decode_stop(fields: dict, stream: str, seq: int) -> StopHeader:
+def _decode_stop(fields: dict, stream: str, seq: int, version: int) -> StopHeader:
     n_total = fields.get("n_total")
-    if n_total is not None and (isinstance(n_total, bool) or not isinstance(n_total, int)):
-        raise WireError("bad_header", f"n_total must be an int or absent, got {n_total!r}", stream)
-    return StopHeader(stream=stream, seq=seq, n_total=n_total)
+    if n_total is not None and (isinstance(n_total, bool) or not isinstance(n_total, int)
+                                or not 0 <= n_total <= MAX_FIRST):
+        raise WireError("bad_header", f"n_total must be an int in [0, {MAX_FIRST}] or absent, "
+                        f"got {n_total!r}", stream)
+    return StopHeader(stream=stream, seq=seq, n_total=n_total, v=version)
 
 
 def decode_header(raw: bytes) -> Header:
     """Parse and validate a header; raises :class:`WireError` naming what is wrong."""
     fields = _unpack_map(bytes(raw))
-    stream, kind, seq = _decode_common(fields)
+    stream, kind, seq, version = _decode_common(fields)
     if kind == "start":
-        return _decode_start(fields, stream, seq)
+        return _decode_start(fields, stream, seq, version)
     if kind == "chunk":
-        return _decode_chunk(fields, stream, seq)
+        return _decode_chunk(fields, stream, seq, version)
     if kind == "stop":
-        return _decode_stop(fields, stream, seq)
+        return _decode_stop(fields, stream, seq, version)
     raise WireError("bad_header", f"kind must be start/chunk/stop, got {kind!r}", stream)
 
 
@@ -258,6 +298,9 @@ def decode_payload(
     match what the ``start`` header declared for ``chunk.n`` lines/frames.
     """
     buffer = memoryview(payload)
+    if chunk.dtype is not None and chunk.dtype != start.dtype:
+        raise WireError("dtype", f"chunk carries {chunk.dtype} but stream {chunk.stream!r} "
+                        f"was started as {start.dtype}", chunk.stream)
     expected = chunk.n * start.item_bytes
     if expected > max_payload_bytes or buffer.nbytes > max_payload_bytes:
         raise WireError(
@@ -275,3 +318,22 @@ def decode_payload(
         )
     array = np.frombuffer(buffer, dtype=start.dtype)
     return array.reshape((chunk.n, *start.shape))
+
+
+def encode_reply(kind: str, stream: str | None, seq: int | None, **fields: Any) -> bytes:
+    """One reply of the ingest to a publisher (``ack`` or ``refused``), as msgpack bytes."""
+    if kind not in REPLY_KINDS:
+        raise ValueError(f"reply kind must be one of {REPLY_KINDS}, got {kind!r}")
+    return msgpack.packb({"v": SCHEMA_VERSION, "kind": kind, "stream": stream, "seq": seq,
+                          **fields}, use_bin_type=True)
+
+
+def decode_reply(raw: bytes) -> dict[str, Any]:
+    """Parse a reply; raises :class:`WireError` (``bad_reply``) when it is not one."""
+    try:
+        fields = msgpack.unpackb(bytes(raw), raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise WireError("bad_reply", f"reply is not valid msgpack: {exc}") from None
+    if not isinstance(fields, dict) or fields.get("kind") not in REPLY_KINDS:
+        raise WireError("bad_reply", f"not a castream reply: {str(fields)[:80]}")
+    return fields

@@ -39,7 +39,7 @@ BAD_MESSAGES = {
     "wrongdtype": ([_start("wrongdtype", dtype="float64")], "dtype"),
     "badshape": ([_start("badshape"), _chunk("badshape", 0, 4, b"\0" * (4 * 32 + 64))],
                  "shape"),
-    "newschema": ([_start("newschema", v=2)], "unknown_version"),
+    "newschema": ([_start("newschema", v=3)], "unknown_version"),
     "huge": ([_start("huge"), _chunk("huge", 0, 40_000, b"\0" * (40_000 * 32))], "oversize"),
     "ghost": ([_chunk("ghost", 0, 4, b"\0" * 128)], "unknown_stream"),
     "threeparts": ([_start("threeparts") + [b"extra"]], "bad_frames"),
@@ -51,7 +51,7 @@ def test_bad_messages_are_counted_and_valid_stream_loses_nothing(
 ) -> None:
     ingest = ingest_factory(record_dir=tmp_path, queue_size=10_000, max_payload_bytes=MAX_PAYLOAD)
     good = np.random.default_rng(0).integers(0, 4096, (64 * 40, 16), dtype=np.uint16)
-    bad = zmq.Context.instance().socket(zmq.PUSH)
+    bad = zmq.Context.instance().socket(zmq.DEALER)
     bad.connect(ingest.endpoint)
     with Publisher(ingest.endpoint, stream="good", chunk_lines=64) as pub:
         pub.start("linescan", "uint16", (16,), pixel_um=0.2, dt_ms=1.0)
@@ -82,7 +82,7 @@ def test_bad_messages_are_counted_and_valid_stream_loses_nothing(
 
 def test_chunk_far_beyond_stream_limit_is_a_sequence_error(ingest_factory) -> None:
     ingest = ingest_factory(max_stream_bytes=1 << 20)
-    push = zmq.Context.instance().socket(zmq.PUSH)
+    push = zmq.Context.instance().socket(zmq.DEALER)
     push.connect(ingest.endpoint)
     push.send_multipart(_start("jump"))
     push.send_multipart(_chunk("jump", 10**9, 1, b"\0" * 32))
@@ -93,7 +93,7 @@ def test_chunk_far_beyond_stream_limit_is_a_sequence_error(ingest_factory) -> No
 
 def test_payload_on_start_message_is_rejected(ingest_factory) -> None:
     ingest = ingest_factory()
-    push = zmq.Context.instance().socket(zmq.PUSH)
+    push = zmq.Context.instance().socket(zmq.DEALER)
     push.connect(ingest.endpoint)
     push.send_multipart([_start("loaded")[0], b"unexpected"])
     push.close(linger=-1)
@@ -130,7 +130,7 @@ def test_replay_rejects_bad_files_before_sending(
 
 def test_corrupt_raw_message_mid_stream_keeps_stream_alive(ingest_factory, drain) -> None:
     ingest = ingest_factory()
-    push = zmq.Context.instance().socket(zmq.PUSH)
+    push = zmq.Context.instance().socket(zmq.DEALER)
     push.connect(ingest.endpoint)
     push.send_multipart(_start("mid"))
     lines = np.arange(8 * 16, dtype=np.uint16).reshape(8, 16)

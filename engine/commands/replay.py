@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="movie frames per message (default: %(default)s)")
     parser.add_argument("--send-timeout-ms", type=int, default=None,
                         help="fail instead of waiting forever when the ingest does not take data")
+    parser.add_argument("--ack-timeout-s", type=float, default=5.0,
+                        help="fail when the receiver stays silent this long (nothing listening, "
+                        "crashed); a busy receiver sends heartbeats (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             chunk_lines=args.chunk_lines, frames_per_message=args.frames_per_message,
             pixel_um=args.pixel_um, dt_ms=args.dt_ms, blank=args.blank,
             progress=not args.no_progress, send_timeout_ms=args.send_timeout_ms,
-            progress_position=index,
+            progress_position=index, ack_timeout_ms=int(args.ack_timeout_s * 1000),
         )
 
     jobs = list(zip(range(len(args.files)), args.files, _stream_ids(args), strict=True))
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 log.error("%s: %s", path, exc)
                 continue
-            log.info("%s -> stream %r: %d %s in %.2f s (%.0f/s)", path, summary.stream,
+            log.info("%s -> stream %r: %d %s in %.2f s (%.0f/s); %s", path, summary.stream,
                      summary.items_sent, "lines" if summary.mode == "linescan" else "frames",
-                     summary.seconds, summary.items_per_s)
+                     summary.seconds, summary.items_per_s, summary.delivery.describe())
     return 1 if failures else 0

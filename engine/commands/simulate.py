@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "cells, used as prefix STREAM-1, STREAM-2, ...)")
     parser.add_argument("--send-timeout-ms", type=int, default=None,
                         help="give up streaming when the ingest does not take data this long")
+    parser.add_argument("--ack-timeout-s", type=float, default=5.0,
+                        help="give up streaming when the receiver stays silent this long "
+                        "(default: %(default)s)")
 
 
 def _params(args: argparse.Namespace):
@@ -60,14 +63,28 @@ def _publisher_factory(args: argparse.Namespace, rec, k: int):
     if args.stream:
         stream = args.stream if args.n_cells == 1 else f"{args.stream}-{k + 1}"
     return lambda: Publisher(args.stream_to, stream=stream,
-                             send_timeout_ms=args.send_timeout_ms)
+                             send_timeout_ms=args.send_timeout_ms,
+                             ack_timeout_ms=int(args.ack_timeout_s * 1000))
+
+
+def _stream(rec, factory, rate: float) -> bool:
+    """Stream one recording; a receiver that is absent, refuses or does not record it all
+    is one error line (the recording stays on disk), not a traceback or a false success."""
+    from acquisition.publisher import PublisherError
+    from acquisition.simulate import stream_recording
+
+    try:
+        stream_recording(rec, factory, rate=rate)
+    except (PublisherError, TimeoutError) as exc:
+        log.error("streaming %s failed: %s", rec.cell, exc)
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
     from acquisition.simulate import (
         simulate_linescan,
         simulate_movie,
-        stream_recording,
         write_dotti_folder,
         write_recording,
     )
@@ -84,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             paths = write_recording(rec, args.out, f"{rec.cell}")
             log.info("%s: %s -> %s", rec.cell, rec.counts_by_kind(), paths["data"])
-        if args.stream_to:
-            stream_recording(rec, _publisher_factory(args, rec, k), rate=args.rate)
+        if args.stream_to and not _stream(rec, _publisher_factory(args, rec, k), args.rate):
+            return 1
     if args.dotti:
         for rec, paths in zip(recs, write_dotti_folder(recs, args.out), strict=True):
             log.info("%s: %s -> %s", rec.cell, rec.counts_by_kind(), paths["data"])
