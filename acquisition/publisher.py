@@ -241,6 +241,14 @@ class Publisher:
         self._pending, self._pending_lines = [], 0
         self._send_chunk(np.ascontiguousarray(block), self._pending_t_ns)
 
+    def sync(self) -> DeliveryReport:
+        """Flush and wait until every message sent so far is acknowledged (recorded, when the
+        receiver records); the counts so far. Raises like :meth:`stop`."""
+        self._require_started()
+        self.flush()
+        self._wait_acked(self._seq - 1, "earlier messages to be acknowledged")
+        return self._report()
+
     def stop(self, n_total: int | None = None) -> DeliveryReport:
         """Flush and close the stream with ``n_total`` = lines/frames sent (or the given
         value, e.g. what the instrument acquired); wait until the receiver confirms.

@@ -279,8 +279,15 @@ def _chain(source: Future, target: Future) -> None:
         target.set_result(source.result())
 
 
+def unfinished_recordings(directory: str | os.PathLike) -> list[Path]:
+    """Base paths of recordings a crash left as ``.raw`` + ``.start.json``."""
+    return [sidecar.with_name(sidecar.name[: -len(".start.json")])
+            for sidecar in sorted(Path(directory).glob("*.start.json"))]
+
+
 def recover(directory: str | os.PathLike) -> list[RecordingSummary]:
-    """Convert recordings left behind by a crash (``.raw`` + ``.start.json``)."""
+    """Convert recordings left behind by a crash (``.raw`` + ``.start.json``); never run it
+    on a directory that a live ``serve``/``ingest`` is recording into."""
     summaries = []
     for sidecar in sorted(Path(directory).glob("*.start.json")):
         base = sidecar.with_name(sidecar.name[: -len(".start.json")])

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "engine.commands.simulate",
     "replay": "engine.commands.replay",
     "ingest": "engine.commands.ingest",
+    "recover": "engine.commands.recover",
     "serve": "engine.commands.serve",
     "analyze": "engine.commands.analyze",
     "cells": "engine.commands.cells",

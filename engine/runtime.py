@@ -43,11 +43,17 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
     server = Server(ingest, factory, SinkSet(sinks), publisher)
     try:
         yield server
-    finally:
-        server.close()
-        ingest.close()
-        server.sinks.close()
-        factory.close()
+    finally:  # each step runs even when an earlier one fails (recordings are finalized)
+        try:
+            server.close()
+        finally:
+            try:
+                ingest.close()
+            finally:
+                try:
+                    server.sinks.close()
+                finally:
+                    factory.close()
 
 
 @contextmanager

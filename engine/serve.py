@@ -6,6 +6,12 @@ written every chunk). Per stream it writes events as they close, the running cel
 it changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag,
 look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
 dashboard (display sink only; never slows analysis by more than a downsample).
+
+Streams are isolated: an exception while analysing one stream (a bug, memory, a store that
+cannot be written) marks that stream *failed* with a one-line reason (log, :attr:`Server.failed`,
+a last statistics sample) and the loop goes on with the others; the ingest keeps recording it.
+Frames larger than ``MAX_ANALYSIS_PIXELS`` are recorded but not analysed. NaN/Inf values
+(counted by the ingest) are replaced by the chunk's finite median for analysis only.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 PREVIEW_ROWS = 256
 PREVIEW_COLS = 256
 PREVIEW_DFF0_RANGE = (-0.5, 2.5)
+MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
 
 
 def stream_info_from_header(header: StartHeader) -> StreamInfo:
@@ -84,6 +91,7 @@ class Server:
         self.preview_interval_s = preview_interval_s
         self.live: dict[str, _Live] = {}
         self.finished: dict[str, dict] = {}  # stream -> final summary
+        self.failed: dict[str, str] = {}  # stream -> why its analysis stopped
         self.error: Exception | None = None
         self._stop = threading.Event()
         self._done = threading.Condition()
@@ -92,10 +100,16 @@ class Server:
         """Ask :meth:`run` to return (thread-safe)."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """:meth:`stop` was called."""
+        return self._stop.is_set()
+
     def close(self) -> None:
-        """Finish every live stream (flush its analysis to the sinks)."""
+        """Finish every live stream (flush its analysis to the sinks); one failing stream
+        does not keep the others from finishing."""
         for stream in list(self.live):
-            self._finish(stream)
+            self._guarded(stream, self._finish, stream)
 
     def run(self, max_streams: int | None = None) -> None:
         """Process items until :meth:`stop` (or ``max_streams`` streams have finished).
@@ -118,17 +132,22 @@ class Server:
                 self.handle(item)
             self.poll_batches()
             self._periodic()
-            if max_streams is not None and len(self.finished) >= max_streams:
+            if max_streams is not None and self.n_done >= max_streams:
                 break
 
+    @property
+    def n_done(self) -> int:
+        """Streams finished or failed."""
+        return len(self.finished) + len(set(self.failed) - set(self.finished))
+
     def wait_finished(self, n_streams: int, timeout_s: float) -> bool:
-        """Block until ``n_streams`` streams have finished (for the demo and tests).
+        """Block until ``n_streams`` streams have finished or failed (for the demo and tests).
 
         Raises ``RuntimeError`` if the analysis loop failed meanwhile.
         """
         with self._done:
             done = self._done.wait_for(
-                lambda: len(self.finished) >= n_streams or self.error is not None, timeout_s)
+                lambda: self.n_done >= n_streams or self.error is not None, timeout_s)
         if self.error is not None:
             raise RuntimeError(f"analysis stopped: {self.error}") from self.error
         return done
@@ -140,7 +159,7 @@ class Server:
         self.batcher.poll(now)
         for stream, live in list(self.live.items()):
             if live.analyzer.has_ready:
-                self._emit(stream, live, live.analyzer.collect())
+                self._guarded(stream, lambda s=stream, lv=live: self._emit(s, lv, lv.analyzer.collect()))
 
     def _wait_s(self) -> float:
         """Ingest wait: 0.1 s, or less when a partial batch is due sooner."""
@@ -148,12 +167,44 @@ class Server:
         return 0.1 if due is None else min(0.1, due)
 
     def handle(self, item) -> None:
+        """One ingest item, isolated: a failure marks only its stream failed."""
+        stream = item.header.stream
         if isinstance(item, StreamStarted):
-            self._start(item.header)
+            self.failed.pop(stream, None)
+            self._guarded(stream, self._start, item.header)
+        elif stream in self.failed:
+            if isinstance(item, StreamStopped):
+                log.warning("stream %s stopped; its analysis had failed (%s), its recording is "
+                            "complete", stream, self.failed[stream])
         elif isinstance(item, ChunkReceived):
-            self._chunk(item)
+            self._guarded(stream, self._chunk, item)
         elif isinstance(item, StreamStopped):
-            self._finish(item.header.stream)
+            self._guarded(stream, self._finish, stream)
+
+    def _guarded(self, stream: str, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception as exc:  # noqa: BLE001 - one stream must not stop serve
+            self._fail(stream, exc)
+
+    def _fail(self, stream: str, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        self.failed[stream] = reason
+        live = self.live.pop(stream, None)
+        log.error("stream %s: analysis stopped (%s); the stream is still recorded, other "
+                  "streams go on", stream, reason)
+        log.debug("stream %s failure", stream, exc_info=exc)
+        if live is not None:
+            for method, args in (("write_stats", (stream, {"t_s": time.time(), "failed": reason,
+                                                           "events": len(live.events)})),
+                                 ("close_stream", (stream,))):
+                try:
+                    getattr(self.sinks, method)(*args)
+                except Exception as sink_exc:  # noqa: BLE001 - already failing
+                    log.error("stream %s: %s after the failure also failed: %s", stream, method,
+                              sink_exc)
+        with self._done:
+            self._done.notify_all()
 
     # -- per item --------------------------------------------------------------------------
     def _start(self, header: StartHeader) -> None:
@@ -161,6 +212,10 @@ class Server:
             log.warning("stream %s restarted; finishing the previous run", header.stream)
             self._finish(header.stream)
         info = stream_info_from_header(header)
+        pixels = int(np.prod(info.frame_shape))
+        if pixels > MAX_ANALYSIS_PIXELS:
+            raise ValueError(f"frames of {list(info.frame_shape)} = {pixels} pixels are larger "
+                             f"than analysis supports ({MAX_ANALYSIS_PIXELS})")
         analyzer = self.factory.analyzer(info)
         recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
         self.sinks.open_stream({
@@ -179,15 +234,17 @@ class Server:
             log.warning("chunk for stream %s that is not running here", item.header.stream)
             return
         t_arrival = item.t_received
-        events = live.analyzer.push(item.header.first, item.data, t_arrival)
+        events = live.analyzer.push(item.header.first, _finite(item.data), t_arrival)
         self._emit(item.header.stream, live, events)
         self._maybe_preview(item.header.stream, live)
 
     def _finish(self, stream: str) -> None:
-        live = self.live.pop(stream, None)
+        live = self.live.get(stream)
         if live is None:
             return
-        self._emit(stream, live, live.analyzer.finish())
+        if live.analyzer.stats.frames_in:  # a stream without any frame has nothing to flush
+            self._emit(stream, live, live.analyzer.finish())
+        del self.live[stream]
         self._write_stats(stream, live, time.time())
         self.sinks.close_stream(stream)
         with self._done:
@@ -212,7 +269,7 @@ class Server:
         now = time.time()
         for stream, live in list(self.live.items()):
             if now - live.last_stats_s >= self.stats_interval_s:
-                self._write_stats(stream, live, now)
+                self._guarded(stream, self._write_stats, stream, live, now)
 
     def _write_stats(self, stream: str, live: _Live, now: float) -> None:
         ingest = self.ingest.stats().get(stream)
@@ -255,6 +312,17 @@ class Server:
         lo, hi = PREVIEW_DFF0_RANGE
         self.publisher.publish_preview(stream, first, image, lo, hi, step)
         live.last_preview_s = now
+
+
+def _finite(data: np.ndarray) -> np.ndarray:
+    """``data`` with NaN/Inf replaced by the finite median (the recording keeps them)."""
+    if data.dtype.kind != "f":
+        return data
+    finite = np.isfinite(data)
+    if finite.all():
+        return data
+    fill = float(np.median(data[finite])) if finite.any() else 0.0
+    return np.where(finite, data, np.float32(fill)).astype(data.dtype, copy=False)
 
 
 def _preview_image(dff0: np.ndarray, axes: str) -> tuple[np.ndarray, int]:

@@ -14,7 +14,6 @@ import pytest
 import tifffile
 import zmq
 
-import acquisition.recorder as recorder_module
 from acquisition.ingest import MAX_TRACKED_STREAMS
 from acquisition.publisher import (
     DeliveryError,
@@ -24,6 +23,7 @@ from acquisition.publisher import (
 )
 from acquisition.replay import replay_file
 from acquisition.wire import ChunkHeader, StopHeader, decode_reply, encode_message
+from tests.reliability_faults import fail_writes_of, make_raw_files_read_only
 
 TIMEOUT_S = 10.0
 LINESCAN = dict(mode="linescan", dtype="uint16", shape=(16,), pixel_um=0.2, dt_ms=1.0)
@@ -114,23 +114,11 @@ def test_cli_simulate_stream_to_dead_endpoint_exits_nonzero(tmp_path: Path, capl
     assert any("no answer from a castream ingest" in r.getMessage() for r in caplog.records)
 
 
-def _fail_writes_of(monkeypatch, fd_path_part: str, error: int) -> None:
-    """Make every pwrite to a raw file whose name contains ``fd_path_part`` fail."""
-    real_pwrite = recorder_module.os.pwrite
-
-    def pwrite(fd, data, offset):
-        if fd_path_part in Path(f"/proc/self/fd/{fd}").resolve().name:
-            raise OSError(error, "injected: " + errno.errorcode[error])
-        return real_pwrite(fd, data, offset)
-
-    monkeypatch.setattr(recorder_module.os, "pwrite", pwrite)
-
-
 def test_disk_full_fails_the_publisher_and_the_next_stream_records(
     ingest_factory, tmp_path: Path, monkeypatch
 ) -> None:
     ingest = ingest_factory(record_dir=tmp_path)
-    _fail_writes_of(monkeypatch, "full", errno.ENOSPC)
+    fail_writes_of(monkeypatch, "full", errno.ENOSPC)
     with pytest.raises(PublisherRefused, match="record_failed") as info:
         with Publisher(ingest.endpoint, stream="full", chunk_lines=64) as pub:
             pub.start(**LINESCAN)
@@ -152,14 +140,7 @@ def test_disk_full_fails_the_publisher_and_the_next_stream_records(
 def test_unwritable_record_dir_refuses_the_start(ingest_factory, tmp_path: Path,
                                                  monkeypatch) -> None:
     ingest = ingest_factory(record_dir=tmp_path)
-    real_open = recorder_module.os.open
-
-    def read_only(path, *args, **kwargs):
-        if str(path).endswith(".raw"):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(recorder_module.os, "open", read_only)
+    make_raw_files_read_only(monkeypatch)
     pub = Publisher(ingest.endpoint, stream="ro")
     with pytest.raises(PublisherRefused, match="Read-only file system"):
         pub.start(**LINESCAN)

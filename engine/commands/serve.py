@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from ._engine_args import add_engine_arguments, engine_config
@@ -31,21 +34,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import zmq
+
     from engine.runtime import running_server
 
-    with running_server(
-        endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
-        store=args.store, record_dir=args.record_dir, config=engine_config(args),
-        queue_size=args.queue_size,
-    ) as server:
-        log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
-                 server.ingest.endpoint, args.publish, args.store, args.record_dir)
-        try:
-            server.run(max_streams=args.max_streams)
-        except KeyboardInterrupt:
-            log.info("stopping")
-        sys.stdout.write(server_report(server))
+    _warn_unfinished(args.record_dir)
+    try:
+        with running_server(
+            endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
+            store=args.store, record_dir=args.record_dir, config=engine_config(args),
+            queue_size=args.queue_size,
+        ) as server:
+            log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
+                     server.ingest.endpoint, args.publish, args.store, args.record_dir)
+            with _graceful_signals(server):
+                server.run(max_streams=args.max_streams)
+            log.info("stopping: finishing live streams and their recordings")
+    except zmq.ZMQError as exc:
+        log.error("cannot listen on --endpoint %s / --publish %s: %s (another castream serve "
+                  "running? choose free addresses)", args.endpoint, args.publish, exc)
+        return 1
+    sys.stdout.write(server_report(server))
+    for stream, reason in server.failed.items():
+        sys.stdout.write(f"stream {stream}: analysis failed ({reason}); its recording is "
+                         "complete\n")
     return 0
+
+
+def _warn_unfinished(record_dir: Path) -> None:
+    from acquisition.recorder import unfinished_recordings
+
+    if record_dir is not None and record_dir.is_dir() and unfinished_recordings(record_dir):
+        log.warning("%d recording(s) in %s were left unfinished by an earlier crash; run "
+                    "`castream recover %s` (with serve stopped) to convert them",
+                    len(unfinished_recordings(record_dir)), record_dir, record_dir)
+
+
+@contextlib.contextmanager
+def _graceful_signals(server):
+    """SIGTERM and a first Ctrl-C stop the loop cleanly (recordings are finalized on the way
+    out); a second Ctrl-C interrupts at once."""
+    def stop(signum, _frame) -> None:
+        if signum == signal.SIGINT and server.stopping:
+            raise KeyboardInterrupt
+        log.warning("%s received: stopping", signal.Signals(signum).name)
+        server.stop()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def server_report(server) -> str:
