@@ -148,18 +148,34 @@ class SqliteStore:
 
     # -- sink ---------------------------------------------------------------------------------
     def open_stream(self, stream_info: dict) -> None:
-        """Insert or replace the stream's row (``started_s`` defaults to now)."""
+        """Insert the stream's row (``started_s`` defaults to now). A stream id used before
+        keeps its earlier run: that run's rows in every table are renamed ``ID (run K)``
+        first, so nothing stored is overwritten."""
         values = {c: stream_info.get(c) for c in STREAM_COLUMNS}
         if values["shape"] is not None:
             values["shape"] = json.dumps(list(values["shape"]))
         values["started_s"] = stream_info.get("started_s", time.time())
         columns = ["stream", *values, "stopped_s", "info"]
         row = [stream_info["stream"], *values.values(), None, json.dumps(stream_info, default=str)]
-        self._write(
-            f"INSERT OR REPLACE INTO streams ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})",
-            [row],
-        )
+        if self.readonly:
+            raise PermissionError(f"{self.path} is opened read-only")
+        with self._lock, self._db:
+            self._archive_earlier_run(stream_info["stream"])
+            self._db.execute(f"INSERT INTO streams ({', '.join(columns)}) "
+                             f"VALUES ({', '.join('?' * len(columns))})", row)
+
+    def _archive_earlier_run(self, stream: str) -> None:
+        """Rename an earlier run of ``stream`` (caller holds the lock and the transaction)."""
+        if self._db.execute("SELECT 1 FROM streams WHERE stream = ?", (stream,)).fetchone() is None:
+            return
+        prefix = f"{stream} (run "
+        earlier = self._db.execute("SELECT count(*) FROM streams WHERE substr(stream, 1, ?) = ?",
+                                   (len(prefix), prefix)).fetchone()[0]
+        archived = f"{prefix}{earlier + 1})"
+        for table in ("streams", "events", "stream_stats", "cell_summaries"):
+            self._db.execute(f"UPDATE {table} SET stream = ? WHERE stream = ?", (archived, stream))
+        log.warning("stream id %r was used before; the earlier run is kept in the store as %r",
+                    stream, archived)
 
     def write_events(self, stream: str, events: list[Event]) -> None:
         """Append events (a repeated ``(stream, event_id)`` replaces the earlier row)."""
