@@ -1,7 +1,9 @@
 """ONNX Runtime backend (CPU execution provider; CUDA EP when asked for and available).
 
 The ONNX graph is the model directory's ``model.onnx`` when present (written by ``castream
-export`` via :func:`engine.models.model_dir.export_onnx`); otherwise it is exported once into a
+export`` via :func:`engine.models.model_dir.export_onnx`, which records the SHA-256 of the
+weights it was exported from; a graph from other weights than ``weights.safetensors`` is
+refused); otherwise it is exported once into a
 cache, ``$CASTREAM_CACHE_DIR/onnx/`` (default ``~/.cache/castream/onnx/``), keyed by a hash of
 the weights and config, and reused. The graph includes the softmax and has dynamic axes; spatial
 sizes must be multiples of the architecture's ``size_multiple()``, so this backend pads at the
@@ -17,7 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.model_dir import CONFIG_FILE, WEIGHTS_FILE, ModelDir, export_onnx
+from ..models.model_dir import (
+    CONFIG_FILE,
+    WEIGHTS_DIGEST_KEY,
+    WEIGHTS_FILE,
+    ModelDir,
+    check_onnx_matches_weights,
+    export_onnx,
+)
 from . import BackendUnavailable, as_model_dir, check_batch
 
 log = logging.getLogger(__name__)
@@ -92,6 +101,10 @@ class OnnxRuntimeBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.onnx_path = resolve_onnx(self.model)
         self._session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
+        if self.onnx_path == self.model.onnx_path:  # cached exports are keyed by the weights
+            metadata = self._session.get_modelmeta().custom_metadata_map
+            check_onnx_matches_weights(self.model, metadata.get(WEIGHTS_DIGEST_KEY),
+                                       self.onnx_path)
         self._multiple = self.model.config.architecture.size_multiple()
         self._ndim = self.model.config.architecture.ndim
         log.debug("onnxruntime session on %s from %s", providers, self.onnx_path)

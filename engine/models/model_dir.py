@@ -21,6 +21,7 @@ and the reason. Torch is imported only by :meth:`ModelDir.build_network` / :func
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -306,8 +307,61 @@ def export_onnx(model: ModelDir, path: str | Path, opset: int = 17) -> Path:
         torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["probabilities"],
                           dynamic_axes={"input": axes, "probabilities": axes})
+    _stamp_weights_digest(path, weights_digest(model))
     log.info("exported %s (opset %d)", path, opset)
     return path
+
+
+WEIGHTS_DIGEST_KEY = "castream_weights_sha256"
+_UNCHECKED_WARNED: set[Path] = set()
+
+
+def weights_digest(model: ModelDir) -> str:
+    """SHA-256 of the weights the model runs: the bytes of ``weights.safetensors`` when the
+    model was loaded from (or saved to) a directory, else of its arrays by key."""
+    digest = hashlib.sha256()
+    weights_file = None if model.path is None else model.path / WEIGHTS_FILE
+    if weights_file is not None and weights_file.is_file():
+        with open(weights_file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    for key in sorted(model.weights):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(model.weights[key]).tobytes())
+    return digest.hexdigest()
+
+
+def _stamp_weights_digest(onnx_path: Path, digest: str) -> None:
+    """Record in the ONNX file's metadata which weights it was exported from."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path))
+    kept = [p for p in graph.metadata_props if p.key != WEIGHTS_DIGEST_KEY]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+    graph.metadata_props.add(key=WEIGHTS_DIGEST_KEY, value=digest)
+    onnx.save(graph, str(onnx_path))
+
+
+def check_onnx_matches_weights(model: ModelDir, recorded_digest: str | None,
+                               onnx_path: Path) -> None:
+    """Refuse an ONNX graph exported from other weights than the model's (``ModelDirError``);
+    warn about one that predates the digest (it cannot be checked)."""
+    if recorded_digest is None:
+        if onnx_path in _UNCHECKED_WARNED:
+            return
+        _UNCHECKED_WARNED.add(onnx_path)
+        log.warning("%s carries no weights digest (exported by an older castream): it cannot "
+                    "be checked against %s; re-export it with `castream export`", onnx_path,
+                    WEIGHTS_FILE)
+        return
+    actual = weights_digest(model)
+    if recorded_digest != actual:
+        raise ModelDirError(
+            f"{onnx_path} was exported from other weights than {WEIGHTS_FILE} (sha256 "
+            f"{recorded_digest[:12]}... vs {actual[:12]}...): re-export it with `castream "
+            "export`, or run `--backend torch`")
 
 
 def __getattr__(name: str) -> Any:
