@@ -64,6 +64,7 @@ class AnalyzerStats:
     frames_in: int = 0
     frames_final: int = 0
     frames_filled: int = 0  # missing frames replaced by the last frame (transport gaps)
+    gaps_filled: int = 0  # transport gaps filled (logged for the first 5, then every 1000th)
     frames_skipped: int = 0  # late/duplicate frames not re-analyzed (still recorded)
     events: int = 0
     delays_ms: deque = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
@@ -221,9 +222,12 @@ class StreamAnalyzer:
         if first > expected and frames.shape[0]:
             n_missing = first - expected
             last = self._last_raw if self._last_raw is not None else frames[0]
-            log.warning("stream %s: %d frames missing before %d; filled with the last frame",
-                        self.info.stream, n_missing, first)
             self.stats.frames_filled += n_missing
+            self.stats.gaps_filled += 1
+            if self.stats.gaps_filled <= 5 or self.stats.gaps_filled % 1000 == 0:  # bounded log
+                log.warning("stream %s: %d frames missing before %d; filled with the last frame "
+                            "(gap %d, %d frames so far)", self.info.stream, n_missing, first,
+                            self.stats.gaps_filled, self.stats.frames_filled)
             frames = np.concatenate([np.repeat(last[None], n_missing, axis=0), frames])
         return frames
 

@@ -20,6 +20,7 @@ from engine.runtime import background_server
 from tests.reliability_faults import make_raw_files_read_only
 
 TIMEOUT_S = 60.0
+N_GAPS = 600
 
 
 def _start(stream: str, **changes) -> list:
@@ -158,3 +159,24 @@ def test_unrecordable_stream_fails_its_publisher_not_serve(tmp_path: Path, ipc_e
             ok.start("linescan", "uint16", (64,), pixel_um=0.2, dt_ms=1.5)
             ok.send(np.ones((500, 64), np.uint16))
         assert server.wait_finished(1, TIMEOUT_S) and server.error is None
+
+
+def test_many_tiny_gaps_through_serve_stay_quiet(tmp_path: Path, ipc_endpoint: str,
+                                                 caplog) -> None:
+    config = EngineConfig(detector="classical")
+    with background_server(endpoint=ipc_endpoint, store=tmp_path / "store.sqlite",
+                           record_dir=tmp_path / "raw", config=config) as server:
+        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(ipc_endpoint)
+        raw.send_multipart(_start("holes"))
+        line = np.full((1, 64), 100, np.uint16)
+        for k in range(N_GAPS):  # every other line missing (analysis costs ~6 ms per chunk)
+            raw.send_multipart(encode_message(ChunkHeader("holes", k + 1, 2 * k, 1, 0), line))
+        raw.send_multipart(encode_message(StopHeader("holes", N_GAPS + 1, 2 * N_GAPS)))
+        assert server.wait_finished(1, TIMEOUT_S) and server.error is None
+        raw.close()
+    stats = server.ingest.stats()["holes"]
+    assert stats.missing_frames == N_GAPS and stats.frames_recorded == N_GAPS
+    gap_lines = [r for r in caplog.records if "missing before" in r.getMessage()]
+    assert len(gap_lines) < 30
