@@ -11,7 +11,10 @@ made unique) and, while it runs:
 Writes run on a dedicated writer thread, in arrival order, so that the receive thread goes on
 decoding the next message while the kernel copies this one (``pwrite`` releases the GIL); the
 queue between them is bounded (``max_pending_bytes``: when the disk is slower, the receiver
-waits), and ``on_written`` callbacks report each chunk once it is in the file.
+waits), and ``on_written`` callbacks report each chunk once it is durable: the writer syncs
+(``fdatasync``) whatever it wrote whenever its queue runs empty or every
+``sync_every_bytes`` (group commit), so an acknowledged chunk survives ``kill -9`` and a
+power loss.
 
 At stop (or :meth:`RawRecorder.close`) a background thread converts them into
 ``<name>.tif`` (ImageJ TIFF with calibration, written through a memmap in blocks, never
@@ -91,6 +94,7 @@ class _OpenRecording:
 
 
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+DEFAULT_SYNC_EVERY_BYTES = 32 * 1024 * 1024
 
 
 class RawRecorder:
@@ -101,7 +105,12 @@ class RawRecorder:
     """
 
     def __init__(self, directory: str | os.PathLike,
-                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES):
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES, durable: bool = True,
+                 sync_every_bytes: int = DEFAULT_SYNC_EVERY_BYTES):
+        self.durable = durable
+        self.sync_every_bytes = int(sync_every_bytes)
+        self._unsynced: list[tuple[_OpenRecording, Any, Any]] = []  # written, not yet synced
+        self._unsynced_bytes = 0
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, _OpenRecording] = {}
@@ -167,10 +176,15 @@ class RawRecorder:
 
     def _write_loop(self) -> None:
         while True:
+            if self._unsynced and (self._queue.empty()
+                                   or self._unsynced_bytes >= self.sync_every_bytes):
+                self._sync()
             item = self._queue.get()
             if item is None:
+                self._sync()
                 return
             if callable(item):
+                self._sync()  # what runs after the writes sees them durable
                 _run_safely(item)
                 continue
             self._write_one(*item)
@@ -188,10 +202,32 @@ class RawRecorder:
         finally:
             self._pending_bytes.release(tokens)
         if rec.error is None:
-            if on_written is not None:
-                _run_safely(on_written)
+            self._unsynced.append((rec, on_written, on_failed))
+            self._unsynced_bytes += view.nbytes
         elif on_failed is not None:
             _run_safely(lambda: on_failed(rec.error))
+
+    def _sync(self) -> None:
+        """Group commit: ``fdatasync`` every file written since the last sync, then report
+        those chunks as written -- an acknowledged chunk survives a power loss."""
+        if not self._unsynced:
+            return
+        batch, self._unsynced, self._unsynced_bytes = self._unsynced, [], 0
+        if self.durable:
+            for rec in {id(rec): rec for rec, _, _ in batch}.values():
+                if rec.error is None:
+                    try:
+                        os.fdatasync(rec.raw_fd)
+                        os.fdatasync(rec.idx_fd)
+                    except OSError as exc:
+                        log.error("recording of stream %r failed: %s", rec.header.stream, exc)
+                        rec.error = exc
+        for rec, on_written, on_failed in batch:
+            if rec.error is None:
+                if on_written is not None:
+                    _run_safely(on_written)
+            elif on_failed is not None:
+                _run_safely(lambda rec=rec, on_failed=on_failed: on_failed(rec.error))
 
     def is_recording(self, stream: str) -> bool:
         return stream in self._open

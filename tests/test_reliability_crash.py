@@ -105,3 +105,22 @@ def test_serve_warns_about_unfinished_recordings(tmp_path: Path, ipc_endpoint: s
     server = _serve(tmp_path, ipc_endpoint, "--max-streams", "0")
     _, stderr = server.communicate(timeout=120)
     assert "castream recover" in stderr and os.fspath(raw) in stderr
+
+
+def test_chunks_are_reported_written_only_once_synced(tmp_path: Path, monkeypatch) -> None:
+    import acquisition.recorder as recorder_module
+    from acquisition.recorder import RawRecorder
+    from acquisition.wire import StartHeader
+
+    order: list[str] = []
+    real_sync = recorder_module.os.fdatasync
+    monkeypatch.setattr(recorder_module.os, "fdatasync",
+                        lambda fd: (order.append("sync"), real_sync(fd))[1])
+    recorder = RawRecorder(tmp_path)
+    recorder.open_stream(StartHeader("s", "linescan", "uint16", (8,), 0.2, 1.0))
+    for first in range(0, 40, 10):
+        recorder.write("s", first, 10, np.zeros((10, 8), np.uint16),
+                       on_written=lambda: order.append("written"))
+    assert recorder.flush(10)
+    recorder.close()
+    assert order.count("written") == 4 and order.index("sync") < order.index("written")
