@@ -291,6 +291,7 @@ class Server:
             "spark_freq_per_100um_s": spark_frequency(
                 live.analyzer, sum(e.kind == "spark" for e in live.events)),
             "frames_recorded": ingest.frames_recorded if ingest else 0,
+            "recording_failure": ingest.failure if ingest else None,
             "errors_by_code": ingest.errors_by_code if ingest else {},
             "quality": live.analyzer.quality_report(),
         })

@@ -124,3 +124,17 @@ def test_chunks_are_reported_written_only_once_synced(tmp_path: Path, monkeypatc
     assert recorder.flush(10)
     recorder.close()
     assert order.count("written") == 4 and order.index("sync") < order.index("written")
+
+
+def test_cli_ingest_on_a_busy_port_is_one_clear_line(caplog) -> None:
+    from engine.cli import main
+
+    holder = zmq.Context.instance().socket(zmq.ROUTER)
+    port = holder.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        code = main(["ingest", "--endpoint", f"tcp://127.0.0.1:{port}", "--no-record",
+                     "--seconds", "1"])
+    finally:
+        holder.close(linger=0)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 1 and len(errors) == 1 and "Address already in use" in errors[0]

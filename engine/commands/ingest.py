@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -49,29 +51,53 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.ingest import Ingest, StreamStarted, StreamStopped
+    import zmq
+
+    from acquisition.ingest import Ingest
     from acquisition.recorder import recover
 
-    if args.recover:
+    if args.recover:  # the same as `castream recover DIR`
         for summary in recover(args.record_dir):
             log.info("recovered %s (%d missing)", summary.tif, summary.missing_frames)
         return 0
     record_dir = None if args.no_record else args.record_dir
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
-    stopped = 0
-    with Ingest(args.endpoint, record_dir=record_dir, queue_size=args.queue_size,
-                policy=args.policy) as ingest:
-        while deadline is None or time.monotonic() < deadline:
-            if args.streams is not None and stopped >= args.streams:
-                break
-            item = ingest.get(timeout_s=0.2)
-            if isinstance(item, StreamStarted):
-                log.info("stream %r started (%s)", item.header.stream, item.header.mode)
-            elif isinstance(item, StreamStopped):
-                stopped += 1
-                sys.stdout.write(format_table([item.stats.as_dict()]))
-        if args.streams is not None:
-            ingest.wait_until_stopped(args.streams, timeout_s=30)
-        final = [s.as_dict() for s in ingest.stats().values()]
+    try:
+        ingest = Ingest(args.endpoint, record_dir=record_dir, queue_size=args.queue_size,
+                        policy=args.policy)
+    except zmq.ZMQError as exc:
+        log.error("cannot listen on %s: %s (another castream ingest/serve running? choose a "
+                  "free --endpoint)", args.endpoint, exc)
+        return 1
+    with ingest:  # closing finalizes every open recording, also on Ctrl-C or SIGTERM
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        try:
+            final = _receive(args, ingest)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     sys.stdout.write("\nsummary\n" + format_table(final))
     return 0
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _receive(args: argparse.Namespace, ingest) -> list[dict[str, Any]]:
+    from acquisition.ingest import StreamStarted, StreamStopped
+
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    stopped = 0
+    while deadline is None or time.monotonic() < deadline:
+        if args.streams is not None and stopped >= args.streams:
+            break
+        item = ingest.get(timeout_s=0.2)
+        if isinstance(item, StreamStarted):
+            log.info("stream %r started (%s)", item.header.stream, item.header.mode)
+        elif isinstance(item, StreamStopped):
+            stopped += 1
+            sys.stdout.write(format_table([item.stats.as_dict()]))
+    if args.streams is not None:
+        ingest.wait_until_stopped(args.streams, timeout_s=30)
+    return [s.as_dict() for s in ingest.stats().values()]
