@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from acquisition.ingest_peers import INCOMPATIBLE_PEER, PeerMonitor
 from acquisition.ingest_replies import ReplyBook
 from acquisition.ingest_state import (
     ChunkReceived,
@@ -158,6 +159,7 @@ class Ingest:
             raise
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._replies = ReplyBook(context, self._socket, self._cond, self.recorder is not None)
+        self._peers = PeerMonitor(self._socket)
         if endpoint.startswith("tcp://") and "127.0.0.1" not in endpoint and "localhost" not in endpoint:
             log.warning("ingest bound to %s: reachable beyond localhost without CURVE", endpoint)
         self._thread = threading.Thread(target=self._receive_loop, name="castream-ingest", daemon=True)
@@ -224,6 +226,7 @@ class Ingest:
                 self._finish_recording(self._streams[stream], None, stopped=False)
             self.recorder.close()
         self._replies.close()
+        self._peers.close()
         self._socket.close(linger=0)
 
     def __enter__(self) -> Ingest:
@@ -237,8 +240,12 @@ class Ingest:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._replies.wake_socket, zmq.POLLIN)
+        poller.register(self._peers.monitor, zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll(self._poll_ms))
+            if self._peers.monitor in ready:
+                for _ in range(self._peers.failed_handshakes()):
+                    self._count_error(None, "incompatible_peer", INCOMPATIBLE_PEER)
             if self._socket in ready:
                 for count in range(1024):  # drain what is there, then re-check for shutdown
                     try:

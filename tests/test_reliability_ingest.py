@@ -281,3 +281,17 @@ def test_missing_lines_make_stop_raise_with_the_ranges(ingest_factory) -> None:
         pub.stop(n_total=120)  # the instrument acquired 20 lines more than were sent
     assert info.value.report.missing_frames == 20 and not info.value.report.complete
     pub.close()
+
+
+def test_old_push_publisher_is_reported_not_silently_ignored(ingest_factory, caplog) -> None:
+    ingest = ingest_factory()
+    old = zmq.Context.instance().socket(zmq.PUSH)  # a publisher before wire v2
+    old.setsockopt(zmq.LINGER, 0)
+    old.connect(ingest.endpoint)
+    assert ingest.wait_for(lambda s: ingest.error_totals().get("incompatible_peer", 0) >= 1,
+                           TIMEOUT_S)
+    old.close()
+    assert any("not a castream wire-v2 publisher" in r.getMessage() for r in caplog.records)
+    with Publisher(ingest.endpoint, stream="new") as pub:  # v2 publishers are not reported
+        pub.start(**LINESCAN)
+    assert "new" in ingest.stats()
