@@ -40,9 +40,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
+from acquisition.ingest_checks import (
+    check_frames,
+    check_position,
+    check_start,
+    count_nonfinite,
+)
 from acquisition.ingest_peers import INCOMPATIBLE_PEER, PeerMonitor
 from acquisition.ingest_replies import ReplyBook
 from acquisition.ingest_state import (
@@ -266,7 +271,7 @@ class Ingest:
                 raise WireError("bad_frames", "empty message")
             header = decode_header(parts[0].bytes)
             stream, seq = header.stream, header.seq
-            self._check_frames(header, parts)
+            check_frames(header, parts, self.max_payload_bytes)
             if isinstance(header, StartHeader):
                 self._on_start(identity, header)
             elif isinstance(header, ChunkHeader):
@@ -286,21 +291,8 @@ class Ingest:
         self._count_error(stream, code, message)
         self._replies.refuse(identity, stream, seq, code, message)
 
-    def _check_frames(self, header: Any, frames: list[zmq.Frame]) -> None:
-        """``frames`` = ``[header, payload]`` (the sender's identity already taken off)."""
-        if len(frames) != 2:
-            raise WireError("bad_frames", f"expected [header, payload], got {len(frames)} frames",
-                            header.stream)
-        size = frames[1].buffer.nbytes
-        if size > self.max_payload_bytes:
-            raise WireError("oversize", f"payload of {size} bytes exceeds limit "
-                            f"{self.max_payload_bytes}", header.stream)
-        if size and not isinstance(header, ChunkHeader):
-            raise WireError("bad_frames", f"{header.kind} message must have an empty payload, "
-                            f"got {size} bytes", header.stream)
-
     def _on_start(self, identity: bytes, header: StartHeader) -> None:
-        self._check_start(header)
+        check_start(header, self._streams, self.max_streams, self.max_payload_bytes)
         base = self.recorder.open_stream(header) if self.recorder is not None else None
         with self._cond:
             stats = self._stats.get(header.stream)
@@ -316,19 +308,6 @@ class Ingest:
         self._replies.done(state, header.seq, wake=False)
         self._enqueue(StreamStarted(header), stats)
 
-    def _check_start(self, header: StartHeader) -> None:
-        if header.stream in self._streams:
-            raise WireError("restart", f"stream {header.stream!r} is already running; start "
-                            "refused (send stop first, or use another stream id)", header.stream)
-        if len(self._streams) >= self.max_streams:
-            raise WireError("too_many_streams", f"{len(self._streams)} streams are running, the "
-                            f"limit is {self.max_streams}; start of {header.stream!r} refused",
-                            header.stream)
-        if header.item_bytes > self.max_payload_bytes:
-            raise WireError("shape", f"one {'line' if header.mode == 'linescan' else 'frame'} "
-                            f"of shape {list(header.shape)} is {header.item_bytes} bytes, more "
-                            f"than the message limit of {self.max_payload_bytes}", header.stream)
-
     def _on_chunk(self, identity: bytes, header: ChunkHeader, payload: zmq.Frame) -> None:
         t_received = time.perf_counter()
         state = self._running(header.stream, "chunk", identity)
@@ -336,7 +315,7 @@ class Ingest:
             raise WireError(state.failure[0], f"stream {header.stream!r} failed earlier and "
                             f"takes no more data: {state.failure[1]}", header.stream)
         data = decode_payload(header, state.header, payload.buffer, self.max_payload_bytes)
-        self._check_position(state, header)
+        check_position(state, header, self.max_stream_bytes, self.max_gap_bytes)
         with self._cond:
             new, duplicate = state.account(header.first, header.n)
             self._update_received(state.stats, new, duplicate)
@@ -355,21 +334,8 @@ class Ingest:
             self._replies.done(state, header.seq, wake=False)
         self._enqueue(ChunkReceived(header, data.copy(), t_received), state.stats)
 
-    def _check_position(self, state: StreamState, header: ChunkHeader) -> None:
-        item_bytes = state.header.item_bytes
-        if (header.first + header.n) * item_bytes > self.max_stream_bytes:
-            raise WireError("sequence", f"chunk first={header.first} lies beyond the stream "
-                            f"size limit of {self.max_stream_bytes} bytes", header.stream)
-        gap = header.first - state.next_first
-        if gap * item_bytes > self.max_gap_bytes:
-            raise WireError("gap_too_large", f"chunk first={header.first} would leave a gap of "
-                            f"{gap} items after {state.next_first} ({gap * item_bytes} bytes, "
-                            f"limit {self.max_gap_bytes})", header.stream)
-
     def _check_finite(self, state: StreamState, data: Any) -> None:
-        if data.dtype.kind != "f":
-            return
-        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        bad = count_nonfinite(data)
         if bad:
             with self._cond:
                 state.stats.nonfinite_values += bad
