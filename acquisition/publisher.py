@@ -175,6 +175,7 @@ class Publisher:
         self.max_in_flight = max(1, int(max_in_flight))
         self.last_ack: dict[str, Any] = {}
         self._acked_seq = -1
+        self._last_heard = time.monotonic()  # of the receiver's last reply
         self._refusal: PublisherRefused | None = None
         # Our own context unless given one: close() terminates it, which waits until the
         # zero-copy messages are really sent, so their buffers stay alive until then.
@@ -213,6 +214,7 @@ class Publisher:
         decode_header(encode_header(header))  # same validation as the receiver
         self._seq, self.n_sent, self.messages_sent = 0, 0, 0
         self._acked_seq, self.last_ack, self._refusal = -1, {}, None
+        self._last_heard = time.monotonic()
         self._send_parts(encode_message(header))
         self._wait_acked(0, "the receiver to accept the stream")
         self.header = header
@@ -360,6 +362,7 @@ class Publisher:
     def _send_parts(self, parts: list[Any]) -> None:
         if self._seq % _REPLY_CHECK_EVERY == 0 or self._seq - self._acked_seq > self.max_in_flight:
             self._take_replies(0.0)  # not on every message: a poll per send costs throughput
+            self._check_silence()
         while self._seq - self._acked_seq > self.max_in_flight:  # credit
             self._wait_reply("credit (earlier messages to be acknowledged)")
         try:
@@ -377,20 +380,31 @@ class Publisher:
         while self._acked_seq < seq or (final and not self.last_ack.get("final")):
             self._wait_reply(what)
 
+    def _check_silence(self) -> None:
+        """Messages wait for acknowledgement and the receiver (which sends heartbeats while
+        busy) has said nothing for ``ack_timeout_ms``: it is gone; say so now, not at stop."""
+        waiting = self._acked_seq < self._seq - 1
+        if waiting and time.monotonic() - self._last_heard > self.ack_timeout_s:
+            raise self._silence("acknowledgements")
+
     def _wait_reply(self, what: str) -> None:
         """Wait for the next reply; raise on a refusal or after ``ack_timeout_ms`` of silence."""
         if not self._socket.poll(int(self.ack_timeout_s * 1000), zmq.POLLIN):
-            raise PublisherTimeout(
-                f"stream {self.stream!r}: no answer from a castream ingest at {self.endpoint} "
-                f"for {self.ack_timeout_s:g} s while waiting for {what} (is `castream serve` "
-                f"or `castream ingest` running there? {self.n_sent} lines/frames sent, "
-                f"{self.last_ack.get('recorded', 0)} confirmed recorded)")
+            raise self._silence(what)
         self._take_replies(0.0)
+
+    def _silence(self, what: str) -> PublisherTimeout:
+        return PublisherTimeout(
+            f"stream {self.stream!r}: no answer from a castream ingest at {self.endpoint} "
+            f"for {self.ack_timeout_s:g} s while waiting for {what} (is `castream serve` "
+            f"or `castream ingest` running there? {self.n_sent} lines/frames sent, "
+            f"{self.last_ack.get('recorded', 0)} confirmed recorded)")
 
     def _take_replies(self, timeout_s: float) -> None:
         """Process every reply already here; raise :class:`PublisherRefused` on a refusal."""
         while self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
             timeout_s = 0.0
+            self._last_heard = time.monotonic()
             try:
                 reply = decode_reply(self._socket.recv(zmq.NOBLOCK))
             except (zmq.Again, WireError):

@@ -295,3 +295,18 @@ def test_old_push_publisher_is_reported_not_silently_ignored(ingest_factory, cap
     with Publisher(ingest.endpoint, stream="new") as pub:  # v2 publishers are not reported
         pub.start(**LINESCAN)
     assert "new" in ingest.stats()
+
+
+def test_receiver_dying_mid_stream_is_noticed_while_sending(ingest_factory) -> None:
+    ingest = ingest_factory()
+    pub = Publisher(ingest.endpoint, stream="orphan", chunk_lines=1, ack_timeout_ms=300)
+    pub.start(**LINESCAN)
+    pub.send(_lines(10))
+    assert pub.sync().received == 10
+    ingest.close()  # the receiver goes away mid-stream
+    died = time.monotonic()
+    with pytest.raises(PublisherTimeout, match="10 confirmed|stopped answering|no answer"):
+        while time.monotonic() - died < 10.0:
+            pub.send(_lines(1))
+    assert time.monotonic() - died < 3.0
+    pub.close()
