@@ -40,7 +40,9 @@ def foreground(plane: np.ndarray, pixel_um: float, smooth_um: float = 0.5,
     components, n = ndimage.label(rough)
     if n == 0:
         return rough
-    medians = ndimage.median(smoothed, components, np.arange(1, n + 1))
+    # per-object median level, on every other pixel (speed; the image is smoothed)
+    medians = ndimage.median(smoothed[::2, ::2], components[::2, ::2], np.arange(1, n + 1))
+    medians = np.nan_to_num(np.asarray(medians, np.float64), nan=np.inf)
     cut = np.concatenate([[np.inf], level + object_fraction * (np.asarray(medians) - level)])
     mask = smoothed > np.maximum(cut[components], level + k_sigma * noise)
     mask = ndimage.binary_opening(mask, iterations=max(1, int(0.3 / pixel_um)))
@@ -49,7 +51,7 @@ def foreground(plane: np.ndarray, pixel_um: float, smooth_um: float = 0.5,
 
 
 def segment_candidates(plane: np.ndarray, pixel_um: float, split_h_um: float = 2.0,
-                       min_area_um2: float = 4.0, seed_pixel_um: float = 0.5) -> np.ndarray:
+                       min_area_um2: float = 4.0, seed_pixel_um: float = 1.0) -> np.ndarray:
     """Candidate ROIs as an int32 label image (ids 1..n, 0 = background).
 
     Watershed seeds (h-maxima of the smoothed distance transform) are found on a grid of
@@ -64,7 +66,8 @@ def segment_candidates(plane: np.ndarray, pixel_um: float, split_h_um: float = 2
     seeds = connected(h_maxima(distance_um, split_h_um) & coarse)
     markers = np.zeros(mask.shape, np.int32)
     markers[::step, ::step][: seeds.shape[0], : seeds.shape[1]] = seeds
-    labels = watershed(-ndimage.distance_transform_edt(mask), markers, mask=mask)
+    labels = watershed(-ndimage.distance_transform_cdt(mask).astype(np.float32), markers,
+                       mask=mask)
     missing = mask & (labels == 0)          # objects too thin to hold a seed
     if missing.any():
         extra = connected(missing)

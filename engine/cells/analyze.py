@@ -1,0 +1,162 @@
+"""Structure image → candidate ROIs → curation → features, score and classes → cell rows.
+
+:func:`analyze_structure` is the one entry point (``castream cells``, later ``serve``): it
+takes a 2-D field ``(Y, X)`` or a z-stack ``(Z, Y, X)`` (analysed on its maximum
+projection, as AMES's 2-D models), segments candidates unless ``labels`` are given, and
+returns one row per candidate with :data:`~engine.cells.schema.CELL_COLUMNS` (structure
+fields empty for rejected ROIs) plus the features it used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .crops import roi_crops
+from .features import field_levels, roi_features
+from .model import CellsModel
+from .patterns import normalized, pattern_classes, pattern_fractions
+from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
+from .segment import segment_candidates
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE_PX = 32
+#: curation confidence is shrunk towards 0.5 by this factor outside the trained calibration
+OUT_OF_RANGE_TRUST = 0.5
+
+
+@dataclass
+class CellsResult:
+    rows: list[dict]
+    labels: np.ndarray
+    summary: dict = field(default_factory=dict)
+
+
+def structure_plane(image: np.ndarray) -> np.ndarray:
+    """The 2-D plane analysed: the image itself or the z-stack's maximum projection.
+
+    Raises ``ValueError`` (one line, specific) for anything else.
+    """
+    image = np.asarray(image)
+    squeezed = image.squeeze() if image.ndim > 2 else image
+    if squeezed.ndim not in (2, 3):
+        raise ValueError(f"a structure image must be 2-D (Y, X) or a z-stack (Z, Y, X); "
+                         f"got shape {image.shape}")
+    if min(squeezed.shape[-2:]) < MIN_SIDE_PX:
+        raise ValueError(f"image of shape {image.shape} is too small: Y and X need at least "
+                         f"{MIN_SIDE_PX} px")
+    if not np.issubdtype(squeezed.dtype, np.number) or np.iscomplexobj(squeezed):
+        raise ValueError(f"image dtype {squeezed.dtype} is not a real number type")
+    plane = squeezed.max(axis=0) if squeezed.ndim == 3 else squeezed
+    bad = int(np.count_nonzero(~np.isfinite(plane)))
+    if bad:
+        raise ValueError(f"image has {bad} non-finite (NaN/inf) pixels")
+    return plane.astype(np.float32)
+
+
+def check_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Validate user ROIs: integer ``(Y, X)`` of the image's size, ids ≥ 0."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 and labels.squeeze().ndim == 2:
+        labels = labels.squeeze()
+    if labels.shape != tuple(shape):
+        raise ValueError(f"labels shape {labels.shape} does not match the image's (Y, X) "
+                         f"shape {tuple(shape)}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.array_equal(labels, np.round(labels)):
+            raise ValueError(f"labels must be integer ids, got dtype {labels.dtype}")
+    if labels.min() < 0:
+        raise ValueError("labels must be ≥ 0 (0 = background)")
+    return labels.astype(np.int32)
+
+
+def analyze_structure(image: np.ndarray, pixel_um: float, model: CellsModel,
+                      labels: np.ndarray | None = None) -> CellsResult:
+    """Candidates (or the given ``labels``) curated and scored; see the module docstring."""
+    if not (pixel_um and np.isfinite(pixel_um) and pixel_um > 0):
+        raise ValueError(f"pixel size must be a positive number of µm, got {pixel_um!r}")
+    started = time.perf_counter()
+    plane = structure_plane(image)
+    given = labels is not None
+    labels = check_labels(labels, plane.shape) if given else segment_candidates(
+        plane, pixel_um, **model.config.segmentation)
+    rows, crops = measure_candidates(plane, labels, pixel_um, model)
+    trust, notes = calibration_trust(pixel_um, model)
+    proba = 0.5 + (model.curate(crops, rows) - 0.5) * trust
+    _fill_rows(rows, proba, model)
+    summary = _summary(rows, labels, pixel_um, model, given, notes, trust,
+                       time.perf_counter() - started)
+    return CellsResult(rows, labels, summary)
+
+
+def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
+                       model: CellsModel) -> tuple[list[dict], np.ndarray]:
+    """Feature rows (incl. pattern fractions when the model has a pattern net) and the
+    curator's crops of every ROI — the same for the engine and for training."""
+    rows = roi_features(plane, labels, pixel_um)
+    background, foreground = field_levels(plane, labels)
+    pattern_net = model.net("patterns")
+    if pattern_net is not None and rows:
+        classes = pattern_classes(pattern_net, normalized(plane, background,
+                                                          foreground - background))
+        fractions = pattern_fractions(classes, labels, [r["cell_id"] for r in rows])
+        for row in rows:
+            row.update(fractions[row["cell_id"]])
+    cfg = model.config.curator
+    crops = roi_crops(plane, labels, rows, pixel_um, background, foreground - background,
+                      cfg["crop_px"], cfg["crop_scale"], cfg["min_side_um"])
+    return rows, crops
+
+
+def calibration_trust(pixel_um: float, model: CellsModel) -> tuple[float, list[str]]:
+    low, high = model.config.calibration["trained_range"]["pixel_um"]
+    if low <= pixel_um <= high:
+        return 1.0, []
+    note = (f"pixel size {pixel_um:g} µm is outside the model's trained range "
+            f"{low:g}–{high:g} µm: curation confidence shrunk towards 0.5")
+    log.warning("%s", note)
+    return OUT_OF_RANGE_TRUST, [note]
+
+
+def _fill_rows(rows: list[dict], proba: np.ndarray, model: CellsModel) -> None:
+    threshold = float(model.thresholds["is_cell"])
+    scored = model.score(rows) if rows else {}
+    classes = model.config.classes
+    for i, row in enumerate(rows):
+        row["is_cell_proba"] = float(proba[i])
+        row["is_cell"] = int(proba[i] >= threshold)
+        if not row["is_cell"]:
+            row.update(dict.fromkeys(STRUCTURE_COLUMNS, np.nan))
+            continue
+        row["structure_score"] = float(np.clip(scored["structure_score"][i], 1, 5))
+        for name in ("sarcomerisation", "directionality", "cell_source"):
+            row[name] = classes[name][int(np.argmax(scored[name][i]))]
+
+
+def _summary(rows, labels, pixel_um, model, given, notes, trust, elapsed_s) -> dict:
+    cells = [r for r in rows if r["is_cell"]]
+    counts = {name: {str(k): sum(1 for r in cells if r[name] == k)
+                     for k in model.config.classes[name]}
+              for name in ("sarcomerisation", "directionality", "cell_source")}
+    warnings = list(notes)
+    if not rows:
+        warnings.append("no candidate ROIs: nothing above the background in this field"
+                        if not given else "the labels image has no ROI (all 0)")
+    scores = [r["structure_score"] for r in cells]
+    lengths = [r["sarcomere_length_um"] for r in cells if np.isfinite(r["sarcomere_length_um"])]
+    return {
+        "schema_version": CELLS_SCHEMA_VERSION, "shape_yx": list(labels.shape),
+        "pixel_um": pixel_um, "rois_from": "labels" if given else "segmentation",
+        "model": str(model.path) if model.path else model.config.name,
+        "is_cell_threshold": float(model.thresholds["is_cell"]),
+        "n_candidates": len(rows), "n_cells": len(cells), "n_rejected": len(rows) - len(cells),
+        "structure_score_mean": float(np.mean(scores)) if scores else None,
+        "sarcomere_length_um_median": float(np.median(lengths)) if lengths else None,
+        "n_sarcomere_length_measured": len(lengths), "class_counts": counts,
+        "quality": {"calibration_trust": trust, "warnings": warnings},
+        "elapsed_s": round(elapsed_s, 3),
+    }

@@ -1,0 +1,190 @@
+"""The cells model directory: ROI curator + structure heads (the engine reads only this).
+
+Layout (``engine/models/default/cells``)::
+
+    config.json          schema_version, kind "cells", feature names per model, their
+                         normalization (mean, scale, fill for NaN), curator architecture and crop
+                         geometry, structure-head width, class names, segmentation keyword
+                         arguments, calibration it was trained for (pixel_um + trained_range)
+    weights.safetensors  "curator.*", "structure.*" and "patterns.*" state dicts (never
+                         pickle)
+    thresholds.json      {"is_cell": p}: curation threshold tuned on validation fields
+    metrics.json         how it scored, on what, with the command
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models.model_dir import DEFAULT_ROOT, ModelDirError
+from .features import feature_matrix
+from .schema import CELL_SOURCES, RATINGS
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_CELLS_MODEL = DEFAULT_ROOT / "cells"
+
+
+@dataclass
+class CellsModelConfig:
+    """Content of ``config.json``."""
+
+    curation_features: list[str]
+    structure_features: list[str]
+    feature_mean: dict[str, float]
+    feature_scale: dict[str, float]
+    feature_fill: dict[str, float]
+    curator: dict[str, Any] = field(default_factory=lambda: {
+        "channels": [8, 16, 32], "crop_px": 64, "crop_scale": 1.25, "min_side_um": 12.0})
+    structure: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
+    calibration: dict[str, Any] = field(default_factory=lambda: {
+        "pixel_um": 0.15, "trained_range": {"pixel_um": [0.1, 0.2]}})
+    segmentation: dict[str, Any] = field(default_factory=dict)
+    patterns: dict[str, Any] | None = None   # {"width": w}: the PatternNet, None = no net
+    classes: dict[str, list] = field(default_factory=lambda: {
+        "sarcomerisation": list(RATINGS), "directionality": list(RATINGS),
+        "cell_source": list(CELL_SOURCES)})
+    name: str = "cells"
+    extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "cells"
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellsModelConfig:
+        if data.get("schema_version") != SCHEMA_VERSION or data.get("kind") != "cells":
+            raise ModelDirError(f"not a cells model config (kind {data.get('kind')!r}, "
+                                f"schema_version {data.get('schema_version')!r}; this castream "
+                                f"reads kind 'cells' v{SCHEMA_VERSION})")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ModelDirError(f"invalid cells config: {exc}") from exc
+
+    def standardized(self, rows: list[dict], names: list[str]) -> np.ndarray:
+        matrix = feature_matrix(rows, names, self.feature_fill)
+        mean = np.array([self.feature_mean[n] for n in names], np.float32)
+        scale = np.array([self.feature_scale[n] for n in names], np.float32)
+        return (matrix - mean) / scale
+
+
+@dataclass
+class CellsModel:
+    config: CellsModelConfig
+    weights: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    _nets: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_CELLS_MODEL) -> CellsModel:
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ModelDirError(f"cells model directory {path} has no config.json")
+        config = CellsModelConfig.from_dict(json.loads((path / "config.json").read_text()))
+        thresholds = json.loads((path / "thresholds.json").read_text())
+        if not 0 <= float(thresholds.get("is_cell", -1)) <= 1:
+            raise ModelDirError(f"{path}/thresholds.json needs is_cell in [0, 1]")
+        metrics_path = path / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        return cls(config, load_file(str(path / "weights.safetensors")), thresholds, metrics,
+                   path)
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()},
+                  str(path / "weights.safetensors"), metadata={"format": "castream-cells"})
+        for name, content in (("config.json", asdict(self.config)),
+                              ("thresholds.json", self.thresholds),
+                              ("metrics.json", self.metrics)):
+            (path / name).write_text(json.dumps(content, indent=2, default=float) + "\n")
+        self.path = path
+        return path
+
+    def net(self, name: str):
+        """The ``curator``, ``structure`` or ``patterns`` network with its weights, in eval
+        mode (built on first use; ``patterns`` is None when the model has no pattern net)."""
+        if name not in self._nets:
+            net = build_network(self.config, name)
+            if net is not None:
+                _load_state(net, self.weights, name + ".")
+            self._nets[name] = net
+        return self._nets[name]
+
+    def curate(self, crops: np.ndarray, rows: list[dict]) -> np.ndarray:
+        """Probability that each ROI is a true cell."""
+        import torch
+
+        if not rows:
+            return np.zeros(0)
+        curator = self.net("curator")
+        extra = self.config.standardized(rows, self.config.curation_features)
+        with torch.inference_mode():
+            logits = curator(torch.from_numpy(crops), torch.from_numpy(extra))
+        return torch.sigmoid(logits).numpy().astype(np.float64)
+
+    def score(self, rows: list[dict]) -> dict[str, np.ndarray]:
+        """Score (1–5) and class probabilities per head for each ROI."""
+        import torch
+
+        heads = self.net("structure")
+        features = self.config.standardized(rows, self.config.structure_features)
+        with torch.inference_mode():
+            out = heads(torch.from_numpy(features))
+        result = {"structure_score": out["structure_score"].numpy().astype(np.float64)}
+        for name in ("sarcomerisation", "directionality", "cell_source"):
+            result[name] = torch.softmax(out[name], dim=1).numpy()
+        return result
+
+
+def build_network(config: CellsModelConfig, name: str):
+    """An untrained network of ``config``: ``curator``, ``structure`` or ``patterns`` (None
+    when the config has no pattern net)."""
+    from .networks import CuratorNet, PatternNet, StructureHeads
+    from .patterns import PATTERN_CLASSES
+
+    if name == "curator":
+        return CuratorNet(len(config.curation_features), tuple(config.curator["channels"])).eval()
+    if name == "structure":
+        sizes = (len(config.classes[k]) for k in ("sarcomerisation", "directionality",
+                                                  "cell_source"))
+        return StructureHeads(len(config.structure_features), int(config.structure["hidden"]),
+                              *sizes).eval()
+    if name == "patterns":
+        return None if config.patterns is None else PatternNet(
+            len(PATTERN_CLASSES), int(config.patterns["width"])).eval()
+    raise ValueError(f"unknown cells network {name!r}")
+
+
+def _load_state(net, weights: dict[str, np.ndarray], prefix: str) -> None:
+    import torch
+
+    state = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in weights.items()
+             if k.startswith(prefix)}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelDirError(f"cells weights do not match the config ({prefix}*): {exc}") from exc
+
+
+def weights_of(nets: dict) -> dict[str, np.ndarray]:
+    """State dicts of ``{name: network}`` under ``name.`` prefixes, as numpy arrays."""
+    out = {}
+    for name, net in nets.items():
+        if net is None:
+            continue
+        for key, value in net.state_dict().items():
+            out[f"{name}.{key}"] = value.detach().cpu().numpy().copy()
+    return out

@@ -1,0 +1,85 @@
+"""Small torch networks of the cells model (imported only when a model is built).
+
+* :class:`CuratorNet`: DeGuire et al.'s ROI curator — a CNN (stride-2 stem, residual blocks)
+  on a 2-channel crop (image, mask) centred on the candidate, its pooled features concatenated with standardized mask/intensity
+  statistics, → one logit (true cell vs not).
+* :class:`StructureHeads`: an MLP on standardized ROI features → the 1–5 organisation score
+  (``1 + 4·sigmoid``), sarcomerisation (4 logits), directionality (4) and cell source (3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN + (1×1 projection) skip, ReLU; stride 2 halves the size."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 2) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out))
+        self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                  nn.BatchNorm2d(c_out))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.skip(x))
+
+
+class CuratorNet(nn.Module):
+    def __init__(self, n_extra: int, channels: tuple[int, ...] = (8, 16, 32),
+                 in_channels: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], 5, 2, 2, bias=False),
+                                   nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True)]
+        c_in = channels[0]
+        for c_out in channels[1:]:
+            layers.append(ResidualBlock(c_in, c_out))
+            c_in = c_out
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(c_in + n_extra, 32), nn.ReLU(inplace=True),
+                                  nn.Linear(32, 1))
+
+    def forward(self, crops: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.encoder(crops), extra], dim=1)).squeeze(1)
+
+
+class StructureHeads(nn.Module):
+    def __init__(self, n_features: int, hidden: int = 64, n_sarcomerisation: int = 4,
+                 n_directionality: int = 4, n_sources: int = 3) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(inplace=True),
+                                   nn.Dropout(0.1), nn.Linear(hidden, hidden),
+                                   nn.ReLU(inplace=True))
+        self.score = nn.Linear(hidden, 1)
+        self.sarcomerisation = nn.Linear(hidden, n_sarcomerisation)
+        self.directionality = nn.Linear(hidden, n_directionality)
+        self.cell_source = nn.Linear(hidden, n_sources)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.trunk(features)
+        return {"structure_score": 1 + 4 * torch.sigmoid(self.score(h).squeeze(1)),
+                "sarcomerisation": self.sarcomerisation(h),
+                "directionality": self.directionality(h), "cell_source": self.cell_source(h)}
+
+
+class PatternNet(nn.Module):
+    """Local pattern classifier (Gerbin et al.'s six patch classes) as a small fully
+    convolutional net: a stride-2 stem then dilated 3×3 convolutions (receptive field ≈ 60
+    input pixels, 6–12 µm), → per-pixel class logits at half the input resolution."""
+
+    def __init__(self, n_classes: int = 6, width: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, 2, 1), nn.ReLU(inplace=True)]
+        for dilation in (1, 2, 4, 8):
+            layers += [nn.Conv2d(width, width, 3, 1, dilation, dilation=dilation),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(width, n_classes, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(image)

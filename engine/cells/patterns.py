@@ -1,0 +1,43 @@
+"""Area fractions of six local patterns per ROI (Gerbin et al. 2021's patch classes:
+background, diffuse/other, fibres, disorganized puncta, organized puncta, organized Z-discs),
+from the cells model's :class:`~engine.cells.networks.PatternNet` run once over the field at
+half resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+
+PATTERN_CLASSES: tuple[str, ...] = ("background", "diffuse", "fibres", "disorganized_puncta",
+                                    "organized_puncta", "zdiscs")
+PATTERN_FEATURES: tuple[str, ...] = tuple(f"frac_{name}" for name in PATTERN_CLASSES)
+#: the net's output grid: one value per STRIDE × STRIDE input pixels
+STRIDE = 2
+
+
+def normalized(plane: np.ndarray, background: float, scale: float) -> np.ndarray:
+    """What every cells network sees: (image − background) / (candidate level − background)."""
+    return ((plane - background) / scale).astype(np.float32)
+
+
+def pattern_classes(net, image: np.ndarray) -> np.ndarray:
+    """Class index per output pixel (uint8, shape ⌈Y/2⌉ × ⌈X/2⌉) of a normalized image."""
+    import torch
+
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(np.ascontiguousarray(image))[None, None])
+    return logits[0].argmax(0).numpy().astype(np.uint8)
+
+
+def pattern_fractions(classes: np.ndarray, labels: np.ndarray,
+                      ids: list[int]) -> dict[int, dict[str, float]]:
+    """Fraction of each class among the output pixels of each ROI id."""
+    grid = labels[::STRIDE, ::STRIDE][: classes.shape[0], : classes.shape[1]]
+    n_classes = len(PATTERN_CLASSES)
+    counts = np.zeros((int(labels.max()) + 1, n_classes))
+    np.add.at(counts, (grid.ravel(), classes[: grid.shape[0], : grid.shape[1]].ravel()), 1)
+    out = {}
+    for roi in ids:
+        total = counts[roi].sum()
+        values = counts[roi] / total if total else np.full(n_classes, np.nan)
+        out[roi] = dict(zip(PATTERN_FEATURES, values.tolist(), strict=True))
+    return out

@@ -1,0 +1,180 @@
+"""Training of the cells model: ROI curator (CNN on crops + mask statistics) and structure
+heads (MLP on ROI features), threshold tuned on validation fields, written as a model
+directory (:class:`engine.cells.model.CellsModel`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from engine.cells.features import FEATURE_NAMES, GEOMETRY, INTENSITY, feature_matrix
+from engine.cells.model import CellsModel, CellsModelConfig, build_network, weights_of
+
+from .dataset import Candidates
+
+log = logging.getLogger(__name__)
+
+CURATION_FEATURES = (*GEOMETRY, *INTENSITY, "periodicity_log_ratio", "orientation_order")
+STRUCTURE_FEATURES = FEATURE_NAMES
+FEATURE_FILL = {"sarcomere_length_um": 1.85}
+HEADS = ("sarcomerisation", "directionality", "cell_source")
+
+
+def make_config(train: Candidates, patterns: dict | None = None) -> CellsModelConfig:
+    """Feature normalization from the training candidates only."""
+    names = list(train.names)
+    matrix = feature_matrix(train.rows(), names, FEATURE_FILL).astype(np.float64)
+    mean, scale = matrix.mean(axis=0), np.maximum(matrix.std(axis=0), 1e-6)
+    return CellsModelConfig(
+        curation_features=list(CURATION_FEATURES),
+        structure_features=[n for n in STRUCTURE_FEATURES if n in names],
+        feature_mean=dict(zip(names, mean.tolist(), strict=True)),
+        feature_scale=dict(zip(names, scale.tolist(), strict=True)),
+        feature_fill=dict(FEATURE_FILL), patterns=patterns)
+
+
+def _augment(crops, generator):
+    """Random flips and quarter turns of a batch (training only, after the split)."""
+    import torch
+
+    k = int(torch.randint(0, 4, (1,), generator=generator))
+    crops = torch.rot90(crops, k, dims=(2, 3))
+    if bool(torch.randint(0, 2, (1,), generator=generator)):
+        crops = torch.flip(crops, dims=(3,))
+    return crops
+
+
+def train_curator(config: CellsModelConfig, train: Candidates, val: Candidates,
+                  epochs: int = 25, seed: int = 0, batch: int = 64):
+    """Curator network with the best validation loss over ``epochs``."""
+    import torch
+
+    torch.manual_seed(seed)
+    curator = build_network(config, "curator")
+    data = [(torch.from_numpy(c.crops.astype(np.float32)),
+             torch.from_numpy(config.standardized(c.rows(), config.curation_features)),
+             torch.from_numpy(c.targets["is_cell"].astype(np.float32))) for c in (train, val)]
+    (x_tr, e_tr, y_tr), (x_va, e_va, y_va) = data
+    pos_weight = (len(y_tr) - y_tr.sum()) / y_tr.sum().clamp(min=1)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+    def batch_loss(idx, generator):
+        return loss_fn(curator(_augment(x_tr[idx], generator), e_tr[idx]), y_tr[idx])
+
+    return fit_best(curator, batch_loss, lambda: loss_fn(curator(x_va, e_va), y_va),
+                    len(y_tr), epochs, 2e-3, seed, batch, "curator")
+
+
+def fit_best(net, batch_loss, val_loss, n_train: int, epochs: int, lr: float, seed: int,
+             batch: int, label: str):
+    """Minibatch AdamW over ``epochs``; keeps the weights with the best validation loss.
+
+    ``batch_loss(indices, generator)`` is the training loss of one batch (augmenting with
+    ``generator``), ``val_loss()`` the loss on the validation split.
+    """
+    import torch
+
+    optim = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    best, best_state = np.inf, None
+    for epoch in range(epochs):
+        net.train()
+        for idx in torch.randperm(n_train, generator=generator).split(batch):
+            optim.zero_grad()
+            batch_loss(idx, generator).backward()
+            optim.step()
+        net.eval()
+        with torch.inference_mode():
+            loss = float(val_loss())
+        log.info("%s epoch %d: val loss %.4f", label, epoch + 1, loss)
+        if loss < best:
+            best, best_state = loss, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    return net.eval()
+
+
+def _head_tensors(config: CellsModelConfig, cands: Candidates):
+    import torch
+
+    keep = cands.targets["is_cell"] == 1
+    rows = [r for r, k in zip(cands.rows(), keep, strict=True) if k]
+    t = {name: cands.targets[name][keep] for name in cands.targets}
+    return (torch.from_numpy(config.standardized(rows, config.structure_features)),
+            torch.from_numpy(t["structure_score"].astype(np.float32)),
+            {"sarcomerisation": torch.from_numpy(t["sarcomerisation"].astype(np.int64) - 1),
+             "directionality": torch.from_numpy(t["directionality"].astype(np.int64) - 1),
+             "cell_source": torch.from_numpy(t["source_index"].astype(np.int64))})
+
+
+def _heads_loss(out, score, classes):
+    import torch.nn.functional as F
+
+    loss = F.mse_loss(out["structure_score"], score)
+    return loss + sum(F.cross_entropy(out[name], classes[name]) for name in HEADS)
+
+
+def train_heads(config: CellsModelConfig, train: Candidates, val: Candidates,
+                epochs: int = 1500, seed: int = 0):
+    """Structure heads (full-batch AdamW) with the best validation loss."""
+    import torch
+
+    torch.manual_seed(seed)
+    heads = build_network(config, "structure")
+    (x_tr, s_tr, c_tr), (x_va, s_va, c_va) = (_head_tensors(config, c) for c in (train, val))
+    optim = torch.optim.AdamW(heads.parameters(), lr=3e-3, weight_decay=1e-3)
+    best, best_state = np.inf, None
+    for epoch in range(epochs):
+        heads.train()
+        optim.zero_grad()
+        _heads_loss(heads(x_tr), s_tr, c_tr).backward()
+        optim.step()
+        if epoch % 10 == 0:
+            heads.eval()
+            with torch.inference_mode():
+                val_loss = float(_heads_loss(heads(x_va), s_va, c_va))
+            if val_loss < best:
+                best, best_state = val_loss, {k: v.clone() for k, v in heads.state_dict().items()}
+    log.info("structure heads: best val loss %.4f", best)
+    heads.load_state_dict(best_state)
+    return heads.eval()
+
+
+def tune_threshold(proba: np.ndarray, is_cell: np.ndarray, min_precision: float = 0.9) -> float:
+    """Threshold with the best F1 among those with precision ≥ ``min_precision`` (the
+    highest-precision threshold when none reaches it)."""
+    best = (-1.0, 0.5)
+    fallback = (-1.0, 0.5)
+    for threshold in np.unique(np.round(proba, 4)):
+        accepted = proba >= threshold
+        tp = float(np.sum(accepted & (is_cell == 1)))
+        precision = tp / max(accepted.sum(), 1)
+        recall = tp / max((is_cell == 1).sum(), 1)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        if precision >= min_precision and f1 > best[0]:
+            best = (f1, float(threshold))
+        fallback = max(fallback, (precision, float(threshold)))
+    return best[1] if best[0] >= 0 else fallback[1]
+
+
+def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 25,
+                      head_epochs: int = 1500, seed: int = 0, pattern_net=None,
+                      pattern_width: int = 16, threads: int = 1) -> CellsModel:
+    """Train curator and heads (on features that already include ``pattern_net``'s
+    fractions, if any) and tune the curation threshold on ``val``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    config = make_config(train, None if pattern_net is None else {"width": pattern_width})
+    nets = {"curator": train_curator(config, train, val, curator_epochs, seed),
+            "structure": train_heads(config, train, val, head_epochs, seed),
+            "patterns": pattern_net}
+    model = CellsModel(config, weights_of(nets), {"is_cell": 0.5})
+    model._nets = dict(nets)
+    proba = model.curate(val.crops.astype(np.float32), val.rows())
+    model.thresholds["is_cell"] = tune_threshold(proba, val.targets["is_cell"])
+    log.info("trained in %.0f s; is_cell threshold %.3f", time.perf_counter() - started,
+             model.thresholds["is_cell"])
+    return model

@@ -1,0 +1,119 @@
+"""``castream train-cells``: train and evaluate the structure-image cells model on simulated
+fields (pattern net, ROI curator, structure heads), write the model directory and its report.
+
+Stages: the local pattern classifier on patches of training fields (validation fields pick
+its epoch); every split's candidates (segmented by the engine, features incl. pattern
+fractions, crops; cached under ``--cache`` keyed by the pattern net's weights); curator and
+heads on the training split, curation threshold on validation; tables on the held-out test
+split and on the variant generator, each model against its baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+HELP = ("train the structure-image cells model (pattern net, ROI curator, structure score, "
+        "AMES heads) on simulated fields; evaluate on held-out and variant fields")
+
+log = logging.getLogger(__name__)
+DEFAULT_OUT = "engine/models/default/cells"
+PATTERN_WIDTH = 12
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="model directory")
+    parser.add_argument("--fields", type=int, nargs=4, default=[240, 60, 60, 60],
+                        metavar=("TRAIN", "VAL", "TEST", "VARIANT"),
+                        help="simulated fields per split (disjoint seed ranges)")
+    parser.add_argument("--pattern-fields", type=int, default=60,
+                        help="training fields for the pattern net (a quarter for validation)")
+    parser.add_argument("--pattern-epochs", type=int, default=30)
+    parser.add_argument("--pattern-model", type=Path,
+                        help="reuse the pattern net of this directory (a previous run's "
+                             "CACHE/pattern-model) instead of training one")
+    parser.add_argument("--curator-epochs", type=int, default=20)
+    parser.add_argument("--head-epochs", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=2, help="processes simulating fields")
+    parser.add_argument("--cache", type=Path, default=Path("build/cellstruct"),
+                        help="cache of simulated candidates (.npz per split)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the model in --out instead of training one")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _weights_tag(weights: dict) -> str:
+    digest = hashlib.sha1()
+    for key in sorted(weights):
+        if key.startswith("patterns."):
+            digest.update(key.encode() + weights[key].tobytes())
+    return "-p" + digest.hexdigest()[:10]
+
+
+def _pattern_stage(args: argparse.Namespace):
+    """Train the pattern net; returns it, a model directory holding it and its metrics."""
+    import torch
+
+    from engine.cells.model import CellsModel, CellsModelConfig, weights_of
+    from offline.cellstruct.patterns import pattern_data, pattern_metrics, train_pattern_net
+
+    torch.set_num_threads(1)
+    n_val = max(args.pattern_fields // 4, 2)
+    net = train_pattern_net(pattern_data("train", args.pattern_fields, args.workers),
+                            pattern_data("val", n_val, args.workers), args.pattern_epochs,
+                            PATTERN_WIDTH, args.seed)
+    metrics = pattern_metrics(net, pattern_data("test", n_val, args.workers))
+    holder = CellsModel(CellsModelConfig([], [], {}, {}, {}, patterns={"width": PATTERN_WIDTH}),
+                        weights_of({"patterns": net}), {"is_cell": 0.5}, {"pattern_net": metrics})
+    path = holder.save(args.cache / "pattern-model")
+    log.info("pattern net: %s", json.dumps(metrics))
+    return net, path, metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.cells.model import CellsModel
+    from offline.cellstruct.dataset import build_candidates
+    from offline.cellstruct.evaluate import evaluate, fit_baselines, markdown
+    from offline.cellstruct.train import train_cells_model
+
+    splits = dict(zip(("train", "val", "test", "variant"), args.fields, strict=True))
+    if args.evaluate_only:
+        model = CellsModel.load(args.out)
+        pattern_path, pattern_result = args.out, model.metrics.get("pattern_net", {})
+    elif args.pattern_model:
+        holder = CellsModel.load(args.pattern_model)
+        pattern_net, pattern_path = holder.net("patterns"), args.pattern_model
+        pattern_result = holder.metrics.get("pattern_net", {})
+    else:
+        pattern_net, pattern_path, pattern_result = _pattern_stage(args)
+    tag = _weights_tag(CellsModel.load(pattern_path).weights)
+    data = {name: build_candidates(name, n, args.workers, args.cache, str(pattern_path), tag)
+            for name, n in splits.items()}
+    if not args.evaluate_only:
+        model = train_cells_model(data["train"], data["val"], args.curator_epochs,
+                                  args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH)
+    baselines = fit_baselines(data["train"], data["val"])
+    report = args.out / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    results = [evaluate(model, baselines, data[name], f"{name} ({splits[name]} fields)",
+                        report / f"cells_{name}.png") for name in ("test", "variant")]
+    command = "castream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if "train-cells" in sys.argv else "castream train-cells"
+    model.metrics = {"command": command, "splits": splits,
+                     "data": "simulated fields (acquisition/simulate/structure); test = "
+                             "held-out seeds, variant = RenderStyle.variant() (never trained on)",
+                     "pattern_net": pattern_result, "results": results}
+    if args.evaluate_only:
+        (args.out / "metrics.json").write_text(json.dumps(model.metrics, indent=2) + "\n")
+    else:
+        model.save(args.out)
+    text = markdown(results)
+    (report / "report.md").write_text(f"Command: `{command}`\n\nPattern net (test patches): "
+                                      f"{json.dumps(pattern_result)}\n\n{text}")
+    log.info("cells model report:\n%s", text)
+    return 0
