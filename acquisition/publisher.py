@@ -130,9 +130,9 @@ class Publisher:
         :meth:`close`. With a shared context, terminate it only after the last ``send``'s
         arrays may be freed (zero-copy sends reference them until they are on the wire).
     send_timeout_ms
-        ``None`` blocks until ZeroMQ takes each message (lossless backpressure);
-        a number raises :class:`PublisherTimeout` after that many ms. It also bounds how
-        long :meth:`close` lingers to deliver queued messages.
+        How long one send may block before :class:`PublisherTimeout` (``None``: up to
+        ``ack_timeout_ms``). A live receiver slows the publisher through credit (waiting for
+        acknowledgements, with heartbeats), so a blocked send means the connection is gone.
     sndhwm
         Messages ZeroMQ may queue before ``send`` blocks.
     max_message_bytes
@@ -185,7 +185,10 @@ class Publisher:
         # a fixed identity keeps the stream ours across reconnects of the same connection
         self._socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)
         self._socket.setsockopt(zmq.SNDHWM, max(int(sndhwm), self.max_in_flight + 2))
-        self._socket.setsockopt(zmq.SNDTIMEO, -1 if send_timeout_ms is None else send_timeout_ms)
+        # credit keeps a live receiver's queue below the high-water mark, so a send that
+        # blocks means the connection is gone: it gives up after the ack timeout at the latest
+        self._send_timeout_ms = ack_timeout_ms if send_timeout_ms is None else send_timeout_ms
+        self._socket.setsockopt(zmq.SNDTIMEO, self._send_timeout_ms)
         self._socket.connect(endpoint)
 
     # -- stream lifecycle -------------------------------------------------------------
@@ -370,7 +373,8 @@ class Publisher:
         except zmq.Again:
             raise PublisherTimeout(
                 f"stream {self.stream!r}: receiver at {self.endpoint} did not accept message "
-                f"seq={self._seq} within {self.send_timeout_ms} ms (nothing was sent)"
+                f"seq={self._seq} within {self._send_timeout_ms} ms (nothing was sent; "
+                f"{self.last_ack.get('recorded', 0)} lines/frames confirmed recorded)"
             ) from None
         self._seq += 1
         self.messages_sent += 1

@@ -305,7 +305,7 @@ def test_receiver_dying_mid_stream_is_noticed_while_sending(ingest_factory) -> N
     assert pub.sync().received == 10
     ingest.close()  # the receiver goes away mid-stream
     died = time.monotonic()
-    with pytest.raises(PublisherTimeout, match="10 confirmed|stopped answering|no answer"):
+    with pytest.raises(PublisherTimeout, match="no answer from a castream ingest|did not accept message"):
         while time.monotonic() - died < 10.0:
             pub.send(_lines(1))
     assert time.monotonic() - died < 3.0
