@@ -3,6 +3,8 @@ second run's events)."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.sinks.store import SqliteStore
 from tests.test_sinks import INFO, events
 
@@ -20,3 +22,18 @@ def test_reused_stream_id_keeps_the_earlier_run(tmp_path) -> None:
     assert store.latest_stats("s1 (run 1)")["frames_in"] == 100
     assert store.latest_stats("s1")["frames_in"] == 300
     store.close()
+
+
+@pytest.mark.parametrize("make", ["folder", "csv"])
+def test_export_events_from_a_non_store_is_one_line(tmp_path, caplog, make) -> None:
+    from engine.cli import main
+
+    target = tmp_path / "not-a-store"
+    if make == "folder":
+        target.mkdir()
+    else:
+        target.write_text("event_id,kind\n1,spark\n")
+    code = main(["export-events", str(target), "--stream", "s1", "--out",
+                 str(tmp_path / "out.csv")])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 1 and len(errors) == 1 and "castream store" in errors[0]

@@ -115,6 +115,11 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return current
 
 
+class StoreError(ValueError, sqlite3.DatabaseError):
+    """The store file cannot be opened as a castream store (a folder, another file type);
+    a ValueError for the CLI's one-line errors, an sqlite3 error for existing handlers."""
+
+
 def _nan_if_none(value):
     return math.nan if value is None else value
 
@@ -135,14 +140,22 @@ class SqliteStore:
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:
-            uri = f"file:{self.path}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
-        else:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self._db)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a castream store (give the "
+                             ".sqlite file, e.g. castream-data/castream.sqlite)")
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            else:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                migrate(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a readable castream store ({exc}); give the "
+                             "store of `castream serve --store`") from None
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
 
