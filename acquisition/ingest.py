@@ -455,6 +455,9 @@ class Ingest:
                 self._replies.heartbeat(self._streams.values(), HEARTBEAT_S)
 
     def _count_error(self, stream: str | None, code: str, message: str) -> None:
+        # logged first: whoever waits for the counter finds the line already written
+        known = stream in self._streams  # unknown ids share one log budget per code
+        self._log_limited(stream if known else "*", code, message, logging.ERROR)
         with self._cond:
             stats = self._stats.get(stream or UNATTRIBUTED)
             if stats is None:
@@ -463,8 +466,6 @@ class Ingest:
             stats.last_receive_s = time.time()
             self._error_totals[code] = self._error_totals.get(code, 0) + 1
             self._cond.notify_all()
-        known = stream in self._streams  # unknown ids share one log budget per code
-        self._log_limited(stats.stream if known else "*", code, message, logging.ERROR)
 
     def _new_stats(self, name: str) -> StreamStats:
         """Counters for a new stream id (caller holds the lock); memory stays bounded: past
