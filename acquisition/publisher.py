@@ -56,6 +56,7 @@ DEFAULT_SNDHWM = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_ACK_TIMEOUT_MS = 5000
 DEFAULT_MAX_IN_FLIGHT = 1000
+_ABORT_LINGER_MS = 1000  # for the stop sent when a stream is aborted by an exception
 _REPLY_CHECK_EVERY = 16  # messages between looks at the receiver's replies (refusals, acks)
 
 
@@ -299,10 +300,24 @@ class Publisher:
             finally:
                 self.close()
             return
-        if self.header is not None:
-            log.warning("stream %r aborted by %s; no stop sent", self.stream, exc_type.__name__)
-        # the error is already the caller's news: do not linger on an absent receiver
-        self.close(linger_ms=0)
+        linger_ms = 0  # the error is already the caller's news: no waiting on a gone receiver
+        if self.header is not None and self._refusal is None:
+            linger_ms = self._send_abort_stop()
+            log.warning("stream %r aborted by %s after %d lines/frames (%s confirmed recorded)",
+                        self.stream, exc_type.__name__, self.n_sent,
+                        self.last_ack.get("recorded", 0))
+        self.close(linger_ms=linger_ms)
+
+    def _send_abort_stop(self) -> int:
+        """Best effort: close the stream on the receiver (so that its recording is finalized
+        and the stream id can be used again); never blocks. Returns the linger to allow."""
+        stop = StopHeader(stream=self.stream, seq=self._seq, n_total=self.n_sent)
+        self.header, self._pending, self._pending_lines = None, [], 0
+        try:
+            self._socket.send_multipart(encode_message(stop), flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            return 0
+        return _ABORT_LINGER_MS
 
     # -- internals --------------------------------------------------------------------
     def _require_started(self) -> StartHeader:

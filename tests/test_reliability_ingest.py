@@ -310,3 +310,21 @@ def test_receiver_dying_mid_stream_is_noticed_while_sending(ingest_factory) -> N
             pub.send(_lines(1))
     assert time.monotonic() - died < 3.0
     pub.close()
+
+
+def test_aborted_publisher_closes_its_stream_so_the_id_can_be_reused(ingest_factory,
+                                                                     tmp_path: Path) -> None:
+    ingest = ingest_factory(record_dir=tmp_path)
+    data = _lines(640)
+    with pytest.raises(KeyboardInterrupt):
+        with Publisher(ingest.endpoint, stream="again", chunk_lines=64) as pub:
+            pub.start(**LINESCAN)
+            pub.send(data)
+            pub.sync()
+            raise KeyboardInterrupt  # Ctrl-C in the acquisition loop
+    assert ingest.wait_until_stopped(["again"], TIMEOUT_S)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again.tif"), data)
+    with Publisher(ingest.endpoint, stream="again") as pub:  # not refused as a restart
+        pub.start(**LINESCAN)
+        pub.send(data[:64])
+        assert pub.stop().recorded == 64
