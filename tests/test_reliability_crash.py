@@ -138,3 +138,25 @@ def test_cli_ingest_on_a_busy_port_is_one_clear_line(caplog) -> None:
         holder.close(linger=0)
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert code == 1 and len(errors) == 1 and "Address already in use" in errors[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--endpoint", "tcp://0.0.0.0:0"],
+    ["serve", "--endpoint", "tcp://127.0.0.1:0", "--publish", "tcp://*:0"],
+    ["ingest", "--endpoint", "tcp://192.168.1.5:5555", "--no-record"],
+])
+def test_exposed_addresses_need_insecure(argv, caplog) -> None:
+    from engine.cli import main
+
+    assert main(argv) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "without authentication" in errors[0] and "--insecure" in errors[0]
+
+
+def test_local_addresses_are_local() -> None:
+    from engine.commands._exposure import is_local
+
+    assert all(is_local(e) for e in ("tcp://127.0.0.1:5555", "tcp://localhost:1",
+                                     "ipc:///tmp/x.sock", "tcp://[::1]:5"))
+    assert not any(is_local(e) for e in ("tcp://0.0.0.0:5555", "tcp://*:5556",
+                                         "tcp://10.0.0.2:1", "tcp://127.example.org:1"))

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-size", type=int, default=1024, help="analysis queue bound")
     parser.add_argument("--policy", choices=("block", "fail"), default="block",
                         help="when the queue is full (default: %(default)s)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow an --endpoint reachable from other machines (no "
+                        "authentication: anyone reaching it can send streams)")
     parser.add_argument("--recover", action="store_true",
                         help="only convert recordings left unfinished in --record-dir, then exit")
 
@@ -60,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         for summary in recover(args.record_dir):
             log.info("recovered %s (%d missing)", summary.tif, summary.missing_frames)
         return 0
+    from engine.commands._exposure import check_exposure
+
+    check_exposure({"--endpoint": args.endpoint}, args.insecure)
     record_dir = None if args.no_record else args.record_dir
     try:
         ingest = Ingest(args.endpoint, record_dir=record_dir, queue_size=args.queue_size,

@@ -30,14 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ingest → analysis queue bound, in chunks (policy: block)")
     parser.add_argument("--max-streams", type=int,
                         help="exit after this many streams have finished")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow binding addresses reachable from other machines (there is "
+                        "no authentication: anyone reaching them can send or read streams)")
     add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import zmq
 
+    from engine.commands._exposure import check_exposure
     from engine.runtime import running_server
 
+    check_exposure({"--endpoint": args.endpoint, "--publish": args.publish}, args.insecure)
     _warn_unfinished(args.record_dir)
     try:
         with running_server(

@@ -1,0 +1,28 @@
+"""Refuse to expose an unauthenticated socket beyond this machine unless asked to.
+
+castream's sockets carry no authentication yet (ZeroMQ CURVE is not wired in): anyone who can
+reach an exposed ingest can start streams and anyone who can reach the event PUB can read
+them. ``serve`` and ``ingest`` therefore bind only loopback (``tcp://127.0.0.1``,
+``localhost``, ``[::1]``) and ``ipc://`` addresses unless ``--insecure`` is given.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LOCAL = re.compile(r"^(ipc|inproc)://|^tcp://(127\.\d+\.\d+\.\d+|localhost|\[::1\]):")
+
+
+def is_local(endpoint: str) -> bool:
+    """The address can only be reached from this machine."""
+    return bool(_LOCAL.match(endpoint))
+
+
+def check_exposure(endpoints: dict[str, str | None], insecure: bool) -> None:
+    """Raise ``ValueError`` naming the first non-local address unless ``insecure``."""
+    for flag, endpoint in endpoints.items():
+        if endpoint and endpoint != "none" and not is_local(endpoint) and not insecure:
+            raise ValueError(
+                f"{flag} {endpoint} would be reachable from other machines without "
+                "authentication; bind a loopback or ipc:// address, or pass --insecure on a "
+                "trusted network")
