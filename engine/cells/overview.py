@@ -16,7 +16,7 @@ def write_overview(path: str | Path, plane: np.ndarray, result: CellsResult,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import cm, colors
+    from matplotlib import cm, colors, patheffects
 
     step = max(1, int(np.ceil(max(plane.shape) / max_side_px)))
     shown, labels = plane[::step, ::step], result.labels[::step, ::step]
@@ -37,7 +37,8 @@ def write_overview(path: str | Path, plane: np.ndarray, result: CellsResult,
         text = (f"{row['cell_id']}: {row['structure_score']:.1f}" if accepted
                 else f"{row['cell_id']} ({row['is_cell_proba']:.2f})")
         ax.text(row["x_um"] / pixel_um / step, row["y_um"] / pixel_um / step, text,
-                color=colour, fontsize=8, ha="center", va="center")
+                color=colour, fontsize=8, ha="center", va="center",
+                path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.03,
                  label="structure score (1–5); dashed = rejected (curation probability)")
     ax.set_title(f"{result.summary.get('n_cells', 0)} cells of "

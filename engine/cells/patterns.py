@@ -1,7 +1,8 @@
 """Area fractions of six local patterns per ROI (Gerbin et al. 2021's patch classes:
 background, diffuse/other, fibres, disorganized puncta, organized puncta, organized Z-discs),
 from the cells model's :class:`~engine.cells.networks.PatternNet` run once over the field at
-half resolution."""
+half resolution, and the orientation order over the oriented pixels only (a directionality
+cue that puncta and diffuse cytoplasm do not dilute)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import numpy as np
 
 PATTERN_CLASSES: tuple[str, ...] = ("background", "diffuse", "fibres", "disorganized_puncta",
                                     "organized_puncta", "zdiscs")
-PATTERN_FEATURES: tuple[str, ...] = tuple(f"frac_{name}" for name in PATTERN_CLASSES)
+#: pattern fractions, then the orientation order over oriented pixels only (Z-discs, fibres,
+#: organized puncta: what a rater judges directionality on; NaN under 20 such pixels)
+PATTERN_FEATURES: tuple[str, ...] = (*(f"frac_{name}" for name in PATTERN_CLASSES),
+                                     "oriented_order")
+ORIENTED_CLASSES = (2, 4, 5)
 #: the net's output grid: one value per STRIDE × STRIDE input pixels
 STRIDE = 2
 
@@ -28,6 +33,20 @@ def pattern_classes(net, image: np.ndarray) -> np.ndarray:
     return logits[0].argmax(0).numpy().astype(np.uint8)
 
 
+def oriented_order(plane: np.ndarray, labels: np.ndarray, classes: np.ndarray, row: dict,
+                   pixel_um: float) -> float:
+    """Orientation order parameter of one ROI over its oriented pixels only."""
+    from .measure import orientation_order
+
+    r0, c0, r1, c1 = row["bbox"]
+    full = np.repeat(np.repeat(classes, STRIDE, axis=0), STRIDE, axis=1)
+    oriented = np.isin(full[r0:r1, c0:c1], ORIENTED_CLASSES)
+    mask = (labels[r0:r1, c0:c1] == row["cell_id"]) & oriented[: r1 - r0, : c1 - c0]
+    if mask.sum() < 20:
+        return float("nan")
+    return orientation_order(plane[r0:r1, c0:c1].astype(np.float32), mask, pixel_um)[0]
+
+
 def pattern_fractions(classes: np.ndarray, labels: np.ndarray,
                       ids: list[int]) -> dict[int, dict[str, float]]:
     """Fraction of each class among the output pixels of each ROI id."""
@@ -39,5 +58,5 @@ def pattern_fractions(classes: np.ndarray, labels: np.ndarray,
     for roi in ids:
         total = counts[roi].sum()
         values = counts[roi] / total if total else np.full(n_classes, np.nan)
-        out[roi] = dict(zip(PATTERN_FEATURES, values.tolist(), strict=True))
+        out[roi] = dict(zip(PATTERN_FEATURES[:n_classes], values.tolist(), strict=True))
     return out

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from engine.cells.features import feature_matrix
 from engine.cells.model import CellsModel
-from engine.cells.patterns import PATTERN_FEATURES
+from engine.cells.patterns import PATTERN_CLASSES
 
 from .dataset import Candidates
 from .train import FEATURE_FILL, HEADS, tune_threshold
@@ -43,7 +43,7 @@ BASELINE_CURATION = ("area_um2", "aspect_ratio", "solidity", "compactness", "ecc
                      "mean_level", "intensity_cv", "intensity_skew")
 #: SarcNet's / Gerbin et al.'s 11 features (the ridge baseline), when pattern fractions exist
 SARCNET_FEATURES = ("area_um2", "aspect_ratio", "glcm_max_cv", "glcm_peak_height",
-                    "glcm_peak_distance_um", *PATTERN_FEATURES)
+                    "glcm_peak_distance_um", *(f"frac_{n}" for n in PATTERN_CLASSES))
 HEAD_TARGETS = {"sarcomerisation": "sarcomerisation", "directionality": "directionality",
                 "cell_source": "source_index"}
 

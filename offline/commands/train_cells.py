@@ -48,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _weights_tag(weights: dict) -> str:
-    digest = hashlib.sha1()
+    """Cache key: the pattern net's weights and the feature list (what features depend on)."""
+    from engine.cells.features import FEATURE_NAMES
+
+    digest = hashlib.sha1(",".join(FEATURE_NAMES).encode())
     for key in sorted(weights):
         if key.startswith("patterns."):
             digest.update(key.encode() + weights[key].tobytes())
