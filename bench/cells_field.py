@@ -9,7 +9,8 @@ on the 2-core development CPU.
 
 Usage: ``python bench/cells_field.py [--repeat N] [--threads N]``; ``--write FIELD.tif`` only
 writes the field (and ``FIELD_truth.csv``, one row per simulated object) for a manual run of
-``castream cells FIELD.tif --out DIR``.
+``castream cells FIELD.tif --out DIR``; ``--compare FIELD_truth.csv DIR/cells.csv`` scores
+that run against the truth (centroids within 3 µm).
 """
 
 from __future__ import annotations
@@ -58,6 +59,33 @@ def write_field(path: Path) -> None:
         writer.writerows([obj[c] for c in columns] for obj in field.objects)
 
 
+def compare(truth_csv: Path, cells_csv: Path) -> None:
+    """Each candidate matched to the simulated object with the nearest centroid (≤ 3 µm)."""
+    truth = list(csv.DictReader(truth_csv.open()))
+    rows = list(csv.DictReader(cells_csv.open()))
+    hits, errors, lengths = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}, [], []
+    found = set()
+    for row in rows:
+        dist = [((float(o["x_um"]) - float(row["x_um"])) ** 2
+                 + (float(o["y_um"]) - float(row["y_um"])) ** 2) ** 0.5 for o in truth]
+        best = min(range(len(truth)), key=dist.__getitem__)
+        is_true = dist[best] <= 3.0 and truth[best]["is_cell"] == "1"
+        accepted = row["is_cell"] == "1"
+        hits[("tp" if is_true else "fp") if accepted else ("fn" if is_true else "tn")] += 1
+        if accepted and is_true:
+            found.add(best)
+            errors.append(abs(float(row["structure_score"]) - float(truth[best]["structure_score"])))
+            if row["sarcomere_length_um"]:
+                lengths.append(abs(float(row["sarcomere_length_um"])
+                                   / float(truth[best]["sarcomere_length_um"]) - 1) * 100)
+    n_true = sum(o["is_cell"] == "1" for o in truth)
+    print(f"{n_true} true cells, {len(rows)} candidates: accepted true {hits['tp']}, "  # noqa: T201
+          f"accepted non-cells {hits['fp']}, rejected true {hits['fn']}, rejected non-cells "
+          f"{hits['tn']}, true cells without a candidate {n_true - len(found) - hits['fn']}; "
+          f"score |error| mean {sum(errors) / max(len(errors), 1):.2f}; sarcomere length "
+          f"measured in {len(lengths)}, |error| max {max(lengths, default=float('nan')):.1f} %")
+
+
 def run(repeat: int, threads: int) -> None:
     torch.set_num_threads(threads)
     field = simulate_field()
@@ -78,8 +106,12 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", type=Path, help="only write the field TIFF (+ truth CSV)")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("TRUTH_CSV", "CELLS_CSV"),
+                        help="only compare a cells.csv with the written field's truth")
     args = parser.parse_args()
-    if args.write:
+    if args.compare:
+        compare(*args.compare)
+    elif args.write:
         write_field(args.write)
     else:
         run(args.repeat, args.threads)
