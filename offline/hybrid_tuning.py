@@ -36,17 +36,26 @@ log = logging.getLogger(__name__)
 #: validation seeds of the development set (its test recordings use seeds from 0)
 DEV_VAL_SEED = 10_000_000
 
-#: fusion candidates tried by :func:`tune_hybrid` (the significance grid runs for each): the
-#: network alone with the classical detector's wave class, and the union over a grid of the
-#: classical detector's criteria (its own defaults were tuned on the simulator only)
-CANDIDATES: list[HybridParams] = [
-    HybridParams(classical_weight=0.0, classes_from_classical=("wave",)),
-    HybridParams(classical_weight=1.0, classes_from_classical=("wave",)),
-    HybridParams(classical_weight=1.0, classes_from_classical=("wave", "puff")),
-    *(HybridParams(classical_weight=1.0, classes_from_classical=("wave",),
-                   classical={"k_detect": k_detect, "k_grow": k_grow})
-      for k_detect in (6.0, 6.5, 7.0, 7.5) for k_grow in (3.5, 4.0, 4.5)),
-]
+#: criteria of the classical detector tried in the union (its own defaults were tuned on the
+#: simulator only)
+K_DETECT = (6.0, 6.5, 7.0, 7.5)
+K_GROW = (3.5, 4.0, 4.5)
+
+
+def candidates(k_detect: Sequence[float] = K_DETECT,
+               k_grow: Sequence[float] = K_GROW) -> list[HybridParams]:
+    """Fusion candidates tried by :func:`tune_hybrid` (the significance grid runs for each): the
+    network alone with the classical detector's wave class, the union with the classical
+    defaults (waves, and waves and puffs from the classical detector), and the union over a grid
+    of the classical detector's criteria."""
+    return [
+        HybridParams(classical_weight=0.0, classes_from_classical=("wave",)),
+        HybridParams(classical_weight=1.0, classes_from_classical=("wave",)),
+        HybridParams(classical_weight=1.0, classes_from_classical=("wave", "puff")),
+        *(HybridParams(classical_weight=1.0, classes_from_classical=("wave",),
+                       classical={"k_detect": kd, "k_grow": kg})
+          for kd in k_detect for kg in k_grow if kg <= kd),
+    ]
 
 
 class MemoBackend:
@@ -87,7 +96,7 @@ def validation_data(kind: str, n: int, n_empty: int):
 
 
 def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,
-                candidates: Sequence[HybridParams] = CANDIDATES,
+                fusions: Sequence[HybridParams] | None = None,
                 grid: Sequence[float] = SIGNIFICANCE_GRID, max_false_per_s: float = 0.5,
                 mode: str = "accurate", backend: str = "auto") -> dict[str, Any]:
     """Search the fusion candidates × significance grid (module docstring); returns the search
@@ -102,7 +111,7 @@ def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,
     sets, empty = validation_data(kind, n, n_empty)
     empty_s = sum(rec.data.shape[0] * rec.dt_ms for rec in empty) / 1e3
     trials = []
-    for params in candidates:
+    for params in fusions if fusions is not None else candidates():
         factory = DetectorFactory(EngineConfig(model=Path(model_dir), mode=mode, detector="hybrid",
                                                thresholds={"min_significance": -1e9},
                                                hybrid=params))

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-false-per-s", type=float, default=0.5,
                         help="false events per second allowed on empty recordings "
                         "(default: %(default)s)")
+    parser.add_argument("--k-detect", type=float, nargs="+", default=None,
+                        help="classical detection criteria tried in the union (default: 6-7.5)")
+    parser.add_argument("--k-grow", type=float, nargs="+", default=None,
+                        help="classical extent criteria tried in the union (default: 3.5-4.5)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--dry-run", action="store_true",
                         help="search and print the best, write nothing")
@@ -33,11 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.hybrid import HybridParams
-    from offline.hybrid_tuning import tune_hybrid
+    from offline.hybrid_tuning import K_DETECT, K_GROW, candidates, tune_hybrid
 
     if not (args.model / "config.json").is_file():
         raise FileNotFoundError(f"{args.model} is not a model directory (no config.json)")
-    search = tune_hybrid(args.model, n=args.n, n_empty=args.n_empty,
+    fusions = candidates(args.k_detect or K_DETECT, args.k_grow or K_GROW)
+    search = tune_hybrid(args.model, n=args.n, n_empty=args.n_empty, fusions=fusions,
                          max_false_per_s=args.max_false_per_s, backend=args.backend)
     best = dict(search["best"])
     command = "castream tune-hybrid " + " ".join(shlex.quote(a) for a in sys.argv[2:])
