@@ -328,3 +328,21 @@ def test_aborted_publisher_closes_its_stream_so_the_id_can_be_reused(ingest_fact
         pub.start(**LINESCAN)
         pub.send(data[:64])
         assert pub.stop().recorded == 64
+
+
+def test_receiver_restarted_mid_stream_refuses_and_the_publisher_fails(
+    ipc_endpoint: str, ingest_factory
+) -> None:
+    first = ingest_factory(ipc_endpoint)
+    pub = Publisher(ipc_endpoint, stream="restarted", chunk_lines=64, ack_timeout_ms=5000)
+    pub.start(**LINESCAN)
+    pub.send(_lines(640))
+    assert pub.sync().received == 640
+    first.close()
+    second = ingest_factory(ipc_endpoint)  # `serve` restarted on the same address
+    with pytest.raises(PublisherRefused, match="unknown_stream"):
+        for _ in range(200):  # the reconnected publisher's chunks are refused, not lost silently
+            pub.send(_lines(64))
+        pub.stop()
+    assert second.error_totals().get("unknown_stream", 0) >= 1
+    pub.close()
