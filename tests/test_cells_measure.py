@@ -55,6 +55,19 @@ def test_orientation_order_separates_aligned_from_isotropic():
     assert min(abs(direction - 20.0), 180 - abs(direction - 20.0)) < 3
 
 
+def test_fibres_turned_by_90_degrees_agree_with_zdiscs():
+    """Z-discs across 20° myofibrils on the left, fibres along them on the right."""
+    discs, mask = striated_patch(1.9, 20.0)
+    fibres, _ = striated_patch(1.2, 110.0)  # lines along 20°: the repeat runs at 110°
+    right = np.zeros(mask.shape, bool)
+    right[:, mask.shape[1] // 2:] = True
+    image = np.where(right, fibres, discs)
+    mixed, _ = orientation_order(image, mask, 0.15)
+    turned, direction = orientation_order(image, mask, 0.15, across=right)
+    assert turned > 0.85 and mixed < 0.3
+    assert min(abs(direction - 20.0), 180 - abs(direction - 20.0)) < 5
+
+
 def test_glcm_peak_distance_near_the_repeat():
     image, mask = striated_patch(1.9, 0.0)
     features = glcm_features(image, mask, 0.15)

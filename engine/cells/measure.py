@@ -86,16 +86,21 @@ def _parabolic_offset(left: float, centre: float, right: float) -> float:
         else 0.0
 
 
-def orientation_order(crop: np.ndarray, mask: np.ndarray, pixel_um: float) -> tuple[float, float]:
+def orientation_order(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
+                      across: np.ndarray | None = None) -> tuple[float, float]:
     """Orientation order parameter (0–1) and the mean gradient direction (degrees from +x).
 
     For striations the dominant gradient runs along the myofibrils, so the direction is the
-    myofibril axis.
+    myofibril axis. Pixels marked ``across`` (fibres: their gradient runs across the
+    myofibril) are turned by 90° first, so fibres and Z-discs of one direction agree.
     """
     a_rr, a_rc, a_cc = structure_tensor(crop.astype(np.float32), sigma=0.15 / pixel_um + 0.5,
                                         order="rc")
     a_rr, a_rc, a_cc = (ndimage.gaussian_filter(a, 0.6 / pixel_um) for a in (a_rr, a_rc, a_cc))
-    z = ((a_cc - a_rr) + 2j * a_rc)[mask]
+    z = (a_cc - a_rr) + 2j * a_rc
+    if across is not None:
+        z = np.where(across, -z, z)
+    z = z[mask]
     total = np.abs(z).sum()
     if total <= 0:
         return np.nan, np.nan

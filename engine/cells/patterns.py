@@ -15,6 +15,7 @@ PATTERN_CLASSES: tuple[str, ...] = ("background", "diffuse", "fibres", "disorgan
 PATTERN_FEATURES: tuple[str, ...] = (*(f"frac_{name}" for name in PATTERN_CLASSES),
                                      "oriented_order")
 ORIENTED_CLASSES = (2, 4, 5)
+FIBRES = 2
 #: the net's output grid: one value per STRIDE × STRIDE input pixels
 STRIDE = 2
 
@@ -35,16 +36,24 @@ def pattern_classes(net, image: np.ndarray) -> np.ndarray:
 
 def oriented_order(plane: np.ndarray, labels: np.ndarray, classes: np.ndarray, row: dict,
                    pixel_um: float) -> float:
-    """Orientation order parameter of one ROI over its oriented pixels only."""
+    """Orientation order parameter of one ROI over its oriented pixels only, fibre pixels
+    turned by 90° (their gradient runs across the myofibril, a Z-disc's along it)."""
     from .measure import orientation_order
 
     r0, c0, r1, c1 = row["bbox"]
-    full = np.repeat(np.repeat(classes, STRIDE, axis=0), STRIDE, axis=1)
-    oriented = np.isin(full[r0:r1, c0:c1], ORIENTED_CLASSES)
-    mask = (labels[r0:r1, c0:c1] == row["cell_id"]) & oriented[: r1 - r0, : c1 - c0]
+    half = classes[r0 // STRIDE: (r1 + STRIDE - 1) // STRIDE,
+                   c0 // STRIDE: (c1 + STRIDE - 1) // STRIDE]
+    full = np.repeat(np.repeat(half, STRIDE, axis=0), STRIDE, axis=1)
+    full = full[r0 % STRIDE: r0 % STRIDE + r1 - r0, c0 % STRIDE: c0 % STRIDE + c1 - c0]
+    mask = labels[r0:r1, c0:c1] == row["cell_id"]
+    if full.shape != mask.shape:  # the net's grid ends short of an odd-sized border
+        full = np.pad(full, [(0, m - f) for m, f in zip(mask.shape, full.shape, strict=True)],
+                      mode="edge")
+    mask &= np.isin(full, ORIENTED_CLASSES)
     if mask.sum() < 20:
         return float("nan")
-    return orientation_order(plane[r0:r1, c0:c1].astype(np.float32), mask, pixel_um)[0]
+    return orientation_order(plane[r0:r1, c0:c1].astype(np.float32), mask, pixel_um,
+                             across=full == FIBRES)[0]
 
 
 def pattern_fractions(classes: np.ndarray, labels: np.ndarray,

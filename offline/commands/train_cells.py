@@ -48,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _weights_tag(weights: dict) -> str:
-    """Cache key: the pattern net's weights and the feature list (what features depend on)."""
-    from engine.cells.features import FEATURE_NAMES
+    """Cache key: the pattern net's weights and the features' names and version."""
+    from engine.cells.features import FEATURE_NAMES, FEATURES_VERSION
 
-    digest = hashlib.sha1(",".join(FEATURE_NAMES).encode())
+    digest = hashlib.sha1(f"{FEATURES_VERSION}:{','.join(FEATURE_NAMES)}".encode())
     for key in sorted(weights):
         if key.startswith("patterns."):
             digest.update(key.encode() + weights[key].tobytes())
