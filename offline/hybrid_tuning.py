@@ -45,11 +45,12 @@ K_GROW = (3.5, 4.0, 4.5)
 def candidates(k_detect: Sequence[float] = K_DETECT,
                k_grow: Sequence[float] = K_GROW) -> list[HybridParams]:
     """Fusion candidates tried by :func:`tune_hybrid` (the significance grid runs for each): the
-    network alone with the classical detector's wave class, the union with the classical
-    defaults (waves, and waves and puffs from the classical detector), and the union over a grid
-    of the classical detector's criteria."""
+    network alone with the classical detector's classes (waves; waves and puffs), the union with
+    the classical defaults (the same two), and the union over a grid of the classical
+    detector's criteria (none when either grid is empty)."""
     return [
         HybridParams(classical_weight=0.0, classes_from_classical=("wave",)),
+        HybridParams(classical_weight=0.0, classes_from_classical=("wave", "puff")),
         HybridParams(classical_weight=1.0, classes_from_classical=("wave",)),
         HybridParams(classical_weight=1.0, classes_from_classical=("wave", "puff")),
         *(HybridParams(classical_weight=1.0, classes_from_classical=("wave",),

@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-false-per-s", type=float, default=0.5,
                         help="false events per second allowed on empty recordings "
                         "(default: %(default)s)")
-    parser.add_argument("--k-detect", type=float, nargs="+", default=None,
-                        help="classical detection criteria tried in the union (default: 6-7.5)")
-    parser.add_argument("--k-grow", type=float, nargs="+", default=None,
+    parser.add_argument("--k-detect", type=float, nargs="*", default=None,
+                        help="classical detection criteria tried in the union (default: 6-7.5; "
+                        "none given: no grid)")
+    parser.add_argument("--k-grow", type=float, nargs="*", default=None,
                         help="classical extent criteria tried in the union (default: 3.5-4.5)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--dry-run", action="store_true",
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.model / "config.json").is_file():
         raise FileNotFoundError(f"{args.model} is not a model directory (no config.json)")
-    fusions = candidates(args.k_detect or K_DETECT, args.k_grow or K_GROW)
+    fusions = candidates(K_DETECT if args.k_detect is None else args.k_detect,
+                         K_GROW if args.k_grow is None else args.k_grow)
     search = tune_hybrid(args.model, n=args.n, n_empty=args.n_empty, fusions=fusions,
                          max_false_per_s=args.max_false_per_s, backend=args.backend)
     best = dict(search["best"])
