@@ -1,7 +1,7 @@
 """Choosing the hybrid detector's fusion parameters (:mod:`engine.hybrid`) on validation data.
 
 Validation only, from both generators: the simulator's validation split and the development
-set's validation seeds (:data:`DEV_VAL_SEED`), plus empty recordings of both for the false-event
+set's validation seeds (:data:`~offline.thresholds.DEV_VAL_SEED`), plus empty recordings of both for the false-event
 rate; never the test seeds, never ``shared/data``. Each candidate fusion runs once per recording
 with the significance filter off; every ``min_significance`` of the grid then drops the events
 below it (exactly what the engine's filter does), so one run scores the whole grid.
@@ -29,12 +29,15 @@ from engine.hybrid import HybridParams
 from engine.models.model_dir import ModelDir
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from offline.evaluate import pool_results, score_recording
-from offline.thresholds import F1_TIE, SIGNIFICANCE_GRID, _filtered, objective
+from offline.thresholds import (
+    F1_TIE,
+    SIGNIFICANCE_GRID,
+    _filtered,
+    objective,
+    validation_data,
+)
 
 log = logging.getLogger(__name__)
-
-#: validation seeds of the development set (its test recordings use seeds from 0)
-DEV_VAL_SEED = 10_000_000
 
 #: criteria of the classical detector tried in the union (its own defaults were tuned on the
 #: simulator only)
@@ -78,22 +81,6 @@ class MemoBackend:
 
     def close(self) -> None:
         self.backend.close()
-
-
-def validation_data(kind: str, n: int, n_empty: int):
-    """``({"sim": [...], "dev": [...]}, empty)``: validation recordings of both generators and
-    empty ones (development-set backgrounds; simulator at 3-30 photons per pixel at rest)."""
-    from offline.datasets import SimulatedSource
-    from offline.devsim import DevSource
-
-    sets = {"sim": SimulatedSource(kind=kind, split="val", seed=0).take(n),
-            "dev": DevSource(kind=kind, seed=DEV_VAL_SEED).take(n)}
-    no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
-                 "wave_rate_per_cell_s": 0.0}
-    empty = (DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n_empty)
-             + SimulatedSource(kind=kind, split="val", seed=1000, params=no_events,
-                               randomize={"resting_photons": [3.0, 30.0]}).take(n_empty))
-    return sets, empty
 
 
 def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,

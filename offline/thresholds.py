@@ -69,6 +69,30 @@ def write_thresholds(model_dir: str | Path, search: Mapping[str, Any],
     return path
 
 
+#: validation seeds of the development set (its test recordings use seeds from 0)
+DEV_VAL_SEED = 10_000_000
+
+
+def validation_data(kind: str, n: int, n_empty: int, seed: int = 0,
+                    sim_params: Mapping[str, Any] | None = None):
+    """``({"sim": [...], "dev": [...]}, empty)``: validation recordings of both generators (the
+    simulator's validation split from ``seed`` with ``sim_params``, the development set from
+    :data:`DEV_VAL_SEED`) and empty ones (development-set backgrounds; simulator at 3-30
+    photons per pixel at rest); never test data."""
+    from offline.datasets import SimulatedSource
+    from offline.devsim import DevSource
+
+    sets = {"sim": SimulatedSource(kind=kind, split="val", seed=seed,
+                                   params=dict(sim_params or {})).take(n),
+            "dev": DevSource(kind=kind, seed=DEV_VAL_SEED).take(n)}
+    no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
+                 "wave_rate_per_cell_s": 0.0}
+    empty = (DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n_empty)
+             + SimulatedSource(kind=kind, split="val", seed=seed + 1000, params=no_events,
+                               randomize={"resting_photons": [3.0, 30.0]}).take(n_empty))
+    return sets, empty
+
+
 #: significance thresholds tried by :func:`tune_min_significance` (noise SDs)
 SIGNIFICANCE_GRID = [0.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 8.0, 10.0]
 

@@ -113,28 +113,17 @@ def tune(model: str, args: argparse.Namespace, kind: str) -> None:
     write_thresholds(model, search)
 
 
-#: validation seeds of the development set (its test recordings use seeds from ``--seed``)
-DEV_VAL_SEED = 10_000_000
-
-
 def tune_significance(model: str, args: argparse.Namespace, kind: str) -> None:
     """Tune ``min_significance`` on validation recordings of both generators (simulator
-    validation split with the ``--sim`` overrides, development set from
-    :data:`DEV_VAL_SEED`) and on empty recordings of both (simulated ones at 3-30 photons per
-    pixel at rest); never on the test data."""
-    from offline.datasets import SimulatedSource
-    from offline.devsim import DevSource
-    from offline.thresholds import tune_min_significance, write_thresholds
+    validation split with the ``--sim`` overrides, development set from its validation seeds)
+    and on empty recordings of both (:func:`offline.thresholds.validation_data`); never on the
+    test data."""
+    from offline.thresholds import tune_min_significance, validation_data, write_thresholds
 
     n = args.tune_significance
-    recordings = (SimulatedSource(kind=kind, split="val", seed=args.seed,
-                                  params=parse_overrides(args.sim)).take(n)
-                  + DevSource(kind=kind, seed=DEV_VAL_SEED).take(n))
-    no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
-                 "wave_rate_per_cell_s": 0.0}
-    empty = (DevSource(kind=kind, seed=DEV_VAL_SEED, params={"empty": True}).take(n)
-             + SimulatedSource(kind=kind, split="val", seed=args.seed + 1000, params=no_events,
-                               randomize={"resting_photons": [3.0, 30.0]}).take(n))
+    sets, empty = validation_data(kind, n, n, seed=args.seed,
+                                  sim_params=parse_overrides(args.sim))
+    recordings = sets["sim"] + sets["dev"]
     search = tune_min_significance(recordings, model, mode=args.mode, backend=args.backend,
                                    classes=args.tune_classes, empty=empty)
     log.info("best %s (mean F1 %.3f on %d recordings)", search["best"], search["best_mean_f1"],
