@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming analyzer for Ca2+ imaging of heart-muscle cells.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
         module = _load(module_path)
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error instead of one line")
         cmd.set_defaults(_run=module.run)
     return parser
 
@@ -74,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         logging.getLogger("castream").warning("interrupted")
         return 130
-    except (FileNotFoundError, ValueError) as exc:
-        logging.getLogger("castream").error("%s", exc)
+    except (OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        logging.getLogger("castream").error("%s (--debug shows the traceback)", exc)
         return 1
 
 

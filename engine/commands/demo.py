@@ -49,6 +49,10 @@ def free_tcp_endpoint() -> str:
 def run(args: argparse.Namespace) -> int:
     from engine.runtime import background_server
 
+    if not args.headless:
+        from ._ports import check_port_free
+
+        check_port_free("127.0.0.1", args.port, "--port")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     recordings = _simulate(args)

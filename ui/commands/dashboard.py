@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--refresh-s and --stale-s must be > 0")
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving the dashboard on %s: it is reachable from other machines", args.address)
+    from engine.commands._ports import check_port_free
+
+    check_port_free(args.address, args.port, "--port")
     command = streamlit_command(args)
     log.info("dashboard on http://%s:%d (store %s)", args.address, args.port, args.store)
     process = subprocess.Popen(command, env=dashboard_env(args))
