@@ -3,7 +3,8 @@
 Writes ``OUT/events.csv`` (exactly :data:`~engine.events.EVENT_COLUMNS`), ``OUT/labels.tif``
 (instance ids, same shape as the input, 0 = background, id = ``event_id``) and
 ``OUT/summary.json`` (calibration, per-cell summary, latency, the quality report) and
-``OUT/overview.png`` (:mod:`engine.sinks.overview`). Calibration comes from the file's
+``OUT/overview.png`` (:mod:`engine.sinks.overview`), all written under a temporary name and
+moved into ``OUT`` when complete (:mod:`engine.staging`): a failed run leaves no result. Calibration comes from the file's
 metadata, flags override it, and the blank is estimated from dark pixels when neither gives it.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 from acquisition.tiff_source import open_tiff
 
 from .analyzer import StreamInfo, summarize_stream
+from .input_axes import check_axes_known, open_mode
 from .pipeline import DetectorFactory, EngineConfig, run_stream
 from .sinks.labels import LabelsWriter
 from .sinks.overview import OverviewImage
 from .sinks.tables import write_events_csv
+from .staging import staged_output
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +34,38 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
                  pixel_um: float | None = None, dt_ms: float | None = None,
                  blank: float | None = None, progress: bool = False,
                  factory: DetectorFactory | None = None,
-                 saturation_counts: float | None = None) -> dict:
+                 saturation_counts: float | None = None, axes: str | None = None) -> dict:
     """Analyze one recording; returns its summary (also written to ``summary.json``).
 
     ``saturation_counts`` overrides the saturation level (default: the dtype's maximum).
-    Quality warnings (:mod:`engine.quality`) are logged and listed in the summary.
+    ``axes`` (``TX`` / ``TYX``) says how to read the file when its metadata cannot
+    (:mod:`engine.input_axes`). Outputs appear in ``out_dir`` only once all are written
+    (:mod:`engine.staging`). Quality warnings (:mod:`engine.quality`) are logged and listed in
+    the summary.
     """
     path, out_dir = Path(path), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    factory = factory or DetectorFactory(config)
-    with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank) as source:
-        info = StreamInfo(stream=path.stem, axes=source.axes, frame_shape=source.shape[1:],
-                          pixel_um=source.pixel_um, dt_ms=source.dt_ms, blank=source.blank,
-                          cell=source.cell or path.stem, dtype=str(source.dtype),
-                          saturation_counts=saturation_counts,
-                          calibration_source=dict(source.calibration_source))
-        analyzer = factory.analyzer(info, keep_labels=True)
-        overview = OverviewImage(source.shape)
-        with LabelsWriter(out_dir / "labels.tif", source.shape) as labels:
-            events = run_stream(analyzer, _chunks(source, progress, overview), labels)
+    mode = open_mode(axes, path)
+    with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank, mode=mode) as source:
+        check_axes_known(source, axes)
+        with staged_output(out_dir) as staging:
+            summary = _analyze_source(source, staging, config, factory or DetectorFactory(config),
+                                      progress, saturation_counts)
+    log.info("%s: %d events → %s", path.name, summary["n_events"], out_dir)
+    return summary
+
+
+def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: DetectorFactory,
+                    progress: bool, saturation_counts: float | None) -> dict:
+    path = source.path
+    info = StreamInfo(stream=path.stem, axes=source.axes, frame_shape=source.shape[1:],
+                      pixel_um=source.pixel_um, dt_ms=source.dt_ms, blank=source.blank,
+                      cell=source.cell or path.stem, dtype=str(source.dtype),
+                      saturation_counts=saturation_counts,
+                      calibration_source=dict(source.calibration_source))
+    analyzer = factory.analyzer(info, keep_labels=True)
+    overview = OverviewImage(source.shape)
+    with LabelsWriter(out_dir / "labels.tif", source.shape) as labels:
+        events = run_stream(analyzer, _chunks(source, progress, overview), labels)
     write_events_csv(out_dir / "events.csv", events)
     summary = {
         "file": str(path), "axes": info.axes, "shape": list(source.shape),
@@ -61,7 +77,6 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     overview.write(out_dir / "overview.png", events, info.pixel_um, info.dt_ms,
                    _overview_title(path, summary))
-    log.info("%s: %d events → %s", path.name, len(events), out_dir)
     return summary
 
 

@@ -65,3 +65,49 @@ def test_transport_gap_is_filled_and_counted():
     assert analyzer.stats.frames_skipped == 20
     assert analyzer.stats.frames_in == 850
     assert analyzer.stats.frames_final == 900  # every line, received or filled, is analyzed once
+
+
+@pytest.fixture(scope="module")
+def plain_2d_tiff(tmp_path_factory):
+    """A 2-D TIFF without any metadata: a line-scan or a single image, nobody can tell."""
+    rec = simulate_linescan(LinescanParams(n_lines=600, n_pixels=128), seed=3)
+    path = tmp_path_factory.mktemp("plain") / "plain.tif"
+    tifffile.imwrite(path, rec.data)
+    return path, rec
+
+
+def test_2d_image_without_axes_is_a_clear_error(plain_2d_tiff, tmp_path, caplog):
+    path, rec = plain_2d_tiff
+    out = tmp_path / "out"
+    argv = ["analyze", str(path), "--out", str(out), "--pixel-um", str(rec.pixel_um),
+            "--dt-ms", str(rec.dt_ms), "--detector", "classical", "--no-progress"]
+    assert main(argv) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "--axes TX" in errors[0] and "2-D image" in errors[0]
+    assert not out.exists()  # a failed run leaves no folder behind
+    assert main([*argv, "--axes", "YX"]) == 1
+    assert "no Ca2+ event can be found" in caplog.text and not out.exists()
+    assert main([*argv, "--axes", "TX"]) == 0
+    assert json.loads((out / "summary.json").read_text())["axes"] == "TX"
+
+
+def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_path,
+                                                            monkeypatch):
+    import engine.batch as batch
+    from engine.pipeline import EngineConfig
+
+    def interrupted(analyzer, chunks, labels):
+        for first, frames in chunks:
+            labels.write(first, np.zeros_like(frames, dtype=np.int32))
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the recording
+
+    monkeypatch.setattr(batch, "run_stream", interrupted)
+    config = EngineConfig(detector="classical")
+    with pytest.raises(KeyboardInterrupt):
+        batch.analyze_file(recording_dir / "cell-1.tif", tmp_path / "new" / "out", config)
+    assert not (tmp_path / "new").exists()  # folders it created are gone
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        batch.analyze_file(recording_dir / "cell-1.tif", existing, config)
+    assert list(existing.iterdir()) == []  # no labels.tif, no staging folder

@@ -139,7 +139,7 @@ def test_saturated_recording_warns_and_keeps_saturated_pixels_out(tmp_path, capl
     with caplog.at_level("WARNING"):
         summary = analyze_file(path, tmp_path / "out", EngineConfig(),
                                pixel_um=rec.pixel_um, dt_ms=rec.dt_ms, blank=rec.blank,
-                               saturation_counts=level)
+                               saturation_counts=level, axes="TX")
     quality = summary["quality"]
     assert quality["saturated_fraction"] > 0.001
     assert any("saturated" in w for w in quality["warnings"])

@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (one sub-folder per recording when several)")
     parser.add_argument("--pixel-um", type=float, help="pixel size in µm (overrides metadata)")
     parser.add_argument("--dt-ms", type=float, help="line/frame interval in ms (overrides)")
+    parser.add_argument("--axes", choices=("TX", "TYX", "YX"),
+                        help="how to read the files: TX = line-scan (rows are consecutive "
+                             "lines), TYX = movie; needed for a 2-D file whose metadata give "
+                             "no line interval (YX, a single image, is refused)")
     parser.add_argument("--blank", type=float,
                         help="camera/PMT offset in counts (default: metadata, else estimated)")
     parser.add_argument("--saturation-counts", type=float,
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
     flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank,
-             "saturation_counts": args.saturation_counts}
+             "saturation_counts": args.saturation_counts, "axes": args.axes}
     config = engine_config(args)
     if args.workers > 1 or args.scheduler:
         summaries, failures = _run_dask(jobs, config, flags, args)

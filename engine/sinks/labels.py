@@ -65,8 +65,19 @@ class LabelsWriter:
         log.info("wrote %s (%d frames written)", self.path, self.frames_written)
         return self.path
 
+    def abort(self) -> None:
+        """Drop what was written: no TIFF, temporary file removed (idempotent)."""
+        if self._raw is None:
+            return
+        del self._raw
+        self._raw = None
+        self._raw_path.unlink(missing_ok=True)
+
     def __enter__(self) -> LabelsWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # a failed or interrupted run leaves no labels.tif that looks finished
+            self.abort()
