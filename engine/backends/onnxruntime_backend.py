@@ -2,8 +2,8 @@
 
 The ONNX graph is the model directory's ``model.onnx`` when present (written by ``castream
 export`` via :func:`engine.models.model_dir.export_onnx`, which records the SHA-256 of the
-weights it was exported from; a graph from other weights than ``weights.safetensors`` is
-refused); otherwise it is exported once into a
+weights it was exported from; a graph from other weights than ``weights.safetensors``, or one
+that records no digest, is refused for this backend and TensorRT); otherwise it is exported once into a
 cache, ``$CASTREAM_CACHE_DIR/onnx/`` (default ``~/.cache/castream/onnx/``), keyed by a hash of
 the weights and config, and reused. The graph includes the softmax and has dynamic axes; spatial
 sizes must be multiples of the architecture's ``size_multiple()``, so this backend pads at the
@@ -21,7 +21,6 @@ import numpy as np
 
 from ..models.model_dir import (
     CONFIG_FILE,
-    WEIGHTS_DIGEST_KEY,
     WEIGHTS_FILE,
     ModelDir,
     check_onnx_matches_weights,
@@ -52,8 +51,11 @@ def _model_hash(model: ModelDir) -> str:
 
 
 def resolve_onnx(model: ModelDir) -> Path:
-    """``model.onnx`` of the directory, or a cached export (created on first use)."""
+    """``model.onnx`` of the directory (refused unless it records the digest of the model's
+    weights: :func:`~engine.models.model_dir.check_onnx_matches_weights`), or a cached export
+    (created on first use, keyed by the weights)."""
     if model.onnx_path is not None:
+        check_onnx_matches_weights(model, model.onnx_path)
         return model.onnx_path
     path = cache_dir() / f"{_model_hash(model)}.onnx"
     if not path.is_file():
@@ -101,10 +103,6 @@ class OnnxRuntimeBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.onnx_path = resolve_onnx(self.model)
         self._session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
-        if self.onnx_path == self.model.onnx_path:  # cached exports are keyed by the weights
-            metadata = self._session.get_modelmeta().custom_metadata_map
-            check_onnx_matches_weights(self.model, metadata.get(WEIGHTS_DIGEST_KEY),
-                                       self.onnx_path)
         self._multiple = self.model.config.architecture.size_multiple()
         self._ndim = self.model.config.architecture.ndim
         log.debug("onnxruntime session on %s from %s", providers, self.onnx_path)

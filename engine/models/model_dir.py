@@ -187,7 +187,16 @@ class ModelDir:
         _write_json(path / THRESHOLDS_FILE, _check_thresholds(self.thresholds, path))
         _write_json(path / METRICS_FILE, self.metrics)
         self.path = path
+        self._refresh_onnx()
         return path
+
+    def _refresh_onnx(self) -> None:
+        """Re-export the directory's ``model.onnx`` when it was exported from other weights,
+        so that a saved model never keeps a graph that runs older weights."""
+        onnx_path = self.onnx_path
+        if onnx_path is not None and read_onnx_weights_digest(onnx_path) != weights_digest(self):
+            log.info("%s ran other weights: re-exporting it", onnx_path)
+            export_onnx(self, onnx_path)
 
     @classmethod
     def from_network(cls, network: nn.Module, config: ModelConfig,
@@ -313,7 +322,6 @@ def export_onnx(model: ModelDir, path: str | Path, opset: int = 17) -> Path:
 
 
 WEIGHTS_DIGEST_KEY = "castream_weights_sha256"
-_UNCHECKED_WARNED: set[Path] = set()
 
 
 def weights_digest(model: ModelDir) -> str:
@@ -344,24 +352,30 @@ def _stamp_weights_digest(onnx_path: Path, digest: str) -> None:
     onnx.save(graph, str(onnx_path))
 
 
-def check_onnx_matches_weights(model: ModelDir, recorded_digest: str | None,
-                               onnx_path: Path) -> None:
-    """Refuse an ONNX graph exported from other weights than the model's (``ModelDirError``);
-    warn about one that predates the digest (it cannot be checked)."""
-    if recorded_digest is None:
-        if onnx_path in _UNCHECKED_WARNED:
-            return
-        _UNCHECKED_WARNED.add(onnx_path)
-        log.warning("%s carries no weights digest (exported by an older castream): it cannot "
-                    "be checked against %s; re-export it with `castream export`", onnx_path,
-                    WEIGHTS_FILE)
-        return
+def read_onnx_weights_digest(onnx_path: Path) -> str | None:
+    """The weights digest recorded in an ONNX file's metadata (``None`` if it has none)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False)
+    return next((p.value for p in graph.metadata_props if p.key == WEIGHTS_DIGEST_KEY), None)
+
+
+def check_onnx_matches_weights(model: ModelDir, onnx_path: Path) -> None:
+    """Refuse (``ModelDirError``, one line naming the fix) an ONNX graph that was exported from
+    other weights than the model's ``weights.safetensors``, or that records no digest (exported
+    before castream recorded one, so it may be older than the weights)."""
+    recorded = read_onnx_weights_digest(onnx_path)
+    fix = (f"re-export it with `castream export {onnx_path.parent}`, or run with "
+           "`--backend torch`")
+    if recorded is None:
+        raise ModelDirError(
+            f"{onnx_path} does not record which weights it was exported from (an export older "
+            f"than this check), so it may not match {WEIGHTS_FILE}: {fix}")
     actual = weights_digest(model)
-    if recorded_digest != actual:
+    if recorded != actual:
         raise ModelDirError(
             f"{onnx_path} was exported from other weights than {WEIGHTS_FILE} (sha256 "
-            f"{recorded_digest[:12]}... vs {actual[:12]}...): re-export it with `castream "
-            "export`, or run `--backend torch`")
+            f"{recorded[:12]}... vs {actual[:12]}...): {fix}")
 
 
 def __getattr__(name: str) -> Any:
