@@ -18,16 +18,19 @@ import shlex
 import sys
 from pathlib import Path
 
+from offline.model_out import add_out_arguments
+
 HELP = ("train the structure-image cells model (pattern net, ROI curator, structure score, "
         "AMES heads) on simulated fields; evaluate on held-out and variant fields")
 
 log = logging.getLogger(__name__)
-DEFAULT_OUT = "engine/models/default/cells"
+PACKAGED = "engine/models/default/cells"  # --evaluate-only reads it by default
 PATTERN_WIDTH = 12
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="model directory")
+    add_out_arguments(parser, "model directory (with --evaluate-only: the model to evaluate, "
+                              f"default {PACKAGED}, whose metrics.json and report/ are rewritten)")
     parser.add_argument("--fields", type=int, nargs=4, default=[240, 60, 60, 60],
                         metavar=("TRAIN", "VAL", "TEST", "VARIANT"),
                         help="simulated fields per split (disjoint seed ranges)")
@@ -83,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from offline.cellstruct.dataset import build_candidates
     from offline.cellstruct.evaluate import evaluate, fit_baselines, markdown
     from offline.cellstruct.train import train_cells_model
+    from offline.model_out import training_out_dir
 
     splits = dict(zip(("train", "val", "test", "variant"), args.fields, strict=True))
+    out = (args.out or Path(PACKAGED)) if args.evaluate_only else args.out
+    args.out = training_out_dir(out, "cells", args.force)
     if args.evaluate_only:
         model = CellsModel.load(args.out)
         pattern_path, pattern_result = args.out, model.metrics.get("pattern_net", {})
