@@ -48,6 +48,12 @@ from acquisition.ingest_checks import (
     check_start,
     count_nonfinite,
 )
+from acquisition.ingest_idle import (
+    ABANDONED,
+    CHECK_EVERY_S,
+    abandoned_message,
+    idle_streams,
+)
 from acquisition.ingest_peers import INCOMPATIBLE_PEER, PeerMonitor
 from acquisition.ingest_replies import ReplyBook
 from acquisition.ingest_state import (
@@ -114,6 +120,9 @@ class Ingest:
         A chunk further than this ahead of the stream's end is refused (``gap_too_large``).
     max_streams
         Concurrent running streams; another start is refused (``too_many_streams``).
+    stream_idle_timeout_s
+        A running stream without any message for this long is closed as *abandoned*
+        (:mod:`acquisition.ingest_idle`); ``None`` or 0: never.
 
     Messages larger than twice ``max_payload_bytes`` make ZeroMQ drop the connection
     (``MAXMSGSIZE``); between the two limits they are refused as ``oversize``.
@@ -132,6 +141,7 @@ class Ingest:
         max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES,
         max_gap_bytes: int = DEFAULT_MAX_GAP_BYTES,
         max_streams: int = DEFAULT_MAX_STREAMS,
+        stream_idle_timeout_s: float | None = None,
     ):
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
@@ -140,6 +150,9 @@ class Ingest:
         self.max_stream_bytes = int(max_stream_bytes)
         self.max_gap_bytes = int(max_gap_bytes)
         self.max_streams = int(max_streams)
+        self.stream_idle_timeout_s = stream_idle_timeout_s
+        self._blocked_s = 0.0  # last time the receive thread waited on a full queue
+        self._idle_checked_s = 0.0
         self.recorder = RawRecorder(record_dir) if record_dir is not None else None
         self._queue: queue.Queue[tuple[StreamStats, IngestItem]] = queue.Queue(queue_size)
         self._streams: dict[str, StreamState] = {}  # running streams
@@ -262,6 +275,34 @@ class Ingest:
                         self._replies.send_due()
             self._replies.send_due()
             self._replies.heartbeat(self._streams.values(), HEARTBEAT_S)
+            self._close_idle_streams()
+
+    def _close_idle_streams(self) -> None:
+        now = time.time()
+        if now - self._idle_checked_s < CHECK_EVERY_S:
+            return
+        self._idle_checked_s = now
+        for state in idle_streams(list(self._streams.values()), now,
+                                  self.stream_idle_timeout_s, self._blocked_s):
+            self._abandon(state)
+
+    def _abandon(self, state: StreamState) -> None:
+        """Close a silent stream like a stop without ``n_total``, marked abandoned."""
+        name = state.header.stream
+        self._count_error(name, ABANDONED, abandoned_message(name, self.stream_idle_timeout_s))
+        del self._streams[name]
+        if self.recorder is not None:
+            self.recorder.flush()
+        with self._cond:
+            state.stats.abandoned = True
+            snapshot = state.stats.snapshot()
+        snapshot.state = "stopped"
+        self._finish_recording(state, None, stopped=False)
+        self._enqueue(StreamStopped(StopHeader(name, state.acked_seq + 1), snapshot),
+                      state.stats)
+        with self._cond:
+            state.stats.state = "stopped"
+            self._cond.notify_all()
 
     def _handle(self, frames: list[zmq.Frame]) -> None:
         identity, parts = frames[0].bytes, frames[1:]
@@ -376,6 +417,9 @@ class Ingest:
 
     def _running(self, stream: str, kind: str, identity: bytes) -> StreamState:
         state = self._streams.get(stream)
+        if state is None and getattr(self._stats.get(stream), "abandoned", False):
+            raise WireError(ABANDONED, abandoned_message(stream, self.stream_idle_timeout_s),
+                            stream)
         if state is None:
             raise WireError("unknown_stream", f"{kind} for stream {stream!r}, which is not "
                             "running (no start received, the receiver restarted, or already "
@@ -451,6 +495,7 @@ class Ingest:
                 self._queue.put((stats, item), timeout=0.1)
                 return
             except queue.Full:  # acks and heartbeats go on: publishers wait, not time out
+                self._blocked_s = time.time()  # publishers cannot send: nobody is idle
                 self._replies.send_due()
                 self._replies.heartbeat(self._streams.values(), HEARTBEAT_S)
 

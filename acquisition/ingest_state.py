@@ -31,6 +31,7 @@ class StreamStats:
     recording_done: bool = False
     nonfinite_values: int = 0  # NaN/Inf values received (float streams)
     failure: str | None = None  # why the stream was failed ("record_failed: ..."), if it was
+    abandoned: bool = False  # closed after its idle timeout, without a stop from its publisher
 
     @property
     def errors(self) -> int:

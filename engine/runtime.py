@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from acquisition.ingest import Ingest
+from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
 
 from .pipeline import DetectorFactory, EngineConfig
 from .serve import Server
@@ -26,8 +27,11 @@ log = logging.getLogger(__name__)
 @contextmanager
 def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    config: EngineConfig, publish: str | None = None,
-                   queue_size: int = 1024) -> Iterator[Server]:
-    """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on exit."""
+                   queue_size: int = 1024,
+                   stream_idle_timeout_s: float | None = DEFAULT_STREAM_IDLE_TIMEOUT_S,
+                   ) -> Iterator[Server]:
+    """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
+    exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never)."""
     factory = DetectorFactory(config)
     sinks: list = []
     publisher = None
@@ -39,7 +43,8 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
         sinks.append(publisher)
     if record_dir is not None:
         Path(record_dir).mkdir(parents=True, exist_ok=True)
-    ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block")
+    ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
+                    stream_idle_timeout_s=stream_idle_timeout_s)
     server = Server(ingest, factory, SinkSet(sinks), publisher)
     try:
         yield server

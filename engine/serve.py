@@ -10,7 +10,9 @@ dashboard (display sink only; never slows analysis by more than a downsample).
 Streams are isolated: an exception while analysing one stream (a bug, memory, a store that
 cannot be written) marks that stream *failed* with a one-line reason (log, :attr:`Server.failed`,
 a last statistics sample) and the loop goes on with the others; the ingest keeps recording it.
-Frames larger than ``MAX_ANALYSIS_PIXELS`` are recorded but not analysed. NaN/Inf values
+Frames larger than ``MAX_ANALYSIS_PIXELS`` are recorded but not analysed. A stream the ingest
+closed after its idle timeout (publisher gone without a stop) is finished like a stopped one,
+its last statistics sample carrying ``abandoned: true``. NaN/Inf values
 (counted by the ingest) are replaced by the chunk's finite median for analysis only.
 """
 
@@ -179,7 +181,7 @@ class Server:
         elif isinstance(item, ChunkReceived):
             self._guarded(stream, self._chunk, item)
         elif isinstance(item, StreamStopped):
-            self._guarded(stream, self._finish, stream)
+            self._guarded(stream, self._finish, stream, item.stats.abandoned)
 
     def _guarded(self, stream: str, step, *args) -> None:
         try:
@@ -238,21 +240,25 @@ class Server:
         self._emit(item.header.stream, live, events)
         self._maybe_preview(item.header.stream, live)
 
-    def _finish(self, stream: str) -> None:
+    def _finish(self, stream: str, abandoned: bool = False) -> None:
+        """Flush a stream's analysis to the sinks; ``abandoned``: the ingest closed it after
+        its idle timeout (its publisher sent no stop), recorded in the last stats sample."""
         live = self.live.get(stream)
         if live is None:
             return
         if live.analyzer.stats.frames_in:  # a stream without any frame has nothing to flush
             self._emit(stream, live, live.analyzer.finish())
         del self.live[stream]
-        self._write_stats(stream, live, time.time())
+        self._write_stats(stream, live, time.time(), **({"abandoned": True} if abandoned else {}))
         self.sinks.close_stream(stream)
         with self._done:
             self.finished[stream] = {
                 "events": live.events, "summary": summarize_stream(live.analyzer, live.events),
+                "abandoned": abandoned,
             }
             self._done.notify_all()
-        log.info("stream %s finished: %d events", stream, len(live.events))
+        log.log(logging.WARNING if abandoned else logging.INFO, "stream %s finished%s: %d events",
+                stream, " (abandoned by its publisher)" if abandoned else "", len(live.events))
 
     def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
         if not events:
@@ -271,7 +277,7 @@ class Server:
             if now - live.last_stats_s >= self.stats_interval_s:
                 self._guarded(stream, self._write_stats, stream, live, now)
 
-    def _write_stats(self, stream: str, live: _Live, now: float) -> None:
+    def _write_stats(self, stream: str, live: _Live, now: float, **extra) -> None:
         ingest = self.ingest.stats().get(stream)
         stats = live.analyzer.stats
         p50, p99 = stats.delay_percentiles()
@@ -293,7 +299,7 @@ class Server:
             "frames_recorded": ingest.frames_recorded if ingest else 0,
             "recording_failure": ingest.failure if ingest else None,
             "errors_by_code": ingest.errors_by_code if ingest else {},
-            "quality": live.analyzer.quality_report(),
+            "quality": live.analyzer.quality_report(), **extra,
         })
         live.analyzer.quality.log_new_warnings(stream)
         live.last_stats_s = now

@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
+
 HELP = "receive streams, record them raw (TIFF + JSON per stream) and print per-stream counts"
 
 log = logging.getLogger("castream.ingest")
@@ -31,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int,
                         help="stop once this many streams have stopped")
     parser.add_argument("--queue-size", type=int, default=1024, help="analysis queue bound")
+    parser.add_argument("--stream-idle-timeout-s", type=float,
+                        default=DEFAULT_STREAM_IDLE_TIMEOUT_S,
+                        help="close a stream whose publisher sent nothing for this long and mark "
+                             "it abandoned (recording finalized); 0 = never (default: "
+                             "%(default)s)")
     parser.add_argument("--policy", choices=("block", "fail"), default="block",
                         help="when the queue is full (default: %(default)s)")
     parser.add_argument("--insecure", action="store_true",
@@ -69,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     record_dir = None if args.no_record else args.record_dir
     try:
         ingest = Ingest(args.endpoint, record_dir=record_dir, queue_size=args.queue_size,
-                        policy=args.policy)
+                        policy=args.policy,
+                        stream_idle_timeout_s=args.stream_idle_timeout_s or None)
     except zmq.ZMQError as exc:
         log.error("cannot listen on %s: %s (another castream ingest/serve running? choose a "
                   "free --endpoint)", args.endpoint, exc)

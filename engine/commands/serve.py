@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
+
 from ._engine_args import add_engine_arguments, engine_config
 
 HELP = "receive streams over ZeroMQ, record them, detect and characterize Ca2+ events live"
@@ -28,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="raw recordings, one TIFF per stream (default: %(default)s)")
     parser.add_argument("--queue-size", type=int, default=1024,
                         help="ingest → analysis queue bound, in chunks (policy: block)")
+    parser.add_argument("--stream-idle-timeout-s", type=float,
+                        default=DEFAULT_STREAM_IDLE_TIMEOUT_S,
+                        help="close a stream whose publisher sent nothing for this long "
+                             "(killed without a stop) and mark it abandoned; its recording is "
+                             "finalized with everything received; 0 = never (default: "
+                             "%(default)s)")
     parser.add_argument("--max-streams", type=int,
                         help="exit after this many streams have finished")
     parser.add_argument("--insecure", action="store_true",
@@ -48,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         with running_server(
             endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
             store=args.store, record_dir=args.record_dir, config=engine_config(args),
-            queue_size=args.queue_size,
+            queue_size=args.queue_size, stream_idle_timeout_s=args.stream_idle_timeout_s or None,
         ) as server:
             log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
                      server.ingest.endpoint, args.publish, args.store, args.record_dir)
@@ -60,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
                   "running? choose free addresses)", args.endpoint, args.publish, exc)
         return 1
     sys.stdout.write(server_report(server))
+    for stream in (s for s, done in server.finished.items() if done.get("abandoned")):
+        sys.stdout.write(f"stream {stream}: abandoned by its publisher (no stop; closed after "
+                         f"{args.stream_idle_timeout_s:g} s without a message)\n")
     for stream, reason in server.failed.items():
         sys.stdout.write(f"stream {stream}: analysis failed ({reason}); its recording is "
                          "complete\n")
