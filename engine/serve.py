@@ -3,8 +3,8 @@
 The :class:`Server` consumes the ingest's bounded queue on one analysis thread (policy
 ``block``: when analysis falls behind it lags and catches up; the raw recorder has already
 written every chunk). Per stream it writes events as they close, the running cell summary when
-it changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag,
-look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
+it changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag in
+frames and in wall-clock seconds (:mod:`engine.wall_lag`), look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
 dashboard (display sink only; never slows analysis by more than a downsample).
 
 Streams are isolated: an exception while analysing one stream (a bug, memory, a store that
@@ -32,6 +32,7 @@ from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_str
 from .events import Event
 from .pipeline import DetectorFactory
 from .sinks import SinkSet
+from .wall_lag import WallClockLag
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class _Live:
     last_preview_s: float = 0.0
     frames_at_last_stats: tuple[int, int] = (0, 0)
     cell_n_sparks: int = -1
+    lag: WallClockLag = field(default_factory=WallClockLag)
 
 
 class Server:
@@ -236,6 +238,9 @@ class Server:
             log.warning("chunk for stream %s that is not running here", item.header.stream)
             return
         t_arrival = item.t_received
+        header = item.header
+        arrived_s = time.time() - (time.perf_counter() - t_arrival) if t_arrival else time.time()
+        live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, arrived_s)
         events = live.analyzer.push(item.header.first, _finite(item.data), t_arrival)
         self._emit(item.header.stream, live, events)
         self._maybe_preview(item.header.stream, live)
@@ -287,6 +292,7 @@ class Server:
         self.sinks.write_stats(stream, {
             "t_s": now, "frames_in": frames_in, "frames_analyzed": stats.frames_final,
             "lag_frames": frames_in - stats.frames_final,
+            "lag_s": live.lag.lag_s(stats.frames_final, now),
             "compute_p50_ms": p50, "compute_p99_ms": p99,
             "gaps": ingest.missing_frames if ingest else 0,
             "errors": ingest.errors if ingest else 0,

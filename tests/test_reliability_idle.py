@@ -49,6 +49,7 @@ def test_silent_stream_is_abandoned_and_nothing_acknowledged_is_lost(tmp_path: P
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "raw" / "ghost.tif"), data[:800])
     latest = SqliteStore(tmp_path / "s.sqlite", readonly=True).latest_stats("ghost")
     assert latest["abandoned"] is True
+    assert latest["lag_s"] >= 0.0  # the wall-clock lag is in every sample
 
 
 def test_idle_check_counts_from_the_last_message_or_the_last_backpressure() -> None:
