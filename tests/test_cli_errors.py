@@ -1,5 +1,6 @@
 """Errors a user can cause are one line and a non-zero exit; ``--debug`` shows the traceback
-(issue 11): busy dashboard ports for ``demo`` and ``dashboard``."""
+(issue 11): busy dashboard ports for ``demo`` and ``dashboard``, the dashboard launcher's
+settings."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def test_debug_shows_the_traceback(busy_port, tmp_path) -> None:
         main(["--debug", *argv])
     with pytest.raises(ValueError, match="already in use"):
         main([*argv, "--debug"])
+
+
+def test_dashboard_launcher_needs_a_folder_and_the_engine_ingest(tmp_path, caplog) -> None:
+    store = str(tmp_path / "s.sqlite")
+    assert main(["dashboard", "--store", store, "--allow-launch", str(tmp_path / "no")]) == 1
+    assert "is not a folder" in caplog.text
+    assert main(["dashboard", "--store", store, "--allow-launch", str(tmp_path)]) == 1
+    assert "--allow-launch needs --ingest" in caplog.text

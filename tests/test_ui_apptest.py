@@ -13,7 +13,13 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine.events import Event  # noqa: E402
 from engine.sinks.store import SqliteStore  # noqa: E402
-from ui.config import ENV_EVENTS, ENV_INGEST, ENV_STALE_S, ENV_STORE  # noqa: E402
+from ui.config import (  # noqa: E402
+    ENV_EVENTS,
+    ENV_INGEST,
+    ENV_LAUNCH_DIR,
+    ENV_STALE_S,
+    ENV_STORE,
+)
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 STREAM = "sim-linescan-cpvt-7"
@@ -70,6 +76,7 @@ def _run(monkeypatch, store_path: Path, **env: str) -> AppTest:
     monkeypatch.delenv(ENV_EVENTS, raising=False)
     monkeypatch.setenv(ENV_INGEST, env.get("ingest", ""))
     monkeypatch.setenv(ENV_STALE_S, env.get("stale_s", "10"))
+    monkeypatch.setenv(ENV_LAUNCH_DIR, env.get("launch_dir", ""))
     app = AppTest.from_file(str(APP), default_timeout=30)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
@@ -179,13 +186,70 @@ def test_movie_stream_shows_y_and_frame(monkeypatch, store_path):
     assert not app.error
 
 
-def test_launcher_reports_a_missing_replay_file(monkeypatch, seeded_store, tmp_path):
+def test_launcher_is_off_without_allow_launch(monkeypatch, seeded_store):
     app = _run(monkeypatch, seeded_store, ingest="tcp://127.0.0.1:5555")
+    assert not app.sidebar.button and len(app.sidebar.selectbox) == 1  # the stream picker only
+
+
+def test_launcher_checks_the_engine_is_alive(monkeypatch, seeded_store, tmp_path):
+    folder = tmp_path / "replayable"
+    folder.mkdir()
+    (folder / "cell.tif").write_bytes(b"II*\x00")
+    dead = f"ipc://{tmp_path}/nobody.sock"
+    app = _run(monkeypatch, seeded_store, ingest=dead, launch_dir=str(folder))
     app.sidebar.selectbox[1].set_value("replay")  # [0] is the stream picker
-    app.sidebar.text_input[1].input(str(tmp_path / "missing.tif"))
+    app.sidebar.selectbox[3].set_value("cell.tif")
     app.sidebar.button[0].click().run()
-    assert "file not found" in _texts(app.sidebar.error)
+    assert "no engine is listening" in _texts(app.sidebar.error)
     assert not app.exception
+
+
+def test_engine_behind_is_told_apart_from_a_silent_feed(monkeypatch, store_path):
+    with SqliteStore(store_path) as store:
+        _open_stream(store)
+        store.write_stats(STREAM, _stats(lag_s=25.0, lag_frames=100))
+    app = _run(monkeypatch, store_path)
+    assert _metrics(app)["Lag"] == "25.0 s"  # wall clock, not 100 lines × 1.5 ms
+    warning = _texts(app.warning)
+    assert "25.0 s behind the input" in warning and "Engine gone" not in warning
+    assert "silent" not in warning
+
+
+def test_stream_alarms_name_the_stream(monkeypatch, store_path):
+    with SqliteStore(store_path) as store:
+        _open_stream(store)
+        store.write_stats(STREAM, _stats(recording_failure="No space left on device",
+                                         abandoned=True))
+    app = _run(monkeypatch, store_path)
+    assert f"Recording of stream {STREAM} failed" in _texts(app.error)
+    assert "No space left on device" in _texts(app.error)
+    assert f"Stream {STREAM} was abandoned" in _texts(app.warning)
+
+
+def test_engine_state_rules():
+    from ui.engine_state import engine_state
+
+    now = 1000.0
+    live = {"stream": "s", "live": True, "started_s": now - 50, "lookahead_ms": 300.0}
+    fresh = {"t_s": now - 1, "lag_s": 0.5}
+    assert engine_state(live, fresh, 10.0, now_s=now) == "ok"
+    assert engine_state({**live, "live": False}, fresh, 10.0, now_s=now) == "stopped"
+    assert engine_state(live, {**fresh, "t_s": now - 30}, 10.0, now_s=now) == "gone"
+    assert engine_state(live, {**fresh, "lag_s": 2.2}, 10.0, now_s=now) == "ok"  # < 0.3 + 2
+    assert engine_state(live, {**fresh, "lag_s": 25.0}, 10.0, "tcp://x", None,
+                        now_s=now) == "behind"  # not "feed silent"
+    assert engine_state(live, fresh, 10.0, "tcp://x", now - 30, now_s=now) == "feed_silent"
+    assert engine_state(live, fresh, 10.0, "tcp://x", now - 1, now_s=now) == "ok"
+
+
+def test_engine_listening_probe(ipc_endpoint):
+    from acquisition.ingest import Ingest
+    from ui.launcher import engine_listening
+
+    assert not engine_listening(ipc_endpoint, timeout_s=0.3)
+    with Ingest(ipc_endpoint) as ingest:
+        assert engine_listening(ipc_endpoint)
+        assert ingest.error_totals() == {}  # the probe is a proper ZeroMQ peer
 
 
 # -- the pieces behind the page (no Streamlit runtime) ---------------------------------------
@@ -239,7 +303,18 @@ def test_launch_commands_and_dashboard_command_line(tmp_path):
     assert command[1:4] == ["-m", "engine.cli", "simulate"]
     assert ["--stream-to", "tcp://127.0.0.1:5555"] == command[-4:-2]
     with pytest.raises(ValueError, match="file not found"):
-        LaunchRequest("replay", "tcp://127.0.0.1:5555", file=str(tmp_path / "x.tif")).command(tmp_path)
+        LaunchRequest("replay", "tcp://127.0.0.1:5555", file="x.tif",
+                      allowed_dir=str(tmp_path)).command(tmp_path)
+    for outside in ("/etc/shadow", "../x.tif", str(tmp_path.parent / "x.tif")):
+        with pytest.raises(ValueError, match="only files inside"):
+            LaunchRequest("replay", "tcp://127.0.0.1:5555", file=outside,
+                          allowed_dir=str(tmp_path)).command(tmp_path)
+    with pytest.raises(ValueError, match="replay is off"):
+        LaunchRequest("replay", "tcp://127.0.0.1:5555", file="x.tif").command(tmp_path)
+    (tmp_path / "in.tif").write_bytes(b"II*\x00")
+    replay = LaunchRequest("replay", "tcp://127.0.0.1:5555", file="in.tif",
+                           allowed_dir=str(tmp_path)).command(tmp_path)
+    assert replay[4] == str((tmp_path / "in.tif").resolve())
     args = build_parser().parse_args(["dashboard", "--store", str(tmp_path / "s.db"), "--port", "9"])
     line = " ".join(streamlit_command(args))
     assert "--server.address 127.0.0.1" in line and "--server.port 9" in line

@@ -1,6 +1,7 @@
 """castream dashboard: the Streamlit page.
 
-Run it with ``castream dashboard --store FILE [--events tcp://...] [--ingest tcp://...]``
+Run it with ``castream dashboard --store FILE [--events tcp://...] [--ingest tcp://...
+--allow-launch DIR]``
 (settings travel as environment variables, see :mod:`ui.config`). The page only reads: the
 engine's SQLite store (read-only) and, optionally, its PUB socket for live images. The live
 part refreshes itself with ``st.fragment(run_every=...)``; every section catches its own
@@ -111,7 +112,7 @@ def main() -> None:
     st.session_state["stream_keys"] = stream_keys(streams)
     selection = pick_stream(streams)
     with guarded("the stream launcher"):
-        render_launcher(config.ingest_endpoint)
+        render_launcher(config)
     sidebar_footer(config)
     if selection.mode == "History" and streams:
         history_view(config, selection, streams)

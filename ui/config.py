@@ -7,6 +7,7 @@ Environment variables (all optional):
 ``CASTREAM_INGEST``     the engine's ingest endpoint (``serve --endpoint``) for the launcher
 ``CASTREAM_REFRESH_S``  seconds between page refreshes (default 1.0)
 ``CASTREAM_STALE_S``    seconds without an engine update before the page warns (default 10)
+``CASTREAM_LAUNCH_DIR`` folder the page may replay TIFFs from; the launcher is off without it
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ ENV_EVENTS = "CASTREAM_EVENTS"
 ENV_INGEST = "CASTREAM_INGEST"
 ENV_REFRESH_S = "CASTREAM_REFRESH_S"
 ENV_STALE_S = "CASTREAM_STALE_S"
+ENV_LAUNCH_DIR = "CASTREAM_LAUNCH_DIR"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class DashboardConfig:
     ingest_endpoint: str = ""
     refresh_s: float = 1.0
     stale_s: float = 10.0
+    launch_dir: str = ""  # `castream dashboard --allow-launch DIR`; "" = no launcher
+
+    @property
+    def launcher_on(self) -> bool:
+        """The page may start streams: a folder to replay from and the engine's ingest."""
+        return bool(self.launch_dir and self.ingest_endpoint)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardConfig:
@@ -42,6 +50,7 @@ class DashboardConfig:
             ingest_endpoint=env.get(ENV_INGEST, ""),
             refresh_s=_positive(env.get(ENV_REFRESH_S), cls.refresh_s),
             stale_s=_positive(env.get(ENV_STALE_S), cls.stale_s),
+            launch_dir=env.get(ENV_LAUNCH_DIR, ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -52,6 +61,7 @@ class DashboardConfig:
             ENV_INGEST: self.ingest_endpoint,
             ENV_REFRESH_S: str(self.refresh_s),
             ENV_STALE_S: str(self.stale_s),
+            ENV_LAUNCH_DIR: self.launch_dir,
         }
 
 

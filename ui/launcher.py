@@ -1,5 +1,12 @@
 """Start demo streams from the page: ``castream simulate --stream-to`` or ``castream replay``
-as subprocesses feeding the engine's ingest endpoint (for demos and training new users)."""
+as subprocesses feeding the engine's ingest endpoint (for demos and training new users).
+
+Off unless ``castream dashboard --allow-launch DIR``: a replayed file must lie inside ``DIR``
+(no other path is read), streams go only to the engine's own ``--ingest`` endpoint, the
+engine must be listening there before anything starts, and the processes' output goes to
+``work_dir`` (next to the store). A launched process fails within seconds when the engine
+stops answering (acknowledged delivery), and the page shows that failure.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ log = logging.getLogger(__name__)
 
 #: Every process started from the page; stopped when the dashboard process exits.
 _STARTED: list[subprocess.Popen] = []
+TIFF_SUFFIXES = (".tif", ".tiff", ".lsm")
 
 
 @dataclass(frozen=True)
@@ -29,16 +37,14 @@ class LaunchRequest:
     seed: int = 0
     rate: float = 1.0
     file: str = ""
+    allowed_dir: str = ""  # replayed files must lie inside it
 
     def command(self, out_dir: Path) -> list[str]:
         """The ``castream`` command line (run with this interpreter's ``engine.cli``)."""
         base = [sys.executable, "-m", "engine.cli"]
         if self.source == "replay":
-            if not self.file:
-                raise ValueError("choose a TIFF file to replay")
-            if not Path(self.file).is_file():
-                raise ValueError(f"file not found: {self.file}")
-            return [*base, "replay", self.file, "--endpoint", self.ingest,
+            path = replay_path(self.file, self.allowed_dir)
+            return [*base, "replay", str(path), "--endpoint", self.ingest,
                     "--rate", f"{self.rate:g}", "--no-progress"]
         if self.source not in ("linescan", "movie"):
             raise ValueError(f"unknown source {self.source!r}")
@@ -79,10 +85,67 @@ class Launched:
         return "\n".join(lines[-n_lines:])
 
 
+def replay_path(file: str, allowed_dir: str) -> Path:
+    """``file`` resolved, if it is a TIFF inside ``allowed_dir``; ``ValueError`` otherwise
+    (the message never says whether a path outside the folder exists)."""
+    if not file:
+        raise ValueError("choose a TIFF file to replay")
+    if not allowed_dir:
+        raise ValueError("replay is off: start the dashboard with --allow-launch DIR")
+    root = Path(allowed_dir).resolve()
+    path = (root / file).resolve()
+    if root not in path.parents:
+        raise ValueError(f"only files inside {root} can be replayed")
+    if path.suffix.lower() not in TIFF_SUFFIXES or not path.is_file():
+        raise ValueError(f"file not found: {path.relative_to(root)} (a TIFF in {root})")
+    return path
+
+
+def replayable_files(allowed_dir: str, limit: int = 500) -> list[str]:
+    """TIFF files under ``allowed_dir`` (relative paths, sorted; at most ``limit``)."""
+    root = Path(allowed_dir)
+    if not allowed_dir or not root.is_dir():
+        return []
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                   if p.suffix.lower() in TIFF_SUFFIXES and p.is_file())
+    return found[:limit]
+
+
+def engine_listening(endpoint: str, timeout_s: float = 2.0) -> bool:
+    """A ZeroMQ peer completes the handshake at the ingest ``endpoint`` within ``timeout_s``
+    (a plain TCP probe would be counted by the ingest as an incompatible client)."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        sock.connect(endpoint)
+        deadline = time.monotonic() + timeout_s
+        while (left_s := deadline - time.monotonic()) > 0:
+            if monitor.poll(max(1, int(left_s * 1000))):
+                if recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    return True
+        return False
+    except zmq.ZMQError:
+        return False
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+        sock.close(linger=0)
+
+
 def launch(request: LaunchRequest, work_dir: str | Path | None = None) -> Launched:
-    """Start the request's command in the background; output goes to a log file."""
+    """Start the request's command in the background once the engine is found listening;
+    output goes to a log file in a new folder under ``work_dir``."""
     if not request.ingest.startswith(("tcp://", "ipc://")):
         raise ValueError("the ingest endpoint must look like tcp://HOST:PORT")
+    if not engine_listening(request.ingest):
+        raise ValueError(f"no engine is listening at {request.ingest}: is `castream serve` "
+                         "running? Nothing was started")
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="castream-demo-", dir=work_dir))
     command = request.command(run_dir / "data")
     log_path = run_dir / "output.log"

@@ -23,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the engine's PUB endpoint (`serve --publish`) for live images, "
                              "e.g. tcp://127.0.0.1:5556")
     parser.add_argument("--ingest", default="",
-                        help="the engine's ingest endpoint (`serve --endpoint`), to start "
-                             "simulated or replayed streams from the page")
+                        help="the engine's ingest endpoint (`serve --endpoint`); with "
+                             "--allow-launch, the page starts streams into it")
+    parser.add_argument("--allow-launch", metavar="DIR", default="",
+                        help="let the page start simulated streams and replay TIFF files from "
+                             "DIR (only there) into --ingest; off by default")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to serve the page on (default: %(default)s, localhost only)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
@@ -59,6 +62,8 @@ def dashboard_env(args: argparse.Namespace) -> dict[str, str]:
         store_path=str(Path(args.store).expanduser().resolve()),
         events_endpoint=args.events, ingest_endpoint=args.ingest,
         refresh_s=args.refresh_s, stale_s=args.stale_s,
+        launch_dir=str(Path(args.allow_launch).expanduser().resolve()) if args.allow_launch
+        else "",
     )
     return {**os.environ, **config.to_env()}
 
@@ -67,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     """Run Streamlit in a child process until it exits, Ctrl-C or SIGTERM (which stop it too)."""
     if args.refresh_s <= 0 or args.stale_s <= 0:
         raise ValueError("--refresh-s and --stale-s must be > 0")
+    if args.allow_launch and not Path(args.allow_launch).is_dir():
+        raise ValueError(f"--allow-launch {args.allow_launch} is not a folder: name the folder "
+                         "the page may replay TIFF files from")
+    if args.allow_launch and not args.ingest:
+        raise ValueError("--allow-launch needs --ingest, the engine's own ingest endpoint "
+                         "(`castream serve --endpoint`), where launched streams go")
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving the dashboard on %s: it is reachable from other machines", args.address)
     from engine.commands._ports import check_port_free

@@ -7,15 +7,27 @@ import math
 
 import streamlit as st
 
+from ui.engine_state import lag_s
 from ui.views.common import clock, count, number
 
 
 def lag_ms(stream: dict, stats: dict) -> float:
-    """Analysis lag behind input in ms (``lag_frames`` × ``dt_ms``)."""
+    """Frames received but not yet analysed, in ms (``lag_frames`` × ``dt_ms``); blind to
+    data waiting before the ingest -- the fallback for engines without ``lag_s``."""
     try:
         return float(stats.get("lag_frames")) * float(stream.get("dt_ms"))
     except (TypeError, ValueError):
         return math.nan
+
+
+def lag_row(stream: dict, stats: dict) -> tuple[str, str, str]:
+    """The Lag row: wall-clock seconds when the engine reports them."""
+    seconds = lag_s(stats)
+    if math.isfinite(seconds):
+        return ("Lag", number(seconds, 1, "s"),
+                "wall-clock age of the oldest data not yet analysed (includes the look-ahead)")
+    return ("Lag", number(lag_ms(stream, stats), 0, "ms"),
+            "frames received but not analysed × interval (this engine reports no wall-clock lag)")
 
 
 def health_rows(stream: dict, stats: dict | None) -> list[tuple[str, str, str]]:
@@ -24,7 +36,7 @@ def health_rows(stream: dict, stats: dict | None) -> list[tuple[str, str, str]]:
     return [
         ("Input rate", number(stats.get("input_rate_hz"), 0, "fr/s"), "frames or lines received per second"),
         ("Analysis rate", number(stats.get("analysis_rate_hz"), 0, "fr/s"), "frames finalized per second"),
-        ("Lag", number(lag_ms(stream, stats), 0, "ms"), "how far analysis is behind the input"),
+        lag_row(stream, stats),
         ("Look-ahead", number(stats.get("lookahead_ms", stream.get("lookahead_ms")), 0, "ms"),
          "built-in latency of the method: frames a prediction waits for"),
         ("Compute p50 / p99",

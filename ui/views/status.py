@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from ui.data import is_stale, last_update_s
+from ui.data import last_update_s
+from ui.engine_state import engine_state, lag_s
 from ui.views.common import ago, clock, count, number
 
 
@@ -42,21 +43,31 @@ def render_alerts(
     stream: dict, stats: dict | None, stale_s: float, pub_last_s: float | None = None,
     pub_endpoint: str = "",
 ) -> None:
-    """Dead engine / silent feed warnings, and input errors and gaps shown prominently."""
-    if is_stale(stream, stats, stale_s):
+    """Engine gone / behind / live feed silent (told apart, :mod:`ui.engine_state`), the
+    stream's alarms (recording failed, analysis failed, abandoned), input errors and gaps."""
+    state = engine_state(stream, stats, stale_s, pub_endpoint, pub_last_s)
+    if state == "gone":
         last = last_update_s(stream, stats)
         st.warning(
-            f"**The engine has not updated this live stream since {clock(last)} ({ago(last)}).** "
-            "Is `castream serve` still running? The numbers below are the last ones stored.",
-            icon=":material/power_off:",
+            f"**Engine gone? It has not updated this live stream since {clock(last)} "
+            f"({ago(last)}).** Is `castream serve` still running? The numbers below are the "
+            "last ones stored.", icon=":material/power_off:",
         )
-    if pub_endpoint and stream.get("live") and _silent(pub_last_s, stale_s):
+    elif state == "behind":
+        st.warning(
+            f"**The engine is {number(lag_s(stats), 1, 's')} behind the input**: analysis is "
+            "slower than acquisition and catches up later. Nothing is lost — every chunk is "
+            "recorded first.", icon=":material/hourglass_top:",
+        )
+    elif state == "feed_silent":
         since = (f"since {clock(pub_last_s)} ({ago(pub_last_s)})" if pub_last_s
                  else "since the dashboard connected")
         st.warning(
-            f"The engine's live feed `{pub_endpoint}` has been silent {since}: no live image. "
-            "Is it the engine's `--publish` address?", icon=":material/wifi_off:",
+            f"The engine is running and up to date, but its live feed `{pub_endpoint}` has been "
+            f"silent {since}: no live image. Is it the engine's `--publish` address?",
+            icon=":material/wifi_off:",
         )
+    render_stream_alarms(stream, stats)
     stats = stats or {}
     errors = _int(stats.get("errors"))
     if errors:
@@ -70,10 +81,20 @@ def render_alerts(
         st.warning(f"**{gaps:,} frames missing** (sequence gaps in the input).", icon=":material/warning:")
 
 
-def _silent(last_s: float | None, stale_s: float) -> bool:
-    import time
-
-    return last_s is None or time.time() - last_s > stale_s
+def render_stream_alarms(stream: dict, stats: dict | None) -> None:
+    """Alarms the engine put in the stream's statistics, each naming the stream."""
+    stats, name = stats or {}, stream["stream"]
+    if stats.get("recording_failure"):
+        st.error(f"**Recording of stream {name} failed**: {stats['recording_failure']}. Its "
+                 "publisher was told; later data of this stream are refused.",
+                 icon=":material/sd_card_alert:")
+    if stats.get("failed"):
+        st.error(f"**Analysis of stream {name} stopped**: {stats['failed']}. Its recording goes "
+                 "on; other streams are not affected.", icon=":material/error:")
+    if stats.get("abandoned"):
+        st.warning(f"**Stream {name} was abandoned by its publisher** (no stop; closed after "
+                   "its idle timeout). Everything received is recorded.",
+                   icon=":material/link_off:")
 
 
 def _int(value) -> int:
