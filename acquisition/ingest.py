@@ -42,6 +42,7 @@ from typing import Any
 
 import zmq
 
+from acquisition.curve import CurveError, make_curve_server
 from acquisition.ingest_checks import (
     check_frames,
     check_position,
@@ -123,6 +124,9 @@ class Ingest:
     stream_idle_timeout_s
         A running stream without any message for this long is closed as *abandoned*
         (:mod:`acquisition.ingest_idle`); ``None`` or 0: never.
+    curve_dir
+        A key folder (:mod:`acquisition.curve`): the socket is a CURVE server that accepts
+        only the clients on the folder's allow-list.
 
     Messages larger than twice ``max_payload_bytes`` make ZeroMQ drop the connection
     (``MAXMSGSIZE``); between the two limits they are refused as ``oversize``.
@@ -142,6 +146,7 @@ class Ingest:
         max_gap_bytes: int = DEFAULT_MAX_GAP_BYTES,
         max_streams: int = DEFAULT_MAX_STREAMS,
         stream_idle_timeout_s: float | None = None,
+        curve_dir: str | Path | None = None,
     ):
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
@@ -169,8 +174,10 @@ class Ingest:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_payload_bytes + MAX_HEADER_BYTES)
         try:
+            if curve_dir is not None:
+                make_curve_server(self._socket, curve_dir)
             self._socket.bind(endpoint)
-        except zmq.ZMQError:
+        except (zmq.ZMQError, CurveError):
             self._socket.close(linger=0)
             if self.recorder is not None:
                 self.recorder.close()
@@ -178,7 +185,8 @@ class Ingest:
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._replies = ReplyBook(context, self._socket, self._cond, self.recorder is not None)
         self._peers = PeerMonitor(self._socket)
-        if endpoint.startswith("tcp://") and "127.0.0.1" not in endpoint and "localhost" not in endpoint:
+        if (curve_dir is None and endpoint.startswith("tcp://") and "127.0.0.1" not in endpoint
+                and "localhost" not in endpoint):
             log.warning("ingest bound to %s: reachable beyond localhost without CURVE", endpoint)
         self._thread = threading.Thread(target=self._receive_loop, name="castream-ingest", daemon=True)
         self._thread.start()

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from acquisition.curve import CurveClient
 from acquisition.wire import (
     ChunkHeader,
     StartHeader,
@@ -144,6 +145,9 @@ class Publisher:
         receiver sends heartbeats every second, so this bounds silence, not slowness.
     max_in_flight
         Messages sent but not yet acknowledged before ``send`` waits.
+    curve
+        :class:`~acquisition.curve.CurveClient` keys for an engine that requires CURVE
+        (``serve --curve-dir``); ``None``: plain connection.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class Publisher:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        curve: CurveClient | None = None,
     ):
         if chunk_lines < 1:
             raise PublisherError(f"chunk_lines must be >= 1, got {chunk_lines}")
@@ -190,6 +195,8 @@ class Publisher:
         # blocks means the connection is gone: it gives up after the ack timeout at the latest
         self._send_timeout_ms = ack_timeout_ms if send_timeout_ms is None else send_timeout_ms
         self._socket.setsockopt(zmq.SNDTIMEO, self._send_timeout_ms)
+        if curve is not None:
+            curve.apply(self._socket)
         self._socket.connect(endpoint)
 
     # -- stream lifecycle -------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import zmq
 
+from acquisition.curve import CurveClient
 from acquisition.publisher import (
     DEFAULT_ACK_TIMEOUT_MS,
     DEFAULT_ENDPOINT,
@@ -64,6 +65,7 @@ def replay_file(
     send_timeout_ms: int | None = None,
     progress_position: int | None = None,
     ack_timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS,
+    curve: CurveClient | None = None,
 ) -> ReplaySummary:
     """Stream one TIFF file to an ingest at ``endpoint``.
 
@@ -82,6 +84,8 @@ def replay_file(
         Override the file's calibration.
     ack_timeout_ms
         How long the receiver may stay silent before the replay fails.
+    curve
+        CURVE client keys for an engine that requires them (:mod:`acquisition.curve`).
 
     Raises
     ------
@@ -100,7 +104,7 @@ def replay_file(
         per_message = chunk_lines if source.mode == "linescan" else max(1, frames_per_message)
         with Publisher(endpoint, stream=stream, chunk_lines=chunk_lines, context=context,
                        send_timeout_ms=send_timeout_ms,
-                       ack_timeout_ms=ack_timeout_ms) as publisher:
+                       ack_timeout_ms=ack_timeout_ms, curve=curve) as publisher:
             started = time.monotonic()
             publisher.start(source.mode, source.dtype, source.shape[1:], source.pixel_um,
                             source.dt_ms, blank=source.blank, cell=source.cell,

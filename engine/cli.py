@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "replay": "engine.commands.replay",
     "ingest": "engine.commands.ingest",
     "recover": "engine.commands.recover",
+    "keys": "engine.commands.keys",
     "serve": "engine.commands.serve",
     "analyze": "engine.commands.analyze",
     "cells": "engine.commands.cells",

@@ -29,9 +29,10 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    config: EngineConfig, publish: str | None = None,
                    queue_size: int = 1024,
                    stream_idle_timeout_s: float | None = DEFAULT_STREAM_IDLE_TIMEOUT_S,
-                   ) -> Iterator[Server]:
+                   curve_dir: Path | str | None = None) -> Iterator[Server]:
     """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
-    exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never)."""
+    exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never).
+    ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`)."""
     factory = DetectorFactory(config)
     sinks: list = []
     publisher = None
@@ -39,12 +40,12 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
         Path(store).parent.mkdir(parents=True, exist_ok=True)
         sinks.append(SqliteStore(store))
     if publish:
-        publisher = EventPublisher(publish)
+        publisher = EventPublisher(publish, curve_dir=curve_dir)
         sinks.append(publisher)
     if record_dir is not None:
         Path(record_dir).mkdir(parents=True, exist_ok=True)
     ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
-                    stream_idle_timeout_s=stream_idle_timeout_s)
+                    stream_idle_timeout_s=stream_idle_timeout_s, curve_dir=curve_dir)
     server = Server(ingest, factory, SinkSet(sinks), publisher)
     try:
         yield server

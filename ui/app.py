@@ -33,11 +33,18 @@ def get_reader(path: str) -> StoreReader:
 
 
 @st.cache_resource(show_spinner=False)
-def get_subscriber(endpoint: str) -> PubSubscriber | None:
-    """One PUB subscriber per endpoint, shared by all sessions (None without an endpoint)."""
+def get_subscriber(endpoint: str, curve_dir: str = "", curve_name: str = "client",
+                   ) -> PubSubscriber | None:
+    """One PUB subscriber per endpoint, shared by all sessions (None without an endpoint);
+    with CURVE client keys when the dashboard was given ``--curve-dir``."""
     if not endpoint:
         return None
-    return PubSubscriber(endpoint)
+    curve = None
+    if curve_dir:
+        from acquisition.curve import CurveClient
+
+        curve = CurveClient.from_folder(curve_dir, curve_name)
+    return PubSubscriber(endpoint, curve=curve)
 
 
 def load_streams(reader: StoreReader) -> tuple[list[dict], str | None]:
@@ -78,7 +85,7 @@ def live_view(config: DashboardConfig, selection: Selection) -> None:
         st.info("The selected stream is no longer in the store; pick another one.")
         return
     with guarded("the live stream"):
-        subscriber = get_subscriber(config.events_endpoint)
+        subscriber = get_subscriber(config.events_endpoint, config.curve_dir, config.curve_name)
         render_stream(reader, stream, config, subscriber, live=True)
 
 

@@ -8,6 +8,7 @@ Environment variables (all optional):
 ``CASTREAM_REFRESH_S``  seconds between page refreshes (default 1.0)
 ``CASTREAM_STALE_S``    seconds without an engine update before the page warns (default 10)
 ``CASTREAM_LAUNCH_DIR`` folder the page may replay TIFFs from; the launcher is off without it
+``CASTREAM_CURVE_DIR``, ``CASTREAM_CURVE_NAME``  CURVE client keys for the live feed
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ ENV_INGEST = "CASTREAM_INGEST"
 ENV_REFRESH_S = "CASTREAM_REFRESH_S"
 ENV_STALE_S = "CASTREAM_STALE_S"
 ENV_LAUNCH_DIR = "CASTREAM_LAUNCH_DIR"
+ENV_CURVE_DIR = "CASTREAM_CURVE_DIR"
+ENV_CURVE_NAME = "CASTREAM_CURVE_NAME"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class DashboardConfig:
     refresh_s: float = 1.0
     stale_s: float = 10.0
     launch_dir: str = ""  # `castream dashboard --allow-launch DIR`; "" = no launcher
+    curve_dir: str = ""  # CURVE keys for the live feed (`--curve-dir`); "" = plain
+    curve_name: str = "client"
 
     @property
     def launcher_on(self) -> bool:
@@ -51,6 +56,8 @@ class DashboardConfig:
             refresh_s=_positive(env.get(ENV_REFRESH_S), cls.refresh_s),
             stale_s=_positive(env.get(ENV_STALE_S), cls.stale_s),
             launch_dir=env.get(ENV_LAUNCH_DIR, ""),
+            curve_dir=env.get(ENV_CURVE_DIR, ""),
+            curve_name=env.get(ENV_CURVE_NAME, "") or cls.curve_name,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -62,6 +69,8 @@ class DashboardConfig:
             ENV_REFRESH_S: str(self.refresh_s),
             ENV_STALE_S: str(self.stale_s),
             ENV_LAUNCH_DIR: self.launch_dir,
+            ENV_CURVE_DIR: self.curve_dir,
+            ENV_CURVE_NAME: self.curve_name,
         }
 
 

@@ -38,6 +38,13 @@ class LaunchRequest:
     rate: float = 1.0
     file: str = ""
     allowed_dir: str = ""  # replayed files must lie inside it
+    curve_dir: str = ""  # CURVE client keys when the engine requires them
+    curve_name: str = "client"
+
+    def curve_flags(self) -> list[str]:
+        """``--curve-dir DIR --curve-name NAME`` for an engine with CURVE, else nothing."""
+        return ["--curve-dir", self.curve_dir, "--curve-name", self.curve_name] \
+            if self.curve_dir else []
 
     def command(self, out_dir: Path) -> list[str]:
         """The ``castream`` command line (run with this interpreter's ``engine.cli``)."""
@@ -45,12 +52,13 @@ class LaunchRequest:
         if self.source == "replay":
             path = replay_path(self.file, self.allowed_dir)
             return [*base, "replay", str(path), "--endpoint", self.ingest,
-                    "--rate", f"{self.rate:g}", "--no-progress"]
+                    "--rate", f"{self.rate:g}", "--no-progress", *self.curve_flags()]
         if self.source not in ("linescan", "movie"):
             raise ValueError(f"unknown source {self.source!r}")
         return [*base, "simulate", "--mode", self.source, "--phenotype", self.phenotype,
                 "--seconds", f"{self.seconds:g}", "--seed", str(int(self.seed)),
-                "--out", str(out_dir), "--stream-to", self.ingest, "--rate", f"{self.rate:g}"]
+                "--out", str(out_dir), "--stream-to", self.ingest, "--rate", f"{self.rate:g}",
+                *self.curve_flags()]
 
     def describe(self) -> str:
         """A short human label."""
@@ -111,9 +119,10 @@ def replayable_files(allowed_dir: str, limit: int = 500) -> list[str]:
     return found[:limit]
 
 
-def engine_listening(endpoint: str, timeout_s: float = 2.0) -> bool:
+def engine_listening(endpoint: str, timeout_s: float = 2.0, curve=None) -> bool:
     """A ZeroMQ peer completes the handshake at the ingest ``endpoint`` within ``timeout_s``
-    (a plain TCP probe would be counted by the ingest as an incompatible client)."""
+    (a plain TCP probe would be counted by the ingest as an incompatible client); ``curve``:
+    :class:`~acquisition.curve.CurveClient` keys for an engine with CURVE."""
     import zmq
     from zmq.utils.monitor import recv_monitor_message
 
@@ -121,6 +130,8 @@ def engine_listening(endpoint: str, timeout_s: float = 2.0) -> bool:
     sock.setsockopt(zmq.LINGER, 0)
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
     try:
+        if curve is not None:
+            curve.apply(sock)
         sock.connect(endpoint)
         deadline = time.monotonic() + timeout_s
         while (left_s := deadline - time.monotonic()) > 0:
@@ -141,7 +152,12 @@ def launch(request: LaunchRequest, work_dir: str | Path | None = None) -> Launch
     output goes to a log file in a new folder under ``work_dir``."""
     if not request.ingest.startswith(("tcp://", "ipc://")):
         raise ValueError("the ingest endpoint must look like tcp://HOST:PORT")
-    if not engine_listening(request.ingest):
+    curve = None
+    if request.curve_dir:
+        from acquisition.curve import CurveClient
+
+        curve = CurveClient.from_folder(request.curve_dir, request.curve_name)
+    if not engine_listening(request.ingest, curve=curve):
         raise ValueError(f"no engine is listening at {request.ingest}: is `castream serve` "
                          "running? Nothing was started")
     if work_dir is not None:

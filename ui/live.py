@@ -76,7 +76,9 @@ def assemble_kymograph(strips: list[PreviewStrip], window_frames: int) -> tuple[
 class PubSubscriber:
     """Background SUB socket connected to ``endpoint`` (started at construction)."""
 
-    def __init__(self, endpoint: str, rcvhwm: int = 2000) -> None:
+    def __init__(self, endpoint: str, rcvhwm: int = 2000, curve=None) -> None:
+        """``curve``: :class:`~acquisition.curve.CurveClient` keys for an engine that
+        publishes with CURVE (``serve --curve-dir``)."""
         import zmq
 
         self.endpoint = endpoint
@@ -90,6 +92,8 @@ class PubSubscriber:
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        if curve is not None:
+            curve.apply(self._socket)
         self._socket.connect(endpoint)
         self._thread = threading.Thread(target=self._loop, name="castream-ui-sub", daemon=True)
         self._thread.start()

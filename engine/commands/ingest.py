@@ -12,6 +12,8 @@ from typing import Any
 
 from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
 
+from ._curve_args import add_curve_server_arguments
+
 HELP = "receive streams, record them raw (TIFF + JSON per stream) and print per-stream counts"
 
 log = logging.getLogger("castream.ingest")
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "%(default)s)")
     parser.add_argument("--policy", choices=("block", "fail"), default="block",
                         help="when the queue is full (default: %(default)s)")
+    add_curve_server_arguments(parser)
     parser.add_argument("--insecure", action="store_true",
                         help="allow an --endpoint reachable from other machines (no "
                         "authentication: anyone reaching it can send streams)")
@@ -72,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from engine.commands._exposure import check_exposure
 
-    check_exposure({"--endpoint": args.endpoint}, args.insecure)
+    check_exposure({"--endpoint": args.endpoint}, args.insecure,
+                   authenticated=bool(args.curve_dir))
     record_dir = None if args.no_record else args.record_dir
     try:
         ingest = Ingest(args.endpoint, record_dir=record_dir, queue_size=args.queue_size,
                         policy=args.policy,
-                        stream_idle_timeout_s=args.stream_idle_timeout_s or None)
+                        stream_idle_timeout_s=args.stream_idle_timeout_s or None,
+                        curve_dir=args.curve_dir)
     except zmq.ZMQError as exc:
         log.error("cannot listen on %s: %s (another castream ingest/serve running? choose a "
                   "free --endpoint)", args.endpoint, exc)

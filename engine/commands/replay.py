@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ._curve_args import add_curve_client_arguments, curve_client
+
 HELP = "replay TIFF recordings (line-scans or movies) into a castream ingest over ZeroMQ"
 
 log = logging.getLogger("castream.replay")
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fail when the receiver stays silent this long (nothing listening, "
                         "crashed); a busy receiver sends heartbeats (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_curve_client_arguments(parser)
 
 
 def _stream_ids(args: argparse.Namespace) -> list[str | None]:
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     from acquisition.replay import replay_file
 
+    curve = curve_client(args)
+
     def replay_one(index: int, path: str, stream: str | None):
         return replay_file(
             path, args.endpoint, stream=stream, rate=None if args.fast else args.rate,
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             pixel_um=args.pixel_um, dt_ms=args.dt_ms, blank=args.blank,
             progress=not args.no_progress, send_timeout_ms=args.send_timeout_ms,
             progress_position=index, ack_timeout_ms=int(args.ack_timeout_s * 1000),
+            curve=curve,
         )
 
     jobs = list(zip(range(len(args.files)), args.files, _stream_ids(args), strict=True))

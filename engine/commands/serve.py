@@ -12,6 +12,7 @@ from pathlib import Path
 
 from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
 
+from ._curve_args import add_curve_server_arguments
 from ._engine_args import add_engine_arguments, engine_config
 
 HELP = "receive streams over ZeroMQ, record them, detect and characterize Ca2+ events live"
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true",
                         help="allow binding addresses reachable from other machines (there is "
                         "no authentication: anyone reaching them can send or read streams)")
+    add_curve_server_arguments(parser)
     add_engine_arguments(parser)
 
 
@@ -50,13 +52,15 @@ def run(args: argparse.Namespace) -> int:
     from engine.commands._exposure import check_exposure
     from engine.runtime import running_server
 
-    check_exposure({"--endpoint": args.endpoint, "--publish": args.publish}, args.insecure)
+    check_exposure({"--endpoint": args.endpoint, "--publish": args.publish}, args.insecure,
+                   authenticated=bool(args.curve_dir))
     _warn_unfinished(args.record_dir)
     try:
         with running_server(
             endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
             store=args.store, record_dir=args.record_dir, config=engine_config(args),
             queue_size=args.queue_size, stream_idle_timeout_s=args.stream_idle_timeout_s or None,
+            curve_dir=args.curve_dir,
         ) as server:
             log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
                      server.ingest.endpoint, args.publish, args.store, args.record_dir)

@@ -11,6 +11,8 @@ import argparse
 import logging
 from dataclasses import replace
 
+from ._curve_args import add_curve_client_arguments, curve_client
+
 HELP = "simulate line-scans or movies of Ca2+ sparks/puffs/waves with ground truth"
 log = logging.getLogger("castream.simulate")
 
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sparks per 100 um per s (default: phenotype preset)")
     parser.add_argument("--stream-to", default=None, help="ZeroMQ endpoint to stream to")
     parser.add_argument("--rate", type=float, default=1.0, help="streaming speed (x real time)")
+    add_curve_client_arguments(parser)
     parser.add_argument("--stream", default=None,
                         help="stream id when streaming (default: the cell id; with several "
                         "cells, used as prefix STREAM-1, STREAM-2, ...)")
@@ -62,9 +65,10 @@ def _publisher_factory(args: argparse.Namespace, rec, k: int):
     stream = rec.cell
     if args.stream:
         stream = args.stream if args.n_cells == 1 else f"{args.stream}-{k + 1}"
+    curve = curve_client(args)
     return lambda: Publisher(args.stream_to, stream=stream,
                              send_timeout_ms=args.send_timeout_ms,
-                             ack_timeout_ms=int(args.ack_timeout_s * 1000))
+                             ack_timeout_ms=int(args.ack_timeout_s * 1000), curve=curve)
 
 
 def _stream(rec, factory, rate: float) -> bool:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
 import zmq
 
+from acquisition.curve import make_curve_server
 from engine.events import Event
 
 log = logging.getLogger(__name__)
@@ -71,12 +73,15 @@ class EventPublisher:
         context: zmq.Context | None = None,
         hwm: int = 1000,
         bind: bool = True,
+        curve_dir: str | Path | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if curve_dir is not None:  # subscribers need a key on the allow-list
+            make_curve_server(self._socket, curve_dir)
         (self._socket.bind if bind else self._socket.connect)(endpoint)
         self.sent = 0
         self.dropped = 0

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.commands._curve_args import add_curve_client_arguments
+
 HELP = "open the live dashboard (Streamlit) on the engine's store and live feed"
 
 log = logging.getLogger("castream.dashboard")
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-launch", metavar="DIR", default="",
                         help="let the page start simulated streams and replay TIFF files from "
                              "DIR (only there) into --ingest; off by default")
+    add_curve_client_arguments(parser)
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to serve the page on (default: %(default)s, localhost only)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
@@ -64,6 +67,8 @@ def dashboard_env(args: argparse.Namespace) -> dict[str, str]:
         refresh_s=args.refresh_s, stale_s=args.stale_s,
         launch_dir=str(Path(args.allow_launch).expanduser().resolve()) if args.allow_launch
         else "",
+        curve_dir=str(Path(args.curve_dir).resolve()) if args.curve_dir else "",
+        curve_name=args.curve_name,
     )
     return {**os.environ, **config.to_env()}
 
@@ -80,9 +85,11 @@ def run(args: argparse.Namespace) -> int:
                          "(`castream serve --endpoint`), where launched streams go")
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving the dashboard on %s: it is reachable from other machines", args.address)
+    from engine.commands._curve_args import curve_client
     from engine.commands._ports import check_port_free
 
     check_port_free(args.address, args.port, "--port")
+    curve_client(args)  # missing or unreadable keys: one line now, not a silent page later
     command = streamlit_command(args)
     log.info("dashboard on http://%s:%d (store %s)", args.address, args.port, args.store)
     process = subprocess.Popen(command, env=dashboard_env(args))

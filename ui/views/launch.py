@@ -61,7 +61,8 @@ def _form(config: DashboardConfig) -> LaunchRequest | None:
         return None
     return LaunchRequest(source=source, ingest=config.ingest_endpoint, seconds=float(seconds),
                          phenotype=phenotype, seed=int(seed), rate=float(rate),
-                         file=path or "", allowed_dir=config.launch_dir)
+                         file=path or "", allowed_dir=config.launch_dir,
+                         curve_dir=config.curve_dir, curve_name=config.curve_name)
 
 
 def _session_seed() -> int:
