@@ -183,7 +183,7 @@ class Server:
         elif isinstance(item, ChunkReceived):
             self._guarded(stream, self._chunk, item)
         elif isinstance(item, StreamStopped):
-            self._guarded(stream, self._finish, stream, item.stats.abandoned)
+            self._guarded(stream, self._finish, stream, getattr(item.stats, "abandoned", False))
 
     def _guarded(self, stream: str, step, *args) -> None:
         try:
