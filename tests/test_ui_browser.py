@@ -91,7 +91,8 @@ def live_system(tmp_path: Path) -> Iterator[dict]:
             "--record-dir", str(tmp_path / "raw"), log_path=tmp_path / "serve.log"))
         processes.append(_castream(
             "dashboard", "--store", str(store), "--events", publish, "--ingest", ingest,
-            "--port", str(web), "--headless", "--refresh-s", "0.5",
+            "--allow-launch", str(tmp_path), "--port", str(web), "--headless",
+            "--refresh-s", "0.5",
             log_path=tmp_path / "dashboard.log"))
         url = f"http://127.0.0.1:{web}"
         _wait_until(lambda: store.exists() and _http_ok(f"{url}/_stcore/health"), 60,
