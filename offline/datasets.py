@@ -15,7 +15,7 @@ that training sees exactly what inference sees. Splits are by recording, never b
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,24 @@ class LabeledRecording:
 
 
 # --------------------------------------------------------------------------- simulated source
+
+
+class LazyRecordings(Sequence):
+    """The first ``n`` recordings of a source, each made when it is read and not kept: an
+    evaluation then holds one recording at a time instead of all of them."""
+
+    def __init__(self, make: Callable[[int], LabeledRecording], n: int) -> None:
+        self._make, self._n = make, int(n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        return self._make(index % self._n)
 
 
 @dataclass
@@ -113,6 +131,10 @@ class SimulatedSource:
     def take(self, n: int) -> list[LabeledRecording]:
         """The first ``n`` recordings of the split."""
         return [self.recording(i) for i in range(n)]
+
+    def lazy(self, n: int) -> LazyRecordings:
+        """The first ``n`` recordings of the split, each made when read."""
+        return LazyRecordings(self.recording, n)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,8 @@ def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | Non
     """Run the engine on every recording and pool the metrics."""
     from tqdm import tqdm
 
-    recordings = list(recordings)
+    if not isinstance(recordings, Sequence):
+        recordings = list(recordings)  # a Sequence (LazyRecordings) is read one at a time
     per_recording = []
     for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
         result = run_engine(rec, model_dir, mode, detector, backend, thresholds)

@@ -1,6 +1,7 @@
 """Datasets: Dotti-convention folders, window geometry, augmentation before preprocessing."""
 
 import numpy as np
+import pytest
 import tifffile
 
 from offline import datasets
@@ -80,3 +81,16 @@ def test_unknown_event_sampling_is_rejected():
 
     with pytest.raises(ValueError, match="event_sampling"):
         datasets.WindowSampler((8, 8), MODEL_CONFIG, event_sampling="events")
+
+
+def test_lazy_recordings_equal_take_and_are_made_when_read():
+    from offline.datasets import SimulatedSource
+
+    source = SimulatedSource(kind="linescan", split="test", seed=3, params={"duration_s": 0.3})
+    lazy = source.lazy(2)
+    assert len(lazy) == 2
+    for made, taken in zip(lazy, source.take(2), strict=True):
+        np.testing.assert_array_equal(made.data, taken.data)
+    assert lazy[-1].name == lazy[1].name and lazy[0] is not lazy[0]  # made anew on each read
+    with pytest.raises(IndexError):
+        lazy[2]

@@ -72,7 +72,7 @@ def load_data(spec: str, overrides: dict, seed: int, pixel_um: float = 0.2, dt_m
     if spec.startswith("sim:"):
         parts = spec.split(":")
         n = int(parts[2]) if len(parts) > 2 else 20
-        return SimulatedSource(kind=parts[1], split="test", seed=seed, params=overrides).take(n)
+        return SimulatedSource(kind=parts[1], split="test", seed=seed, params=overrides).lazy(n)
     if spec.startswith("dev:"):
         return load_dev(spec, overrides, seed)
     return load_recordings(spec, pixel_um=pixel_um, dt_ms=dt_ms)
@@ -88,7 +88,7 @@ def load_dev(spec: str, overrides: dict, seed: int):
     params = dict(overrides)
     if kind.endswith("-empty"):
         kind, params["empty"] = kind[: -len("-empty")], True
-    return DevSource(kind=kind, seed=seed, params=params).take(n)
+    return DevSource(kind=kind, seed=seed, params=params).lazy(n)
 
 
 def model_kind(model: str) -> str:

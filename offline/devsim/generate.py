@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from offline.datasets import LabeledRecording
+from offline.datasets import LabeledRecording, LazyRecordings
 from offline.devsim.calibration import RecordingSetup, draw_setup
 from offline.devsim.cell import CellLayout, linescan_layout, movie_layout
 from offline.devsim.detector import acquire
@@ -110,3 +110,7 @@ class DevSource:
     def take(self, n: int) -> list[LabeledRecording]:
         """The first ``n`` recordings."""
         return list(map(self.recording, range(n)))
+
+    def lazy(self, n: int) -> LazyRecordings:
+        """The first ``n`` recordings, each made when read."""
+        return LazyRecordings(self.recording, n)
