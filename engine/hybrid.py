@@ -52,7 +52,6 @@ class HybridParams:
     classes_from_classical: tuple[str, ...] = ("wave",)
     min_significance: float | None = None  # None: the network's thresholds.json value
     classical: dict = field(default_factory=dict)  # ClassicalParams overrides
-    wave_spark_z: float = 0.0  # sparks cut out of waves (engine.onwave); 0: off
     provenance: str = ""
 
     @classmethod
@@ -102,8 +101,6 @@ class HybridDetector:
         self.thresholds = {"foreground": self._cls_fg, "seed": self._cls_seed}
         if min_sig is not None:
             self.thresholds["min_significance"] = float(min_sig)
-        if params.wave_spark_z > 0:
-            self.thresholds["wave_spark_z"] = float(params.wave_spark_z)
         self.preprocess = network.preprocess
         self.trained_range = network.trained_range
         self.name = f"hybrid:{network.name}+classical"

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from acquisition.labels import CLASS_IDS, SPARK
+from acquisition.labels import CLASS_IDS
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
@@ -44,7 +44,6 @@ from engine.instances import (
     smooth_dff0,
     split_sparks,
 )
-from engine.onwave import OnWaveParams, sparks_on_wave
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,6 @@ class InstanceTracker:
         thresholds = dict(thresholds or {})
         self.fg_threshold = float(thresholds.get("foreground", 0.5))
         self.seed_threshold = float(thresholds.get("seed", self.fg_threshold))
-        self.on_wave = OnWaveParams(min_z=float(thresholds.get("wave_spark_z", 0.0)))
         self.config = config or TrackerConfig()
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
@@ -211,7 +209,6 @@ class InstanceTracker:
             slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)
         )
         context_origin = (self._first + context_start[0], context_start[1], context_start[2])
-        pieces = self._sparks_on_waves(pieces, context[inner])
         out = []
         for piece_index, (cls, piece) in enumerate(pieces):
             if not piece.any():
@@ -237,24 +234,6 @@ class InstanceTracker:
                                     self.axes, sort_key=key,
                                     saturated=self._saturated_context(slices)))
         return out
-
-    def _sparks_on_waves(self, pieces: list[tuple[int, np.ndarray]],
-                         dff0: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """Cut the sparks that stand out of a wave piece into pieces of their own
-        (:mod:`engine.onwave`); unchanged when that is off."""
-        if self.on_wave.min_z <= 0:
-            return pieces
-        out, extra = [], []
-        for cls, piece in pieces:
-            if KIND_OF_CLASS[cls] == "wave" and piece.any():
-                sparks = sparks_on_wave(dff0, piece, self.pixel_um, self.dt_ms, self.linescan,
-                                        self.on_wave)
-                for _, spark in _labelled(sparks):
-                    if self._stands_alone(SPARK, spark):
-                        extra.append((SPARK, spark))
-                        piece = piece & ~spark
-            out.append((cls, piece))
-        return out + extra
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
         """Whether a minority part of class ``cls`` passes its size filter."""
@@ -326,11 +305,3 @@ class InstanceTracker:
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name)[cut:])
         self._first = keep_from
-
-
-def _labelled(labels: np.ndarray):
-    """``(label, mask)`` of each label > 0 of an integer image, in label order."""
-    for label in range(1, int(labels.max(initial=0)) + 1):
-        mask = labels == label
-        if mask.any():
-            yield label, mask
