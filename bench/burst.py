@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
-from pathlib import Path
+
+from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
 from engine.analyzer import StreamAnalyzer, StreamInfo
@@ -24,16 +24,6 @@ from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits
 from engine.pipeline import DetectorFactory, EngineConfig
 
 PIXEL_UM, DT_MS = 0.14, 1.5
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def run_block(data, quiet: int, limits: BudgetLimits) -> dict:
