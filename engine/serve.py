@@ -123,7 +123,7 @@ class Server:
         self._done_names: set[str] = set()  # names of streams finished or failed
         self.error: Exception | None = None
         self._stop = threading.Event()
-        self._done_cond = threading.Condition()
+        self._done = threading.Condition()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (thread-safe)."""
@@ -149,9 +149,9 @@ class Server:
         try:
             self._loop(max_streams)
         except Exception as exc:
-            with self._done_cond:
+            with self._done:
                 self.error = exc
-                self._done_cond.notify_all()
+                self._done.notify_all()
             raise
 
     def _loop(self, max_streams: int | None) -> None:
@@ -179,8 +179,8 @@ class Server:
 
         Raises ``RuntimeError`` if the analysis loop failed meanwhile.
         """
-        with self._done_cond:
-            done = self._done_cond.wait_for(
+        with self._done:
+            done = self._done.wait_for(
                 lambda: self.n_done >= n_streams or self.error is not None, timeout_s)
         if self.error is not None:
             raise RuntimeError(f"analysis stopped: {self.error}") from self.error
@@ -238,8 +238,8 @@ class Server:
                 except Exception as sink_exc:  # noqa: BLE001 - already failing
                     log.error("stream %s: %s after the failure also failed: %s", stream, method,
                               sink_exc)
-        with self._done_cond:
-            self._done_cond.notify_all()
+        with self._done:
+            self._done.notify_all()
 
     # -- per item --------------------------------------------------------------------------
     def _start(self, header: StartHeader) -> None:
@@ -285,7 +285,7 @@ class Server:
         self._write_stats(stream, live, time.time())
         self.sinks.close_stream(stream)
         window = live.events
-        with self._done_cond:
+        with self._done:
             self.finished.pop(stream, None)
             self.finished[stream] = {
                 "events": list(window.recent), "n_events": window.n_events,
@@ -294,7 +294,7 @@ class Server:
             while len(self.finished) > self.finished_kept:
                 self.finished.popitem(last=False)
             self._done_names.add(stream)
-            self._done_cond.notify_all()
+            self._done.notify_all()
         log.info("stream %s finished: %d events", stream, window.n_events)
 
     def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
