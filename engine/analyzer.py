@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import honesty
+from .burst import DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
 from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
-from .characterize import characterize
+from .characterize import characterize, locate
 from .detectors import Detector
 from .events import Event
 from .instances import Instance
@@ -89,13 +91,18 @@ class StreamAnalyzer:
         Yang et al. per-spark classifier for the running cell vote.
     keep_labels : bool
         Keep final instance-label frames for :meth:`pop_labels` (``analyze`` writes them).
+    budget : BudgetLimits, optional
+        Characterization budget (:mod:`engine.burst`); default per stream kind.
     """
 
     def __init__(self, info: StreamInfo, detector: Detector,
-                 classifier: CellClassifier | None = None, keep_labels: bool = False) -> None:
+                 classifier: CellClassifier | None = None, keep_labels: bool = False,
+                 budget: BudgetLimits | None = None) -> None:
         self.info = info
         self.detector = detector
         self.stats = AnalyzerStats()
+        self.budget = CharacterizationBudget(budget or DEFAULT_BUDGETS[info.axes], info.dt_ms,
+                                             info.stream)
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
                                  **detector.preprocess)
         self.min_significance = float(detector.thresholds.get("min_significance",
@@ -281,7 +288,11 @@ class StreamAnalyzer:
 
     def _significant(self, instance: Instance) -> bool:
         """The tracker's ``accept`` check: significance at or above ``min_significance``
-        (an event whose significance cannot be computed is kept, and flagged)."""
+        (an event whose significance cannot be computed is kept, and flagged). Beyond the
+        characterization budget a candidate is kept untested (:mod:`engine.burst`)."""
+        if not self.budget.take(instance.sort_key[0] if instance.sort_key else instance.t_end):
+            instance.over_budget = True
+            return True
         instance.significance = significance(instance, self.info.pixel_um, self.info.dt_ms,
                                              instance.saturated,
                                              self._noise.dff0_map_before(instance.t_start,
@@ -291,7 +302,8 @@ class StreamAnalyzer:
     def _event(self, instance: Instance) -> Event:
         """Characterize, then empty what cannot be trusted (:mod:`engine.honesty`)."""
         info = self.info
-        fields = characterize(instance, info.pixel_um, info.dt_ms)
+        measure = locate if instance.over_budget else characterize
+        fields = measure(instance, info.pixel_um, info.dt_ms)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
         self.quality.count_event(fields["flags"], honesty.measurable(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
@@ -299,6 +311,7 @@ class StreamAnalyzer:
     def quality_report(self) -> dict:
         """The recording's quality report so far (:mod:`engine.quality`)."""
         self.quality.events.rejected_not_significant = self._tracker.n_rejected
+        self.quality.events.not_characterized_burst = self.budget.n_over
         return self.quality.report()
 
     def _to_events(self, instances) -> list[Event]:
@@ -338,20 +351,27 @@ def _frequency(analyzer: StreamAnalyzer, n_sparks: int) -> tuple[float, float, f
     return spark_frequency_per_100um_s(n_sparks, length_um, duration_s), length_um, duration_s
 
 
-def summarize_stream(analyzer: StreamAnalyzer, events: list[Event]) -> dict:
-    """Per-cell summary row: classification, counts, spark frequency, medians, latency."""
+def summarize_stream(analyzer: StreamAnalyzer, events: Iterable[Event],
+                     counts: Mapping[str, int] | None = None) -> dict:
+    """Per-cell summary row: classification, counts, spark frequency, medians, latency.
+
+    ``counts`` (events by kind) when ``events`` is only a recent window of them
+    (:class:`~engine.event_window.EventWindow`): the medians are then over that window.
+    """
     from .report import parameter_medians
 
     info, stats = analyzer.info, analyzer.stats
-    kinds = [e.kind for e in events]
-    freq, length_um, duration_s = _frequency(analyzer, kinds.count("spark"))
+    events = list(events)
+    if counts is None:
+        counts = Counter(e.kind for e in events)
+    freq, length_um, duration_s = _frequency(analyzer, counts.get("spark", 0))
     cell = analyzer.cell_summary
     p50, p99 = stats.delay_percentiles()
     return {
         "stream": info.stream, "cell": info.cell,
         "label": cell.label if cell else "n/a", "confidence": cell.confidence if cell else None,
-        "n_sparks": kinds.count("spark"), "n_puffs": kinds.count("puff"),
-        "n_waves": kinds.count("wave"),
+        "n_sparks": counts.get("spark", 0), "n_puffs": counts.get("puff", 0),
+        "n_waves": counts.get("wave", 0),
         "freq": freq,
         "cell_length_um": length_um, "duration_s": duration_s,
         **parameter_medians(events), "lookahead_ms": analyzer.lookahead_ms,

@@ -270,6 +270,14 @@ def _positions(instance: Instance, pixel_um: float, dt_ms: float,
     }
 
 
+def locate(instance: Instance, pixel_um: float, dt_ms: float) -> dict:
+    """Kind, score, times and position (the largest ΔF/F0 inside the mask, unsmoothed) with
+    the five parameters NaN: the cheap fields of an event reported without characterization
+    (:mod:`engine.burst`)."""
+    peak = _peak_position(instance.dff0, instance.mask_in_context())
+    return _positions(instance, pixel_um, dt_ms, peak)
+
+
 def to_event(
     instance: Instance, pixel_um: float, dt_ms: float, stream: str = "", cell: str = ""
 ) -> Event:

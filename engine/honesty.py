@@ -12,7 +12,10 @@ records why as a token in the event's ``flags`` (DESIGN.md "Honest outputs"):
 * ``saturated`` — pixels of the event reached the detector's saturation level: its peak
   ΔF/F0 and widths are lower bounds, so amplitude, FWHM, FDHM, rise and t50 are all emptied
   (position and timing stay);
-* ``significance_unknown`` — too little noise around the event to compute its significance.
+* ``significance_unknown`` — too little noise around the event to compute its significance;
+* ``burst`` — closed in a burst beyond the stream's characterization budget
+  (:mod:`engine.burst`): neither tested for significance nor characterized, all five
+  parameters empty (position and timing stay).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 
 import numpy as np
 
+from engine.burst import BURST_FLAG
 from engine.instances import Instance
 
 PARAMETERS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
@@ -70,7 +74,7 @@ def saturation_flags(fields: dict, instance: Instance) -> list[str]:
 
 def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float) -> dict:
     """All rules: returns ``fields`` with emptied values, ``significance`` and ``flags``."""
-    flags = saturation_flags(fields, instance)
+    flags = [BURST_FLAG] if instance.over_budget else saturation_flags(fields, instance)
     if not flags:
         flags = resolution_flags(fields, pixel_um, dt_ms)
     fields["significance"] = float(instance.significance)

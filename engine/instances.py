@@ -92,6 +92,9 @@ class Instance:
     significance : float
         Peak ΔF/F0 against the local noise (:mod:`engine.significance`), set by the tracker's
         ``accept`` check; NaN until then.
+    over_budget : bool
+        Closed in a burst beyond the stream's characterization budget (:mod:`engine.burst`):
+        reported with its position and times only.
     """
 
     kind: str
@@ -105,6 +108,7 @@ class Instance:
     sort_key: tuple = field(default=(), repr=False)
     saturated: np.ndarray | None = field(default=None, repr=False)
     significance: float = math.nan
+    over_budget: bool = False
 
     @property
     def t_start(self) -> int:

@@ -27,6 +27,7 @@ from .windows import MODES
 log = logging.getLogger(__name__)
 
 DETECTORS = ("auto", "network", "classical", "hybrid")
+STREAM_KINDS = ("linescan", "movie")  # model kinds (see ``_kind``)
 DEFAULT_CLASSIFIER = DEFAULT_ROOT / "cell_classifier"
 
 
@@ -121,6 +122,26 @@ class DetectorFactory:
             params = HybridParams()
         return params
 
+    def load_models(self) -> list[str]:
+        """Load now every model and backend a stream may need (the configured model, or the
+        packaged default of each kind of stream), so that the first chunk of a stream is
+        analysed without loading delay (``serve`` calls it at start-up). Returns the kinds
+        that have a network model."""
+        if self.config.detector != "classical" and self.config.model is not None:
+            loaded = self._open(Path(self.config.model))
+            if loaded.model.config.kind in self._loaded:  # loaded before
+                loaded.backend.close()
+            else:
+                self._loaded[loaded.model.config.kind] = loaded
+        else:
+            for kind in STREAM_KINDS:
+                try:
+                    self._get(kind)
+                except Exception as exc:  # noqa: BLE001 - retried (and isolated) per stream
+                    log.error("cannot load the %s model at start-up (%s); streams of that "
+                              "kind will try again and fail alone", kind, exc)
+        return [kind for kind in STREAM_KINDS if self._loaded.get(kind) is not None]
+
     def preload(self, kind: str, model: ModelDir, backend) -> None:
         """Use ``model`` run by ``backend`` for streams of ``kind`` (``"linescan"`` or
         ``"movie"``) instead of loading one (tuning runs share one backend between factories)."""
@@ -145,8 +166,6 @@ class DetectorFactory:
         return self._loaded[kind]
 
     def _load(self, kind: str) -> _Loaded | None:
-        from .backends import make_backend
-
         if self.config.detector == "classical":
             return None
         try:
@@ -156,8 +175,14 @@ class DetectorFactory:
                 raise
             log.warning("%s; falling back to the classical detector", exc)
             return None
+        return self._open(path, kind)
+
+    def _open(self, path: Path, kind: str | None = None) -> _Loaded:
+        """Model directory ``path`` and its backend (the model must be for ``kind``)."""
+        from .backends import make_backend
+
         model = ModelDir.load(path)
-        if model.config.kind != kind:
+        if kind is not None and model.config.kind != kind:
             raise ValueError(f"model {path} is for {model.config.kind} data, "
                              f"but the stream is a {kind}")
         options = {name: dict(kwargs) for name, kwargs in

@@ -16,7 +16,8 @@ the report that goes to ``summary.json``, the store and the dashboard:
   when the file records none, ``flag_over_metadata``, ``wire``), and whether they lie in the
   range the model was trained on.
 * ``events`` — reported, rejected as not significant (below ``min_significance``), with
-  saturated pixels, and the fraction with all five parameters measured.
+  saturated pixels, reported uncharacterized in a burst (:mod:`engine.burst`), and the
+  fraction with all five parameters measured.
 * ``warnings`` — one line each, also logged once per recording.
 """
 
@@ -60,6 +61,7 @@ class EventCounts:
     rejected_not_significant: int = 0
     saturated: int = 0
     measurable: int = 0
+    not_characterized_burst: int = 0  # reported beyond the budget of engine.burst
 
 
 @dataclass
@@ -154,6 +156,7 @@ class QualityMonitor:
                 "rejected_not_significant": events.rejected_not_significant,
                 "min_significance": self.min_significance,
                 "with_saturated_pixels": events.saturated,
+                "not_characterized_burst": events.not_characterized_burst,
                 "measurable_fraction": (events.measurable / events.reported
                                         if events.reported else math.nan),
             },
@@ -226,6 +229,9 @@ def quality_warnings(report: dict) -> list[str]:
     if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
         warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")
     warnings += _calibration_warnings(report["calibration"])
+    if report["events"].get("not_characterized_burst"):
+        warnings.append("candidate events came in bursts beyond the characterization budget: "
+                        "some are reported with position and time only (flag 'burst')")
     return warnings
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +33,20 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    curve_dir: Path | str | None = None) -> Iterator[Server]:
     """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
     exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never).
-    ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`)."""
+    ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`).
+
+    Models and backends are loaded before the ingest listens, so a stream's first chunk is
+    analysed without loading delay.
+    """
     factory = DetectorFactory(config)
+    t0 = time.perf_counter()
+    try:
+        kinds = factory.load_models()
+    except BaseException:
+        factory.close()
+        raise
+    log.info("models loaded at start-up in %.1f s: %s", time.perf_counter() - t0,
+             ", ".join(kinds) or "none (classical detector)")
     sinks: list = []
     publisher = None
     if store is not None:

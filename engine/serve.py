@@ -9,11 +9,26 @@ dashboard (display sink only; never slows analysis by more than a downsample).
 
 Streams are isolated: an exception while analysing one stream (a bug, memory, a store that
 cannot be written) marks that stream *failed* with a one-line reason (log, :attr:`Server.failed`,
-a last statistics sample) and the loop goes on with the others; the ingest keeps recording it.
+a last statistics sample with ``failed``, :attr:`Server.n_failed`, the store's stream row
+closed) and the loop goes on with the others; the ingest keeps recording it.
 Frames larger than ``MAX_ANALYSIS_PIXELS`` are recorded but not analysed. A stream the ingest
 closed after its idle timeout (publisher gone without a stop) is finished like a stopped one,
 its last statistics sample carrying ``abandoned: true``. NaN/Inf values
 (counted by the ingest) are replaced by the chunk's finite median for analysis only.
+
+Memory is bounded for runs of days (the store is the record): per live stream an
+:class:`~engine.event_window.EventWindow` (recent events, counts by kind, so the statistics
+are incremental) and the analyzer's own bounded buffers; of finished streams only the last
+:data:`FINISHED_KEPT` summaries (with their recent events) and the names.
+
+Delay and lag, in seconds: ``compute_p50_ms``/``compute_p99_ms`` run from a chunk's arrival
+at the ingest (``ChunkReceived.t_received``, so the time it waited in the ingest queue counts)
+to the post-processing of the frames it completed, i.e. to its events; ``lag_s`` is the
+wall-clock age of the oldest data not yet analysed (:mod:`engine.wall_lag`; data held back
+before the ingest counts) and ``queue_wait_s`` the longest a chunk of the stream waited in the
+ingest queue during the last statistics interval. ``burst`` says that candidate events
+were reported without characterization in that interval (:mod:`engine.burst`;
+``events_not_characterized`` counts them).
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +45,7 @@ from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopp
 from acquisition.wire import StartHeader
 
 from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_stream
+from .event_window import RECENT_EVENTS, EventWindow
 from .events import Event
 from .pipeline import DetectorFactory
 from .sinks import SinkSet
@@ -40,6 +57,7 @@ PREVIEW_ROWS = 256
 PREVIEW_COLS = 256
 PREVIEW_DFF0_RANGE = (-0.5, 2.5)
 MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
+FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
 
 
 def stream_info_from_header(header: StartHeader) -> StreamInfo:
@@ -57,12 +75,14 @@ class _Live:
 
     analyzer: StreamAnalyzer
     started_s: float
-    events: list[Event] = field(default_factory=list)
+    events: EventWindow = field(default_factory=EventWindow)
     last_stats_s: float = 0.0
     last_preview_s: float = 0.0
     frames_at_last_stats: tuple[int, int] = (0, 0)
     cell_n_sparks: int = -1
     lag: WallClockLag = field(default_factory=WallClockLag)
+    burst_at_last_stats: int = 0  # analyzer.budget.n_over at the last statistics sample
+    queue_wait_s: float = 0.0  # longest ingest-queue wait of a chunk since the last sample
 
 
 class Server:
@@ -78,10 +98,16 @@ class Server:
         Also receives previews (``publish_preview``).
     stats_interval_s, preview_interval_s : float
 
+    Class attributes ``recent_events`` (events kept per live stream) and ``finished_kept``
+    (finished streams kept) bound the memory; see the module docstring.
+
     With cross-stream batching (``factory.batcher`` set, :mod:`engine.batching`), each loop
     iteration waits for the ingest at most until the next partial batch is due, runs due
     batches (:meth:`poll_batches`) and post-processes the blocks they finalized, per stream.
     """
+
+    recent_events: int = RECENT_EVENTS
+    finished_kept: int = FINISHED_KEPT
 
     def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
                  publisher=None, stats_interval_s: float = 1.0,
@@ -94,8 +120,11 @@ class Server:
         self.stats_interval_s = stats_interval_s
         self.preview_interval_s = preview_interval_s
         self.live: dict[str, _Live] = {}
-        self.finished: dict[str, dict] = {}  # stream -> final summary
+        #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
+        #: FINISHED_KEPT streams
+        self.finished: OrderedDict[str, dict] = OrderedDict()
         self.failed: dict[str, str] = {}  # stream -> why its analysis stopped
+        self._done_names: set[str] = set()  # names of streams finished or failed
         self.error: Exception | None = None
         self._stop = threading.Event()
         self._done = threading.Condition()
@@ -141,8 +170,13 @@ class Server:
 
     @property
     def n_done(self) -> int:
-        """Streams finished or failed."""
-        return len(self.finished) + len(set(self.failed) - set(self.finished))
+        """Streams finished or failed (distinct names)."""
+        return len(self._done_names)
+
+    @property
+    def n_failed(self) -> int:
+        """Streams whose analysis failed (and that did not restart since)."""
+        return len(self.failed)
 
     def wait_finished(self, n_streams: int, timeout_s: float) -> bool:
         """Block until ``n_streams`` streams have finished or failed (for the demo and tests).
@@ -194,13 +228,14 @@ class Server:
     def _fail(self, stream: str, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:300]
         self.failed[stream] = reason
+        self._done_names.add(stream)
         live = self.live.pop(stream, None)
         log.error("stream %s: analysis stopped (%s); the stream is still recorded, other "
                   "streams go on", stream, reason)
         log.debug("stream %s failure", stream, exc_info=exc)
         if live is not None:
             for method, args in (("write_stats", (stream, {"t_s": time.time(), "failed": reason,
-                                                           "events": len(live.events)})),
+                                                           "events": live.events.n_events})),
                                  ("close_stream", (stream,))):
                 try:
                     getattr(self.sinks, method)(*args)
@@ -228,7 +263,7 @@ class Server:
             "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
             "detector": analyzer.detector.name, **self.factory.describe(info),
         })
-        self.live[header.stream] = _Live(analyzer, time.time())
+        self.live[header.stream] = _Live(analyzer, time.time(), EventWindow(self.recent_events))
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream, info.mode,
                  info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)
 
@@ -241,6 +276,8 @@ class Server:
         header = item.header
         arrived_s = time.time() - (time.perf_counter() - t_arrival) if t_arrival else time.time()
         live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, arrived_s)
+        if t_arrival is not None:
+            live.queue_wait_s = max(live.queue_wait_s, time.perf_counter() - t_arrival)
         events = live.analyzer.push(item.header.first, _finite(item.data), t_arrival)
         self._emit(item.header.stream, live, events)
         self._maybe_preview(item.header.stream, live)
@@ -256,19 +293,25 @@ class Server:
         del self.live[stream]
         self._write_stats(stream, live, time.time(), **({"abandoned": True} if abandoned else {}))
         self.sinks.close_stream(stream)
+        window = live.events
         with self._done:
+            self.finished.pop(stream, None)
             self.finished[stream] = {
-                "events": live.events, "summary": summarize_stream(live.analyzer, live.events),
+                "events": list(window.recent), "n_events": window.n_events,
+                "summary": summarize_stream(live.analyzer, window.recent, window.counts),
                 "abandoned": abandoned,
             }
+            while len(self.finished) > self.finished_kept:
+                self.finished.popitem(last=False)
+            self._done_names.add(stream)
             self._done.notify_all()
         log.log(logging.WARNING if abandoned else logging.INFO, "stream %s finished%s: %d events",
-                stream, " (abandoned by its publisher)" if abandoned else "", len(live.events))
+                stream, " (abandoned by its publisher)" if abandoned else "", window.n_events)
 
     def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
         if not events:
             return
-        live.events += events
+        live.events.add(events)
         self.sinks.write_events(stream, events)
         summary = live.analyzer.cell_summary
         if summary is not None and summary.n_sparks != live.cell_n_sparks:
@@ -289,10 +332,14 @@ class Server:
         elapsed = max(1e-9, now - (live.last_stats_s or live.started_s))
         frames_in = ingest.frames_received if ingest else stats.frames_in
         prev_in, prev_final = live.frames_at_last_stats
+        n_burst = live.analyzer.budget.n_over
+        lag_frames = frames_in - stats.frames_final
         self.sinks.write_stats(stream, {
             "t_s": now, "frames_in": frames_in, "frames_analyzed": stats.frames_final,
-            "lag_frames": frames_in - stats.frames_final,
+            "lag_frames": lag_frames,
             "lag_s": live.lag.lag_s(stats.frames_final, now),
+            "queue_wait_s": live.queue_wait_s,
+            "burst": n_burst > live.burst_at_last_stats, "events_not_characterized": n_burst,
             "compute_p50_ms": p50, "compute_p99_ms": p99,
             "gaps": ingest.missing_frames if ingest else 0,
             "errors": ingest.errors if ingest else 0,
@@ -300,8 +347,8 @@ class Server:
             "input_rate_hz": (frames_in - prev_in) / elapsed,
             "analysis_rate_hz": (stats.frames_final - prev_final) / elapsed,
             "lookahead_ms": live.analyzer.lookahead_ms, "events": stats.events,
-            "spark_freq_per_100um_s": spark_frequency(
-                live.analyzer, sum(e.kind == "spark" for e in live.events)),
+            "spark_freq_per_100um_s": spark_frequency(live.analyzer,
+                                                      live.events.counts["spark"]),
             "frames_recorded": ingest.frames_recorded if ingest else 0,
             "recording_failure": ingest.failure if ingest else None,
             "errors_by_code": ingest.errors_by_code if ingest else {},
@@ -310,6 +357,8 @@ class Server:
         live.analyzer.quality.log_new_warnings(stream)
         live.last_stats_s = now
         live.frames_at_last_stats = (frames_in, stats.frames_final)
+        live.burst_at_last_stats = n_burst
+        live.queue_wait_s = 0.0
 
     def _maybe_preview(self, stream: str, live: _Live) -> None:
         now = time.time()

@@ -34,6 +34,7 @@ from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from engine.serve import Server
 from engine.sinks import SinkSet
 from engine.windows import Window
+from tests.serve_helpers import StubIngest
 
 
 @pytest.fixture(autouse=True)
@@ -135,22 +136,12 @@ def test_batched_detector_equals_unbatched(tmp_path: Path, ndim: int) -> None:
             np.testing.assert_array_equal(x.probs, y.probs)
 
 
-class _StubIngest:
-    """What :class:`Server` asks of an ingest when items are handed to it directly."""
-
-    def stats(self) -> dict:
-        return {}
-
-    def queue_depth(self) -> int:
-        return 0
-
-
 def _serve_interleaved(config: EngineConfig, streams: dict[str, np.ndarray], axes: str,
                        pixel_um: float, dt_ms: float, blank: float,
                        chunk: int) -> dict[str, list]:
     """Feed all streams chunk by chunk, round robin, through one in-process Server."""
     factory = DetectorFactory(config)
-    server = Server(_StubIngest(), factory, SinkSet([]))
+    server = Server(StubIngest(), factory, SinkSet([]))
     mode = "linescan" if axes == "TX" else "frames"
     for name, data in streams.items():
         server.handle(StreamStarted(StartHeader(name, mode, "uint16", data.shape[1:],

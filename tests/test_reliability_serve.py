@@ -180,3 +180,50 @@ def test_many_tiny_gaps_through_serve_stay_quiet(tmp_path: Path, ipc_endpoint: s
     assert stats.missing_frames == N_GAPS and stats.frames_recorded == N_GAPS
     gap_lines = [r for r in caplog.records if "missing before" in r.getMessage()]
     assert len(gap_lines) < 30
+
+
+def test_raising_analyzer_fails_its_stream_and_the_other_loses_nothing(
+        valid_recording, tmp_path: Path, ipc_endpoint: str, monkeypatch) -> None:
+    """Issue 12 Must-show: a stream whose analyzer raises is marked failed (counter, store,
+    statistics) while a second stream in the same serve loses nothing and keeps producing
+    events after the failure."""
+    from engine.analyzer import StreamAnalyzer
+    from engine.pipeline import analyze_array
+    from engine.sinks.store import SqliteStore
+
+    real_push = StreamAnalyzer.push
+
+    def push(self, first, frames, t_arrival=None):
+        if self.info.stream == "doomed" and first >= 300:
+            raise RuntimeError("analyzer bug")
+        return real_push(self, first, frames, t_arrival)
+
+    monkeypatch.setattr(StreamAnalyzer, "push", push)
+    config = EngineConfig(detector="classical")
+    store_path = tmp_path / "store.sqlite"
+    with background_server(endpoint=ipc_endpoint, store=store_path,
+                           record_dir=tmp_path / "raw", config=config) as server:
+        def doomed() -> None:  # while "valid" is half-way
+            with Publisher(ipc_endpoint, stream="doomed", chunk_lines=100) as pub:
+                pub.start("linescan", "uint16", valid_recording.shape[1:], pixel_um=0.2,
+                          dt_ms=1.5)
+                pub.send(valid_recording)
+            assert server.wait_finished(1, TIMEOUT_S)
+
+        result = _stream_valid(ipc_endpoint, valid_recording, doomed)
+        assert server.wait_finished(2, TIMEOUT_S) and server.error is None
+        assert result["report"].complete
+        assert server.failed == {"doomed": "RuntimeError: analyzer bug"} and server.n_failed == 1
+        assert server.ingest.wait_until_stopped(["doomed", "valid"], TIMEOUT_S)
+    store = SqliteStore(store_path, readonly=True)
+    assert store.latest_stats("doomed")["failed"] == "RuntimeError: analyzer bug"
+    assert {s["stream"]: s["stopped_s"] is not None for s in store.list_streams()} == {
+        "doomed": True, "valid": True}
+    alone = analyze_array(valid_recording, "TX", 0.2, 1.5, detector="classical")
+    stored = store.events("valid")
+    assert [e["event_id"] for e in stored] == [e.event_id for e in alone.events]
+    assert [e["t_peak_ms"] for e in stored] == [e.t_peak_ms for e in alone.events]
+    assert any(e["t_start_ms"] > 1500 * 1.5 for e in stored), "events after the failure"
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "raw" / "doomed.tif"),
+                                  valid_recording)
+    store.close()

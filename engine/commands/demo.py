@@ -140,10 +140,11 @@ def _print_results(server, sent, ingest_stats, store, out, elapsed_s) -> None:
     columns = [(k, k, str) for k in ("stream", "sent", "received", "recorded", "chunks",
                                      "gaps", "errors", "recording")]
     events = [e for done in server.finished.values() for e in done["events"]]
+    n_events = sum(done["n_events"] for done in server.finished.values())
     write = sys.stdout.write
     write("\nacquisition (lines sent → received → recorded)\n" + text_table(acquisition_rows,
                                                                            columns))
-    write(f"\ndetected events ({len(events)})\n" + events_table(events, limit=15))
+    write(f"\ndetected events ({n_events})\n" + events_table(events, limit=15))
     write("\nper-cell summary\n" + text_table(
         [done["summary"] for done in server.finished.values()], CELL_TABLE))
     write(f"\nevent store: {store}\nraw recordings: {out / 'raw'}\n"

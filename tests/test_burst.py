@@ -1,0 +1,76 @@
+"""A burst of candidate events does not stall a stream (issue 12, Build 5): beyond the
+characterization budget candidates are reported with position and time only, flagged, and the
+stream says ``burst``. The time it takes is measured by ``bench/burst.py``, not here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
+from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
+from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
+from engine.serve import Server
+from engine.sinks import SinkSet
+from tests.serve_helpers import MemorySink, StubIngest, chunk_item, start_item, stop_item
+
+PIXEL_UM, DT_MS = 0.14, 1.5
+
+
+@pytest.fixture(scope="module")
+def burst() -> tuple[np.ndarray, int]:
+    return burst_linescan(n_sparks=640, seed=1)
+
+
+def test_budget_refills_with_data_time() -> None:
+    budget = CharacterizationBudget(BudgetLimits(capacity=3, rate_per_s=10), dt_ms=10.0)
+    assert [budget.take(0) for _ in range(4)] == [True, True, True, False]
+    assert budget.take(10)  # 10 frames = 0.1 s of data = one token
+    assert not budget.take(10)
+    assert budget.take(1000) and budget.tokens == pytest.approx(2.0)  # capped at capacity
+    assert budget.n_over == 2
+
+
+def _is_burst(event) -> bool:
+    return BURST_FLAG in event.flags.split(";")
+
+
+def test_burst_of_500_candidates_completes_and_is_flagged(burst) -> None:
+    data, quiet = burst
+    sink = MemorySink()
+    server = Server(StubIngest(), DetectorFactory(EngineConfig(detector="classical")),
+                    SinkSet([sink]), stats_interval_s=0.0)
+    server.handle(start_item("bursty", data, PIXEL_UM, DT_MS, blank=BLANK_COUNTS))
+    server.handle(chunk_item("bursty", 1, 0, data[:quiet]))
+    server.handle(chunk_item("bursty", 2, quiet, data[quiet:]))  # the whole burst in one block
+    server._periodic()
+    server.handle(stop_item("bursty", len(data)))
+
+    events = sink.events["bursty"]
+    flagged = [e for e in events if _is_burst(e)]
+    assert len(events) >= 500 and flagged
+    limits = DEFAULT_BUDGETS["TX"]
+    characterized = len(events) - len(flagged)
+    assert characterized <= limits.capacity + limits.rate_per_s * len(data) * DT_MS / 1e3 + 1
+    for event in flagged:  # position and time, no parameters
+        assert math.isfinite(event.t_peak_ms) and math.isfinite(event.x_um)
+        assert all(math.isnan(getattr(event, name)) for name in
+                   ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"))
+    stats = sink.stats["bursty"]
+    assert any(s["burst"] for s in stats)
+    assert stats[-1]["events_not_characterized"] == len(flagged)
+    quality = stats[-1]["quality"]
+    assert quality["events"]["not_characterized_burst"] == len(flagged)
+    assert any("burst" in w for w in quality["warnings"])
+
+
+def test_burst_budget_does_not_depend_on_chunking(burst) -> None:
+    """The budget runs on frame indices: ``analyze`` and ``serve`` (any chunk size) spend it on
+    the same events."""
+    data, _ = burst
+    runs = [analyze_array(data[:3600], "TX", PIXEL_UM, DT_MS, detector="classical",
+                          blank=BLANK_COUNTS, chunk_frames=chunk).events for chunk in (97, 4096)]
+    assert any(_is_burst(e) for e in runs[0])
+    assert [repr(e.to_dict()) for e in runs[0]] == [repr(e.to_dict()) for e in runs[1]]
