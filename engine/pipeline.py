@@ -94,11 +94,14 @@ class DetectorFactory:
     def detector(self, info: StreamInfo) -> Detector:
         """A fresh detector for one stream."""
         loaded = self._get(_kind(info))
+        overrides = dict(self.config.thresholds or {})
         if loaded is None:
-            return ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
+            classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
+            if "min_significance" in overrides:  # its probability scale is its own
+                classical.thresholds["min_significance"] = float(overrides["min_significance"])
+            return classical
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend))
-        overrides = dict(self.config.thresholds or {})
         detector.thresholds.update(overrides)
         params = self._hybrid_params(loaded)
         if params is None:

@@ -33,6 +33,7 @@ were reported without characterization in that interval (:mod:`engine.burst`;
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -307,6 +308,8 @@ class Server:
             self._done.notify_all()
         log.log(logging.WARNING if abandoned else logging.INFO, "stream %s finished%s: %d events",
                 stream, " (abandoned by its publisher)" if abandoned else "", window.n_events)
+        del live, window
+        gc.collect()  # a finished analyzer holds large arrays in reference cycles
 
     def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
         if not events:

@@ -8,6 +8,7 @@ error of matched sparks. :func:`write_report` writes a Markdown report and PNG p
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,6 +144,8 @@ def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | Non
     for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
         result = run_engine(rec, model_dir, mode, detector, backend, thresholds)
         per_recording.append(score_recording(rec, result.events, np.asarray(result.labels)))
+        del result
+        gc.collect()  # the engine's objects hold large arrays in reference cycles
     return pool_results(per_recording)
 
 
