@@ -46,6 +46,7 @@ from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopp
 from acquisition.wire import StartHeader
 
 from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_stream
+from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
 from .events import Event
 from .pipeline import DetectorFactory
@@ -127,6 +128,7 @@ class Server:
         self.failed: dict[str, str] = {}  # stream -> why its analysis stopped
         self._done_names: set[str] = set()  # names of streams finished or failed
         self.error: Exception | None = None
+        self._deferred: Exception | None = None  # an ingest error met while joining chunks
         self._stop = threading.Event()
         self._done = threading.Condition()
 
@@ -160,14 +162,31 @@ class Server:
             raise
 
     def _loop(self, max_streams: int | None) -> None:
+        pending = None  # an item taken from the queue while joining chunks, not yet handled
         while not self._stop.is_set():
-            item = self.ingest.get(timeout_s=self._wait_s())
+            item, pending = pending, None
+            if item is None:
+                item = self.ingest.get(timeout_s=self._wait_s())
+            if isinstance(item, ChunkReceived):
+                item, pending = coalesce(item, self._queued)
             if item is not None:
                 self.handle(item)
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
             self.poll_batches()
             self._periodic()
             if max_streams is not None and self.n_done >= max_streams:
                 break
+
+    def _queued(self):
+        """The next item already in the ingest queue, without waiting (None when empty); an
+        error of the ingest (queue overflow) is raised after the chunks taken so far."""
+        try:
+            return self.ingest.get(timeout_s=0)
+        except Exception as exc:  # noqa: BLE001 -- re-raised by _loop once the join is handled
+            self._deferred = exc
+            return None
 
     @property
     def n_done(self) -> int:
