@@ -95,11 +95,9 @@ class DetectorFactory:
         """A fresh detector for one stream."""
         loaded = self._get(_kind(info))
         overrides = dict(self.config.thresholds or {})
-        if loaded is None:
-            classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape)
-            if "min_significance" in overrides:  # its probability scale is its own
-                classical.thresholds["min_significance"] = float(overrides["min_significance"])
-            return classical
+        if loaded is None:  # its probability scale is its own: only the significance applies
+            return _with_min_significance(
+                ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape), overrides)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend))
         detector.thresholds.update(overrides)
@@ -108,10 +106,7 @@ class DetectorFactory:
             return detector
         classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape,
                                             **params.classical)
-        hybrid = HybridDetector(detector, classical, params)
-        if "min_significance" in overrides:
-            hybrid.thresholds["min_significance"] = float(overrides["min_significance"])
-        return hybrid
+        return _with_min_significance(HybridDetector(detector, classical, params), overrides)
 
     def _hybrid_params(self, loaded: _Loaded) -> HybridParams | None:
         """Fusion parameters when the stream gets the hybrid detector (``hybrid``, or ``auto``
@@ -202,6 +197,13 @@ class DetectorFactory:
             log.info("no packaged cell classifier; cells are not classified")
             return None
         return CellClassifier.load(path)
+
+
+def _with_min_significance(detector: Detector, overrides: dict) -> Detector:
+    """``detector`` with the configured ``min_significance`` (when one is given)."""
+    if "min_significance" in overrides:
+        detector.thresholds["min_significance"] = float(overrides["min_significance"])
+    return detector
 
 
 def _kind(info: StreamInfo) -> str:

@@ -292,15 +292,13 @@ class Server:
         if live is None:
             log.warning("chunk for stream %s that is not running here", item.header.stream)
             return
-        t_arrival = item.t_received
-        header = item.header
-        arrived_s = time.time() - (time.perf_counter() - t_arrival) if t_arrival else time.time()
-        live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, arrived_s)
-        if t_arrival is not None:
-            live.queue_wait_s = max(live.queue_wait_s, time.perf_counter() - t_arrival)
-        events = live.analyzer.push(item.header.first, _finite(item.data), t_arrival)
-        self._emit(item.header.stream, live, events)
-        self._maybe_preview(item.header.stream, live)
+        header, t_arrival = item.header, item.t_received
+        waited_s = time.perf_counter() - t_arrival if t_arrival is not None else 0.0
+        live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, time.time() - waited_s)
+        live.queue_wait_s = max(live.queue_wait_s, waited_s)
+        events = live.analyzer.push(header.first, _finite(item.data), t_arrival)
+        self._emit(header.stream, live, events)
+        self._maybe_preview(header.stream, live)
 
     def _finish(self, stream: str, abandoned: bool = False) -> None:
         """Flush a stream's analysis to the sinks; ``abandoned``: the ingest closed it after

@@ -74,16 +74,18 @@ DEV_VAL_SEED = 10_000_000
 
 
 def validation_data(kind: str, n: int, n_empty: int, seed: int = 0,
-                    sim_params: Mapping[str, Any] | None = None):
+                    sim_params: Mapping[str, Any] | None = None, n_sim: int | None = None):
     """``({"sim": [...], "dev": [...]}, empty)``: validation recordings of both generators (the
-    simulator's validation split from ``seed`` with ``sim_params``, the development set from
-    :data:`DEV_VAL_SEED`) and empty ones (development-set backgrounds; simulator at 3-30
-    photons per pixel at rest); never test data."""
+    simulator's validation split from ``seed`` with ``sim_params``, ``n_sim`` of them (default
+    ``n``), the development set from :data:`DEV_VAL_SEED`) and ``n_empty`` empty ones of each
+    (development-set backgrounds; simulator at 3-30 photons per pixel at rest); never test
+    data."""
     from offline.datasets import SimulatedSource
     from offline.devsim import DevSource
 
+    n_sim = n if n_sim is None else n_sim
     sets = {"sim": SimulatedSource(kind=kind, split="val", seed=seed,
-                                   params=dict(sim_params or {})).take(n),
+                                   params=dict(sim_params or {})).take(n_sim),
             "dev": DevSource(kind=kind, seed=DEV_VAL_SEED).take(n)}
     no_events = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
                  "wave_rate_per_cell_s": 0.0}

@@ -32,15 +32,11 @@ import sys
 from dataclasses import replace
 
 import engine.classical as classical
-from offline.datasets import LazyRecordings, SimulatedSource
-from offline.devsim import DevSource
-from offline.thresholds import DEV_VAL_SEED, tune_min_significance
+from offline.thresholds import tune_min_significance, validation_data
 
 log = logging.getLogger(__name__)
 
 RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
-NO_EVENTS = {"spark_rate_per_100um_s": 0.0, "puff_rate_per_100um_s": 0.0,
-             "wave_rate_per_cell_s": 0.0}
 GRID = [5.0, 7.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 25.0]
 CRITERIA = [{"k_detect": 6.0, "k_grow": 4.5}, {"k_detect": 7.0, "k_grow": 5.0}]
 
@@ -53,13 +49,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON list of ClassicalParams overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sets = {"dev": DevSource(kind="movie", seed=DEV_VAL_SEED).lazy(args.n_dev),
-            "sim": SimulatedSource(kind="movie", split="val", seed=0, params=RAISED).lazy(args.n_sim)}
-    dev_empty = DevSource(kind="movie", seed=DEV_VAL_SEED, params={"empty": True})
-    sim_empty = SimulatedSource(kind="movie", split="val", seed=1000, params=NO_EVENTS,
-                                randomize={"resting_photons": [3.0, 30.0]})
-    empty = LazyRecordings(
-        lambda i: dev_empty.recording(i) if i < 3 else sim_empty.recording(i - 3), 6)
+    sets, empty = validation_data("movie", args.n_dev, 3, sim_params=RAISED, n_sim=args.n_sim)
     base = classical.MOVIE
     try:
         for overrides in args.criteria:
