@@ -12,12 +12,11 @@ stream belongs to the connection that started it. For every message it
 3. hands the chunk to the :class:`~acquisition.recorder.RawRecorder` -- *before* anything
    downstream can drop it (its writer thread writes chunks in order through a bounded queue;
    ``frames_recorded`` counts them once they are in the file);
-4. puts a copy on a bounded queue with a named policy: ``"block"`` (backpressure through
-   ZeroMQ to the publishers: analysis lags and catches up, nothing is skipped) or
-   ``"fail"`` (the item is not queued, the error is counted as ``"queue_full"`` and the
-   consumer's next :meth:`Ingest.get` raises :class:`IngestOverflow`; the raw recording
-   still has the data).
-
+4. puts a read-only view of the message (no copy) on a bounded queue with a named policy:
+   ``"block"`` (backpressure through ZeroMQ to the publishers: analysis lags and catches
+   up, nothing is skipped) or ``"fail"`` (the item is not queued, the error is counted as
+   ``"queue_full"`` and the consumer's next :meth:`Ingest.get` raises
+   :class:`IngestOverflow`; the raw recording still has the data).
 5. acknowledges (:mod:`acquisition.ingest_replies`): once a chunk is in the recording (or
    received, without recording) the publisher gets an ``ack`` with the stream's counts; a
    failed recording fails the stream, is refused back at once and its later chunks are
@@ -381,7 +380,9 @@ class Ingest:
                 on_failed=lambda exc: self._record_failed(state, exc))
         else:
             self._replies.done(state, header.seq, wake=False)
-        self._enqueue(ChunkReceived(header, data.copy(), t_received), state.stats)
+        # no copy: ``data`` is a read-only view of the received message, which stays alive
+        # while the analysis holds it (the recorder writes from the same memory)
+        self._enqueue(ChunkReceived(header, data, t_received), state.stats)
 
     def _check_finite(self, state: StreamState, data: Any) -> None:
         bad = count_nonfinite(data)

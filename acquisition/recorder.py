@@ -12,9 +12,10 @@ Writes run on a dedicated writer thread, in arrival order, so that the receive t
 decoding the next message while the kernel copies this one (``pwrite`` releases the GIL); the
 queue between them is bounded (``max_pending_bytes``: when the disk is slower, the receiver
 waits), and ``on_written`` callbacks report each chunk once it is durable: the writer syncs
-(``fdatasync``) whatever it wrote whenever its queue runs empty or every
-``sync_every_bytes`` (group commit), so an acknowledged chunk survives ``kill -9`` and a
-power loss.
+(``fdatasync``) whatever it wrote every ``sync_every_bytes`` or at the latest
+``sync_after_s`` after the oldest unsynced write (group commit), and before anything
+queued with :meth:`RawRecorder.after_writes`, so an acknowledged chunk survives ``kill -9``
+and a power loss.
 
 At stop (or :meth:`RawRecorder.close`) a background thread converts them into
 ``<name>.tif`` (ImageJ TIFF with calibration, written through a memmap in blocks, never
@@ -32,6 +33,7 @@ import queue
 import re
 import struct
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -95,6 +97,11 @@ class _OpenRecording:
 
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 DEFAULT_SYNC_EVERY_BYTES = 32 * 1024 * 1024
+# at most this long between a write and its sync: bounds the acknowledgement delay while
+# keeping fdatasync calls to a few tens per second (a sync costs milliseconds on a VM disk,
+# and syncing whenever the writer catches up -- after every chunk or two -- made recording
+# the bottleneck of the acknowledged wire)
+DEFAULT_SYNC_AFTER_S = 0.02
 
 
 class RawRecorder:
@@ -106,9 +113,12 @@ class RawRecorder:
 
     def __init__(self, directory: str | os.PathLike,
                  max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES, durable: bool = True,
-                 sync_every_bytes: int = DEFAULT_SYNC_EVERY_BYTES):
+                 sync_every_bytes: int = DEFAULT_SYNC_EVERY_BYTES,
+                 sync_after_s: float = DEFAULT_SYNC_AFTER_S):
         self.durable = durable
         self.sync_every_bytes = int(sync_every_bytes)
+        self.sync_after_s = float(sync_after_s)
+        self._sync_due = 0.0  # monotonic time by which the oldest unsynced write is synced
         self._unsynced: list[tuple[_OpenRecording, Any, Any]] = []  # written, not yet synced
         self._unsynced_bytes = 0
         self.directory = Path(directory)
@@ -176,10 +186,14 @@ class RawRecorder:
 
     def _write_loop(self) -> None:
         while True:
-            if self._unsynced and (self._queue.empty()
-                                   or self._unsynced_bytes >= self.sync_every_bytes):
+            if self._unsynced and (self._unsynced_bytes >= self.sync_every_bytes
+                                   or time.monotonic() >= self._sync_due):
                 self._sync()
-            item = self._queue.get()
+            try:  # an idle writer syncs what it holds once the oldest write is sync_after_s old
+                timeout = max(0.0, self._sync_due - time.monotonic()) if self._unsynced else None
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
             if item is None:
                 self._sync()
                 return
@@ -202,6 +216,8 @@ class RawRecorder:
         finally:
             self._pending_bytes.release(tokens)
         if rec.error is None:
+            if not self._unsynced:
+                self._sync_due = time.monotonic() + self.sync_after_s
             self._unsynced.append((rec, on_written, on_failed))
             self._unsynced_bytes += view.nbytes
         elif on_failed is not None:

@@ -40,7 +40,9 @@ Producers build headers through :class:`StartHeader`, :class:`ChunkHeader` and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from functools import cached_property
 from typing import Any, Literal
 
 import msgpack
@@ -103,9 +105,9 @@ class StartHeader:
         """Axis string of the stream's arrays: ``"TX"`` or ``"TYX"``."""
         return "TX" if self.mode == "linescan" else "TYX"
 
-    @property
+    @cached_property
     def item_bytes(self) -> int:
-        """Bytes of one line/frame."""
+        """Bytes of one line/frame (computed once: it is asked for every chunk)."""
         return int(np.dtype(self.dtype).itemsize * math.prod(self.shape))
 
 
@@ -135,11 +137,15 @@ class StopHeader:
 
 
 Header = StartHeader | ChunkHeader | StopHeader
+_FIELD_NAMES = {cls: tuple(f.name for f in dataclass_fields(cls))
+                for cls in (StartHeader, ChunkHeader, StopHeader)}
 
 
 def encode_header(header: Header) -> bytes:
     """Serialize a header to msgpack bytes (tuples become arrays)."""
-    fields = asdict(header)
+    # a shallow copy of the fields, not ``asdict``'s deep one: a header's values are plain
+    # (metadata is a JSON-like dict msgpack walks itself), and this runs for every message
+    fields = {name: getattr(header, name) for name in _FIELD_NAMES[type(header)]}
     if isinstance(header, StartHeader):
         fields["shape"] = list(header.shape)
     if isinstance(header, ChunkHeader) and header.dtype is None:
@@ -317,6 +323,7 @@ def decode_payload(
             chunk.stream,
         )
     array = np.frombuffer(buffer, dtype=start.dtype)
+    array.flags.writeable = False  # shares the message's memory (recorded from it too)
     return array.reshape((chunk.n, *start.shape))
 
 
