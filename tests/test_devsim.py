@@ -218,5 +218,11 @@ def test_subtype_recall_and_false_events_in_evaluation():
     text = format_tables(result)
     assert "Recall by subtype" in text and "false events per second" in text
     assert "subtype_recall" in result.to_dict()
+    # one row per recording: the annotated one found 1 of its 2 sparks with its 1 event
+    first, second = result.per_recording
+    assert first["spark"]["n"] == 2 and first["spark"]["recall"] == 0.5
+    assert first["spark"]["precision"] == 1.0 and first["n_predicted"] == 1
+    assert second["spark"]["n"] == 0 and second["n_predicted"] == 1
+    assert "Per recording" in text and "| 50.0 % | 100.0 % | 1 |" in text
     assert metrics.recall_by_subtype(metrics.match_instances(truth, {1: "spark"}, pred,
                                                              {5: "spark"}), {}) == {}
