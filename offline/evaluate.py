@@ -42,6 +42,9 @@ class EvaluationResult:
     #: one row per recording (name, calibration, per-class recall / precision / F1): a pooled
     #: score can hide one recording that fails (README: a very dim development line-scan)
     per_recording: list[dict[str, Any]] = field(default_factory=list)
+    #: recall / precision / F1 per class with each event matched at most once
+    #: (:func:`offline.metrics.one_to_one_counts`): sees merged pairs and fragments
+    one_to_one: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -52,6 +55,8 @@ class EvaluationResult:
             out["false_events"] = self.false_events
         if self.per_recording:
             out["per_recording"] = self.per_recording
+        if self.one_to_one:
+            out["one_to_one"] = self.one_to_one
         return out
 
 
@@ -86,7 +91,8 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
     true_events = {int(ev["event_id"]): ev for ev in rec.events}
     out = {"tables": metrics.confusion_tables(matching),
            "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
-           "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events)}
+           "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events),
+           "one_to_one": metrics.one_to_one_counts(matching)}
     subtypes = {i: str(ev["subtype"]) for i, ev in true_events.items() if ev.get("subtype")}
     if subtypes:
         out["subtypes"] = metrics.recall_by_subtype(matching, subtypes)
@@ -129,7 +135,18 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             spark_pairs=pairs, n_recordings=len(per_recording),
                             subtype_recall=_pool_subtypes(per_recording),
                             false_events=_pool_false_events(per_recording),
-                            per_recording=[res["row"] for res in per_recording if "row" in res])
+                            per_recording=[res["row"] for res in per_recording if "row" in res],
+                            one_to_one=_pool_one_to_one(per_recording))
+
+
+def _pool_one_to_one(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    totals: dict[str, list[int]] = {}
+    for res in per_recording:
+        for cls, counts in res.get("one_to_one", {}).items():
+            pooled = totals.setdefault(cls, [0, 0, 0])
+            for i, n in enumerate(counts):
+                pooled[i] += n
+    return metrics.one_to_one_scores(totals) if totals else {}
 
 
 def _pool_subtypes(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -190,8 +207,16 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
     for cls in metrics.EVENT_CLASSES:
         s = result.scores[cls]
         lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |")
-    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", "",
-              "### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
+    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", ""]
+    if result.one_to_one:
+        lines += ["Each event matched at most once (a merged pair finds one spark, a fragment "
+                  "is a false event):", "", "| class | % detected | % correct | F1 |",
+                  "|---|---|---|---|"]
+        for cls, s in result.one_to_one.items():
+            lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | "
+                         f"{_num(s['f1'])} |")
+        lines.append("")
+    lines += ["### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
               "|" + "---|" * len(result.pixel_iou),
               "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
               "### Spark characterization (matched sparks)", "",
