@@ -52,7 +52,12 @@ class HybridParams:
     classes_from_classical: tuple[str, ...] = ("wave",)
     min_significance: float | None = None  # None: the network's thresholds.json value
     classical: dict = field(default_factory=dict)  # ClassicalParams overrides
+    #: spark splitting by dips of this many noise SDs (``TrackerConfig.split_dip_sd``);
+    #: None: Dotti's peak distances
+    split_dip_sd: float | None = None
     provenance: str = ""
+    #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, model_path: str | Path | None) -> HybridParams | None:
@@ -71,6 +76,8 @@ class HybridParams:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        if "notes" in data:
+            data["notes"] = tuple(data["notes"])
         if "classes_from_classical" in data:
             data["classes_from_classical"] = tuple(data["classes_from_classical"])
             bad = set(data["classes_from_classical"]) - {"spark", "wave", "puff"}
@@ -82,6 +89,7 @@ class HybridParams:
         path = Path(model_path) / HYBRID_FILE
         data = {"schema_version": SCHEMA_VERSION, **asdict(self)}
         data["classes_from_classical"] = list(self.classes_from_classical)
+        data["notes"] = list(self.notes)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 
@@ -101,6 +109,8 @@ class HybridDetector:
         self.thresholds = {"foreground": self._cls_fg, "seed": self._cls_seed}
         if min_sig is not None:
             self.thresholds["min_significance"] = float(min_sig)
+        if params.split_dip_sd is not None:
+            self.thresholds["split_dip_sd"] = float(params.split_dip_sd)
         self.preprocess = network.preprocess
         self.trained_range = network.trained_range
         self.name = f"hybrid:{network.name}+classical"

@@ -95,8 +95,8 @@ class DetectorFactory:
         """A fresh detector for one stream."""
         loaded = self._get(_kind(info))
         overrides = dict(self.config.thresholds or {})
-        if loaded is None:  # its probability scale is its own: only the significance applies
-            return _with_min_significance(
+        if loaded is None:  # its probability scale is its own: only the event overrides apply
+            return _with_event_overrides(
                 ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape), overrides)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend))
@@ -106,7 +106,7 @@ class DetectorFactory:
             return detector
         classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape,
                                             **params.classical)
-        return _with_min_significance(HybridDetector(detector, classical, params), overrides)
+        return _with_event_overrides(HybridDetector(detector, classical, params), overrides)
 
     def _hybrid_params(self, loaded: _Loaded) -> HybridParams | None:
         """Fusion parameters when the stream gets the hybrid detector (``hybrid``, or ``auto``
@@ -199,10 +199,18 @@ class DetectorFactory:
         return CellClassifier.load(path)
 
 
-def _with_min_significance(detector: Detector, overrides: dict) -> Detector:
-    """``detector`` with the configured ``min_significance`` (when one is given)."""
-    if "min_significance" in overrides:
-        detector.thresholds["min_significance"] = float(overrides["min_significance"])
+#: configured thresholds that apply whatever the detector (its own probability scale aside)
+EVENT_OVERRIDES = ("min_significance", "split_dip_sd")
+
+
+def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:
+    """``detector`` with the configured ``min_significance`` and ``split_dip_sd`` (those
+    given; ``None`` removes the model's value)."""
+    for key in EVENT_OVERRIDES:
+        if key in overrides and overrides[key] is None:
+            detector.thresholds.pop(key, None)
+        elif key in overrides:
+            detector.thresholds[key] = float(overrides[key])
     return detector
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
@@ -91,6 +92,8 @@ class InstanceTracker:
         self.fg_threshold = float(thresholds.get("foreground", 0.5))
         self.seed_threshold = float(thresholds.get("seed", self.fg_threshold))
         self.config = config or TrackerConfig()
+        if thresholds.get("split_dip_sd") is not None:  # the model directory's tuned value
+            self.config = replace(self.config, split_dip_sd=float(thresholds["split_dip_sd"]))
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
         self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
@@ -278,7 +281,13 @@ class InstanceTracker:
         )[inner]
         min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
         min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
-        return split_sparks(smoothed, pixels, min_frames, min_px, self.linescan)
+        min_dip = None
+        if cfg.split_dip_sd is not None:
+            full = smooth_dff0(context, cfg.peak_sigma_ms / self.dt_ms,
+                               cfg.peak_sigma_um / self.pixel_um, self.linescan)
+            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner,
+                                                             cfg.peak_sigma_ms / self.dt_ms)
+        return split_sparks(smoothed, pixels, min_frames, min_px, self.linescan, min_dip)
 
     def _assign_id(self, inst: Instance) -> None:
         inst.event_id = self._next_id
@@ -305,3 +314,21 @@ class InstanceTracker:
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name)[cut:])
         self._first = keep_from
+
+
+def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],
+                       sigma_frames: float) -> float:
+    """Noise SD of the smoothed ΔF/F0 crop, from differences between samples far enough apart
+    in time to be independent (1.4826 × MAD / √2), at the positions outside the region's
+    bounding box (its own signal is not noise); NaN when there are too few."""
+    lag = max(1, int(round(4 * sigma_frames)))
+    if smoothed.shape[0] <= lag:
+        return math.nan
+    outside = np.ones(smoothed.shape, bool)
+    outside[inner] = False
+    diff = smoothed[lag:] - smoothed[:-lag]
+    keep = outside[lag:] & outside[:-lag]
+    values = diff[keep]
+    if values.size < 20:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(2.0))
