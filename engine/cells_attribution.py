@@ -65,12 +65,12 @@ class FieldCells:
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:
-    """``labels`` in the smallest unsigned type that holds its ids (memory is bounded by
-    bytes in serve)."""
+    """A copy of ``labels`` in the smallest unsigned type that holds its ids (serve bounds
+    the label images it keeps by bytes; the copy owns its memory)."""
     labels = np.asarray(labels)
     top = int(labels.max()) if labels.size else 0
     dtype = np.uint8 if top < 1 << 8 else np.uint16 if top < 1 << 16 else np.uint32
-    return np.ascontiguousarray(labels, dtype=dtype)
+    return np.array(labels, dtype=dtype, order="C")
 
 
 def _is_one(value: Any) -> bool:

@@ -8,7 +8,8 @@ meanwhile and catch up; nothing is lost), writes the result to the sinks (store 
 of the image stream) and keeps the label image per field in a :class:`FieldRegistry` (bounded:
 the newest :data:`MAX_FIELDS` fields and :data:`MAX_FIELD_BYTES` of label images; the store
 keeps every one). An image stream with ``content = "labels"`` brings the ROIs for the next
-structure image of its field (like ``castream cells --labels``); they are used once.
+structure image of its field (like ``castream cells --labels``); they are used once (the
+newest :data:`MAX_PENDING_LABELS` wait).
 
 A Ca²⁺ stream names its field in the wire ``field`` (version 3) or, from older publishers, in
 ``metadata["field"]``. Once that field has a structure result, each event's ``cell`` becomes
@@ -41,7 +42,7 @@ import numpy as np
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
 from acquisition.wire import StartHeader
 
-from .cells_attribution import Attribution, FieldCells
+from .cells_attribution import Attribution, FieldCells, compact_labels
 from .cells_phenotype import CellPhenotypes
 from .events import Event
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 512 * 1024 * 1024
+MAX_PENDING_LABELS = 8  # labels images waiting for their structure image
 MIN_SIDE_PX = 32  # engine.cells.analyze.MIN_SIDE_PX (imported lazily with torch)
 CODES = ("image_shape", "nonfinite_image", "labels_mismatch", "labels_invalid",
          "labels_without_field", "no_cells", "image_missing")
@@ -92,9 +94,11 @@ class FieldRegistry:
 
     def put_labels(self, field_id: str, labels: np.ndarray) -> None:
         self.pending_labels.pop(field_id, None)
-        self.pending_labels[field_id] = labels
-        while len(self.pending_labels) > self.max_fields:
-            self.pending_labels.popitem(last=False)
+        self.pending_labels[field_id] = compact_labels(labels)
+        while len(self.pending_labels) > MAX_PENDING_LABELS:
+            dropped, _ = self.pending_labels.popitem(last=False)
+            log.warning("labels for field %s dropped: no structure image came for them",
+                        dropped)
 
     def take_labels(self, field_id: str) -> np.ndarray | None:
         return self.pending_labels.pop(field_id, None)
@@ -248,7 +252,7 @@ class StructureStreams:
                                   "structure image it belongs to names the same one)")
         if labels.min() < 0:
             raise CellsInputError("labels_invalid", "labels must be >= 0 (0 = background)")
-        self.registry.put_labels(state.field, np.array(labels, dtype=np.int32))
+        self.registry.put_labels(state.field, labels)
         self._sample(state, 1, {"labels_for_field": state.field,
                                 "n_rois": int(np.unique(labels[labels > 0]).size)})
         log.info("labels for field %s kept (%s) for its next structure image", state.field,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -167,3 +168,32 @@ def test_structure_streams_refuse_bad_images_with_codes() -> None:
     assert sink.opened == sink.closed == ["tiny", "nan", "rois", "negative", "nothing"]
     assert structure.registry.fields == {} and not structure.claims(_image_items("x", None,
                                                                                  "F")[-1])
+
+
+class _Analyzer:
+    """What StructureStreams asks of a stream analyzer."""
+
+    def __init__(self, header: StartHeader) -> None:
+        self.info = header  # has dt_ms
+        self.stats = SimpleNamespace(frames_final=100)
+
+    @staticmethod
+    def new_cell_vote():
+        return None
+
+
+def test_events_before_the_structure_result_keep_the_stream_cell(caplog) -> None:
+    structure = StructureStreams(SinkSet([MemorySink()]))
+    header = StartHeader("ca", "frames", "uint16", (40, 80), 0.5, 10.0, cell="c7",
+                         metadata={"field": "F"}, v=2)  # an older publisher names its field
+    analyzer = _Analyzer(header)
+    structure.ca_started(header, analyzer)
+    early = [_event(1, 5.0, 5.0)]
+    early[0].cell = "c7"
+    structure.attribute("ca", early)
+    assert early[0].cell == "c7" and "no structure result yet" in caplog.text
+    structure.registry.put(FieldCells("F", _labels(), 0.5, _rows()))
+    late = [_event(2, 25.0, 5.0)]
+    structure.attribute("ca", late)
+    assert late[0].cell == "2"
+    assert structure.ca_finished("ca", analyzer)["cell_attribution"]["n_attributed"] == 1
