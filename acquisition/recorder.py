@@ -11,11 +11,12 @@ made unique) and, while it runs:
 Writes run on a dedicated writer thread, in arrival order, so that the receive thread goes on
 decoding the next message while the kernel copies this one (``pwrite`` releases the GIL); the
 queue between them is bounded (``max_pending_bytes``: when the disk is slower, the receiver
-waits), and ``on_written`` callbacks report each chunk once it is durable: the writer syncs
-(``fdatasync``) whatever it wrote every ``sync_every_bytes`` or at the latest
-``sync_after_s`` after the oldest unsynced write (group commit), and before anything
-queued with :meth:`RawRecorder.after_writes`, so an acknowledged chunk survives ``kill -9``
-and a power loss.
+waits), and ``on_written`` callbacks report each chunk once it is durable: every
+``sync_every_bytes``, or at the latest ``sync_after_s`` after its oldest write, the writer
+hands what it wrote to a syncer thread, which syncs those files with ``fdatasync`` (group commit,
+pipelined with the next writes) before it reports them and before it runs anything queued
+after them with :meth:`RawRecorder.after_writes` -- an acknowledged chunk survives
+``kill -9`` and a power loss.
 
 At stop (or :meth:`RawRecorder.close`) a background thread converts them into
 ``<name>.tif`` (ImageJ TIFF with calibration, written through a memmap in blocks, never
@@ -34,7 +35,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ DEFAULT_SYNC_EVERY_BYTES = 32 * 1024 * 1024
 # and syncing whenever the writer catches up -- after every chunk or two -- made recording
 # the bottleneck of the acknowledged wire)
 DEFAULT_SYNC_AFTER_S = 0.02
+_STOP = object()  # handed to the syncer thread after the last batch
 
 
 class RawRecorder:
@@ -130,9 +132,13 @@ class RawRecorder:
         self._capacity = max(1, max_pending_bytes // 65536)
         self._pending_bytes = threading.Semaphore(self._capacity)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._sync_queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="castream-rec-writer",
                                         daemon=True)
+        self._syncer = threading.Thread(target=self._sync_loop, name="castream-rec-sync",
+                                        daemon=True)
         self._writer.start()
+        self._syncer.start()
 
     def open_stream(self, header: StartHeader) -> Path:
         """Create the raw files for a started stream; returns the base path (no suffix)."""
@@ -160,7 +166,7 @@ class RawRecorder:
               on_written: Callable[[], None] | None = None,
               on_failed: Callable[[OSError], None] | None = None) -> None:
         """Queue ``n`` items starting at index ``first`` (payload: bytes-like, C order, kept
-        alive until written); ``on_written`` runs on the writer thread once they are in the
+        alive until written); ``on_written`` runs on the syncer thread once they are in the
         file, ``on_failed(error)`` instead when they could not be written. Raises the
         ``OSError`` of an earlier failed write of this stream."""
         rec = self._open[stream]
@@ -175,7 +181,7 @@ class RawRecorder:
         self._queue.put((rec, first, n, view, tokens, on_written, on_failed))
 
     def after_writes(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the writer thread once every write queued so far is done."""
+        """Run ``callback`` on the syncer thread once every write queued so far is done."""
         self._queue.put(callback)
 
     def flush(self, timeout_s: float | None = None) -> bool:
@@ -188,20 +194,26 @@ class RawRecorder:
         while True:
             if self._unsynced and (self._unsynced_bytes >= self.sync_every_bytes
                                    or time.monotonic() >= self._sync_due):
-                self._sync()
-            try:  # an idle writer syncs what it holds once the oldest write is sync_after_s old
+                self._hand_over()
+            try:  # an idle writer hands over what it holds once the oldest write is due
                 timeout = max(0.0, self._sync_due - time.monotonic()) if self._unsynced else None
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 continue
             if item is None:
-                self._sync()
+                self._hand_over(_STOP)
                 return
             if callable(item):
-                self._sync()  # what runs after the writes sees them durable
-                _run_safely(item)
+                self._hand_over(item)  # it runs once the writes before it are durable
                 continue
             self._write_one(*item)
+
+    def _hand_over(self, then: Any = None) -> None:
+        """Pass the writes done since the last hand-over (and ``then``, a callback or
+        :data:`_STOP`) to the syncer thread; the writer goes on writing meanwhile."""
+        batch, self._unsynced, self._unsynced_bytes = self._unsynced, [], 0
+        if batch or then is not None:
+            self._sync_queue.put((batch, then))
 
     def _write_one(self, rec: _OpenRecording, first: int, n: int, view: memoryview, tokens: int,
                    on_written: Callable[[], None] | None,
@@ -223,27 +235,42 @@ class RawRecorder:
         elif on_failed is not None:
             _run_safely(lambda: on_failed(rec.error))
 
-    def _sync(self) -> None:
-        """Group commit: ``fdatasync`` every file written since the last sync, then report
-        those chunks as written -- an acknowledged chunk survives a power loss."""
-        if not self._unsynced:
-            return
-        batch, self._unsynced, self._unsynced_bytes = self._unsynced, [], 0
-        if self.durable:
-            for rec in {id(rec): rec for rec, _, _ in batch}.values():
-                if rec.error is None:
-                    try:
-                        os.fdatasync(rec.raw_fd)
-                        os.fdatasync(rec.idx_fd)
-                    except OSError as exc:
-                        log.error("recording of stream %r failed: %s", rec.header.stream, exc)
-                        rec.error = exc
-        for rec, on_written, on_failed in batch:
+    def _sync_loop(self) -> None:
+        """Group commit on its own thread, pipelined with the writes: ``fdatasync`` every file
+        of the batches handed over so far, then report their chunks as written (and run the
+        callbacks queued after them, in order) -- an acknowledged chunk survives a power
+        loss. Batches that queued up while a sync ran share the next one."""
+        while True:
+            handed = [self._sync_queue.get()]
+            while True:
+                try:
+                    handed.append(self._sync_queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self.durable:
+                self._sync_files(rec for batch, _ in handed for rec, _, _ in batch)
+            for batch, then in handed:
+                for rec, on_written, on_failed in batch:
+                    if rec.error is None:
+                        if on_written is not None:
+                            _run_safely(on_written)
+                    elif on_failed is not None:
+                        _run_safely(lambda rec=rec, on_failed=on_failed: on_failed(rec.error))
+                if then is _STOP:
+                    return
+                if then is not None:
+                    _run_safely(then)
+
+    @staticmethod
+    def _sync_files(recs: Iterable[_OpenRecording]) -> None:
+        for rec in {id(rec): rec for rec in recs}.values():
             if rec.error is None:
-                if on_written is not None:
-                    _run_safely(on_written)
-            elif on_failed is not None:
-                _run_safely(lambda rec=rec, on_failed=on_failed: on_failed(rec.error))
+                try:
+                    os.fdatasync(rec.raw_fd)
+                    os.fdatasync(rec.idx_fd)
+                except OSError as exc:
+                    log.error("recording of stream %r failed: %s", rec.header.stream, exc)
+                    rec.error = exc
 
     def is_recording(self, stream: str) -> bool:
         return stream in self._open
@@ -253,7 +280,7 @@ class RawRecorder:
         on_closed: Callable[[OSError | None], None] | None = None,
     ) -> Future[RecordingSummary]:
         """After the stream's queued writes: sync and close its raw files (``on_closed(error)``
-        then runs on the writer thread) and convert them to TIFF + JSON in the background."""
+        then runs on the syncer thread) and convert them to TIFF + JSON in the background."""
         rec = self._open.pop(stream)
         done: Future[RecordingSummary] = Future()
 
@@ -276,6 +303,7 @@ class RawRecorder:
         summaries = [future.result(timeout=timeout_s) for future in futures]
         self._queue.put(None)
         self._writer.join(timeout=timeout_s)
+        self._syncer.join(timeout=timeout_s)
         self._converter.shutdown(wait=True)
         return summaries
 
@@ -311,7 +339,7 @@ def _close_recording(rec: _OpenRecording, n_total: int | None, stopped: bool) ->
 
 
 def _run_safely(callback: Callable[[], Any]) -> None:
-    """Run a callback on the writer thread; an error in it must not end the thread."""
+    """Run a callback on the syncer thread; an error in it must not end the thread."""
     try:
         callback()
     except Exception:

@@ -223,6 +223,7 @@ class AnalysisResult:
     delay_ms_p99: float
     detector: str = ""
     extra: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)  # the recording's quality report
 
 
 def run_stream(analyzer: StreamAnalyzer, chunks, labels_out=None) -> list[Event]:
@@ -271,4 +272,5 @@ def analyze_array(data: np.ndarray, axes: str, pixel_um: float, dt_ms: float,
     events = run_stream(analyzer, chunks, labels)
     p50, p99 = analyzer.stats.delay_percentiles()
     return AnalysisResult(info, events, labels.array, analyzer.cell_summary,
-                          analyzer.lookahead_ms, p50, p99, analyzer.detector.name)
+                          analyzer.lookahead_ms, p50, p99, analyzer.detector.name,
+                          quality=analyzer.quality_report())

@@ -39,6 +39,12 @@ class EvaluationResult:
     subtype_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     #: ``{n_recordings, seconds, false_events, per_s}`` over the recordings without events
     false_events: dict[str, float] = field(default_factory=dict)
+    #: one row per recording (name, calibration, per-class recall / precision / F1): a pooled
+    #: score can hide one recording that fails (README: a very dim development line-scan)
+    per_recording: list[dict[str, Any]] = field(default_factory=list)
+    #: recall / precision / F1 per class with each event matched at most once
+    #: (:func:`offline.metrics.one_to_one_counts`): sees merged pairs and fragments
+    one_to_one: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -47,6 +53,10 @@ class EvaluationResult:
             out["subtype_recall"] = self.subtype_recall
         if self.false_events:
             out["false_events"] = self.false_events
+        if self.per_recording:
+            out["per_recording"] = self.per_recording
+        if self.one_to_one:
+            out["one_to_one"] = self.one_to_one
         return out
 
 
@@ -68,8 +78,10 @@ def true_classes(rec: LabeledRecording) -> dict[int, str]:
     return metrics.instance_classes(rec.instance_mask, rec.class_mask)
 
 
-def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.ndarray) -> dict[str, Any]:
-    """Table 2, pixel counts and spark pairs of one recording given the engine's output."""
+def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.ndarray,
+                    quality: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Table 2, pixel counts and spark pairs of one recording given the engine's output (and
+    its quality report, for the per-recording row)."""
     pred_events = {int(ev.event_id): ev.to_dict() for ev in events}
     pred_classes = {i: ev["kind"] for i, ev in pred_events.items()}
     ignore = rec.class_mask == IGNORE
@@ -79,14 +91,29 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
     true_events = {int(ev["event_id"]): ev for ev in rec.events}
     out = {"tables": metrics.confusion_tables(matching),
            "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
-           "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events)}
+           "spark_pairs": metrics.characterization_pairs(matching, true_events, pred_events),
+           "one_to_one": metrics.one_to_one_counts(matching)}
     subtypes = {i: str(ev["subtype"]) for i, ev in true_events.items() if ev.get("subtype")}
     if subtypes:
         out["subtypes"] = metrics.recall_by_subtype(matching, subtypes)
+    seconds = rec.data.shape[0] * rec.dt_ms / 1000.0
     if not rec.events and not rec.instance_mask.any():
-        seconds = rec.data.shape[0] * rec.dt_ms / 1000.0
         out["empty"] = (len(matching.pred_classes), seconds)
+    out["row"] = _recording_row(rec, out["tables"], len(matching.pred_classes), seconds)
+    out["row"]["resting_snr"] = float((quality or {}).get("resting_snr", float("nan")))
     return out
+
+
+def _recording_row(rec: LabeledRecording, tables: dict, n_predicted: int,
+                   seconds: float) -> dict[str, Any]:
+    """One recording's line of the per-recording table."""
+    scores = metrics.detection_scores(tables)
+    row: dict[str, Any] = {"name": rec.name, "pixel_um": rec.pixel_um, "dt_ms": rec.dt_ms,
+                           "seconds": seconds, "n_predicted": n_predicted}
+    for cls in metrics.EVENT_CLASSES:
+        row[cls] = {"n": tables["annotated"][cls]["total"], **{
+            k: scores[cls][k] for k in ("recall", "precision", "f1")}}
+    return row
 
 
 def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
@@ -107,7 +134,19 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             characterization=metrics.characterization_errors(pairs),
                             spark_pairs=pairs, n_recordings=len(per_recording),
                             subtype_recall=_pool_subtypes(per_recording),
-                            false_events=_pool_false_events(per_recording))
+                            false_events=_pool_false_events(per_recording),
+                            per_recording=[res["row"] for res in per_recording if "row" in res],
+                            one_to_one=_pool_one_to_one(per_recording))
+
+
+def _pool_one_to_one(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    totals: dict[str, list[int]] = {}
+    for res in per_recording:
+        for cls, counts in res.get("one_to_one", {}).items():
+            pooled = totals.setdefault(cls, [0, 0, 0])
+            for i, n in enumerate(counts):
+                pooled[i] += n
+    return metrics.one_to_one_scores(totals) if totals else {}
 
 
 def _pool_subtypes(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -143,7 +182,8 @@ def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | Non
     per_recording = []
     for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
         result = run_engine(rec, model_dir, mode, detector, backend, thresholds)
-        per_recording.append(score_recording(rec, result.events, np.asarray(result.labels)))
+        per_recording.append(score_recording(rec, result.events, np.asarray(result.labels),
+                                             result.quality))
         del result
         gc.collect()  # the engine's objects hold large arrays in reference cycles
     return pool_results(per_recording)
@@ -167,8 +207,16 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
     for cls in metrics.EVENT_CLASSES:
         s = result.scores[cls]
         lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |")
-    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", "",
-              "### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
+    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", ""]
+    if result.one_to_one:
+        lines += ["Each event matched at most once (a merged pair finds one spark, a fragment "
+                  "is a false event):", "", "| class | % detected | % correct | F1 |",
+                  "|---|---|---|---|"]
+        for cls, s in result.one_to_one.items():
+            lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | "
+                         f"{_num(s['f1'])} |")
+        lines.append("")
+    lines += ["### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
               "|" + "---|" * len(result.pixel_iou),
               "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
               "### Spark characterization (matched sparks)", "",
@@ -179,8 +227,23 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
         sign = "+" if bias > 0 else ""
         lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {sign}{_pct(bias)} "
                      f"| {err['n']} |")
-    lines += _subtype_lines(result) + _false_event_lines(result)
+    lines += _subtype_lines(result) + _false_event_lines(result) + _recording_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _recording_lines(result: EvaluationResult) -> list[str]:
+    if len(result.per_recording) < 2:
+        return []
+    lines = ["", "### Per recording (spark recall / precision; n = annotated sparks)", "",
+             "| recording | pixel µm | ms/frame | resting SNR | sparks n | recall | precision "
+             "| predicted |", "|---|---|---|---|---|---|---|---|"]
+    for row in result.per_recording:
+        spark = row["spark"]
+        snr = row.get("resting_snr", float("nan"))
+        lines.append(f"| {row['name']} | {row['pixel_um']:.3f} | {row['dt_ms']:.2f} | "
+                     f"{'–' if np.isnan(snr) else f'{snr:.1f}'} | {spark['n']} | {_pct(spark['recall'])} | {_pct(spark['precision'])} | "
+                     f"{row['n_predicted']} |")
+    return lines
 
 
 def _subtype_lines(result: EvaluationResult) -> list[str]:

@@ -218,5 +218,31 @@ def test_subtype_recall_and_false_events_in_evaluation():
     text = format_tables(result)
     assert "Recall by subtype" in text and "false events per second" in text
     assert "subtype_recall" in result.to_dict()
+    # one row per recording: the annotated one found 1 of its 2 sparks with its 1 event
+    first, second = result.per_recording
+    assert first["spark"]["n"] == 2 and first["spark"]["recall"] == 0.5
+    assert first["spark"]["precision"] == 1.0 and first["n_predicted"] == 1
+    assert second["spark"]["n"] == 0 and second["n_predicted"] == 1
+    assert "Per recording" in text and "| 50.0 % | 100.0 % | 1 |" in text
+    assert "matched at most once" in text and result.one_to_one["spark"]["recall"] == 0.5
+
+
+def test_one_to_one_matching_sees_merged_pairs_and_fragments():
+    # two annotated sparks merged into one predicted event; a third split in two fragments
+    truth = np.zeros((20, 40), np.int32)
+    truth[2:6, 2:6], truth[2:6, 7:11], truth[10:16, 20:30] = 1, 2, 3
+    pred = np.zeros_like(truth)
+    pred[2:6, 2:11] = 7  # the pair, merged
+    pred[10:16, 20:25], pred[10:16, 25:30] = 8, 9  # fragments of event 3
+    classes = {1: "spark", 2: "spark", 3: "spark"}
+    matching = metrics.match_instances(truth, classes, pred, {7: "spark", 8: "spark", 9: "spark"})
+    tables = metrics.detection_scores(metrics.confusion_tables(matching))
+    assert tables["spark"]["recall"] == 1.0 and tables["spark"]["precision"] == 1.0  # IoMin
+    counts = metrics.one_to_one_counts(matching)
+    assert counts["spark"] == [2, 3, 3]  # one of the pair, one fragment
+    scores = metrics.one_to_one_scores(counts)
+    assert scores["spark"]["recall"] == pytest.approx(2 / 3)
+    assert scores["spark"]["precision"] == pytest.approx(2 / 3)
+    assert np.isnan(scores["wave"]["f1"])
     assert metrics.recall_by_subtype(metrics.match_instances(truth, {1: "spark"}, pred,
                                                              {5: "spark"}), {}) == {}

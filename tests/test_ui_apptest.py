@@ -318,4 +318,31 @@ def test_launch_commands_and_dashboard_command_line(tmp_path):
     args = build_parser().parse_args(["dashboard", "--store", str(tmp_path / "s.db"), "--port", "9"])
     line = " ".join(streamlit_command(args))
     assert "--server.address 127.0.0.1" in line and "--server.port 9" in line
+    # never Streamlit's first-run e-mail prompt (it blocks a start nobody answers)
+    assert "--server.headless true" in line
     assert dashboard_env(args)[ENV_STORE] == str(tmp_path / "s.db")
+
+
+def test_dashboard_opens_the_browser_once_the_page_is_up(monkeypatch):
+    import socket
+    import subprocess
+    import sys
+
+    from ui.commands import dashboard
+
+    opened = []
+    monkeypatch.setattr(dashboard.webbrowser, "open", lambda url: opened.append(url) or True)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        alive = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                 stdin=subprocess.PIPE)
+        try:
+            assert dashboard.open_browser_when_up("127.0.0.1", port, alive, timeout_s=10)
+        finally:
+            alive.communicate(b"")
+    assert opened == [f"http://127.0.0.1:{port}"]
+    # a server that exited: no browser, and no waiting for the timeout
+    assert not dashboard.open_browser_when_up("127.0.0.1", port, alive, timeout_s=30)
+    assert len(opened) == 1

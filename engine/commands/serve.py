@@ -22,7 +22,7 @@ log = logging.getLogger("castream.serve")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:5555",
-                        help="ingest address to bind (PULL; default: %(default)s)")
+                        help="ingest address to bind (ROUTER, wire v2; default: %(default)s)")
     parser.add_argument("--publish", default="tcp://127.0.0.1:5556",
                         help="event PUB address to bind, or 'none' (default: %(default)s)")
     parser.add_argument("--store", type=Path, default=Path("castream-data/castream.sqlite"),

@@ -6,8 +6,12 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import webbrowser
 from pathlib import Path
 
 from engine.commands._curve_args import add_curve_client_arguments
@@ -34,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to serve the page on (default: %(default)s, localhost only)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
-    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.add_argument("--headless", action="store_true",
+                        help="do not open a browser on this machine")
     parser.add_argument("--refresh-s", type=float, default=1.0,
                         help="seconds between page refreshes (default: %(default)s)")
     parser.add_argument("--stale-s", type=float, default=10.0,
@@ -47,7 +52,9 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(APP_PATH),
         "--server.address", args.address,
         "--server.port", str(args.port),
-        "--server.headless", "true" if args.headless else "false",
+        # always headless: otherwise Streamlit's first run asks for an e-mail address on stdin
+        # and the page never starts when nobody answers (we open the browser ourselves)
+        "--server.headless", "true",
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
@@ -93,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     command = streamlit_command(args)
     log.info("dashboard on http://%s:%d (store %s)", args.address, args.port, args.store)
     process = subprocess.Popen(command, env=dashboard_env(args))
+    if not args.headless:
+        threading.Thread(target=open_browser_when_up, args=(args.address, args.port, process),
+                         daemon=True).start()
     previous = _on_sigterm(_interrupt)
     try:
         return process.wait()
@@ -100,6 +110,23 @@ def run(args: argparse.Namespace) -> int:
         if previous is not None:
             _on_sigterm(previous)
         stop_process(process)
+
+
+def open_browser_when_up(address: str, port: int, process: subprocess.Popen,
+                         timeout_s: float = 60.0) -> bool:
+    """Open the page in the user's browser once the server accepts connections (False when it
+    exited or did not come up within ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)  # polling a port that is not up yet; not a test wait
+    else:
+        return False
+    host = f"[{address}]" if ":" in address else address
+    return webbrowser.open(f"http://{host}:{port}")
 
 
 def _interrupt(signum, frame) -> None:
