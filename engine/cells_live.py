@@ -295,6 +295,8 @@ class StructureStreams:
         if ca is None or not events:
             return
         cells = self.registry.get(ca.field)
+        if cells is None and ca.attribution is not None:
+            cells = ca.attribution.cells  # dropped from the registry: this stream keeps it
         if cells is None:
             if not ca.waiting_logged:
                 ca.waiting_logged = True

@@ -196,4 +196,8 @@ def test_events_before_the_structure_result_keep_the_stream_cell(caplog) -> None
     late = [_event(2, 25.0, 5.0)]
     structure.attribute("ca", late)
     assert late[0].cell == "2"
-    assert structure.ca_finished("ca", analyzer)["cell_attribution"]["n_attributed"] == 1
+    structure.registry.fields.clear()  # evicted from memory: the running stream keeps it
+    later = [_event(3, 5.0, 5.0)]
+    structure.attribute("ca", later)
+    assert later[0].cell == "1"
+    assert structure.ca_finished("ca", analyzer)["cell_attribution"]["n_attributed"] == 2

@@ -109,6 +109,11 @@ def test_publisher_checks_the_image_before_sending(ingest_factory) -> None:
         pub.start("frames", "uint16", (40, 50), pixel_um=0.15)
     with Publisher(ingest.endpoint, stream="c") as pub, pytest.raises(WireError, match="1-D"):
         pub.start("image", "uint16", (512,), pixel_um=0.15)
+    with pytest.raises(PublisherRefused) as refused, \
+            Publisher(ingest.endpoint, stream="d") as pub:
+        pub.start("image", "uint16", (2, 40, 50), pixel_um=0.15, field="F", content="labels")
+        pub.send(np.zeros((2, 40, 50), np.uint16))
+    assert refused.value.code == "shape"  # a labels image is one plane
 
 
 def test_nan_image_and_second_chunk_are_refused_and_counted(ingest_factory, tmp_path) -> None:
