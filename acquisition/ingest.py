@@ -44,6 +44,7 @@ import zmq
 from acquisition.curve import CurveError, make_curve_server
 from acquisition.ingest_checks import (
     check_frames,
+    check_image_chunk,
     check_position,
     check_start,
     count_nonfinite,
@@ -364,6 +365,8 @@ class Ingest:
                             f"takes no more data: {state.failure[1]}", header.stream)
         data = decode_payload(header, state.header, payload.buffer, self.max_payload_bytes)
         check_position(state, header, self.max_stream_bytes, self.max_gap_bytes)
+        if state.header.mode == "image":
+            check_image_chunk(state, header, data)
         with self._cond:
             new, duplicate = state.account(header.first, header.n)
             self._update_received(state.stats, new, duplicate)

@@ -2,7 +2,7 @@
 
 Each names the offending field and the limit, with its own code (also the counter name):
 ``bad_frames``, ``oversize``, ``restart``, ``too_many_streams``, ``shape``, ``sequence``,
-``gap_too_large``.
+``gap_too_large``, and for image streams ``image_chunks`` and ``nonfinite_image``.
 """
 
 from __future__ import annotations
@@ -65,3 +65,20 @@ def count_nonfinite(data: np.ndarray) -> int:
     if data.dtype.kind != "f":
         return 0
     return int(data.size - np.count_nonzero(np.isfinite(data)))
+
+
+def check_image_chunk(state: StreamState, header: ChunkHeader, data: np.ndarray) -> None:
+    """An image stream (wire mode ``image``) takes exactly one chunk, the whole image:
+    ``first = 0``, ``n`` planes (one for a labels image), every pixel finite. Refused before
+    it is recorded, so its publisher learns at once that nothing was kept."""
+    if header.first != 0 or state.next_first != 0:
+        raise WireError("image_chunks", f"image stream {header.stream!r} takes exactly one "
+                        f"chunk (first=0, n=planes); got first={header.first} after "
+                        f"{state.next_first} planes", header.stream)
+    if state.header.content == "labels" and header.n != 1:
+        raise WireError("shape", f"a labels image is one plane (Y, X); got {header.n} planes",
+                        header.stream)
+    bad = count_nonfinite(data)
+    if bad:
+        raise WireError("nonfinite_image", f"image of stream {header.stream!r} has {bad} "
+                        "NaN/Inf pixels; a structure image must be finite", header.stream)

@@ -11,6 +11,12 @@ A :class:`Publisher` owns one ZeroMQ DEALER socket and one stream::
 
 Line-scans are buffered and sent in chunks of ``chunk_lines`` lines; movie frames go out
 as they are given (one message per ``send`` call, split only above ``max_message_bytes``).
+A structure image (wire version 3) is one ``send`` of the whole image, acknowledged like
+everything else::
+
+    with Publisher(endpoint, stream="field-3-actinin") as pub:
+        pub.start("image", "uint16", image.shape, pixel_um=0.15, field="field-3")
+        pub.send(image)                # (Y, X) or a z-stack (Z, Y, X), one message
 Sequence numbers, ``first`` indices and timestamps are filled in here, in one place.
 
 Delivery is acknowledged (wire version 2): the ingest answers every message it has handled
@@ -40,6 +46,7 @@ import zmq
 
 from acquisition.curve import CurveClient
 from acquisition.wire import (
+    IMAGE_DT_MS,
     ChunkHeader,
     StartHeader,
     StopHeader,
@@ -177,6 +184,7 @@ class Publisher:
         self._pending: list[np.ndarray] = []
         self._pending_lines = 0
         self._pending_t_ns = 0
+        self._image_shape: tuple[int, ...] | None = None  # image streams: the whole image
         self.ack_timeout_s = ack_timeout_ms / 1000.0
         self.max_in_flight = max(1, int(max_in_flight))
         self.last_ack: dict[str, Any] = {}
@@ -206,21 +214,34 @@ class Publisher:
         dtype: Any,
         shape: tuple[int, ...] | list[int] | int,
         pixel_um: float,
-        dt_ms: float,
+        dt_ms: float | None = None,
         blank: float | None = None,
         cell: str | None = None,
         metadata: dict[str, Any] | None = None,
+        field: str | None = None,
+        content: str | None = None,
     ) -> StartHeader:
-        """Open the stream: declare mode, dtype, shape of one line ``(X,)`` or frame
-        ``(Y, X)`` and calibration. Raises ``WireError`` if the header is invalid."""
+        """Open the stream: declare mode, dtype, shape of one line ``(X,)``, one frame
+        ``(Y, X)`` or the whole image ``(Y, X)`` / ``(Z, Y, X)`` (mode ``"image"``) and
+        calibration (``dt_ms`` is required except for images). ``field`` names the field of
+        view (a Ca²⁺ stream's events are attributed to the cells of the structure image
+        with the same field); ``content`` (images) is ``"structure"`` or ``"labels"``.
+        Raises ``WireError`` if the header is invalid."""
         if self.header is not None:
             raise PublisherError(f"stream {self.stream!r} already started; call stop() first")
         shape_tuple = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+        self._image_shape = None
+        if mode == "image":
+            self._image_shape = shape_tuple
+            shape_tuple = shape_tuple[-2:] if len(shape_tuple) == 3 else shape_tuple
+            dt_ms = IMAGE_DT_MS if dt_ms is None else dt_ms
+        elif dt_ms is None:
+            raise PublisherError(f"dt_ms (line/frame interval) is required for mode {mode!r}")
         header = StartHeader(
             stream=self.stream, mode=mode, dtype=np.dtype(dtype).name, shape=shape_tuple,
             pixel_um=float(pixel_um), dt_ms=float(dt_ms),
             blank=None if blank is None else float(blank), cell=cell,
-            metadata=dict(metadata or {}), seq=0,
+            metadata=dict(metadata or {}), seq=0, field=field, content=content,
         )
         decode_header(encode_header(header))  # same validation as the receiver
         self._seq, self.n_sent, self.messages_sent = 0, 0, 0
@@ -238,6 +259,9 @@ class Publisher:
         dtype and item shape must match :meth:`start` exactly (no silent casting).
         """
         header = self._require_started()
+        if header.mode == "image":
+            self._send_image(np.asarray(data), header, t_ns)
+            return
         block = self._as_block(np.asarray(data), header)
         if block.shape[0] == 0:
             return
@@ -348,6 +372,21 @@ class Publisher:
             f"stream {self.stream!r} declared item shape {list(item_shape)}; expected {kind}, "
             f"got array of shape {list(data.shape)}"
         )
+
+    def _send_image(self, image: np.ndarray, header: StartHeader, t_ns: int | None) -> None:
+        """The whole image as one chunk (``n`` = planes); an image stream takes one send."""
+        if self.n_sent:
+            raise PublisherError(f"image stream {self.stream!r} already sent its image (one "
+                                 "send per image stream; start another stream for the next)")
+        if image.dtype != np.dtype(header.dtype) or image.shape != self._image_shape:
+            raise PublisherError(
+                f"image stream {self.stream!r} declared {header.dtype} {list(self._image_shape)}"
+                f", got {image.dtype} {list(image.shape)}")
+        block = np.ascontiguousarray(image.reshape((-1, *header.shape)))
+        if block.nbytes > self.max_message_bytes:
+            raise PublisherError(f"image of {block.nbytes} bytes exceeds max_message_bytes "
+                                 f"{self.max_message_bytes}; an image is sent as one message")
+        self._send_chunk(block, time.time_ns() if t_ns is None else int(t_ns))
 
     def _buffer_lines(self, block: np.ndarray, t_first_ns: int) -> None:
         header = self.header

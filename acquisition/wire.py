@@ -5,10 +5,18 @@ A message is a ZeroMQ multipart ``[header, payload]``:
 * ``header`` is a msgpack map. Every header has ``v`` (schema version), ``kind``
   (``"start"`` | ``"chunk"`` | ``"stop"``), ``stream`` (stream id) and ``seq``
   (per-stream message counter, starting at 0 with the ``start`` message).
-* ``start`` also carries ``mode`` (``"linescan"`` | ``"frames"``), ``dtype``, ``shape``
-  of one line ``[X]`` or one frame ``[Y, X]``, ``pixel_um``, ``dt_ms`` (line or frame
-  interval), optional ``blank`` (camera/PMT offset, in counts), optional ``cell`` id and
-  free ``metadata``.
+* ``start`` also carries ``mode`` (``"linescan"`` | ``"frames"`` | ``"image"``), ``dtype``,
+  ``shape`` of one line ``[X]``, one frame ``[Y, X]`` or one image plane ``[Y, X]``,
+  ``pixel_um``, ``dt_ms`` (line or frame interval), optional ``blank`` (camera/PMT offset,
+  in counts), optional ``cell`` id and free ``metadata``.
+* Since version 3 a ``start`` may name its ``field`` (1-128 characters): streams of one
+  field of view share it (a Ca²⁺ stream and the structure image its events are attributed
+  to). Mode ``image`` (version 3) is a structure image: a 2-D field ``(Y, X)`` or a z-stack
+  ``(Z, Y, X)`` sent as exactly one chunk with ``first = 0`` and ``n`` = number of planes
+  (1 for a 2-D image); ``dt_ms`` is optional for it (absent: :data:`IMAGE_DT_MS`, the
+  plane interval its recording states) and ``content`` says what it shows: ``"structure"``
+  (default: a Z-disc marker image to find and score cells in) or ``"labels"`` (an integer
+  ROI image, 0 = background, for the next structure image of the same ``field``).
 * ``chunk`` also carries ``first`` (index of its first line/frame in the stream), ``n``
   (number of lines/frames) and ``t_ns`` (acquisition time of the first one, ns since epoch).
   Since version 2 a chunk may name its ``dtype`` (the SDK always does), which must then equal
@@ -48,9 +56,13 @@ from typing import Any, Literal
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 2
-SUPPORTED_VERSIONS = frozenset({1, 2})
-MODES = ("linescan", "frames")
+SCHEMA_VERSION = 3
+SUPPORTED_VERSIONS = frozenset({1, 2, 3})
+MODES = ("linescan", "frames", "image")
+IMAGE_MIN_VERSION = 3  # mode "image", ``field`` and ``content`` came with version 3
+IMAGE_CONTENTS = ("structure", "labels")
+IMAGE_DT_MS = 1.0  # the nominal plane interval of an image stream (it has no time axis)
+MAX_FIELD_ID_CHARS = 128
 DTYPES = ("uint8", "uint16", "int16", "uint32", "float32")
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
@@ -88,7 +100,7 @@ class StartHeader:
     """Opens a stream and declares the geometry and calibration of every later chunk."""
 
     stream: str
-    mode: Literal["linescan", "frames"]
+    mode: Literal["linescan", "frames", "image"]
     dtype: str
     shape: tuple[int, ...]
     pixel_um: float
@@ -99,10 +111,15 @@ class StartHeader:
     seq: int = 0
     v: int = SCHEMA_VERSION
     kind: Literal["start"] = "start"
+    field: str | None = None  # since version 3: the field of view this stream shows
+    content: str | None = None  # image streams: "structure" (None means it too) or "labels"
 
     @property
     def axes(self) -> str:
-        """Axis string of the stream's arrays: ``"TX"`` or ``"TYX"``."""
+        """Axis string of the stream's arrays: ``"TX"``, ``"TYX"`` or ``"ZYX"`` (an image's
+        planes)."""
+        if self.mode == "image":
+            return "ZYX"
         return "TX" if self.mode == "linescan" else "TYX"
 
     @cached_property
@@ -139,6 +156,7 @@ class StopHeader:
 Header = StartHeader | ChunkHeader | StopHeader
 _FIELD_NAMES = {cls: tuple(f.name for f in dataclass_fields(cls))
                 for cls in (StartHeader, ChunkHeader, StopHeader)}
+_OPTIONAL_START_FIELDS = ("field", "content")  # left out of the map when None (version 3)
 
 
 def encode_header(header: Header) -> bytes:
@@ -148,6 +166,9 @@ def encode_header(header: Header) -> bytes:
     fields = {name: getattr(header, name) for name in _FIELD_NAMES[type(header)]}
     if isinstance(header, StartHeader):
         fields["shape"] = list(header.shape)
+        for name in _OPTIONAL_START_FIELDS:
+            if fields[name] is None:
+                del fields[name]
     if isinstance(header, ChunkHeader) and header.dtype is None:
         del fields["dtype"]
     return msgpack.packb(fields, use_bin_type=True)
@@ -214,21 +235,18 @@ def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHea
     mode = _require(fields, "mode", (str,), stream)
     if mode not in MODES:
         raise WireError("bad_header", f"mode must be one of {MODES}, got {mode!r}", stream)
+    if mode == "image" and version < IMAGE_MIN_VERSION:
+        raise WireError("bad_header", f"mode 'image' needs wire version {IMAGE_MIN_VERSION}, "
+                        f"the header says {version}", stream)
     dtype = _require(fields, "dtype", (str,), stream)
     if dtype not in DTYPES:
         raise WireError("dtype", f"dtype {dtype!r} is not supported (supported: {DTYPES})", stream)
-    shape = _require(fields, "shape", (list, tuple), stream)
-    want_ndim = 1 if mode == "linescan" else 2
-    if len(shape) != want_ndim or not all(
-        isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 16 for s in shape
-    ):
-        raise WireError(
-            "shape",
-            f"shape for mode {mode!r} must be {want_ndim} positive ints <= 65536, got {shape!r}",
-            stream,
-        )
+    shape = _decode_shape(fields, mode, stream)
     pixel_um = _in_range(fields, "pixel_um", PIXEL_UM_RANGE, stream)
-    dt_ms = _in_range(fields, "dt_ms", DT_MS_RANGE, stream)
+    if mode == "image" and fields.get("dt_ms") is None:
+        dt_ms = IMAGE_DT_MS
+    else:
+        dt_ms = _in_range(fields, "dt_ms", DT_MS_RANGE, stream)
     blank = fields.get("blank")
     if blank is not None and (isinstance(blank, bool) or not isinstance(blank, (int, float))
                               or not math.isfinite(blank)):
@@ -240,11 +258,47 @@ def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHea
     metadata = fields.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise WireError("bad_header", "metadata must be a map", stream)
+    field_id, content = _decode_field_and_content(fields, mode, dtype, version, stream)
     return StartHeader(
         stream=stream, mode=mode, dtype=dtype, shape=tuple(shape), pixel_um=pixel_um,
         dt_ms=dt_ms, blank=None if blank is None else float(blank), cell=cell,
-        metadata=metadata, seq=seq, v=version,
+        metadata=metadata, seq=seq, v=version, field=field_id, content=content,
     )
+
+
+def _decode_shape(fields: dict, mode: str, stream: str) -> list[int]:
+    shape = _require(fields, "shape", (list, tuple), stream)
+    want_ndim = 1 if mode == "linescan" else 2
+    if len(shape) != want_ndim or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 16 for s in shape
+    ):
+        what = ("one image plane [Y, X] (a 1-D image is not a structure image; a z-stack "
+                "sends its planes as the chunk's n)") if mode == "image" else (
+                f"{want_ndim} positive ints")
+        raise WireError(
+            "shape", f"shape for mode {mode!r} must be {what}, each 1-65536; got {shape!r}",
+            stream,
+        )
+    return shape
+
+
+def _decode_field_and_content(fields: dict, mode: str, dtype: str, version: int,
+                              stream: str) -> tuple[str | None, str | None]:
+    """``field`` and ``content`` (version 3; older headers cannot carry them)."""
+    field_id, content = fields.get("field"), fields.get("content")
+    if version < IMAGE_MIN_VERSION:
+        return None, None
+    if field_id is not None and (not isinstance(field_id, str)
+                                 or not 0 < len(field_id) <= MAX_FIELD_ID_CHARS):
+        raise WireError("bad_header", f"field must be a string of 1-{MAX_FIELD_ID_CHARS} "
+                        f"characters or absent, got {field_id!r}", stream)
+    if content is not None and (mode != "image" or content not in IMAGE_CONTENTS):
+        raise WireError("bad_header", f"content is for mode 'image' only and must be one of "
+                        f"{IMAGE_CONTENTS}, got {content!r} (mode {mode!r})", stream)
+    if content == "labels" and np.dtype(dtype).kind not in "iu":
+        raise WireError("dtype", f"a labels image must have an integer dtype, got {dtype}",
+                        stream)
+    return field_id, content
 
 
 def _in_range(fields: dict, name: str, bounds: tuple[float, float], stream: str) -> float:

@@ -151,6 +151,15 @@ class StreamAnalyzer:
         self._vote.set_trust(*classifier_trust(self.info.axes, self.quality_report()))
         return self._vote.summary()
 
+    def new_cell_vote(self) -> CellVote | None:
+        """An empty vote with this stream's classifier, threshold and current trust (the
+        per-cell votes when its events are attributed to several cells); None without one."""
+        if self._vote is None:
+            return None
+        vote = CellVote(self._vote.classifier, self.min_significance)
+        vote.set_trust(*classifier_trust(self.info.axes, self.quality_report()))
+        return vote
+
     def push(self, first: int, frames: np.ndarray, t_arrival: float | None = None) -> list[Event]:
         """Analyze frames ``first .. first+n-1``; returns the events that closed meanwhile.
 

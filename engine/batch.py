@@ -6,6 +6,12 @@ Writes ``OUT/events.csv`` (exactly :data:`~engine.events.EVENT_COLUMNS`), ``OUT/
 ``OUT/overview.png`` (:mod:`engine.sinks.overview`), all written under a temporary name and
 moved into ``OUT`` when complete (:mod:`engine.staging`): a failed run leaves no result. Calibration comes from the file's
 metadata, flags override it, and the blank is estimated from dark pixels when neither gives it.
+
+Given the cells of the recording's field (``analyze --cells cells.tif``, a
+:class:`~engine.cells_attribution.FieldCells`), each event's ``cell`` becomes the id of the
+cell it lies in (empty outside cells; :mod:`engine.cells_attribution`) and ``summary.json``
+gets ``cells`` (one row per accepted cell: structure joined with spark phenotype,
+:mod:`engine.cells_phenotype`) and ``cell_attribution`` (rule, counts).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pathlib import Path
 from acquisition.tiff_source import open_tiff
 
 from .analyzer import StreamInfo, summarize_stream
+from .cells_attribution import Attribution, FieldCells
+from .cells_phenotype import CellPhenotypes
 from .input_axes import check_axes_known, open_mode
 from .pipeline import DetectorFactory, EngineConfig, run_stream
 from .sinks.labels import LabelsWriter
@@ -34,14 +42,16 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
                  pixel_um: float | None = None, dt_ms: float | None = None,
                  blank: float | None = None, progress: bool = False,
                  factory: DetectorFactory | None = None,
-                 saturation_counts: float | None = None, axes: str | None = None) -> dict:
+                 saturation_counts: float | None = None, axes: str | None = None,
+                 cells: FieldCells | None = None, cells_metadata: dict | None = None) -> dict:
     """Analyze one recording; returns its summary (also written to ``summary.json``).
 
     ``saturation_counts`` overrides the saturation level (default: the dtype's maximum).
     ``axes`` (``TX`` / ``TYX``) says how to read the file when its metadata cannot
     (:mod:`engine.input_axes`). Outputs appear in ``out_dir`` only once all are written
     (:mod:`engine.staging`). Quality warnings (:mod:`engine.quality`) are logged and listed in
-    the summary.
+    the summary. ``cells`` attributes the events to the cells of the recording's field;
+    ``cells_metadata`` may give ``line_y_um`` and ``field_origin_um`` (module docstring).
     """
     path, out_dir = Path(path), Path(out_dir)
     mode = open_mode(axes, path)
@@ -49,13 +59,14 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
         check_axes_known(source, axes)
         with staged_output(out_dir) as staging:
             summary = _analyze_source(source, staging, config, factory or DetectorFactory(config),
-                                      progress, saturation_counts)
+                                      progress, saturation_counts, cells, cells_metadata)
     log.info("%s: %d events → %s", path.name, summary["n_events"], out_dir)
     return summary
 
 
 def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: DetectorFactory,
-                    progress: bool, saturation_counts: float | None) -> dict:
+                    progress: bool, saturation_counts: float | None,
+                    cells: FieldCells | None = None, cells_metadata: dict | None = None) -> dict:
     path = source.path
     info = StreamInfo(stream=path.stem, axes=source.axes, frame_shape=source.shape[1:],
                       pixel_um=source.pixel_um, dt_ms=source.dt_ms, blank=source.blank,
@@ -66,18 +77,34 @@ def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: Detect
     overview = OverviewImage(source.shape)
     with LabelsWriter(out_dir / "labels.tif", source.shape) as labels:
         events = run_stream(analyzer, _chunks(source, progress, overview), labels)
+    per_cell = _attribute(cells, cells_metadata, analyzer, events) if cells else {}
     write_events_csv(out_dir / "events.csv", events)
     summary = {
         "file": str(path), "axes": info.axes, "shape": list(source.shape),
         "pixel_um": info.pixel_um, "dt_ms": info.dt_ms, "blank": analyzer.blank,
         "n_events": len(events), **factory.describe(info),
-        **summarize_stream(analyzer, events),
+        **summarize_stream(analyzer, events), **per_cell,
     }
     analyzer.quality.log_new_warnings(path.name)
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     overview.write(out_dir / "overview.png", events, info.pixel_um, info.dt_ms,
                    _overview_title(path, summary))
     return summary
+
+
+def _attribute(cells: FieldCells, metadata: dict | None, analyzer, events) -> dict:
+    """Events' ``cell`` set from the field's label image; the per-cell summary rows."""
+    info = analyzer.info
+    attribution = Attribution.for_stream(cells, info.axes, info.frame_shape, info.pixel_um,
+                                         metadata)
+    attribution.apply(events)
+    phenotypes = CellPhenotypes(analyzer.new_cell_vote)
+    phenotypes.add(events)
+    duration_s = analyzer.stats.frames_final * info.dt_ms / 1e3
+    log.info("%s: %d of %d events attributed to the cells of %s (%s)", info.stream,
+             attribution.n_attributed, len(events), cells.field, attribution.reason)
+    return {"cell_attribution": attribution.as_dict(),
+            "cells": phenotypes.rows(cells, duration_s, attribution)}
 
 
 def _overview_title(path: Path, summary: dict) -> str:

@@ -57,6 +57,19 @@ CELL_TABLE: list[Column] = [
 ]
 
 
+PHENOTYPE_TABLE: list[Column] = [
+    ("cell_id", "cell", str), ("structure_score", "score", _num(".2f")),
+    ("sarcomerisation", "sarc.", _num("")), ("directionality", "dir.", _num("")),
+    ("cell_source", "source", lambda v: "-" if v is None or v != v else str(v)),
+    ("sarcomere_length_um", "SL µm", _num(".2f")), ("n_sparks", "sparks", str),
+    ("n_puffs", "puffs", str), ("n_waves", "waves", str),
+    ("sparks_per_100um2_s", "sparks/100µm²/s", _num(".2f")),
+    ("sparks_per_100um_s", "sparks/100µm/s", _num(".2f")),
+    ("amplitude_dff0", "med ΔF/F0", _num(".2f")), ("label", "class", lambda v: v or "-"),
+    ("confidence", "conf.", _num(".2f")),
+]
+
+
 QUALITY_TABLE: list[Column] = [
     ("stream", "stream", str), ("resting_snr", "resting SNR", _num(".1f")),
     ("saturated_pct", "saturated %", _num(".2f")), ("bleaching_pct", "bleaching %", _num(".0f")),

@@ -30,10 +30,12 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    config: EngineConfig, publish: str | None = None,
                    queue_size: int = 1024,
                    stream_idle_timeout_s: float | None = DEFAULT_STREAM_IDLE_TIMEOUT_S,
-                   curve_dir: Path | str | None = None) -> Iterator[Server]:
+                   curve_dir: Path | str | None = None,
+                   cells_model: Path | str | None = None) -> Iterator[Server]:
     """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
     exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never).
     ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`).
+    ``cells_model``: the cells model directory for structure images (default: packaged).
 
     Models and backends are loaded before the ingest listens, so a stream's first chunk is
     analysed without loading delay.
@@ -59,7 +61,7 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
         Path(record_dir).mkdir(parents=True, exist_ok=True)
     ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
                     stream_idle_timeout_s=stream_idle_timeout_s, curve_dir=curve_dir)
-    server = Server(ingest, factory, SinkSet(sinks), publisher)
+    server = Server(ingest, factory, SinkSet(sinks), publisher, cells_model=cells_model)
     try:
         yield server
     finally:  # each step runs even when an earlier one fails (recordings are finalized)

@@ -46,6 +46,7 @@ from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopp
 from acquisition.wire import StartHeader
 
 from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_stream
+from .cells_live import StructureStreams, field_of
 from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
 from .events import Event
@@ -99,6 +100,9 @@ class Server:
     publisher : EventPublisher, optional
         Also receives previews (``publish_preview``).
     stats_interval_s, preview_interval_s : float
+    cells_model : Path, optional
+        Cells model directory for structure images (:mod:`engine.cells_live`; default: the
+        packaged one).
 
     Class attributes ``recent_events`` (events kept per live stream) and ``finished_kept``
     (finished streams kept) bound the memory; see the module docstring.
@@ -113,7 +117,7 @@ class Server:
 
     def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
                  publisher=None, stats_interval_s: float = 1.0,
-                 preview_interval_s: float = 0.25) -> None:
+                 preview_interval_s: float = 0.25, cells_model=None) -> None:
         self.ingest = ingest
         self.factory = factory
         self.batcher = getattr(factory, "batcher", None)
@@ -122,6 +126,8 @@ class Server:
         self.stats_interval_s = stats_interval_s
         self.preview_interval_s = preview_interval_s
         self.live: dict[str, _Live] = {}
+        #: image streams (structure images) and the attribution of events to their cells
+        self.structure = StructureStreams(sinks, cells_model)
         #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
         #: FINISHED_KEPT streams
         self.finished: OrderedDict[str, dict] = OrderedDict()
@@ -227,7 +233,11 @@ class Server:
     def handle(self, item) -> None:
         """One ingest item, isolated: a failure marks only its stream failed."""
         stream = item.header.stream
-        if isinstance(item, StreamStarted):
+        if self.structure.claims(item):
+            if isinstance(item, StreamStarted):
+                self.failed.pop(stream, None)
+            self._guarded(stream, self._structure_item, item)
+        elif isinstance(item, StreamStarted):
             self.failed.pop(stream, None)
             self._guarded(stream, self._start, item.header)
         elif stream in self.failed:
@@ -238,6 +248,13 @@ class Server:
             self._guarded(stream, self._chunk, item)
         elif isinstance(item, StreamStopped):
             self._guarded(stream, self._finish, stream, getattr(item.stats, "abandoned", False))
+
+    def _structure_item(self, item) -> None:
+        """An item of an image stream (:mod:`engine.cells_live`)."""
+        if self.structure.handle(item):
+            with self._done:
+                self._done_names.add(item.header.stream)
+                self._done.notify_all()
 
     def _guarded(self, stream: str, step, *args) -> None:
         try:
@@ -250,6 +267,7 @@ class Server:
         self.failed[stream] = reason
         self._done_names.add(stream)
         live = self.live.pop(stream, None)
+        self.structure.forget(stream)
         log.error("stream %s: analysis stopped (%s); the stream is still recorded, other "
                   "streams go on", stream, reason)
         log.debug("stream %s failure", stream, exc_info=exc)
@@ -281,9 +299,11 @@ class Server:
             "stream": info.stream, "cell": info.cell, "mode": info.mode,
             "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
             "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
-            "detector": analyzer.detector.name, **self.factory.describe(info),
+            "detector": analyzer.detector.name, "field": field_of(header),
+            **self.factory.describe(info),
         })
         self.live[header.stream] = _Live(analyzer, time.time(), EventWindow(self.recent_events))
+        self.structure.ca_started(header, analyzer)
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream, info.mode,
                  info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)
 
@@ -309,7 +329,9 @@ class Server:
         if live.analyzer.stats.frames_in:  # a stream without any frame has nothing to flush
             self._emit(stream, live, live.analyzer.finish())
         del self.live[stream]
-        self._write_stats(stream, live, time.time(), **({"abandoned": True} if abandoned else {}))
+        extra = self.structure.ca_finished(stream, live.analyzer)
+        self._write_stats(stream, live, time.time(), **extra,
+                          **({"abandoned": True} if abandoned else {}))
         self.sinks.close_stream(stream)
         window = live.events
         with self._done:
@@ -331,6 +353,7 @@ class Server:
     def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
         if not events:
             return
+        self.structure.attribute(stream, events)
         live.events.add(events)
         self.sinks.write_events(stream, events)
         summary = live.analyzer.cell_summary

@@ -39,7 +39,7 @@ BAD_MESSAGES = {
     "wrongdtype": ([_start("wrongdtype", dtype="float64")], "dtype"),
     "badshape": ([_start("badshape"), _chunk("badshape", 0, 4, b"\0" * (4 * 32 + 64))],
                  "shape"),
-    "newschema": ([_start("newschema", v=3)], "unknown_version"),
+    "newschema": ([_start("newschema", v=99)], "unknown_version"),
     "huge": ([_start("huge"), _chunk("huge", 0, 40_000, b"\0" * (40_000 * 32))], "oversize"),
     "ghost": ([_chunk("ghost", 0, 4, b"\0" * 128)], "unknown_stream"),
     "threeparts": ([_start("threeparts") + [b"extra"]], "bad_frames"),

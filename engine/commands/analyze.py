@@ -36,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analyze files in parallel on a local dask cluster of N processes")
     parser.add_argument("--scheduler", help="dask.distributed scheduler address (a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--cells", type=Path, metavar="CELLS.tif",
+                        help="label image of the recording's field (cells.tif of `castream "
+                             "cells`): each event's cell becomes the id of the cell it lies in, "
+                             "summary.json gets the per-cell summary (structure + sparks)")
+    parser.add_argument("--cells-pixel-um", type=float,
+                        help="pixel size of --cells in µm (default: its metadata or the "
+                             "summary.json beside it)")
+    parser.add_argument("--line-y-um", type=float,
+                        help="line-scans: where the scan line lies in the --cells image (µm "
+                             "along Y); without it a line-scan is attributed only in a field "
+                             "with a single cell")
+    parser.add_argument("--field-origin-um", type=float, nargs=2, metavar=("Y", "X"),
+                        help="where the recording's pixel 0 lies in the --cells image (µm; "
+                             "default 0 0: same origin)")
     add_engine_arguments(parser)
 
 
@@ -75,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
     flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank,
-             "saturation_counts": args.saturation_counts, "axes": args.axes}
+             "saturation_counts": args.saturation_counts, "axes": args.axes,
+             **_cells_flags(args)}
     config = engine_config(args)
     if args.workers > 1 or args.scheduler:
         summaries, failures = _run_dask(jobs, config, flags, args)
@@ -88,10 +103,41 @@ def run(args: argparse.Namespace) -> int:
         for summary in summaries:
             for warning in (summary.get("quality") or {}).get("warnings", []):
                 sys.stdout.write(f"warning: {summary['stream']}: {warning}\n")
+        _write_cells_tables(summaries)
         sys.stdout.write(f"results in {args.out}\n")
     for path, message in failures:
         log.error("%s", message if str(path) in message else f"{path}: {message}")
     return 1 if failures else 0
+
+
+def _cells_flags(args: argparse.Namespace) -> dict:
+    """``cells`` (read once, one-line errors) and ``cells_metadata`` for ``analyze_file``."""
+    if args.cells is None:
+        if args.cells_pixel_um or args.line_y_um is not None or args.field_origin_um:
+            raise ValueError("--cells-pixel-um, --line-y-um and --field-origin-um need --cells")
+        return {}
+    from engine.cells.io import read_field_cells
+
+    if args.cells_pixel_um is not None and not args.cells_pixel_um > 0:
+        raise ValueError(f"--cells-pixel-um must be positive, got {args.cells_pixel_um}")
+    metadata = {"line_y_um": args.line_y_um}
+    if args.field_origin_um:
+        metadata["field_origin_um"] = list(args.field_origin_um)
+    return {"cells": read_field_cells(args.cells, args.cells_pixel_um),
+            "cells_metadata": metadata}
+
+
+def _write_cells_tables(summaries: list[dict]) -> None:
+    from engine.report import PHENOTYPE_TABLE, text_table
+
+    for summary in summaries:
+        if "cells" in summary:
+            attribution = summary["cell_attribution"]
+            sys.stdout.write(f"\ncells of field {attribution['field']} ({summary['stream']}: "
+                             f"{attribution['n_attributed']} events in cells, "
+                             f"{attribution['n_unattributed']} outside; {attribution['reason']})"
+                             f"\n")
+            sys.stdout.write(text_table(summary["cells"], PHENOTYPE_TABLE))
 
 
 def _run_local(jobs, config, flags, progress):

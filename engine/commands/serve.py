@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true",
                         help="allow binding addresses reachable from other machines (there is "
                         "no authentication: anyone reaching them can send or read streams)")
+    parser.add_argument("--cells-model", type=Path,
+                        help="cells model directory for structure images sent as image "
+                             "streams (default: the packaged one)")
     add_curve_server_arguments(parser)
     add_engine_arguments(parser)
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
             store=args.store, record_dir=args.record_dir, config=engine_config(args),
             queue_size=args.queue_size, stream_idle_timeout_s=args.stream_idle_timeout_s or None,
-            curve_dir=args.curve_dir,
+            curve_dir=args.curve_dir, cells_model=args.cells_model,
         ) as server:
             log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
                      server.ingest.endpoint, args.publish, args.store, args.record_dir)
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     for stream, reason in server.failed.items():
         sys.stdout.write(f"stream {stream}: analysis failed ({reason}); its recording is "
                          "complete\n")
+    for code, count in sorted(server.structure.errors_by_code.items()):
+        sys.stdout.write(f"structure images refused or without cells [{code}]: {count}\n")
     return 0
 
 

@@ -6,7 +6,9 @@ Two kinds of sink (DESIGN.md "Reliability rules"):
 * ``"display"`` sinks show data (ZMQ PUB for the dashboard): a failure is logged and counted,
   and the pipeline carries on.
 
-:class:`SinkSet` applies that rule when the pipeline calls several sinks at once.
+:class:`SinkSet` applies that rule when the pipeline calls several sinks at once. Two methods
+are optional (a sink without them is skipped): ``write_cells`` (a structure image's cells) and
+``write_cell_phenotypes`` (a Ca²⁺ stream's per-cell summary); see docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -56,10 +58,13 @@ class SinkSet:
         self.sinks = list(sinks)
         self.errors: dict[str, int] = {}
 
-    def call(self, method: str, *args) -> None:
-        """Call ``sink.method(*args)`` on every sink (store failures raise after all ran)."""
+    def call(self, method: str, *args, optional: bool = False) -> None:
+        """Call ``sink.method(*args)`` on every sink (store failures raise after all ran);
+        ``optional``: sinks without the method are skipped."""
         failure: Exception | None = None
         for sink in self.sinks:
+            if optional and not hasattr(sink, method):
+                continue
             try:
                 getattr(sink, method)(*args)
             except Exception as exc:  # noqa: BLE001 - reliability rule decides
@@ -86,6 +91,15 @@ class SinkSet:
 
     def close_stream(self, stream: str) -> None:
         self.call("close_stream", stream)
+
+    def write_cells(self, stream: str, record: dict) -> None:
+        """A structure image's result (``field``, ``t_s``, ``shape``, ``pixel_um``,
+        ``summary``, ``rows``, ``labels``); optional for sinks."""
+        self.call("write_cells", stream, record, optional=True)
+
+    def write_cell_phenotypes(self, stream: str, field: str, rows: list[dict]) -> None:
+        """A Ca²⁺ stream's per-cell summary for ``field``; optional for sinks."""
+        self.call("write_cell_phenotypes", stream, field, rows, optional=True)
 
     def close(self) -> None:
         self.call("close")

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 
 PUB_SCHEMA_VERSION = 1
 TOPICS = ("stream", "event", "stats", "cell", "preview")
+#: the cells.csv columns plus the pattern fractions a dashboard's cell card shows
+CELL_MESSAGE_FIELDS = (
+    "cell_id", "x_um", "y_um", "area_um2", "aspect_ratio", "is_cell_proba", "is_cell",
+    "structure_score", "sarcomerisation", "directionality", "cell_source",
+    "sarcomere_length_um", "orientation_order", "frac_background", "frac_diffuse",
+    "frac_fibres", "frac_disorganized_puncta", "frac_organized_puncta", "frac_zdiscs")
 
 
 def _plain(value):
@@ -122,6 +128,24 @@ class EventPublisher:
     def write_cell(self, stream: str, summary: dict) -> None:
         """Topic ``cell``: the cell summary plus ``stream``."""
         self.publish("cell", {**summary, "stream": stream})
+
+    def write_cells(self, stream: str, record: dict) -> None:
+        """Topic ``cell``, ``source = "structure"``: one message per candidate ROI of a
+        structure image (``CELL_COLUMNS`` plus ``field``, ``n_candidates``, ``n_cells``);
+        the label image stays in the store."""
+        summary = record.get("summary", {})
+        for row in record["rows"]:
+            body = {name: row.get(name) for name in CELL_MESSAGE_FIELDS}
+            self.publish("cell", {**body, "source": "structure", "field": record["field"],
+                                  "stream": stream, "n_candidates": summary.get("n_candidates"),
+                                  "n_cells": summary.get("n_cells")})
+
+    def write_cell_phenotypes(self, stream: str, field: str, rows: list[dict]) -> None:
+        """Topic ``cell``, ``source = "phenotype"``: one message per cell of ``field`` with its
+        structure and the spark phenotype of ``stream``'s events in it."""
+        for row in rows:
+            self.publish("cell", {**row, "source": "phenotype", "field": field,
+                                  "stream": stream})
 
     def publish_preview(
         self, stream: str, first: int, image_uint8: np.ndarray,

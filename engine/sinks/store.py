@@ -1,4 +1,6 @@
-"""SQLite store of streams, events, running statistics and cell summaries (a ``"store"`` sink).
+"""SQLite store of streams, events, running statistics, cell summaries and, from structure
+images, fields, cells and per-cell phenotypes (a ``"store"`` sink; cells tables in
+:mod:`engine.sinks.cells_tables`).
 
 One writer process and any number of reader processes (the dashboard, ``export-events``):
 the database is in WAL mode, every write is one short transaction, readers open it read-only
@@ -18,7 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from engine.events import EVENT_COLUMNS, Event
+from engine.sinks import cells_tables
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ def _v3(db: sqlite3.Connection) -> None:
 
 #: (version, migration) in order; a database at version v runs every migration after v.
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3),
+    (1, _v1), (2, _v2), (3, _v3), (4, cells_tables.migrate_v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -185,7 +190,8 @@ class SqliteStore:
         earlier = self._db.execute("SELECT count(*) FROM streams WHERE substr(stream, 1, ?) = ?",
                                    (len(prefix), prefix)).fetchone()[0]
         archived = f"{prefix}{earlier + 1})"
-        for table in ("streams", "events", "stream_stats", "cell_summaries"):
+        for table in ("streams", "events", "stream_stats", "cell_summaries",
+                      *cells_tables.CELLS_TABLES):
             self._db.execute(f"UPDATE {table} SET stream = ? WHERE stream = ?", (archived, stream))
         log.warning("stream id %r was used before; the earlier run is kept in the store as %r",
                     stream, archived)
@@ -224,6 +230,22 @@ class SqliteStore:
             f"VALUES ({', '.join('?' * len(columns))})",
             [[stream, summary.get("t_s", time.time()), *row]],
         )
+
+    def write_cells(self, stream: str, record: dict) -> None:
+        """A structure image's result: its ``fields`` row (with the label image) and one
+        ``cells`` row per candidate ROI, in one transaction. ``record``: ``field``,
+        ``t_s``, ``shape`` ([Y, X]), ``pixel_um``, ``summary``, ``rows``, ``labels``."""
+        record = {**record, "stream": stream}
+        if self.readonly:
+            raise PermissionError(f"{self.path} is opened read-only")
+        with self._lock, self._db:
+            self._db.execute(cells_tables.FIELD_INSERT, cells_tables.field_row(record))
+            self._db.executemany(cells_tables.CELLS_INSERT, cells_tables.cells_rows(record))
+
+    def write_cell_phenotypes(self, stream: str, field: str, rows: list[dict]) -> None:
+        """The per-cell summary of a Ca²⁺ stream attributed to the cells of ``field``."""
+        self._write(cells_tables.PHENOTYPE_INSERT,
+                    cells_tables.phenotype_rows(field, stream, time.time(), rows))
 
     def close_stream(self, stream: str) -> None:
         """Record the stream's stop time."""
@@ -292,6 +314,43 @@ class SqliteStore:
             return None
         rows[0]["votes"] = json.loads(rows[0]["votes"] or "{}")
         return rows[0]
+
+    def fields(self) -> list[dict]:
+        """Every analysed structure image, newest first (``summary`` decoded, no labels)."""
+        rows = self._query("SELECT id, field, stream, t_s, shape, pixel_um, rois_from, "
+                           "n_candidates, n_cells, summary FROM fields ORDER BY id DESC")
+        for row in rows:
+            row["shape"] = json.loads(row["shape"])
+            row["summary"] = json.loads(row["summary"] or "{}")
+        return rows
+
+    def field_labels(self, field: str) -> tuple[np.ndarray, float] | None:
+        """The latest label image of ``field`` and its pixel size (µm), or None."""
+        rows = self._query("SELECT labels, pixel_um FROM fields WHERE field = ? AND labels IS "
+                           "NOT NULL ORDER BY id DESC LIMIT 1", (field,))
+        if not rows:
+            return None
+        return cells_tables.decode_labels(rows[0]["labels"]), rows[0]["pixel_um"]
+
+    def cells(self, field: str | None = None, stream: str | None = None) -> list[dict]:
+        """Cell rows (``features`` decoded) of a field or an image stream, oldest first."""
+        rows = self._select("cells", field, stream)
+        for row in rows:
+            row["features"] = json.loads(row["features"] or "{}")
+        return rows
+
+    def cell_phenotypes(self, field: str | None = None, stream: str | None = None) -> list[dict]:
+        """Per-cell summaries (structure joined with spark phenotype), oldest first."""
+        return self._select("cell_phenotypes", field, stream)
+
+    def _select(self, table: str, field: str | None, stream: str | None) -> list[dict]:
+        where = [(name, value) for name, value in (("field", field), ("stream", stream))
+                 if value is not None]
+        sql = f"SELECT * FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{name} = ?" for name, _ in where)
+        rows = self._query(sql + " ORDER BY id", tuple(value for _, value in where))
+        return [{k: _nan_if_none(v) for k, v in row.items()} for row in rows]
 
     def __enter__(self) -> SqliteStore:
         return self
