@@ -1,4 +1,4 @@
-"""How line-scan sparks are split (``split_dip_sd`` in the line-scan model's ``hybrid.json``).
+"""How sparks are split (``split_dip_sd`` in a model directory's ``hybrid.json``).
 
 ``python -m offline.experiments.spark_splitting`` runs the default line-scan detector (the
 hybrid, as ``analyze`` and ``serve`` run it) on validation line-scans only -- 12 development
@@ -40,33 +40,45 @@ from offline.thresholds import DEV_VAL_SEED
 
 log = logging.getLogger(__name__)
 
-MODEL = "engine/models/default/linescan-accurate"
+MODELS = {"linescan": "engine/models/default/linescan-accurate",
+          "movie": "engine/models/default/movie"}
 GRID = [3.0, 4.0, 5.0, 7.0, 10.0]
+#: simulator validation movies at raised wave/puff rates (as offline.experiments.classical_movie)
+RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=12, help="recordings of each generator")
+    parser.add_argument("--kind", choices=sorted(MODELS), default="linescan")
+    parser.add_argument("--n", type=int, default=12, help="development recordings")
+    parser.add_argument("--n-sim", type=int, default=None,
+                        help="simulator recordings (default: --n)")
     parser.add_argument("--grid", type=float, nargs="+", default=GRID)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data = {"development": DevSource(kind="linescan", seed=DEV_VAL_SEED).lazy(args.n),
-            "simulator": SimulatedSource(kind="linescan", split="val", seed=0).lazy(args.n)}
+    n_sim = args.n if args.n_sim is None else args.n_sim
+    sim_params = RAISED if args.kind == "movie" else {}
+    data = {"development": DevSource(kind=args.kind, seed=DEV_VAL_SEED).lazy(args.n),
+            "simulator": SimulatedSource(kind=args.kind, split="val", seed=0,
+                                         params=dict(sim_params)).lazy(n_sim)}
     best = None
     for dip in [None, *args.grid]:
         means = []
         for name, recordings in data.items():
             thresholds = {"split_dip_sd": dip}  # None: Dotti's distances, whatever the model
-            result = evaluate(recordings, MODEL, detector="auto", thresholds=thresholds,
+            result = evaluate(recordings, MODELS[args.kind], detector="auto", thresholds=thresholds,
                               progress=False)
             iomin, one = result.scores["spark"], result.one_to_one["spark"]
             pairs = result.subtype_recall.get("pair", {})
             errors = {k: round(v["median_rel_error"], 3)
                       for k, v in result.characterization.items()}
-            log.info("%s %s: spark F1 one-to-one %.3f (R %.3f, P %.3f), IoMin %.3f; pairs "
-                     "%s/%s; errors %s", "distances" if dip is None else f"dip {dip:g} SD",
-                     name, one["f1"], one["recall"], one["precision"], iomin["f1"],
-                     pairs.get("found", "-"), pairs.get("total", "-"), errors)
+            puff = result.one_to_one["puff"]
+            log.info("%s %s: spark F1 one-to-one %.3f (R %.3f, P %.3f), IoMin %.3f; puff F1 "
+                     "one-to-one %.3f, IoMin %.3f; pairs %s/%s; errors %s",
+                     "distances" if dip is None else f"dip {dip:g} SD", name, one["f1"],
+                     one["recall"], one["precision"], iomin["f1"], puff["f1"],
+                     result.scores["puff"]["f1"], pairs.get("found", "-"),
+                     pairs.get("total", "-"), errors)
             means.append(one["f1"])
         mean = sum(means) / len(means)
         if best is None or mean > best[1]:
