@@ -180,6 +180,20 @@ def test_live_table_shows_the_attributed_cell(monkeypatch, cells_store):
     assert "" in by_id.values() and any(c.isdigit() for c in by_id.values())
 
 
+def test_image_stream_page_points_to_the_cells_view(monkeypatch, cells_store):
+    with SqliteStore(cells_store["path"]) as store:  # what serve's image stream samples say
+        store.write_stats(IMAGE_STREAM, {"frames_in": 1, "field": FIELD, "cells": {
+            "n_candidates": len(cells_store["rows"]), "n_cells": 2}, "cells_error": None})
+    monkeypatch.setenv(ENV_STORE, str(cells_store["path"]))
+    monkeypatch.delenv(ENV_EVENTS, raising=False)
+    app = AppTest.from_file(str(APP), default_timeout=30).run()
+    app.sidebar.radio(key="mode").set_value("History").run()
+    app.sidebar.selectbox(key="stream_History").set_value(IMAGE_STREAM).run()
+    assert not app.exception and not app.error
+    assert "choose **Cells** in the sidebar" in "\n".join(i.value for i in app.info)
+    assert not app.metric  # no event numbers for an image
+
+
 def test_store_without_structure_images_says_how_to_send_one(monkeypatch, tmp_path):
     SqliteStore(tmp_path / "empty.sqlite").close()
     app = _cells_view(monkeypatch, tmp_path / "empty.sqlite")

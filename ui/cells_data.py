@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 #: the per-ROI pattern fractions kept in ``cells.features`` (Gerbin et al.'s six classes)
 PATTERN_COLUMNS: tuple[str, ...] = tuple(f"frac_{name}" for name in PATTERN_CLASSES)
+_CACHE_LOCK = threading.Lock()  # the caches below are shared by the page's sessions
 
 
 @dataclass
@@ -139,8 +141,32 @@ def structure_image(record_dir: str, row: dict, shape: tuple[int, ...]
         return None, f"label image ({path.name} unreadable: {exc})"
 
 
+#: seconds before a record directory without the recording is searched again
+SEARCH_AGAIN_S = 5.0
+_FOUND: dict[tuple, tuple[Path | None, float]] = {}
+
+
 def find_recording(record_dir: Path, stream: str, shape: tuple[int, ...],
                    t_s: float) -> Path | None:
+    """:func:`search_recording`, remembered (a miss for :data:`SEARCH_AGAIN_S`): the view
+    refreshes every second and a record directory may hold many recordings."""
+    key = (str(record_dir), stream, tuple(shape), t_s)
+    with _CACHE_LOCK:
+        path, when = _FOUND.get(key, (None, -math.inf))
+    if path is not None and path.is_file():
+        return path
+    if path is None and time.monotonic() - when < SEARCH_AGAIN_S:
+        return None
+    path = search_recording(record_dir, stream, shape, t_s)
+    with _CACHE_LOCK:
+        if len(_FOUND) > 256:
+            _FOUND.clear()
+        _FOUND[key] = (path, time.monotonic())
+    return path
+
+
+def search_recording(record_dir: Path, stream: str, shape: tuple[int, ...],
+                     t_s: float) -> Path | None:
     """The ``<name>.tif`` whose ``<name>.json`` (:class:`acquisition.recorder.RecordingSummary`)
     names ``stream`` with planes of ``shape``; the one written closest to ``t_s`` when a
     stream id was used again. A stream id archived by the store as ``ID (run K)`` is
@@ -173,7 +199,6 @@ def _labels(reader: StoreReader, field: str) -> np.ndarray:
 
 
 _CACHE: dict[tuple, np.ndarray] = {}
-_CACHE_LOCK = threading.Lock()
 _CACHE_ENTRIES = 6
 
 

@@ -91,8 +91,11 @@ def field_figure(labels: np.ndarray, cells: pd.DataFrame, pixel_um: float,
         _outline(ax, labels, cell_id, pixel_um, boxes[cell_id - 1], color=color,
                  linewidth=3.0 if chosen else 1.6 if accepted else 1.2,
                  linestyle="-" if accepted else (0, (4, 3)))
-        ax.text(row["x_um"], row["y_um"], roi_text(row), color="white", ha="center",
-                va="center", fontsize=12 if chosen else 10,
+        box = boxes[cell_id - 1]
+        # rejected ROIs are mostly small: their label goes under them, not over them
+        y_um = row["y_um"] if accepted else (box[0].stop + 2) * pixel_um
+        ax.text(row["x_um"], y_um, roi_text(row), color="white", ha="center",
+                va="center" if accepted else "top", fontsize=12 if chosen else 10,
                 fontweight="bold" if chosen else "normal", path_effects=_HALO)
     ax.set_xlim(-0.5 * pixel_um, (width - 0.5) * pixel_um)
     ax.set_ylim((height - 0.5) * pixel_um, -0.5 * pixel_um)
