@@ -188,3 +188,128 @@ def _check_live_page(page, url: str) -> None:
     expect(page.get_by_text("Waiting for the engine's live image")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@pytest.fixture
+def cells_system(tmp_path: Path) -> Iterator[dict]:
+    """``serve`` (recording to tmp_path/raw) and a dashboard that reads its store and record
+    directory, with a structure image and then a Ca²⁺ movie of the same field sent to serve
+    through the Publisher SDK (the field of ``tests/cells_scene.py``)."""
+    ingest, publish, web = (f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}",
+                            _free_port())
+    store, raw = tmp_path / "castream.sqlite", tmp_path / "raw"
+    processes = []
+    try:
+        processes.append(_castream(
+            "serve", "--endpoint", ingest, "--publish", publish, "--store", str(store),
+            "--record-dir", str(raw), "--detector", "classical",
+            log_path=tmp_path / "serve.log"))
+        processes.append(_castream(
+            "dashboard", "--store", str(store), "--events", publish, "--record-dir", str(raw),
+            "--port", str(web), "--headless", log_path=tmp_path / "dashboard.log"))
+        url = f"http://127.0.0.1:{web}"
+        _wait_until(lambda: store.exists() and _http_ok(f"{url}/_stcore/health"), 60,
+                    "the engine store and the dashboard", processes)
+        _send_field(ingest)
+        _wait_until(lambda: _count_rows(store, "cell_phenotypes") > 0, 60,
+                    "the per-cell phenotypes of the movie", processes)
+        yield {"url": url, "tmp_path": tmp_path, "processes": processes}
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def _send_field(ingest: str) -> None:
+    from acquisition.publisher import Publisher
+    from tests.cells_scene import MOVIE_BLANK, MOVIE_DT_MS, MOVIE_PIXEL_UM, field_scene
+
+    scene = field_scene(seed=3)
+    with Publisher(ingest, stream="field-3-actinin") as pub:
+        pub.start("image", "uint16", scene.field.image.shape, pixel_um=scene.field.pixel_um,
+                  field="field-3")
+        pub.send(scene.field.image)
+    with Publisher(ingest, stream="field-3-calcium") as pub:
+        pub.start("frames", "uint16", scene.movie.shape[1:], pixel_um=MOVIE_PIXEL_UM,
+                  dt_ms=MOVIE_DT_MS, blank=MOVIE_BLANK, field="field-3")
+        for first in range(0, len(scene.movie), 10):
+            pub.send(scene.movie[first:first + 10])
+
+
+def _count_rows(store: Path, table: str) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    finally:
+        db.close()
+
+
+def test_cells_view_shows_field_card_and_attributed_events(cells_system):
+    """The Cells view of a field analysed by serve: outlines over the recorded structure
+    image, the card of each accepted cell with its spark phenotype, no exception."""
+    expect = playwright_sync.expect
+    directory = Path(os.environ.get("CASTREAM_SCREENSHOT_DIR") or cells_system["tmp_path"])
+    directory.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        try:
+            page.goto(cells_system["url"])
+            page.get_by_test_id("stSidebar").get_by_text("Cells", exact=True).click()
+            expect(page.get_by_text("Field field-3")).to_be_visible(timeout=30_000)
+            expect(_metric_value(page, "Cells")).to_have_text("2")
+            expect(_metric_value(page, "Ca²⁺ events in cells")).to_have_text("4")
+            expect(page.get_by_text("structure image field-3-actinin.tif")).to_be_visible()
+            for number, cell in enumerate(_accepted_options(page), start=1):
+                _choose(page, _cell_picker(page), cell)
+                cell_id = cell.split(" ")[0]
+                expect(page.get_by_text(f"Cell card — ROI {cell_id}")).to_be_visible()
+                expect(page.get_by_text(f"Cell {cell_id} — Ca²⁺")).to_be_visible()
+                expect(_metric_value(page, "Sparks · puffs · waves")).to_have_text("2 · 0 · 0")
+                _fit_viewport_to_page(page)
+                page.screenshot(path=str(directory / f"cells_view_{number}.png"), full_page=True)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_diagnosis(cells_system)}") from exc
+        finally:
+            browser.close()
+
+
+def _cell_picker(page):
+    return page.get_by_test_id("stSelectbox").filter(has_text="Cell").get_by_role("combobox")
+
+
+def _accepted_options(page) -> list[str]:
+    """The picker's accepted cells (``"3 · cell · score 3.32"``), read from its list."""
+    _cell_picker(page).click()
+    options = page.get_by_role("option").filter(has_text="· cell ·")
+    expect = playwright_sync.expect
+    expect(options.first).to_be_visible()
+    names = [text.strip() for text in options.all_inner_texts()]
+    page.keyboard.press("Escape")
+    assert len(names) == 2, names
+    return names
+
+
+def _fit_viewport_to_page(page) -> None:
+    """Make the window as tall as the page (Streamlit scrolls inside its main section, so
+    a full-page screenshot shows only the window)."""
+    _wait_rendered(page)
+    height = page.evaluate("""() => {
+        const content = document.querySelector('[data-testid="stMainBlockContainer"]');
+        return content ? content.scrollHeight : document.body.scrollHeight; }""")
+    page.set_viewport_size({"width": 1500, "height": max(900, int(height) + 20)})
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    _wait_rendered(page)
+
+
+def _wait_rendered(page) -> None:
+    """No element left from before the last rerun (Streamlit marks them stale) and every
+    image loaded."""
+    page.wait_for_function(
+        """() => document.querySelectorAll('[data-stale="true"]').length === 0
+            && [...document.querySelectorAll('[data-testid="stImage"] img')]
+                .every(img => img.complete && img.naturalWidth > 0)""", timeout=30_000)

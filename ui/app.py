@@ -3,7 +3,8 @@
 Run it with ``castream dashboard --store FILE [--events tcp://...] [--ingest tcp://...
 --allow-launch DIR]``
 (settings travel as environment variables, see :mod:`ui.config`). The page only reads: the
-engine's SQLite store (read-only) and, optionally, its PUB socket for live images. The live
+engine's SQLite store (read-only), optionally its PUB socket for live images and, for the
+Cells view's structure images, ``serve``'s record directory. The live
 part refreshes itself with ``st.fragment(run_every=...)``; every section catches its own
 errors and shows a short message instead of a traceback.
 """
@@ -18,6 +19,7 @@ from ui.config import DashboardConfig
 from ui.data import StoreReader, StoreUnavailable
 from ui.live import PubSubscriber
 from ui.views import empty
+from ui.views.cells_page import load_fields, pick_field, render_cells_view
 from ui.views.common import guarded
 from ui.views.launch import render_launcher
 from ui.views.picker import Selection, pick_stream
@@ -99,6 +101,30 @@ def history_view(config: DashboardConfig, selection: Selection, streams: list[di
         render_stream(get_reader(config.store_path), stream, config, None, live=False)
 
 
+def cells_view(config: DashboardConfig, field: str | None) -> None:
+    """Body of the self-refreshing Cells fragment: re-read the store, redraw the field."""
+    reader = get_reader(config.store_path)
+    streams, problem = load_streams(reader)
+    fields, _ = load_fields(reader)
+    keys = tuple(row["id"] for row in fields)
+    if st.session_state.get("field_keys", keys) != keys:  # a new structure image: new picker
+        st.session_state["field_keys"] = keys
+        st.rerun(scope="app")
+    if problem:
+        empty.render_no_data(config, problem)
+        return
+    with guarded("the cells"):
+        render_cells_view(reader, config, field, streams)
+
+
+def cells_mode(config: DashboardConfig) -> None:
+    """The field picker in the sidebar, then the Cells view (refreshing itself)."""
+    fields, _ = load_fields(get_reader(config.store_path))
+    st.session_state["field_keys"] = tuple(row["id"] for row in fields)
+    field = pick_field(fields)
+    st.fragment(run_every=config.refresh_s)(cells_view)(config, field and field["field"])
+
+
 def sidebar_footer(config: DashboardConfig) -> None:
     """Where the page reads from."""
     st.sidebar.divider()
@@ -118,6 +144,11 @@ def main() -> None:
     streams, problem = load_streams(get_reader(config.store_path))
     st.session_state["stream_keys"] = stream_keys(streams)
     selection = pick_stream(streams)
+    if selection.mode == "Cells":
+        with guarded("the cells"):
+            cells_mode(config)
+        sidebar_footer(config)
+        return
     with guarded("the stream launcher"):
         render_launcher(config)
     sidebar_footer(config)

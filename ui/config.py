@@ -9,6 +9,8 @@ Environment variables (all optional):
 ``CASTREAM_STALE_S``    seconds without an engine update before the page warns (default 10)
 ``CASTREAM_LAUNCH_DIR`` folder the page may replay TIFFs from; the launcher is off without it
 ``CASTREAM_CURVE_DIR``, ``CASTREAM_CURVE_NAME``  CURVE client keys for the live feed
+``CASTREAM_RECORD_DIR`` ``serve``'s record directory: the Cells view draws the recorded
+                        structure image (without it, the label image from the store)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ENV_STALE_S = "CASTREAM_STALE_S"
 ENV_LAUNCH_DIR = "CASTREAM_LAUNCH_DIR"
 ENV_CURVE_DIR = "CASTREAM_CURVE_DIR"
 ENV_CURVE_NAME = "CASTREAM_CURVE_NAME"
+ENV_RECORD_DIR = "CASTREAM_RECORD_DIR"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class DashboardConfig:
     launch_dir: str = ""  # `castream dashboard --allow-launch DIR`; "" = no launcher
     curve_dir: str = ""  # CURVE keys for the live feed (`--curve-dir`); "" = plain
     curve_name: str = "client"
+    record_dir: str = ""  # `--record-dir` of serve: structure images for the Cells view
 
     @property
     def launcher_on(self) -> bool:
@@ -58,6 +62,7 @@ class DashboardConfig:
             launch_dir=env.get(ENV_LAUNCH_DIR, ""),
             curve_dir=env.get(ENV_CURVE_DIR, ""),
             curve_name=env.get(ENV_CURVE_NAME, "") or cls.curve_name,
+            record_dir=env.get(ENV_RECORD_DIR, ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -71,6 +76,7 @@ class DashboardConfig:
             ENV_LAUNCH_DIR: self.launch_dir,
             ENV_CURVE_DIR: self.curve_dir,
             ENV_CURVE_NAME: self.curve_name,
+            ENV_RECORD_DIR: self.record_dir,
         }
 
 

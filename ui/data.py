@@ -1,7 +1,8 @@
 """Read-only access to the engine's SQLite store for the dashboard.
 
 The page never writes: it opens the store with ``SqliteStore(path, readonly=True)`` and polls
-the read helpers (``list_streams``, ``events``, ``latest_stats``, ``cell_summary``). Events are
+the read helpers (``list_streams``, ``events``, ``latest_stats``, ``cell_summary``; for the
+Cells view ``fields``, ``field_labels``, ``cells``, ``cell_phenotypes``). Events are
 fetched incrementally (row ``id`` > the last one seen) so a refresh costs only the new rows.
 """
 
@@ -107,6 +108,22 @@ class StoreReader:
     def cell_summary(self, stream: str) -> dict | None:
         """The newest cell classification of ``stream``, or None."""
         return self._call("cell_summary", stream)
+
+    def fields(self) -> list[dict]:
+        """Every analysed structure image (table ``fields``, no label image), newest first."""
+        return self._call("fields")
+
+    def field_labels(self, field: str) -> tuple | None:
+        """The newest label image of ``field`` and its pixel size (µm), or None."""
+        return self._call("field_labels", field)
+
+    def cells(self, field: str, stream: str) -> pd.DataFrame:
+        """The candidate ROIs of one structure image (``features`` decoded), by ``cell_id``."""
+        return pd.DataFrame(self._call("cells", field, stream))
+
+    def cell_phenotypes(self, field: str) -> pd.DataFrame:
+        """The per-cell summaries of the Ca²⁺ streams attributed to ``field``."""
+        return pd.DataFrame(self._call("cell_phenotypes", field))
 
     def close(self) -> None:
         """Close the connection (a later call reopens it)."""

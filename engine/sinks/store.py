@@ -270,11 +270,12 @@ class SqliteStore:
             return [dict(r) for r in self._db.execute(sql, args).fetchall()]
 
     def list_streams(self) -> list[dict]:
-        """All streams, newest first (``shape`` decoded, ``info`` dropped)."""
+        """All streams, newest first (``shape`` decoded, ``info`` dropped but for the
+        ``field`` it names, None when it names none)."""
         rows = self._query("SELECT * FROM streams ORDER BY started_s DESC")
         for row in rows:
             row["shape"] = json.loads(row["shape"]) if row["shape"] else None
-            row.pop("info", None)
+            row["field"] = json.loads(row.pop("info") or "{}").get("field")
         return rows
 
     def events(self, stream: str, since_id: int = 0, limit: int | None = None) -> list[dict]:

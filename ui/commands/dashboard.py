@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-launch", metavar="DIR", default="",
                         help="let the page start simulated streams and replay TIFF files from "
                              "DIR (only there) into --ingest; off by default")
+    parser.add_argument("--record-dir", metavar="DIR", default="",
+                        help="`castream serve --record-dir`: the Cells view draws the recorded "
+                             "structure images (without it, their label images)")
     add_curve_client_arguments(parser)
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to serve the page on (default: %(default)s, localhost only)")
@@ -76,6 +79,7 @@ def dashboard_env(args: argparse.Namespace) -> dict[str, str]:
         else "",
         curve_dir=str(Path(args.curve_dir).resolve()) if args.curve_dir else "",
         curve_name=args.curve_name,
+        record_dir=str(Path(args.record_dir).expanduser().resolve()) if args.record_dir else "",
     )
     return {**os.environ, **config.to_env()}
 

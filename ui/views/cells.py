@@ -1,7 +1,8 @@
 """Cells of a structure image: what ``castream cells`` wrote to its output folder, shown as
 the field with ROI outlines (``overview.png``: coloured by score, rejected dashed), the
 counts and warnings of ``summary.json``, the per-cell table and a cell card. Display only:
-every number comes from the folder."""
+every number comes from the folder. (The page's Cells view reads the store instead:
+:mod:`ui.views.cells_page`; it shares :data:`CELL_TABLE_COLUMNS`.)"""
 
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ import streamlit as st
 
 from ui.views.common import guarded, number
 
-_COLUMNS = {
+CELL_TABLE_COLUMNS = {
     "cell_id": st.column_config.NumberColumn("id", format="%d"),
     "is_cell": st.column_config.CheckboxColumn("cell", help="accepted by the ROI curator"),
     "is_cell_proba": st.column_config.NumberColumn("P(cell)", format="%.2f"),
     "structure_score": st.column_config.NumberColumn("score (1–5)", format="%.2f"),
-    "sarcomerisation": st.column_config.NumberColumn("sarcomerisation", format="%d"),
-    "directionality": st.column_config.NumberColumn("directionality", format="%d"),
+    "sarcomerisation": st.column_config.NumberColumn(
+        "sarcom.", format="%d", help="sarcomerisation rating, 1–4 (AMES)"),
+    "directionality": st.column_config.NumberColumn(
+        "direct.", format="%d", help="directionality rating, 1–4 (AMES)"),
     "cell_source": st.column_config.TextColumn("source"),
     "sarcomere_length_um": st.column_config.NumberColumn("sarcomere (µm)", format="%.2f"),
-    "orientation_order": st.column_config.NumberColumn("orientation order", format="%.2f"),
+    "orientation_order": st.column_config.NumberColumn(
+        "orientation", format="%.2f", help="orientation order parameter, 0–1"),
     "area_um2": st.column_config.NumberColumn("area (µm²)", format="%.0f"),
     "aspect_ratio": st.column_config.NumberColumn("aspect", format="%.1f"),
     "x_um": st.column_config.NumberColumn("x (µm)", format="%.1f"),
@@ -58,8 +62,8 @@ def render_cells(folder: str | Path) -> None:
             st.warning(warning)
         if overview is not None:
             st.image(str(overview), caption="outlines coloured by score; rejected dashed")
-        st.dataframe(table[[c for c in _COLUMNS if c in table]], hide_index=True,
-                     column_config=_COLUMNS, placeholder="—", height=320)
+        st.dataframe(table[[c for c in CELL_TABLE_COLUMNS if c in table]], hide_index=True,
+                     column_config=CELL_TABLE_COLUMNS, placeholder="—", height=320)
         render_card(table)
 
 

@@ -11,9 +11,12 @@ from ui.plots import histograms_figure
 #: Rows shown in the live table (the full table is in History mode / the CSV).
 LIVE_TABLE_ROWS = 200
 
-_TABLE_COLUMNS = {
+TABLE_COLUMNS = {
     "event_id": st.column_config.NumberColumn("id", format="%d"),
     "kind": st.column_config.TextColumn("kind"),
+    "cell": st.column_config.TextColumn(
+        "cell", help="id of the cell of the field's structure image the event lies in "
+                     "(empty: outside every cell); see the Cells view"),
     "t_peak_ms": st.column_config.NumberColumn("t peak (ms)", format="%.1f"),
     "x_um": st.column_config.NumberColumn("x (µm)", format="%.2f"),
     "y_um": st.column_config.NumberColumn("y (µm)", format="%.2f"),
@@ -36,11 +39,21 @@ def newest_first(events: pd.DataFrame, limit: int | None = None) -> pd.DataFrame
 
 
 def table_columns(events: pd.DataFrame) -> list[str]:
-    """The columns worth showing (``y_um`` only for movies)."""
-    columns = list(_TABLE_COLUMNS)
+    """The columns worth showing (``y_um`` only for movies, ``cell`` only when events were
+    attributed to the cells of a structure image)."""
+    columns = list(TABLE_COLUMNS)
     if "y_um" not in events or pd.to_numeric(events["y_um"], errors="coerce").isna().all():
         columns.remove("y_um")
+    if not has_cell_ids(events):
+        columns.remove("cell")
     return columns
+
+
+def has_cell_ids(events: pd.DataFrame) -> bool:
+    """Whether any event carries a cell id of a structure image (all digits)."""
+    if "cell" not in events or events.empty:
+        return False
+    return bool(events["cell"].astype(str).str.fullmatch(r"\d+").any())
 
 
 def render_histograms(events: pd.DataFrame) -> None:
@@ -55,7 +68,7 @@ def render_table(events: pd.DataFrame, limit: int | None, key: str) -> None:
         st.caption(f"Newest {limit} of {len(events):,} events (History mode shows all).")
     st.dataframe(
         shown[table_columns(events)], hide_index=True, height=320, key=key,
-        column_config=_TABLE_COLUMNS, placeholder="—",
+        column_config=TABLE_COLUMNS, placeholder="—",
     )
 
 

@@ -1,4 +1,5 @@
-"""Sidebar: live/history mode and the stream picker (live streams first, then past ones)."""
+"""Sidebar: live/history/cells mode and the stream picker (live streams first, then past
+ones); the Cells mode picks a field instead (:func:`ui.views.cells_page.pick_field`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import streamlit as st
 from ui.views.common import clock
 
 AUTO = "__auto__"
-MODES = ("Live", "History")
+MODES = ("Live", "History", "Cells")
 
 
 @dataclass(frozen=True)
 class Selection:
-    """What the user picked: ``mode`` (``"Live"`` | ``"History"``) and a stream id.
+    """What the user picked: ``mode`` (``"Live"`` | ``"History"`` | ``"Cells"``) and a
+    stream id (None in Cells mode).
 
     ``follow`` means "the newest live stream", re-resolved at every refresh.
     """
@@ -41,7 +43,11 @@ def stream_label(row: dict) -> str:
 def pick_stream(streams: list[dict]) -> Selection:
     """Render the mode radio and the stream select box in the sidebar."""
     mode = st.sidebar.radio("Mode", MODES, horizontal=True, key="mode",
-                            help="Live follows the engine; History browses and exports past streams.")
+                            help="Live follows the engine; History browses and exports past "
+                                 "streams; Cells shows the cells of structure images and the "
+                                 "Ca²⁺ events attributed to them.")
+    if mode == "Cells":
+        return Selection(mode, None)
     by_id = {row["stream"]: row for row in streams}
     options = list(by_id)
     if mode == "Live":

@@ -23,6 +23,8 @@ def stream_caption(stream: dict) -> str:
         number(stream.get("pixel_um"), 2, "µm/px") if stream.get("pixel_um") else "",
         number(stream.get("dt_ms"), 2, "ms/frame" if is_movie else "ms/line")
         if stream.get("dt_ms") else "",
+        f"field {stream['field']} (events attributed to its cells: Cells view)"
+        if stream.get("field") else "",
     ]
     return " · ".join(p for p in parts if p and p != "—")
 

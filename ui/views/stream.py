@@ -32,6 +32,9 @@ def render_stream(
     """
     name = stream["stream"]
     stats = reader.latest_stats(name)
+    if stream.get("mode") == "image":
+        render_image_stream(stream, stats)
+        return
     cell = reader.cell_summary(name)
     events = reader.events(name)
     with st.container():
@@ -60,6 +63,28 @@ def render_stream(
             events_view.render_table(events, limit=events_view.LIVE_TABLE_ROWS, key="live_table")
         else:
             events_view.render_history_events(stream, events)
+
+
+def render_image_stream(stream: dict, stats: dict | None) -> None:
+    """A structure image stream: what became of it; its cells are in the Cells view."""
+    badge = ":green-badge[● live]" if stream.get("live") else ":gray-badge[■ stopped]"
+    st.markdown(f"### {stream['stream']} {badge}")
+    shape = " × ".join(str(n) for n in stream.get("shape") or [])
+    st.caption(f"structure image {shape} px · {stream.get('pixel_um')} µm/px · field "
+               f"{stream.get('field') or '—'}")
+    stats = stats or {}
+    cells = stats.get("cells") or {}
+    if stats.get("cells_error"):
+        st.error(f"**Image not analysed or without cells** [{stats['cells_error']}]: "
+                 f"{stats.get('failed') or 'see the engine log'}", icon=":material/error:")
+    if cells.get("n_candidates") is not None:
+        st.info(f"{cells['n_candidates']} candidate ROIs, {cells.get('n_cells', 0)} cells: "
+                "choose **Cells** in the sidebar to see them.", icon=":material/biotech:")
+    elif cells.get("labels_for_field"):
+        st.info(f"ROIs ({cells.get('n_rois', 0)}) for the next structure image of field "
+                f"{cells['labels_for_field']}.")
+    elif not stats:
+        st.info("Waiting for the engine to analyse the image…")
 
 
 def _new_events(stream: str, n_events: int) -> int | None:
