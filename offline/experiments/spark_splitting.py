@@ -26,6 +26,20 @@ dip 10 SD                    0.906 (0.951)       0.968 (0.975)       0.937
 The gain is precision: the distance rule cut single development sparks (slow, out of focus)
 into pieces (one-to-one precision 0.934 → 0.981 at 5 SD); development pairs found 42 → 43 of
 45; the characterization errors did not change by more than 0.5 %.
+
+Movies (``--kind movie --n 8 --n-sim 4 --grid 3 5 7``: 8 development and 4 simulator
+validation movies at raised wave/puff rates; 2026-12-04), spark F1 one-to-one (IoMin):
+
+===========================  ==================  ==================  ======
+splitting                    development         simulator           mean
+===========================  ==================  ==================  ======
+Dotti's distances (before)   0.715 (0.759)       0.851 (0.890)       0.783
+dip 3 SD (chosen)            0.742 (0.760)       0.888 (0.892)       0.815
+dip 5 SD                     0.744 (0.772)       0.881 (0.888)       0.813
+dip 7 SD                     0.744 (0.772)       0.881 (0.888)       0.813
+===========================  ==================  ==================  ======
+
+Puff F1 did not change (development 0.615, simulator 0.800 one-to-one).
 """
 
 from __future__ import annotations
