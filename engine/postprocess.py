@@ -276,18 +276,14 @@ class InstanceTracker:
 
     def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
         cfg = self.config
-        smoothed = smooth_dff0(
-            context, cfg.peak_sigma_ms / self.dt_ms, cfg.peak_sigma_um / self.pixel_um, self.linescan
-        )[inner]
+        sigma_frames = cfg.peak_sigma_ms / self.dt_ms
+        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, self.linescan)
         min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
         min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
         min_dip = None
-        if cfg.split_dip_sd is not None:
-            full = smooth_dff0(context, cfg.peak_sigma_ms / self.dt_ms,
-                               cfg.peak_sigma_um / self.pixel_um, self.linescan)
-            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner,
-                                                             cfg.peak_sigma_ms / self.dt_ms)
-        return split_sparks(smoothed, pixels, min_frames, min_px, self.linescan, min_dip)
+        if cfg.split_dip_sd is not None:  # the noise comes from the context around the region
+            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner, sigma_frames)
+        return split_sparks(full[inner], pixels, min_frames, min_px, self.linescan, min_dip)
 
     def _assign_id(self, inst: Instance) -> None:
         inst.event_id = self._next_id
