@@ -167,12 +167,18 @@ def test_card_follows_the_chosen_roi_and_the_structure_image(monkeypatch, cells_
     assert "No Ca²⁺ event attributed to this ROI." in _captions(app)
 
 
-def test_live_table_shows_the_attributed_cell(monkeypatch, cells_store):
-    monkeypatch.setenv(ENV_STORE, str(cells_store["path"]))
+def _history_page(monkeypatch, store_path, stream: str) -> AppTest:
+    """The dashboard on ``store_path`` in History mode, showing ``stream``."""
+    monkeypatch.setenv(ENV_STORE, str(store_path))
     monkeypatch.delenv(ENV_EVENTS, raising=False)
     app = AppTest.from_file(str(APP), default_timeout=30).run()
     app.sidebar.radio(key="mode").set_value("History").run()
-    app.sidebar.selectbox(key="stream_History").set_value(CA_STREAM).run()
+    app.sidebar.selectbox(key="stream_History").set_value(stream).run()
+    return app
+
+
+def test_live_table_shows_the_attributed_cell(monkeypatch, cells_store):
+    app = _history_page(monkeypatch, cells_store["path"], CA_STREAM)
     assert not app.exception and not app.error
     table = _table(app, {"event_id", "cell"})
     by_id = {e.event_id: e.cell for e in cells_store["events"]}
@@ -184,11 +190,7 @@ def test_image_stream_page_points_to_the_cells_view(monkeypatch, cells_store):
     with SqliteStore(cells_store["path"]) as store:  # what serve's image stream samples say
         store.write_stats(IMAGE_STREAM, {"frames_in": 1, "field": FIELD, "cells": {
             "n_candidates": len(cells_store["rows"]), "n_cells": 2}, "cells_error": None})
-    monkeypatch.setenv(ENV_STORE, str(cells_store["path"]))
-    monkeypatch.delenv(ENV_EVENTS, raising=False)
-    app = AppTest.from_file(str(APP), default_timeout=30).run()
-    app.sidebar.radio(key="mode").set_value("History").run()
-    app.sidebar.selectbox(key="stream_History").set_value(IMAGE_STREAM).run()
+    app = _history_page(monkeypatch, cells_store["path"], IMAGE_STREAM)
     assert not app.exception and not app.error
     assert "choose **Cells** in the sidebar" in "\n".join(i.value for i in app.info)
     assert not app.metric  # no event numbers for an image
