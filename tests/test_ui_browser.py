@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,29 +79,42 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def live_system(tmp_path: Path) -> Iterator[dict]:
-    """A running engine and a dashboard on it (the test starts the stream from the page)."""
+@contextmanager
+def _engine_and_dashboard(tmp_path: Path, serve_args: list[str],
+                          dashboard_args: list[str]) -> Iterator[dict]:
+    """``castream serve`` (store tmp_path/castream.sqlite, recording to tmp_path/raw) and a
+    headless ``castream dashboard`` on it, both on free ports, once the store exists and the
+    page answers; stopped afterwards. ``dashboard_args`` may name ``{ingest}`` and
+    ``{publish}``."""
     ingest, publish, web = (f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}",
                             _free_port())
-    store = tmp_path / "castream.sqlite"
+    store, raw = tmp_path / "castream.sqlite", tmp_path / "raw"
     processes = []
     try:
         processes.append(_castream(
             "serve", "--endpoint", ingest, "--publish", publish, "--store", str(store),
-            "--record-dir", str(tmp_path / "raw"), log_path=tmp_path / "serve.log"))
+            "--record-dir", str(raw), *serve_args, log_path=tmp_path / "serve.log"))
         processes.append(_castream(
-            "dashboard", "--store", str(store), "--events", publish, "--ingest", ingest,
-            "--allow-launch", str(tmp_path), "--port", str(web), "--headless",
-            "--refresh-s", "0.5",
-            log_path=tmp_path / "dashboard.log"))
+            "dashboard", "--store", str(store), "--events", publish,
+            *(arg.format(ingest=ingest, publish=publish) for arg in dashboard_args),
+            "--port", str(web), "--headless", log_path=tmp_path / "dashboard.log"))
         url = f"http://127.0.0.1:{web}"
         _wait_until(lambda: store.exists() and _http_ok(f"{url}/_stcore/health"), 60,
                     "the engine store and the dashboard", processes)
-        yield {"url": url, "tmp_path": tmp_path, "processes": processes}
+        yield {"url": url, "tmp_path": tmp_path, "processes": processes, "ingest": ingest,
+               "store": store, "raw": raw}
     finally:
         for process in reversed(processes):
             _stop(process)
+
+
+@pytest.fixture
+def live_system(tmp_path: Path) -> Iterator[dict]:
+    """A running engine and a dashboard on it (the test starts the stream from the page)."""
+    with _engine_and_dashboard(tmp_path, [], [
+            "--ingest", "{ingest}", "--allow-launch", str(tmp_path), "--refresh-s", "0.5"
+    ]) as system:
+        yield system
 
 
 def _screenshot_path(tmp_path: Path) -> Path:
@@ -195,28 +209,12 @@ def cells_system(tmp_path: Path) -> Iterator[dict]:
     """``serve`` (recording to tmp_path/raw) and a dashboard that reads its store and record
     directory, with a structure image and then a Ca²⁺ movie of the same field sent to serve
     through the Publisher SDK (the field of ``tests/cells_scene.py``)."""
-    ingest, publish, web = (f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}",
-                            _free_port())
-    store, raw = tmp_path / "castream.sqlite", tmp_path / "raw"
-    processes = []
-    try:
-        processes.append(_castream(
-            "serve", "--endpoint", ingest, "--publish", publish, "--store", str(store),
-            "--record-dir", str(raw), "--detector", "classical",
-            log_path=tmp_path / "serve.log"))
-        processes.append(_castream(
-            "dashboard", "--store", str(store), "--events", publish, "--record-dir", str(raw),
-            "--port", str(web), "--headless", log_path=tmp_path / "dashboard.log"))
-        url = f"http://127.0.0.1:{web}"
-        _wait_until(lambda: store.exists() and _http_ok(f"{url}/_stcore/health"), 60,
-                    "the engine store and the dashboard", processes)
-        _send_field(ingest)
-        _wait_until(lambda: _count_rows(store, "cell_phenotypes") > 0, 60,
-                    "the per-cell phenotypes of the movie", processes)
-        yield {"url": url, "tmp_path": tmp_path, "processes": processes}
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+    with _engine_and_dashboard(tmp_path, ["--detector", "classical"],
+                               ["--record-dir", str(tmp_path / "raw")]) as system:
+        _send_field(system["ingest"])
+        _wait_until(lambda: _count_rows(system["store"], "cell_phenotypes") > 0, 60,
+                    "the per-cell phenotypes of the movie", system["processes"])
+        yield system
 
 
 def _send_field(ingest: str) -> None:
