@@ -21,6 +21,7 @@ from .cellclass import CellClassifier, CellSummary
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
 from .hybrid import HybridDetector, HybridParams
+from .kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .windows import MODES
 
@@ -200,12 +201,12 @@ class DetectorFactory:
 
 
 #: configured thresholds that apply whatever the detector (its own probability scale aside)
-EVENT_OVERRIDES = ("min_significance", "split_dip_sd")
+EVENT_OVERRIDES = ("min_significance", "split_dip_sd", PUFF_MIN_KEY, SPARK_MAX_KEY)
 
 
 def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:
-    """``detector`` with the configured ``min_significance`` and ``split_dip_sd`` (those
-    given; ``None`` removes the model's value)."""
+    """``detector`` with the configured :data:`EVENT_OVERRIDES` (those given; ``None`` removes
+    the model's value)."""
     for key in EVENT_OVERRIDES:
         if key in overrides and overrides[key] is None:
             detector.thresholds.pop(key, None)
