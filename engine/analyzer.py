@@ -109,6 +109,7 @@ class StreamAnalyzer:
                                                              DEFAULT_MIN_SIGNIFICANCE))
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds, axes=info.axes,
+                                        config=detector.tracker_config,
                                         keep_labels=keep_labels, accept=self._significant)
         self.quality = QualityMonitor(
             info.frame_shape, info.pixel_um, info.dt_ms,
@@ -311,8 +312,11 @@ class StreamAnalyzer:
     def _event(self, instance: Instance) -> Event:
         """Characterize, then empty what cannot be trusted (:mod:`engine.honesty`)."""
         info = self.info
-        measure = locate if instance.over_budget else characterize
-        fields = measure(instance, info.pixel_um, info.dt_ms)
+        if instance.over_budget:
+            fields = locate(instance, info.pixel_um, info.dt_ms)
+        else:
+            fields = characterize(instance, info.pixel_um, info.dt_ms,
+                                  self.detector.characterize_config)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
         self.quality.count_event(fields["flags"], honesty.measurable(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
