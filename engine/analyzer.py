@@ -112,6 +112,7 @@ class StreamAnalyzer:
                                                                           SPARK_MAX_KEY))
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds, axes=info.axes,
+                                        config=detector.tracker_config,
                                         keep_labels=keep_labels, accept=self._significant)
         self.quality = QualityMonitor(
             info.frame_shape, info.pixel_um, info.dt_ms,
@@ -315,8 +316,11 @@ class StreamAnalyzer:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the
         duration settle spark against puff (:mod:`engine.kind_rules`)."""
         info = self.info
-        measure = locate if instance.over_budget else characterize
-        fields = measure(instance, info.pixel_um, info.dt_ms)
+        if instance.over_budget:
+            fields = locate(instance, info.pixel_um, info.dt_ms)
+        else:
+            fields = characterize(instance, info.pixel_um, info.dt_ms,
+                                  self.detector.characterize_config)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
         kind_by_duration(fields, *self._kind_rules)
         self.quality.count_event(fields["flags"], honesty.measurable(fields))
