@@ -43,6 +43,8 @@ BOX_MS = 20.0
 #: ``min_significance`` overrides it; see README "What the significance means")
 DEFAULT_MIN_SIGNIFICANCE = 5.0
 MIN_NOISE_SAMPLES = 20
+#: (space, time) multiples of the box tried; the significance is the largest z
+SCALES: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
 
 
 def box_size(pixel_um: float, dt_ms: float, linescan: bool,
@@ -72,19 +74,27 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
         Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
         divided by it first, so that a dim, noisy pixel does not pass for a bright event.
     """
-    box = box_size(pixel_um, dt_ms, instance.axes == "TX")
     dff0 = instance.dff0.astype(np.float64)
     if noise_map is not None:
         dff0 = dff0 / _crop_noise(noise_map, instance)
     valid = np.isfinite(dff0)
     if saturated is not None:
         valid &= ~saturated
+    mask = instance.mask_in_context()
+    zs = [_z(dff0, valid, mask, box_size(pixel_um, dt_ms, instance.axes == "TX",
+                                         BOX_UM * space, BOX_MS * time))
+          for space, time in SCALES]
+    zs = [z for z in zs if math.isfinite(z)]
+    return max(zs) if zs else math.nan
+
+
+def _z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[int, int, int]) -> float:
+    """Steps 1-4 of the module docstring with one box."""
     weights = ndimage.uniform_filter(valid.astype(np.float64), box, mode="constant")
     sums = ndimage.uniform_filter(np.where(valid, dff0, 0.0), box, mode="constant")
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / weights
     usable = weights >= 0.5
-    mask = instance.mask_in_context()
     near = ndimage.binary_dilation(mask, np.ones(box, bool))
     signal = means[usable & mask]
     sd = _noise_sd(means, usable & ~near, box[0])
