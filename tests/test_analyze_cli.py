@@ -93,7 +93,7 @@ def test_2d_image_without_axes_is_a_clear_error(plain_2d_tiff, tmp_path, caplog)
 
 def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_path,
                                                             monkeypatch):
-    import engine.batch as batch
+    import engine.analyze_file as analyze_file
     from engine.pipeline import EngineConfig
 
     def interrupted(analyzer, chunks, labels):
@@ -101,13 +101,13 @@ def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_p
             labels.write(first, np.zeros_like(frames, dtype=np.int32))
             raise KeyboardInterrupt  # Ctrl-C in the middle of the recording
 
-    monkeypatch.setattr(batch, "run_stream", interrupted)
+    monkeypatch.setattr(analyze_file, "run_stream", interrupted)
     config = EngineConfig(detector="classical")
     with pytest.raises(KeyboardInterrupt):
-        batch.analyze_file(recording_dir / "cell-1.tif", tmp_path / "new" / "out", config)
+        analyze_file.analyze_file(recording_dir / "cell-1.tif", tmp_path / "new" / "out", config)
     assert not (tmp_path / "new").exists()  # folders it created are gone
     existing = tmp_path / "existing"
     existing.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        batch.analyze_file(recording_dir / "cell-1.tif", existing, config)
+        analyze_file.analyze_file(recording_dir / "cell-1.tif", existing, config)
     assert list(existing.iterdir()) == []  # no labels.tif, no staging folder

@@ -18,7 +18,7 @@ from acquisition.simulate import (
     simulate_movie,
 )
 from engine import honesty
-from engine.batch import analyze_file
+from engine.analyze_file import analyze_file
 from engine.instances import Instance
 from engine.pipeline import EngineConfig, analyze_array
 from engine.quality import QualityMonitor, SaturationBuffer

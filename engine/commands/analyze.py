@@ -141,7 +141,7 @@ def _write_cells_tables(summaries: list[dict]) -> None:
 
 
 def _run_local(jobs, config, flags, progress):
-    from engine.batch import analyze_file
+    from engine.analyze_file import analyze_file
     from engine.pipeline import DetectorFactory
 
     factory = DetectorFactory(config)
@@ -160,7 +160,7 @@ def _run_dask(jobs, config, flags, args):
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    from engine.batch import analyze_file
+    from engine.analyze_file import analyze_file
 
     if args.scheduler:
         client = Client(args.scheduler)
