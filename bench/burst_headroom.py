@@ -47,7 +47,7 @@ def main() -> None:
         low["tokens"] = math.inf
         events = flagged = 0
         for rec in load_data(spec, overrides, 0):
-            result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, model_dir=model,
+            result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, model_dir=model,
                                    blank=rec.blank, detector=detector)
             events += len(result.events)
             flagged += sum(burst.BURST_FLAG in e.flags.split(";") for e in result.events)

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from .backends import Backend
 from .batching import WindowBatcher
 from .classical import ClassicalDetector
@@ -133,8 +135,8 @@ class ClassicalStreamDetector:
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
                  **kwargs) -> None:
-        self._detector = ClassicalDetector(pixel_um, dt_ms, linescan=len(frame_shape) == 1,
-                                           **kwargs)
+        self._detector = ClassicalDetector(pixel_um, dt_ms,
+                                           StreamKind.from_item_shape(frame_shape), **kwargs)
         self.thresholds = self._detector.thresholds
         self.preprocess: dict = {}
         self.trained_range = None  # no training: no trained range

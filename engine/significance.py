@@ -72,7 +72,7 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
         Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
         divided by it first, so that a dim, noisy pixel does not pass for a bright event.
     """
-    box = box_size(pixel_um, dt_ms, instance.axes == "TX")
+    box = box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan)
     dff0 = instance.dff0.astype(np.float64)
     if noise_map is not None:
         dff0 = dff0 / _crop_noise(noise_map, instance)

@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 from acquisition.simulate import LinescanParams, simulate_linescan, write_recording
+from acquisition.stream_kind import StreamKind
 from engine.analyzer import StreamAnalyzer, StreamInfo
 from engine.cli import main
 from engine.detectors import ClassicalStreamDetector
@@ -55,7 +56,7 @@ def test_analyze_missing_input_is_a_clear_error(tmp_path, caplog):
 
 def test_transport_gap_is_filled_and_counted():
     rec = simulate_linescan(LinescanParams(n_lines=900, n_pixels=128), seed=4)
-    info = StreamInfo("s", "TX", (128,), rec.pixel_um, rec.dt_ms)
+    info = StreamInfo("s", StreamKind.LINESCAN, (128,), rec.pixel_um, rec.dt_ms)
     analyzer = StreamAnalyzer(info, ClassicalStreamDetector(rec.pixel_um, rec.dt_ms, (128,)))
     analyzer.push(0, rec.data[:300])
     analyzer.push(350, rec.data[350:])  # lines 300..349 never arrived

@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from acquisition.stream_kind import StreamKind
 from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
 from offline.evaluate import evaluate
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     n_sim = args.n if args.n_sim is None else args.n_sim
-    sim_params = RAISED if args.kind == "movie" else {}
+    sim_params = {} if StreamKind.from_model_kind(args.kind).is_linescan else RAISED
     data = {"development": DevSource(kind=args.kind, seed=DEV_VAL_SEED).lazy(args.n),
             "simulator": SimulatedSource(kind=args.kind, split="val", seed=0,
                                          params=dict(sim_params)).lazy(n_sim)}
