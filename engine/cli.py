@@ -13,6 +13,8 @@ import importlib
 import logging
 import sys
 
+from engine.extras import install_hint
+
 #: subcommand -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
     "simulate": "engine.commands.simulate",
@@ -83,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         logging.getLogger("castream").warning("interrupted")
         return 130
+    except ModuleNotFoundError as exc:
+        extra = install_hint(args.command, exc.name)
+        if args.debug or extra is None:
+            raise
+        logging.getLogger("castream").error(
+            "castream %s needs %s, which is not installed: pip install 'castream[%s]' "
+            "(--debug shows the traceback)", args.command, exc.name, extra)
+        return 1
     except (OSError, ValueError) as exc:
         if args.debug:
             raise
