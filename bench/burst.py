@@ -29,7 +29,8 @@ PIXEL_UM, DT_MS = 0.14, 1.5
 
 def run_block(data, quiet: int, limits: BudgetLimits) -> dict:
     factory = DetectorFactory(EngineConfig(detector="classical"))
-    info = StreamInfo("burst", StreamKind.LINESCAN, data.shape[1:], PIXEL_UM, DT_MS, blank=BLANK_COUNTS)
+    info = StreamInfo("burst", StreamKind.LINESCAN, data.shape[1:], PIXEL_UM, DT_MS,
+                      blank=BLANK_COUNTS)
     analyzer = StreamAnalyzer(info, factory.detector(info), budget=limits)
     events = analyzer.push(0, data[:quiet])
     t0 = time.perf_counter()

@@ -132,7 +132,8 @@ class _StubIngest:
 
 
 def _start_items(n_streams: int, recording) -> list[StreamStarted]:
-    return [StreamStarted(StartHeader(f"s{i}", StreamKind.MOVIE.wire_mode, "uint16", recording.data.shape[1:],
+    mode = StreamKind.MOVIE.wire_mode
+    return [StreamStarted(StartHeader(f"s{i}", mode, "uint16", recording.data.shape[1:],
                                       recording.pixel_um, DT_MS, blank=recording.blank))
             for i in range(n_streams)]
 

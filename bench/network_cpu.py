@@ -117,8 +117,8 @@ def main() -> None:
                     both, args.repeats, args.threads)
     movie = {}
     for mode in ("accurate", "low_latency"):
-        movie[mode] = bench_model("default movie (3D)", _model(StreamKind.MOVIE, mode), mode, MOVIE_YX,
-                                  both, args.repeats, args.threads)
+        movie[mode] = bench_model("default movie (3D)", _model(StreamKind.MOVIE, mode), mode,
+                                  MOVIE_YX, both, args.repeats, args.threads)
     dotti_backends = ["onnxruntime"] if args.skip_dotti_torch else both
     dotti = bench_model("Dotti et al. 3D U-Net", _dotti_model(), "accurate", MOVIE_YX,
                         dotti_backends, 1, args.threads)

@@ -125,8 +125,8 @@ def _chunks(source, progress: bool, overview: OverviewImage | None = None):
     from tqdm import tqdm
 
     n = CHUNK_FRAMES[source.stream_kind]
-    with tqdm(total=len(source), unit=source.stream_kind.item_name, desc=source.path.name, disable=not progress,
-              leave=False) as bar:
+    with tqdm(total=len(source), unit=source.stream_kind.item_name, desc=source.path.name,
+              disable=not progress, leave=False) as bar:
         for first in range(0, len(source), n):
             frames = source.read(first, first + n)
             if overview is not None:

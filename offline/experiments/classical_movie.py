@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON list of ClassicalParams overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sets, empty = validation_data(StreamKind.MOVIE, args.n_dev, 3, sim_params=RAISED, n_sim=args.n_sim)
+    sets, empty = validation_data(StreamKind.MOVIE, args.n_dev, 3, sim_params=RAISED,
+                                  n_sim=args.n_sim)
     base = classical.MOVIE
     try:
         for overrides in args.criteria:
