@@ -27,6 +27,7 @@ from .characterize import characterize, locate
 from .detectors import Detector
 from .events import Event
 from .instances import Instance
+from .kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
 from .noise_map import NoiseMaps
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
@@ -105,8 +106,11 @@ class StreamAnalyzer:
                                  **detector.preprocess)
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
+        self._kind_rules = tuple(detector.thresholds.get(key) for key in (PUFF_MIN_KEY,
+                                                                          SPARK_MAX_KEY))
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds,
+                                        config=detector.tracker_config,
                                         keep_labels=keep_labels, accept=self._significant)
         self.quality = QualityMonitor(
             info.frame_shape, info.pixel_um, info.dt_ms,
@@ -307,11 +311,16 @@ class StreamAnalyzer:
         return not instance.significance < self.min_significance
 
     def _event(self, instance: Instance) -> Event:
-        """Characterize, then empty what cannot be trusted (:mod:`engine.honesty`)."""
+        """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the
+        duration settle spark against puff (:mod:`engine.kind_rules`)."""
         info = self.info
-        measure = locate if instance.over_budget else characterize
-        fields = measure(instance, info.pixel_um, info.dt_ms)
+        if instance.over_budget:
+            fields = locate(instance, info.pixel_um, info.dt_ms)
+        else:
+            fields = characterize(instance, info.pixel_um, info.dt_ms,
+                                  self.detector.characterize_config)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
+        kind_by_duration(fields, *self._kind_rules)
         self.quality.count_event(fields["flags"], honesty.measurable(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
 

@@ -8,16 +8,16 @@ denoiser chosen by fit quality. Steps:
 
 1. **position**: maximum, inside the instance mask, of the ΔF/F0 smoothed with a Gaussian
    (``sigma_ms``, ``sigma_um``; movies are not smoothed in time); movies are then averaged over
-   ``MOVIE_BAND_Y_UM`` of rows around it, giving one (T, X) slab.
+   ``movie_band_y_um`` of rows around it, giving one (T, X) slab.
 2. **temporal profile** (first pass): mean over ``band_um`` across X; its **baseline** is the
-   mean of the ``BASELINE_MS`` before the mask starts, shrunk towards 0 by its own noise
-   (``BASELINE_PRIOR_SD``); the top of its rough copy gives the peak time.
+   mean of the ``baseline_ms`` before the mask starts, shrunk towards 0 by its own noise
+   (``baseline_prior_sd``); the top of its rough copy gives the peak time.
 3. **spatial profile**: mean over ``band_ms`` around that peak; ``fwhm_um`` from a pseudo-Voigt
-   fit over ±``VOIGT_HALF_UM`` (:mod:`engine.spatialfit`) unless its reduced χ² is more than
-   ``VOIGT_CHI2_SD`` SDs above 1, then from the half-maximum crossings of the model-free
+   fit over ±``voigt_half_um`` (:mod:`engine.spatialfit`) unless its reduced χ² is more than
+   ``voigt_chi2_sd`` SDs above 1, then from the half-maximum crossings of the model-free
    profile.
 4. **temporal profile** (final): weighted across X by the fitted spatial profile (a matched
-   filter over the part ≥ ``MATCHED_FRACTION`` of its peak: the best signal-to-noise ratio for
+   filter over the part ≥ ``matched_fraction`` of its peak: the best signal-to-noise ratio for
    a given spatial shape), baseline and :func:`~engine.timecourse.measure` again. FDHM, rise
    (10 % crossing before the peak → peak) and t50 (peak → 50 % crossing after it) are read off
    its monotone flanks; a crossing outside the crop gives NaN.
@@ -48,11 +48,14 @@ FWHM 9.7 %, FDHM 10.8 %, rise 17.6 %, t50 10.8 % (before: 9.4, 9.0, 9.0, 24.2, 1
 no iterative optimizer, every fit is closed-form or a fixed grid: 4–6 ms of CPU per event on a
 busy 2-core machine, where the release-curve fit took 8–29 ms.
 Times are ms from frame 0 of the stream (frame index × ``dt_ms``), positions µm from pixel 0.
+The parameters named above are the fields of :class:`CharacterizeConfig`, read from the model
+directory's ``postprocess.json`` (:mod:`engine.models.postprocess_file`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -62,35 +65,51 @@ from engine.instances import Instance, smooth_dff0
 from engine.spatialfit import VoigtFit, fit_pseudo_voigt
 from engine.timecourse import Profile, measure, noise_sd
 
-#: smoothing of the ΔF/F0 crop before the peak search (line-scans; movies: ``MOVIE_SIGMA_*``)
-SIGMA_MS = 2.0
-SIGMA_UM = 0.2
-#: the spatial profile is averaged over ``band_ms`` around the peak, the first temporal one
-#: over ``band_um`` around it (SparkMaster averages lines the same way)
-BAND_MS = 6.0
-BAND_UM = 1.0
-#: smoothing of the rough copy of each profile that finds its top and flank ends
-PROFILE_SIGMA_MS = 3.0
-PROFILE_SIGMA_UM = 0.15
-#: a temporal flank ends after staying this long under the floor (one noisy dip does not end it)
-HOLD_MS = 4.0
-#: movies: smoothing in X and Y only before the peak search; profiles averaged over
-#: ``MOVIE_BAND_Y_UM`` of rows around the peak
-MOVIE_SIGMA_MS = 0.0
-MOVIE_SIGMA_UM = 0.4
-MOVIE_BAND_Y_UM = 0.4
-#: prior SD of the ΔF/F0 baseline around an event (F0 errors): the mean of the ``BASELINE_MS``
-#: before the mask is shrunk towards 0 by its own noise against this
-BASELINE_PRIOR_SD = 0.02
-BASELINE_MS = 30.0
-#: pseudo-Voigt fit of the spatial profile: half-width of its window, first guess of the FWHM
-#: when the crossings fail, and how far (in SDs of χ²) from the noise its fit may be
-VOIGT_HALF_UM = 3.0
-SPARK_FWHM_UM = 1.9
-VOIGT_CHI2_SD = 10.0
-#: the final temporal profile weights the columns where the fitted spatial profile is at least
-#: this fraction of its peak
-MATCHED_FRACTION = 0.3
+
+@dataclass(frozen=True)
+class CharacterizeConfig:
+    """Parameters of :func:`characterize` (model directory ``postprocess.json``, section
+    ``characterize``; these defaults are the values the method was written and benchmarked with,
+    see the module docstring)."""
+
+    #: smoothing of the ΔF/F0 crop before the peak search (line-scans; movies: ``movie_sigma_*``)
+    sigma_ms: float = 2.0
+    sigma_um: float = 0.2
+    #: the spatial profile is averaged over ``band_ms`` around the peak, the first temporal one
+    #: over ``band_um`` around it (SparkMaster averages lines the same way)
+    band_ms: float = 6.0
+    band_um: float = 1.0
+    #: smoothing of the rough copy of each profile that finds its top and flank ends
+    profile_sigma_ms: float = 3.0
+    profile_sigma_um: float = 0.15
+    #: a temporal flank ends after staying this long under the floor (one noisy dip does not end it)
+    hold_ms: float = 4.0
+    #: movies: smoothing in X and Y only before the peak search; profiles averaged over
+    #: ``movie_band_y_um`` of rows around the peak
+    movie_sigma_ms: float = 0.0
+    movie_sigma_um: float = 0.4
+    movie_band_y_um: float = 0.4
+    #: prior SD (ΔF/F0) of the baseline around an event (F0 errors): the mean of the
+    #: ``baseline_ms`` before the mask is shrunk towards 0 by its own noise against this
+    baseline_prior_sd: float = 0.02
+    baseline_ms: float = 30.0
+    #: pseudo-Voigt fit of the spatial profile: half-width of its window, first guess of the FWHM
+    #: when the crossings fail, and how far (in SDs of χ²) from the noise its fit may be
+    voigt_half_um: float = 3.0
+    spark_fwhm_um: float = 1.9
+    voigt_chi2_sd: float = 10.0
+    #: the final temporal profile weights the columns where the fitted spatial profile is at
+    #: least this fraction of its peak
+    matched_fraction: float = 0.3
+
+    def smoothing(self, linescan: bool) -> tuple[float, float]:
+        """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
+        if linescan:
+            return self.sigma_ms, self.sigma_um
+        return self.movie_sigma_ms, self.movie_sigma_um
+
+
+DEFAULT_CONFIG = CharacterizeConfig()
 
 
 def _peak_position(smoothed: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
@@ -102,31 +121,27 @@ def _band(center: int, half_width: int, size: int) -> slice:
     return slice(max(0, center - half_width), min(size, center + half_width + 1))
 
 
-def baseline(profile: np.ndarray, end: int, samples: int) -> float:
+def baseline(profile: np.ndarray, end: int, samples: int,
+             prior_sd: float = DEFAULT_CONFIG.baseline_prior_sd) -> float:
     """ΔF/F0 baseline from the last ``samples`` samples before ``end``, shrunk towards 0 by its
-    noise."""
+    noise against a prior SD of ``prior_sd``."""
     pre = np.asarray(profile[max(0, end - samples) : max(0, end)], np.float64)
     if len(pre) == 0:
         return 0.0
     sd = noise_sd(profile)
     var = sd * sd / len(pre) if sd > 0 else 0.0
-    return float(pre.mean() * BASELINE_PRIOR_SD**2 / (BASELINE_PRIOR_SD**2 + var))
+    return float(pre.mean() * prior_sd**2 / (prior_sd**2 + var))
 
 
 def characterize(
     instance: Instance,
     pixel_um: float,
     dt_ms: float,
-    sigma_ms: float | None = None,
-    sigma_um: float | None = None,
-    band_ms: float = BAND_MS,
-    band_um: float = BAND_UM,
-    profile_sigma_ms: float = PROFILE_SIGMA_MS,
-    hold_ms: float = HOLD_MS,
+    config: CharacterizeConfig = DEFAULT_CONFIG,
 ) -> dict:
     """Event fields of one instance (see module docstring).
 
-    ``sigma_ms``/``sigma_um`` default to ``SIGMA_*`` for line-scans, ``MOVIE_SIGMA_*`` for movies;
+    ``config`` holds every parameter (a model directory's ``postprocess.json``); its
     ``profile_sigma_ms`` and ``hold_ms`` set the rough copy and flank ends of the temporal
     profile (:func:`engine.timecourse.measure`).
 
@@ -137,30 +152,27 @@ def characterize(
         fdhm_ms, rise_ms, t50_ms`` (NaN where not measurable).
     """
     linescan = instance.stream_kind.is_linescan
-    if sigma_ms is None:
-        sigma_ms = SIGMA_MS if linescan else MOVIE_SIGMA_MS
-    if sigma_um is None:
-        sigma_um = SIGMA_UM if linescan else MOVIE_SIGMA_UM
+    sigma_ms, sigma_um = config.smoothing(linescan)
     dff0 = instance.dff0.astype(np.float32)
     mask = instance.mask_in_context()
     smoothed = smooth_dff0(dff0, sigma_ms / dt_ms, sigma_um / pixel_um, linescan)
     tp, yp, xp = _peak_position(smoothed, mask)
-    y_half = 0 if linescan else int(round(MOVIE_BAND_Y_UM / pixel_um / 2))
+    y_half = 0 if linescan else int(round(config.movie_band_y_um / pixel_um / 2))
     rows = _band(yp, y_half, dff0.shape[1])
     line = dff0[:, rows, :].mean(axis=1, dtype=np.float64)
-    columns = _band(xp, int(round(band_um / pixel_um / 2)), line.shape[1])
+    columns = _band(xp, int(round(config.band_um / pixel_um / 2)), line.shape[1])
     frames = np.flatnonzero(mask[:, rows, columns].any(axis=(1, 2)))
-    timing = _Timing(dt_ms, profile_sigma_ms, hold_ms, frames)
+    timing = _Timing(dt_ms, config, frames)
     weights = np.zeros(line.shape[1])
     weights[columns] = 1.0
     tp = timing.rough_peak(line, weights, tp)
-    spatial = line[_band(tp, int(round(band_ms / dt_ms / 2)), line.shape[0])].mean(axis=0)
-    in_space = measure(spatial, PROFILE_SIGMA_UM / pixel_um * (sigma_um > 0),
+    spatial = line[_band(tp, int(round(config.band_ms / dt_ms / 2)), line.shape[0])].mean(axis=0)
+    in_space = measure(spatial, config.profile_sigma_um / pixel_um * (sigma_um > 0),
                        search=(columns.start, columns.stop), split=False)
-    voigt = _voigt(spatial, in_space, xp, pixel_um)
+    voigt = _voigt(spatial, in_space, xp, pixel_um, config)
     if voigt is not None:
         matched = voigt.values(np.arange(line.shape[1]))
-        matched[matched < MATCHED_FRACTION * voigt.peak_value] = 0.0
+        matched[matched < config.matched_fraction * voigt.peak_value] = 0.0
         weights = matched if matched.sum() > 0 else weights
     in_time = timing.measure(line, weights)
     tp = in_time.peak if in_time is not None else tp
@@ -176,17 +188,18 @@ def characterize(
 class _Timing:
     """Baseline, peak and crossings of a temporal profile weighted across X."""
 
-    def __init__(self, dt_ms: float, sigma_ms: float, hold_ms: float, frames: np.ndarray):
-        self.sigma = sigma_ms / dt_ms
-        self.hold = max(1, int(round(hold_ms / dt_ms)))
+    def __init__(self, dt_ms: float, config: CharacterizeConfig, frames: np.ndarray):
+        self.sigma = config.profile_sigma_ms / dt_ms
+        self.hold = max(1, int(round(config.hold_ms / dt_ms)))
         self.onset = int(frames[0]) if frames.size else 0
-        self.pre = max(1, int(round(BASELINE_MS / dt_ms)))
+        self.pre = max(1, int(round(config.baseline_ms / dt_ms)))
+        self.prior_sd = config.baseline_prior_sd
         self.search = (int(frames[0]), int(frames[-1]) + 1) if frames.size else None
 
     def profile(self, line: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean across X, minus its baseline."""
         temporal = line @ (weights / weights.sum())
-        return temporal - baseline(temporal, self.onset, self.pre)
+        return temporal - baseline(temporal, self.onset, self.pre, self.prior_sd)
 
     def rough_peak(self, line: np.ndarray, weights: np.ndarray, default: int) -> int:
         """Maximum of the rough copy of the profile inside the search range."""
@@ -201,21 +214,21 @@ class _Timing:
         return measure(self.profile(line, weights), self.sigma, self.hold, self.search)
 
 
-def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int,
-           pixel_um: float) -> VoigtFit | None:
+def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,
+           config: CharacterizeConfig) -> VoigtFit | None:
     """Pseudo-Voigt fit of the spatial profile when it fits within the noise, else None."""
     guess = math.nan
     if in_space is not None:
         guess = in_space.after(0.5) - in_space.before(0.5)
         xp = in_space.peak
     if not guess > 0:
-        guess = SPARK_FWHM_UM / pixel_um
-    window = int(round(max(VOIGT_HALF_UM / pixel_um, 1.5 * guess)))
+        guess = config.spark_fwhm_um / pixel_um
+    window = int(round(max(config.voigt_half_um / pixel_um, 1.5 * guess)))
     fit = fit_pseudo_voigt(spatial, xp, guess, window, noise_sd(spatial))
     if fit is None:
         return None
     dof = max(2 * window - 3, 1)
-    return fit if fit.chi2 <= 1.0 + VOIGT_CHI2_SD * math.sqrt(2.0 / dof) else None
+    return fit if fit.chi2 <= 1.0 + config.voigt_chi2_sd * math.sqrt(2.0 / dof) else None
 
 
 def _fwhm(voigt: VoigtFit | None, in_space: Profile | None) -> float:
@@ -279,10 +292,11 @@ def locate(instance: Instance, pixel_um: float, dt_ms: float) -> dict:
 
 
 def to_event(
-    instance: Instance, pixel_um: float, dt_ms: float, stream: str = "", cell: str = ""
+    instance: Instance, pixel_um: float, dt_ms: float, stream: str = "", cell: str = "",
+    config: CharacterizeConfig = DEFAULT_CONFIG,
 ) -> Event:
     """Characterize ``instance`` and wrap it as an :class:`~engine.events.Event`."""
-    fields = characterize(instance, pixel_um, dt_ms)
+    fields = characterize(instance, pixel_um, dt_ms, config)
     return Event(event_id=instance.event_id, stream=stream, cell=cell, **fields)
 
 

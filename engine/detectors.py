@@ -7,7 +7,10 @@ Two interchangeable implementations behind one small interface (``push`` / ``flu
 * :class:`ClassicalStreamDetector` — the network-free :class:`~engine.classical.ClassicalDetector`
   fed with a fixed temporal context, so it also gives the same result however frames are chunked.
 
-Both expose ``lookahead_frames`` (the built-in latency) and ``thresholds`` (for the tracker).
+Both expose ``lookahead_frames`` (the built-in latency), ``thresholds`` (for the tracker) and the
+post-processing parameters the analyzer runs with them: ``tracker_config`` and
+``characterize_config`` (the model directory's ``postprocess.json``; the code's defaults for the
+classical detector, which has no model directory).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from acquisition.stream_kind import StreamKind
 
 from .backends import Backend
 from .batching import WindowBatcher
+from .characterize import CharacterizeConfig
 from .classical import ClassicalDetector
+from .instances import TrackerConfig
 from .models.model_dir import ModelDir
+from .models.postprocess_file import PostprocessParams
 from .preprocess import network_input
 from .windows import FinalBlock, Stitcher, Windower
 
@@ -37,6 +43,8 @@ class Detector(Protocol):
     thresholds: dict
     preprocess: dict  # Preprocessor keyword arguments the detector was built for
     trained_range: dict | None  # calibration range of the training data (None: not trained)
+    tracker_config: TrackerConfig  # post-processing of its probabilities
+    characterize_config: CharacterizeConfig
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
 
@@ -60,17 +68,23 @@ class NetworkDetector:
         Cross-stream batching (:mod:`engine.batching`): windows are submitted to it instead of
         run at once; ``push``/``flush`` return only the blocks completed so far, and blocks
         completed later (when the batcher runs a batch) are taken with :meth:`take_ready`.
+    postprocess : PostprocessParams, optional
+        Instead of the model directory's ``postprocess.json``.
     """
 
     def __init__(self, model: ModelDir, backend: Backend, mode: str,
                  frame_shape: tuple[int, ...], max_batch: int = 4,
-                 batcher: WindowBatcher | None = None) -> None:
+                 batcher: WindowBatcher | None = None,
+                 postprocess: PostprocessParams | None = None) -> None:
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
         self.preprocess = dict(model.config.preprocess)
         #: calibration range the model was trained on ({"pixel_um": [lo, hi], ...}) or None
         self.trained_range = model.config.calibration.get("trained_range")
         self.thresholds = dict(model.thresholds)
+        self.postprocess = model.postprocess if postprocess is None else postprocess
+        self.tracker_config = self.postprocess.tracker_for("network")
+        self.characterize_config = self.postprocess.characterize
         self.backend = backend
         self.name = f"network:{model.config.name or 'model'}/{mode}"
         self.max_batch = max_batch
@@ -131,13 +145,17 @@ class NetworkDetector:
 
 class ClassicalStreamDetector:
     """The classical detector over one stream (:class:`~engine.classical.ClassicalStream`);
-    its look-ahead is the detector's ``context_after``."""
+    its look-ahead is the detector's ``context_after``. ``postprocess``: the tracker and
+    characterization parameters (default: the code's); ``kwargs``: ClassicalParams overrides."""
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
-                 **kwargs) -> None:
+                 postprocess: PostprocessParams | None = None, **kwargs) -> None:
         self._detector = ClassicalDetector(pixel_um, dt_ms,
                                            StreamKind.from_item_shape(frame_shape), **kwargs)
         self.thresholds = self._detector.thresholds
+        postprocess = PostprocessParams() if postprocess is None else postprocess
+        self.tracker_config = postprocess.tracker_for("classical")
+        self.characterize_config = postprocess.characterize
         self.preprocess: dict = {}
         self.trained_range = None  # no training: no trained range
         self.name = "classical"

@@ -21,7 +21,9 @@ Rule, per pixel of every finalized frame (``p`` = 1 − P(background) of each de
 
 Parameters live in the model directory's ``hybrid.json`` (:class:`HybridParams`; tuned on
 validation data only, with the command that tuned them in that file's ``provenance``); a model
-without it runs as a plain network detector under ``auto``.
+without it runs as a plain network detector under ``auto``. The post-processing of the fused
+probabilities (tracker, characterization) is the model directory's ``postprocess.json`` with its
+``hybrid`` tracker overrides (:mod:`engine.models.postprocess_file`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from acquisition.labels import CLASS_IDS
 
 from .detectors import ClassicalStreamDetector, NetworkDetector
+from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
 from .windows import FinalBlock
 
 log = logging.getLogger(__name__)
@@ -52,16 +55,14 @@ class HybridParams:
     classes_from_classical: tuple[str, ...] = ("wave",)
     min_significance: float | None = None  # None: the network's thresholds.json value
     classical: dict = field(default_factory=dict)  # ClassicalParams overrides
-    #: spark splitting by dips of this many noise SDs (``TrackerConfig.split_dip_sd``);
-    #: None: Dotti's peak distances
-    split_dip_sd: float | None = None
     provenance: str = ""
     #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
     notes: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, model_path: str | Path | None) -> HybridParams | None:
-        """``hybrid.json`` of a model directory, or None when it has none."""
+        """``hybrid.json`` of a model directory, or None when it has none (keys that moved to
+        ``postprocess.json`` are read there, :mod:`engine.models.postprocess_file`)."""
         if model_path is None:
             return None
         path = Path(model_path) / HYBRID_FILE
@@ -72,6 +73,8 @@ class HybridParams:
         if version != SCHEMA_VERSION:
             raise ValueError(f"{path}: schema_version {version} is not supported "
                              f"(this castream reads {SCHEMA_VERSION})")
+        for key in LEGACY_HYBRID_KEYS:
+            data.pop(key, None)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -96,10 +99,11 @@ class HybridParams:
 
 class HybridDetector:
     """A :class:`NetworkDetector` and a :class:`ClassicalStreamDetector` over one stream, their
-    final blocks fused (module docstring). Same interface as both."""
+    final blocks fused (module docstring). Same interface as both. ``postprocess``: instead of
+    the network's (its model directory's ``postprocess.json``)."""
 
     def __init__(self, network: NetworkDetector, classical: ClassicalStreamDetector,
-                 params: HybridParams) -> None:
+                 params: HybridParams, postprocess: PostprocessParams | None = None) -> None:
         self.network, self.classical, self.params = network, classical, params
         cls_thr = classical.thresholds
         self._cls_fg, self._cls_seed = float(cls_thr["foreground"]), float(cls_thr["seed"])
@@ -109,8 +113,9 @@ class HybridDetector:
         self.thresholds = {"foreground": self._cls_fg, "seed": self._cls_seed}
         if min_sig is not None:
             self.thresholds["min_significance"] = float(min_sig)
-        if params.split_dip_sd is not None:
-            self.thresholds["split_dip_sd"] = float(params.split_dip_sd)
+        postprocess = network.postprocess if postprocess is None else postprocess
+        self.tracker_config = postprocess.tracker_for("hybrid")
+        self.characterize_config = postprocess.characterize
         self.preprocess = network.preprocess
         self.trained_range = network.trained_range
         self.name = f"hybrid:{network.name}+classical"

@@ -47,6 +47,10 @@ CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 class TrackerConfig:
     """Post-processing parameters in physical units (Dotti et al. defaults).
 
+    A model directory's ``postprocess.json`` sets them (section ``tracker``, and
+    ``tracker_overrides`` for one detector; :mod:`engine.models.postprocess_file`); these
+    defaults apply where it says nothing.
+
     Dotti et al. give gaps and minimum durations in frames of their 6.8 ms movies (gaps ≤ 2
     frames, sparks ≥ 3 frames, puffs ≥ 5 frames); they are kept here in ms so that a 1.5 ms
     line-scan gets the same physical tolerances (9, 14 and 23 lines) instead of 3–8 ms ones,

@@ -23,7 +23,9 @@ from .cellclass import CellClassifier, CellSummary
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
 from .hybrid import HybridDetector, HybridParams
+from .kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
+from .models.postprocess_file import PostprocessParams
 from .windows import MODES
 
 log = logging.getLogger(__name__)
@@ -53,12 +55,17 @@ class EngineConfig:
     max_wait_ms: float = 10.0  # longest a window waits for a batch to fill
     backend_options: dict | None = None  # per backend name: constructor kwargs (make_backend)
     hybrid: HybridParams | None = None  # fusion parameters instead of the model's hybrid.json
+    #: tracker and characterization parameters instead of the model's postprocess.json
+    postprocess: PostprocessParams | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if "split_dip_sd" in (self.thresholds or {}):
+            raise ValueError("split_dip_sd is a postprocess.json parameter now: pass "
+                             "EngineConfig(postprocess=...) instead of a threshold")
 
 
 @dataclass
@@ -96,11 +103,13 @@ class DetectorFactory:
         """A fresh detector for one stream."""
         loaded = self._get(info.stream_kind)
         overrides = dict(self.config.thresholds or {})
+        postprocess = self.config.postprocess
         if loaded is None:  # its probability scale is its own: only the event overrides apply
-            return _with_event_overrides(
-                ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape), overrides)
+            return _with_event_overrides(ClassicalStreamDetector(
+                info.pixel_um, info.dt_ms, info.frame_shape, postprocess), overrides)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
-                                   info.frame_shape, batcher=self._batcher_for(loaded.backend))
+                                   info.frame_shape, batcher=self._batcher_for(loaded.backend),
+                                   postprocess=postprocess)
         detector.thresholds.update(overrides)
         params = self._hybrid_params(loaded)
         if params is None:
@@ -201,12 +210,12 @@ class DetectorFactory:
 
 
 #: configured thresholds that apply whatever the detector (its own probability scale aside)
-EVENT_OVERRIDES = ("min_significance", "split_dip_sd")
+EVENT_OVERRIDES = ("min_significance", PUFF_MIN_KEY, SPARK_MAX_KEY)
 
 
 def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:
-    """``detector`` with the configured ``min_significance`` and ``split_dip_sd`` (those
-    given; ``None`` removes the model's value)."""
+    """``detector`` with the configured :data:`EVENT_OVERRIDES` (those given; ``None`` removes
+    the model's value)."""
     for key in EVENT_OVERRIDES:
         if key in overrides and overrides[key] is None:
             detector.thresholds.pop(key, None)
@@ -263,9 +272,11 @@ def analyze_array(data: np.ndarray, stream_kind: StreamKind, pixel_um: float, dt
                   backend: str = "auto", blank: float | None = None,
                   detector: str = "auto", thresholds: dict | None = None,
                   chunk_frames: int = 256, factory: DetectorFactory | None = None,
-                  stream: str = "array", cell: str = "") -> AnalysisResult:
+                  stream: str = "array", cell: str = "",
+                  postprocess: PostprocessParams | None = None) -> AnalysisResult:
     """Run the streaming engine over an in-memory recording: a line-scan ``(T, X)`` or a movie
-    ``(T, Y, X)`` (``stream_kind``)."""
+    ``(T, Y, X)`` (``stream_kind``); ``thresholds`` and ``postprocess`` override the model
+    directory's (without ``factory``)."""
     if stream_kind not in StreamKind.time_series():
         raise ValueError(f"stream_kind must be StreamKind.LINESCAN or MOVIE, got {stream_kind!r}")
     if data.ndim != stream_kind.item_ndim + 1:
@@ -273,7 +284,7 @@ def analyze_array(data: np.ndarray, stream_kind: StreamKind, pixel_um: float, dt
                          f"of shape {data.shape}")
     factory = factory or DetectorFactory(EngineConfig(
         model=Path(model_dir) if model_dir else None, mode=mode, backend=backend,
-        detector=detector, thresholds=thresholds))
+        detector=detector, thresholds=thresholds, postprocess=postprocess))
     info = StreamInfo(stream, stream_kind, tuple(data.shape[1:]), pixel_um, dt_ms, blank, cell)
     analyzer = factory.analyzer(info, keep_labels=True)
     labels = _ArrayLabels(data.shape)

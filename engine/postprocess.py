@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
@@ -63,6 +62,8 @@ class InstanceTracker:
         ``foreground`` (default 0.5) and optional ``seed`` (hysteresis: a region is kept only if
         its maximum foreground probability reaches it).
     config : TrackerConfig, optional
+        The detector's ``tracker_config`` (a model directory's ``postprocess.json``); default:
+        the code's (Dotti et al.).
     keep_labels : bool
         Keep label frames for :meth:`pop_final_labels` (disable when nobody pops them).
     accept : callable, optional
@@ -89,8 +90,6 @@ class InstanceTracker:
         self.fg_threshold = float(thresholds.get("foreground", 0.5))
         self.seed_threshold = float(thresholds.get("seed", self.fg_threshold))
         self.config = config or TrackerConfig()
-        if thresholds.get("split_dip_sd") is not None:  # the model directory's tuned value
-            self.config = replace(self.config, split_dip_sd=float(thresholds["split_dip_sd"]))
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
         self.gap_frames = frames_of(self.config.gap_ms, dt_ms)

@@ -14,13 +14,16 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from acquisition.labels import IGNORE
 from offline import metrics
 from offline.datasets import LabeledRecording
+
+if TYPE_CHECKING:
+    from engine.models.postprocess_file import PostprocessParams
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +65,16 @@ class EvaluationResult:
 
 def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = "accurate",
                detector: str = "network", backend: str = "auto",
-               thresholds: Mapping[str, float] | None = None):
-    """Analyze one recording with the streaming engine; returns its ``AnalysisResult``."""
+               thresholds: Mapping[str, float] | None = None,
+               postprocess: PostprocessParams | None = None):
+    """Analyze one recording with the streaming engine; returns its ``AnalysisResult``
+    (``thresholds`` and ``postprocess`` instead of the model directory's)."""
     from engine.pipeline import analyze_array
 
     return analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, model_dir=model_dir,
                          mode=mode, backend=backend, blank=rec.blank, detector=detector,
-                         thresholds=dict(thresholds) if thresholds else None)
+                         thresholds=dict(thresholds) if thresholds else None,
+                         postprocess=postprocess)
 
 
 def true_classes(rec: LabeledRecording) -> dict[int, str]:
@@ -173,15 +179,17 @@ def _pool_false_events(per_recording: list[dict[str, Any]]) -> dict[str, float]:
 
 def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | None,
              mode: str = "accurate", detector: str = "network", backend: str = "auto",
-             thresholds: Mapping[str, float] | None = None, progress: bool = True) -> EvaluationResult:
-    """Run the engine on every recording and pool the metrics."""
+             thresholds: Mapping[str, float] | None = None, progress: bool = True,
+             postprocess: PostprocessParams | None = None) -> EvaluationResult:
+    """Run the engine on every recording and pool the metrics (``thresholds``,
+    ``postprocess``: as :func:`run_engine`)."""
     from tqdm import tqdm
 
     if not isinstance(recordings, Sequence):
         recordings = list(recordings)  # a Sequence (LazyRecordings) is read one at a time
     per_recording = []
     for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
-        result = run_engine(rec, model_dir, mode, detector, backend, thresholds)
+        result = run_engine(rec, model_dir, mode, detector, backend, thresholds, postprocess)
         per_recording.append(score_recording(rec, result.events, np.asarray(result.labels),
                                              result.quality))
         del result

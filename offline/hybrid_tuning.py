@@ -12,11 +12,17 @@ Objective: the mean over the two generators of the mean F1 of the classes annota
 :data:`~offline.thresholds.F1_TIE`) going to fewer false events, then the higher threshold.
 The network's inference is computed once and reused by every candidate (:class:`MemoBackend`),
 so the search costs one network pass plus one classical pass per candidate.
+
+Every candidate is post-processed as the model directory's ``postprocess.json`` says for the
+hybrid (its ``split_dip_sd``): the search scores what will run. :func:`write_best` writes the
+fusion and the significance threshold to ``hybrid.json`` and the search beside it; the
+post-processing parameters are not this search's, so ``postprocess.json`` is left as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -27,6 +33,7 @@ import numpy as np
 
 from engine.hybrid import HybridParams
 from engine.models.model_dir import ModelDir
+from engine.models.postprocess_file import PostprocessParams
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from offline.evaluate import pool_results, score_recording
 from offline.thresholds import (
@@ -147,3 +154,25 @@ def _best(trials: list[dict], max_false_per_s: float) -> dict:
     plateau = [t for t in allowed if t["objective"] >= top - F1_TIE]
     return min(plateau, key=lambda t: (t["false_events_per_s"],
                                        -t["params"]["min_significance"]))
+
+
+def best_params(search: dict[str, Any], command: str, model_dir: str | Path) -> HybridParams:
+    """The best fusion of ``search`` with its provenance: ``command``, the objective, the data
+    and the spark splitting it was post-processed with (``postprocess.json``)."""
+    best = dict(search["best"])
+    split = PostprocessParams.load(model_dir).tracker_for("hybrid").split_dip_sd
+    best["provenance"] = (f"{command}: validation objective {search['best_objective']:.3f} "
+                          f"(mean over simulator/development validation of the mean class F1), "
+                          f"{search['n_recordings']} recordings, {search['n_empty']} empty; "
+                          f"post-processed with split_dip_sd {split} (postprocess.json)")
+    best["classes_from_classical"] = tuple(best["classes_from_classical"])
+    best["notes"] = tuple(best.get("notes", ()))
+    return HybridParams(**best)
+
+
+def write_best(model_dir: str | Path, params: HybridParams, search: dict[str, Any]) -> Path:
+    """``hybrid.json`` (``params``) and ``hybrid_search.json`` (the whole ``search``)."""
+    path = params.save(model_dir)
+    (Path(model_dir) / "hybrid_search.json").write_text(
+        json.dumps(search, indent=2, default=float) + "\n")
+    return path

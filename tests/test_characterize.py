@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.characterize import characterize, spark_frequency_per_100um_s, to_event
+from engine.characterize import (
+    CharacterizeConfig,
+    characterize,
+    spark_frequency_per_100um_s,
+    to_event,
+)
 from engine.instances import Instance
 from engine.timecourse import measure
 
 DT_MS, PX_UM = 1.5, 0.14
-EXACT = dict(sigma_ms=0.0, sigma_um=0.0, band_ms=0.0, band_um=0.0, profile_sigma_ms=0.0,
-             hold_ms=0.0)
+EXACT = CharacterizeConfig(sigma_ms=0.0, sigma_um=0.0, band_ms=0.0, band_um=0.0,
+                           profile_sigma_ms=0.0, hold_ms=0.0)
 
 
 def spark_profile(t_ms, release_ms, tau_ms):
@@ -53,7 +58,7 @@ def test_crossings_interpolate_linearly():
 def test_noise_free_spark_is_exact():
     # peak exactly on a grid point: t0 + release = 60 ms (line 40), x = 7.0 um (px 50)
     clean = render(200, 100, 48.0, 7.0, 0.8, 2.0, 12.0, 20.0)
-    fields = characterize(instance_of(clean, clean), PX_UM, DT_MS, **EXACT)
+    fields = characterize(instance_of(clean, clean), PX_UM, DT_MS, EXACT)
     fine_t = np.arange(0, 300, 0.001)
     profile = spark_profile(fine_t - 48.0, 12.0, 20.0)
     above = fine_t[profile >= 0.5]
@@ -79,7 +84,7 @@ def test_noisy_sparks_median_error_within_15_percent():
         clean = render(160, 120, 40.0, 8.4, amp, fwhm, release, tau)
         resting_photons = rng.uniform(10, 40)
         noisy = rng.poisson(resting_photons * (1 + clean)) / resting_photons - 1
-        truth = characterize(instance_of(clean, clean), PX_UM, DT_MS, **EXACT)
+        truth = characterize(instance_of(clean, clean), PX_UM, DT_MS, EXACT)
         got = characterize(instance_of(noisy.astype(np.float32), clean), PX_UM, DT_MS)
         for key, values in errors.items():
             values.append(abs(got[key] - truth[key]) / truth[key])

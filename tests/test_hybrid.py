@@ -10,6 +10,7 @@ import pytest
 from acquisition.simulate import LinescanParams, simulate_linescan
 from acquisition.stream_kind import StreamKind
 from engine.hybrid import HYBRID_FILE, HybridDetector, HybridParams
+from engine.models.postprocess_file import PostprocessParams
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from tests.fixtures_models import make_tiny_model_dir
 
@@ -20,6 +21,7 @@ class _Stub:
     def __init__(self, thresholds):
         self.thresholds = thresholds
         self.preprocess, self.trained_range, self.name = {}, None, "stub"
+        self.postprocess = PostprocessParams()
         self.batcher = None
 
 

@@ -108,7 +108,7 @@ def test_nearby_sparks_split_only_when_apart():
 def test_dip_splitting_splits_pairs_by_their_dip_not_their_distance():
     """``split_dip_sd`` (h-maxima): a noisy single spark stays one event, a pair 1.2 µm / 15 ms
     apart -- inside Dotti's 1.8 µm / 20 ms box -- becomes two; given through the thresholds
-    (the model directory's value) like the hybrid detector passes it."""
+    (the model directory's ``postprocess.json`` value) like the hybrid detector passes it."""
     shape = (200, 120)
     rng = np.random.default_rng(3)
     noise = rng.normal(0.0, 0.1, shape).astype(np.float32)
@@ -119,8 +119,9 @@ def test_dip_splitting_splits_pairs_by_their_dip_not_their_distance():
     for name, dff0 in (("single", single), ("pair", pair)):
         clean = dff0 - noise
         probs = probs_of(np.where(clean > 0.2, SPARK, 0))
-        for rule, thresholds in (("distance", {}), ("dip", {"split_dip_sd": 5.0})):
-            tracker = InstanceTracker((120,), PX_UM, DT_MS, thresholds=thresholds, config=FRAMES)
+        dip = dataclasses.replace(FRAMES, split_dip_sd=5.0)
+        for rule, config in (("distance", FRAMES), ("dip", dip)):
+            tracker = InstanceTracker((120,), PX_UM, DT_MS, config=config)
             out, _ = run(tracker, probs, dff0, [shape[0]])
             counts[name, rule] = len(out)
     assert counts["single", "dip"] == 1

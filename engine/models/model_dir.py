@@ -11,6 +11,9 @@ Layout::
                           dt_ms} it was trained for, class_names, extra
     thresholds.json       {"foreground": p, "spark": p, "wave": p, "puff": p, ...free keys}
     metrics.json          optional: how it scored, on what (free form)
+    postprocess.json      optional: tracker and characterization parameters, with the command
+                          that chose each tuned one (engine.models.postprocess_file; missing:
+                          the code's defaults)
     model.onnx            optional: input "input" (B, 1, T, *spatial) float32, output
                           "probabilities" (B, 4, T, *spatial) softmax; every axis dynamic, spatial
                           sizes multiples of ``architecture.size_multiple()`` (see export_onnx)
@@ -34,6 +37,8 @@ from acquisition.stream_kind import StreamKind
 
 from ..windows import MODES, WindowGeometry
 from .architecture import UNetConfig
+from .json_files import ModelDirError, read_json, write_json
+from .postprocess_file import PostprocessParams
 
 if TYPE_CHECKING:
     from torch import nn
@@ -59,10 +64,6 @@ def preprocess_options() -> list[str]:
 
     names = inspect.signature(Preprocessor.__init__).parameters
     return [n for n in names if n not in ("self", "frame_shape", "dt_ms", "blank", "first_index")]
-
-
-class ModelDirError(ValueError):
-    """A model directory is missing a file, has an unknown schema or inconsistent content."""
 
 
 @dataclass
@@ -146,13 +147,16 @@ class ModelConfig:
 
 @dataclass
 class ModelDir:
-    """A model: config, weights (numpy arrays by state-dict key), thresholds and metrics."""
+    """A model: config, weights (numpy arrays by state-dict key), thresholds, metrics and
+    post-processing parameters (``postprocess.json``: read by :meth:`load`, written only by
+    the tuning that chooses them, never by :meth:`save`)."""
 
     config: ModelConfig
     weights: dict[str, np.ndarray]
     thresholds: dict[str, float]
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    postprocess: PostprocessParams = field(default_factory=PostprocessParams)
 
     @property
     def onnx_path(self) -> Path | None:
@@ -167,11 +171,12 @@ class ModelDir:
         path = Path(path)
         if not path.is_dir():
             raise ModelDirError(f"model directory {path} does not exist")
-        config = ModelConfig.from_dict(_read_json(path / CONFIG_FILE))
-        thresholds = _check_thresholds(_read_json(path / THRESHOLDS_FILE), path)
+        config = ModelConfig.from_dict(read_json(path / CONFIG_FILE))
+        thresholds = _check_thresholds(read_json(path / THRESHOLDS_FILE), path)
         metrics_path = path / METRICS_FILE
-        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
-        model = cls(config, _read_weights(path / WEIGHTS_FILE), thresholds, metrics, path)
+        metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+        model = cls(config, _read_weights(path / WEIGHTS_FILE), thresholds, metrics, path,
+                    PostprocessParams.load(path))
         if check_weights:
             model.build_network()
         return model
@@ -184,9 +189,9 @@ class ModelDir:
         path.mkdir(parents=True, exist_ok=True)
         arrays = {k: np.array(v, order="C") for k, v in self.weights.items()}  # keeps 0-d
         save_file(arrays, str(path / WEIGHTS_FILE), metadata={"format": "castream-unet"})
-        _write_json(path / CONFIG_FILE, self.config.to_dict())
-        _write_json(path / THRESHOLDS_FILE, _check_thresholds(self.thresholds, path))
-        _write_json(path / METRICS_FILE, self.metrics)
+        write_json(path / CONFIG_FILE, self.config.to_dict())
+        write_json(path / THRESHOLDS_FILE, _check_thresholds(self.thresholds, path))
+        write_json(path / METRICS_FILE, self.metrics)
         self.path = path
         self._refresh_onnx()
         return path
@@ -252,18 +257,6 @@ def _check_thresholds(data: dict[str, Any], path: Path) -> dict[str, float]:
     return out
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelDirError(f"model directory {path.parent} lacks {path.name}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelDirError(f"{path} must hold a JSON object")
-    return data
-
-
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -274,10 +267,6 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelDirError(f"{path} is not a readable safetensors file: {exc}") from exc
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def default_model_path(stream_kind: StreamKind, mode: str = "accurate",

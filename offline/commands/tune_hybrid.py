@@ -1,11 +1,12 @@
 """``castream tune-hybrid MODEL [--n N]``: choose the hybrid detector's fusion and significance
 threshold on validation data of both generators and write ``MODEL/hybrid.json``
-(:mod:`offline.hybrid_tuning`; the whole search goes to ``MODEL/hybrid_search.json``)."""
+(:mod:`offline.hybrid_tuning`; the whole search goes to ``MODEL/hybrid_search.json``; the
+post-processing parameters in ``MODEL/postprocess.json`` are not tuned here: they stay as
+they are)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -37,8 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.hybrid import HybridParams
-    from offline.hybrid_tuning import K_DETECT, K_GROW, candidates, tune_hybrid
+    from offline.hybrid_tuning import (
+        K_DETECT,
+        K_GROW,
+        best_params,
+        candidates,
+        tune_hybrid,
+        write_best,
+    )
 
     if not (args.model / "config.json").is_file():
         raise FileNotFoundError(f"{args.model} is not a model directory (no config.json)")
@@ -46,18 +53,10 @@ def run(args: argparse.Namespace) -> int:
                          K_GROW if args.k_grow is None else args.k_grow)
     search = tune_hybrid(args.model, n=args.n, n_empty=args.n_empty, fusions=fusions,
                          max_false_per_s=args.max_false_per_s, backend=args.backend)
-    best = dict(search["best"])
     command = "castream tune-hybrid " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    best["provenance"] = (f"{command}: validation objective {search['best_objective']:.3f} "
-                          f"(mean over simulator/development validation of the mean class F1), "
-                          f"{search['n_recordings']} recordings, {search['n_empty']} empty")
-    best["classes_from_classical"] = tuple(best["classes_from_classical"])
-    params = HybridParams(**best)
+    params = best_params(search, command, args.model)
     log.info("best fusion: %s", params)
     if args.dry_run:
         return 0
-    path = params.save(args.model)
-    (args.model / "hybrid_search.json").write_text(json.dumps(search, indent=2, default=float)
-                                                   + "\n")
-    log.info("wrote %s", path)
+    log.info("wrote %s", write_best(args.model, params, search))
     return 0

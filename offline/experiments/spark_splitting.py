@@ -1,4 +1,4 @@
-"""How sparks are split (``split_dip_sd`` in a model directory's ``hybrid.json``).
+"""How sparks are split (``split_dip_sd`` in a model directory's ``postprocess.json``).
 
 ``python -m offline.experiments.spark_splitting`` runs the default line-scan detector (the
 hybrid, as ``analyze`` and ``serve`` run it) on validation line-scans only -- 12 development
@@ -8,7 +8,10 @@ apart) and once per ``split_dip_sd`` (a region splits at every maximum whose dip
 one is at least that many noise SDs of the smoothed data, however close). It prints spark F1
 with the IoMin matching and with each event matched at most once (which sees merged pairs and
 fragments), pair recall and the characterization errors. The choice is the best mean over the
-two generators of the one-to-one spark F1.
+two generators of the one-to-one spark F1; it is written to the model directory's
+``postprocess.json`` as a tracker override of the detector ``auto`` runs there (``--model``,
+default the packaged model of ``--kind``; ``--dry-run`` writes nothing), with this command and
+its result in ``provenance``.
 
 Result (this machine, 2026-12-04; spark F1 one-to-one, IoMin in brackets):
 
@@ -46,8 +49,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import sys
+from pathlib import Path
 
 from acquisition.stream_kind import StreamKind
+from engine.hybrid import HybridParams
+from engine.models.postprocess_file import PostprocessParams
 from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
 from offline.evaluate import evaluate
@@ -60,47 +68,83 @@ MODELS = {"linescan": "engine/models/default/linescan-accurate",
 GRID = [3.0, 4.0, 5.0, 7.0, 10.0]
 #: simulator validation movies at raised wave/puff rates (as offline.experiments.classical_movie)
 RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
+PARAMETER = "split_dip_sd"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=sorted(MODELS), default="linescan")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model directory (default: the packaged one of --kind); its "
+                        "postprocess.json is updated")
     parser.add_argument("--n", type=int, default=12, help="development recordings")
     parser.add_argument("--n-sim", type=int, default=None,
                         help="simulator recordings (default: --n)")
     parser.add_argument("--grid", type=float, nargs="+", default=GRID)
+    parser.add_argument("--dry-run", action="store_true", help="search only, write nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     n_sim = args.n if args.n_sim is None else args.n_sim
-    sim_params = {} if StreamKind.from_model_kind(args.kind).is_linescan else RAISED
-    data = {"development": DevSource(kind=args.kind, seed=DEV_VAL_SEED).lazy(args.n),
-            "simulator": SimulatedSource(kind=args.kind, split="val", seed=0,
-                                         params=dict(sim_params)).lazy(n_sim)}
-    best = None
-    for dip in [None, *args.grid]:
-        means = []
-        for name, recordings in data.items():
-            thresholds = {"split_dip_sd": dip}  # None: Dotti's distances, whatever the model
-            result = evaluate(recordings, MODELS[args.kind], detector="auto", thresholds=thresholds,
-                              progress=False)
-            iomin, one = result.scores["spark"], result.one_to_one["spark"]
-            pairs = result.subtype_recall.get("pair", {})
-            errors = {k: round(v["median_rel_error"], 3)
-                      for k, v in result.characterization.items()}
-            puff = result.one_to_one["puff"]
-            log.info("%s %s: spark F1 one-to-one %.3f (R %.3f, P %.3f), IoMin %.3f; puff F1 "
-                     "one-to-one %.3f, IoMin %.3f; pairs %s/%s; errors %s",
-                     "distances" if dip is None else f"dip {dip:g} SD", name, one["f1"],
-                     one["recall"], one["precision"], iomin["f1"], puff["f1"],
-                     result.scores["puff"]["f1"], pairs.get("found", "-"),
-                     pairs.get("total", "-"), errors)
-            means.append(one["f1"])
-        mean = sum(means) / len(means)
-        if best is None or mean > best[1]:
-            best = (dip, mean)
-    log.info("best: %s (mean one-to-one spark F1 %.3f)",
-             "distances" if best[0] is None else f"split_dip_sd {best[0]:g}", best[1])
+    model = args.model or Path(MODELS[args.kind])
+    detector = "hybrid" if HybridParams.load(model) is not None else "network"  # what auto runs
+    base = PostprocessParams.load(model)
+    data = validation_sets(args.kind, args.n, n_sim)
+    means = {dip: _mean_f1(data, model, base, detector, dip) for dip in [None, *args.grid]}
+    best = max(means, key=lambda dip: means[dip])  # the first of equal means: distances first
+    log.info("best: %s (mean one-to-one spark F1 %.3f)", _name(best), means[best])
+    if args.dry_run:
+        return 0
+    command = " ".join(["python -m offline.experiments.spark_splitting",
+                        *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    data_text = (f"{args.n} development + {n_sim} simulator validation {args.kind}s"
+                 + (" at raised wave/puff rates" if _raised(args.kind) else ""))
+    text = (f"{command} ({data_text}; mean one-to-one spark F1 {means[best]:.3f}, against "
+            f"{means[None]:.3f} for Dotti's peak distances)")
+    path = base.with_override(detector, PARAMETER, best, text).save(model)
+    log.info("wrote %s: %s %s for the %s detector", path, PARAMETER, best, detector)
     return 0
+
+
+def _raised(kind: str) -> bool:
+    """Whether the simulator's validation recordings of ``kind`` run at raised rates (movies)."""
+    return StreamKind.from_model_kind(kind) is StreamKind.MOVIE
+
+
+def validation_sets(kind: str, n_dev: int, n_sim: int) -> dict:
+    """Validation recordings of both generators (never the test seeds)."""
+    sim_params = RAISED if _raised(kind) else {}
+    return {"development": DevSource(kind=kind, seed=DEV_VAL_SEED).lazy(n_dev),
+            "simulator": SimulatedSource(kind=kind, split="val", seed=0,
+                                         params=dict(sim_params)).lazy(n_sim)}
+
+
+def _mean_f1(data: dict, model: Path, base: PostprocessParams, detector: str,
+             dip: float | None) -> float:
+    """Mean over the generators of the one-to-one spark F1 with ``split_dip_sd`` = ``dip``
+    (None: Dotti's distances, whatever the model says)."""
+    candidate = base.with_override(detector, PARAMETER, dip, "candidate")
+    f1 = []
+    for name, recordings in data.items():
+        result = evaluate(recordings, model, detector="auto", postprocess=candidate,
+                          progress=False)
+        log.info("%s %s: %s", _name(dip), name, _summary(result))
+        f1.append(result.one_to_one["spark"]["f1"])
+    return sum(f1) / len(f1)
+
+
+def _name(dip: float | None) -> str:
+    return "distances" if dip is None else f"{PARAMETER} {dip:g}"
+
+
+def _summary(result) -> str:
+    """Spark and puff F1 (one-to-one and IoMin), pairs found and characterization errors."""
+    one, iomin = result.one_to_one["spark"], result.scores["spark"]
+    pairs = result.subtype_recall.get("pair", {})
+    errors = {k: round(v["median_rel_error"], 3) for k, v in result.characterization.items()}
+    return (f"spark F1 one-to-one {one['f1']:.3f} (R {one['recall']:.3f}, P "
+            f"{one['precision']:.3f}), IoMin {iomin['f1']:.3f}; puff F1 one-to-one "
+            f"{result.one_to_one['puff']['f1']:.3f}, IoMin {result.scores['puff']['f1']:.3f}; "
+            f"pairs {pairs.get('found', '-')}/{pairs.get('total', '-')}; errors {errors}")
 
 
 if __name__ == "__main__":
