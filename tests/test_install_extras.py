@@ -101,6 +101,7 @@ def test_replay_needs_only_the_publisher_extra(ingest_factory, tmp_path: Path) -
     (["dashboard", "--store", "s.sqlite", "--curve-dir", "no-keys"], ("publisher", "engine"),
      "ui"),
     (["replay", "x.tif"], (), "publisher"),
+    (["train", "config.json"], (), "offline"),  # its module itself needs the engine's imports
 ])
 def test_a_missing_extra_is_one_line_naming_it(argv, installed, extra, tmp_path) -> None:
     tifffile.imwrite(tmp_path / "x.tif", np.zeros((20, 16), np.uint16))
@@ -114,6 +115,14 @@ def test_a_missing_extra_is_one_line_naming_it(argv, installed, extra, tmp_path)
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"castream {argv[0]} needs " in lines[0]
     assert f"pip install 'castream[{extra}]'" in lines[0]
+
+
+def test_help_lists_every_command_with_the_extra_it_lacks() -> None:
+    done = _run_without(_not_in(), "from engine.cli import main\nsys.exit(main(['--help']))\n")
+    assert done.returncode == 0, done.stderr
+    listed = re.findall(r"^    (\S+)", done.stdout, re.M)
+    assert set(COMMANDS) <= set(listed), done.stdout
+    assert "(not installed: pip install 'castream[offline]')" in done.stdout
 
 
 def test_an_unknown_missing_module_is_not_blamed_on_an_extra() -> None:
