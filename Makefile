@@ -11,9 +11,10 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch is pinned exactly and installed first: a looser spec pulls the CUDA wheels.
+# Everything: engine, dashboard, offline, cluster (the `all` extra) and the test tools (`dev`).
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -365,7 +365,7 @@ class Ingest:
                             f"takes no more data: {state.failure[1]}", header.stream)
         data = decode_payload(header, state.header, payload.buffer, self.max_payload_bytes)
         check_position(state, header, self.max_stream_bytes, self.max_gap_bytes)
-        if state.header.mode == "image":
+        if state.header.stream_kind.is_image:
             check_image_chunk(state, header, data)
         with self._cond:
             new, duplicate = state.account(header.first, header.n)

@@ -41,7 +41,7 @@ def check_start(header: StartHeader, running: dict[str, StreamState], max_stream
                         f"limit is {max_streams}; start of {header.stream!r} refused",
                         header.stream)
     if header.item_bytes > max_payload_bytes:
-        raise WireError("shape", f"one {'line' if header.mode == 'linescan' else 'frame'} "
+        raise WireError("shape", f"one {header.stream_kind.item_name} "
                         f"of shape {list(header.shape)} is {header.item_bytes} bytes, more "
                         f"than the message limit of {max_payload_bytes}", header.stream)
 

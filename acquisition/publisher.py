@@ -45,8 +45,10 @@ import numpy as np
 import zmq
 
 from acquisition.curve import CurveClient
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import (
     IMAGE_DT_MS,
+    MODES,
     ChunkHeader,
     StartHeader,
     StopHeader,
@@ -231,7 +233,10 @@ class Publisher:
             raise PublisherError(f"stream {self.stream!r} already started; call stop() first")
         shape_tuple = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
         self._image_shape = None
-        if mode == "image":
+        if mode not in MODES:
+            raise WireError("bad_header", f"mode must be one of {MODES}, got {mode!r}",
+                            self.stream)
+        if StreamKind.from_wire_mode(mode).is_image:
             self._image_shape = shape_tuple
             shape_tuple = shape_tuple[-2:] if len(shape_tuple) == 3 else shape_tuple
             dt_ms = IMAGE_DT_MS if dt_ms is None else dt_ms
@@ -259,14 +264,14 @@ class Publisher:
         dtype and item shape must match :meth:`start` exactly (no silent casting).
         """
         header = self._require_started()
-        if header.mode == "image":
+        if header.stream_kind.is_image:
             self._send_image(np.asarray(data), header, t_ns)
             return
         block = self._as_block(np.asarray(data), header)
         if block.shape[0] == 0:
             return
         t_first_ns = time.time_ns() if t_ns is None else int(t_ns)
-        if header.mode == "linescan":
+        if header.stream_kind.is_linescan:
             self._buffer_lines(block, t_first_ns)
         else:
             self._send_frames(block, t_first_ns)
@@ -367,7 +372,8 @@ class Publisher:
             return data[np.newaxis]
         if data.ndim == len(item_shape) + 1 and data.shape[1:] == item_shape:
             return data
-        kind = "lines (n, X) or (X,)" if header.mode == "linescan" else "frames (n, Y, X) or (Y, X)"
+        kind = ("lines (n, X) or (X,)" if header.stream_kind.is_linescan
+                else "frames (n, Y, X) or (Y, X)")
         raise PublisherError(
             f"stream {self.stream!r} declared item shape {list(item_shape)}; expected {kind}, "
             f"got array of shape {list(data.shape)}"

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import StartHeader
 
 log = logging.getLogger(__name__)
@@ -455,7 +456,7 @@ def _write_tiff(base: Path, start: dict, n_total: int, item_bytes: int) -> None:
 
 def _tiff_options(start: dict, shape: tuple[int, ...]) -> dict[str, Any]:
     """tifffile keywords: ImageJ calibration where ImageJ can read it, else BigTIFF/shaped."""
-    linescan = start["mode"] == "linescan"
+    linescan = StreamKind.from_wire_mode(start["mode"]).is_linescan  # images: TYX stacks
     pixel_um, dt_ms = float(start["pixel_um"]), float(start["dt_ms"])
     info = {"version": 1, "axes": "TX" if linescan else "TYX", "pixel_um": pixel_um,
             "dt_ms": dt_ms, "blank": start.get("blank"), "cell": start.get("cell"),

@@ -25,6 +25,7 @@ from acquisition.publisher import (
     Publisher,
 )
 from acquisition.recorder import sanitize_stream_id
+from acquisition.stream_kind import StreamKind
 from acquisition.tiff_source import TiffSource, open_tiff
 from acquisition.wire import DTYPES
 
@@ -39,7 +40,7 @@ class ReplaySummary:
 
     path: str
     stream: str
-    mode: str
+    stream_kind: StreamKind
     items_sent: int  # lines or frames
     messages: int  # including start and stop
     seconds: float
@@ -101,22 +102,22 @@ def replay_file(
     with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank) as source:
         _check_wire_dtype(source)
         stream = stream or sanitize_stream_id(Path(path).name.split(".")[0])
-        per_message = chunk_lines if source.mode == "linescan" else max(1, frames_per_message)
+        kind = source.stream_kind
+        per_message = chunk_lines if kind.is_linescan else max(1, frames_per_message)
         with Publisher(endpoint, stream=stream, chunk_lines=chunk_lines, context=context,
                        send_timeout_ms=send_timeout_ms,
                        ack_timeout_ms=ack_timeout_ms, curve=curve) as publisher:
             started = time.monotonic()
-            publisher.start(source.mode, source.dtype, source.shape[1:], source.pixel_um,
+            publisher.start(kind.wire_mode, source.dtype, source.shape[1:], source.pixel_um,
                             source.dt_ms, blank=source.blank, cell=source.cell,
                             metadata={"source": Path(path).name})
             _send_paced(source, publisher, per_message, rate, progress, progress_position)
             delivery = publisher.stop()
             messages, items = publisher.messages_sent, publisher.n_sent
         seconds = time.monotonic() - started
-    summary = ReplaySummary(str(path), stream, source.mode, items, messages, seconds, delivery)
-    log.info("replayed %s as stream %r: %d %s in %d messages, %.2f s; %s", path, stream, items,
-             "lines" if source.mode == "linescan" else "frames", messages, seconds,
-             delivery.describe())
+    summary = ReplaySummary(str(path), stream, kind, items, messages, seconds, delivery)
+    log.info("replayed %s as stream %r: %d %ss in %d messages, %.2f s; %s", path, stream, items,
+             kind.item_name, messages, seconds, delivery.describe())
     return summary
 
 
@@ -138,7 +139,7 @@ def _send_paced(
     item_bytes = source.dtype.itemsize * math.prod(source.shape[1:])
     read_items = max(per_message, _READ_BLOCK_BYTES // item_bytes // per_message * per_message)
     interval_s = None if rate is None else source.dt_ms / 1000.0 / rate
-    unit = "line" if source.mode == "linescan" else "frame"
+    unit = source.stream_kind.item_name
     origin = time.monotonic()
     with tqdm(total=len(source), unit=unit, unit_scale=True, disable=not progress,
               desc=publisher.stream, position=progress_position, leave=True) as bar:

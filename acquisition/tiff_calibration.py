@@ -22,6 +22,8 @@ from typing import Any
 
 import tifffile
 
+from acquisition.stream_kind import StreamKind
+
 log = logging.getLogger(__name__)
 
 _LENGTH_UM = {"um": 1.0, "micron": 1.0, "microns": 1.0, "µm": 1.0, "μm": 1.0,
@@ -30,14 +32,14 @@ _TIME_MS = {"ms": 1.0, "msec": 1.0, "s": 1e3, "sec": 1e3, "second": 1e3, "second
             "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "min": 6e4}
 
 
-def read_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def read_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     """Merge calibration from every metadata flavour present (first found wins)."""
     found: dict[str, Any] = {}
     readers = (_imagej_calibration, _ome_calibration, _lsm_calibration,
                _shaped_calibration, _resolution_tag_calibration)
     for reader in readers:
         try:
-            values = reader(tif, linescan)
+            values = reader(tif, kind)
         except Exception as exc:  # malformed metadata: fall through to other sources
             log.warning("%s: ignoring unreadable metadata (%s): %s", tif.filename,
                         reader.__name__, exc)
@@ -48,7 +50,7 @@ def read_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
     return found
 
 
-def _imagej_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def _imagej_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     meta = tif.imagej_metadata if tif.is_imagej else None
     if not meta:
         return {}
@@ -63,12 +65,12 @@ def _imagej_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any
     time_ms = _TIME_MS.get(str(meta.get("yunit", "")).lower())
     if finterval_s:
         values["dt_ms"] = finterval_s * 1e3
-    elif linescan and time_ms is not None:
+    elif kind.is_linescan and time_ms is not None:
         values["dt_ms"] = _per_unit(page, "YResolution", time_ms) or values["dt_ms"]
     return values
 
 
-def _ome_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def _ome_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     if not tif.is_ome or not tif.ome_metadata:
         return {}
     pixels = next(e for e in ET.fromstring(tif.ome_metadata).iter() if e.tag.endswith("Pixels"))
@@ -84,7 +86,7 @@ def _ome_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
     return values
 
 
-def _lsm_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def _lsm_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     meta = tif.lsm_metadata if tif.is_lsm else None
     if not meta:
         return {}
@@ -92,11 +94,11 @@ def _lsm_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
     interval_s = number(meta.get("TimeIntervall"))
     return {
         "pixel_um": voxel_m * 1e6 if voxel_m else None,
-        "dt_ms": interval_s * 1e3 if interval_s and not linescan else None,
+        "dt_ms": interval_s * 1e3 if interval_s and not kind.is_linescan else None,
     }
 
 
-def _shaped_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def _shaped_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     meta = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else {}
     meta = {**meta, **_castream_info(meta.get("castream"))}
     return {key: meta.get(key) for key in ("pixel_um", "dt_ms", "blank", "cell")}
@@ -115,7 +117,7 @@ def _castream_info(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) and "pixel_um" in value else {}
 
 
-def _resolution_tag_calibration(tif: tifffile.TiffFile, linescan: bool) -> dict[str, Any]:
+def _resolution_tag_calibration(tif: tifffile.TiffFile, kind: StreamKind) -> dict[str, Any]:
     page = tif.pages.first
     unit = page.tags.get("ResolutionUnit")
     if unit is None or int(unit.value) != 3:  # only CENTIMETER is trustworthy (inch = DPI)

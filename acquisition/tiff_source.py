@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from acquisition.stream_kind import StreamKind
 from acquisition.tiff_calibration import number as _number
 from acquisition.tiff_calibration import read_calibration
 
@@ -51,7 +52,7 @@ class TiffSource:
     """An opened recording: geometry, calibration and a chunked reader."""
 
     path: Path
-    axes: str  # "TX" or "TYX"
+    stream_kind: StreamKind  # LINESCAN (T, X) or MOVIE (T, Y, X)
     shape: tuple[int, ...]
     dtype: np.dtype
     pixel_um: float | None
@@ -66,9 +67,9 @@ class TiffSource:
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
-    def mode(self) -> str:
-        """Wire mode: ``"linescan"`` or ``"frames"``."""
-        return "linescan" if self.axes == "TX" else "frames"
+    def axes(self) -> str:
+        """Axis string of :attr:`shape`: ``"TX"`` or ``"TYX"``."""
+        return self.stream_kind.axes
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -107,7 +108,7 @@ def open_tiff(
     pixel_um: float | None = None,
     dt_ms: float | None = None,
     blank: float | None = None,
-    mode: str | None = None,
+    stream_kind: StreamKind | None = None,
     require_calibration: bool = True,
 ) -> TiffSource:
     """Open a TIFF lazily as a line-scan ``(T, X)`` or movie ``(T, Y, X)``.
@@ -116,9 +117,10 @@ def open_tiff(
     ----------
     pixel_um, dt_ms, blank
         Override the file's calibration (pixel size, line/frame interval, offset).
-    mode
-        ``"linescan"`` reads a stack of frames as consecutive lines; ``"frames"`` reads a
-        2-D image as a one-frame movie; ``None`` decides from the axes.
+    stream_kind
+        ``StreamKind.LINESCAN`` reads a stack of frames as consecutive lines;
+        ``StreamKind.MOVIE`` reads a 2-D image as a one-frame movie; ``None`` decides from
+        the axes.
     require_calibration
         Raise :class:`TiffSourceError` (``calibration``) when pixel size or interval is
         neither in the metadata nor given.
@@ -127,8 +129,8 @@ def open_tiff(
     tif = _open_tifffile(path)
     try:
         series = tif.series[0]
-        axes, shape = _canonical_geometry(path, series.axes, tuple(series.shape), mode)
-        calibration = read_calibration(tif, axes == "TX")
+        kind, shape = _canonical_geometry(path, series.axes, tuple(series.shape), stream_kind)
+        calibration = read_calibration(tif, kind)
         reader = _make_reader(path, tif, series, shape)
     except TiffSourceError:
         tif.close()
@@ -137,7 +139,7 @@ def open_tiff(
         tif.close()
         raise TiffSourceError("corrupt_tiff", f"{path}: unreadable TIFF structure: {exc}", path) from exc
     source = TiffSource(
-        path=path, axes=axes, shape=shape, dtype=series.dtype.newbyteorder("="),
+        path=path, stream_kind=kind, shape=shape, dtype=series.dtype.newbyteorder("="),
         pixel_um=_first(pixel_um, calibration.get("pixel_um")),
         dt_ms=_first(dt_ms, calibration.get("dt_ms")),
         blank=_first(blank, calibration.get("blank")), cell=calibration.get("cell"),
@@ -147,7 +149,7 @@ def open_tiff(
     )
     if require_calibration:
         _check_calibration(source)
-    log.debug("opened %s: axes %s (file %s) shape %s", path, axes, series.axes, shape)
+    log.debug("opened %s: %s (file axes %s) shape %s", path, kind.value, series.axes, shape)
     return source
 
 
@@ -175,9 +177,9 @@ def _open_tifffile(path: Path) -> tifffile.TiffFile:
 
 
 def _canonical_geometry(
-    path: Path, file_axes: str, file_shape: tuple[int, ...], mode: str | None
-) -> tuple[str, tuple[int, ...]]:
-    """Map tifffile axes/shape to ``("TX", (T, X))`` or ``("TYX", (T, Y, X))``."""
+    path: Path, file_axes: str, file_shape: tuple[int, ...], kind: StreamKind | None
+) -> tuple[StreamKind, tuple[int, ...]]:
+    """Map tifffile axes/shape to ``(LINESCAN, (T, X))`` or ``(MOVIE, (T, Y, X))``."""
     kept = [(a, s) for a, s in zip(file_axes, file_shape, strict=True) if s > 1 or a in "YX"]
     axes = "".join(a for a, _ in kept)
     if not axes.endswith("YX"):
@@ -197,7 +199,9 @@ def _canonical_geometry(
         )
     y, x = kept[-2][1], kept[-1][1]
     if not other:
-        return ("TYX", (1, y, x)) if mode == "frames" else ("TX", (y, x))
+        if kind is StreamKind.MOVIE:
+            return StreamKind.MOVIE, (1, y, x)
+        return StreamKind.LINESCAN, (y, x)
     if other not in _TIME_AXES:
         raise TiffSourceError(
             "dimensionality", f"{path}: axis {other} (size {kept[0][1]}) is not time", path
@@ -205,9 +209,9 @@ def _canonical_geometry(
     if other != "T":
         level = logging.WARNING if other == "C" else logging.INFO
         log.log(level, "%s: no T axis; using axis %s (size %d) as time", path, other, kept[0][1])
-    if mode == "linescan":
-        return "TX", (kept[0][1] * y, x)
-    return "TYX", (kept[0][1], y, x)
+    if kind is StreamKind.LINESCAN:
+        return StreamKind.LINESCAN, (kept[0][1] * y, x)
+    return StreamKind.MOVIE, (kept[0][1], y, x)
 
 
 def _make_reader(
@@ -298,7 +302,7 @@ def _check_calibration(source: TiffSource) -> None:
     if not source.pixel_um or source.pixel_um <= 0:
         missing.append("pixel size (pass --pixel-um / pixel_um=)")
     if not source.dt_ms or source.dt_ms <= 0:
-        interval = "line interval" if source.axes == "TX" else "frame interval"
+        interval = f"{source.stream_kind.item_name} interval"
         missing.append(f"{interval} (pass --dt-ms / dt_ms=)")
     if missing:
         raise TiffSourceError(

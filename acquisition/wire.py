@@ -56,9 +56,11 @@ from typing import Any, Literal
 import msgpack
 import numpy as np
 
+from .stream_kind import StreamKind
+
 SCHEMA_VERSION = 3
 SUPPORTED_VERSIONS = frozenset({1, 2, 3})
-MODES = ("linescan", "frames", "image")
+MODES = tuple(kind.wire_mode for kind in StreamKind)  # ("linescan", "frames", "image")
 IMAGE_MIN_VERSION = 3  # mode "image", ``field`` and ``content`` came with version 3
 IMAGE_CONTENTS = ("structure", "labels")
 IMAGE_DT_MS = 1.0  # the nominal plane interval of an image stream (it has no time axis)
@@ -115,12 +117,9 @@ class StartHeader:
     content: str | None = None  # image streams: "structure" (None means it too) or "labels"
 
     @property
-    def axes(self) -> str:
-        """Axis string of the stream's arrays: ``"TX"``, ``"TYX"`` or ``"ZYX"`` (an image's
-        planes)."""
-        if self.mode == "image":
-            return "ZYX"
-        return "TX" if self.mode == "linescan" else "TYX"
+    def stream_kind(self) -> StreamKind:
+        """What the stream is (line-scan, movie or structure image), from its ``mode``."""
+        return StreamKind.from_wire_mode(self.mode)
 
     @cached_property
     def item_bytes(self) -> int:
@@ -235,15 +234,16 @@ def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHea
     mode = _require(fields, "mode", (str,), stream)
     if mode not in MODES:
         raise WireError("bad_header", f"mode must be one of {MODES}, got {mode!r}", stream)
-    if mode == "image" and version < IMAGE_MIN_VERSION:
+    kind = StreamKind.from_wire_mode(mode)
+    if kind.is_image and version < IMAGE_MIN_VERSION:
         raise WireError("bad_header", f"mode 'image' needs wire version {IMAGE_MIN_VERSION}, "
                         f"the header says {version}", stream)
     dtype = _require(fields, "dtype", (str,), stream)
     if dtype not in DTYPES:
         raise WireError("dtype", f"dtype {dtype!r} is not supported (supported: {DTYPES})", stream)
-    shape = _decode_shape(fields, mode, stream)
+    shape = _decode_shape(fields, kind, stream)
     pixel_um = _in_range(fields, "pixel_um", PIXEL_UM_RANGE, stream)
-    if mode == "image" and fields.get("dt_ms") is None:
+    if kind.is_image and fields.get("dt_ms") is None:
         dt_ms = IMAGE_DT_MS
     else:
         dt_ms = _in_range(fields, "dt_ms", DT_MS_RANGE, stream)
@@ -258,7 +258,7 @@ def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHea
     metadata = fields.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise WireError("bad_header", "metadata must be a map", stream)
-    field_id, content = _decode_field_and_content(fields, mode, dtype, version, stream)
+    field_id, content = _decode_field_and_content(fields, kind, dtype, version, stream)
     return StartHeader(
         stream=stream, mode=mode, dtype=dtype, shape=tuple(shape), pixel_um=pixel_um,
         dt_ms=dt_ms, blank=None if blank is None else float(blank), cell=cell,
@@ -266,23 +266,24 @@ def _decode_start(fields: dict, stream: str, seq: int, version: int) -> StartHea
     )
 
 
-def _decode_shape(fields: dict, mode: str, stream: str) -> list[int]:
+def _decode_shape(fields: dict, kind: StreamKind, stream: str) -> list[int]:
     shape = _require(fields, "shape", (list, tuple), stream)
-    want_ndim = 1 if mode == "linescan" else 2
+    want_ndim = kind.item_ndim
     if len(shape) != want_ndim or not all(
         isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 16 for s in shape
     ):
         what = ("one image plane [Y, X] (a 1-D image is not a structure image; a z-stack "
-                "sends its planes as the chunk's n)") if mode == "image" else (
+                "sends its planes as the chunk's n)") if kind.is_image else (
                 f"{want_ndim} positive ints")
         raise WireError(
-            "shape", f"shape for mode {mode!r} must be {what}, each 1-65536; got {shape!r}",
+            "shape", f"shape for mode {kind.wire_mode!r} must be {what}, each 1-65536; "
+            f"got {shape!r}",
             stream,
         )
     return shape
 
 
-def _decode_field_and_content(fields: dict, mode: str, dtype: str, version: int,
+def _decode_field_and_content(fields: dict, kind: StreamKind, dtype: str, version: int,
                               stream: str) -> tuple[str | None, str | None]:
     """``field`` and ``content`` (version 3; older headers cannot carry them)."""
     field_id, content = fields.get("field"), fields.get("content")
@@ -292,9 +293,9 @@ def _decode_field_and_content(fields: dict, mode: str, dtype: str, version: int,
                                  or not 0 < len(field_id) <= MAX_FIELD_ID_CHARS):
         raise WireError("bad_header", f"field must be a string of 1-{MAX_FIELD_ID_CHARS} "
                         f"characters or absent, got {field_id!r}", stream)
-    if content is not None and (mode != "image" or content not in IMAGE_CONTENTS):
+    if content is not None and (not kind.is_image or content not in IMAGE_CONTENTS):
         raise WireError("bad_header", f"content is for mode 'image' only and must be one of "
-                        f"{IMAGE_CONTENTS}, got {content!r} (mode {mode!r})", stream)
+                        f"{IMAGE_CONTENTS}, got {content!r} (mode {kind.wire_mode!r})", stream)
     if content == "labels" and np.dtype(dtype).kind not in "iu":
         raise WireError("dtype", f"a labels image must have an integer dtype, got {dtype}",
                         stream)

@@ -19,6 +19,7 @@ import time
 from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
+from acquisition.stream_kind import StreamKind
 from engine.analyzer import StreamAnalyzer, StreamInfo
 from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits
 from engine.pipeline import DetectorFactory, EngineConfig
@@ -28,7 +29,8 @@ PIXEL_UM, DT_MS = 0.14, 1.5
 
 def run_block(data, quiet: int, limits: BudgetLimits) -> dict:
     factory = DetectorFactory(EngineConfig(detector="classical"))
-    info = StreamInfo("burst", "TX", data.shape[1:], PIXEL_UM, DT_MS, blank=BLANK_COUNTS)
+    info = StreamInfo("burst", StreamKind.LINESCAN, data.shape[1:], PIXEL_UM, DT_MS,
+                      blank=BLANK_COUNTS)
     analyzer = StreamAnalyzer(info, factory.detector(info), budget=limits)
     events = analyzer.push(0, data[:quiet])
     t0 = time.perf_counter()
@@ -49,7 +51,7 @@ def main() -> None:
     burst_s = (data.shape[0] - quiet) * DT_MS / 1e3
     print(f"CPU: {cpu_model()}; burst block {data.shape[0] - quiet} lines ({burst_s:.1f} s of "
           f"data), {args.sparks} sparks, classical detector; best of {args.repeats}")
-    settings = {"default budget": DEFAULT_BUDGETS["TX"],
+    settings = {"default budget": DEFAULT_BUDGETS[StreamKind.LINESCAN],
                 "no budget": BudgetLimits(capacity=math.inf, rate_per_s=math.inf)}
     print(f"{'setting':<16} {'block s':>8} {'events':>7} {'characterized':>14} {'burst':>6} "
           f"{'ms/event':>9}")

@@ -47,8 +47,8 @@ def main() -> None:
         low["tokens"] = math.inf
         events = flagged = 0
         for rec in load_data(spec, overrides, 0):
-            result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, model_dir=model,
-                                   blank=rec.blank, detector=detector)
+            result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
+                                   model_dir=model, blank=rec.blank, detector=detector)
             events += len(result.events)
             flagged += sum(burst.BURST_FLAG in e.flags.split(";") for e in result.events)
         print(f"{spec:<22} {detector:<8} events {events:>5}  burst-flagged {flagged}  "

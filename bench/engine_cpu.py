@@ -20,22 +20,24 @@ import time
 import torch
 
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
+from acquisition.stream_kind import StreamKind
 from engine.models.model_dir import default_model_path
 from engine.pipeline import analyze_array
 
-TARGET_FPS = {"TX": 2 * 1000 / 1.5, "TYX": 25.0}
-CHUNK = {"TX": 64, "TYX": 4}  # what a microscope sends per message (≈ 100 ms of line-scan)
+TARGET_FPS = {StreamKind.LINESCAN: 2 * 1000 / 1.5, StreamKind.MOVIE: 25.0}
+# what a microscope sends per message (≈ 100 ms of line-scan)
+CHUNK = {StreamKind.LINESCAN: 64, StreamKind.MOVIE: 4}
 
 
 def _row(label: str, rec, **kwargs) -> str:
     t0 = time.perf_counter()
-    result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms,
-                           chunk_frames=CHUNK[rec.axes], **kwargs)
+    result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
+                           chunk_frames=CHUNK[rec.stream_kind], **kwargs)
     elapsed = time.perf_counter() - t0
     n = rec.data.shape[0]
     fps = n / elapsed
     realtime = fps * rec.dt_ms / 1000
-    ok = "yes" if fps >= TARGET_FPS[rec.axes] else "NO"
+    ok = "yes" if fps >= TARGET_FPS[rec.stream_kind] else "NO"
     return (f"{label:<34} {fps:>10.0f} {realtime:>8.2f}x {ok:>7} {result.lookahead_ms:>9.0f} "
             f"{result.delay_ms_p50:>8.1f} {result.delay_ms_p99:>8.1f} {len(result.events):>7}")
 
@@ -54,10 +56,11 @@ def main() -> None:
           f"movie {movie.data.shape} at {movie.dt_ms} ms/frame; torch threads {args.threads}")
     print(f"{'stream / detector / mode':<34} {'frames/s':>10} {'realtime':>9} {'target':>7} "
           f"{'look-ahd':>9} {'p50 ms':>8} {'p99 ms':>8} {'events':>7}")
-    for kind, rec in (("linescan", line), ("movie", movie)):
+    for rec in (line, movie):
+        kind = rec.stream_kind.value
         for mode in ("accurate", "low_latency"):
             try:
-                default_model_path(kind, mode)
+                default_model_path(rec.stream_kind, mode)
             except FileNotFoundError:
                 print(f"{kind + ' network ' + mode:<34} (no packaged model: train it first)")
                 continue

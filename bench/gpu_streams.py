@@ -38,6 +38,7 @@ import numpy as np
 
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
 from acquisition.simulate import MovieParams, simulate_movie
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import ChunkHeader, StartHeader, StopHeader
 from engine.backends import make_backend
 from engine.models import ModelConfig, ModelDir, default_model_path
@@ -76,7 +77,7 @@ def _movie_model(root: Path) -> Path:
     """The packaged movie model, or the default architecture with random weights (speed does
     not depend on the weights), saved under ``root``."""
     try:
-        return default_model_path("movie", "accurate")
+        return default_model_path(StreamKind.MOVIE, "accurate")
     except FileNotFoundError:
         import torch
 
@@ -91,7 +92,7 @@ def _movie_model(root: Path) -> Path:
 def _dotti_model() -> ModelDir:
     from engine.models.unet import UNet
 
-    config = ModelConfig(architecture=dotti_unet_config(), axes="TYX",
+    config = ModelConfig(architecture=dotti_unet_config(), axes=StreamKind.MOVIE.axes,
                          window={"accurate": DOTTI_WINDOW},
                          normalization=dict(DEFAULT_NORMALIZATION),
                          calibration={"pixel_um": 0.2, "dt_ms": DT_MS}, name="dotti")
@@ -131,7 +132,8 @@ class _StubIngest:
 
 
 def _start_items(n_streams: int, recording) -> list[StreamStarted]:
-    return [StreamStarted(StartHeader(f"s{i}", "frames", "uint16", recording.data.shape[1:],
+    mode = StreamKind.MOVIE.wire_mode
+    return [StreamStarted(StartHeader(f"s{i}", mode, "uint16", recording.data.shape[1:],
                                       recording.pixel_um, DT_MS, blank=recording.blank))
             for i in range(n_streams)]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engine.backends.torch_backend import TorchBackend
 from engine.models import ModelConfig, ModelDir, default_model_path
@@ -34,20 +35,20 @@ from engine.preprocess import Preprocessor
 LINE_PX, MOVIE_YX = 512, (64, 512)
 
 
-def _model(kind: str, mode: str) -> ModelDir:
+def _model(kind: StreamKind, mode: str) -> ModelDir:
     try:
         return ModelDir.load(default_model_path(kind, mode))
     except FileNotFoundError:
         from engine.models.unet import UNet
 
-        config = (default_linescan_config if kind == "linescan" else default_movie_config)(mode)
+        config = (default_linescan_config if kind.is_linescan else default_movie_config)(mode)
         return ModelDir.from_network(UNet(config.architecture), config, {"foreground": 0.5})
 
 
 def _dotti_model() -> ModelDir:
     from engine.models.unet import UNet
 
-    config = ModelConfig(architecture=dotti_unet_config(), axes="TYX",
+    config = ModelConfig(architecture=dotti_unet_config(), axes=StreamKind.MOVIE.axes,
                          window={"accurate": DOTTI_WINDOW},
                          normalization=dict(DEFAULT_NORMALIZATION),
                          calibration={"pixel_um": 0.2, "dt_ms": 6.8}, name="dotti")
@@ -112,12 +113,12 @@ def main() -> None:
     print(f"CPU cores: {os.cpu_count()}; threads: {args.threads or 'default'}")
     both = ["torch", "onnxruntime"]
     for mode in ("accurate", "low_latency"):
-        bench_model("default line-scan (2D)", _model("linescan", mode), mode, (LINE_PX,),
+        bench_model("default line-scan (2D)", _model(StreamKind.LINESCAN, mode), mode, (LINE_PX,),
                     both, args.repeats, args.threads)
     movie = {}
     for mode in ("accurate", "low_latency"):
-        movie[mode] = bench_model("default movie (3D)", _model("movie", mode), mode, MOVIE_YX,
-                                  both, args.repeats, args.threads)
+        movie[mode] = bench_model("default movie (3D)", _model(StreamKind.MOVIE, mode), mode,
+                                  MOVIE_YX, both, args.repeats, args.threads)
     dotti_backends = ["onnxruntime"] if args.skip_dotti_torch else both
     dotti = bench_model("Dotti et al. 3D U-Net", _dotti_model(), "accurate", MOVIE_YX,
                         dotti_backends, 1, args.threads)

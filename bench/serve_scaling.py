@@ -41,6 +41,7 @@ import numpy as np
 from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
 
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
+from acquisition.stream_kind import StreamKind
 
 MAX_P99_MS = 500.0
 MAX_DONE_AFTER_S = 2.0
@@ -101,7 +102,7 @@ def run(kind: str, n: int, args, data_path: str, meta: dict, workdir: Path) -> d
 
     config = EngineConfig(detector=args.detector, mode=args.mode)
     endpoint = f"ipc://{workdir}/serve-{kind}-{n}.ipc"
-    chunk = 64 if kind == "linescan" else 4
+    chunk = 64 if StreamKind(kind).is_linescan else 4
     period_s = chunk * meta["dt_ms"] / 1e3
     samples = Samples()
     with background_server(endpoint=endpoint, store=workdir / f"{kind}-{n}.sqlite",
@@ -142,13 +143,13 @@ def run(kind: str, n: int, args, data_path: str, meta: dict, workdir: Path) -> d
 
 # -- main --------------------------------------------------------------------------------------
 def _recording(kind: str, workdir: Path) -> tuple[str, dict]:
-    if kind == "linescan":
+    if StreamKind(kind).is_linescan:
         rec = simulate_linescan(LinescanParams(duration_s=10.0), seed=301)
     else:
         rec = simulate_movie(MovieParams(n_frames=500), seed=302)
     path = workdir / f"{kind}.npy"
     np.save(path, rec.data)
-    meta = {"mode": "linescan" if kind == "linescan" else "frames", "pixel_um": rec.pixel_um,
+    meta = {"mode": rec.stream_kind.wire_mode, "pixel_um": rec.pixel_um,
             "dt_ms": rec.dt_ms, "blank": rec.blank}
     return str(path), meta
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from . import honesty
 from .burst import DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
 from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
@@ -43,7 +45,7 @@ class StreamInfo:
     """What the analysis needs to know about a stream (from the wire ``start`` or a file)."""
 
     stream: str
-    axes: str  # "TX" | "TYX"
+    stream_kind: StreamKind  # LINESCAN or MOVIE
     frame_shape: tuple[int, ...]
     pixel_um: float
     dt_ms: float
@@ -54,10 +56,6 @@ class StreamInfo:
     saturation_counts: float | None = None  # overrides the dtype's maximum
     #: where pixel_um / dt_ms came from (see :mod:`engine.quality`)
     calibration_source: dict = field(default_factory=dict)
-
-    @property
-    def mode(self) -> str:
-        return "linescan" if self.axes == "TX" else "frames"
 
 
 @dataclass
@@ -102,8 +100,8 @@ class StreamAnalyzer:
         self.info = info
         self.detector = detector
         self.stats = AnalyzerStats()
-        self.budget = CharacterizationBudget(budget or DEFAULT_BUDGETS[info.axes], info.dt_ms,
-                                             info.stream)
+        self.budget = CharacterizationBudget(budget or DEFAULT_BUDGETS[info.stream_kind],
+                                             info.dt_ms, info.stream)
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
                                  **detector.preprocess)
         self.min_significance = float(detector.thresholds.get("min_significance",
@@ -111,7 +109,7 @@ class StreamAnalyzer:
         self._kind_rules = tuple(detector.thresholds.get(key) for key in (PUFF_MIN_KEY,
                                                                           SPARK_MAX_KEY))
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
-                                        thresholds=detector.thresholds, axes=info.axes,
+                                        thresholds=detector.thresholds,
                                         config=detector.tracker_config,
                                         keep_labels=keep_labels, accept=self._significant)
         self.quality = QualityMonitor(
@@ -152,7 +150,7 @@ class StreamAnalyzer:
         """The cell vote so far, its confidence shrunk for what the recording cannot support."""
         if self._vote is None:
             return None
-        self._vote.set_trust(*classifier_trust(self.info.axes, self.quality_report()))
+        self._vote.set_trust(*classifier_trust(self.info.stream_kind, self.quality_report()))
         return self._vote.summary()
 
     def new_cell_vote(self) -> CellVote | None:
@@ -161,7 +159,7 @@ class StreamAnalyzer:
         if self._vote is None:
             return None
         vote = CellVote(self._vote.classifier, self.min_significance)
-        vote.set_trust(*classifier_trust(self.info.axes, self.quality_report()))
+        vote.set_trust(*classifier_trust(self.info.stream_kind, self.quality_report()))
         return vote
 
     def push(self, first: int, frames: np.ndarray, t_arrival: float | None = None) -> list[Event]:
@@ -275,7 +273,7 @@ class StreamAnalyzer:
             self.stats.delays_ms.append(1e3 * (now - self._arrivals.popleft()[1]))
 
     def _remember_recent(self, first: int, dff0: np.ndarray) -> None:
-        keep = PREVIEW_LINES if self.info.axes == "TX" else 1
+        keep = PREVIEW_LINES if self.info.stream_kind.is_linescan else 1
         self._recent.append((first, dff0[-keep:]))
         while sum(block.shape[0] for _, block in self._recent) - self._recent[0][1].shape[0] >= keep:
             self._recent.popleft()

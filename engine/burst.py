@@ -31,6 +31,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from acquisition.stream_kind import StreamKind
+
 log = logging.getLogger(__name__)
 
 #: flag token of an event reported without significance test and characterization
@@ -46,8 +48,8 @@ class BudgetLimits:
 
 
 DEFAULT_BUDGETS = {
-    "TX": BudgetLimits(capacity=64, rate_per_s=32),
-    "TYX": BudgetLimits(capacity=256, rate_per_s=128),
+    StreamKind.LINESCAN: BudgetLimits(capacity=64, rate_per_s=32),
+    StreamKind.MOVIE: BudgetLimits(capacity=256, rate_per_s=128),
 }
 
 

@@ -26,7 +26,7 @@ Confidence of the vote (:class:`CellVote`) — honest about uncertain sparks and
   is right (0.5 with no sparks; e.g. 3 sure sparks with p = 1 → 0.94);
 * a *trust* factor in (0, 1] shrinks it towards 0.5: confidence = 0.5 + trust × (raw − 0.5).
   The analyzer lowers trust for input the classifier was not trained on — another recording
-  mode (:data:`TRUSTED_AXES`), calibration outside the model's trained range or given by flags
+  mode (:data:`TRUSTED_KINDS`), calibration outside the model's trained range or given by flags
   the file does not confirm, very low resting SNR — and the reasons are listed (``notes``);
 * the label is ``"undecided"`` unless the confidence reaches :data:`MIN_CONFIDENCE` with at
   least :data:`MIN_EFFECTIVE_SPARKS` of weight N.
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import betainc
 
+from acquisition.stream_kind import StreamKind
 from engine.events import Event
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ OUT_OF_RANGE_SD = 4.0
 MIN_CONFIDENCE = 0.8
 MIN_EFFECTIVE_SPARKS = 3.0
 MIN_WEIGHT = 0.1
-#: recording modes the packaged classifier's features were measured on (line-scan sparks)
-TRUSTED_AXES = ("TX",)
+#: kinds of stream the packaged classifier's features were measured on (line-scan sparks)
+TRUSTED_KINDS = (StreamKind.LINESCAN,)
 
 
 @dataclass
@@ -246,11 +247,11 @@ class CellVote:
         )
 
 
-def classifier_trust(axes: str, quality: dict) -> tuple[float, tuple[str, ...]]:
+def classifier_trust(stream_kind: StreamKind, quality: dict) -> tuple[float, tuple[str, ...]]:
     """Trust in the cell vote for a recording, from its mode and quality report
     (:mod:`engine.quality`): each concern halves it (calibration given by flags only: × 0.7)."""
     trust, notes = 1.0, []
-    if axes not in TRUSTED_AXES:
+    if stream_kind not in TRUSTED_KINDS:
         trust *= 0.5
         notes.append("the classifier was trained on line-scan sparks")
     calibration = quality.get("calibration", {})

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from .events import Event
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ class Attribution:
     """
 
     cells: FieldCells
-    axes: str
+    stream_kind: StreamKind
     frame_shape: tuple[int, ...]
     pixel_um: float
     line_y_um: float | None = None
@@ -126,13 +128,14 @@ class Attribution:
         self._accepted = frozenset(self.cells.accepted_ids)
 
     @classmethod
-    def for_stream(cls, cells: FieldCells, axes: str, frame_shape: tuple[int, ...],
-                   pixel_um: float, metadata: Mapping[str, Any] | None = None) -> Attribution:
+    def for_stream(cls, cells: FieldCells, stream_kind: StreamKind,
+                   frame_shape: tuple[int, ...], pixel_um: float,
+                   metadata: Mapping[str, Any] | None = None) -> Attribution:
         """Pick the rule for a stream from its mode and metadata (``line_y_um``,
         ``field_origin_um``)."""
         metadata = metadata or {}
         line_y_um = _metadata_number(metadata, "line_y_um")
-        made = cls(cells, axes, tuple(frame_shape), float(pixel_um), line_y_um,
+        made = cls(cells, stream_kind, tuple(frame_shape), float(pixel_um), line_y_um,
                    field_origin_um(metadata))
         made.rule, made.reason = made._choose_rule()
         return made
@@ -141,7 +144,7 @@ class Attribution:
         n_cells = len(self.cells.accepted_ids)
         if n_cells == 0:
             return "none", f"field {self.cells.field!r} has no accepted cell"
-        if self.axes != "TX":
+        if not self.stream_kind.is_linescan:
             return "position", "the cell under each event's centre"
         if self.line_y_um is not None:
             return "line_y_um", f"the cell under the scan line at y = {self.line_y_um:g} µm"
@@ -201,7 +204,7 @@ class Attribution:
             return {}
         if self.rule == "single_cell":
             return {self.cells.accepted_ids[0]: float(self._single_columns[cols].sum() * step)}
-        if self.axes == "TX":
+        if self.stream_kind.is_linescan:
             row = int(round(self.line_y_um / step))
             window, unit = labels[row:row + 1, cols] if row >= 0 else labels[:0, cols], step
         else:

@@ -149,7 +149,7 @@ class StructureStreams:
     def claims(self, item) -> bool:
         """Whether ``item`` belongs to an image stream (handled here, not by an analyzer)."""
         if isinstance(item, StreamStarted):
-            return item.header.mode == "image"
+            return item.header.stream_kind.is_image
         return item.header.stream in self._images
 
     def handle(self, item) -> bool:
@@ -310,7 +310,7 @@ class StructureStreams:
                             "restart", ca.field, stream)
                 ca.phenotypes = CellPhenotypes(ca.phenotypes.new_vote)
             header = ca.header
-            ca.attribution = Attribution.for_stream(cells, header.axes, header.shape,
+            ca.attribution = Attribution.for_stream(cells, header.stream_kind, header.shape,
                                                     header.pixel_um, header.metadata)
             log.info("stream %s: events attributed to the cells of field %s by %s (%s)", stream,
                      ca.field, ca.attribution.rule, ca.attribution.reason)

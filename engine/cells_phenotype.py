@@ -65,7 +65,7 @@ class CellPhenotypes:
         where a value is not measured."""
         structure = {int(r["cell_id"]): r for r in cells.rows}
         sampled = attribution.sampled_sizes() if attribution is not None else {}
-        line = attribution is not None and attribution.axes == "TX"
+        line = attribution is not None and attribution.stream_kind.is_linescan
         template = self.new_vote() if self.new_vote is not None else None  # trust: once
         out = []
         for cell_id in cells.accepted_ids:

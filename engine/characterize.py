@@ -151,7 +151,7 @@ def characterize(
         ``kind, score, t_start_ms, t_peak_ms, t_end_ms, x_um, y_um, amplitude_dff0, fwhm_um,
         fdhm_ms, rise_ms, t50_ms`` (NaN where not measurable).
     """
-    linescan = instance.axes == "TX"
+    linescan = instance.stream_kind.is_linescan
     sigma_ms, sigma_um = config.smoothing(linescan)
     dff0 = instance.dff0.astype(np.float32)
     mask = instance.mask_in_context()
@@ -278,7 +278,7 @@ def _positions(instance: Instance, pixel_um: float, dt_ms: float,
         "t_peak_ms": (t0 + tp) * dt_ms,
         "t_end_ms": instance.t_end * dt_ms,
         "x_um": (x0 + xp) * pixel_um,
-        "y_um": nan if instance.axes == "TX" else (y0 + yp) * pixel_um,
+        "y_um": nan if instance.stream_kind.is_linescan else (y0 + yp) * pixel_um,
         "amplitude_dff0": nan, "fwhm_um": nan, "fdhm_ms": nan, "rise_ms": nan, "t50_ms": nan,
     }
 

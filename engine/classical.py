@@ -72,6 +72,7 @@ import numpy as np
 from scipy import ndimage
 
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
+from acquisition.stream_kind import StreamKind
 
 from .classical_classes import ClassRules
 from .classical_noise import BackgroundState, remove_flicker
@@ -132,19 +133,20 @@ class ClassicalDetector:
     ----------
     pixel_um, dt_ms : float
         Calibration.
-    linescan : bool
-        Frames are ``(X,)`` lines (True) or ``(Y, X)`` images (False); selects the defaults
-        (:data:`LINESCAN` or :data:`MOVIE`).
+    stream_kind : StreamKind
+        ``LINESCAN`` (frames are ``(X,)`` lines) or ``MOVIE`` (``(Y, X)`` images); selects the
+        defaults (:data:`LINESCAN` or :data:`MOVIE`).
     **overrides
         Fields of :class:`ClassicalParams` to change.
     """
 
-    def __init__(self, pixel_um: float, dt_ms: float, linescan: bool = True,
-                 **overrides: float) -> None:
+    def __init__(self, pixel_um: float, dt_ms: float,
+                 stream_kind: StreamKind = StreamKind.LINESCAN, **overrides: float) -> None:
+        linescan = stream_kind.is_linescan
         p = replace(LINESCAN if linescan else MOVIE, **overrides)
         if not 0 < p.k_grow <= p.k_detect:
             raise ValueError(f"need 0 < k_grow <= k_detect, got {p.k_grow}, {p.k_detect}")
-        self.params, self.linescan = p, linescan
+        self.params, self.stream_kind = p, stream_kind
         self.k_detect, self.k_grow = float(p.k_detect), float(p.k_grow)
         self.sigma_frames, self.sigma_px = p.sigma_ms / dt_ms, p.sigma_um / pixel_um
         self.window = max(2, int(round(p.window_ms / dt_ms)))

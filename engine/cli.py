@@ -13,6 +13,8 @@ import importlib
 import logging
 import sys
 
+from engine.extras import install_hint
+
 #: subcommand -> module implementing it (HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
     "simulate": "engine.commands.simulate",
@@ -35,13 +37,32 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _load(module_path: str):
+def _load(name: str, module_path: str):
     try:
         return importlib.import_module(module_path)
     except ModuleNotFoundError as exc:
         if exc.name and module_path.startswith(exc.name):
             return None  # command not built in this version
+        if install_hint(name, exc.name) is not None:
+            return _NeedsExtra(name, exc)
         raise
+
+
+class _NeedsExtra:
+    """Stands in for a command whose module imports an optional dependency that is not
+    installed: listed with the extra to install; running it raises that import error, which
+    :func:`main` reports in one line."""
+
+    def __init__(self, name: str, error: ModuleNotFoundError) -> None:
+        self.HELP = f"(not installed: pip install 'castream[{install_hint(name, error.name)}]')"
+        self._error = error
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("arguments", nargs=argparse.REMAINDER)
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise self._error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
-        module = _load(module_path)
+        module = _load(name, module_path)
         if module is None:
             continue
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -83,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         logging.getLogger("castream").warning("interrupted")
         return 130
+    except ModuleNotFoundError as exc:
+        extra = install_hint(args.command, exc.name)
+        if args.debug or extra is None:
+            raise
+        logging.getLogger("castream").error(
+            "castream %s needs %s, which is not installed: pip install 'castream[%s]' "
+            "(--debug shows the traceback)", args.command, exc.name, extra)
+        return 1
     except (OSError, ValueError) as exc:
         if args.debug:
             raise

@@ -20,6 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from .backends import Backend
 from .batching import WindowBatcher
 from .characterize import CharacterizeConfig
@@ -148,8 +150,8 @@ class ClassicalStreamDetector:
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
                  postprocess: PostprocessParams | None = None, **kwargs) -> None:
-        self._detector = ClassicalDetector(pixel_um, dt_ms, linescan=len(frame_shape) == 1,
-                                           **kwargs)
+        self._detector = ClassicalDetector(pixel_um, dt_ms,
+                                           StreamKind.from_item_shape(frame_shape), **kwargs)
         self.thresholds = self._detector.thresholds
         postprocess = PostprocessParams() if postprocess is None else postprocess
         self.tracker_config = postprocess.tracker_for("classical")

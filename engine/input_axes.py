@@ -11,22 +11,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from acquisition.stream_kind import StreamKind
+
 AXES_CHOICES = ("TX", "TYX", "YX")
 
-#: ``--axes`` -> :func:`acquisition.tiff_source.open_tiff` ``mode``
-_OPEN_MODE = {None: None, "TX": "linescan", "TYX": "frames"}
 
-
-def open_mode(axes: str | None, path: Path) -> str | None:
-    """The ``open_tiff`` mode for ``--axes``; ``YX`` (no time axis) is refused."""
-    if axes == "YX":
+def open_kind(axes: str | None, path: Path) -> StreamKind | None:
+    """The ``open_tiff`` ``stream_kind`` for ``--axes`` (None: the file decides); ``YX`` (no
+    time axis) is refused."""
+    if axes is None:
+        return None
+    if axes not in AXES_CHOICES:
+        raise ValueError(f"--axes must be one of {', '.join(AXES_CHOICES)}, got {axes!r}")
+    kind = StreamKind.from_axes(axes)
+    if kind.is_image:
         raise ValueError(
             f"{path}: --axes YX is a single image without a time axis, in which no Ca2+ "
             "event can be found; use --axes TX (line-scan) or TYX (movie), or `castream "
             "cells` for a structure image")
-    if axes not in _OPEN_MODE:
-        raise ValueError(f"--axes must be one of {', '.join(AXES_CHOICES)}, got {axes!r}")
-    return _OPEN_MODE[axes]
+    return kind
 
 
 def check_axes_known(source, axes: str | None) -> None:
@@ -36,7 +39,7 @@ def check_axes_known(source, axes: str | None) -> None:
     mode, it is a line-scan only when the file has no axis beyond Y and X.
     """
     declared = source.calibration_source.get("dt_ms") in ("metadata", "flag_over_metadata")
-    if axes is None and source.axes == "TX" and not declared:
+    if axes is None and source.stream_kind.is_linescan and not declared:
         height, width = source.shape
         raise ValueError(
             f"{source.path} is a 2-D image ({height} x {width} px) and its metadata do not "

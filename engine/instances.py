@@ -33,6 +33,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from acquisition.labels import PUFF, SPARK, WAVE
+from acquisition.stream_kind import StreamKind
 
 #: class id -> event kind
 KIND_OF_CLASS = {SPARK: "spark", WAVE: "wave", PUFF: "puff"}
@@ -118,6 +119,11 @@ class Instance:
     saturated: np.ndarray | None = field(default=None, repr=False)
     significance: float = math.nan
     over_budget: bool = False
+
+    @property
+    def stream_kind(self) -> StreamKind:
+        """Line-scan or movie, from :attr:`axes`."""
+        return StreamKind.from_axes(self.axes)
 
     @property
     def t_start(self) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from .analyzer import StreamAnalyzer, StreamInfo
 from .batching import WindowBatcher
 from .cellclass import CellClassifier, CellSummary
@@ -29,7 +31,6 @@ from .windows import MODES
 log = logging.getLogger(__name__)
 
 DETECTORS = ("auto", "network", "classical", "hybrid")
-STREAM_KINDS = ("linescan", "movie")  # model kinds (see ``_kind``)
 DEFAULT_CLASSIFIER = DEFAULT_ROOT / "cell_classifier"
 
 
@@ -83,14 +84,14 @@ class DetectorFactory:
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self._loaded: dict[str, _Loaded | None] = {}
+        self._loaded: dict[StreamKind, _Loaded | None] = {}
         self.classifier = self._load_classifier()
         self.batcher = (WindowBatcher(config.max_batch, config.max_wait_ms)
                         if config.batch is not False else None)
 
     def describe(self, info: StreamInfo) -> dict:
         """Model/backend/reason a stream of this kind gets (for the store and the dashboard)."""
-        loaded = self._get(_kind(info))
+        loaded = self._get(info.stream_kind)
         if loaded is None:
             return {"model": "classical", "backend": "numpy",
                     "backend_reason": "no network model for this kind of stream"}
@@ -100,7 +101,7 @@ class DetectorFactory:
 
     def detector(self, info: StreamInfo) -> Detector:
         """A fresh detector for one stream."""
-        loaded = self._get(_kind(info))
+        loaded = self._get(info.stream_kind)
         overrides = dict(self.config.thresholds or {})
         postprocess = self.config.postprocess
         if loaded is None:  # its probability scale is its own: only the event overrides apply
@@ -129,29 +130,29 @@ class DetectorFactory:
             params = HybridParams()
         return params
 
-    def load_models(self) -> list[str]:
+    def load_models(self) -> list[StreamKind]:
         """Load now every model and backend a stream may need (the configured model, or the
         packaged default of each kind of stream), so that the first chunk of a stream is
         analysed without loading delay (``serve`` calls it at start-up). Returns the kinds
         that have a network model."""
         if self.config.detector != "classical" and self.config.model is not None:
             loaded = self._open(Path(self.config.model))
-            if loaded.model.config.kind in self._loaded:  # loaded before
+            if loaded.model.config.stream_kind in self._loaded:  # loaded before
                 loaded.backend.close()
             else:
-                self._loaded[loaded.model.config.kind] = loaded
+                self._loaded[loaded.model.config.stream_kind] = loaded
         else:
-            for kind in STREAM_KINDS:
+            for kind in StreamKind.time_series():
                 try:
                     self._get(kind)
                 except Exception as exc:  # noqa: BLE001 - retried (and isolated) per stream
                     log.error("cannot load the %s model at start-up (%s); streams of that "
-                              "kind will try again and fail alone", kind, exc)
-        return [kind for kind in STREAM_KINDS if self._loaded.get(kind) is not None]
+                              "kind will try again and fail alone", kind.value, exc)
+        return [kind for kind in StreamKind.time_series() if self._loaded.get(kind) is not None]
 
-    def preload(self, kind: str, model: ModelDir, backend) -> None:
-        """Use ``model`` run by ``backend`` for streams of ``kind`` (``"linescan"`` or
-        ``"movie"``) instead of loading one (tuning runs share one backend between factories)."""
+    def preload(self, kind: StreamKind, model: ModelDir, backend) -> None:
+        """Use ``model`` run by ``backend`` for streams of ``kind`` instead of loading one
+        (tuning runs share one backend between factories)."""
         self._loaded[kind] = _Loaded(model, backend)
 
     def _batcher_for(self, backend) -> WindowBatcher | None:
@@ -167,12 +168,12 @@ class DetectorFactory:
             if loaded is not None:
                 loaded.backend.close()
 
-    def _get(self, kind: str) -> _Loaded | None:
+    def _get(self, kind: StreamKind) -> _Loaded | None:
         if kind not in self._loaded:
             self._loaded[kind] = self._load(kind)
         return self._loaded[kind]
 
-    def _load(self, kind: str) -> _Loaded | None:
+    def _load(self, kind: StreamKind) -> _Loaded | None:
         if self.config.detector == "classical":
             return None
         try:
@@ -184,14 +185,14 @@ class DetectorFactory:
             return None
         return self._open(path, kind)
 
-    def _open(self, path: Path, kind: str | None = None) -> _Loaded:
+    def _open(self, path: Path, kind: StreamKind | None = None) -> _Loaded:
         """Model directory ``path`` and its backend (the model must be for ``kind``)."""
         from .backends import make_backend
 
         model = ModelDir.load(path)
-        if kind is not None and model.config.kind != kind:
-            raise ValueError(f"model {path} is for {model.config.kind} data, "
-                             f"but the stream is a {kind}")
+        if kind is not None and model.config.stream_kind is not kind:
+            raise ValueError(f"model {path} is for {model.config.stream_kind.value} data, "
+                             f"but the stream is a {kind.value}")
         options = {name: dict(kwargs) for name, kwargs in
                    (self.config.backend_options or {}).items()}
         options.setdefault("tensorrt", {}).setdefault("max_batch", self.config.max_batch)
@@ -221,10 +222,6 @@ def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:
         elif key in overrides:
             detector.thresholds[key] = float(overrides[key])
     return detector
-
-
-def _kind(info: StreamInfo) -> str:
-    return "linescan" if info.axes == "TX" else "movie"
 
 
 @dataclass
@@ -270,21 +267,25 @@ class _ArrayLabels:
             (labels.shape[0], *self.array.shape[1:]))
 
 
-def analyze_array(data: np.ndarray, axes: str, pixel_um: float, dt_ms: float,
+def analyze_array(data: np.ndarray, stream_kind: StreamKind, pixel_um: float, dt_ms: float,
                   model_dir: str | Path | None = None, mode: str = "accurate",
                   backend: str = "auto", blank: float | None = None,
                   detector: str = "auto", thresholds: dict | None = None,
                   chunk_frames: int = 256, factory: DetectorFactory | None = None,
                   stream: str = "array", cell: str = "",
                   postprocess: PostprocessParams | None = None) -> AnalysisResult:
-    """Run the streaming engine over an in-memory recording (``(T, X)`` or ``(T, Y, X)``);
-    ``thresholds`` and ``postprocess`` override the model directory's (without ``factory``)."""
-    if axes not in ("TX", "TYX") or data.ndim != len(axes):
-        raise ValueError(f"axes {axes!r} do not match data of shape {data.shape}")
+    """Run the streaming engine over an in-memory recording: a line-scan ``(T, X)`` or a movie
+    ``(T, Y, X)`` (``stream_kind``); ``thresholds`` and ``postprocess`` override the model
+    directory's (without ``factory``)."""
+    if stream_kind not in StreamKind.time_series():
+        raise ValueError(f"stream_kind must be StreamKind.LINESCAN or MOVIE, got {stream_kind!r}")
+    if data.ndim != stream_kind.item_ndim + 1:
+        raise ValueError(f"a {stream_kind.value} is ({', '.join(stream_kind.axes)}), not data "
+                         f"of shape {data.shape}")
     factory = factory or DetectorFactory(EngineConfig(
         model=Path(model_dir) if model_dir else None, mode=mode, backend=backend,
         detector=detector, thresholds=thresholds, postprocess=postprocess))
-    info = StreamInfo(stream, axes, tuple(data.shape[1:]), pixel_um, dt_ms, blank, cell)
+    info = StreamInfo(stream, stream_kind, tuple(data.shape[1:]), pixel_um, dt_ms, blank, cell)
     analyzer = factory.analyzer(info, keep_labels=True)
     labels = _ArrayLabels(data.shape)
     chunks = ((i, data[i:i + chunk_frames]) for i in range(0, data.shape[0], chunk_frames))

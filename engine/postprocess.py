@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from acquisition.labels import CLASS_IDS
+from acquisition.stream_kind import StreamKind
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
@@ -60,8 +61,6 @@ class InstanceTracker:
     thresholds : dict, optional
         ``foreground`` (default 0.5) and optional ``seed`` (hysteresis: a region is kept only if
         its maximum foreground probability reaches it).
-    axes : {"TX", "TYX"}, optional
-        Derived from ``frame_shape`` when omitted.
     config : TrackerConfig, optional
         The detector's ``tracker_config`` (a model directory's ``postprocess.json``); default:
         the code's (Dotti et al.).
@@ -79,15 +78,13 @@ class InstanceTracker:
         pixel_um: float,
         dt_ms: float,
         thresholds: dict | None = None,
-        axes: str | None = None,
         config: TrackerConfig | None = None,
         keep_labels: bool = True,
         accept: Callable[[Instance], bool] | None = None,
     ) -> None:
         self.frame_shape = tuple(int(s) for s in frame_shape)
-        self.linescan = len(self.frame_shape) == 1
-        self.axes = axes or ("TX" if self.linescan else "TYX")
-        self._shape3 = (1, *self.frame_shape) if self.linescan else self.frame_shape
+        self.stream_kind = StreamKind.from_item_shape(self.frame_shape)
+        self._shape3 = (1, *self.frame_shape) if self.stream_kind.is_linescan else self.frame_shape
         self.pixel_um, self.dt_ms = float(pixel_um), float(dt_ms)
         thresholds = dict(thresholds or {})
         self.fg_threshold = float(thresholds.get("foreground", 0.5))
@@ -223,7 +220,7 @@ class InstanceTracker:
                     continue
                 mask = parts[part_slices] == part
                 if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
-                                          self.linescan):
+                                          self.stream_kind.is_linescan):
                     continue
                 origin = (
                     self._first + slices[0].start + part_slices[0].start,
@@ -233,14 +230,14 @@ class InstanceTracker:
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (closing_frame, *origin, piece_index, part)
                 out.append(Instance(kind, score, mask, origin, context, context_origin,
-                                    self.axes, sort_key=key,
+                                    self.stream_kind.axes, sort_key=key,
                                     saturated=self._saturated_context(slices)))
         return out
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
         """Whether a minority part of class ``cls`` passes its size filter."""
         return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
-                                  self.config, self.linescan)
+                                  self.config, self.stream_kind.is_linescan)
 
     def _push_saturated(self, n: int, saturated: np.ndarray | None) -> None:
         """Append the saturation of the ``n`` newest frames (kept once a stream has saturated)."""
@@ -267,7 +264,7 @@ class InstanceTracker:
         source = self._dff0 if source is None else source
         t0 = max(0, slices[0].start - self._ctx_before)
         t1 = min(self._fg.shape[0], slices[0].stop + self._ctx_after)
-        margin_y = 0 if self.linescan else self._margin_px
+        margin_y = 0 if self.stream_kind.is_linescan else self._margin_px
         y0, y1 = max(0, slices[1].start - margin_y), min(self._shape3[0], slices[1].stop + margin_y)
         x0 = max(0, slices[2].start - self._margin_px)
         x1 = min(self._shape3[1], slices[2].stop + self._margin_px)
@@ -276,13 +273,14 @@ class InstanceTracker:
     def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
         cfg = self.config
         sigma_frames = cfg.peak_sigma_ms / self.dt_ms
-        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, self.linescan)
+        linescan = self.stream_kind.is_linescan
+        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, linescan)
         min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
         min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
         min_dip = None
         if cfg.split_dip_sd is not None:  # the noise comes from the context around the region
             min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner, sigma_frames)
-        return split_sparks(full[inner], pixels, min_frames, min_px, self.linescan, min_dip)
+        return split_sparks(full[inner], pixels, min_frames, min_px, linescan, min_dip)
 
     def _assign_id(self, inst: Instance) -> None:
         inst.event_id = self._next_id

@@ -48,7 +48,7 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
         factory.close()
         raise
     log.info("models loaded at start-up in %.1f s: %s", time.perf_counter() - t0,
-             ", ".join(kinds) or "none (classical detector)")
+             ", ".join(kind.value for kind in kinds) or "none (classical detector)")
     sinks: list = []
     publisher = None
     if store is not None:

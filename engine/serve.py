@@ -65,7 +65,8 @@ FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
 
 def stream_info_from_header(header: StartHeader) -> StreamInfo:
     """The analysis view of a wire ``start`` header."""
-    return StreamInfo(stream=header.stream, axes=header.axes, frame_shape=tuple(header.shape),
+    return StreamInfo(stream=header.stream, stream_kind=header.stream_kind,
+                      frame_shape=tuple(header.shape),
                       pixel_um=header.pixel_um, dt_ms=header.dt_ms, blank=header.blank,
                       cell=header.cell or header.stream, metadata=dict(header.metadata),
                       dtype=header.dtype,
@@ -296,7 +297,7 @@ class Server:
         analyzer = self.factory.analyzer(info)
         recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
         self.sinks.open_stream({
-            "stream": info.stream, "cell": info.cell, "mode": info.mode,
+            "stream": info.stream, "cell": info.cell, "mode": info.stream_kind.wire_mode,
             "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
             "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
             "detector": analyzer.detector.name, "field": field_of(header),
@@ -304,7 +305,8 @@ class Server:
         })
         self.live[header.stream] = _Live(analyzer, time.time(), EventWindow(self.recent_events))
         self.structure.ca_started(header, analyzer)
-        log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream, info.mode,
+        log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream,
+                 info.stream_kind.value,
                  info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)
 
     def _chunk(self, item: ChunkReceived) -> None:
@@ -411,8 +413,9 @@ class Server:
         if recent is None:
             return
         first, dff0 = recent
-        image, step = _preview_image(dff0, live.analyzer.info.axes)
-        if live.analyzer.info.axes != "TX":
+        linescan = live.analyzer.info.stream_kind.is_linescan
+        image, step = _preview_image(dff0, linescan)
+        if not linescan:
             first += dff0.shape[0] - 1  # a movie preview is its latest frame
         lo, hi = PREVIEW_DFF0_RANGE
         self.publisher.publish_preview(stream, first, image, lo, hi, step)
@@ -430,9 +433,9 @@ def _finite(data: np.ndarray) -> np.ndarray:
     return np.where(finite, data, np.float32(fill)).astype(data.dtype, copy=False)
 
 
-def _preview_image(dff0: np.ndarray, axes: str) -> tuple[np.ndarray, int]:
+def _preview_image(dff0: np.ndarray, linescan: bool) -> tuple[np.ndarray, int]:
     """uint8 image of recent ΔF/F0: a kymograph strip (line-scan) or the last frame (movie)."""
-    if axes == "TX":
+    if linescan:
         step = max(1, -(-dff0.shape[0] // PREVIEW_ROWS))
         image = dff0[::step]
     else:

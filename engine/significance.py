@@ -81,7 +81,7 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
     if saturated is not None:
         valid &= ~saturated
     mask = instance.mask_in_context()
-    zs = [_z(dff0, valid, mask, box_size(pixel_um, dt_ms, instance.axes == "TX",
+    zs = [_z(dff0, valid, mask, box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan,
                                          BOX_UM * space, BOX_MS * time))
           for space, time in SCALES]
     zs = [z for z in zs if math.isfinite(z)]

@@ -22,7 +22,7 @@ def cell_sparks(rec: LabeledRecording, features: str = "truth") -> list[dict]:
         return [ev for ev in rec.events if ev["kind"] == "spark"]
     from engine.pipeline import analyze_array
 
-    result = analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank)
+    result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, blank=rec.blank)
     return [ev.to_dict() for ev in result.events if ev.kind == "spark"]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.labels import IGNORE
+from acquisition.stream_kind import StreamKind
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class LabeledRecording:
     name: str = ""
     phenotype: str = ""
     cell: str = ""
+
+    @property
+    def stream_kind(self) -> StreamKind:
+        """Line-scan or movie, from :attr:`axes`."""
+        return StreamKind.from_axes(self.axes)
 
     @classmethod
     def from_simulation(cls, rec: Any, name: str = "") -> LabeledRecording:
@@ -85,7 +91,7 @@ class SimulatedSource:
     Parameters
     ----------
     kind
-        ``"linescan"`` or ``"movie"``.
+        ``"linescan"`` or ``"movie"`` (a model kind: :attr:`stream_kind`).
     split
         ``"train"``, ``"val"`` or ``"test"`` (selects a disjoint seed range).
     seed
@@ -109,6 +115,13 @@ class SimulatedSource:
     params: Mapping[str, Any] = field(default_factory=dict)
     randomize: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        StreamKind.from_model_kind(self.kind)  # an unknown kind fails here, not when read
+
+    @property
+    def stream_kind(self) -> StreamKind:
+        return StreamKind.from_model_kind(self.kind)
+
     def recording(self, index: int) -> LabeledRecording:
         """The ``index``-th recording of this split (deterministic)."""
         from acquisition import simulate
@@ -118,7 +131,7 @@ class SimulatedSource:
         kwargs = dict(self.params)
         kwargs.update(self._draw(rng))
         params = self._make_params(simulate, kwargs)
-        rec = (simulate.simulate_linescan(params, seed) if self.kind == "linescan"
+        rec = (simulate.simulate_linescan(params, seed) if self.stream_kind.is_linescan
                else simulate.simulate_movie(params, seed))
         return LabeledRecording.from_simulation(rec, name=f"{self.split}-{self.kind}-{seed}")
 
@@ -147,7 +160,7 @@ class SimulatedSource:
         return out
 
     def _make_params(self, simulate: Any, kwargs: dict[str, Any]) -> Any:
-        cls = simulate.LinescanParams if self.kind == "linescan" else simulate.MovieParams
+        cls = simulate.LinescanParams if self.stream_kind.is_linescan else simulate.MovieParams
         params = cls(**{k: v for k, v in kwargs.items() if k in cls.__dataclass_fields__})
         base = params.stats or simulate.PHENOTYPES[params.phenotype]
         stats_keys = {k: v for k, v in kwargs.items() if k in simulate.EventStats.__dataclass_fields__}
@@ -195,7 +208,8 @@ def load_dotti_folder(folder: str | Path, pixel_um: float = 0.2, dt_ms: float = 
             raise ValueError(f"{class_path.name}: class ids must be 0-4 (Dotti), found {class_mask.max()}")
         out.append(LabeledRecording(data=data, class_mask=class_mask, instance_mask=instances,
                                     pixel_um=pixel_um, dt_ms=dt_ms,
-                                    axes="TYX" if data.ndim == 3 else "TX", name=stem))
+                                    axes=StreamKind.from_item_shape(data.shape[1:]).axes,
+                                    name=stem))
     if not out:
         raise FileNotFoundError(f"no *_video.tif in {folder} (expected Dotti et al.'s NN_video.tif, "
                                 "NN_class_label.tif, NN_event_label.tif)")

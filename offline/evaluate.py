@@ -71,7 +71,7 @@ def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = 
     (``thresholds`` and ``postprocess`` instead of the model directory's)."""
     from engine.pipeline import analyze_array
 
-    return analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, model_dir=model_dir,
+    return analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, model_dir=model_dir,
                          mode=mode, backend=backend, blank=rec.blank, detector=detector,
                          thresholds=dict(thresholds) if thresholds else None,
                          postprocess=postprocess)

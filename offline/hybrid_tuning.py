@@ -101,7 +101,7 @@ def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,
     from engine.backends import make_backend
 
     model = ModelDir.load(model_dir)
-    kind = model.config.kind
+    kind = model.config.stream_kind
     memo = MemoBackend(make_backend(model, backend))
     sets, empty = validation_data(kind, n, n_empty)
     empty_s = sum(rec.data.shape[0] * rec.dt_ms for rec in empty) / 1e3
@@ -138,7 +138,7 @@ def tune_hybrid(model_dir: str | Path, n: int = 12, n_empty: int = 6,
 
 
 def _run(rec, factory: DetectorFactory):
-    return analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
+    return analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                          factory=factory)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from offline.datasets import LabeledRecording
 from offline.evaluate import evaluate
 
@@ -73,7 +74,7 @@ def write_thresholds(model_dir: str | Path, search: Mapping[str, Any],
 DEV_VAL_SEED = 10_000_000
 
 
-def validation_data(kind: str, n: int, n_empty: int, seed: int = 0,
+def validation_data(stream_kind: StreamKind, n: int, n_empty: int, seed: int = 0,
                     sim_params: Mapping[str, Any] | None = None, n_sim: int | None = None):
     """``({"sim": [...], "dev": [...]}, empty)``: validation recordings of both generators (the
     simulator's validation split from ``seed`` with ``sim_params``, ``n_sim`` of them (default
@@ -84,6 +85,7 @@ def validation_data(kind: str, n: int, n_empty: int, seed: int = 0,
     from offline.devsim import DevSource
 
     n_sim = n if n_sim is None else n_sim
+    kind = stream_kind.model_kind
     sets = {"sim": SimulatedSource(kind=kind, split="val", seed=seed,
                                    params=dict(sim_params or {})).take(n_sim),
             "dev": DevSource(kind=kind, seed=DEV_VAL_SEED).take(n)}

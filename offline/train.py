@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from offline import datasets
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
         else:
             base[key] = value
     base.setdefault("schema_version", model_dir.SCHEMA_VERSION)
-    base.setdefault("axes", model_dir.KIND_AXES[cfg.kind])
+    base.setdefault("axes", StreamKind.from_model_kind(cfg.kind).axes)
     base.setdefault("name", cfg.name)
     trained = trained_range(cfg)
     if trained:  # the engine warns on streams outside it (engine.quality)
@@ -97,7 +98,8 @@ def window_of(cfg: TrainConfig, model_config: Mapping[str, Any]) -> dict[str, in
 def window_shape_for(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple[int, ...]:
     """Training window ``(W_t, [Y,] X)``: the engine window length and the configured crop."""
     w_t = int(cfg.training.get("window_frames") or window_of(cfg, model_config)["frames"])
-    crop = cfg.training.get("crop", [128] if cfg.kind == "linescan" else [64, 128])
+    linescan = StreamKind.from_model_kind(cfg.kind).is_linescan
+    crop = cfg.training.get("crop", [128] if linescan else [64, 128])
     return (w_t, *[int(c) for c in crop])
 
 
@@ -144,8 +146,8 @@ def training_source(cfg: TrainConfig, split: str = "train") -> Any:
         folder, split=split, seed=cfg.seed, val_fraction=float(cfg.data.get("val_fraction", 0.2)),
         pixel_um=float(cfg.data.get("pixel_um", calibration.get("pixel_um", 0.2))),
         dt_ms=float(cfg.data.get("dt_ms", calibration.get("dt_ms", 6.8))))
-    want = "TX" if cfg.kind == "linescan" else "TYX"
-    wrong = [rec.name for rec in source.recordings if rec.axes != want]
+    want = StreamKind.from_model_kind(cfg.kind)
+    wrong = [rec.name for rec in source.recordings if rec.stream_kind is not want]
     if wrong:
         raise ValueError(f"config {cfg.name!r} trains a {cfg.kind} model, but {folder} holds "
                          f"recordings of another kind: {wrong[:5]}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import ChunkHeader, StartHeader, StopHeader
 
 
@@ -51,7 +52,7 @@ class MemorySink:
 
 def start_item(stream: str, data: np.ndarray, pixel_um: float, dt_ms: float,
                blank: float | None = None) -> StreamStarted:
-    mode = "linescan" if data.ndim == 2 else "frames"
+    mode = StreamKind.from_item_shape(data.shape[1:]).wire_mode
     return StreamStarted(StartHeader(stream, mode, str(data.dtype), tuple(data.shape[1:]),
                                      pixel_um, dt_ms, blank=blank))
 

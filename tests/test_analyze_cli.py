@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 from acquisition.simulate import LinescanParams, simulate_linescan, write_recording
+from acquisition.stream_kind import StreamKind
 from engine.analyzer import StreamAnalyzer, StreamInfo
 from engine.cli import main
 from engine.detectors import ClassicalStreamDetector
@@ -55,7 +56,7 @@ def test_analyze_missing_input_is_a_clear_error(tmp_path, caplog):
 
 def test_transport_gap_is_filled_and_counted():
     rec = simulate_linescan(LinescanParams(n_lines=900, n_pixels=128), seed=4)
-    info = StreamInfo("s", "TX", (128,), rec.pixel_um, rec.dt_ms)
+    info = StreamInfo("s", StreamKind.LINESCAN, (128,), rec.pixel_um, rec.dt_ms)
     analyzer = StreamAnalyzer(info, ClassicalStreamDetector(rec.pixel_um, rec.dt_ms, (128,)))
     analyzer.push(0, rec.data[:300])
     analyzer.push(350, rec.data[350:])  # lines 300..349 never arrived
@@ -93,7 +94,7 @@ def test_2d_image_without_axes_is_a_clear_error(plain_2d_tiff, tmp_path, caplog)
 
 def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_path,
                                                             monkeypatch):
-    import engine.batch as batch
+    import engine.analyze_file as analyze_file
     from engine.pipeline import EngineConfig
 
     def interrupted(analyzer, chunks, labels):
@@ -101,13 +102,13 @@ def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_p
             labels.write(first, np.zeros_like(frames, dtype=np.int32))
             raise KeyboardInterrupt  # Ctrl-C in the middle of the recording
 
-    monkeypatch.setattr(batch, "run_stream", interrupted)
+    monkeypatch.setattr(analyze_file, "run_stream", interrupted)
     config = EngineConfig(detector="classical")
     with pytest.raises(KeyboardInterrupt):
-        batch.analyze_file(recording_dir / "cell-1.tif", tmp_path / "new" / "out", config)
+        analyze_file.analyze_file(recording_dir / "cell-1.tif", tmp_path / "new" / "out", config)
     assert not (tmp_path / "new").exists()  # folders it created are gone
     existing = tmp_path / "existing"
     existing.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        batch.analyze_file(recording_dir / "cell-1.tif", existing, config)
+        analyze_file.analyze_file(recording_dir / "cell-1.tif", existing, config)
     assert list(existing.iterdir()) == []  # no labels.tif, no staging folder

@@ -19,6 +19,7 @@ from fixtures_models import make_tiny_model_dir
 import engine.backends as backends
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import ChunkHeader, StartHeader, StopHeader
 from engine.backends import BackendUnavailable, make_backend
 from engine.backends.tensorrt_build import (
@@ -136,15 +137,15 @@ def test_batched_detector_equals_unbatched(tmp_path: Path, ndim: int) -> None:
             np.testing.assert_array_equal(x.probs, y.probs)
 
 
-def _serve_interleaved(config: EngineConfig, streams: dict[str, np.ndarray], axes: str,
+def _serve_interleaved(config: EngineConfig, streams: dict[str, np.ndarray],
+                       stream_kind: StreamKind,
                        pixel_um: float, dt_ms: float, blank: float,
                        chunk: int) -> dict[str, list]:
     """Feed all streams chunk by chunk, round robin, through one in-process Server."""
     factory = DetectorFactory(config)
     server = Server(StubIngest(), factory, SinkSet([]))
-    mode = "linescan" if axes == "TX" else "frames"
     for name, data in streams.items():
-        server.handle(StreamStarted(StartHeader(name, mode, "uint16", data.shape[1:],
+        server.handle(StreamStarted(StartHeader(name, stream_kind.wire_mode, "uint16", data.shape[1:],
                                                 pixel_um, dt_ms, blank=blank)))
     n = max(d.shape[0] for d in streams.values())
     for seq, first in enumerate(range(0, n, chunk)):
@@ -175,12 +176,12 @@ def test_streams_batched_equal_alone(tmp_path: Path, kind: str) -> None:
     streams = {f"s{i}": np.roll(rec.data, 37 * i, axis=0) for i in range(3)}
     config = EngineConfig(model=model, backend="onnxruntime", batch=True, max_batch=4,
                           max_wait_ms=1e6)
-    served = _serve_interleaved(config, streams, rec.axes, rec.pixel_um, rec.dt_ms,
+    served = _serve_interleaved(config, streams, rec.stream_kind, rec.pixel_um, rec.dt_ms,
                                 rec.blank, chunk)
     alone_config = EngineConfig(model=model, backend="onnxruntime", batch=False)
     n_events = 0
     for name, data in streams.items():
-        alone = analyze_array(data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
+        alone = analyze_array(data, rec.stream_kind, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                               factory=DetectorFactory(alone_config), stream=name, cell=name)
         expected = sorted((e.to_dict() for e in alone.events), key=lambda e: e["event_id"])
         got = sorted(served[name], key=lambda e: e["event_id"])
@@ -232,7 +233,7 @@ def test_auto_backend_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cud
 def test_batching_default_follows_device(tmp_path: Path) -> None:
     """``batch=None`` batches only CUDA backends; ``batch=True`` forces it on CPU."""
     model = make_tiny_model_dir(tmp_path / "m", 2)
-    info_kwargs = {"axes": "TX", "frame_shape": (32,), "pixel_um": 0.14, "dt_ms": 1.5}
+    info_kwargs = {"stream_kind": StreamKind.LINESCAN, "frame_shape": (32,), "pixel_um": 0.14, "dt_ms": 1.5}
     from engine.analyzer import StreamInfo
 
     info = StreamInfo("s", **info_kwargs)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
+from acquisition.stream_kind import StreamKind
 from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from engine.serve import Server
@@ -51,7 +52,7 @@ def test_burst_of_500_candidates_completes_and_is_flagged(burst) -> None:
     events = sink.events["bursty"]
     flagged = [e for e in events if _is_burst(e)]
     assert len(events) >= 500 and flagged
-    limits = DEFAULT_BUDGETS["TX"]
+    limits = DEFAULT_BUDGETS[StreamKind.LINESCAN]
     characterized = len(events) - len(flagged)
     assert characterized <= limits.capacity + limits.rate_per_s * len(data) * DT_MS / 1e3 + 1
     for event in flagged:  # position and time, no parameters
@@ -70,7 +71,7 @@ def test_burst_budget_does_not_depend_on_chunking(burst) -> None:
     """The budget runs on frame indices: ``analyze`` and ``serve`` (any chunk size) spend it on
     the same events."""
     data, _ = burst
-    runs = [analyze_array(data[:3600], "TX", PIXEL_UM, DT_MS, detector="classical",
+    runs = [analyze_array(data[:3600], StreamKind.LINESCAN, PIXEL_UM, DT_MS, detector="classical",
                           blank=BLANK_COUNTS, chunk_frames=chunk).events for chunk in (97, 4096)]
     assert any(_is_burst(e) for e in runs[0])
     assert [repr(e.to_dict()) for e in runs[0]] == [repr(e.to_dict()) for e in runs[1]]

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from acquisition.stream_kind import StreamKind
 from engine.cellclass import (
     FEATURES,
     MIN_CONFIDENCE,
@@ -97,7 +98,7 @@ def test_trust_shrinks_confidence_for_unsupported_input():
     for _ in range(30):
         vote.add(spark(1.0))
     assert vote.summary().confidence > 0.99
-    trust, notes = classifier_trust("TYX", {
+    trust, notes = classifier_trust(StreamKind.MOVIE, {
         "calibration": {"outside": ["dt_ms"], "source": {"pixel_um": "flag", "dt_ms": "flag"}},
         "resting_snr": 1.2})
     assert trust < 0.1 and len(notes) == 4
@@ -105,5 +106,5 @@ def test_trust_shrinks_confidence_for_unsupported_input():
     summary = vote.summary()
     assert summary.label == "undecided" and summary.confidence < 0.6
     assert "line-scan" in summary.notes
-    assert classifier_trust("TX", {"calibration": {"outside": [], "source": {}},
+    assert classifier_trust(StreamKind.LINESCAN, {"calibration": {"outside": [], "source": {}},
                                    "resting_snr": 8.0}) == (1.0, ())

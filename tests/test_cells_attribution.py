@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import IMAGE_DT_MS, ChunkHeader, StartHeader, StopHeader
 from engine.cells_attribution import Attribution, FieldCells
 from engine.cells_live import StructureStreams
@@ -46,7 +47,7 @@ def _event(event_id: int, x_um: float, y_um: float = math.nan, kind: str = "spar
 
 def test_movie_events_take_the_accepted_cell_under_their_centre() -> None:
     cells = FieldCells("F", _labels(), 0.5, _rows())
-    attribution = Attribution.for_stream(cells, "TYX", (40, 80), 0.5)
+    attribution = Attribution.for_stream(cells, StreamKind.MOVIE, (40, 80), 0.5)
     events = [_event(1, 5.0, 5.0), _event(2, 25.0, 5.0), _event(3, 5.0, 15.0),
               _event(4, 35.0, 5.0), _event(5, 500.0, 5.0)]
     attribution.apply(events)
@@ -58,7 +59,7 @@ def test_movie_events_take_the_accepted_cell_under_their_centre() -> None:
 
 def test_field_origin_shifts_the_recording_into_the_field() -> None:
     cells = FieldCells("F", _labels(), 0.5, _rows())
-    attribution = Attribution.for_stream(cells, "TYX", (10, 10), 1.0,
+    attribution = Attribution.for_stream(cells, StreamKind.MOVIE, (10, 10), 1.0,
                                          {"field_origin_um": [2.0, 20.0]})
     event = _event(1, 5.0, 3.0)  # (5, 22) µm in the field: cell 2
     attribution.apply([event])
@@ -68,17 +69,17 @@ def test_field_origin_shifts_the_recording_into_the_field() -> None:
 
 def test_line_scans_need_the_line_position_or_a_single_cell() -> None:
     cells = FieldCells("F", _labels(), 0.5, _rows())
-    by_line = Attribution.for_stream(cells, "TX", (80,), 0.5, {"line_y_um": 5.0})
+    by_line = Attribution.for_stream(cells, StreamKind.LINESCAN, (80,), 0.5, {"line_y_um": 5.0})
     events = [_event(1, 5.0), _event(2, 25.0), _event(3, 15.0)]
     by_line.apply(events)
     assert [e.cell for e in events] == ["1", "2", ""] and by_line.rule == "line_y_um"
     assert by_line.sampled_sizes() == {1: 10.0, 2: 10.0}
-    blind = Attribution.for_stream(cells, "TX", (80,), 0.5)
+    blind = Attribution.for_stream(cells, StreamKind.LINESCAN, (80,), 0.5)
     blind.apply(events)
     assert [e.cell for e in events] == ["", "", ""] and blind.rule == "none"
     assert "cannot tell them apart" in blind.reason
     single = FieldCells("G", _labels(), 0.5, _rows()[:1])
-    alone = Attribution.for_stream(single, "TX", (80,), 0.5)
+    alone = Attribution.for_stream(single, StreamKind.LINESCAN, (80,), 0.5)
     alone.apply(events)
     assert [e.cell for e in events] == ["1", "", ""] and alone.rule == "single_cell"
     assert alone.sampled_sizes() == {1: 10.0}
@@ -91,7 +92,7 @@ def test_label_image_without_rows_accepts_every_roi() -> None:
 
 def test_per_cell_summary_joins_structure_and_sparks() -> None:
     cells = FieldCells("F", _labels(), 0.5, _rows())
-    attribution = Attribution.for_stream(cells, "TYX", (40, 80), 0.5)
+    attribution = Attribution.for_stream(cells, StreamKind.MOVIE, (40, 80), 0.5)
     events = [_event(1, 5.0, 5.0, amplitude=1.0), _event(2, 6.0, 5.0, amplitude=3.0),
               _event(3, 5.0, 5.0, kind="wave"), _event(4, 5.0, 15.0)]
     attribution.apply(events)

@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
+from acquisition.stream_kind import StreamKind
 from engine.classical import ClassicalDetector
 from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
@@ -61,7 +62,8 @@ def hostile(seed, sparks=(), dark_block=(150, 15), **kwargs):
 
 def detect(dff0, blocks=None, pixel_um=PX_UM, dt_ms=DT_MS, **kwargs):
     """Events of the classical detector through the tracker, fed in ``blocks`` of frames."""
-    detector = ClassicalDetector(pixel_um, dt_ms, linescan=dff0.ndim == 2, **kwargs)
+    detector = ClassicalDetector(pixel_um, dt_ms, StreamKind.from_item_shape(dff0.shape[1:]),
+                                 **kwargs)
     tracker = InstanceTracker(dff0.shape[1:], pixel_um, dt_ms, detector.thresholds)
     stream, found = detector.stream(), []
     cuts = np.cumsum([0, *(blocks or [len(dff0)])])
@@ -186,7 +188,7 @@ def test_pseudo_probabilities_do_not_depend_on_chunks(linescan):
         x = np.arange(96)[None, None, :] * 0.2
         wave = 1.2 * np.clip((t - 300 - 1e3 * x / 100.0) / 20.0, 0, 1)
         dff0 = (rng.poisson(12 * (1 + wave) * np.ones((1, 16, 1))) / 12 - 1).astype(np.float32)
-        detector = ClassicalDetector(0.2, 6.8, linescan=False)
+        detector = ClassicalDetector(0.2, 6.8, StreamKind.MOVIE)
     stream = detector.stream()
     whole = np.concatenate([stream.push(dff0), stream.flush()])
     assert whole.shape == (len(dff0), 4, *dff0.shape[1:]) and whole.dtype == np.float32

@@ -83,13 +83,13 @@ def test_batched_streams_on_gpu(tmp_path: Path) -> None:
     streams = {f"s{i}": np.roll(rec.data, 37 * i, axis=0) for i in range(3)}
     config = EngineConfig(model=model, backend="torch", device="cuda", max_batch=4,
                           max_wait_ms=1e6)  # batch=None: on, because the backend is CUDA
-    served = _serve_interleaved(config, streams, rec.axes, rec.pixel_um, rec.dt_ms,
+    served = _serve_interleaved(config, streams, rec.stream_kind, rec.pixel_um, rec.dt_ms,
                                 rec.blank, 9)
     alone_factory = DetectorFactory(EngineConfig(model=model, backend="torch", device="cuda",
                                                  batch=False))
     keys = ("event_id", "kind", "t_start_ms", "t_peak_ms", "t_end_ms")
     for name, data in streams.items():
-        alone = analyze_array(data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
+        alone = analyze_array(data, rec.stream_kind, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                               factory=alone_factory, stream=name, cell=name)
         expected = sorted(tuple(e.to_dict()[k] for k in keys) for e in alone.events)
         assert sorted(tuple(e[k] for k in keys) for e in served[name]) == expected

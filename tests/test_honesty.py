@@ -17,8 +17,9 @@ from acquisition.simulate import (
     simulate_linescan,
     simulate_movie,
 )
+from acquisition.stream_kind import StreamKind
 from engine import honesty
-from engine.batch import analyze_file
+from engine.analyze_file import analyze_file
 from engine.instances import Instance
 from engine.pipeline import EngineConfig, analyze_array
 from engine.quality import QualityMonitor, SaturationBuffer
@@ -112,7 +113,7 @@ def _noise_only_linescan(seed: int, **optics) -> object:
 def test_noise_only_recording_gives_almost_no_events_and_no_class(detector):
     rec = _noise_only_linescan(3, resting_photons=4.0)
     assert not rec.events
-    result = analyze_array(rec.data, "TX", rec.pixel_um, rec.dt_ms, blank=rec.blank,
+    result = analyze_array(rec.data, StreamKind.LINESCAN, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                            detector=detector)
     duration_s = rec.data.shape[0] * rec.dt_ms / 1e3
     assert len(result.events) / duration_s <= 0.5, [e.significance for e in result.events]
@@ -124,7 +125,7 @@ def test_noise_only_movie_gives_almost_no_events_and_no_class():
                        wave_rate_per_cell_s=0.0)
     rec = simulate_movie(MovieParams(duration_s=2.0, n_y=32, n_x=256, stats=stats,
                                      optics=OpticsParams(resting_photons=5.0)), 8)
-    result = analyze_array(rec.data, "TYX", rec.pixel_um, rec.dt_ms, blank=rec.blank)
+    result = analyze_array(rec.data, StreamKind.MOVIE, rec.pixel_um, rec.dt_ms, blank=rec.blank)
     assert len(result.events) / 2.0 <= 0.5, [e.significance for e in result.events]
     assert result.cell is None or result.cell.label == "undecided"
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from acquisition.simulate import LinescanParams, simulate_linescan
+from acquisition.stream_kind import StreamKind
 from engine.hybrid import HYBRID_FILE, HybridDetector, HybridParams
 from engine.models.postprocess_file import PostprocessParams
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
@@ -92,7 +93,7 @@ def linescan():
 def _events(rec, model, detector, chunk_frames=256, hybrid=None):
     factory = DetectorFactory(EngineConfig(model=model, backend="torch", detector=detector,
                                            hybrid=hybrid))
-    result = analyze_array(rec.data, "TX", rec.pixel_um, rec.dt_ms, blank=rec.blank,
+    result = analyze_array(rec.data, StreamKind.LINESCAN, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                            factory=factory, chunk_frames=chunk_frames)
     return result
 

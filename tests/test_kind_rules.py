@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
+from acquisition.stream_kind import StreamKind
 from engine.kind_rules import KIND_FLAG, PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
 from engine.pipeline import analyze_array
 
@@ -45,7 +46,7 @@ def test_thresholds_reach_every_event_through_the_analyzer() -> None:
     data = data[:3000]
 
     def run(**thresholds):
-        return analyze_array(data, "TX", 0.14, 1.5, detector="classical", blank=BLANK_COUNTS,
+        return analyze_array(data, StreamKind.LINESCAN, 0.14, 1.5, detector="classical", blank=BLANK_COUNTS,
                              thresholds=thresholds).events
 
     plain = run()

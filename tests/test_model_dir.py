@@ -10,6 +10,7 @@ import pytest
 import torch
 from fixtures_models import make_tiny_model_dir
 
+from acquisition.stream_kind import StreamKind
 from engine.models import (
     ModelDir,
     ModelDirError,
@@ -25,7 +26,7 @@ torch.set_num_threads(1)
 def test_round_trip(tmp_path: Path, ndim: int) -> None:
     path = make_tiny_model_dir(tmp_path / "a", ndim, seed=3)
     model = ModelDir.load(path)
-    assert model.config.kind == ("linescan" if ndim == 2 else "movie")
+    assert model.config.stream_kind is (StreamKind.LINESCAN if ndim == 2 else StreamKind.MOVIE)
     assert model.config.geometry("low_latency").margin_right == 2
     assert model.thresholds["foreground"] == 0.5
     copy = ModelDir.load(model.save(tmp_path / "b"))
@@ -103,15 +104,16 @@ def test_bad_thresholds_and_missing_mode(tmp_path: Path) -> None:
 
 def test_default_model_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="castream train"):
-        default_model_path("linescan", "accurate", root=tmp_path)
+        default_model_path(StreamKind.LINESCAN, "accurate", root=tmp_path)
     make_tiny_model_dir(tmp_path / "movie", 3)  # one dir carrying both modes
     make_tiny_model_dir(tmp_path / "linescan-low_latency", 2, modes=("low_latency",))
-    assert default_model_path("movie", "low_latency", root=tmp_path) == tmp_path / "movie"
-    assert default_model_path("linescan", "low_latency", root=tmp_path).name == "linescan-low_latency"
+    assert default_model_path(StreamKind.MOVIE, "low_latency", root=tmp_path) == tmp_path / "movie"
+    assert (default_model_path(StreamKind.LINESCAN, "low_latency", root=tmp_path).name
+            == "linescan-low_latency")
     with pytest.raises(FileNotFoundError):
-        default_model_path("linescan", "accurate", root=tmp_path)
-    with pytest.raises(ValueError, match="kind"):
-        default_model_path("confocal")
+        default_model_path(StreamKind.LINESCAN, "accurate", root=tmp_path)
+    with pytest.raises(ValueError, match="no event model"):
+        default_model_path(StreamKind.IMAGE)
 
 
 def test_preprocess_options_validated(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from acquisition.simulate import LinescanParams, simulate_linescan
+from acquisition.stream_kind import StreamKind
 from engine.analyzer import StreamInfo
 from engine.characterize import CharacterizeConfig
 from engine.hybrid import HybridParams
@@ -126,7 +127,7 @@ def test_model_dir_reads_but_never_writes_postprocess_json(tmp_path):
 def test_detectors_carry_the_model_directory_parameters(tmp_path):
     path = make_tiny_model_dir(tmp_path / "m", ndim=2)
     _tuned().save(path)
-    info = StreamInfo("s", "TX", (64,), 0.2, 1.5)
+    info = StreamInfo("s", StreamKind.LINESCAN, (64,), 0.2, 1.5)
     made = {name: DetectorFactory(EngineConfig(model=path, backend="torch", detector=name))
             .detector(info) for name in ("network", "hybrid", "classical")}
     assert made["network"].tracker_config == _tuned().tracker
@@ -145,7 +146,7 @@ def test_the_analyzer_tracks_and_characterizes_with_the_given_parameters():
     rec = simulate_linescan(LinescanParams(n_lines=1000, n_pixels=128), seed=4)
 
     def events(params: PostprocessParams) -> list:
-        return analyze_array(rec.data, "TX", rec.pixel_um, rec.dt_ms, blank=rec.blank,
+        return analyze_array(rec.data, StreamKind.LINESCAN, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                              detector="classical", postprocess=params).events
 
     default = events(PostprocessParams())

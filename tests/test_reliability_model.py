@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from acquisition.stream_kind import StreamKind
 from engine.backends.onnxruntime_backend import OnnxRuntimeBackend, resolve_onnx
 from engine.cli import main
 from engine.models.model_dir import (
@@ -76,8 +77,9 @@ def test_saving_new_weights_re_exports_model_onnx(tmp_path) -> None:
     OnnxRuntimeBackend(path)  # accepted
 
 
-@pytest.mark.parametrize(("kind", "mode"), [("linescan", "accurate"),
-                                            ("linescan", "low_latency"), ("movie", "accurate")])
+@pytest.mark.parametrize(("kind", "mode"), [(StreamKind.LINESCAN, "accurate"),
+                                            (StreamKind.LINESCAN, "low_latency"),
+                                            (StreamKind.MOVIE, "accurate")])
 def test_packaged_models_record_their_weights(kind, mode) -> None:
     model = ModelDir.load(default_model_path(kind, mode))
     assert model.onnx_path is not None

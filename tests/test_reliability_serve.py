@@ -14,6 +14,7 @@ import zmq
 
 from acquisition.publisher import Publisher, PublisherRefused
 from acquisition.simulate import LinescanParams, simulate_linescan
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import ChunkHeader, StopHeader, decode_reply, encode_message
 from engine.pipeline import EngineConfig
 from engine.runtime import background_server
@@ -219,7 +220,7 @@ def test_raising_analyzer_fails_its_stream_and_the_other_loses_nothing(
     assert store.latest_stats("doomed")["failed"] == "RuntimeError: analyzer bug"
     assert {s["stream"]: s["stopped_s"] is not None for s in store.list_streams()} == {
         "doomed": True, "valid": True}
-    alone = analyze_array(valid_recording, "TX", 0.2, 1.5, detector="classical")
+    alone = analyze_array(valid_recording, StreamKind.LINESCAN, 0.2, 1.5, detector="classical")
     stored = store.events("valid")
     assert [e["event_id"] for e in stored] == [e.event_id for e in alone.events]
     assert [e["t_peak_ms"] for e in stored] == [e.t_peak_ms for e in alone.events]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from acquisition.publisher import Publisher
+from acquisition.stream_kind import StreamKind
 from engine.pipeline import DetectorFactory, EngineConfig
 from engine.runtime import background_server
 from engine.serve import Server
@@ -16,14 +17,14 @@ from tests.fixtures_models import make_tiny_model_dir
 
 
 @pytest.fixture
-def load_spy(monkeypatch) -> list[str]:
+def load_spy(monkeypatch) -> list[StreamKind]:
     """Kinds of the models the factory opens, in order."""
-    opened: list[str] = []
+    opened: list[StreamKind] = []
     real_open = DetectorFactory._open
 
     def spy(self, path, kind=None):
         loaded = real_open(self, path, kind)
-        opened.append(loaded.model.config.kind)
+        opened.append(loaded.model.config.stream_kind)
         return loaded
 
     monkeypatch.setattr(DetectorFactory, "_open", spy)
@@ -44,13 +45,13 @@ def test_model_loads_before_the_first_stream(tmp_path: Path, ipc_endpoint: str, 
     config = EngineConfig(model=model, backend="torch", detector="network")
     with background_server(endpoint=ipc_endpoint, store=None, record_dir=None,
                            config=config) as server:
-        assert load_spy == ["linescan"], "the model must be loaded when serve starts"
+        assert load_spy == [StreamKind.LINESCAN], "the model must be loaded when serve starts"
         with Publisher(ipc_endpoint, stream="first") as pub:
             pub.start("linescan", "uint16", (64,), pixel_um=0.14, dt_ms=1.5)
             pub.send(np.full((300, 64), 200, np.uint16))
         assert server.wait_finished(1, timeout_s=60)
     assert loads_at_first_chunk and loads_at_first_chunk[0] == 1
-    assert load_spy == ["linescan"], "no stream may load it again"
+    assert load_spy == [StreamKind.LINESCAN], "no stream may load it again"
 
 
 def test_default_models_of_both_kinds_load_at_start(load_spy, monkeypatch) -> None:
@@ -62,7 +63,7 @@ def test_default_models_of_both_kinds_load_at_start(load_spy, monkeypatch) -> No
 
     monkeypatch.setattr("engine.backends.make_backend", lambda *args, **kwargs: _Backend())
     factory = DetectorFactory(EngineConfig(detector="network"))
-    assert factory.load_models() == ["linescan", "movie"]
-    assert load_spy == ["linescan", "movie"]
+    assert factory.load_models() == [StreamKind.LINESCAN, StreamKind.MOVIE]
+    assert load_spy == [StreamKind.LINESCAN, StreamKind.MOVIE]
     assert DetectorFactory(EngineConfig(detector="classical")).load_models() == []
-    assert load_spy == ["linescan", "movie"]
+    assert load_spy == [StreamKind.LINESCAN, StreamKind.MOVIE]

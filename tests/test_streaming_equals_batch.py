@@ -16,7 +16,7 @@ from acquisition.simulate import (
     simulate_movie,
     write_recording,
 )
-from engine.batch import analyze_file
+from engine.analyze_file import analyze_file
 from engine.events import EVENT_COLUMNS
 from engine.pipeline import EngineConfig
 from engine.runtime import background_server

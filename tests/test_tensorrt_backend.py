@@ -78,7 +78,7 @@ def test_same_events_as_cpu_reference(tmp_path: Path) -> None:
     model = make_tiny_model_dir(tmp_path / "m", 3, behaviour="threshold", threshold_dff0=0.3)
     rec = simulate_movie(MovieParams(n_frames=120, n_y=32, n_x=128), seed=12)
     devices = {"torch": "cpu", "tensorrt": "cuda"}
-    runs = {name: analyze_array(rec.data, rec.axes, rec.pixel_um, rec.dt_ms, blank=rec.blank,
+    runs = {name: analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, blank=rec.blank,
                                 factory=DetectorFactory(EngineConfig(
                                     model=model, backend=name, device=device))).events
             for name, device in devices.items()}

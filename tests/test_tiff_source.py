@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from acquisition.stream_kind import StreamKind
 from acquisition.tiff_source import TiffSourceError, open_tiff
 
 RNG = np.random.default_rng(0)
@@ -35,7 +36,8 @@ def test_movie_flavours(tmp_path: Path, kwargs: dict) -> None:
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, MOVIE, **kwargs)
     with open_tiff(path) as source:
-        assert (source.axes, source.mode, source.shape) == ("TYX", "frames", (12, 8, 16))
+        assert (source.axes, source.stream_kind, source.shape) == ("TYX", StreamKind.MOVIE,
+                                                                   (12, 8, 16))
         assert source.dtype == np.uint16 and len(source) == 12
         assert source.pixel_um == pytest.approx(0.25) and source.dt_ms == pytest.approx(6.8)
         np.testing.assert_array_equal(_read_all(source, 5), MOVIE)
@@ -58,7 +60,8 @@ def test_imagej_linescan_calibration(tmp_path: Path, compression: str | None) ->
     tifffile.imwrite(path, LINES, imagej=True, resolution=(5, 1 / 1.5), compression=compression,
                      metadata={"axes": "YX", "unit": "um", "yunit": "ms", "Info": info})
     with open_tiff(path) as source:
-        assert (source.axes, source.mode, source.shape) == ("TX", "linescan", (300, 16))
+        assert (source.axes, source.stream_kind, source.shape) == ("TX", StreamKind.LINESCAN,
+                                                                   (300, 16))
         assert (source.pixel_um, source.dt_ms) == (0.2, 1.5)
         assert (source.blank, source.cell) == (100.0, "c1")
         np.testing.assert_array_equal(_read_all(source, 64), LINES)
@@ -105,11 +108,11 @@ def test_centimeter_resolution_tag(tmp_path: Path) -> None:
 def test_mode_overrides(tmp_path: Path, compression: str | None) -> None:
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, MOVIE, compression=compression)
-    with open_tiff(path, pixel_um=1, dt_ms=1, mode="linescan") as source:
+    with open_tiff(path, pixel_um=1, dt_ms=1, stream_kind=StreamKind.LINESCAN) as source:
         assert source.shape == (96, 16)
         np.testing.assert_array_equal(_read_all(source, 10), MOVIE.reshape(96, 16))
     tifffile.imwrite(path, LINES, compression=compression)
-    with open_tiff(path, pixel_um=1, dt_ms=1, mode="frames") as source:
+    with open_tiff(path, pixel_um=1, dt_ms=1, stream_kind=StreamKind.MOVIE) as source:
         assert source.shape == (1, 300, 16)
 
 

@@ -19,6 +19,7 @@ from scipy import ndimage  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from acquisition.simulate.structure import simulate_structure_field  # noqa: E402
+from acquisition.stream_kind import StreamKind
 from engine.cells.schema import CELL_COLUMNS  # noqa: E402
 from engine.cells_attribution import Attribution, FieldCells  # noqa: E402
 from engine.cells_phenotype import CellPhenotypes  # noqa: E402
@@ -56,7 +57,7 @@ def _write_calcium(store: SqliteStore, cells: FieldCells) -> list[Event]:
     events = [_spark(len(sites) * k + i + 1, y, x) for k in range(2)
               for i, (y, x) in enumerate(sites)]
     events.append(_spark(len(events) + 1, 0.5, 0.5))  # a corner of the field: no cell
-    attribution = Attribution.for_stream(cells, "TYX", CA_SHAPE, CA_PIXEL_UM)
+    attribution = Attribution.for_stream(cells, StreamKind.MOVIE, CA_SHAPE, CA_PIXEL_UM)
     attribution.apply(events)
     phenotypes = CellPhenotypes(None)
     phenotypes.add(events)

@@ -6,6 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import (
     ChunkHeader,
     StartHeader,
@@ -40,8 +41,9 @@ def test_header_round_trip(header) -> None:
 
 
 def test_start_header_properties() -> None:
-    assert START.axes == "TYX" and START.item_bytes == 4 * 8 * 2
-    assert StartHeader("s", "linescan", "uint8", (512,), 1.0, 1.0).axes == "TX"
+    assert START.stream_kind is StreamKind.MOVIE and START.item_bytes == 4 * 8 * 2
+    assert (StartHeader("s", "linescan", "uint8", (512,), 1.0, 1.0).stream_kind
+            is StreamKind.LINESCAN)
 
 
 def test_payload_round_trip_without_copy() -> None:

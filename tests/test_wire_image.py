@@ -11,6 +11,7 @@ import zmq
 
 from acquisition.ingest import ChunkReceived, StreamStarted
 from acquisition.publisher import Publisher, PublisherError, PublisherRefused
+from acquisition.stream_kind import StreamKind
 from acquisition.wire import (
     IMAGE_DT_MS,
     SCHEMA_VERSION,
@@ -40,7 +41,7 @@ def test_version_3_image_and_field_round_trip() -> None:
     ca = StartHeader("calcium", "frames", "uint16", (64, 64), 0.2, 6.8, field="F1")
     for header in (IMAGE, labels, ca):
         assert decode_header(encode_header(header)) == header
-    assert IMAGE.axes == "ZYX" and "field" not in msgpack.unpackb(
+    assert IMAGE.stream_kind is StreamKind.IMAGE and "field" not in msgpack.unpackb(
         encode_header(StartHeader("s", "linescan", "uint16", (8,), 0.2, 1.0)))
 
 

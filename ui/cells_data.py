@@ -22,7 +22,7 @@ import pandas as pd
 
 from engine.cells.patterns import PATTERN_CLASSES
 from engine.cells.schema import CELL_COLUMNS
-from ui.data import StoreReader
+from ui.data import StoreReader, stream_kind_of
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def field_ca_streams(streams: list[dict], row: dict) -> list[dict]:
     """The Ca²⁺ streams that name the field and ran after its structure result (earlier
     ones were attributed to an earlier image of the field, or to none)."""
     return [s for s in streams
-            if s.get("field") == row["field"] and s.get("mode") != "image"
+            if s.get("field") == row["field"] and not stream_kind_of(s).is_image
             and (s.get("stopped_s") is None or s["stopped_s"] >= row["t_s"])]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acquisition.stream_kind import StreamKind
 from engine.events import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ class StoreUnavailable(RuntimeError):
 class _EventCache:
     last_id: int = 0
     frame: pd.DataFrame = field(default_factory=lambda: empty_events())
+
+
+def stream_kind_of(stream: dict) -> StreamKind:
+    """The kind of a store's stream row: its wire ``mode``, else (no or an unknown mode) a
+    2-D frame ``shape`` is a movie and anything else a line-scan."""
+    try:
+        return StreamKind.from_wire_mode(stream.get("mode"))
+    except ValueError:
+        return StreamKind.MOVIE if len(stream.get("shape") or []) == 2 else StreamKind.LINESCAN
 
 
 def empty_events() -> pd.DataFrame:

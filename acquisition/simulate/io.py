@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ..stream_kind import StreamKind
 from .groundtruth import EVENT_COLUMNS
 from .recording import Recording
 
@@ -56,8 +57,8 @@ def calibration_json(rec: Recording) -> str:
 def write_tiff(path: Path, array: np.ndarray, rec: Recording) -> None:
     """Write ``array`` (same shape as ``rec.data``) with ``rec``'s calibration (see module doc)."""
     metadata: dict = {"unit": "um", "finterval": rec.dt_ms / 1e3, "Info": calibration_json(rec)}
-    if rec.axes == "TYX":
-        metadata["axes"] = "TYX"
+    if rec.stream_kind is StreamKind.MOVIE:
+        metadata["axes"] = rec.axes
         resolution = (1.0 / rec.pixel_um, 1.0 / rec.pixel_um)
     else:
         metadata.update(axes="YX", yunit="ms")

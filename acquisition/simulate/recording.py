@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..stream_kind import StreamKind
 from .cell import CellModel
 from .events import Grid, sample_events
 from .groundtruth import build_ground_truth
@@ -55,6 +56,11 @@ class Recording:
     clean_dff0: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def stream_kind(self) -> StreamKind:
+        """Line-scan or movie, from :attr:`axes`."""
+        return StreamKind.from_axes(self.axes)
+
     def counts_by_kind(self) -> dict[str, int]:
         """Number of events of each kind."""
         return dict(Counter(ev["kind"] for ev in self.events))
@@ -70,7 +76,7 @@ def assemble(cell: CellModel, grid: Grid, stats: EventStats, optics: OpticsParam
              band_um: float | None = None, event_rng: np.random.Generator,
              noise_rng: np.random.Generator) -> Recording:
     """Sample events, build the ground truth and acquire the noisy counts."""
-    cell_id = f"sim-{'linescan' if axes == 'TX' else 'movie'}-{phenotype}-{seed}"
+    cell_id = f"sim-{StreamKind.from_axes(axes).value}-{phenotype}-{seed}"
     events = sample_events(stats, cell, grid, event_rng, band_um)
     truth = build_ground_truth(events, grid, cell.inside, cell_id, ignore_rim)
     data = acquire(truth.clean_dff0, cell.resting, grid.dt_ms, optics, noise_rng)

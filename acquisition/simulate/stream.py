@@ -63,7 +63,7 @@ def _open(target: PublisherLike | Callable[[], PublisherLike] | str,
 
 def start_kwargs(rec: Recording) -> dict[str, Any]:
     """The ``start`` keywords describing ``rec``."""
-    return {"mode": "linescan" if rec.axes == "TX" else "frames", "dtype": str(rec.data.dtype),
+    return {"mode": rec.stream_kind.wire_mode, "dtype": str(rec.data.dtype),
             "shape": tuple(rec.data.shape[1:]), "pixel_um": rec.pixel_um, "dt_ms": rec.dt_ms,
             "blank": rec.blank, "cell": rec.cell,
             "metadata": {"phenotype": rec.phenotype, "source": "simulator", **rec.metadata}}
@@ -96,6 +96,6 @@ def stream_recording(rec: Recording, publisher: PublisherLike | Callable[[], Pub
     finally:
         if owned and hasattr(pub, "close"):
             pub.close()
-    log.info("streamed %d %s of %s at %.3g× real time", sent,
-             "lines" if rec.axes == "TX" else "frames", rec.cell, rate)
+    log.info("streamed %d %ss of %s at %.3g× real time", sent, rec.stream_kind.item_name, rec.cell,
+             rate)
     return sent

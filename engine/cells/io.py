@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from acquisition.stream_kind import StreamKind
 from acquisition.tiff_calibration import read_calibration
 
 from ..cells_attribution import FieldCells
@@ -29,7 +30,7 @@ def _read_tiff(path: Path, what: str) -> tuple[np.ndarray, dict[str, Any]]:
         raise FileNotFoundError(f"no such {what} file: {path}")
     try:
         with tifffile.TiffFile(path) as tif:
-            return tif.asarray(), read_calibration(tif, linescan=False)
+            return tif.asarray(), read_calibration(tif, StreamKind.IMAGE)
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
         raise ValueError(f"cannot read {what} {path} as TIFF: {exc}") from exc
 

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from engine.input_axes import AXES_CHOICES
+
 from ._engine_args import add_engine_arguments, engine_config
 
 HELP = "analyze TIFF recordings (files or folders): events.csv + labels.tif per recording"
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (one sub-folder per recording when several)")
     parser.add_argument("--pixel-um", type=float, help="pixel size in µm (overrides metadata)")
     parser.add_argument("--dt-ms", type=float, help="line/frame interval in ms (overrides)")
-    parser.add_argument("--axes", choices=("TX", "TYX", "YX"),
+    parser.add_argument("--axes", choices=AXES_CHOICES,
                         help="how to read the files: TX = line-scan (rows are consecutive "
                              "lines), TYX = movie; needed for a 2-D file whose metadata give "
                              "no line interval (YX, a single image, is refused)")
@@ -141,7 +143,7 @@ def _write_cells_tables(summaries: list[dict]) -> None:
 
 
 def _run_local(jobs, config, flags, progress):
-    from engine.batch import analyze_file
+    from engine.analyze_file import analyze_file
     from engine.pipeline import DetectorFactory
 
     factory = DetectorFactory(config)
@@ -160,7 +162,7 @@ def _run_dask(jobs, config, flags, args):
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    from engine.batch import analyze_file
+    from engine.analyze_file import analyze_file
 
     if args.scheduler:
         client = Client(args.scheduler)

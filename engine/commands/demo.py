@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from acquisition.stream_kind import StreamKind
+
 from ._engine_args import add_engine_arguments, engine_config
 
 HELP = "run a simulated two-cell experiment through the live engine and print the results"
@@ -30,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="length of each simulated recording (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=1.0,
                         help="playback speed, 1 = real time (default: %(default)s)")
-    parser.add_argument("--mode-data", choices=("linescan", "movie"), default="linescan",
+    parser.add_argument("--mode-data", choices=[kind.value for kind in StreamKind.time_series()],
+                        default=StreamKind.LINESCAN.value,
                         help="simulated acquisition mode (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=2026, help="simulation seed")
     parser.add_argument("--headless", action="store_true",
@@ -85,7 +88,7 @@ def _simulate(args):
 
     recordings = []
     for i, phenotype in enumerate(("wt", "cpvt")):
-        if args.mode_data == "linescan":
+        if StreamKind(args.mode_data).is_linescan:
             rec = simulate_linescan(LinescanParams(phenotype=phenotype,
                                                    duration_s=args.seconds), args.seed + i)
         else:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 log.error("%s: %s", path, exc)
                 continue
-            log.info("%s -> stream %r: %d %s in %.2f s (%.0f/s); %s", path, summary.stream,
-                     summary.items_sent, "lines" if summary.mode == "linescan" else "frames",
+            log.info("%s -> stream %r: %d %ss in %.2f s (%.0f/s); %s", path, summary.stream,
+                     summary.items_sent, summary.stream_kind.item_name,
                      summary.seconds, summary.items_per_s, summary.delivery.describe())
     return 1 if failures else 0

@@ -11,6 +11,8 @@ import argparse
 import logging
 from dataclasses import replace
 
+from acquisition.stream_kind import StreamKind
+
 from ._curve_args import add_curve_client_arguments, curve_client
 
 HELP = "simulate line-scans or movies of Ca2+ sparks/puffs/waves with ground truth"
@@ -18,7 +20,8 @@ log = logging.getLogger("castream.simulate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("linescan", "movie"), default="linescan")
+    parser.add_argument("--mode", choices=[kind.value for kind in StreamKind.time_series()],
+                        default=StreamKind.LINESCAN.value)
     parser.add_argument("--phenotype", choices=("wt", "cpvt"), default="wt")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration per recording (s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first cell")
@@ -48,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _params(args: argparse.Namespace):
     from acquisition.simulate import PHENOTYPES, LinescanParams, MovieParams
 
-    cls = LinescanParams if args.mode == "linescan" else MovieParams
+    cls = LinescanParams if StreamKind(args.mode).is_linescan else MovieParams
     params = cls(phenotype=args.phenotype, duration_s=args.seconds)
     changes = {"resting_photons": args.brightness, "read_noise_counts": args.read_noise,
                "blank_counts": args.blank, "bleach_tau_s": args.bleach_tau_s}
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_cells < 1 or args.seconds <= 0:
         raise ValueError("--n-cells must be >= 1 and --seconds > 0")
     params = _params(args)
-    simulate = simulate_linescan if args.mode == "linescan" else simulate_movie
+    simulate = simulate_linescan if StreamKind(args.mode).is_linescan else simulate_movie
     recs = []
     for k in range(args.n_cells):
         rec = simulate(params, seed=args.seed + k)

@@ -23,6 +23,8 @@ Dotti et al. (for comparison): 256-frame windows, keep 32 (margins 112/112): 112
 
 from __future__ import annotations
 
+from acquisition.stream_kind import StreamKind
+
 from ..windows import MODES, WindowGeometry
 from .architecture import UNetConfig
 from .model_dir import ModelConfig
@@ -63,7 +65,7 @@ def default_linescan_config(mode: str | None = "accurate") -> ModelConfig:
     """Config of the default line-scan model for ``mode`` (``None``: both geometries)."""
     name = f"linescan-{mode}" if mode else "linescan"
     return ModelConfig(
-        architecture=default_linescan_architecture(), axes="TX",
+        architecture=default_linescan_architecture(), axes=StreamKind.LINESCAN.axes,
         window=_modes(LINESCAN_WINDOWS, mode), normalization=dict(DEFAULT_NORMALIZATION),
         calibration={"pixel_um": 0.14, "dt_ms": 1.5}, name=name,
     )
@@ -73,7 +75,7 @@ def default_movie_config(mode: str | None = "accurate") -> ModelConfig:
     """Config of the default full-frame model for ``mode`` (``None``: both geometries)."""
     name = f"movie-{mode}" if mode else "movie"
     return ModelConfig(
-        architecture=default_movie_architecture(), axes="TYX",
+        architecture=default_movie_architecture(), axes=StreamKind.MOVIE.axes,
         window=_modes(MOVIE_WINDOWS, mode), normalization=dict(DEFAULT_NORMALIZATION),
         calibration={"pixel_um": 0.2, "dt_ms": 6.8}, name=name,
     )

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
+
 from ..windows import MODES, WindowGeometry
 from .architecture import UNetConfig
 from .json_files import ModelDirError, read_json, write_json
@@ -49,8 +51,7 @@ CONFIG_FILE = "config.json"
 THRESHOLDS_FILE = "thresholds.json"
 METRICS_FILE = "metrics.json"
 ONNX_FILE = "model.onnx"
-AXES_NDIM = {"TX": 2, "TYX": 3}
-KIND_AXES = {"linescan": "TX", "movie": "TYX"}
+MODEL_AXES = tuple(kind.axes for kind in StreamKind.time_series())  # ("TX", "TYX")
 DEFAULT_CLASS_NAMES = ("background", "spark", "wave", "puff")
 DEFAULT_ROOT = Path(__file__).parent / "default"
 
@@ -81,9 +82,9 @@ class ModelConfig:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.axes not in AXES_NDIM:
-            raise ModelDirError(f"axes must be one of {sorted(AXES_NDIM)}, got {self.axes!r}")
-        if AXES_NDIM[self.axes] != self.architecture.ndim:
+        if self.axes not in MODEL_AXES:
+            raise ModelDirError(f"axes must be one of {sorted(MODEL_AXES)}, got {self.axes!r}")
+        if len(self.axes) != self.architecture.ndim:
             raise ModelDirError(f"axes {self.axes!r} do not match architecture ndim "
                                 f"{self.architecture.ndim}")
         if not self.window or set(self.window) - set(MODES):
@@ -100,9 +101,9 @@ class ModelConfig:
                                 f"known: {preprocess_options()}")
 
     @property
-    def kind(self) -> str:
-        """``"linescan"`` or ``"movie"``."""
-        return "linescan" if self.axes == "TX" else "movie"
+    def stream_kind(self) -> StreamKind:
+        """The streams this model analyses (line-scans or movies), from :attr:`axes`."""
+        return StreamKind.from_axes(self.axes)
 
     def geometry(self, mode: str) -> WindowGeometry:
         """Window geometry of ``mode``; clear error if this model does not offer it."""
@@ -268,14 +269,14 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelDirError(f"{path} is not a readable safetensors file: {exc}") from exc
 
 
-def default_model_path(kind: str, mode: str = "accurate", root: Path | None = None) -> Path:
-    """Directory of the packaged default model for ``kind`` ("linescan" | "movie") and ``mode``.
+def default_model_path(stream_kind: StreamKind, mode: str = "accurate",
+                       root: Path | None = None) -> Path:
+    """Directory of the packaged default model for streams of ``stream_kind`` and ``mode``.
 
     Looks for ``default/<kind>-<mode>/`` then ``default/<kind>/`` (a model carrying several
-    modes) under ``engine/models/``.
+    modes) under ``engine/models/``, ``<kind>`` being the model kind (``linescan``/``movie``).
     """
-    if kind not in KIND_AXES:
-        raise ValueError(f"kind must be one of {sorted(KIND_AXES)}, got {kind!r}")
+    kind = stream_kind.model_kind  # ValueError for images: no event model
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     root = DEFAULT_ROOT if root is None else Path(root)

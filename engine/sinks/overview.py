@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from engine.events import Event
 
 MAX_ROWS = 2000
@@ -29,7 +30,7 @@ class OverviewImage:
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
-        self.linescan = len(shape) == 2
+        self.linescan = StreamKind.from_item_shape(self.shape[1:]).is_linescan
         n = shape[0]
         self.bin = max(1, math.ceil(n / MAX_ROWS)) if self.linescan else 1
         if self.linescan:

@@ -16,6 +16,8 @@ import argparse
 import logging
 import sys
 
+from acquisition.stream_kind import StreamKind
+
 HELP = "evaluate a model (or the classical detector) through the streaming engine; Dotti tables"
 
 log = logging.getLogger(__name__)
@@ -91,20 +93,20 @@ def load_dev(spec: str, overrides: dict, seed: int):
     return DevSource(kind=kind, seed=seed, params=params).lazy(n)
 
 
-def model_kind(model: str) -> str:
-    """``"linescan"`` or ``"movie"``, from the model directory's config."""
+def model_stream_kind(model: str) -> StreamKind:
+    """Line-scan or movie, from the model directory's config."""
     from engine.models.model_dir import ModelDir
 
-    return ModelDir.load(model, check_weights=False).config.kind
+    return ModelDir.load(model, check_weights=False).config.stream_kind
 
 
-def tune(model: str, args: argparse.Namespace, kind: str) -> None:
+def tune(model: str, args: argparse.Namespace, kind: StreamKind) -> None:
     """Tune the foreground threshold on the validation split (never the test split), simulated
     with the same ``--sim`` overrides as the test data."""
     from offline.datasets import SimulatedSource
     from offline.thresholds import tune_thresholds, write_thresholds
 
-    val = SimulatedSource(kind=kind, split="val", seed=args.seed,
+    val = SimulatedSource(kind=kind.model_kind, split="val", seed=args.seed,
                           params=parse_overrides(args.sim)).take(args.tune)
     search = tune_thresholds(val, model, mode=args.mode, grid={"foreground": args.grid},
                              backend=args.backend, classes=args.tune_classes)
@@ -113,7 +115,7 @@ def tune(model: str, args: argparse.Namespace, kind: str) -> None:
     write_thresholds(model, search)
 
 
-def tune_significance(model: str, args: argparse.Namespace, kind: str) -> None:
+def tune_significance(model: str, args: argparse.Namespace, kind: StreamKind) -> None:
     """Tune ``min_significance`` on validation recordings of both generators (simulator
     validation split with the ``--sim`` overrides, development set from its validation seeds)
     and on empty recordings of both (:func:`offline.thresholds.validation_data`); never on the
@@ -137,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
     recordings = load_data(args.data, parse_overrides(args.sim), args.seed, args.pixel_um, args.dt_ms)
     model = None if args.model == "default" else args.model
     if args.tune and model is not None:
-        tune(model, args, kind=model_kind(model))
+        tune(model, args, kind=model_stream_kind(model))
     if args.tune_significance and model is not None:
-        tune_significance(model, args, kind=model_kind(model))
+        tune_significance(model, args, kind=model_stream_kind(model))
     result = evaluate(recordings, model, mode=args.mode, detector=args.detector, backend=args.backend)
     name = f"{args.detector} {args.mode} on {args.data}"
     sys.stdout.write(format_tables(result, name))

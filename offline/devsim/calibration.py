@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from acquisition.stream_kind import StreamKind
 from offline.devsim.kinetics import INDICATORS, Cytosol
 from offline.devsim.optics import ConfocalPSF
 from offline.devsim.params import DevParams, LinescanDevParams, MovieDevParams, draw
@@ -36,7 +37,7 @@ class RecordingSetup:
     frame (0 for line-scans and for movies without row timing).
     """
 
-    axes: str
+    stream_kind: StreamKind
     shape: tuple[int, ...]
     pixel_um: float
     dt_ms: float
@@ -61,18 +62,18 @@ def draw_setup(params: DevParams, rng: np.random.Generator) -> RecordingSetup:
     dt_ms = draw(rng, params.dt_ms)
     n_t = max(16, int(round(draw(rng, params.duration_s, log=False) * 1000.0 / dt_ms)))
     if isinstance(params, LinescanDevParams):
-        axes, shape, row_dt = "TX", (n_t, int(rng.choice(params.n_px_choices))), 0.0
+        kind, shape, row_dt = StreamKind.LINESCAN, (n_t, int(rng.choice(params.n_px_choices))), 0.0
     elif isinstance(params, MovieDevParams):
         rows = int(round(draw(rng, params.n_rows, log=False)))
         cols = int(round(draw(rng, params.n_cols, log=False)))
-        axes, shape = "TYX", (n_t, rows, cols)
+        kind, shape = StreamKind.MOVIE, (n_t, rows, cols)
         row_dt = dt_ms / rows if params.row_scan_timing else 0.0
     else:
         raise TypeError(f"expected LinescanDevParams or MovieDevParams, got {type(params).__name__}")
     psf = ConfocalPSF(draw(rng, params.psf_fwhm_xy_um), draw(rng, params.psf_fwhm_z_um))
     indicator = INDICATORS[str(rng.choice(list(params.dyes)))]
     cytosol = dataclasses.replace(Cytosol(), indicator=indicator)
-    return RecordingSetup(axes=axes, shape=shape, pixel_um=pixel_um, dt_ms=dt_ms,
+    return RecordingSetup(stream_kind=kind, shape=shape, pixel_um=pixel_um, dt_ms=dt_ms,
                           row_dt_ms=row_dt, psf=psf, cytosol=cytosol,
                           dff0_scale=draw(rng, params.responsive_fraction, log=False),
                           detector=_draw_detector(params, rng))

@@ -43,7 +43,7 @@ def generate(params: DevParams, seed: int, name: str = "") -> DevRecording:
     started = time.perf_counter()
     rng = np.random.default_rng([seed, DEV_STREAM])
     setup = draw_setup(params, rng)
-    if setup.axes == "TX":
+    if setup.stream_kind.is_linescan:
         layout = linescan_layout(setup.shape[1], setup.pixel_um, params, rng)
     else:
         layout = movie_layout(setup.shape[1], setup.shape[2], setup.pixel_um, params, rng)
@@ -51,13 +51,13 @@ def generate(params: DevParams, seed: int, name: str = "") -> DevRecording:
     planned = Planner(params, library, layout, setup.pixel_um, setup.duration_ms, rng).plan()
     renderer = Renderer(setup, layout, rng)
     contributions = [c for c in map(renderer.render, planned) if c is not None and c.peak_dff0 > 0]
-    cell = name or f"dev-{'linescan' if setup.axes == 'TX' else 'movie'}-{seed}"
+    cell = name or f"dev-{setup.stream_kind.value}-{seed}"
     truth = build_truth(contributions, setup.shape, setup.dt_ms, setup.pixel_um, cell,
                         params.truth_fraction_of_peak, params.ignore_below_dff0)
     data = acquire(truth.clean_dff0, layout, setup, rng)
     recording = LabeledRecording(
         data=data, class_mask=truth.class_mask, instance_mask=truth.instance_mask,
-        pixel_um=setup.pixel_um, dt_ms=setup.dt_ms, axes=setup.axes,
+        pixel_um=setup.pixel_um, dt_ms=setup.dt_ms, axes=setup.stream_kind.axes,
         blank=setup.detector.offset_counts, events=truth.events, name=cell, cell=cell)
     log.debug("%s: %s, %.3f µm/px, %.2f ms, %d planned → %d labelled events in %.1f s", cell,
               setup.shape, setup.pixel_um, setup.dt_ms, len(planned), len(truth.events),

@@ -58,7 +58,7 @@ class Renderer:
     def times_ms(self, frames: slice, rows: slice | None = None) -> np.ndarray:
         """Sampling time of each line (``(n, 1)``) or of each row of each frame (``(n, Y, 1)``)."""
         t = np.arange(frames.start, frames.stop, dtype=np.float32) * self.setup.dt_ms
-        if self.setup.axes == "TX":
+        if self.setup.stream_kind.is_linescan:
             return t[:, None]
         row = np.arange(rows.start, rows.stop, dtype=np.float32) * self.setup.row_dt_ms
         return t[:, None, None] + row[None, :, None]
@@ -67,7 +67,7 @@ class Renderer:
         """(y, x) in µm of the crop's pixels (``y`` = 0 along a line-scan's line)."""
         px = self.setup.pixel_um
         x = np.arange(cols.start, cols.stop, dtype=np.float32) * px
-        if self.setup.axes == "TX":
+        if self.setup.stream_kind.is_linescan:
             return np.zeros(1, np.float32), x
         y = np.arange(rows.start, rows.stop, dtype=np.float32) * px
         return y[:, None], x[None, :]
@@ -101,17 +101,17 @@ class Renderer:
         frames = self._span(t_lo, t_hi, s.dt_ms, s.shape[0])
         cols = self._span(min(f.x_um for f in event.firings) - CROP_RADIUS_UM,
                           max(f.x_um for f in event.firings) + CROP_RADIUS_UM, px, s.shape[-1])
-        rows = None
-        if s.axes == "TYX":
+        rows, linescan = None, s.stream_kind.is_linescan
+        if not linescan:
             rows = self._span(min(f.y_um for f in event.firings) - CROP_RADIUS_UM,
                               max(f.y_um for f in event.firings) + CROP_RADIUS_UM, px, s.shape[1])
-        if frames is None or cols is None or (s.axes == "TYX" and rows is None):
+        if frames is None or cols is None or (not linescan and rows is None):
             return None
         times = self.times_ms(frames, rows)
         y, x = self.coords_um(rows, cols)
         values = sum(self._firing(f, o, times, y, x) for f, o in zip(event.firings, fields,
                                                                        strict=True))
-        spatial = (cols,) if s.axes == "TX" else (rows, cols)
+        spatial = (cols,) if linescan else (rows, cols)
         values = values * self.layout.inside[spatial][None]
         origin = (frames.start,) + tuple(sl.start for sl in spatial)
         return Contribution(event.kind, event.subtype, origin, values.astype(np.float32))
@@ -125,12 +125,13 @@ class Renderer:
     def _render_wave(self, event: PlannedEvent) -> Contribution | None:
         s, plan = self.setup, event.wave
         course = wave_time_course(s.cytosol, plan, s.dff0_scale)
-        extent_um = s.shape[-1] * s.pixel_um + (s.shape[1] * s.pixel_um if s.axes == "TYX" else 0)
+        linescan = s.stream_kind.is_linescan
+        extent_um = s.shape[-1] * s.pixel_um + (0 if linescan else s.shape[1] * s.pixel_um)
         t_hi = plan.t0_ms + extent_um / plan.speed_um_per_ms + course.duration_ms
         frames = self._span(plan.t0_ms, t_hi, s.dt_ms, s.shape[0])
         if frames is None:
             return None
-        rows = slice(0, s.shape[1]) if s.axes == "TYX" else None
+        rows = None if linescan else slice(0, s.shape[1])
         cols = slice(0, s.shape[-1])
         values = paint_wave(plan, course, self.times_ms(frames, rows), self.coords_um(rows, cols),
                             self.layout.inside, self.layout.nucleus, self.wander)

@@ -32,6 +32,7 @@ import sys
 from dataclasses import replace
 
 import engine.classical as classical
+from acquisition.stream_kind import StreamKind
 from offline.thresholds import tune_min_significance, validation_data
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON list of ClassicalParams overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sets, empty = validation_data("movie", args.n_dev, 3, sim_params=RAISED, n_sim=args.n_sim)
+    sets, empty = validation_data(StreamKind.MOVIE, args.n_dev, 3, sim_params=RAISED,
+                                  n_sim=args.n_sim)
     base = classical.MOVIE
     try:
         for overrides in args.criteria:

@@ -53,6 +53,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from acquisition.stream_kind import StreamKind
 from engine.hybrid import HybridParams
 from engine.models.postprocess_file import PostprocessParams
 from offline.datasets import SimulatedSource
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m offline.experiments.spark_splitting",
                         *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     data_text = (f"{args.n} development + {n_sim} simulator validation {args.kind}s"
-                 + (" at raised wave/puff rates" if args.kind == "movie" else ""))
+                 + (" at raised wave/puff rates" if _raised(args.kind) else ""))
     text = (f"{command} ({data_text}; mean one-to-one spark F1 {means[best]:.3f}, against "
             f"{means[None]:.3f} for Dotti's peak distances)")
     path = base.with_override(detector, PARAMETER, best, text).save(model)
@@ -104,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _raised(kind: str) -> bool:
+    """Whether the simulator's validation recordings of ``kind`` run at raised rates (movies)."""
+    return StreamKind.from_model_kind(kind) is StreamKind.MOVIE
+
+
 def validation_sets(kind: str, n_dev: int, n_sim: int) -> dict:
     """Validation recordings of both generators (never the test seeds)."""
-    sim_params = RAISED if kind == "movie" else {}
+    sim_params = RAISED if _raised(kind) else {}
     return {"development": DevSource(kind=kind, seed=DEV_VAL_SEED).lazy(n_dev),
             "simulator": SimulatedSource(kind=kind, split="val", seed=0,
                                          params=dict(sim_params)).lazy(n_sim)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.allow_launch and not args.ingest:
         raise ValueError("--allow-launch needs --ingest, the engine's own ingest endpoint "
                          "(`castream serve --endpoint`), where launched streams go")
+    _require_streamlit()
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving the dashboard on %s: it is reachable from other machines", args.address)
     from engine.commands._curve_args import curve_client
@@ -114,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
         if previous is not None:
             _on_sigterm(previous)
         stop_process(process)
+
+
+def _require_streamlit() -> None:
+    """Streamlit runs in a child process: without it installed here, fail now with the
+    ModuleNotFoundError the CLI turns into one line naming the ``ui`` extra."""
+    if importlib.util.find_spec("streamlit") is None:
+        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
 
 
 def open_browser_when_up(address: str, port: int, process: subprocess.Popen,

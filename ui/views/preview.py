@@ -8,6 +8,8 @@ import math
 import pandas as pd
 import streamlit as st
 
+from acquisition.stream_kind import StreamKind
+from ui.data import stream_kind_of
 from ui.live import PubSubscriber, assemble_kymograph
 from ui.plots import figure_bytes, frame_figure, kymograph_figure
 
@@ -23,8 +25,8 @@ def _calibration(stream: dict) -> tuple[list[int], float, float]:
 
 
 def is_movie(stream: dict) -> bool:
-    """Movies have a 2-D frame shape (or mode ``frames``)."""
-    return stream.get("mode") in ("frames", "movie") or len(stream.get("shape") or []) == 2
+    """Whether the stream row is a movie (:func:`ui.data.stream_kind_of`)."""
+    return stream_kind_of(stream) is StreamKind.MOVIE
 
 
 def render_preview(

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from ui.data import last_update_s
+from acquisition.stream_kind import StreamKind
+from ui.data import last_update_s, stream_kind_of
 from ui.engine_state import engine_state, lag_s
 from ui.views.common import ago, clock, count, number
 
@@ -15,7 +16,7 @@ from ui.views.common import ago, clock, count, number
 def stream_caption(stream: dict) -> str:
     """``cell · line-scan 512 px · 0.20 µm/px · 1.50 ms/line`` from the stream row."""
     shape = stream.get("shape") or []
-    is_movie = stream.get("mode") in ("frames", "movie") or len(shape) == 2
+    is_movie = stream_kind_of(stream) is StreamKind.MOVIE
     size = " × ".join(str(n) for n in shape) + " px" if shape else ""
     parts = [
         f"cell {stream['cell']}" if stream.get("cell") not in (None, "", stream["stream"]) else "",

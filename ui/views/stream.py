@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from ui.config import DashboardConfig
-from ui.data import StoreReader, is_stale
+from ui.data import StoreReader, is_stale, stream_kind_of
 from ui.live import PubSubscriber
 from ui.plots import figure_bytes, histograms_figure
 from ui.views import events as events_view
@@ -32,7 +32,7 @@ def render_stream(
     """
     name = stream["stream"]
     stats = reader.latest_stats(name)
-    if stream.get("mode") == "image":
+    if stream_kind_of(stream).is_image:
         render_image_stream(stream, stats)
         return
     cell = reader.cell_summary(name)

@@ -21,12 +21,13 @@ import logging
 import math
 from pathlib import Path
 
+from acquisition.stream_kind import StreamKind
 from acquisition.tiff_source import open_tiff
 
 from .analyzer import StreamInfo, summarize_stream
 from .cells_attribution import Attribution, FieldCells
 from .cells_phenotype import CellPhenotypes
-from .input_axes import check_axes_known, open_mode
+from .input_axes import check_axes_known, open_kind
 from .pipeline import DetectorFactory, EngineConfig, run_stream
 from .sinks.labels import LabelsWriter
 from .sinks.overview import OverviewImage
@@ -35,7 +36,7 @@ from .staging import staged_output
 
 log = logging.getLogger(__name__)
 
-CHUNK_FRAMES = {"TX": 512, "TYX": 32}
+CHUNK_FRAMES = {StreamKind.LINESCAN: 512, StreamKind.MOVIE: 32}
 
 
 def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
@@ -54,8 +55,9 @@ def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,
     ``cells_metadata`` may give ``line_y_um`` and ``field_origin_um`` (module docstring).
     """
     path, out_dir = Path(path), Path(out_dir)
-    mode = open_mode(axes, path)
-    with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank, mode=mode) as source:
+    stream_kind = open_kind(axes, path)
+    with open_tiff(path, pixel_um=pixel_um, dt_ms=dt_ms, blank=blank,
+                   stream_kind=stream_kind) as source:
         check_axes_known(source, axes)
         with staged_output(out_dir) as staging:
             summary = _analyze_source(source, staging, config, factory or DetectorFactory(config),
@@ -68,7 +70,8 @@ def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: Detect
                     progress: bool, saturation_counts: float | None,
                     cells: FieldCells | None = None, cells_metadata: dict | None = None) -> dict:
     path = source.path
-    info = StreamInfo(stream=path.stem, axes=source.axes, frame_shape=source.shape[1:],
+    info = StreamInfo(stream=path.stem, stream_kind=source.stream_kind,
+                      frame_shape=source.shape[1:],
                       pixel_um=source.pixel_um, dt_ms=source.dt_ms, blank=source.blank,
                       cell=source.cell or path.stem, dtype=str(source.dtype),
                       saturation_counts=saturation_counts,
@@ -80,7 +83,7 @@ def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: Detect
     per_cell = _attribute(cells, cells_metadata, analyzer, events) if cells else {}
     write_events_csv(out_dir / "events.csv", events)
     summary = {
-        "file": str(path), "axes": info.axes, "shape": list(source.shape),
+        "file": str(path), "axes": source.axes, "shape": list(source.shape),
         "pixel_um": info.pixel_um, "dt_ms": info.dt_ms, "blank": analyzer.blank,
         "n_events": len(events), **factory.describe(info),
         **summarize_stream(analyzer, events), **per_cell,
@@ -95,7 +98,7 @@ def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: Detect
 def _attribute(cells: FieldCells, metadata: dict | None, analyzer, events) -> dict:
     """Events' ``cell`` set from the field's label image; the per-cell summary rows."""
     info = analyzer.info
-    attribution = Attribution.for_stream(cells, info.axes, info.frame_shape, info.pixel_um,
+    attribution = Attribution.for_stream(cells, info.stream_kind, info.frame_shape, info.pixel_um,
                                          metadata)
     attribution.apply(events)
     phenotypes = CellPhenotypes(analyzer.new_cell_vote)
@@ -121,10 +124,9 @@ def _overview_title(path: Path, summary: dict) -> str:
 def _chunks(source, progress: bool, overview: OverviewImage | None = None):
     from tqdm import tqdm
 
-    n = CHUNK_FRAMES[source.axes]
-    unit = "line" if source.axes == "TX" else "frame"
-    with tqdm(total=len(source), unit=unit, desc=source.path.name, disable=not progress,
-              leave=False) as bar:
+    n = CHUNK_FRAMES[source.stream_kind]
+    with tqdm(total=len(source), unit=source.stream_kind.item_name, desc=source.path.name,
+              disable=not progress, leave=False) as bar:
         for first in range(0, len(source), n):
             frames = source.read(first, first + n)
             if overview is not None:
