@@ -83,3 +83,24 @@ def test_bad_model_directories(tiny_model, tmp_path):
         CellsModel.load(path).net("structure")
     with pytest.raises(ModelDirError, match="no config.json"):
         CellsModel.load(tmp_path / "nothing")
+
+
+def test_ensemble_heads_and_score_map_round_trip(tiny_model, tmp_path):
+    from dataclasses import replace
+
+    from engine.cells.model import rater_median_map
+
+    config = replace(tiny_model.config, structure={
+        "hidden": 8, "members": 3, "score_map": {"rater_sd": 0.25, "keep": 0.05}})
+    nets = {name: build_network(config, name) for name in ("curator", "structure")}
+    model = CellsModel(config, weights_of(nets), {"is_cell": 0.5})
+    rows = [dict.fromkeys(config.structure_features, float(v)) for v in (0.0, 1.0, -1.0)]
+    first = model.score(rows)
+    model.save(tmp_path / "m")
+    again = CellsModel.load(tmp_path / "m").score(rows)
+    assert any(k.startswith("structure.members.2.") for k in model.weights)
+    for key in ("structure_score", "organisation_estimate", "directionality"):
+        np.testing.assert_allclose(first[key], again[key], rtol=1e-6)
+    np.testing.assert_allclose(first["directionality"].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(first["structure_score"], rater_median_map(
+        first["organisation_estimate"], 0.25, 0.05))

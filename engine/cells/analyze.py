@@ -18,7 +18,7 @@ import numpy as np
 from .crops import roi_crops
 from .features import field_levels, roi_features
 from .model import CellsModel
-from .patterns import normalized, oriented_order, pattern_classes, pattern_fractions
+from .patterns import normalized, oriented_measures, pattern_classes, pattern_fractions
 from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
 from .segment import segment_candidates
 
@@ -106,7 +106,7 @@ def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
         fractions = pattern_fractions(classes, labels, [r["cell_id"] for r in rows])
         for row in rows:
             row.update(fractions[row["cell_id"]])
-            row["oriented_order"] = oriented_order(plane, labels, classes, row, pixel_um)
+            row.update(oriented_measures(plane, labels, classes, row, pixel_um))
     cfg = model.config.curator
     crops = roi_crops(plane, labels, rows, pixel_um, background, foreground - background,
                       cfg["crop_px"], cfg["crop_scale"], cfg["min_side_um"])

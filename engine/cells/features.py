@@ -20,7 +20,7 @@ INTENSITY = ("mean_level", "intensity_cv", "intensity_skew", "edge_contrast")
 STRUCTURE = ("sarcomere_length_um", "periodicity_log_ratio", "orientation_order",
              "glcm_max_cv", "glcm_peak_height", "glcm_peak_distance_um")
 #: bumped whenever a feature's definition changes (training caches are keyed by it)
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 #: measured classically by :func:`roi_features`
 CLASSICAL_FEATURES: tuple[str, ...] = GEOMETRY + INTENSITY + STRUCTURE
 #: every feature a model may use: the classical ones and the pattern fractions

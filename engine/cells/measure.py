@@ -7,6 +7,14 @@
 * ``orientation_order``: ``|Σ z| / Σ |z|`` over the ROI of the anisotropic part of the
   structure tensor ``z = (A_cc − A_rr) + 2i A_rc`` (skimage ``structure_tensor``): 1 when all
   striations share one direction, ≈ 0 for isotropic texture.
+* ``orientation_spread``: circular SD (degrees, axial) of the myofibril direction measured at
+  the sarcomere scale: the ROI (high-passed, apodized) is band-passed on a ring around
+  1 / 1.9 µm⁻¹ in the 2-D spectrum, so Z-discs, beaded rows and the Z-disc repeat next to fibres
+  all become one grating along the myofibril; the structure tensor of that image (integrated
+  over 1.5 µm) gives the direction, and ``sqrt(-2 ln R) / 2`` of its magnitude-weighted
+  resultant R over the chosen pixels is the spread. On the raw image the tensor of beaded rows
+  points 90° off and isolated fibres are noisy; at the sarcomere scale every oriented pattern
+  agrees (checked against the simulator's rendered directions).
 * GLCM texture (Gerbin et al. 2021): correlation of grey-level co-occurrence matrices
   (skimage ``graycomatrix``/``graycoprops``) at distances 0.15–3 µm in four directions;
   ``glcm_max_cv`` is the largest coefficient of variation across directions, and
@@ -23,6 +31,10 @@ from scipy import ndimage
 from skimage.feature import graycomatrix, graycoprops, structure_tensor
 
 SARCOMERE_BAND_UM = (1.5, 2.5)
+#: ring band-pass of :func:`orientation_spread`: centre period and radial width (Gaussian SD)
+SPREAD_PERIOD_UM = 1.9
+SPREAD_RING_WIDTH_PER_UM = 0.08
+SPREAD_INTEGRATION_UM = 1.5
 GLCM_LEVELS = 16
 GLCM_ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 GLCM_MAX_SIDE_PX = 256
@@ -107,6 +119,35 @@ def orientation_order(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
     mean = z.sum()
     # angle of the gradient: (x, y) = (cos, sin) with rows pointing down (+y)
     return float(np.abs(mean) / total), float(np.rad2deg(np.angle(mean) / 2) % 180.0)
+
+
+def orientation_spread(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
+                       pixels: np.ndarray | None = None) -> float:
+    """Circular SD (degrees) of the myofibril direction at the sarcomere scale over ``pixels``
+    (default: the whole ``mask``); NaN under 20 pixels. See the module docstring."""
+    pixels = mask if pixels is None else pixels & mask
+    if pixels.sum() < 20:
+        return float("nan")
+    crop = crop.astype(np.float32)
+    detail = crop - ndimage.gaussian_filter(crop, 1.0 / pixel_um)
+    detail *= ndimage.gaussian_filter(mask.astype(np.float32), 0.3 / pixel_um)
+    pad = int(np.ceil(3.0 / pixel_um))
+    padded = np.pad(detail, pad)
+    fy = np.fft.fftfreq(padded.shape[0], d=pixel_um)[:, None]
+    fx = np.fft.rfftfreq(padded.shape[1], d=pixel_um)[None, :]
+    ring = np.exp(-0.5 * ((np.hypot(fy, fx) - 1 / SPREAD_PERIOD_UM)
+                          / SPREAD_RING_WIDTH_PER_UM) ** 2)
+    banded = np.fft.irfft2(np.fft.rfft2(padded) * ring, s=padded.shape)
+    banded = banded[pad:pad + crop.shape[0], pad:pad + crop.shape[1]].astype(np.float32)
+    a_rr, a_rc, a_cc = structure_tensor(banded, sigma=0.15 / pixel_um + 0.5, order="rc")
+    a_rr, a_rc, a_cc = (ndimage.gaussian_filter(a, SPREAD_INTEGRATION_UM / pixel_um)
+                        for a in (a_rr, a_rc, a_cc))
+    z = ((a_cc - a_rr) + 2j * a_rc)[pixels]
+    total = np.abs(z).sum()
+    if total <= 0:
+        return float("nan")
+    resultant = np.clip(np.abs(z.sum()) / total, 1e-12, 1.0)
+    return float(np.rad2deg(np.sqrt(-2 * np.log(resultant)) / 2))
 
 
 def glcm_features(crop: np.ndarray, mask: np.ndarray, pixel_um: float) -> dict[str, float]:

@@ -43,6 +43,8 @@ class CellsModelConfig:
     feature_fill: dict[str, float]
     curator: dict[str, Any] = field(default_factory=lambda: {
         "channels": [8, 16, 32], "crop_px": 64, "crop_scale": 1.25, "min_side_um": 12.0})
+    #: hidden width, ensemble members (absent = one head) and the optional score_map
+    #: (:func:`rater_median_map` parameters chosen on validation fields)
     structure: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
     calibration: dict[str, Any] = field(default_factory=lambda: {
         "pixel_um": 0.15, "trained_range": {"pixel_um": [0.1, 0.2]}})
@@ -136,14 +138,20 @@ class CellsModel:
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
     def score(self, rows: list[dict]) -> dict[str, np.ndarray]:
-        """Score (1–5) and class probabilities per head for each ROI."""
+        """Score (1–5), the heads' raw organisation estimate and class probabilities per head
+        for each ROI (the score is the estimate mapped by the config's ``score_map``)."""
         import torch
 
         heads = self.net("structure")
         features = self.config.standardized(rows, self.config.structure_features)
         with torch.inference_mode():
             out = heads(torch.from_numpy(features))
-        result = {"structure_score": out["structure_score"].numpy().astype(np.float64)}
+        estimate = out["structure_score"].numpy().astype(np.float64)
+        mapping = self.config.structure.get("score_map")
+        result = {"organisation_estimate": estimate,
+                  "structure_score": rater_median_map(estimate, mapping["rater_sd"],
+                                                      mapping["keep"])
+                  if mapping else estimate}
         for name in ("sarcomerisation", "directionality", "cell_source"):
             result[name] = torch.softmax(out[name], dim=1).numpy()
         return result
@@ -152,20 +160,43 @@ class CellsModel:
 def build_network(config: CellsModelConfig, name: str):
     """An untrained network of ``config``: ``curator``, ``structure`` or ``patterns`` (None
     when the config has no pattern net)."""
-    from .networks import CuratorNet, PatternNet, StructureHeads
+    from .networks import CuratorNet, HeadsEnsemble, PatternNet, StructureHeads
     from .patterns import PATTERN_CLASSES
 
     if name == "curator":
         return CuratorNet(len(config.curation_features), tuple(config.curator["channels"])).eval()
     if name == "structure":
-        sizes = (len(config.classes[k]) for k in ("sarcomerisation", "directionality",
-                                                  "cell_source"))
-        return StructureHeads(len(config.structure_features), int(config.structure["hidden"]),
-                              *sizes).eval()
+        sizes = [len(config.classes[k]) for k in ("sarcomerisation", "directionality",
+                                                  "cell_source")]
+        members = [StructureHeads(len(config.structure_features),
+                                  int(config.structure["hidden"]), *sizes)
+                   for _ in range(int(config.structure.get("members", 0)) or 1)]
+        return (HeadsEnsemble(members) if "members" in config.structure else members[0]).eval()
     if name == "patterns":
         return None if config.patterns is None else PatternNet(
             len(PATTERN_CLASSES), int(config.patterns["width"])).eval()
     raise ValueError(f"unknown cells network {name!r}")
+
+
+def rater_median_map(estimate: np.ndarray, rater_sd: float, keep: float) -> np.ndarray:
+    """The score two raters' mean would most likely be (its median: the value with the least
+    expected absolute error), for raters who give integers 1–5 around ``estimate`` with SD
+    ``rater_sd``; ``keep`` × the estimate is blended back in so the map stays strictly
+    increasing (ranks, hence Spearman, are unchanged)."""
+    from scipy.stats import norm
+
+    estimate = np.asarray(estimate, np.float64)
+    ratings = np.arange(1, 6)
+    low = np.where(ratings == 1, -np.inf, ratings - 0.5)
+    high = np.where(ratings == 5, np.inf, ratings + 0.5)
+    one = (norm.cdf((high - estimate[:, None]) / rater_sd)
+           - norm.cdf((low - estimate[:, None]) / rater_sd))           # (n, 5)
+    pair = one[:, :, None] * one[:, None, :]
+    means = (ratings[:, None] + ratings[None, :]) / 2
+    grid = np.arange(1.0, 5.01, 0.5)
+    cdf = np.cumsum(np.stack([pair[:, means == g].sum(axis=1) for g in grid], axis=1), axis=1)
+    median = grid[np.argmax(cdf >= 0.5, axis=1)]
+    return (1 - keep) * median + keep * estimate
 
 
 def _load_state(net, weights: dict[str, np.ndarray], prefix: str) -> None:

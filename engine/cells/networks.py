@@ -5,6 +5,9 @@
   statistics, → one logit (true cell vs not).
 * :class:`StructureHeads`: an MLP on standardized ROI features → the 1–5 organisation score
   (``1 + 4·sigmoid``), sarcomerisation (4 logits), directionality (4) and cell source (3).
+* :class:`HeadsEnsemble`: several :class:`StructureHeads` trained from different seeds; the
+  mean score and the mean class probabilities (returned as their logarithm, so a softmax
+  gives them back).
 """
 
 from __future__ import annotations
@@ -65,6 +68,20 @@ class StructureHeads(nn.Module):
         return {"structure_score": 1 + 4 * torch.sigmoid(self.score(h).squeeze(1)),
                 "sarcomerisation": self.sarcomerisation(h),
                 "directionality": self.directionality(h), "cell_source": self.cell_source(h)}
+
+
+class HeadsEnsemble(nn.Module):
+    def __init__(self, members: list[StructureHeads]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [member(features) for member in self.members]
+        merged = {"structure_score": torch.stack([o["structure_score"] for o in outs]).mean(0)}
+        for name in ("sarcomerisation", "directionality", "cell_source"):
+            probs = torch.stack([torch.softmax(o[name], dim=1) for o in outs]).mean(0)
+            merged[name] = torch.log(probs.clamp_min(1e-12))
+        return merged
 
 
 class PatternNet(nn.Module):

@@ -5,7 +5,8 @@
 * detection: F1 of true cells found (candidate IoU ≥ 0.5 with a simulated cardiomyocyte and
   accepted by the curator), per field summed;
 * structure score (true cells): Spearman, MAE, MSE, R²; baseline: ridge regression on the
-  same features (Allen/Gerbin's linear model);
+  same features (Allen/Gerbin's linear model); also the heads' raw estimate before the
+  rater-median map, against the raters' mean and against the hidden organisation;
 * AMES heads: accuracy and weighted F1; baseline: multinomial logistic regression;
 * sarcomere length: relative error of the classical measurement where it was measured.
 """
@@ -133,7 +134,8 @@ def evaluate(model: CellsModel, baselines: dict, cands: Candidates, name: str,
         "model": score_metrics(scored["structure_score"], truth_score),
         "baseline_ridge": score_metrics(baselines["ridge"].predict(ridge_x), truth_score),
         "baseline_ridge_features": list(_ridge_features(cands)),
-        "model_vs_hidden_organisation": score_metrics(scored["structure_score"],
+        "model_unmapped": score_metrics(scored["organisation_estimate"], truth_score),
+        "model_vs_hidden_organisation": score_metrics(scored["organisation_estimate"],
                                                       cands.targets["organisation"][cells])}
     for head, target in HEAD_TARGETS.items():
         truth = cands.targets[target][cells].astype(int)
@@ -201,7 +203,10 @@ def markdown(results: list[dict]) -> str:
                          f"{m['detection_f1']:.3f} |")
         s = res["structure_score"]
         lines += ["", "| structure score | Spearman | MAE | MSE | R² | n |", "|---|---|---|---|---|---|"]
-        for label, key in (("MLP heads", "model"), ("ridge baseline", "baseline_ridge")):
+        for label, key in (("MLP heads", "model"), ("MLP heads, raw estimate", "model_unmapped"),
+                           ("ridge baseline", "baseline_ridge")):
+            if key not in s:
+                continue
             m = s[key]
             lines.append(f"| {label} | {m['spearman']:.3f} | {m['mae']:.3f} | {m['mse']:.3f} | "
                          f"{m['r2']:.3f} | {m['n']} |")

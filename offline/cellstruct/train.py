@@ -10,7 +10,14 @@ import time
 import numpy as np
 
 from engine.cells.features import FEATURE_NAMES, GEOMETRY, INTENSITY, feature_matrix
-from engine.cells.model import CellsModel, CellsModelConfig, build_network, weights_of
+from engine.cells.model import (
+    CellsModel,
+    CellsModelConfig,
+    build_network,
+    rater_median_map,
+    weights_of,
+)
+from engine.cells.patterns import NO_SPREAD_LOG
 
 from .dataset import Candidates
 
@@ -18,8 +25,12 @@ log = logging.getLogger(__name__)
 
 CURATION_FEATURES = (*GEOMETRY, *INTENSITY, "periodicity_log_ratio", "orientation_order")
 STRUCTURE_FEATURES = FEATURE_NAMES
-FEATURE_FILL = {"sarcomere_length_um": 1.85}
+FEATURE_FILL = {"sarcomere_length_um": 1.85, "orientation_spread_log": NO_SPREAD_LOG}
 HEADS = ("sarcomerisation", "directionality", "cell_source")
+#: structure heads trained from seeds seed, seed + 1, …, averaged
+HEAD_MEMBERS = 5
+#: grid of the score map (rater SD, share of the raw estimate kept), chosen on validation
+SCORE_MAP_GRID = ([0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5], [0.05, 0.1, 0.2, 0.4])
 
 
 def make_config(train: Candidates, patterns: dict | None = None) -> CellsModelConfig:
@@ -117,7 +128,21 @@ def _heads_loss(out, score, classes):
 
 def train_heads(config: CellsModelConfig, train: Candidates, val: Candidates,
                 epochs: int = 1500, seed: int = 0):
-    """Structure heads (full-batch AdamW) with the best validation loss."""
+    """Structure heads: ``config.structure["members"]`` MLPs from seeds ``seed``, ``seed+1``…
+    (each the best of its own run on validation), averaged (a single MLP without members)."""
+    from engine.cells.networks import HeadsEnsemble
+
+    if "members" not in config.structure:
+        return _train_head(config, train, val, epochs, seed)
+    single = CellsModelConfig(**{**config.__dict__, "structure": {
+        "hidden": config.structure["hidden"]}})
+    return HeadsEnsemble([_train_head(single, train, val, epochs, seed + k)
+                          for k in range(int(config.structure["members"]))]).eval()
+
+
+def _train_head(config: CellsModelConfig, train: Candidates, val: Candidates, epochs: int,
+                seed: int):
+    """One structure-heads MLP (full-batch AdamW) with the best validation loss."""
     import torch
 
     torch.manual_seed(seed)
@@ -139,6 +164,18 @@ def train_heads(config: CellsModelConfig, train: Candidates, val: Candidates,
     log.info("structure heads: best val loss %.4f", best)
     heads.load_state_dict(best_state)
     return heads.eval()
+
+
+def tune_score_map(estimate: np.ndarray, truth: np.ndarray) -> dict:
+    """Rater SD and kept share of :func:`rater_median_map` with the least validation MAE."""
+    best = None
+    for rater_sd in SCORE_MAP_GRID[0]:
+        for keep in SCORE_MAP_GRID[1]:
+            mae = float(np.mean(np.abs(rater_median_map(estimate, rater_sd, keep) - truth)))
+            if best is None or mae < best["val_mae"]:
+                best = {"rater_sd": rater_sd, "keep": keep, "val_mae": mae}
+    best["val_mae_unmapped"] = float(np.mean(np.abs(estimate - truth)))
+    return best
 
 
 def tune_threshold(proba: np.ndarray, is_cell: np.ndarray, min_precision: float = 0.9) -> float:
@@ -168,6 +205,7 @@ def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     config = make_config(train, None if pattern_net is None else {"width": pattern_width})
+    config.structure["members"] = HEAD_MEMBERS
     nets = {"curator": train_curator(config, train, val, curator_epochs, seed),
             "structure": train_heads(config, train, val, head_epochs, seed),
             "patterns": pattern_net}
@@ -175,6 +213,11 @@ def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 
     model._nets = dict(nets)
     proba = model.curate(val.crops.astype(np.float32), val.rows())
     model.thresholds["is_cell"] = tune_threshold(proba, val.targets["is_cell"])
-    log.info("trained in %.0f s; is_cell threshold %.3f", time.perf_counter() - started,
-             model.thresholds["is_cell"])
+    cells = val.targets["is_cell"] == 1
+    val_rows = [r for r, keep in zip(val.rows(), cells, strict=True) if keep]
+    config.structure["score_map"] = tune_score_map(
+        model.score(val_rows)["organisation_estimate"], val.targets["structure_score"][cells])
+    log.info("trained in %.0f s; is_cell threshold %.3f; score map %s",
+             time.perf_counter() - started, model.thresholds["is_cell"],
+             config.structure["score_map"])
     return model
