@@ -39,7 +39,7 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
     ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`).
     ``cells_model``: the cells model directory for structure images (default: packaged).
     ``workers``: post-processing threads (:mod:`engine.serve_pool`; default: the cores
-    available).
+    available, at most 4).
 
     Models and backends are loaded before the ingest listens, so a stream's first chunk is
     analysed without loading delay.

@@ -8,9 +8,13 @@ line), so one busy stream cannot starve the others of workers.
 
 Threads, not processes: the per-stream work (preprocessing, the detector, tracking,
 characterization) is numpy, scipy, scikit-image and onnxruntime code that releases the GIL for
-most of its time, and threads share the store, the PUB socket, the structure registry and the
-cross-stream batcher without copying anything (``bench/serve_scaling.py --workers``, README
-"Many streams into one serve": the measurement).
+much of its time, and threads share the store, the PUB socket, the structure registry and the
+cross-stream batcher without copying anything. Measured (``bench/serve_scaling.py --workers``,
+README "Many streams into one serve"): 16 line-scan streams on a 16-core machine were analysed
+3.6x faster with 4 threads than with 1, but no faster with 8 or 16 (the Python parts hold the
+GIL: serve used at most about 4.5 cores with the GPU backend, 6.6 with onnxruntime on the CPU).
+Hence the default pool size, the cores available but at most :data:`DEFAULT_MAX_WORKERS`;
+using more cores than that takes processes, not built.
 
 Bounded work in flight (back-pressure): :meth:`StreamPool.submit` waits while the key already
 has ``max_per_stream`` tasks queued or running, or the pool ``max_total``; the caller (the
@@ -38,15 +42,18 @@ log = logging.getLogger(__name__)
 MAX_PER_STREAM = 16
 #: tasks the whole pool may hold (same order as the ingest queue's default bound)
 MAX_TOTAL = 1024
+#: threads beyond this gave no more throughput (module docstring); ``--workers`` can ask more
+DEFAULT_MAX_WORKERS = 4
 
 
 def default_workers() -> int:
     """The cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where
-    that is missing)."""
+    that is missing), at most :data:`DEFAULT_MAX_WORKERS`."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, DEFAULT_MAX_WORKERS))
 
 
 @dataclass

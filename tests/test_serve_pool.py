@@ -294,3 +294,14 @@ def test_a_raising_stream_fails_alone_with_two_workers(recordings, monkeypatch) 
         assert (_as_json(server.finished[name]["events"])
                 == _as_json(alone.finished[name]["events"]))
         assert server.finished[name]["n_events"] > 0
+
+
+def test_serve_takes_workers_on_the_command_line() -> None:
+    import argparse
+
+    from engine.commands.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--workers", "2"]).workers == 2
+    assert parser.parse_args([]).workers is None  # running_server: default_workers()

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int,
                         help="post-processing threads: streams analysed in parallel, each "
                              "stream on one at a time, in order; 1 = one analysis thread "
-                             "(default: the cores available)")
+                             "(default: the cores available, at most 4: more threads measured no "
+                             "faster)")
     parser.add_argument("--cells-model", type=Path,
                         help="cells model directory for structure images sent as image "
                              "streams (default: the packaged one)")
