@@ -2,12 +2,13 @@
 acquisition pace into one serve, per N.
 
 The engine is the real one (:func:`engine.runtime.background_server`: ZeroMQ ingest, raw
-recording, analysis thread, SQLite store) in this process; each stream is a publisher in its
+recording, dispatcher and ``--workers`` post-processing threads, SQLite store) in this process; each stream is a publisher in its
 own process (:class:`acquisition.publisher.Publisher`, spawned), which sends a simulated
 recording in chunks at acquisition pace (line-scans: 512 px, 1.5 ms/line, 10 s looped; movies:
 64×512 px, 6.8 ms/frame, 500 frames looped) for ``--seconds``. Sampled every 0.5 s while the
 streams run and until serve has analysed everything (at most ``--max-drain-s`` after the
-publishers stop). Printed per N:
+publishers stop). Printed per N and per number of workers (``--workers 1,2``: each N is run
+once per value):
 
 * frames/s in (received by the ingest, from its first message to the publishers' exit) and
   analysed (final and post-processed, over the time until serve was done);
@@ -17,13 +18,14 @@ publishers stop). Printed per N:
 * compute delay p50/p99, pooled over streams (chunk arrival at the ingest → its frames
   post-processed, queue time included);
 * RSS of this process (serve; publishers excluded): peak and at the end, MiB;
-* CPU: serve's CPU-seconds per wall second (cores busy) and as a percentage of all cores.
+* CPU: serve's CPU-seconds per wall second (cores busy) and as a percentage of all cores;
+* load: the machine's 1-minute load average when the run ended (the CPU may be shared).
 
 ``real time`` = done after ≤ 2 s and p99 ≤ 500 ms (the issue's bar). Publishers run in
 other processes and take CPU from the same cores.
 
 Usage: ``python bench/serve_scaling.py [--kinds linescan,movie] [--streams 1,2,4]
-[--seconds 20] [--detector auto]``
+[--workers 1,2] [--seconds 20] [--detector auto]``
 """
 
 from __future__ import annotations
@@ -96,18 +98,20 @@ def _sample(server, samples: Samples) -> None:
     samples.rss_peak_mib = max(samples.rss_peak_mib, _rss_mib()[0])
 
 
-def run(kind: str, n: int, args, data_path: str, meta: dict, workdir: Path) -> dict:
+def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
+        workdir: Path) -> dict:
     from engine.pipeline import EngineConfig
     from engine.runtime import background_server
 
-    config = EngineConfig(detector=args.detector, mode=args.mode)
-    endpoint = f"ipc://{workdir}/serve-{kind}-{n}.ipc"
+    config = EngineConfig(detector=args.detector, mode=args.mode, backend=args.backend)
+    tag = f"{kind}-{n}-w{workers}"
+    endpoint = f"ipc://{workdir}/serve-{tag}.ipc"
     chunk = 64 if StreamKind(kind).is_linescan else 4
     period_s = chunk * meta["dt_ms"] / 1e3
     samples = Samples()
-    with background_server(endpoint=endpoint, store=workdir / f"{kind}-{n}.sqlite",
-                           record_dir=None if args.no_record else workdir / f"raw-{kind}-{n}",
-                           config=config) as server:
+    with background_server(endpoint=endpoint, store=workdir / f"{tag}.sqlite",
+                           record_dir=None if args.no_record else workdir / f"raw-{tag}",
+                           config=config, workers=workers) as server:
         spawn = mp.get_context("spawn")
         procs = [spawn.Process(target=publish, args=(endpoint, f"{kind}-{i}", data_path, meta,
                                                      args.seconds, chunk, i * period_s / n))
@@ -133,11 +137,11 @@ def run(kind: str, n: int, args, data_path: str, meta: dict, workdir: Path) -> d
     p50, p99 = np.percentile(delays, [50, 99]) if delays.size else (np.nan, np.nan)
     cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     done_after = t_done - t_published if server.n_done >= n else float("inf")
-    return {"kind": kind, "n": n, "in_fps": received / (t_published - t0),
+    return {"kind": kind, "n": n, "workers": workers, "in_fps": received / (t_published - t0),
             "analysed_fps": analysed / (t_done - t0), "lag_s": samples.lag_s,
             "done_after_s": done_after, "p50_ms": float(p50), "p99_ms": float(p99),
             "rss_peak_mib": samples.rss_peak_mib, "rss_end_mib": _rss_mib()[0],
-            "cores_busy": cpu_s / (t_done - t0),
+            "cores_busy": cpu_s / (t_done - t0), "load": os.getloadavg()[0],
             "real_time": done_after <= MAX_DONE_AFTER_S and p99 <= MAX_P99_MS}
 
 
@@ -155,10 +159,11 @@ def _recording(kind: str, workdir: Path) -> tuple[str, dict]:
 
 
 def _print_row(r: dict) -> None:
-    print(f"{r['kind']:<9} {r['n']:>3} {r['in_fps']:>9.0f} {r['analysed_fps']:>9.0f} "
-          f"{r['lag_s']:>7.2f} {r['done_after_s']:>8.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
+    print(f"{r['kind']:<9} {r['n']:>3} {r['workers']:>3} {r['in_fps']:>9.0f} "
+          f"{r['analysed_fps']:>9.0f} {r['lag_s']:>7.2f} {r['done_after_s']:>8.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
           f"{r['rss_peak_mib']:>6.0f} {r['rss_end_mib']:>6.0f} {r['cores_busy']:>6.2f} "
-          f"{100 * r['cores_busy'] / os.cpu_count():>5.0f}% {'yes' if r['real_time'] else 'NO':>5}",
+          f"{100 * r['cores_busy'] / os.cpu_count():>5.0f}% {'yes' if r['real_time'] else 'NO':>5} "
+          f"{r['load']:>5.1f}",
           flush=True)
 
 
@@ -167,8 +172,12 @@ def main() -> None:
     parser.add_argument("--kinds", default="linescan,movie")
     parser.add_argument("--streams", default="1,2,4", help="N values, comma-separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="publishing time per run")
+    parser.add_argument("--workers", default="1,2",
+                        help="serve's post-processing threads, comma-separated: each N is run "
+                             "once per value")
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--mode", default="accurate")
+    parser.add_argument("--backend", default="auto", help="network backend (engine's choice)")
     parser.add_argument("--max-drain-s", type=float, default=60.0,
                         help="stop waiting for the analysis this long after the publishers")
     parser.add_argument("--no-record", action="store_true", help="no raw recording")
@@ -177,17 +186,18 @@ def main() -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {load} before the runs; "
           f"detector {args.detector}, mode "
-          f"{args.mode}, {args.seconds:g} s per run, raw recording "
+          f"{args.mode}, backend {args.backend}, {args.seconds:g} s per run, raw recording "
           f"{'off' if args.no_record else 'on'}")
-    print(f"{'kind':<9} {'N':>3} {'in fps':>9} {'anal fps':>9} {'lag s':>7} {'done +s':>8} "
+    print(f"{'kind':<9} {'N':>3} {'wk':>3} {'in fps':>9} {'anal fps':>9} {'lag s':>7} {'done +s':>8} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'RSS pk':>6} {'RSS':>6} {'cores':>6} {'cpu%':>6} "
-          f"{'real':>5}")
+          f"{'real':>5} {'load':>5}")
     with tempfile.TemporaryDirectory(prefix="castream-scaling-") as tmp:
         workdir = Path(tmp)
         for kind in args.kinds.split(","):
             data_path, meta = _recording(kind, workdir)
             for n in (int(v) for v in args.streams.split(",")):
-                _print_row(run(kind, n, args, data_path, meta, workdir))
+                for workers in (int(v) for v in args.workers.split(",")):
+                    _print_row(run(kind, n, workers, args, data_path, meta, workdir))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ not change, only when they run, so the events are the same as without batching (
 with backends whose output does not depend on the batch, e.g. onnxruntime; within ~1e-7 for
 torch 3D convolutions on CPU).
 
-When a batch runs (all on the caller's thread — :mod:`engine.serve` has one analysis thread):
+When a batch runs (on the caller's thread; :mod:`engine.serve_shared` serializes the callers
+when ``serve`` has several post-processing workers):
 
 - at :meth:`WindowBatcher.submit`, as soon as a queue holds ``max_batch`` windows (the queue
   never grows beyond that: bounded memory);

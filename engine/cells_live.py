@@ -2,8 +2,9 @@
 
 An image stream (wire mode ``image``, :mod:`acquisition.wire`) brings one structure image of a
 field — 2-D or a z-stack — in one chunk. :class:`StructureStreams` analyses it with
-:func:`engine.cells.analyze.analyze_structure` on the analysis thread (the Ca²⁺ streams lag
-meanwhile and catch up; nothing is lost), writes the result to the sinks (store tables
+:func:`engine.cells.analyze.analyze_structure` on its stream's post-processing worker, under
+``serve``'s structure lock (Ca²⁺ streams emitting events lag meanwhile and catch up; nothing
+is lost), writes the result to the sinks (store tables
 ``fields`` + ``cells``, PUB topic ``cell`` with ``source = "structure"``, a statistics sample
 of the image stream) and keeps the label image per field in a :class:`FieldRegistry` (bounded:
 the newest :data:`MAX_FIELDS` fields and :data:`MAX_FIELD_BYTES` of label images; the store

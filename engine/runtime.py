@@ -1,4 +1,4 @@
-"""Start and stop a complete engine (ingest + analysis thread + sinks) in one place.
+"""Start and stop a complete engine (ingest + analysis threads + sinks) in one place.
 
 Used by ``castream serve`` (in the foreground) and by ``castream demo`` and the tests (in a
 background thread).
@@ -18,6 +18,7 @@ from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
 
 from .pipeline import DetectorFactory, EngineConfig
 from .serve import Server
+from .serve_pool import default_workers
 from .sinks import SinkSet
 from .sinks.publish import EventPublisher
 from .sinks.store import SqliteStore
@@ -31,11 +32,14 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    queue_size: int = 1024,
                    stream_idle_timeout_s: float | None = DEFAULT_STREAM_IDLE_TIMEOUT_S,
                    curve_dir: Path | str | None = None,
-                   cells_model: Path | str | None = None) -> Iterator[Server]:
+                   cells_model: Path | str | None = None,
+                   workers: int | None = None) -> Iterator[Server]:
     """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
     exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never).
     ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`).
     ``cells_model``: the cells model directory for structure images (default: packaged).
+    ``workers``: post-processing threads (:mod:`engine.serve_pool`; default: the cores
+    available, at most 4).
 
     Models and backends are loaded before the ingest listens, so a stream's first chunk is
     analysed without loading delay.
@@ -61,7 +65,10 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
         Path(record_dir).mkdir(parents=True, exist_ok=True)
     ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
                     stream_idle_timeout_s=stream_idle_timeout_s, curve_dir=curve_dir)
-    server = Server(ingest, factory, SinkSet(sinks), publisher, cells_model=cells_model)
+    workers = default_workers() if workers is None else workers
+    server = Server(ingest, factory, SinkSet(sinks), publisher, cells_model=cells_model,
+                    workers=workers)
+    log.info("post-processing on %d worker%s", workers, "s" if workers > 1 else "")
     try:
         yield server
     finally:  # each step runs even when an earlier one fails (recordings are finalized)

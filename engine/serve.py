@@ -1,9 +1,19 @@
 """``serve``: ingest items in, one :class:`~engine.analyzer.StreamAnalyzer` per stream, sinks out.
 
-The :class:`Server` consumes the ingest's bounded queue on one analysis thread (policy
+The :class:`Server` consumes the ingest's bounded queue on one dispatcher thread (policy
 ``block``: when analysis falls behind it lags and catches up; the raw recorder has already
-written every chunk). Per stream it writes events as they close, the running cell summary when
-it changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag in
+written every chunk) and runs each stream's work -- its chunks' analysis, finish, statistics
+samples -- on a post-processing pool of ``workers`` threads (:mod:`engine.serve_pool`): one
+stream on one worker at a time, in order, so independent streams are analysed in parallel
+and each stream's events reach the sinks in order. ``workers=1`` runs everything on the
+dispatcher thread, as a single analysis thread. The pool bounds the work in flight per stream
+and in all; beyond it the dispatcher stops taking items and the ingest queue fills (the
+back-pressure of a single thread). The sinks, the structure registry and inference are shared
+behind locks (:mod:`engine.serve_shared`: which, and why inference and cross-stream batching
+stay serialized while the rest runs in parallel).
+
+Per stream the server writes events as they close, the running cell summary when it
+changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag in
 frames and in wall-clock seconds (:mod:`engine.wall_lag`), look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
 dashboard (display sink only; never slows analysis by more than a downsample).
 
@@ -51,6 +61,8 @@ from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
 from .events import Event
 from .pipeline import DetectorFactory
+from .serve_pool import make_pool
+from .serve_shared import InferenceGuard, Locked
 from .sinks import SinkSet
 from .wall_lag import WallClockLag
 
@@ -61,6 +73,7 @@ PREVIEW_COLS = 256
 PREVIEW_DFF0_RANGE = (-0.5, 2.5)
 MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
 FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
+BACKPRESSURE_POLL_S = 0.05  # while waiting for room in the pool: batches and statistics
 
 
 def stream_info_from_header(header: StartHeader) -> StreamInfo:
@@ -87,6 +100,8 @@ class _Live:
     lag: WallClockLag = field(default_factory=WallClockLag)
     burst_at_last_stats: int = 0  # analyzer.budget.n_over at the last statistics sample
     queue_wait_s: float = 0.0  # longest ingest-queue wait of a chunk since the last sample
+    stats_queued: bool = False  # a statistics sample is queued in the pool
+    collect_queued: bool = False  # a collect of batched results is queued in the pool
 
 
 class Server:
@@ -104,13 +119,17 @@ class Server:
     cells_model : Path, optional
         Cells model directory for structure images (:mod:`engine.cells_live`; default: the
         packaged one).
+    workers : int
+        Post-processing threads (:mod:`engine.serve_pool`); 1: all on the dispatcher thread,
+        and :meth:`handle` returns once the item is analysed.
 
     Class attributes ``recent_events`` (events kept per live stream) and ``finished_kept``
     (finished streams kept) bound the memory; see the module docstring.
 
     With cross-stream batching (``factory.batcher`` set, :mod:`engine.batching`), each loop
     iteration waits for the ingest at most until the next partial batch is due, runs due
-    batches (:meth:`poll_batches`) and post-processes the blocks they finalized, per stream.
+    batches (:meth:`poll_batches`) and post-processes the blocks they finalized, per stream
+    (on the stream's worker).
     """
 
     recent_events: int = RECENT_EVENTS
@@ -118,17 +137,21 @@ class Server:
 
     def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
                  publisher=None, stats_interval_s: float = 1.0,
-                 preview_interval_s: float = 0.25, cells_model=None) -> None:
+                 preview_interval_s: float = 0.25, cells_model=None, workers: int = 1) -> None:
         self.ingest = ingest
         self.factory = factory
         self.batcher = getattr(factory, "batcher", None)
-        self.sinks = sinks
-        self.publisher = publisher
+        # shared by the workers: one lock for the sinks and the publisher (a sink too)
+        self.sinks = Locked(sinks)
+        self.publisher = Locked(publisher, self.sinks.lock) if publisher is not None else None
+        self.pool = make_pool(workers)
+        self.inference = InferenceGuard(self.batcher)
+        self._factory_lock = threading.Lock()
         self.stats_interval_s = stats_interval_s
         self.preview_interval_s = preview_interval_s
         self.live: dict[str, _Live] = {}
         #: image streams (structure images) and the attribution of events to their cells
-        self.structure = StructureStreams(sinks, cells_model)
+        self.structure = Locked(StructureStreams(self.sinks, cells_model))
         #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
         #: FINISHED_KEPT streams
         self.finished: OrderedDict[str, dict] = OrderedDict()
@@ -149,10 +172,18 @@ class Server:
         return self._stop.is_set()
 
     def close(self) -> None:
-        """Finish every live stream (flush its analysis to the sinks); one failing stream
-        does not keep the others from finishing."""
+        """Run the work already queued, then finish every live stream (flush its analysis to
+        the sinks; in parallel with workers) and stop the workers; one failing stream does
+        not keep the others from finishing."""
+        self.pool.join()
         for stream in list(self.live):
-            self._guarded(stream, self._finish, stream)
+            self.pool.submit(stream, self._guarded, stream, self._finish, stream, bounded=False)
+        self.pool.join()
+        self.pool.close()
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until every item handed over so far has been analysed (False on timeout)."""
+        return self.pool.join(timeout_s)
 
     def run(self, max_streams: int | None = None) -> None:
         """Process items until :meth:`stop` (or ``max_streams`` streams have finished).
@@ -218,21 +249,36 @@ class Server:
         return done
 
     def poll_batches(self, now: float | None = None) -> None:
-        """Run the batches that are due and emit the events of the blocks they finalized."""
+        """Run the batches that are due and emit the events of the blocks they finalized (a
+        collect per stream, on its worker)."""
         if self.batcher is None:
             return
-        self.batcher.poll(now)
+        self.inference.poll(now)
         for stream, live in list(self.live.items()):
-            if live.analyzer.has_ready:
-                self._guarded(stream, lambda s=stream, lv=live: self._emit(s, lv, lv.analyzer.collect()))
+            if not live.collect_queued and live.analyzer.has_ready:
+                live.collect_queued = True
+                self.pool.submit(stream, self._collect, stream, live, bounded=False)
+
+    def _collect(self, stream: str, live: _Live) -> None:
+        live.collect_queued = False
+        if self.live.get(stream) is live:
+            self._guarded(stream, lambda: self._emit(stream, live, live.analyzer.collect()))
 
     def _wait_s(self) -> float:
         """Ingest wait: 0.1 s, or less when a partial batch is due sooner."""
-        due = self.batcher.seconds_to_deadline() if self.batcher is not None else None
+        due = self.inference.seconds_to_deadline()
         return 0.1 if due is None else min(0.1, due)
 
     def handle(self, item) -> None:
-        """One ingest item, isolated: a failure marks only its stream failed."""
+        """One ingest item, isolated: a failure marks only its stream failed. With workers it
+        is queued behind its stream's earlier items (:meth:`drain` waits for it); while the
+        stream or the pool is full, due batches and statistics are still served."""
+        while not self.pool.submit(item.header.stream, self._handle_now, item,
+                                   timeout_s=BACKPRESSURE_POLL_S):
+            self.poll_batches()
+            self._periodic()
+
+    def _handle_now(self, item) -> None:
         stream = item.header.stream
         if self.structure.claims(item):
             if isinstance(item, StreamStarted):
@@ -265,9 +311,10 @@ class Server:
 
     def _fail(self, stream: str, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:300]
-        self.failed[stream] = reason
-        self._done_names.add(stream)
-        live = self.live.pop(stream, None)
+        with self._done:
+            self.failed[stream] = reason
+            self._done_names.add(stream)
+            live = self.live.pop(stream, None)
         self.structure.forget(stream)
         log.error("stream %s: analysis stopped (%s); the stream is still recorded, other "
                   "streams go on", stream, reason)
@@ -294,14 +341,18 @@ class Server:
         if pixels > MAX_ANALYSIS_PIXELS:
             raise ValueError(f"frames of {list(info.frame_shape)} = {pixels} pixels are larger "
                              f"than analysis supports ({MAX_ANALYSIS_PIXELS})")
-        analyzer = self.factory.analyzer(info)
+        with self._factory_lock:  # a model that failed at start-up is loaded once
+            analyzer = self.factory.analyzer(info)
+            described = self.factory.describe(info)
+        if self.pool.workers > 1:
+            self.inference.guard(analyzer)
         recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
         self.sinks.open_stream({
             "stream": info.stream, "cell": info.cell, "mode": info.stream_kind.wire_mode,
             "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
             "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
             "detector": analyzer.detector.name, "field": field_of(header),
-            **self.factory.describe(info),
+            **described,
         })
         self.live[header.stream] = _Live(analyzer, time.time(), EventWindow(self.recent_events))
         self.structure.ca_started(header, analyzer)
@@ -314,6 +365,10 @@ class Server:
         if live is None:
             log.warning("chunk for stream %s that is not running here", item.header.stream)
             return
+        if self.pool.workers > 1:  # join the stream's chunks queued behind this one
+            item, rest = coalesce(item, lambda: self._queued_chunk(item.header.stream))
+            if rest is not None:
+                self.pool.put_back(item.header.stream, self._handle_now, rest)
         header, t_arrival = item.header, item.t_received
         waited_s = time.perf_counter() - t_arrival if t_arrival is not None else 0.0
         live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, time.time() - waited_s)
@@ -321,6 +376,12 @@ class Server:
         events = live.analyzer.push(header.first, _finite(item.data), t_arrival)
         self._emit(header.stream, live, events)
         self._maybe_preview(header.stream, live)
+
+    def _queued_chunk(self, stream: str) -> ChunkReceived | None:
+        """The stream's next item queued in the pool when it is a chunk (taken), else None."""
+        args = self.pool.take_next(stream, lambda fn, args: fn == self._handle_now
+                                   and isinstance(args[0], ChunkReceived))
+        return None if args is None else args[0]
 
     def _finish(self, stream: str, abandoned: bool = False) -> None:
         """Flush a stream's analysis to the sinks; ``abandoned``: the ingest closed it after
@@ -365,10 +426,17 @@ class Server:
 
     # -- periodic ----------------------------------------------------------------------------
     def _periodic(self) -> None:
+        """A statistics sample for each stream that is due one (on its worker)."""
         now = time.time()
         for stream, live in list(self.live.items()):
-            if now - live.last_stats_s >= self.stats_interval_s:
-                self._guarded(stream, self._write_stats, stream, live, now)
+            if not live.stats_queued and now - live.last_stats_s >= self.stats_interval_s:
+                live.stats_queued = True
+                self.pool.submit(stream, self._stats_sample, stream, live, bounded=False)
+
+    def _stats_sample(self, stream: str, live: _Live) -> None:
+        live.stats_queued = False
+        if self.live.get(stream) is live:  # not finished or failed meanwhile
+            self._guarded(stream, self._write_stats, stream, live, time.time())
 
     def _write_stats(self, stream: str, live: _Live, now: float, **extra) -> None:
         ingest = self.ingest.stats().get(stream)

@@ -203,7 +203,8 @@ def test_raising_analyzer_fails_its_stream_and_the_other_loses_nothing(
     config = EngineConfig(detector="classical")
     store_path = tmp_path / "store.sqlite"
     with background_server(endpoint=ipc_endpoint, store=store_path,
-                           record_dir=tmp_path / "raw", config=config) as server:
+                           record_dir=tmp_path / "raw", config=config,
+                           workers=2) as server:  # the post-processing pool, on any machine
         def doomed() -> None:  # while "valid" is half-way
             with Publisher(ipc_endpoint, stream="doomed", chunk_lines=100) as pub:
                 pub.start("linescan", "uint16", valid_recording.shape[1:], pixel_um=0.2,

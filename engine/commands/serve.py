@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true",
                         help="allow binding addresses reachable from other machines (there is "
                         "no authentication: anyone reaching them can send or read streams)")
+    parser.add_argument("--workers", type=int,
+                        help="post-processing threads: streams analysed in parallel, each "
+                             "stream on one at a time, in order; 1 = one analysis thread "
+                             "(default: the cores available, at most 4: more threads measured no "
+                             "faster)")
     parser.add_argument("--cells-model", type=Path,
                         help="cells model directory for structure images sent as image "
                              "streams (default: the packaged one)")
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
             store=args.store, record_dir=args.record_dir, config=engine_config(args),
             queue_size=args.queue_size, stream_idle_timeout_s=args.stream_idle_timeout_s or None,
-            curve_dir=args.curve_dir, cells_model=args.cells_model,
+            curve_dir=args.curve_dir, cells_model=args.cells_model, workers=args.workers,
         ) as server:
             log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
                      server.ingest.endpoint, args.publish, args.store, args.record_dir)
