@@ -55,6 +55,10 @@ class HybridParams:
     classes_from_classical: tuple[str, ...] = ("wave",)
     min_significance: float | None = None  # None: the network's thresholds.json value
     classical: dict = field(default_factory=dict)  # ClassicalParams overrides
+    #: where the network sees an event whose share of ``spark`` is at least this, its classes
+    #: are kept inside a classical *wave* (a spark on a wave stays a spark, and the tracker can
+    #: split it off); None: the classical class throughout
+    network_spark_share: float | None = None
     provenance: str = ""
     #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
     notes: tuple[str, ...] = ()
@@ -199,6 +203,9 @@ class HybridDetector:
         # the classical class where it is trusted with that kind, and where only the classical
         # detector sees an event (the network's class split of a background pixel means nothing)
         take = (p_cls >= f) & (np.isin(cls_kind, self._from_classical) | (mapped < f))
+        if self.params.network_spark_share is not None:
+            take &= ~((cls_kind == CLASS_IDS["wave"]) & (mapped >= f)
+                      & (classes[:, 0] >= self.params.network_spark_share))
         classes = np.where(take[:, None], cls_classes, classes)
         classes /= np.maximum(classes.sum(axis=1, keepdims=True), 1e-6)
         out = np.empty_like(net)

@@ -64,6 +64,25 @@ def test_fusion_keeps_what_either_detector_finds_and_takes_waves_from_classical(
     assert thr["min_significance"] == 8.0  # the network's, unless hybrid.json sets one
 
 
+def test_network_spark_share_keeps_confident_network_sparks_inside_a_classical_wave():
+    """A spark on a wave: where the network is sure of a spark, its class survives inside the
+    classical wave (so the tracker can split it off); elsewhere in the wave, and inside a
+    classical puff, the classical class still rules."""
+    net_event = np.full((4, 3), 0.95, np.float32)
+    cls_event = np.full((4, 3), 0.8, np.float32)
+    net = _probs(net_event, 1)  # the network: spark everywhere...
+    net[:, 1, 1], net[:, 2, 1] = 0.45, 0.5  # ...but only a 47 % spark share in column 1
+    cls = _probs(cls_event, 2)  # the classical detector: wave in columns 0-1...
+    cls[:, 2, 2], cls[:, 3, 2] = 0.0, 0.8  # ...and a puff in column 2
+    plain = _hybrid(classes_from_classical=("wave", "puff")).fuse(net, cls)
+    kept = _hybrid(classes_from_classical=("wave", "puff"), network_spark_share=0.8).fuse(net, cls)
+    kind = lambda fused: np.argmax(fused[:, 1:], axis=1) + 1  # noqa: E731
+    assert (kind(plain)[:, 0] == 2).all() and (kind(kept)[:, 0] == 1).all()  # spark survives
+    assert (kind(kept)[:, 1] == 2).all()  # share below the floor: the wave's class
+    assert (kind(plain)[:, 2] == 3).all() and (kind(kept)[:, 2] == 3).all()  # puffs untouched
+    np.testing.assert_allclose(kept[:, 0], plain[:, 0])  # detection itself unchanged
+
+
 def test_classical_weight_zero_leaves_detection_to_the_network():
     hybrid = _hybrid(classical_weight=0.0)
     cls_event = np.zeros((3, 4), np.float32)
