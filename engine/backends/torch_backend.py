@@ -108,6 +108,7 @@ class TorchBackend:
                         "channels_last": channels_last, "cuda_graphs": cuda_graphs,
                         "overlap_chunks": overlap_chunks, "compile": compile}
         self._runner = None
+        self._prepared: set[tuple[int, ...]] = set()
         if cuda:
             from .cuda_io import CudaRunner
 
@@ -139,8 +140,9 @@ class TorchBackend:
     def prepare(self, item_shape: tuple[int, ...]) -> None:
         """CUDA: run one window of ``item_shape`` now (cuDNN algorithm choice, the batch-1
         graph), so a stream's first window does not pay for it; a no-op on CPU."""
-        if self._runner is not None:
+        if self._runner is not None and tuple(item_shape) not in self._prepared:
             self.predict(np.zeros((1, *item_shape), np.float32))
+            self._prepared.add(tuple(item_shape))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(B, 1, W, *spatial)`` float32 → ``(B, C, W, *spatial)`` float32 probabilities."""
