@@ -13,7 +13,10 @@ For each available GPU backend (TensorRT fp16, torch CUDA fp16):
    (``--pace max``). One movie is simulated once and replayed by every stream with its own
    offset. Reported: analyzed frames/s, whether it kept up, compute delay p50/p99 (chunk arrival
    → its windows post-processed), GPU memory (``torch.cuda.max_memory_allocated`` — TensorRT's
-   own context memory is not in it — and device memory in use from ``mem_get_info``).
+   own context memory is not in it — and device memory in use from ``mem_get_info``) and CPU
+   use (process CPU seconds per wall second, i.e. cores busy). With ``--e2e-repeats N`` each
+   stream count runs N times and the median of each figure is reported (not the minimum);
+   ``--json`` appends one JSON line per stream count.
 
 Targets (DESIGN.md): ≥ 15,000 frames/s through the network, ≥ 100 streams end to end at
 147 frames/s, compute delay p99 ≤ 50 ms.
@@ -27,6 +30,7 @@ Usage: ``python bench/gpu_streams.py [--streams 1,8,32,100] [--seconds 20] [--pa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -51,8 +55,11 @@ from engine.sinks import SinkSet
 DT_MS = 6.8  # 147 frames/s
 TARGET_NETWORK_FPS, TARGET_STREAMS, TARGET_P99_MS = 15_000, 100, 50.0
 MAX_BEHIND_S = 0.5  # realtime pace: "kept up" if the last chunk was fed at most this late
+ABORT_BEHIND_S = 5.0  # realtime pace: a run this far behind stops (bounded run time)
 GPU_BACKENDS = {  # label → (backend name, constructor options)
     "tensorrt-fp16": ("tensorrt", {"precision": "fp16"}),
+    "torch-cuda-bf16": ("torch", {"dtype": "bfloat16", "autocast": True, "channels_last": True,
+                                  "cuda_graphs": True}),
     "torch-cuda-fp16": ("torch", {"dtype": "float16", "channels_last": True}),
 }
 CPU_BACKENDS = {"onnxruntime-cpu": ("onnxruntime", {})}
@@ -71,6 +78,8 @@ class Settings:
     device: str
     backends: dict[str, tuple[str, dict]]
     dotti: bool
+    e2e_repeats: int = 1
+    json: str | None = None
 
 
 def _movie_model(root: Path) -> Path:
@@ -164,15 +173,19 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
         torch.cuda.reset_peak_memory_stats()
     n_frames = int(settings.seconds * 1e3 / DT_MS)
     analyzers = [live.analyzer for live in server.live.values()]
-    start = time.perf_counter()
-    _feed(server, recording.data, n_streams, n_frames, settings, start)
-    behind_s = time.perf_counter() - start - settings.seconds  # realtime: feeding lagged by
+    start, cpu_start = time.perf_counter(), time.process_time()
+    fed = _feed(server, recording.data, n_streams, n_frames, settings, start)
+    behind_s = time.perf_counter() - start - fed * DT_MS / 1e3  # realtime: feeding lagged by
+    aborted = fed < n_frames
+    n_frames = fed
     for i in range(n_streams):
         server.handle(StreamStopped(StopHeader(f"s{i}", 0, n_frames), None))
     wall = time.perf_counter() - start
     result = _measure(analyzers, factory, n_frames, wall, settings)
+    result["cpu_cores"] = (time.process_time() - cpu_start) / wall
     result["behind_s"] = behind_s
-    result["kept_up"] = settings.pace != "realtime" or behind_s <= MAX_BEHIND_S
+    result["aborted"] = aborted
+    result["kept_up"] = not aborted and (settings.pace != "realtime" or behind_s <= MAX_BEHIND_S)
     if cuda:
         free, total = torch.cuda.mem_get_info()
         result["gpu_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -182,12 +195,16 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
 
 
 def _feed(server: Server, data: np.ndarray, n_streams: int, n_frames: int,
-          settings: Settings, start: float) -> None:
+          settings: Settings, start: float) -> int:
     """Chunks round robin; at the acquisition rate, stream ``i`` is phase-shifted by
-    ``i / n_streams`` of a chunk period so arrivals spread evenly."""
+    ``i / n_streams`` of a chunk period so arrivals spread evenly. Returns the frames fed per
+    stream: fewer than ``n_frames`` when the analysis fell more than ``ABORT_BEHIND_S``
+    behind the acquisition (the run stops there: it has not kept up)."""
     period = settings.chunk_frames * DT_MS / 1e3
     realtime = settings.pace == "realtime"
     for k, first in enumerate(range(0, n_frames, settings.chunk_frames)):
+        if realtime and time.perf_counter() - (start + k * period) > ABORT_BEHIND_S:
+            return first
         n = min(settings.chunk_frames, n_frames - first)
         for i in range(n_streams):
             due = start + (k + i / n_streams) * period if realtime else time.perf_counter()
@@ -195,6 +212,7 @@ def _feed(server: Server, data: np.ndarray, n_streams: int, n_frames: int,
             header = ChunkHeader(f"s{i}", k + 1, first, n, 0)
             server.handle(ChunkReceived(header, _chunk(data, i, first, n), t_received=due))
             server.poll_batches()
+    return n_frames
 
 
 def _wait_until(server: Server, due: float) -> None:
@@ -227,7 +245,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
         return Settings(streams=[1, 2], seconds=2.0,
                         pace=args.pace, frame_yx=(16, 64), max_batch=4, max_wait_ms=20.0,
                         chunk_frames=args.chunk_frames, repeats=2, device="cpu",
-                        backends=dict(CPU_BACKENDS), dotti=False)
+                        backends=dict(CPU_BACKENDS), dotti=False,
+                        e2e_repeats=args.e2e_repeats, json=args.json)
     if not torch.cuda.is_available():
         return None
     backends = {k: v for k, v in GPU_BACKENDS.items()
@@ -235,7 +254,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     return Settings(streams=streams, seconds=args.seconds, pace=args.pace, frame_yx=(64, 512),
                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                     chunk_frames=args.chunk_frames, repeats=args.repeats, device="cuda",
-                    backends=backends, dotti=not args.no_dotti)
+                    backends=backends, dotti=not args.no_dotti, e2e_repeats=args.e2e_repeats,
+                    json=args.json)
 
 
 def _available(name: str) -> bool:
@@ -281,7 +301,14 @@ def bench_end_to_end(settings: Settings, model_path: Path) -> None:
                                            n_x=settings.frame_yx[1]), seed=0)
     for label in settings.backends:
         for n in settings.streams:
-            r = run_streams(model_path, label, settings, n, recording)
+            runs = [run_streams(model_path, label, settings, n, recording)]
+            while runs[0]["kept_up"] and len(runs) < settings.e2e_repeats:  # repeat what held
+                runs.append(run_streams(model_path, label, settings, n, recording))
+            r = median_run(runs)
+            r["backend"] = label
+            if settings.json:
+                with open(settings.json, "a") as handle:
+                    handle.write(json.dumps(r, default=float) + "\n")
             ok = r["kept_up"] and r["delay_p99_ms"] <= TARGET_P99_MS
             memory = (f" | GPU alloc {r['gpu_alloc_gib']:.1f} GiB, used {r['gpu_used_gib']:.1f}"
                       f" GiB" if "gpu_alloc_gib" in r else "")
@@ -289,8 +316,20 @@ def bench_end_to_end(settings: Settings, model_path: Path) -> None:
                   f"({r['wall_s']:.1f} s) kept up {r['kept_up']!s:<5} (behind {r['behind_s']:+.2f} s) "
                   f"delay p50 "
                   f"{r['delay_p50_ms']:6.1f} p99 {r['delay_p99_ms']:6.1f} ms | batch "
-                  f"{r['mean_batch']:.1f} | {r['events']} events{memory} | "
+                  f"{r['mean_batch']:.1f} | {r['events']} events{memory} | CPU "
+                  f"{r['cpu_cores']:.2f} cores | median of {r['repeats']} | "
                   f"{'PASS' if ok else 'FAIL'}", flush=True)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each number: the median over the repeats; kept up only if every repeat kept up."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = type(value)(np.median([r[key] for r in runs]))
+    out["kept_up"] = all(r["kept_up"] for r in runs)
+    out["repeats"] = len(runs)
+    return out
 
 
 def main() -> int:
@@ -306,6 +345,9 @@ def main() -> int:
     parser.add_argument("--no-dotti", action="store_true", help="skip Dotti's network")
     parser.add_argument("--skip-network", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--e2e-repeats", type=int, default=1,
+                        help="end-to-end runs per stream count (median reported)")
+    parser.add_argument("--json", help="append one JSON line per end-to-end measurement")
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="tiny CPU run (onnxruntime) to check this script")
     args = parser.parse_args()

@@ -21,6 +21,12 @@ when ``serve`` has several post-processing workers):
 - at :meth:`WindowBatcher.flush`: everything (end of a stream, shutdown).
 
 Windows of one stream are delivered in submission order (one queue per shape, FIFO).
+
+A batch that fails (``backend.predict`` raises, e.g. a GPU error) never raises out of
+:meth:`WindowBatcher.poll` / :meth:`~WindowBatcher.flush`: the exception goes to the ``fail``
+callback of every window in that batch (its stream's detector, which re-raises it in its own
+stream, so ``serve`` marks those streams failed and goes on with the others). Only windows
+submitted without a ``fail`` callback make the batcher re-raise.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from .windows import Window
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Window, np.ndarray], None]
+Fail = Callable[[BaseException], None]
 
 
 @dataclass
@@ -46,6 +53,7 @@ class _Job:
     window: Window
     deliver: Deliver
     t_submit_s: float
+    fail: Fail | None = None
 
 
 @dataclass
@@ -61,6 +69,7 @@ class BatcherStats:
     windows: int = 0
     batches: int = 0
     full_batches: int = 0
+    failed_batches: int = 0
     predict_s: float = 0.0
 
     @property
@@ -97,13 +106,15 @@ class WindowBatcher:
         """Windows submitted and not yet run."""
         return sum(len(q.jobs) for q in self._queues.values())
 
-    def submit(self, backend: Backend, window: Window, deliver: Deliver) -> None:
-        """Queue ``window`` for ``backend``; runs the queue at once when it is full."""
+    def submit(self, backend: Backend, window: Window, deliver: Deliver,
+               fail: Fail | None = None) -> None:
+        """Queue ``window`` for ``backend``; runs the queue at once when it is full. ``fail``
+        receives the exception if the window's batch fails (else the batcher re-raises)."""
         key = (id(backend), window.data.shape)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(backend)
-        queue.jobs.append(_Job(window, deliver, self.clock()))
+        queue.jobs.append(_Job(window, deliver, self.clock(), fail))
         if len(queue.jobs) >= self.max_batch:
             self._run(queue)
 
@@ -138,11 +149,31 @@ class WindowBatcher:
         jobs = [queue.jobs.popleft() for _ in range(n)]
         batch = np.stack([job.window.data for job in jobs])[:, None]
         t0 = time.perf_counter()
-        probs = queue.backend.predict(batch)
+        try:
+            probs = queue.backend.predict(batch)
+        except Exception as exc:  # noqa: BLE001 - routed to the streams of this batch
+            self._fail(jobs, exc)
+            return n
         self.stats.predict_s += time.perf_counter() - t0
         self.stats.windows += n
         self.stats.batches += 1
         self.stats.full_batches += n == self.max_batch
         for job, window_probs in zip(jobs, probs, strict=True):
-            job.deliver(job.window, window_probs)
+            try:
+                job.deliver(job.window, window_probs)
+            except Exception as exc:  # noqa: BLE001 - that window's stream fails alone
+                self._fail([job], exc)
         return n
+
+    def _fail(self, jobs: list[_Job], exc: Exception) -> None:
+        """Hand ``exc`` to each job's ``fail``; re-raise if a job has none."""
+        self.stats.failed_batches += 1
+        log.error("a batch of %d windows failed: %s: %s", len(jobs), type(exc).__name__, exc)
+        unrouted = False
+        for job in jobs:
+            if job.fail is None:
+                unrouted = True
+            else:
+                job.fail(exc)
+        if unrouted:
+            raise exc

@@ -94,6 +94,7 @@ class NetworkDetector:
         self._windower = Windower.from_geometry(self.geometry, frame_shape)
         self._stitcher = Stitcher()
         self._ready: list[FinalBlock] = []
+        self._batch_error: BaseException | None = None  # a failed batch of this stream
 
     @property
     def lookahead_frames(self) -> int:
@@ -101,8 +102,9 @@ class NetworkDetector:
 
     @property
     def has_ready(self) -> bool:
-        """Blocks completed by the batcher are waiting for :meth:`take_ready`."""
-        return bool(self._ready)
+        """Blocks completed by the batcher are waiting for :meth:`take_ready` (or a batch of
+        this stream failed: :meth:`take_ready` raises it)."""
+        return bool(self._ready) or self._batch_error is not None
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         x = network_input(dff0, self.normalization)
@@ -116,7 +118,12 @@ class NetworkDetector:
         return blocks
 
     def take_ready(self) -> list[FinalBlock]:
-        """Blocks finalized since the last call, in stream order."""
+        """Blocks finalized since the last call, in stream order; raises the error of a
+        failed batch that held windows of this stream (the stream cannot go on)."""
+        if self._batch_error is not None:
+            error = self._batch_error
+            raise RuntimeError(f"inference failed for this stream: {type(error).__name__}: "
+                               f"{error}") from error
         blocks, self._ready = self._ready, []
         return blocks
 
@@ -125,12 +132,16 @@ class NetworkDetector:
             return self._run(windows)
         for window in windows:
             self.n_submitted += 1
-            self.batcher.submit(self.backend, window, self._deliver)
+            self.batcher.submit(self.backend, window, self._deliver, self._fail)
         return self.take_ready()
 
     def _deliver(self, window, probs: np.ndarray) -> None:
         self.n_delivered += 1
         self._ready.extend(self._stitcher.add(window, probs))
+
+    def _fail(self, error: BaseException) -> None:
+        self.n_delivered += 1
+        self._batch_error = self._batch_error or error
 
     def _run(self, windows: list) -> list[FinalBlock]:
         blocks: list[FinalBlock] = []

@@ -107,6 +107,7 @@ class DetectorFactory:
         if loaded is None:  # its probability scale is its own: only the event overrides apply
             return _with_event_overrides(ClassicalStreamDetector(
                 info.pixel_um, info.dt_ms, info.frame_shape, postprocess), overrides)
+        self._prepare(loaded, info.frame_shape)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend),
                                    postprocess=postprocess)
@@ -117,6 +118,15 @@ class DetectorFactory:
         classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape,
                                             **params.classical)
         return _with_event_overrides(HybridDetector(detector, classical, params), overrides)
+
+    def _prepare(self, loaded: _Loaded, frame_shape: tuple[int, ...]) -> None:
+        """Build what the backend needs for this stream's windows now, at the stream's start
+        (e.g. the TensorRT engine of its window shape), not inside its first ``predict``; a
+        failure fails this stream alone (``serve`` isolates it)."""
+        from .backends import prepare_backend
+
+        frames = loaded.model.config.geometry(self.config.mode).frames
+        prepare_backend(loaded.backend, (1, frames, *frame_shape))
 
     def _hybrid_params(self, loaded: _Loaded) -> HybridParams | None:
         """Fusion parameters when the stream gets the hybrid detector (``hybrid``, or ``auto``

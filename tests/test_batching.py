@@ -217,7 +217,8 @@ def _mock_build(monkeypatch: pytest.MonkeyPatch, fail_tensorrt: bool = False) ->
     (False, False, False, ("onnxruntime", "cpu"), "no GPU"),
     (False, True, False, ("onnxruntime", "cpu"), "no GPU"),
     (True, False, False, ("torch", "cuda"), "TensorRT not installed"),
-    (True, True, True, ("torch", "cuda"), "TensorRT unusable: engine build failed"),
+    (True, True, True, ("torch", "cuda"),
+     "TensorRT unusable: BackendUnavailable: engine build failed"),
     (True, True, False, ("tensorrt", "cuda"), "TensorRT available"),
 ])
 def test_auto_backend_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuda: bool,
@@ -266,7 +267,11 @@ def test_tensorrt_cache_key(tmp_path: Path) -> None:
 
 
 def test_network_flags_by_tensorrt_version() -> None:
-    flags = types.SimpleNamespace(EXPLICIT_BATCH=0)
-    trt8 = types.SimpleNamespace(__version__="8.6.1", NetworkDefinitionCreationFlag=flags)
-    assert network_flags(trt8) == 1
-    assert network_flags(types.SimpleNamespace(__version__="10.3.0")) == 0
+    """10.x: no flag (explicit batch is the only mode), STRONGLY_TYPED for strong typing; 11.x:
+    no flag either way (strong typing is the only mode); 8.x is refused."""
+    flags = types.SimpleNamespace(STRONGLY_TYPED=1)
+    trt10 = types.SimpleNamespace(__version__="10.3.0", NetworkDefinitionCreationFlag=flags)
+    assert network_flags(trt10) == 0 and network_flags(trt10, "strong") == 2
+    assert network_flags(types.SimpleNamespace(__version__="11.1.0"), "strong") == 0
+    with pytest.raises(BackendUnavailable, match="not supported"):
+        network_flags(types.SimpleNamespace(__version__="8.6.1"), "strong")

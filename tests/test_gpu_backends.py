@@ -43,6 +43,10 @@ def _reference(model_path: Path, batch: np.ndarray) -> np.ndarray:
     ({"channels_last": True}, FP32_ATOL),
     ({"cuda_graphs": True}, FP32_ATOL),
     ({"dtype": "float16", "channels_last": True, "cuda_graphs": True}, FP16_ATOL),
+    ({"overlap_chunks": 2}, FP32_ATOL),
+    ({"dtype": "bfloat16", "autocast": True, "cuda_graphs": True, "overlap_chunks": 2},
+     BF16_ATOL),
+    ({"compile": True}, FP32_ATOL),
 ])
 def test_torch_cuda_parity(tmp_path: Path, ndim: int, options: dict, atol: float) -> None:
     from engine.backends.torch_backend import TorchBackend
@@ -63,12 +67,41 @@ def test_cuda_graphs_one_per_shape(tmp_path: Path) -> None:
 
     path = make_tiny_model_dir(tmp_path / "m", 3, seed=5)
     backend = TorchBackend(path, device="cuda", cuda_graphs=True)
+    before = backend._runner.n_graphs  # the construction's probe batch
     rng = np.random.default_rng(1)
     for b in (1, 4, 1, 4, 2):
         batch = rng.normal(size=(b, 1, 32, 16, 64)).astype(np.float32)
         np.testing.assert_allclose(backend.predict(batch), _reference(path, batch),
                                    atol=FP32_ATOL)
-    assert backend._runner.n_graphs == 3
+    assert backend._runner.n_graphs == before + 3
+
+
+def test_failed_capture_runs_eagerly() -> None:
+    """A function that cannot be captured (a host sync inside) runs eagerly, correctly, and
+    the failure is recorded for its shape."""
+    from engine.backends.cuda_io import CudaRunner
+
+    def run(x):
+        _ = float(x.sum().item())  # a device→host sync: not allowed while capturing
+        return x * 2
+
+    runner = CudaRunner(run, "cuda", graphs=True)
+    batch = np.arange(8, dtype=np.float32).reshape(2, 1, 4)
+    np.testing.assert_array_equal(runner(batch), 2 * batch)
+    np.testing.assert_array_equal(runner(batch), 2 * batch)
+    assert runner.n_graphs == 0 and list(runner.graph_failures) == [(2, 1, 4)]
+
+
+def test_overlap_keeps_order(tmp_path: Path) -> None:
+    """Slices copied on a second stream come back in order, equal to one-shot runs."""
+    from engine.backends.torch_backend import TorchBackend
+
+    path = make_tiny_model_dir(tmp_path / "m", 3, seed=8)
+    batch = np.random.default_rng(3).normal(size=(7, 1, 32, 16, 64)).astype(np.float32)
+    plain = TorchBackend(path, device="cuda").predict(batch)
+    for graphs in (False, True):
+        sliced = TorchBackend(path, device="cuda", overlap_chunks=3, cuda_graphs=graphs)
+        np.testing.assert_allclose(sliced.predict(batch), plain, atol=FP32_ATOL)
 
 
 def test_batched_streams_on_gpu(tmp_path: Path) -> None:

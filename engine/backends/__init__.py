@@ -7,6 +7,13 @@ CUDA, else onnxruntime on CPU (measured faster on this project's CPU benchmark,
 convolutions torch runs through its slow non-oneDNN path), else torch on CPU when onnxruntime is
 missing. The choice and its reason (including why a preferred backend was passed over) are
 logged and kept in ``backend.reason``.
+
+Backends are built eagerly: a constructor that returns has built what the backend needs (the
+TensorRT backend builds and runs a probe engine), so ``auto`` moves on to the next candidate
+when building one raises anything (a TensorRT API missing from the installed version, a parser
+or builder error, a CUDA error), not only :class:`BackendUnavailable`. A backend may also
+have ``prepare(item_shape)`` (:func:`prepare_backend`), called when a stream starts, so that
+nothing is built inside a stream's first ``predict``.
 """
 
 from __future__ import annotations
@@ -96,32 +103,61 @@ def make_backend(model: ModelDir | str | Path, name: str = "auto", device: str |
 
 
 def _auto_backend(model: ModelDir, device: str | None, options: dict[str, dict]) -> Backend:
-    """TensorRT > torch CUDA > onnxruntime CPU > torch CPU, with the reason on ``.reason``."""
+    """TensorRT > torch CUDA > onnxruntime CPU > torch CPU: the first candidate that builds,
+    with the reasons of those passed over on ``.reason``."""
+    passed_over: list[str] = []
+    for name, dev, why in _auto_candidates(device, passed_over):
+        try:
+            backend = _build(model, name, dev, options)
+        except Exception as exc:  # noqa: BLE001 - any build failure: try the next candidate
+            reason = f"{_LABELS[name, _kind(dev)]} unusable: {type(exc).__name__}: {exc}"
+            passed_over.append(reason[:300])
+            log.warning("auto backend: %s; trying the next backend", reason)
+            continue
+        skipped = "; ".join(passed_over)
+        backend.reason = f"auto: {why}" + (f" (passed over: {skipped})" if skipped else "")
+        return backend
+    raise BackendUnavailable("no backend could be built: " + "; ".join(passed_over))
+
+
+_LABELS = {("tensorrt", "cuda"): "TensorRT", ("torch", "cuda"): "torch on GPU",
+           ("onnxruntime", "cpu"): "onnxruntime on CPU", ("torch", "cpu"): "torch on CPU"}
+
+
+def _kind(device: str) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def _auto_candidates(device: str | None, passed_over: list[str]):
+    """``(backend name, device, why)`` in order of preference for ``device``."""
     if device is None or str(device).startswith("cuda"):
         if _cuda_available():
             gpu = device or "cuda"
-            passed_over = "TensorRT not installed"
             if _tensorrt_available():
-                try:
-                    backend = _build(model, "tensorrt", gpu, options)
-                    backend.reason = "auto: CUDA GPU and TensorRT available → TensorRT"
-                    return backend
-                except BackendUnavailable as exc:
-                    passed_over = f"TensorRT unusable: {exc}"
-                    log.warning("auto backend: %s; falling back to torch on GPU", passed_over)
-            backend = _build(model, "torch", gpu, options)
-            backend.reason = f"auto: CUDA GPU available, {passed_over} → torch on GPU"
-            return backend
-        if device is not None:
+                yield "tensorrt", gpu, "CUDA GPU and TensorRT available → TensorRT"
+            else:
+                passed_over.append("TensorRT not installed")
+            yield "torch", gpu, "CUDA GPU available → torch on GPU"
+        elif device is not None:
             raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
+        else:
+            passed_over.append("no GPU")
+        if device is not None:
+            return  # a CUDA device was asked for: no CPU fallback
     if importlib.util.find_spec("onnxruntime") is not None:
-        backend = _build(model, "onnxruntime", "cpu", options)
-        backend.reason = ("auto: no GPU → onnxruntime on CPU (2-8x faster than torch on CPU, "
-                          "bench/network_cpu.py)")
-        return backend
-    backend = _build(model, "torch", "cpu", options)
-    backend.reason = "auto: no GPU and no onnxruntime → torch on CPU"
-    return backend
+        yield ("onnxruntime", "cpu", "onnxruntime on CPU (2-8x faster than torch on CPU, "
+               "bench/network_cpu.py)")
+    else:
+        passed_over.append("onnxruntime not installed")
+    yield "torch", "cpu", "torch on CPU"
+
+
+def prepare_backend(backend: Backend, item_shape: tuple[int, ...]) -> None:
+    """Let ``backend`` build what it needs for batches of ``(B, *item_shape)`` now (e.g. a
+    TensorRT engine per window shape); a no-op for backends without ``prepare``."""
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:
+        prepare(tuple(item_shape))
 
 
 def _build(model: ModelDir, name: str, device: str, options: dict[str, dict]) -> Backend:
@@ -140,4 +176,4 @@ def _build(model: ModelDir, name: str, device: str, options: dict[str, dict]) ->
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "as_model_dir", "check_batch",
-           "make_backend"]
+           "make_backend", "prepare_backend"]

@@ -11,9 +11,17 @@ launched on the current stream) into ``numpy → numpy``:
   kernel, which matters for the small per-window kernels of a U-Net at small batch sizes. The
   window geometry is fixed per model and stream kind, so only a handful of shapes (one per batch
   size seen) are ever captured; all graphs share one memory pool;
-- the probabilities come back through a pinned output buffer, then the stream is synchronized.
+- a capture that fails (an operation that cannot be captured, a driver that refuses) is
+  logged once and that shape runs eagerly from then on (:class:`GraphCache`);
+- optionally (``overlap_chunks=k > 1``) a batch is cut into ``k`` slices and the copies run on a
+  second stream: the host-to-device copy of slice ``i + 1`` and the device-to-host copy of
+  slice ``i - 1`` overlap the compute of slice ``i`` (CUDA events order each slice's copy →
+  compute → copy);
+- the probabilities come back through a pinned output buffer, then the streams are
+  synchronized.
 
-Torch is imported lazily (this module is only imported by GPU backends).
+Torch is imported lazily (this module is only imported by GPU backends); :class:`GraphCache`
+and :func:`split_batch` need no GPU and are tested on CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +45,45 @@ class _Graph:
     static_out: Any  # device tensor the graph writes
 
 
+class GraphCache:
+    """Captured graphs keyed by input shape: ``capture(*args)`` runs once per key; a key whose
+    capture raised is remembered (with the reason) and :meth:`get` returns ``None`` for it, so
+    the caller runs that shape eagerly."""
+
+    def __init__(self, capture: Callable[..., Any]) -> None:
+        self._capture = capture
+        self.graphs: dict[tuple[int, ...], Any] = {}
+        self.failed: dict[tuple[int, ...], str] = {}
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def get(self, key: tuple[int, ...], *args: Any) -> Any | None:
+        graph = self.graphs.get(key)
+        if graph is not None or key in self.failed:
+            return graph
+        try:
+            graph = self._capture(*args)
+        except Exception as exc:  # noqa: BLE001 - that shape runs eagerly instead
+            self.failed[key] = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("CUDA graph capture failed for input shape %s (%s); this shape runs "
+                        "eagerly", key, self.failed[key])
+            return None
+        self.graphs[key] = graph
+        return graph
+
+    def clear(self) -> None:
+        self.graphs.clear()
+        self.failed.clear()
+
+
+def split_batch(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of at most ``parts`` near-equal slices of ``n`` items (none empty)."""
+    parts = max(1, min(parts, n))
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
 class CudaRunner:
     """Run ``run(x)`` on ``device`` with pinned staging, a private stream and optional graphs.
 
@@ -50,10 +97,12 @@ class CudaRunner:
     device : "cuda" or "cuda:N".
     graphs : capture and replay one CUDA graph per input shape.
     channels_last : send the input in channels-last(-3d) memory format.
+    overlap_chunks : slices per batch whose copies (on a second stream) overlap the compute of
+        the neighbouring slices; 1 = no slicing.
     """
 
     def __init__(self, run: Callable[[Any], Any], device: str, graphs: bool = False,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, overlap_chunks: int = 1) -> None:
         import torch
 
         self._torch = torch
@@ -61,10 +110,13 @@ class CudaRunner:
         self._run = run
         self.graphs_enabled = graphs
         self._channels_last = channels_last
+        self.overlap_chunks = max(1, int(overlap_chunks))
         self.stream = torch.cuda.Stream(device=self.device)
+        self.copy_stream = (torch.cuda.Stream(device=self.device) if self.overlap_chunks > 1
+                            else None)
         self._pinned_in: Any = None
         self._pinned_out: Any = None
-        self._graphs: dict[tuple[int, ...], _Graph] = {}
+        self._graphs = GraphCache(self._capture)
         self._pool = torch.cuda.graph_pool_handle() if graphs else None
 
     @property
@@ -72,19 +124,58 @@ class CudaRunner:
         """Number of captured CUDA graphs (one per input shape seen)."""
         return len(self._graphs)
 
+    @property
+    def graph_failures(self) -> dict[tuple[int, ...], str]:
+        """Input shapes whose capture failed (they run eagerly), with the reason."""
+        return dict(self._graphs.failed)
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(B, 1, W, *spatial)`` host batch → float32 host probabilities."""
         torch = self._torch
         host_in = self._stage_in(batch)
+        if self.copy_stream is not None and batch.shape[0] > 1:
+            return self._overlapped(host_in)
         with torch.cuda.stream(self.stream), torch.inference_mode():
-            if self.graphs_enabled:
-                out = self._graph_run(host_in)
-            else:
-                out = self._run(self._to_device(host_in))
-            host_out = self._stage_out(out)
+            out = self._compute(self._to_device(host_in))
+            host_out = self._stage_out(tuple(out.shape))
             host_out.copy_(out, non_blocking=True)
         self.stream.synchronize()
         return host_out.numpy().copy()  # the pinned buffer is reused by the next call
+
+    def _compute(self, x: Any) -> Any:
+        """``run(x)`` on the current stream, through the shape's CUDA graph when enabled."""
+        if self.graphs_enabled:
+            graph = self._graphs.get(tuple(x.shape), x)
+            if graph is not None:
+                graph.static_in.copy_(x, non_blocking=True)
+                graph.graph.replay()
+                return graph.static_out
+        return self._run(x)
+
+    def _overlapped(self, host_in: Any) -> np.ndarray:
+        """Slices: H2D on the copy stream → compute on the compute stream → D2H on the copy
+        stream, ordered by events, so copies of one slice overlap compute of another."""
+        torch = self._torch
+        copy, compute = self.copy_stream, self.stream
+        host_out = None
+        with torch.inference_mode():
+            for start, stop in split_batch(host_in.shape[0], self.overlap_chunks):
+                with torch.cuda.stream(copy):
+                    x = self._to_device(host_in[start:stop])
+                compute.wait_stream(copy)
+                with torch.cuda.stream(compute):
+                    x.record_stream(compute)
+                    out = self._compute(x)
+                    out = out.clone() if self.graphs_enabled else out  # graph output is reused
+                copy.wait_stream(compute)
+                with torch.cuda.stream(copy):
+                    out.record_stream(copy)
+                    if host_out is None:
+                        host_out = self._stage_out((host_in.shape[0], *out.shape[1:]))
+                    host_out[start:stop].copy_(out, non_blocking=True)
+        copy.synchronize()
+        compute.synchronize()
+        return host_out.numpy().copy()
 
     def _stage_in(self, batch: np.ndarray) -> Any:
         n = batch.size
@@ -94,11 +185,11 @@ class CudaRunner:
         view.numpy()[...] = batch
         return view
 
-    def _stage_out(self, out: Any) -> Any:
-        n = out.numel()
+    def _stage_out(self, shape: tuple[int, ...]) -> Any:
+        n = int(np.prod(shape))
         if self._pinned_out is None or self._pinned_out.numel() < n:
             self._pinned_out = self._torch.empty(n, dtype=self._torch.float32, pin_memory=True)
-        return self._pinned_out[:n].view(tuple(out.shape))
+        return self._pinned_out[:n].view(shape)
 
     def _to_device(self, host_in: Any) -> Any:
         x = host_in.to(self.device, non_blocking=True)
@@ -106,23 +197,16 @@ class CudaRunner:
             x = x.contiguous(memory_format=_channels_last_format(self._torch, x.ndim))
         return x
 
-    def _graph_run(self, host_in: Any) -> Any:
-        key = tuple(host_in.shape)
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = self._graphs[key] = self._capture(self._to_device(host_in))
-        graph.static_in.copy_(host_in, non_blocking=True)  # pinned host → the graph's input
-        graph.graph.replay()
-        return graph.static_out
-
-    def _capture(self, static_in: Any) -> _Graph:
-        """Warm up on the runner's stream, then capture ``run`` for this input shape."""
+    def _capture(self, x: Any) -> _Graph:
+        """Warm up on the current stream, then capture ``run`` for this input shape."""
         torch = self._torch
+        static_in = x.clone()
+        stream = torch.cuda.current_stream(self.device)
         for _ in range(GRAPH_WARMUP_RUNS):
             self._run(static_in)
-        self.stream.synchronize()
+        stream.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool, stream=self.stream):
+        with torch.cuda.graph(graph, pool=self._pool, stream=stream):
             static_out = self._run(static_in).float()
         log.info("captured a CUDA graph for input shape %s", tuple(static_in.shape))
         return _Graph(graph, static_in, static_out)

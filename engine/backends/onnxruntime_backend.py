@@ -50,17 +50,28 @@ def _model_hash(model: ModelDir) -> str:
     return digest.hexdigest()[:24]
 
 
-def resolve_onnx(model: ModelDir) -> Path:
-    """``model.onnx`` of the directory (refused unless it records the digest of the model's
+def resolve_onnx(model: ModelDir, precision: str = "fp32") -> Path:
+    """The model's ONNX graph computing in ``precision``.
+
+    fp32: ``model.onnx`` of the directory (refused unless it records the digest of the model's
     weights: :func:`~engine.models.model_dir.check_onnx_matches_weights`), or a cached export
-    (created on first use, keyed by the weights)."""
-    if model.onnx_path is not None:
+    (created on first use, keyed by the weights). fp16 / bf16 (strongly typed TensorRT
+    engines): a cached export of the weights in that precision, float32 I/O
+    (:func:`~engine.models.onnx_reduced.export_reduced_onnx`).
+    """
+    if precision == "fp32" and model.onnx_path is not None:
         check_onnx_matches_weights(model, model.onnx_path)
         return model.onnx_path
-    path = cache_dir() / f"{_model_hash(model)}.onnx"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    path = cache_dir() / f"{_model_hash(model)}{suffix}.onnx"
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, tmp)
+        if precision == "fp32":
+            export_onnx(model, tmp)
+        else:
+            from ..models.onnx_reduced import export_reduced_onnx
+
+            export_reduced_onnx(model, tmp, precision)
         os.replace(tmp, path)  # atomic: concurrent processes never see a partial file
     return path
 

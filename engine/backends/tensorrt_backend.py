@@ -1,11 +1,18 @@
 """TensorRT backend: engines built from the model's ONNX graph on this GPU, run from torch.
 
-One engine per window shape: the first ``predict`` of a shape ``(W, *spatial)`` (padded at the
-end of each axis to the architecture's ``size_multiple()`` with the onnxruntime backend's
-:func:`~engine.backends.onnxruntime_backend.pad_to_multiple`, then cropped back) loads the
-engine from the cache or builds it (:mod:`engine.backends.tensorrt_build`: optimization profile
-with batch min 1 / opt ``opt_batch`` / max ``max_batch``, the window's fixed T and spatial dims,
-fp16 by default, a timing cache). Batches larger than ``max_batch`` run in slices.
+One engine per window shape ``(W, *spatial)`` (padded at the end of each axis to the
+architecture's ``size_multiple()`` with the onnxruntime backend's
+:func:`~engine.backends.onnxruntime_backend.pad_to_multiple`, then cropped back), loaded from
+the cache or built (:mod:`engine.backends.tensorrt_build`: optimization profile with batch
+min 1 / opt ``opt_batch`` / max ``max_batch``, the window's fixed T and spatial dims, fp16 by
+default, weak typing on TensorRT 10.x and strong typing on 11.x, a timing cache). Batches
+larger than ``max_batch`` run in slices.
+
+Engines are built eagerly, never inside a stream's first ``predict`` when the pipeline is used:
+the constructor builds and runs a small probe engine (so that ``auto`` can fall back to torch
+when TensorRT cannot build or run here: :func:`engine.backends.make_backend`), plus one per
+``warm_shapes``; :meth:`TensorRTBackend.prepare` builds the engine of a stream's window shape
+when the stream starts (:class:`engine.pipeline.DetectorFactory`).
 
 Execution: I/O are torch CUDA tensors; ``context.set_input_shape`` + ``set_tensor_address`` +
 ``execute_async_v3`` on the runner's :class:`torch.cuda.Stream`, with pinned host staging and
@@ -31,6 +38,8 @@ from .tensorrt_build import (
     BuildSpec,
     import_tensorrt,
     load_or_build,
+    onnx_precision,
+    resolve_typing,
     trt_logger,
 )
 
@@ -55,36 +64,64 @@ class TensorRTBackend:
     ----------
     model : a :class:`ModelDir` or its path.
     device : "cuda" or "cuda:N".
-    precision : "fp16" (default), "fp32", "bf16" (TensorRT >= 9) or "int8" (Q/DQ graphs only).
+    precision : "fp16" (default), "fp32", "bf16" or "int8" (TensorRT 10.x weak typing and Q/DQ
+        graphs only).
     max_batch, opt_batch : batch range of the optimization profile (min is 1).
     workspace_gib : builder workspace limit (``set_memory_pool_limit``).
     cuda_graphs : capture one CUDA graph per batch size and replay it.
+    typing : "auto" (weak on TensorRT 10.x, strong on 11.x), "weak" (10.x only) or "strong".
+    probe : build and run a small engine now, so that a TensorRT that cannot build or run
+        here fails at construction rather than in a stream.
+    warm_shapes : window shapes ``(W, *spatial)`` whose engines are built now.
     """
 
     name = "tensorrt"
 
     def __init__(self, model: ModelDir | str | Path, device: str = "cuda",
                  precision: str = "fp16", max_batch: int = 32, opt_batch: int | None = None,
-                 workspace_gib: float = 4.0, cuda_graphs: bool = False) -> None:
+                 workspace_gib: float = 4.0, cuda_graphs: bool = False, typing: str = "auto",
+                 probe: bool = True, warm_shapes: tuple[tuple[int, ...], ...] = ()) -> None:
         self._trt = import_tensorrt()
         self._torch = _import_torch_cuda(device)
         self.model = as_model_dir(model)
         self.device = device
         self.reason = ""
         self.precision = precision
+        self.typing = resolve_typing(self._trt, precision, typing)
         self.max_batch = max_batch
         self.opt_batch = opt_batch or max(1, min(8, max_batch))
         self.workspace_bytes = int(workspace_gib * (1 << 30))
         self.cuda_graphs = cuda_graphs
         self._multiple = self.model.config.architecture.size_multiple()
         self._ndim = self.model.config.architecture.ndim
-        self.onnx_path = resolve_onnx(self.model)
+        BuildSpec(Path("-"), (1, 1), precision, self.opt_batch, max_batch,
+                  typing=self.typing)  # validate before any export or build
+        self.onnx_path = resolve_onnx(self.model, onnx_precision(precision, self.typing))
         self._runtime = self._trt.Runtime(trt_logger(self._trt))
         self._engines: dict[tuple[int, ...], _Loaded] = {}
-        BuildSpec(self.onnx_path, (1, 1), precision, self.opt_batch, max_batch)  # validate early
         gpu = self._torch.device(device)
         self._gpu_name = self._torch.cuda.get_device_name(gpu)
         self._capability = tuple(self._torch.cuda.get_device_capability(gpu))
+        if probe:
+            self._probe()
+        for shape in warm_shapes:
+            self.prepare((1, *shape))
+
+    def prepare(self, item_shape: tuple[int, ...]) -> None:
+        """Build (or load) now the engine for batches of ``(B, *item_shape)``, ``item_shape =
+        (1, W, *spatial)`` before padding."""
+        padded = tuple(-(-int(s) // m) * m for s, m in zip(item_shape[1:], self._multiple,
+                                                           strict=True))
+        self._engine_for((1, *padded))
+
+    def _probe(self) -> None:
+        """Build and run the smallest engine of the model's first window length: parse, build,
+        deserialize and execute must all work here, and the output be finite probabilities."""
+        frames = next(iter(self.model.config.window.values())).frames
+        item = (1, frames, *(2 * m for m in self._multiple[1:]))
+        probs = self.predict(np.zeros((1, *item), np.float32))
+        if not np.all(np.isfinite(probs)) or not np.allclose(probs.sum(axis=1), 1, atol=1e-2):
+            raise BackendUnavailable("TensorRT probe engine returned invalid probabilities")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(B, 1, W, *spatial)`` float32 → ``(B, C, W, *spatial)`` float32 probabilities."""
@@ -113,7 +150,7 @@ class TensorRTBackend:
 
     def _load(self, window_shape: tuple[int, ...]) -> _Loaded:
         spec = BuildSpec(self.onnx_path, window_shape, self.precision, self.opt_batch,
-                         self.max_batch, self.workspace_bytes)
+                         self.max_batch, self.workspace_bytes, self.typing)
         with self._torch.cuda.device(self._torch.device(self.device)):
             serialized, path = load_or_build(self._trt, spec, self._gpu_name, self._capability)
             engine = self._runtime.deserialize_cuda_engine(serialized)
@@ -126,8 +163,8 @@ class TensorRTBackend:
 
         runner = CudaRunner(lambda x: self._execute(context, output, x), self.device,
                             graphs=self.cuda_graphs)
-        log.info("TensorRT engine ready: %s (%s, batch 1..%d)", path.name, self.precision,
-                 self.max_batch)
+        log.info("TensorRT engine ready: %s (%s, %s typing, batch 1..%d)", path.name,
+                 self.precision, self.typing, self.max_batch)
         return _Loaded(engine, context, output, runner, path)
 
     def _output_buffer(self, engine: Any, context: Any, spec: BuildSpec) -> Any:
@@ -137,8 +174,10 @@ class TensorRTBackend:
         if INPUT_NAME not in names or OUTPUT_NAME not in names:
             raise BackendUnavailable(f"engine tensors {names}; expected {INPUT_NAME!r} and "
                                      f"{OUTPUT_NAME!r} (export with castream export)")
-        dtype = {self._trt.float32: torch.float32, self._trt.float16: torch.float16}[
-            engine.get_tensor_dtype(OUTPUT_NAME)]
+        dtypes = {self._trt.float32: torch.float32, self._trt.float16: torch.float16}
+        if hasattr(self._trt, "bfloat16"):
+            dtypes[self._trt.bfloat16] = torch.bfloat16
+        dtype = dtypes[engine.get_tensor_dtype(OUTPUT_NAME)]
         context.set_input_shape(INPUT_NAME, spec.profile(spec.max_batch))
         shape = tuple(context.get_tensor_shape(OUTPUT_NAME))
         return torch.empty(shape, dtype=dtype, device=self.device)

@@ -10,7 +10,23 @@ batch range of its optimization profile (min 1, opt, max). All of these are in t
 
 Engines are built on the target GPU and never committed (DESIGN.md). The module imports
 ``tensorrt`` only through :func:`import_tensorrt`, which raises
-:class:`~engine.backends.BackendUnavailable` when it is missing.
+:class:`~engine.backends.BackendUnavailable` when it is missing or of an unsupported version.
+
+Versions and precision (NVIDIA's 10.x → 11.x migration guide):
+
+- **TensorRT 10.x**, ``typing="weak"`` (the default there): the float32 ONNX graph and the
+  builder flags ``BuilderFlag.FP16`` / ``BF16`` / ``INT8``, TensorRT choosing per layer;
+  ``typing="strong"``: the network is created with
+  ``1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED`` from a reduced-precision ONNX graph
+  (:mod:`engine.models.onnx_reduced`) and no precision flag is set (TensorRT refuses them on a
+  strongly typed network).
+- **TensorRT 11.x**: every network is strongly typed (the creation flag is deprecated and
+  ignored, so it is not passed) and the precision flags no longer exist: reduced precision
+  comes only from the reduced-precision ONNX graph. ``typing="weak"`` and ``int8`` (which
+  needs an explicitly quantized Q/DQ graph castream does not make) are refused with a reason.
+
+No machine available to this project could run TensorRT: this module is checked against fake
+``tensorrt`` modules that record the calls (``tests/test_tensorrt_versions.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +45,8 @@ from .onnxruntime_backend import cache_dir as onnx_cache_dir
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+TYPINGS = ("auto", "weak", "strong")
+SUPPORTED_MAJORS = (10, 11)  # keep in step with the `tensorrt` extra in pyproject.toml
 INPUT_NAME, OUTPUT_NAME = "input", "probabilities"  # names fixed by export_onnx
 _LOGGER: Any = None  # TensorRT needs its logger to outlive builders, runtimes and engines
 
@@ -42,7 +60,18 @@ def import_tensorrt() -> Any:
             "TensorRT backend not available: the 'tensorrt' Python package is not installed "
             f"({exc}); install TensorRT for this CUDA version (pip install tensorrt), or use "
             "'torch' (CUDA) or 'onnxruntime'") from exc
+    check_version(trt)
     return trt
+
+
+def check_version(trt: Any) -> int:
+    """The major version of ``trt``, or :class:`BackendUnavailable` outside 10.x-11.x."""
+    major = trt_major(trt)
+    if major not in SUPPORTED_MAJORS:
+        raise BackendUnavailable(
+            f"TensorRT {trt.__version__} is not supported (castream supports 10.x and 11.x: "
+            "pip install 'tensorrt>=10,<12')")
+    return major
 
 
 def trt_logger(trt: Any) -> Any:
@@ -57,6 +86,33 @@ def trt_major(trt: Any) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
+def resolve_typing(trt: Any, precision: str, typing: str = "auto") -> str:
+    """"weak" (builder flags on the float32 graph) or "strong" (the precision is the graph's)
+    for ``precision`` on this TensorRT; :class:`BackendUnavailable` when it cannot be built."""
+    if typing not in TYPINGS:
+        raise ValueError(f"typing must be one of {TYPINGS}, got {typing!r}")
+    major = check_version(trt)
+    if major >= 11:
+        if typing == "weak":
+            raise BackendUnavailable(f"TensorRT {trt.__version__} has no weak typing (the "
+                                     "precision builder flags were removed in 11.0); use "
+                                     "typing 'strong' or 'auto'")
+        typing = "strong"
+    elif typing == "auto":
+        typing = "weak"
+    if precision == "int8" and typing == "strong":
+        raise BackendUnavailable(f"int8 on a strongly typed network (TensorRT "
+                                 f"{trt.__version__}) needs an explicitly quantized Q/DQ ONNX "
+                                 "graph, which castream does not make; use fp16 or bf16")
+    return typing
+
+
+def onnx_precision(precision: str, typing: str) -> str:
+    """Precision of the ONNX graph the engine is built from: the float32 graph for weak
+    typing (the builder flags pick the precision), the reduced graph for strong typing."""
+    return precision if typing == "strong" else "fp32"
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     """Everything an engine depends on besides the GPU and the TensorRT version."""
@@ -67,10 +123,14 @@ class BuildSpec:
     opt_batch: int = 8
     max_batch: int = 32
     workspace_bytes: int = 4 << 30
+    typing: str = "weak"  # resolved: "weak" | "strong" (resolve_typing)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.typing not in ("weak", "strong"):
+            raise ValueError(f"typing must be resolved to 'weak' or 'strong', got "
+                             f"{self.typing!r}")
         if not 1 <= self.opt_batch <= self.max_batch:
             raise ValueError(f"need 1 <= opt_batch <= max_batch, got {self.opt_batch}, "
                              f"{self.max_batch}")
@@ -100,19 +160,27 @@ def gpu_cache_dir(gpu_name: str, capability: tuple[int, int], trt_version: str) 
 
 def engine_file_name(spec: BuildSpec, model_hash: str) -> str:
     shape = "x".join(str(s) for s in spec.window_shape[1:])
-    return (f"{model_hash}-{spec.precision}-{shape}-b1-{spec.opt_batch}-{spec.max_batch}"
-            ".engine")
+    typing = "-strong" if spec.typing == "strong" else ""
+    return (f"{model_hash}-{spec.precision}{typing}-{shape}-b1-{spec.opt_batch}-"
+            f"{spec.max_batch}.engine")
 
 
-def network_flags(trt: Any) -> int:
-    """Explicit batch: a flag in TensorRT 8.x, the only mode (flags 0) from TensorRT 10."""
-    if trt_major(trt) >= 10:
-        return 0
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+def network_flags(trt: Any, typing: str = "weak") -> int:
+    """Network creation flags: explicit batch is the only mode from 10.0 (no flag); a strongly
+    typed network needs ``STRONGLY_TYPED`` on 10.x and is the only kind on 11.x, where the flag
+    is deprecated and ignored (not passed)."""
+    if typing == "strong" and check_version(trt) == 10:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
 
 
-def set_precision(trt: Any, config: Any, precision: str) -> None:
-    """Builder flags for ``precision`` (TensorRT may still pick fp32 where it is faster)."""
+def set_precision(trt: Any, config: Any, precision: str, typing: str = "weak") -> None:
+    """Builder flags for ``precision`` under weak typing (TensorRT 10.x; TensorRT may still
+    pick fp32 where it is faster); none under strong typing, where the graph has the types."""
+    if typing == "strong":
+        return
+    if check_version(trt) >= 11:
+        raise BackendUnavailable(f"TensorRT {trt.__version__} has no precision builder flags")
     if precision == "fp16" or precision == "int8":
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "bf16":
@@ -125,9 +193,10 @@ def set_precision(trt: Any, config: Any, precision: str) -> None:
         config.set_flag(trt.BuilderFlag.INT8)
 
 
-def parse_onnx(trt: Any, builder: Any, onnx_path: Path) -> tuple[Any, Any]:
+def parse_onnx(trt: Any, builder: Any, onnx_path: Path,
+               typing: str = "weak") -> tuple[Any, Any]:
     """``(network, parser)`` for ``onnx_path`` (parser errors listed in the exception)."""
-    network = builder.create_network(network_flags(trt))
+    network = builder.create_network(network_flags(trt, typing))
     parser = trt.OnnxParser(network, trt_logger(trt))
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -138,10 +207,10 @@ def parse_onnx(trt: Any, builder: Any, onnx_path: Path) -> tuple[Any, Any]:
 def build_engine(trt: Any, spec: BuildSpec, timing_cache: bytes = b"") -> tuple[bytes, bytes]:
     """Build a serialized engine for ``spec``; returns ``(engine, updated timing cache)``."""
     builder = trt.Builder(trt_logger(trt))
-    network, _parser = parse_onnx(trt, builder, spec.onnx_path)
+    network, _parser = parse_onnx(trt, builder, spec.onnx_path, spec.typing)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_bytes)
-    set_precision(trt, config, spec.precision)
+    set_precision(trt, config, spec.precision, spec.typing)
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, spec.profile(1), spec.profile(spec.opt_batch),
                       spec.profile(spec.max_batch))
@@ -165,8 +234,8 @@ def load_or_build(trt: Any, spec: BuildSpec, gpu_name: str,
     folder.mkdir(parents=True, exist_ok=True)
     timing_path = folder / "timing.cache"
     timing = timing_path.read_bytes() if timing_path.is_file() else b""
-    log.info("building TensorRT engine %s (%s; minutes on first use, cached after)",
-             path.name, spec.precision)
+    log.info("building TensorRT %s engine %s (%s typing; minutes on first use, cached after)",
+             trt.__version__, path.name, spec.typing)
     engine, timing = build_engine(trt, spec, timing)
     _atomic_write(path, engine)
     _atomic_write(timing_path, timing)

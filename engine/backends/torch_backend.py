@@ -8,8 +8,16 @@ and eager unless asked):
   convolutions run in the reduced type, softmax and normalization in float32);
 - ``channels_last=True``: channels-last(-3d) memory format for the network and its input (helps
   tensor-core convolutions in fp16/bf16 on recent GPUs; measure before enabling);
-- pinned host buffers and ``non_blocking`` copies on a dedicated stream, and optional CUDA
-  graphs per window shape (``cuda_graphs=True``), via :class:`~engine.backends.cuda_io.CudaRunner`.
+- pinned host buffers and ``non_blocking`` copies on a dedicated stream, optional CUDA
+  graphs per window shape (``cuda_graphs=True``; a shape whose capture fails runs eagerly) and
+  copies overlapped with compute (``overlap_chunks=k``), via
+  :class:`~engine.backends.cuda_io.CudaRunner`;
+- ``compile=True``: :func:`torch.compile` of the network (kept only if its first run, at
+  construction, succeeds; else eager, with the reason in ``options["compile"]``).
+
+On CUDA the constructor runs one small batch, so a GPU that cannot run the network fails when
+the backend is chosen (and ``auto`` falls back), not in a stream's first window. The choice of
+weight and compute types is :func:`resolve_precision` (no GPU needed, tested on CPU).
 """
 
 from __future__ import annotations
@@ -27,6 +35,29 @@ from . import BackendUnavailable, as_model_dir, check_batch
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CUDA_ONLY = ("dtype float16/bfloat16", "autocast", "channels_last", "cuda_graphs",
+             "overlap_chunks", "compile")
+
+
+def resolve_precision(cuda: bool, dtype: str, autocast: bool,
+                      bf16_supported: bool = True) -> tuple[str, str | None]:
+    """``(weights dtype, autocast dtype or None)`` for the options.
+
+    float32 → float32 weights, no autocast; reduced ``dtype`` with ``autocast`` → float32
+    weights and convolutions autocast to ``dtype`` (softmax and reductions in float32); without
+    → weights cast to ``dtype``. Reduced precision is CUDA only; bfloat16 needs a GPU that
+    supports it (compute capability 8.0+).
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if dtype == "float32":
+        return "float32", None
+    if not cuda:
+        raise ValueError(f"dtype {dtype} is only supported on CUDA")
+    if dtype == "bfloat16" and not bf16_supported:
+        raise BackendUnavailable("this GPU does not support bfloat16 (needs compute "
+                                 "capability 8.0+); use float16")
+    return ("float32", dtype) if autocast else (dtype, None)
 
 
 class TorchBackend:
@@ -42,6 +73,8 @@ class TorchBackend:
     autocast : CUDA, reduced ``dtype``: use :func:`torch.autocast` instead of casting weights.
     channels_last : CUDA: channels-last(-3d) memory format.
     cuda_graphs : CUDA: capture one CUDA graph per input shape and replay it.
+    overlap_chunks : CUDA: slices per batch whose copies overlap the compute of the others.
+    compile : CUDA: :func:`torch.compile` the network (eager if it fails).
     """
 
     name = "torch"
@@ -49,36 +82,67 @@ class TorchBackend:
     def __init__(self, model: ModelDir | str | Path, device: str = "cpu",
                  dtype: str = "float32", num_threads: int | None = None,
                  autocast: bool = False, channels_last: bool = False,
-                 cuda_graphs: bool = False) -> None:
+                 cuda_graphs: bool = False, overlap_chunks: int = 1,
+                 compile: bool = False) -> None:
         self.model = as_model_dir(model)
         cuda = device.startswith("cuda")
         if cuda and not torch.cuda.is_available():
             raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        if not cuda and (dtype != "float32" or autocast or channels_last or cuda_graphs):
-            raise ValueError("dtype float16/bfloat16, autocast, channels_last and cuda_graphs "
-                             "are only supported on CUDA")
+        if not cuda and (autocast or channels_last or cuda_graphs or overlap_chunks != 1
+                         or compile):
+            raise ValueError(f"{', '.join(CUDA_ONLY)} are only supported on CUDA")
+        weights, compute = resolve_precision(cuda, dtype, autocast,
+                                             cuda and _bf16_supported(device))
         if num_threads is not None and device == "cpu":
             torch.set_num_threads(num_threads)
         self.device = device
         self.reason = ""
         self._dtype = _DTYPES[dtype]
-        self._autocast = autocast and dtype != "float32"
+        self._autocast = compute is not None
         self._ndim = self.model.config.architecture.ndim
-        weights_dtype = torch.float32 if self._autocast else self._dtype
-        self._net = self.model.build_network().to(device=device, dtype=weights_dtype)
+        self._net = self.model.build_network().to(device=device, dtype=_DTYPES[weights])
         if channels_last:
             fmt = torch.channels_last_3d if self._ndim == 3 else torch.channels_last
             self._net = self._net.to(memory_format=fmt)
+        self.options = {"dtype": dtype, "autocast": self._autocast,
+                        "channels_last": channels_last, "cuda_graphs": cuda_graphs,
+                        "overlap_chunks": overlap_chunks, "compile": compile}
         self._runner = None
+        self._prepared: set[tuple[int, ...]] = set()
         if cuda:
             from .cuda_io import CudaRunner
 
+            self._eager_net = self._net
+            if compile:
+                self._net = torch.compile(self._net, dynamic=False)
             self._runner = CudaRunner(self._forward, device, graphs=cuda_graphs,
-                                      channels_last=channels_last)
-        self.options = {"dtype": dtype, "autocast": self._autocast,
-                        "channels_last": channels_last, "cuda_graphs": cuda_graphs}
+                                      channels_last=channels_last,
+                                      overlap_chunks=overlap_chunks)
+            self._check_runs()
+
+    def _check_runs(self) -> None:
+        """One small batch now (CUDA): errors surface when the backend is chosen; a failing
+        ``torch.compile`` falls back to the eager network."""
+        multiple = self.model.config.architecture.size_multiple()
+        probe = np.zeros((1, 1, *(2 * m for m in multiple)), np.float32)
+        try:
+            self._runner(probe)
+        except Exception as exc:  # noqa: BLE001 - retried eagerly, or re-raised
+            if self._net is self._eager_net:
+                raise
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("torch.compile failed (%s); running the network eagerly", reason)
+            self._net = self._eager_net
+            self.options["compile"] = f"failed, eager: {reason}"
+            self._runner._graphs.clear()
+            self._runner(probe)
+
+    def prepare(self, item_shape: tuple[int, ...]) -> None:
+        """CUDA: run one window of ``item_shape`` now (cuDNN algorithm choice, the batch-1
+        graph), so a stream's first window does not pay for it; a no-op on CPU."""
+        if self._runner is not None and tuple(item_shape) not in self._prepared:
+            self.predict(np.zeros((1, *item_shape), np.float32))
+            self._prepared.add(tuple(item_shape))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(B, 1, W, *spatial)`` float32 → ``(B, C, W, *spatial)`` float32 probabilities."""
@@ -103,6 +167,10 @@ class TorchBackend:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
-        self._net = None
+        self._net = self._eager_net = None
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+def _bf16_supported(device: str) -> bool:
+    return bool(torch.cuda.get_device_capability(torch.device(device))[0] >= 8)
