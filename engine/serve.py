@@ -48,14 +48,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopped
 from acquisition.wire import StartHeader
 
-from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency, summarize_stream
+from .analyzer import summarize_stream
 from .cells_live import StructureStreams, field_of
 from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
@@ -63,45 +62,20 @@ from .events import Event
 from .pipeline import DetectorFactory
 from .serve_pool import make_pool
 from .serve_shared import InferenceGuard, Locked
+from .serve_stream import (
+    PREVIEW_DFF0_RANGE,
+    LiveStream,
+    finite_for_analysis,
+    preview_image,
+    stream_info_from_header,
+)
 from .sinks import SinkSet
-from .wall_lag import WallClockLag
 
 log = logging.getLogger(__name__)
 
-PREVIEW_ROWS = 256
-PREVIEW_COLS = 256
-PREVIEW_DFF0_RANGE = (-0.5, 2.5)
 MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
 FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
 BACKPRESSURE_POLL_S = 0.05  # while waiting for room in the pool: batches and statistics
-
-
-def stream_info_from_header(header: StartHeader) -> StreamInfo:
-    """The analysis view of a wire ``start`` header."""
-    return StreamInfo(stream=header.stream, stream_kind=header.stream_kind,
-                      frame_shape=tuple(header.shape),
-                      pixel_um=header.pixel_um, dt_ms=header.dt_ms, blank=header.blank,
-                      cell=header.cell or header.stream, metadata=dict(header.metadata),
-                      dtype=header.dtype,
-                      calibration_source={"pixel_um": "wire", "dt_ms": "wire"})
-
-
-@dataclass
-class _Live:
-    """One running stream on the server side."""
-
-    analyzer: StreamAnalyzer
-    started_s: float
-    events: EventWindow = field(default_factory=EventWindow)
-    last_stats_s: float = 0.0
-    last_preview_s: float = 0.0
-    frames_at_last_stats: tuple[int, int] = (0, 0)
-    cell_n_sparks: int = -1
-    lag: WallClockLag = field(default_factory=WallClockLag)
-    burst_at_last_stats: int = 0  # analyzer.budget.n_over at the last statistics sample
-    queue_wait_s: float = 0.0  # longest ingest-queue wait of a chunk since the last sample
-    stats_queued: bool = False  # a statistics sample is queued in the pool
-    collect_queued: bool = False  # a collect of batched results is queued in the pool
 
 
 class Server:
@@ -149,7 +123,7 @@ class Server:
         self._factory_lock = threading.Lock()
         self.stats_interval_s = stats_interval_s
         self.preview_interval_s = preview_interval_s
-        self.live: dict[str, _Live] = {}
+        self.live: dict[str, LiveStream] = {}
         #: image streams (structure images) and the attribution of events to their cells
         self.structure = Locked(StructureStreams(self.sinks, cells_model))
         #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
@@ -259,7 +233,7 @@ class Server:
                 live.collect_queued = True
                 self.pool.submit(stream, self._collect, stream, live, bounded=False)
 
-    def _collect(self, stream: str, live: _Live) -> None:
+    def _collect(self, stream: str, live: LiveStream) -> None:
         live.collect_queued = False
         if self.live.get(stream) is live:
             self._guarded(stream, lambda: self._emit(stream, live, live.analyzer.collect()))
@@ -354,7 +328,7 @@ class Server:
             "detector": analyzer.detector.name, "field": field_of(header),
             **described,
         })
-        self.live[header.stream] = _Live(analyzer, time.time(), EventWindow(self.recent_events))
+        self.live[header.stream] = LiveStream(analyzer, time.time(), EventWindow(self.recent_events))
         self.structure.ca_started(header, analyzer)
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream,
                  info.stream_kind.value,
@@ -373,7 +347,7 @@ class Server:
         waited_s = time.perf_counter() - t_arrival if t_arrival is not None else 0.0
         live.lag.add_chunk(header.first, header.n, header.t_ns / 1e9, time.time() - waited_s)
         live.queue_wait_s = max(live.queue_wait_s, waited_s)
-        events = live.analyzer.push(header.first, _finite(item.data), t_arrival)
+        events = live.analyzer.push(header.first, finite_for_analysis(item.data), t_arrival)
         self._emit(header.stream, live, events)
         self._maybe_preview(header.stream, live)
 
@@ -413,7 +387,7 @@ class Server:
         del live, window
         gc.collect()  # a finished analyzer holds large arrays in reference cycles
 
-    def _emit(self, stream: str, live: _Live, events: list[Event]) -> None:
+    def _emit(self, stream: str, live: LiveStream, events: list[Event]) -> None:
         if not events:
             return
         self.structure.attribute(stream, events)
@@ -433,47 +407,19 @@ class Server:
                 live.stats_queued = True
                 self.pool.submit(stream, self._stats_sample, stream, live, bounded=False)
 
-    def _stats_sample(self, stream: str, live: _Live) -> None:
+    def _stats_sample(self, stream: str, live: LiveStream) -> None:
         live.stats_queued = False
         if self.live.get(stream) is live:  # not finished or failed meanwhile
             self._guarded(stream, self._write_stats, stream, live, time.time())
 
-    def _write_stats(self, stream: str, live: _Live, now: float, **extra) -> None:
-        ingest = self.ingest.stats().get(stream)
-        stats = live.analyzer.stats
-        p50, p99 = stats.delay_percentiles()
-        elapsed = max(1e-9, now - (live.last_stats_s or live.started_s))
-        frames_in = ingest.frames_received if ingest else stats.frames_in
-        prev_in, prev_final = live.frames_at_last_stats
-        n_burst = live.analyzer.budget.n_over
-        lag_frames = frames_in - stats.frames_final
-        self.sinks.write_stats(stream, {
-            "t_s": now, "frames_in": frames_in, "frames_analyzed": stats.frames_final,
-            "lag_frames": lag_frames,
-            "lag_s": live.lag.lag_s(stats.frames_final, now),
-            "queue_wait_s": live.queue_wait_s,
-            "burst": n_burst > live.burst_at_last_stats, "events_not_characterized": n_burst,
-            "compute_p50_ms": p50, "compute_p99_ms": p99,
-            "gaps": ingest.missing_frames if ingest else 0,
-            "errors": ingest.errors if ingest else 0,
-            "queue_depth": self.ingest.queue_depth(),
-            "input_rate_hz": (frames_in - prev_in) / elapsed,
-            "analysis_rate_hz": (stats.frames_final - prev_final) / elapsed,
-            "lookahead_ms": live.analyzer.lookahead_ms, "events": stats.events,
-            "spark_freq_per_100um_s": spark_frequency(live.analyzer,
-                                                      live.events.counts["spark"]),
-            "frames_recorded": ingest.frames_recorded if ingest else 0,
-            "recording_failure": ingest.failure if ingest else None,
-            "errors_by_code": ingest.errors_by_code if ingest else {},
-            "quality": live.analyzer.quality_report(), **extra,
-        })
+    def _write_stats(self, stream: str, live: LiveStream, now: float, **extra) -> None:
+        sample = live.stats_sample(self.ingest.stats().get(stream), self.ingest.queue_depth(),
+                                   now)
+        self.sinks.write_stats(stream, {**sample, **extra})
         live.analyzer.quality.log_new_warnings(stream)
-        live.last_stats_s = now
-        live.frames_at_last_stats = (frames_in, stats.frames_final)
-        live.burst_at_last_stats = n_burst
-        live.queue_wait_s = 0.0
+        live.sampled(sample, now)
 
-    def _maybe_preview(self, stream: str, live: _Live) -> None:
+    def _maybe_preview(self, stream: str, live: LiveStream) -> None:
         now = time.time()
         if self.publisher is None or now - live.last_preview_s < self.preview_interval_s:
             return
@@ -482,35 +428,9 @@ class Server:
             return
         first, dff0 = recent
         linescan = live.analyzer.info.stream_kind.is_linescan
-        image, step = _preview_image(dff0, linescan)
+        image, step = preview_image(dff0, linescan)
         if not linescan:
             first += dff0.shape[0] - 1  # a movie preview is its latest frame
         lo, hi = PREVIEW_DFF0_RANGE
         self.publisher.publish_preview(stream, first, image, lo, hi, step)
         live.last_preview_s = now
-
-
-def _finite(data: np.ndarray) -> np.ndarray:
-    """``data`` with NaN/Inf replaced by the finite median (the recording keeps them)."""
-    if data.dtype.kind != "f":
-        return data
-    finite = np.isfinite(data)
-    if finite.all():
-        return data
-    fill = float(np.median(data[finite])) if finite.any() else 0.0
-    return np.where(finite, data, np.float32(fill)).astype(data.dtype, copy=False)
-
-
-def _preview_image(dff0: np.ndarray, linescan: bool) -> tuple[np.ndarray, int]:
-    """uint8 image of recent ΔF/F0: a kymograph strip (line-scan) or the last frame (movie)."""
-    if linescan:
-        step = max(1, -(-dff0.shape[0] // PREVIEW_ROWS))
-        image = dff0[::step]
-    else:
-        step = 1
-        image = dff0[-1]
-    col_step = max(1, -(-image.shape[-1] // PREVIEW_COLS))
-    image = image[..., ::col_step]
-    lo, hi = PREVIEW_DFF0_RANGE
-    scaled = np.clip((image - lo) / (hi - lo), 0.0, 1.0) * 255.0
-    return scaled.astype(np.uint8), step
