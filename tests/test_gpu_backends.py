@@ -126,3 +126,12 @@ def test_batched_streams_on_gpu(tmp_path: Path) -> None:
                               factory=alone_factory, stream=name, cell=name)
         expected = sorted(tuple(e.to_dict()[k] for k in keys) for e in alone.events)
         assert sorted(tuple(e[k] for k in keys) for e in served[name]) == expected
+
+
+def test_cuda_backend_lets_cudnn_time_its_algorithms(tmp_path: Path) -> None:
+    from engine.backends.torch_backend import TorchBackend
+
+    torch.backends.cudnn.benchmark = False
+    backend = TorchBackend(make_tiny_model_dir(tmp_path / "m", 3, seed=4), device="cuda")
+    assert torch.backends.cudnn.benchmark
+    backend.close()

@@ -112,6 +112,10 @@ class TorchBackend:
         if cuda:
             from .cuda_io import CudaRunner
 
+            # windows have a few fixed shapes: let cuDNN time its algorithms once per shape
+            # (its heuristic choice for 3-D convolutions can be far from the fastest;
+            # the first H200 run was flat in batch size, README "GPU"; not yet re-measured)
+            torch.backends.cudnn.benchmark = True
             self._eager_net = self._net
             if compile:
                 self._net = torch.compile(self._net, dynamic=False)
