@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
 FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
 BACKPRESSURE_POLL_S = 0.05  # while waiting for room in the pool: batches and statistics
+STRUCTURE_LANE = "\x00structure"  # the pool lane of every image stream (never a stream name)
 
 
 class Server:
@@ -126,6 +127,7 @@ class Server:
         self.live: dict[str, LiveStream] = {}
         #: image streams (structure images) and the attribution of events to their cells
         self.structure = Locked(StructureStreams(self.sinks, cells_model))
+        self._image_streams: set[str] = set()  # dispatcher side: live image streams
         #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
         #: FINISHED_KEPT streams
         self.finished: OrderedDict[str, dict] = OrderedDict()
@@ -247,10 +249,27 @@ class Server:
         """One ingest item, isolated: a failure marks only its stream failed. With workers it
         is queued behind its stream's earlier items (:meth:`drain` waits for it); while the
         stream or the pool is full, due batches and statistics are still served."""
-        while not self.pool.submit(item.header.stream, self._handle_now, item,
+        lane = self._lane(item)
+        while not self.pool.submit(lane, self._handle_now, item,
                                    timeout_s=BACKPRESSURE_POLL_S):
             self.poll_batches()
             self._periodic()
+
+    def _lane(self, item) -> str:
+        """The pool lane of ``item``: its stream's, but one shared lane, in arrival order, for
+        every image stream (a field's labels image must be known before its structure image is
+        analysed, whichever streams they come on). Decided here on the dispatcher, from the
+        ``start`` headers it has seen, not from state the workers have yet to build."""
+        stream = item.header.stream
+        if isinstance(item, StreamStarted):
+            if item.header.stream_kind.is_image:
+                self._image_streams.add(stream)
+            else:
+                self._image_streams.discard(stream)
+        lane = STRUCTURE_LANE if stream in self._image_streams else stream
+        if isinstance(item, StreamStopped):
+            self._image_streams.discard(stream)
+        return lane
 
     def _handle_now(self, item) -> None:
         stream = item.header.stream
