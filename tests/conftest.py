@@ -20,6 +20,13 @@ def ipc_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
+def isolated_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """castream's cache (exported ONNX graphs, TensorRT engines) in this test's tmp_path, so
+    that no test reads what another wrote (use with ``pytest.mark.usefixtures``)."""
+    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
 def ingest_factory() -> Iterator[Callable[..., object]]:
     """``make(**kwargs) -> Ingest`` bound to a free localhost TCP port (``ingest.endpoint``);
     every ingest made is closed at teardown."""

@@ -27,10 +27,8 @@ from engine.sinks import SinkSet
 from tests.serve_helpers import MemorySink, StubIngest, chunk_item, start_item, stop_item
 from tests.test_tensorrt_versions import fake_tensorrt
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 # -- auto falls back at build time ----------------------------------------------------------

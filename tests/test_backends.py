@@ -15,13 +15,11 @@ from engine.backends.onnxruntime_backend import OnnxRuntimeBackend, pad_to_multi
 from engine.backends.torch_backend import TorchBackend
 from engine.models import ModelDir
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 torch.set_num_threads(1)
 PARITY_ATOL = 1e-4  # max |p_torch - p_onnxruntime| over all probabilities
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize(("ndim", "shape"), [(2, (3, 1, 32, 50)), (3, (2, 1, 16, 20, 36))])

@@ -37,10 +37,8 @@ from engine.sinks import SinkSet
 from engine.windows import Window
 from tests.serve_helpers import StubIngest
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 class FakeBackend:

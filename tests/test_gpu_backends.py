@@ -14,6 +14,7 @@ from fixtures_models import make_tiny_model_dir
 torch = pytest.importorskip("torch")
 
 pytestmark = [
+    pytest.mark.usefixtures("isolated_cache"),
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch sees none)"),
 ]
@@ -22,10 +23,6 @@ FP32_ATOL = 1e-4  # |p_cuda - p_cpu|, float32 (cuDNN vs CPU kernels)
 FP16_ATOL = 2e-2  # float16 / bfloat16 probabilities vs the float32 CPU reference
 BF16_ATOL = 5e-2
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _reference(model_path: Path, batch: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install tensorrt)")
 
 pytestmark = [
+    pytest.mark.usefixtures("isolated_cache"),
     pytest.mark.tensorrt, pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch sees none)"),
 ]
@@ -24,10 +25,6 @@ pytestmark = [
 ATOL = {"fp32": 1e-3, "fp16": 2e-2}  # max |p_tensorrt - p_torch_cpu| over all probabilities
 SCORE_ATOL = 2e-2  # event detection scores (mean probabilities) in fp16
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _reference(path: Path, batch: np.ndarray) -> np.ndarray:

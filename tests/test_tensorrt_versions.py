@@ -29,10 +29,8 @@ from engine.backends.tensorrt_build import (
 from engine.models import ModelDir
 from engine.models.onnx_reduced import read_precision
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))
 
 
 class _Names:
