@@ -42,17 +42,14 @@ embers have the same durations. Not adopted either; both generators' classes cou
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import logging
 from dataclasses import replace
 
-import numpy as np
-
 from engine.kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
 from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
-from offline.evaluate import pool_results, run_engine, score_recording
+from offline.experiments.rescore import rescore
 from offline.thresholds import DEV_VAL_SEED
 
 log = logging.getLogger(__name__)
@@ -77,22 +74,6 @@ def rekind(events, puff_min: float | None, spark_max: float | None) -> list:
     return out
 
 
-def run_once(recordings, grid, model: str) -> dict:
-    """Per grid point, the per-recording scores of every recording (one engine run each)."""
-    scores: dict = {point: [] for point in grid}
-    off = {PUFF_MIN_KEY: None, SPARK_MAX_KEY: None}
-    for rec in recordings:
-        result = run_engine(rec, model, "accurate", "auto", "auto", off)
-        labels = np.asarray(result.labels)
-        for point in grid:
-            scores[point].append(score_recording(rec, rekind(result.events, *point), labels,
-                                                 result.quality))
-        log.info("%s: %d events", rec.name, len(result.events))
-        del result, labels
-        gc.collect()
-    return scores
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=sorted(MODELS), default="movie")
@@ -105,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     data = {"development": DevSource(kind=args.kind, seed=DEV_VAL_SEED).lazy(args.n),
             "simulator": SimulatedSource(kind=args.kind, split="val", seed=0,
                                          params=dict(raised)).lazy(args.n_sim)}
-    per_generator = {name: run_once(recs, grid, MODELS[args.kind])
+    off = {PUFF_MIN_KEY: None, SPARK_MAX_KEY: None}
+    variants = {point: (lambda events, labels, point=point: (rekind(events, *point), labels))
+                for point in grid}
+    per_generator = {name: rescore(recs, MODELS[args.kind], off, variants)
                      for name, recs in data.items()}
     best = None
     for point in grid:
         means, parts = [], []
-        for name, scores in per_generator.items():
-            result = pool_results(scores[point])
+        for name, results in per_generator.items():
+            result = results[point]
             spark, puff = result.scores["spark"]["f1"], result.scores["puff"]["f1"]
             one = result.one_to_one
             parts.append(f"{name} spark {spark:.3f} ({one['spark']['f1']:.3f}) puff {puff:.3f} "

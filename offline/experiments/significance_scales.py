@@ -25,7 +25,6 @@ did not hold on fresh recordings, so the shipped significance keeps one box.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 
@@ -34,7 +33,7 @@ import numpy as np
 import engine.significance as significance_module
 from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
-from offline.evaluate import pool_results, run_engine, score_recording
+from offline.experiments.rescore import rescore
 from offline.thresholds import DEV_VAL_SEED
 
 log = logging.getLogger(__name__)
@@ -44,20 +43,20 @@ GRID = [4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0]
 VARIANTS = {"one box": [[1, 1]], "+2um x 20ms": [[1, 1], [2, 1]]}
 
 
+def drop_below(threshold: float):
+    """A :func:`~offline.experiments.rescore.rescore` variant: events under ``threshold``
+    dropped with their labels, as the tracker's rejection does."""
+    def variant(events: list, labels: np.ndarray) -> tuple[list, np.ndarray]:
+        drop = [int(e.event_id) for e in events if e.significance < threshold]
+        keep = [e for e in events if not e.significance < threshold]
+        return keep, (np.where(np.isin(labels, drop), 0, labels) if drop else labels)
+    return variant
+
+
 def sweep(recordings, grid) -> dict[float, tuple[float, float]]:
     """Spark F1 (IoMin, one-to-one) per threshold, from one run per recording."""
-    scores: dict[float, list] = {t: [] for t in grid}
-    for rec in recordings:
-        result = run_engine(rec, MODEL, "accurate", "auto", "auto", {"min_significance": 0.0})
-        labels = np.asarray(result.labels)
-        for threshold in grid:
-            drop = [int(e.event_id) for e in result.events if e.significance < threshold]
-            keep = [e for e in result.events if not e.significance < threshold]
-            kept_labels = np.where(np.isin(labels, drop), 0, labels) if drop else labels
-            scores[threshold].append(score_recording(rec, keep, kept_labels, result.quality))
-        del result, labels
-        gc.collect()
-    pooled = {t: pool_results(s) for t, s in scores.items()}
+    pooled = rescore(recordings, MODEL, {"min_significance": 0.0},
+                     {t: drop_below(t) for t in grid})
     return {t: (p.scores["spark"]["f1"], p.one_to_one["spark"]["f1"]) for t, p in pooled.items()}
 
 
