@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU check in one prepared run (~8 min on an H200): environment, GPU tests,
+# The whole GPU check in one prepared run (about 9 min on an H200): environment, GPU tests,
 # network-only throughput, end to end with many streams, and a final table.
 #
 #   bench/gpu_check.sh RESULTS_DIR          # on the GPU machine, from anywhere
@@ -101,8 +101,8 @@ if ! "$PY" -c "import zmq, msgpack, engine.serve" 2>/dev/null; then
 fi
 
 # -- 2. GPU tests ---------------------------------------------------------------------------
-step "pytest -m gpu" "${CASTREAM_GPU_CHECK_PYTEST_S:-120}" \
-    "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs --junitxml="$RESULTS/pytest-gpu.xml" \
+step "pytest -m gpu" "${CASTREAM_GPU_CHECK_PYTEST_S:-150}" \
+    "$PY" -m pytest -q -p no:cacheprovider -m gpu -rfs --tb=short --junitxml="$RESULTS/pytest-gpu.xml" \
     tests/test_gpu_backends.py tests/test_tensorrt_backend.py
 
 # -- 3. network only ------------------------------------------------------------------------
@@ -110,18 +110,18 @@ if [[ "$DRY" == 1 ]]; then
     NETWORK_ARGS=(--cpu --batches 1,2 --precisions fp32 --repeats 2 --budget-s 0.5)
     E2E_ARGS=(--cpu-smoke --e2e-repeats 2)
 else
-    NETWORK_ARGS=(--batches 1,4,16,32,64 --repeats 10 --budget-s 1.5 --dotti-max-batch 16)
+    NETWORK_ARGS=(--batches 1,8,32,64 --repeats 10 --budget-s 1.0 --dotti-max-batch 8)
     E2E_ARGS=(--streams 1,8,32,100 --seconds 5 --e2e-repeats 3 --backends "torch-cuda-bf16,tensorrt-fp16")
 fi
-step "network throughput" "${CASTREAM_GPU_CHECK_NETWORK_S:-180}" \
+step "network throughput" "${CASTREAM_GPU_CHECK_NETWORK_S:-160}" \
     "$PY" bench/gpu_network.py --json "$RESULTS/network.jsonl" "${NETWORK_ARGS[@]}"
 
 # -- 4. end to end --------------------------------------------------------------------------
-step "end to end" "${CASTREAM_GPU_CHECK_E2E_S:-210}" \
+step "end to end" "${CASTREAM_GPU_CHECK_E2E_S:-200}" \
     "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_ARGS[@]}"
 
 # -- 5. table -------------------------------------------------------------------------------
-step "table" 60 "$PY" bench/gpu_table.py "$RESULTS"
+step "table" 20 "$PY" bench/gpu_table.py "$RESULTS"
 
 echo
 if [[ ${#FAILED[@]} -eq 0 ]]; then

@@ -4,7 +4,10 @@ network, fp32 / bf16 / fp16, batch 1-64, through the backends the pipeline uses.
 For each model × precision × batch: the median (of ``--repeats``, each a host→host
 ``backend.predict`` of ``batch`` windows, pinned staging and copies included) time per call,
 and frames/s = batch × hop / time (frames that become final per second: a window's overlap is
-not counted twice). The movie network and Dotti's run on 64×512 frames, the line-scan network
+not counted twice). For the torch CUDA backends also the device-only time of the same batch
+(input already on the GPU, output left there: the network and softmax alone, CUDA graph
+included, timed between ``torch.cuda.synchronize`` calls) as ``device_fps``: the gap between
+the two is host staging and the copies. The movie network and Dotti's run on 64×512 frames, the line-scan network
 on 512-px lines. Dotti's network stops at ``--dotti-max-batch`` (its activations at batch 64
 need tens of GiB). Each configuration's repeats stop early after ``--budget-s`` seconds, so
 the whole run fits the GPU check's time box. One JSON line per measurement goes to ``--json``.
@@ -100,10 +103,36 @@ def measure(model: ModelDir, name: str, options: dict, device: str, batch: int,
             backend.predict(windows)
             times.append(time.perf_counter() - t0)
         median = float(np.median(times))
-        return {"s_per_call": median, "fps": batch * geo.hop / median, "repeats": len(times),
-                "window": [geo.frames, *spatial], "hop": geo.hop}
+        row = {"s_per_call": median, "fps": batch * geo.hop / median, "repeats": len(times),
+               "window": [geo.frames, *spatial], "hop": geo.hop}
+        device_s = _device_only_s(backend, windows, repeats, budget_s)
+        if device_s is not None:
+            row.update(device_s_per_call=device_s, device_fps=batch * geo.hop / device_s)
+        return row
     finally:
         backend.close()
+
+
+def _device_only_s(backend, windows: np.ndarray, repeats: int, budget_s: float) -> float | None:
+    """Median seconds of the torch CUDA runner's compute alone on ``windows`` already on the
+    GPU (``None`` for other backends)."""
+    runner = getattr(backend, "_runner", None)
+    if runner is None or not hasattr(runner, "_compute"):
+        return None
+    import torch
+
+    with torch.cuda.stream(runner.stream), torch.inference_mode():
+        x = runner._to_device(torch.from_numpy(windows))
+        runner._compute(x)
+        runner.stream.synchronize()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < repeats and (len(times) < 2 or time.perf_counter() - start < budget_s):
+            t0 = time.perf_counter()
+            runner._compute(x)
+            runner.stream.synchronize()
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def gpu_memory_gib() -> float | None:
@@ -144,8 +173,10 @@ def _report(row: dict, json_path: str | None) -> None:
     if "error" in row:
         print(f"{what} FAILED: {row['error']}", flush=True)
     else:
+        device = (f" | device only {row['device_fps']:9.0f} frames/s "
+                  f"({1e3 * row['device_s_per_call']:.2f} ms)" if "device_fps" in row else "")
         print(f"{what} {row['fps']:11.0f} frames/s ({1e3 * row['s_per_call']:8.2f} ms/call, "
-              f"median of {row['repeats']})", flush=True)
+              f"median of {row['repeats']}){device}", flush=True)
     if json_path:
         with open(json_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")

@@ -33,15 +33,20 @@ def network_table(rows: list[dict]) -> list[str]:
         key = (r["model"], r["backend"])
         if key not in best or r["fps"] > best[key]["fps"]:
             best[key] = r
-    lines = ["| network | backend | best frames/s | at batch | ms/call | / Dotti same precision |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| network | backend | best frames/s | at batch | ms/call | / Dotti same precision "
+             "| device only: best frames/s (batch) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for (model, backend), r in sorted(best.items()):
         dotti = next((d for (m, b), d in best.items()
                       if m == "dotti" and d["precision"] == r["precision"]
                       and b == backend), None)
         ratio = f"{r['fps'] / dotti['fps']:.1f}x" if dotti and model == "movie" else ""
+        device = [d for d in ok if (d["model"], d["backend"]) == (model, backend)
+                  and "device_fps" in d]
+        top = max(device, key=lambda d: d["device_fps"]) if device else None
+        device_cell = f"{top['device_fps']:.0f} ({top['batch']})" if top else ""
         lines.append(f"| {model} | {backend} | {r['fps']:.0f} | {r['batch']} | "
-                     f"{1e3 * r['s_per_call']:.2f} | {ratio} |")
+                     f"{1e3 * r['s_per_call']:.2f} | {ratio} | {device_cell} |")
     failed = [r for r in rows if "error" in r]
     if failed:
         lines.append(f"\n{len(failed)} network measurement(s) failed, e.g. {failed[0]['model']} "

@@ -206,6 +206,8 @@ class DetectorFactory:
         options = {name: dict(kwargs) for name, kwargs in
                    (self.config.backend_options or {}).items()}
         options.setdefault("tensorrt", {}).setdefault("max_batch", self.config.max_batch)
+        if self.batcher is not None:  # torch CUDA: batches padded to sizes warmed at the start
+            options.setdefault("torch", {}).setdefault("max_batch", self.config.max_batch)
         return _Loaded(model, make_backend(model, self.config.backend, self.config.device,
                                            options))
 

@@ -11,7 +11,7 @@ import pytest
 from fixtures_models import make_tiny_model_dir
 
 from engine.backends import BackendUnavailable
-from engine.backends.cuda_io import GraphCache, split_batch
+from engine.backends.cuda_io import GraphCache, batch_bucket, batch_buckets, split_batch
 from engine.backends.torch_backend import TorchBackend, resolve_precision
 
 
@@ -75,3 +75,16 @@ def test_split_batch(n: int, parts: int, expected: list) -> None:
     slices = split_batch(n, parts)
     assert slices == expected
     assert sum(b - a for a, b in slices) == n
+
+
+@pytest.mark.parametrize(("n", "max_batch", "expected"), [
+    (1, 32, 1), (2, 32, 2), (3, 32, 4), (5, 32, 8), (17, 32, 32), (32, 32, 32),
+    (20, 24, 24), (40, 32, 40), (3, None, 3)])
+def test_batch_bucket(n: int, max_batch: int | None, expected: int) -> None:
+    assert batch_bucket(n, max_batch) == expected
+
+
+def test_batch_buckets_cover_every_batch_size() -> None:
+    assert batch_buckets(32) == [1, 2, 4, 8, 16, 32]
+    assert batch_buckets(24) == [1, 2, 4, 8, 16, 24]
+    assert all(batch_bucket(n, 24) in batch_buckets(24) for n in range(1, 25))

@@ -17,8 +17,14 @@ launched on the current stream) into ``numpy → numpy``:
   second stream: the host-to-device copy of slice ``i + 1`` and the device-to-host copy of
   slice ``i - 1`` overlap the compute of slice ``i`` (CUDA events order each slice's copy →
   compute → copy);
-- the probabilities come back through a pinned output buffer, then the streams are
-  synchronized.
+- with ``max_batch``, a batch of ``n`` windows runs as the next power of two (capped at
+  ``max_batch``; :func:`batch_bucket`), its extra rows ignored: a stream whose batches vary in
+  size sees only ``log2(max_batch) + 1`` input shapes, so cuDNN's algorithm search and graph
+  capture happen for those alone (:meth:`CudaRunner.warm` does them ahead, at the stream's
+  start) instead of once per batch size in the middle of a stream;
+- the probabilities come back into a fresh page-locked tensor from torch's caching host
+  allocator (recycled once the caller drops the array), then the streams are synchronized: no
+  second host copy.
 
 Torch is imported lazily (this module is only imported by GPU backends); :class:`GraphCache`
 and :func:`split_batch` need no GPU and are tested on CPU.
@@ -77,6 +83,19 @@ class GraphCache:
         self.failed.clear()
 
 
+def batch_bucket(n: int, max_batch: int | None) -> int:
+    """Rows a batch of ``n`` runs as: the next power of two ≥ ``n``, capped at ``max_batch``
+    (``n`` itself when ``max_batch`` is ``None`` or ``n`` is larger)."""
+    if max_batch is None or n >= max_batch:
+        return n
+    return min(1 << (n - 1).bit_length(), max_batch)
+
+
+def batch_buckets(max_batch: int) -> list[int]:
+    """Every bucket :func:`batch_bucket` can return for batches of 1..``max_batch``."""
+    return sorted({batch_bucket(n, max_batch) for n in range(1, max_batch + 1)})
+
+
 def split_batch(n: int, parts: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of at most ``parts`` near-equal slices of ``n`` items (none empty)."""
     parts = max(1, min(parts, n))
@@ -99,10 +118,13 @@ class CudaRunner:
     channels_last : send the input in channels-last(-3d) memory format.
     overlap_chunks : slices per batch whose copies (on a second stream) overlap the compute of
         the neighbouring slices; 1 = no slicing.
+    max_batch : pad batches to :func:`batch_bucket` sizes up to this; ``None`` = run every
+        batch at its own size.
     """
 
     def __init__(self, run: Callable[[Any], Any], device: str, graphs: bool = False,
-                 channels_last: bool = False, overlap_chunks: int = 1) -> None:
+                 channels_last: bool = False, overlap_chunks: int = 1,
+                 max_batch: int | None = None) -> None:
         import torch
 
         self._torch = torch
@@ -110,12 +132,12 @@ class CudaRunner:
         self._run = run
         self.graphs_enabled = graphs
         self._channels_last = channels_last
+        self.max_batch = max_batch
         self.overlap_chunks = max(1, int(overlap_chunks))
         self.stream = torch.cuda.Stream(device=self.device)
         self.copy_stream = (torch.cuda.Stream(device=self.device) if self.overlap_chunks > 1
                             else None)
         self._pinned_in: Any = None
-        self._pinned_out: Any = None
         self._graphs = GraphCache(self._capture)
         self._pool = torch.cuda.graph_pool_handle() if graphs else None
 
@@ -132,15 +154,24 @@ class CudaRunner:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(B, 1, W, *spatial)`` host batch → float32 host probabilities."""
         torch = self._torch
-        host_in = self._stage_in(batch)
-        if self.copy_stream is not None and batch.shape[0] > 1:
-            return self._overlapped(host_in)
+        n = batch.shape[0]
+        host_in = self._stage_in(batch, batch_bucket(n, self.max_batch))
+        if self.copy_stream is not None and n > 1:
+            return self._overlapped(host_in)[:n]
         with torch.cuda.stream(self.stream), torch.inference_mode():
-            out = self._compute(self._to_device(host_in))
-            host_out = self._stage_out(tuple(out.shape))
+            out = self._compute(self._to_device(host_in))[:n]
+            host_out = _pinned(torch, tuple(out.shape))
             host_out.copy_(out, non_blocking=True)
         self.stream.synchronize()
-        return host_out.numpy().copy()  # the pinned buffer is reused by the next call
+        return host_out.numpy()
+
+    def warm(self, item_shape: tuple[int, ...]) -> list[int]:
+        """Run one batch of every bucket size (cuDNN's algorithm choice, graph capture) for
+        items of ``item_shape`` now; returns the batch sizes run."""
+        sizes = batch_buckets(self.max_batch) if self.max_batch else [1]
+        for size in sizes:
+            self(np.zeros((size, *item_shape), np.float32))
+        return sizes
 
     def _compute(self, x: Any) -> Any:
         """``run(x)`` on the current stream, through the shape's CUDA graph when enabled."""
@@ -171,25 +202,22 @@ class CudaRunner:
                 with torch.cuda.stream(copy):
                     out.record_stream(copy)
                     if host_out is None:
-                        host_out = self._stage_out((host_in.shape[0], *out.shape[1:]))
+                        host_out = _pinned(torch, (host_in.shape[0], *out.shape[1:]))
                     host_out[start:stop].copy_(out, non_blocking=True)
         copy.synchronize()
         compute.synchronize()
-        return host_out.numpy().copy()
+        return host_out.numpy()
 
-    def _stage_in(self, batch: np.ndarray) -> Any:
-        n = batch.size
-        if self._pinned_in is None or self._pinned_in.numel() < n:
-            self._pinned_in = self._torch.empty(n, dtype=self._torch.float32, pin_memory=True)
-        view = self._pinned_in[:n].view(batch.shape)
-        view.numpy()[...] = batch
-        return view
-
-    def _stage_out(self, shape: tuple[int, ...]) -> Any:
+    def _stage_in(self, batch: np.ndarray, rows: int) -> Any:
+        """The batch in the pinned input buffer, as ``rows`` rows (rows past the batch keep
+        whatever they held: their outputs are dropped)."""
+        shape = (rows, *batch.shape[1:])
         n = int(np.prod(shape))
-        if self._pinned_out is None or self._pinned_out.numel() < n:
-            self._pinned_out = self._torch.empty(n, dtype=self._torch.float32, pin_memory=True)
-        return self._pinned_out[:n].view(shape)
+        if self._pinned_in is None or self._pinned_in.numel() < n:
+            self._pinned_in = self._torch.zeros(n, dtype=self._torch.float32, pin_memory=True)
+        view = self._pinned_in[:n].view(shape)
+        view.numpy()[:batch.shape[0]] = batch
+        return view
 
     def _to_device(self, host_in: Any) -> Any:
         x = host_in.to(self.device, non_blocking=True)
@@ -213,7 +241,13 @@ class CudaRunner:
 
     def close(self) -> None:
         self._graphs.clear()
-        self._pinned_in = self._pinned_out = None
+        self._pinned_in = None
+
+
+def _pinned(torch: Any, shape: tuple[int, ...]) -> Any:
+    """A float32 page-locked host tensor from torch's caching host allocator: its block goes
+    back to the cache when the last array viewing it is dropped."""
+    return torch.empty(shape, dtype=torch.float32, pin_memory=True)
 
 
 def _channels_last_format(torch: Any, ndim: int) -> Any:

@@ -12,6 +12,10 @@ and eager unless asked):
   graphs per window shape (``cuda_graphs=True``; a shape whose capture fails runs eagerly) and
   copies overlapped with compute (``overlap_chunks=k``), via
   :class:`~engine.backends.cuda_io.CudaRunner`;
+- ``max_batch=N``: batches run padded to power-of-two sizes up to ``N``
+  (:func:`~engine.backends.cuda_io.batch_bucket`), and :meth:`TorchBackend.prepare` runs each of
+  those sizes once, so cuDNN's algorithm search and graph capture happen when a stream starts,
+  not in its windows (the pipeline passes its ``max_batch``);
 - ``compile=True``: :func:`torch.compile` of the network (kept only if its first run, at
   construction, succeeds; else eager, with the reason in ``options["compile"]``).
 
@@ -75,6 +79,8 @@ class TorchBackend:
     cuda_graphs : CUDA: capture one CUDA graph per input shape and replay it.
     overlap_chunks : CUDA: slices per batch whose copies overlap the compute of the others.
     compile : CUDA: :func:`torch.compile` the network (eager if it fails).
+    max_batch : CUDA: pad batches to power-of-two sizes up to this and warm them all in
+        :meth:`prepare`; ``None``: every batch runs at its own size (ignored on CPU).
     """
 
     name = "torch"
@@ -83,7 +89,7 @@ class TorchBackend:
                  dtype: str = "float32", num_threads: int | None = None,
                  autocast: bool = False, channels_last: bool = False,
                  cuda_graphs: bool = False, overlap_chunks: int = 1,
-                 compile: bool = False) -> None:
+                 compile: bool = False, max_batch: int | None = None) -> None:
         self.model = as_model_dir(model)
         cuda = device.startswith("cuda")
         if cuda and not torch.cuda.is_available():
@@ -121,7 +127,7 @@ class TorchBackend:
                 self._net = torch.compile(self._net, dynamic=False)
             self._runner = CudaRunner(self._forward, device, graphs=cuda_graphs,
                                       channels_last=channels_last,
-                                      overlap_chunks=overlap_chunks)
+                                      overlap_chunks=overlap_chunks, max_batch=max_batch)
             self._check_runs()
 
     def _check_runs(self) -> None:
@@ -142,10 +148,13 @@ class TorchBackend:
             self._runner(probe)
 
     def prepare(self, item_shape: tuple[int, ...]) -> None:
-        """CUDA: run one window of ``item_shape`` now (cuDNN algorithm choice, the batch-1
-        graph), so a stream's first window does not pay for it; a no-op on CPU."""
+        """CUDA: run one batch of ``item_shape`` windows at every batch size the runner uses
+        (cuDNN algorithm choice, graph capture), so a stream's windows do not pay for it; a
+        no-op on CPU."""
         if self._runner is not None and tuple(item_shape) not in self._prepared:
-            self.predict(np.zeros((1, *item_shape), np.float32))
+            check_batch(np.zeros((1, *item_shape), np.float32), self._ndim)
+            sizes = self._runner.warm(tuple(item_shape))
+            log.info("torch CUDA: warmed batch sizes %s for windows %s", sizes, tuple(item_shape))
             self._prepared.add(tuple(item_shape))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
