@@ -7,7 +7,8 @@ tracking → characterization → cell vote) over the recording in acquisition-s
 look-ahead and the compute delay p50/p99 (time from a chunk's arrival to its frames being final
 and post-processed). Targets (DESIGN.md): line-scan ≥ 2× real time at 1.5 ms/line (≥ 1333
 lines/s), movie ≥ 25 frames/s. The classical detector is measured too. Dotti et al.'s network
-is measured by ``bench/network_cpu.py`` (network alone), which prints the ratio.
+is measured by ``bench/network_cpu.py`` (network alone), which prints the ratio. The default
+detector (``auto``: for movies the hybrid of network and classical detector) is measured too.
 
 Usage: ``python bench/engine_cpu.py [--seconds S] [--threads N]``
 """
@@ -65,6 +66,8 @@ def main() -> None:
                 print(f"{kind + ' network ' + mode:<34} (no packaged model: train it first)")
                 continue
             print(_row(f"{kind} network {mode}", rec, mode=mode, detector="network"))
+        # the default: for the movie model, the hybrid (network + classical, hybrid.json)
+        print(_row(f"{kind} default (auto)", rec, detector="auto"))
         print(_row(f"{kind} classical", rec, detector="classical"))
 
 

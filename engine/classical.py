@@ -74,7 +74,7 @@ from scipy import ndimage
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
 
-from .classical_classes import ClassRules
+from .classical_classes import ClassRules, padded_box
 from .classical_noise import BackgroundState, remove_flicker
 from .classical_stream import ContextStage
 from .significance import DEFAULT_MIN_SIGNIFICANCE
@@ -108,6 +108,10 @@ class ClassicalParams:
     puff_window_ms: float = 60.0  # local maximum and duration over ±ms
     puff_min_um: float = 2.5  # puff: stretch at least this wide
     bridge_um: float = 0.5  # gaps bridged when forming stretches
+    # streaming: frames go through the stages in batches of at least this long (each batch
+    # recomputes its stages' context frames, so tiny batches multiply the work); the
+    # look-ahead grows by up to this much. Results do not depend on it.
+    emit_ms: float = 100.0
     min_significance: float = DEFAULT_MIN_SIGNIFICANCE  # events below it are not reported
 
 
@@ -164,6 +168,8 @@ class ClassicalDetector:
         self.context_after = (self.flicker_radius + self.smooth_radius + self._exclude[0]
                               + self.output_context)
         self.context_before = self.context_after + 3 * self.window + 1
+        #: frames the first stage waits for before computing (``emit_ms``)
+        self.emit_frames = max(1, int(math.ceil(p.emit_ms / dt_ms)))
 
     @property
     def exclude_frames(self) -> int:
@@ -174,6 +180,12 @@ class ClassicalDetector:
     def context_frames(self) -> int:
         """Look-ahead in frames (the context needed after a frame)."""
         return self.context_after
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Worst-case look-ahead of a stream: the context after a frame, plus the frames it
+        may wait for its batch (``emit_frames - 1``)."""
+        return self.context_after + self.emit_frames - 1
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -221,20 +233,34 @@ class ClassicalDetector:
         """First pass: pixels to keep in the background level (not near a z ≥ k_exclude)."""
         q, level, sd, in_cell = arrays
         frames, px = self._exclude
-        size = (2 * frames + 1,) + (2 * px + 1,) * (q.ndim - 1)
-        candidates = ndimage.maximum_filter(self._z(q, level, sd, in_cell) >= self.params.k_exclude,
-                                            size=size, mode="nearest")
+        half = (frames,) + (px,) * (q.ndim - 1)
+        hits = self._z(q, level, sd, in_cell) >= self.params.k_exclude
+        candidates = np.zeros(hits.shape, bool)
+        box = padded_box(hits, half)  # nothing to dilate outside it
+        if box is not None:
+            candidates[box] = ndimage.maximum_filter(hits[box], size=[2 * h + 1 for h in half],
+                                                     mode="nearest")
         central = slice(n_before, q.shape[0] - n_after)
         return q[central], level[central], sd[central], in_cell[central], ~candidates[central]
 
+    def _z_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
+                 n_after: int) -> tuple[np.ndarray, ...]:
+        """Second pass: z against the level without candidates (computed once per frame)."""
+        z = self._z(*arrays)
+        return (z[n_before:z.shape[0] - n_after],)
+
     def _output_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
                       n_after: int) -> tuple[np.ndarray, ...]:
-        """Second pass: z, classes, pseudo-probabilities."""
-        z = self._z(*arrays)
+        """Extent, classes, pseudo-probabilities from z."""
+        z = arrays[0]
         frames, px = self._relative
-        size = (2 * frames + 1,) + (2 * px + 1,) * (z.ndim - 1)
-        peak = ndimage.maximum_filter(z, size=size, mode="nearest")
-        foreground = (z >= self.k_grow) & (z >= self.params.relative_grow * peak)
+        half = (frames,) + (px,) * (z.ndim - 1)
+        grown = z >= self.k_grow
+        foreground = np.zeros(z.shape, bool)
+        box = padded_box(grown, half)  # the local peak matters only where z ≥ k_grow
+        if box is not None:
+            peak = ndimage.maximum_filter(z[box], size=[2 * h + 1 for h in half], mode="nearest")
+            foreground[box] = grown[box] & (z[box] >= self.params.relative_grow * peak)
         z = np.where(foreground, z, np.float32(0.0))
         wave, puff = self._classes.classify(z, foreground)
         central = slice(n_before, z.shape[0] - n_after)
@@ -260,7 +286,8 @@ class ClassicalDetector:
 
 class ClassicalStream:
     """One stream through the detector's stages: flicker → level and noise SD (first pass) →
-    candidates → level without them (second pass) → z, classes and pseudo-probabilities.
+    candidates → level without them (second pass) and z → extent, classes and
+    pseudo-probabilities.
 
     :meth:`push` takes ΔF/F0 frames in order (any chunks) and returns the pseudo-probabilities
     ``(m, 4, *spatial)`` of the next ``m`` frames (possibly 0); :meth:`flush` the rest.
@@ -270,12 +297,13 @@ class ClassicalStream:
         self._detector = detector
         smooth, exclude = detector.smooth_radius, detector.exclude_frames
         self._flicker = ContextStage(detector._flicker_stage, detector.flicker_radius,
-                                     detector.flicker_radius)
+                                     detector.flicker_radius, min_emit=detector.emit_frames)
         self._background = BackgroundState(detector.window, detector.pool_px,
                                            detector.params.min_ratio)
         self._candidates = ContextStage(detector._candidate_stage, smooth + exclude,
                                         smooth + exclude)
-        context = detector.output_context
+        self._zstage = ContextStage(detector._z_stage, smooth, smooth)
+        context = detector.output_context - smooth
         self._output = ContextStage(detector._output_stage, context, context)
         self._spatial: tuple[int, ...] | None = None
 
@@ -296,7 +324,7 @@ class ClassicalStream:
         if candidates is not None:
             q, level, sd, in_cell, keep = candidates
             second = (q, self._background.second_pass(q, level, keep), sd, in_cell)
-        out = self._output.feed(second, final)
+        out = self._output.feed(self._zstage.feed(second, final), final)
         if out is None:
             return np.zeros((0, 4, *(self._spatial or ())), np.float32)
         return out[0]

@@ -29,6 +29,22 @@ if TYPE_CHECKING:
     from .classical import ClassicalParams
 
 
+def padded_box(mask: np.ndarray, margins: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask``'s True pixels grown by ``margins`` (per axis) and clipped to the
+    array; None when ``mask`` is empty. A filter of half-size ≤ margin evaluated on this box
+    gives, at the mask's pixels, what it gives on the whole array: the work of the sparse
+    foreground stays proportional to its extent."""
+    if not mask.any():
+        return None
+    box = []
+    for axis, margin in enumerate(margins):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(0, int(hit[0]) - margin),
+                         min(mask.shape[axis], int(hit[-1]) + 1 + margin)))
+    return tuple(box)
+
+
 class Stretches:
     """Connected foreground components within each frame of ``foreground`` ``(T, *spatial)``."""
 
@@ -109,9 +125,21 @@ class ClassRules:
         #: frames of context the rules need on each side (the puff rule's local maximum and
         #: its duration count both look ``puff_window`` frames away)
         self.context = max(self.wave_spread[0], 2 * self.puff_window)
+        #: (frames, px) around the foreground that the rules read: beyond it all is background
+        self._reach = (max(self.wave_spread[0], self.puff_window) + 1,
+                       max(self.wave_spread[1], self.bridge_px) + 1)
 
     def classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Wave and puff masks (disjoint) of a chunk."""
+        """Wave and puff masks (disjoint) of a chunk; ``z`` is 0 outside ``foreground``.
+        Computed on the foreground's padded bounding box only (the same masks)."""
+        wave = np.zeros(foreground.shape, bool)
+        puff = np.zeros(foreground.shape, bool)
+        box = padded_box(foreground, self._reach[:1] + self._reach[1:] * (foreground.ndim - 1))
+        if box is not None:
+            wave[box], puff[box] = self._classify(z[box], foreground[box])
+        return wave, puff
+
+    def _classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         stretches = Stretches(foreground, self.bridge_px)
         wave = wave_mask(stretches, self.wave_min_px, self.wave_spread)
         puff = puff_mask(stretches, z, self.puff_window, self.puff_min_frames, self.puff_min_px)

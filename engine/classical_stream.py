@@ -24,8 +24,9 @@ class ContextStage:
     context frames and must treat the chunk's first (last) frame as the stream's.
     """
 
-    def __init__(self, fn: StageFunction, before: int, after: int) -> None:
+    def __init__(self, fn: StageFunction, before: int, after: int, min_emit: int = 1) -> None:
         self.fn, self.before, self.after = fn, int(before), int(after)
+        self.min_emit = max(1, int(min_emit))
         self._buffer: tuple[np.ndarray, ...] | None = None
         self._buf_first = 0  # stream index of buffer row 0
         self._next = 0  # next frame to output
@@ -37,6 +38,8 @@ class ContextStage:
         else:
             self._buffer = tuple(np.concatenate([b, a]) for b, a in zip(self._buffer, arrays,
                                                                           strict=True))
+        if self._end - self.after - self._next < self.min_emit:
+            return None  # wait for more: each call recomputes its context frames
         return self._emit(self._end - self.after)
 
     def flush(self) -> tuple[np.ndarray, ...] | None:

@@ -156,7 +156,7 @@ class NetworkDetector:
 
 class ClassicalStreamDetector:
     """The classical detector over one stream (:class:`~engine.classical.ClassicalStream`);
-    its look-ahead is the detector's ``context_after``. ``postprocess``: the tracker and
+    its look-ahead is the detector's ``lookahead_frames``. ``postprocess``: the tracker and
     characterization parameters (default: the code's); ``kwargs``: ClassicalParams overrides."""
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
@@ -176,7 +176,7 @@ class ClassicalStreamDetector:
 
     @property
     def lookahead_frames(self) -> int:
-        return self._detector.context_after
+        return self._detector.lookahead_frames
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         if first != self._received:

@@ -11,6 +11,7 @@ from scipy import ndimage
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
 from engine.classical import ClassicalDetector
+from engine.classical_classes import padded_box
 from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
 from engine.preprocess import preprocess_recording
@@ -221,15 +222,61 @@ def test_causal_sums_are_exact_window_sums():
     np.testing.assert_array_equal(got, expected)
 
 
-def test_context_stage_gives_each_frame_once_with_its_context():
-    def moving_sum(arrays, n_before, n_after):
-        (x,) = arrays
-        padded = np.pad(x, (2, 3), mode="edge")
-        out = np.array([padded[i:i + 6].sum() for i in range(len(x))])
-        return (out[n_before:len(x) - n_after],)
+def _moving_sum(arrays, n_before, n_after):
+    """A stage function with 2 frames of context before and 3 after."""
+    (x,) = arrays
+    padded = np.pad(x, (2, 3), mode="edge")
+    out = np.array([padded[i:i + 6].sum() for i in range(len(x))])
+    return (out[n_before:len(x) - n_after],)
 
+
+def test_context_stage_gives_each_frame_once_with_its_context():
     x = np.arange(50.0) ** 2
-    stage = ContextStage(moving_sum, before=2, after=3)
+    stage = ContextStage(_moving_sum, before=2, after=3)
     outs = [stage.push((x[a:b],)) for a, b in [(0, 1), (1, 4), (4, 30), (30, 50)]]
     got = np.concatenate([o[0] for o in [*outs, stage.flush()] if o is not None])
-    np.testing.assert_array_equal(got, moving_sum((x,), 0, 0)[0])
+    np.testing.assert_array_equal(got, _moving_sum((x,), 0, 0)[0])
+
+
+def test_context_stage_waits_for_min_emit_frames_and_gives_the_same_outputs():
+    x = np.arange(50.0) ** 2
+    stage = ContextStage(_moving_sum, before=2, after=3, min_emit=10)
+    outs = [stage.push((x[a:b],)) for a, b in [(0, 1), (1, 4), (4, 12), (12, 13), (13, 30),
+                                                (30, 50)]]
+    assert outs[:3] == [None, None, None]  # 12 frames in, 9 computable: wait for 10
+    got = np.concatenate([o[0] for o in [*outs, stage.flush()] if o is not None])
+    np.testing.assert_array_equal(got, _moving_sum((x,), 0, 0)[0])
+
+
+@pytest.mark.parametrize("linescan", [True, False])
+def test_emission_batch_changes_nothing_but_the_look_ahead(linescan):
+    """Frames computed one chunk at a time (emit_ms 0) or in 100-ms batches: bitwise equal
+    pseudo-probabilities, with waves and sparks present; only the look-ahead grows."""
+    rng = np.random.default_rng(12)
+    if linescan:
+        dff0 = hostile(12, sparks=SPARKS[:3], extra=wave_dff0(3000, 400, start_ms=2000.0))[:2400]
+        calibration, kind, chunk = (PX_UM, DT_MS), StreamKind.LINESCAN, 64
+    else:
+        t = np.arange(160)[:, None, None] * 6.8
+        x = np.arange(96)[None, None, :] * 0.2
+        wave = 1.2 * np.clip((t - 300 - 1e3 * x / 100.0) / 20.0, 0, 1)
+        dff0 = (rng.poisson(12 * (1 + wave) * np.ones((1, 16, 1))) / 12 - 1).astype(np.float32)
+        calibration, kind, chunk = (0.2, 6.8), StreamKind.MOVIE, 4
+    outputs = {}
+    for emit_ms in (0.0, 100.0):
+        detector = ClassicalDetector(*calibration, kind, emit_ms=emit_ms)
+        stream = detector.stream()
+        parts = [stream.push(dff0[i:i + chunk]) for i in range(0, len(dff0), chunk)]
+        outputs[emit_ms] = (np.concatenate([*parts, stream.flush()]), detector)
+    np.testing.assert_array_equal(outputs[0.0][0], outputs[100.0][0])
+    assert outputs[0.0][0][:, WAVE].max() > 0.4 and outputs[0.0][0][:, SPARK].max() > 0.4
+    slow, fast = outputs[0.0][1], outputs[100.0][1]
+    assert slow.lookahead_frames == slow.context_after
+    assert fast.lookahead_frames == fast.context_after + fast.emit_frames - 1
+
+
+def test_padded_box():
+    mask = np.zeros((10, 8, 9), bool)
+    assert padded_box(mask, (1, 1, 1)) is None
+    mask[4, 2, 7] = mask[5, 3, 8] = True
+    assert padded_box(mask, (2, 1, 3)) == (slice(2, 8), slice(1, 5), slice(4, 9))
