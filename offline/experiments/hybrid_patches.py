@@ -2,7 +2,9 @@
 
 Each patch is a JSON object merged into a copy of the model's ``hybrid.json`` (a ``classical``
 object is merged key by key, so ``{"classical": {"wave_spread_ms": 30}}`` keeps the tuned
-``k_detect``); ``null`` is the model as shipped. Every variant runs the default (``auto``)
+``k_detect``; a ``tracker`` object goes into ``postprocess.json``'s tracker overrides of the
+hybrid, e.g. ``{"tracker": {"split_min_probability": 0.5}}``); ``null`` is the model as
+shipped. Every variant runs the default (``auto``)
 detector through :func:`offline.evaluate.evaluate` on development validation recordings (seeds
 ``DEV_VAL_SEED``+) and on the simulator's validation split (movies at raised wave/puff rates, so
 every class is scored); the score of a variant is the mean over the two generators of the mean
@@ -44,6 +46,12 @@ def patched(model: Path, patch: dict | None, into: Path, name: str) -> Path:
     for key, value in (patch or {}).items():
         if key == "classical":
             params["classical"] = {**params.get("classical", {}), **value}
+        elif key == "tracker":
+            post_path = copy / "postprocess.json"
+            post = json.loads(post_path.read_text())
+            overrides = post.setdefault("tracker_overrides", {})
+            overrides["hybrid"] = {**overrides.get("hybrid", {}), **value}
+            post_path.write_text(json.dumps(post, indent=2))
         else:
             params[key] = value
     path.write_text(json.dumps(params, indent=2))
