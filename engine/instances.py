@@ -75,6 +75,11 @@ class TrackerConfig:
     #: smoothed-ΔF/F0 maximum whose dip to the next higher one is at least this many noise SDs
     #: of the smoothed data (h-maxima), however close -- pairs split, noise bumps do not
     split_dip_sd: float | None = None
+    #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
+    #: life reaches this many µm travelled like a wave and is named wave (the class rules name
+    #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell
+    #: never shows)
+    wide_puff_is_wave_um: float | None = None
 
 
 @dataclass
@@ -282,6 +287,26 @@ def split_sparks(
     return watershed(-smoothed, markers=markers, mask=mask).astype(np.int32)
 
 
+def extent_um(mask: np.ndarray, pixel_um: float, linescan: bool) -> float:
+    """Largest spatial extent of a (t, y, x) instance mask over its whole life, µm (x only for
+    line-scans)."""
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    ys = np.flatnonzero(mask.any(axis=(0, 2)))
+    width_px = int(xs[-1] - xs[0] + 1) if len(xs) else 0
+    if not linescan and len(ys):
+        width_px = max(width_px, int(ys[-1] - ys[0] + 1))
+    return width_px * pixel_um + 1e-9  # 3 px x 0.2 um counts as 0.6 um
+
+
+def wide_puff_is_wave(kind: str, mask: np.ndarray, pixel_um: float, config: TrackerConfig,
+                      linescan: bool) -> str:
+    """``kind``, or ``"wave"`` for a puff at least ``config.wide_puff_is_wave_um`` wide."""
+    limit = config.wide_puff_is_wave_um
+    if kind == "puff" and limit is not None and extent_um(mask, pixel_um, linescan) >= limit:
+        return "wave"
+    return kind
+
+
 def passes_size_filter(
     kind: str, mask: np.ndarray, pixel_um: float, dt_ms: float, config: TrackerConfig,
     linescan: bool,
@@ -289,12 +314,7 @@ def passes_size_filter(
     """Dotti's size filters on a (t, y, x) instance mask."""
     frames = np.flatnonzero(mask.any(axis=(1, 2)))
     duration_frames = int(frames[-1] - frames[0] + 1) if len(frames) else 0
-    xs = np.flatnonzero(mask.any(axis=(0, 1)))
-    ys = np.flatnonzero(mask.any(axis=(0, 2)))
-    width_px = int(xs[-1] - xs[0] + 1) if len(xs) else 0
-    if not linescan and len(ys):
-        width_px = max(width_px, int(ys[-1] - ys[0] + 1))
-    width_um = width_px * pixel_um + 1e-9  # 3 px x 0.2 um counts as 0.6 um
+    width_um = extent_um(mask, pixel_um, linescan)
     if kind == "spark":
         return (duration_frames >= frames_of(config.spark_min_ms, dt_ms)
                 and width_um >= config.spark_min_width_um)

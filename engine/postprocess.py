@@ -44,6 +44,7 @@ from engine.instances import (
     passes_size_filter,
     smooth_dff0,
     split_sparks,
+    wide_puff_is_wave,
 )
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,8 @@ class InstanceTracker:
                 if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
                                           self.stream_kind.is_linescan):
                     continue
+                named = wide_puff_is_wave(kind, mask, self.pixel_um, self.config,
+                                          self.stream_kind.is_linescan)
                 origin = (
                     self._first + slices[0].start + part_slices[0].start,
                     slices[1].start + part_slices[1].start,
@@ -229,7 +232,7 @@ class InstanceTracker:
                 )
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (closing_frame, *origin, piece_index, part)
-                out.append(Instance(kind, score, mask, origin, context, context_origin,
+                out.append(Instance(named, score, mask, origin, context, context_origin,
                                     self.stream_kind.axes, sort_key=key,
                                     saturated=self._saturated_context(slices)))
         return out

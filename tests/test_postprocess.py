@@ -248,3 +248,21 @@ def test_out_of_order_push_raises():
     tracker.push(0, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
     with pytest.raises(ValueError, match="expected 5"):
         tracker.push(7, np.zeros((5, 4, 10), np.float32), np.zeros((5, 10), np.float32))
+
+
+def test_a_puff_that_travelled_a_wave_width_is_named_wave_only_when_asked():
+    """A puff-class region drifting 16 µm along x over its life (never that wide in one line):
+    a puff by default, a wave with ``wide_puff_is_wave_um`` 15; a 4-µm puff stays a puff."""
+    classes = np.zeros((120, 200), np.uint8)
+    for t in range(80):  # a 2-µm front moving one pixel per frame: 16 µm in all
+        classes[10 + t, 40 + t: 50 + t] = PUFF
+    classes[10:60, 150:170] = PUFF  # 4 µm, standing still
+    dff0 = np.zeros(classes.shape, np.float32)
+    kinds = {}
+    for limit in (None, 15.0):
+        config = dataclasses.replace(TrackerConfig(), wide_puff_is_wave_um=limit)
+        out = run(InstanceTracker((200,), PX_UM, 6.8, config=config), probs_of(classes), dff0,
+                  [120])[0]
+        kinds[limit] = sorted((i.origin[-1], i.kind) for i in out)
+    assert kinds[None] == [(40, "puff"), (150, "puff")]
+    assert kinds[15.0] == [(40, "wave"), (150, "puff")]
