@@ -58,11 +58,13 @@ def patched(model: Path, patch: dict | None, into: Path, name: str) -> Path:
     return copy
 
 
-def score(model: Path, kind: str, n_dev: int, n_sim: int) -> tuple[float, str, dict]:
-    """Mean over the generators of the mean class F1, a one-line summary, and the scores."""
+def score(model: Path, kind: str, n_dev: int, n_sim: int,
+          offset: int = 0) -> tuple[float, str, dict]:
+    """Mean over the generators of the mean class F1, a one-line summary, and the scores
+    (development validation seeds from ``DEV_VAL_SEED + offset``)."""
     means, parts, scores = [], [], {}
     for name, recordings in (
-            ("development", DevSource(kind=kind, seed=DEV_VAL_SEED).lazy(n_dev)),
+            ("development", DevSource(kind=kind, seed=DEV_VAL_SEED + offset).lazy(n_dev)),
             ("simulator", SimulatedSource(kind=kind, split="val", seed=0,
                                           params=dict(RAISED[kind])).lazy(n_sim))):
         if not (n_dev if name == "development" else n_sim):
@@ -77,13 +79,14 @@ def score(model: Path, kind: str, n_dev: int, n_sim: int) -> tuple[float, str, d
     return sum(means) / len(means), "; ".join(parts), scores
 
 
-def run(patches: list[dict | None], kind: str, n_dev: int, n_sim: int) -> list[dict]:
+def run(patches: list[dict | None], kind: str, n_dev: int, n_sim: int,
+        offset: int = 0) -> list[dict]:
     """Each patch's score (logged as it comes); the best is logged last."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="castream-hybrid-") as tmp:
         for i, patch in enumerate(patches):
             model = patched(MODELS[kind], patch, Path(tmp), f"variant-{i}")
-            mean, summary, scores = score(model, kind, n_dev, n_sim)
+            mean, summary, scores = score(model, kind, n_dev, n_sim, offset)
             log.info("%s: %s; mean class F1 %.4f", json.dumps(patch), summary, mean)
             rows.append({"patch": patch, "mean": mean, "scores": scores})
     best = max(rows, key=lambda r: r["mean"])
@@ -96,11 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=sorted(MODELS), default="movie")
     parser.add_argument("--n", type=int, default=16, help="development validation recordings")
     parser.add_argument("--n-sim", type=int, default=4, help="simulator validation recordings")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="first development validation seed after DEV_VAL_SEED (fresh "
+                             "recordings to confirm a choice)")
     parser.add_argument("--patches", type=json.loads, default=[None],
                         help="JSON list of hybrid.json patches (null: as shipped)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run(args.patches, args.kind, args.n, args.n_sim)
+    run(args.patches, args.kind, args.n, args.n_sim, args.offset)
     return 0
 
 
