@@ -197,22 +197,36 @@ def tune_threshold(proba: np.ndarray, is_cell: np.ndarray, min_precision: float 
 
 def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 25,
                       head_epochs: int = 1500, seed: int = 0, pattern_net=None,
-                      pattern_width: int = 16, threads: int = 1) -> CellsModel:
+                      pattern_width: int = 16, threads: int = 1,
+                      curator_from: CellsModel | None = None) -> CellsModel:
     """Train curator and heads (on features that already include ``pattern_net``'s
-    fractions, if any) and tune the curation threshold on ``val``."""
+    fractions, if any) and tune the curation threshold on ``val``.
+
+    With ``curator_from`` (a cells model directory), its curator, curation threshold and
+    feature normalization are kept as they are and only the structure heads are trained.
+    """
     import torch
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     config = make_config(train, None if pattern_net is None else {"width": pattern_width})
     config.structure["members"] = HEAD_MEMBERS
-    nets = {"curator": train_curator(config, train, val, curator_epochs, seed),
+    if curator_from is not None:
+        kept = curator_from.config
+        config.curation_features, config.curator = list(kept.curation_features), dict(kept.curator)
+        for name in ("feature_mean", "feature_scale", "feature_fill"):
+            getattr(config, name).update(getattr(kept, name))
+    nets = {"curator": train_curator(config, train, val, curator_epochs, seed)
+            if curator_from is None else curator_from.net("curator"),
             "structure": train_heads(config, train, val, head_epochs, seed),
             "patterns": pattern_net}
     model = CellsModel(config, weights_of(nets), {"is_cell": 0.5})
     model._nets = dict(nets)
-    proba = model.curate(val.crops.astype(np.float32), val.rows())
-    model.thresholds["is_cell"] = tune_threshold(proba, val.targets["is_cell"])
+    if curator_from is None:
+        proba = model.curate(val.crops.astype(np.float32), val.rows())
+        model.thresholds["is_cell"] = tune_threshold(proba, val.targets["is_cell"])
+    else:
+        model.thresholds["is_cell"] = float(curator_from.thresholds["is_cell"])
     cells = val.targets["is_cell"] == 1
     val_rows = [r for r, keep in zip(val.rows(), cells, strict=True) if keep]
     config.structure["score_map"] = tune_score_map(

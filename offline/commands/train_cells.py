@@ -31,9 +31,10 @@ PATTERN_WIDTH = 12
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out_arguments(parser, "model directory (with --evaluate-only: the model to evaluate, "
                               f"default {PACKAGED}, whose metrics.json and report/ are rewritten)")
-    parser.add_argument("--fields", type=int, nargs=4, default=[240, 60, 60, 60],
+    parser.add_argument("--fields", type=int, nargs=4, default=[720, 60, 60, 60],
                         metavar=("TRAIN", "VAL", "TEST", "VARIANT"),
-                        help="simulated fields per split (disjoint seed ranges)")
+                        help="simulated fields per split (disjoint seed ranges; 720 training "
+                             "fields since v5: directionality gained from more cells)")
     parser.add_argument("--pattern-fields", type=int, default=60,
                         help="training fields for the pattern net (a quarter for validation)")
     parser.add_argument("--pattern-epochs", type=int, default=30)
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reuse the pattern net of this directory (a previous run's "
                              "CACHE/pattern-model) instead of training one")
     parser.add_argument("--curator-epochs", type=int, default=20)
+    parser.add_argument("--curator-from", type=Path,
+                        help="keep this model directory's curator, curation threshold and "
+                             "feature normalization; train only the structure heads")
     parser.add_argument("--head-epochs", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=2, help="processes simulating fields")
     parser.add_argument("--cache", type=Path, default=Path("build/cellstruct"),
@@ -48,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the model in --out instead of training one")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report-splits", nargs="+", default=["test", "variant"],
+                        choices=("val", "test", "variant"),
+                        help="splits whose tables are printed and kept in metrics.json "
+                             "(val: the validation fields the heads were selected on)")
 
 
 def _weights_tag(weights: dict) -> str:
@@ -105,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
             for name, n in splits.items()}
     if not args.evaluate_only:
         model = train_cells_model(data["train"], data["val"], args.curator_epochs,
-                                  args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH)
+                                  args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH,
+                                  curator_from=CellsModel.load(args.curator_from)
+                                  if args.curator_from else None)
     baselines = fit_baselines(data["train"], data["val"])
     report = args.out / "report"
     report.mkdir(parents=True, exist_ok=True)
     results = [evaluate(model, baselines, data[name], f"{name} ({splits[name]} fields)",
-                        report / f"cells_{name}.png") for name in ("test", "variant")]
+                        report / f"cells_{name}.png") for name in args.report_splits]
     command = "castream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if "train-cells" in sys.argv else "castream train-cells"
     model.metrics = {"command": command, "splits": splits,

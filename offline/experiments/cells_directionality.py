@@ -1,0 +1,406 @@
+"""Directionality of the cells model (issue 13): which orientation cues, targets and how much
+training data move the directionality weighted F1, by cross-validation on training and
+validation fields only (folds by field, ``field % 5``; no test or variant field is read).
+
+``python -m offline.experiments.cells_directionality dump --split train --fields 0 240``
+simulates and segments fields exactly as ``castream train-cells`` does
+(:func:`offline.cellstruct.dataset.simulate`, the engine's segmenter and
+:func:`engine.cells.analyze.measure_candidates` with the packaged model's pattern net), keeps
+the v4 features and targets of every true cell, the simulator's realized myofibril spread
+(the quantity the directionality rating cuts at 10 / 20 / 35°) and these extra cues, all over
+the pattern net's oriented pixels of the ROI, on the sarcomere-scale ring band-pass of
+:func:`engine.cells.measure.orientation_spread`:
+
+* ``s15``, ``s25``, ``s4``: the spread (circular SD, degrees) with the structure tensor
+  integrated over 1.5 (= v4's ``orientation_spread``), 2.5 and 4 µm; ``s4_p05`` weighted by
+  √magnitude instead of magnitude;
+* ``coh15``, ``coh4``: magnitude-weighted mean coherence |z| / trace at 1.5 and 4 µm;
+* ``q50_4``, ``q75_4``, ``q90_4``: magnitude-weighted quantiles of each pixel's deviation
+  from the cell's mean direction (4 µm; an orientation histogram in three numbers);
+  ``f10_4``, ``f20_4``: the weighted fraction deviating by more than 10° / 20°;
+* ``s15_zd``, ``s15_other``: the spread over Z-disc pixels only and over the other oriented
+  pixels (fibres, beaded rows); ``s15_unw_zd`` the Z-disc spread unweighted.
+
+``python -m offline.experiments.cells_directionality cv --dumps DUMP… [--extra DUMP…]
+--configs base q aux …`` trains structure heads like :mod:`offline.cellstruct.train` (the
+same MLP: two hidden layers of 64, dropout 0.1, full-batch AdamW 3e-3, 1,500 steps, the
+weights with the best loss on the held-out fold) on four folds and predicts the fifth, and
+prints the pooled weighted F1 of directionality and sarcomerisation, cell-source accuracy and
+the raw score's Spearman / MAE. ``--extra`` dumps are added to every fold's training side
+only (more training fields; they are never predicted). ``aux`` adds a regression of
+ln(1 + realized spread) to the loss (weight 1; class-1 cells without orientation at 90°).
+
+Commands (dumps of training fields 0–239 and 240–479 and of the validation fields)::
+
+    python -m offline.experiments.cells_directionality dump --split train --fields 0 240 --out build/dirs/train-0-240.npz
+    python -m offline.experiments.cells_directionality dump --split train --fields 240 480 --out build/dirs/train-240-480.npz
+    python -m offline.experiments.cells_directionality dump --split val --fields 0 60 --out build/dirs/val.npz
+    python -m offline.experiments.cells_directionality cv --dumps build/dirs/train-0-240.npz build/dirs/val.npz --configs base aux zd s4coh q
+    python -m offline.experiments.cells_directionality cv --dumps build/dirs/train-0-240.npz build/dirs/val.npz --extra build/dirs/train-240-480.npz --configs base q aux q_aux h128
+    python -m offline.experiments.cells_directionality cv --dumps build/dirs/train-0-240.npz build/dirs/val.npz --configs base --errors
+
+Result (this machine, 2026-12-04, one core; 1,014 true cells of training fields 0–239 and the
+validation fields, one head per fold, seed 0; the dumps were first written by a scratch copy
+of ``dump`` and checked identical to it on validation fields 0–3):
+
+=====================================================  ===========  ======  ======
+configuration                                          direction.   sarc.   source
+=====================================================  ===========  ======  ======
+v4 features (``base``), 240 training fields             0.753       0.910   0.954
+``aux`` (spread regression as a second target)          0.755       0.918   0.957
+``zd`` (+ ``s15_zd``, ``s15_other``)                    0.749       0.921   0.952
+``s4coh`` (+ ``s4``, ``coh15``)                         0.751       0.920   0.951
+``q`` (+ quantiles and fractions of the deviation)      0.764       0.909   0.954
+``base`` + 240 more training fields (``--extra``)      0.776       0.912   0.962
+``q`` + 240 more training fields                        0.778       0.913   0.959
+``aux`` + 240 more training fields                      0.766       0.918   0.964
+``q_aux`` + 240 more training fields                    0.778       0.914   0.960
+``h128`` (hidden 128) + 240 more training fields        0.763       0.922   0.962
+=====================================================  ===========  ======  ======
+
+Read: no orientation cue and no second target moved directionality beyond the seed-to-seed
+spread (about ±0.01); more training fields did (+0.023). ``--errors`` (``base``): the errors
+sit in cells of low orientation coherence (``coh15`` < 0.7: 209 of 1,014 cells, 58 %
+misclassified; 0.7–0.9: 163, 37 %; ≥ 0.9: 532, 6 %) and in candidates that are a merged or
+cut cell (IoU < 0.85 with the true cell: 110 cells, 33 %); among coherent, well-segmented
+cells (``coh15`` > 0.85, IoU ≥ 0.95, realized spread 4–25°: 147 cells) ln(measured /
+realized spread) has median −0.032 and interquartile range 0.157 (about ±8 %), so cells
+within a degree of the 10° bound stay a coin toss. Adopted from this: the packaged v5 heads
+are trained on 720 training fields (``docs/CELLS.md``, "Directionality (v5)").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EXTRA = ("s15", "s25", "s4", "s4_p05", "coh15", "coh4", "q50_4", "q75_4", "q90_4", "f10_4",
+         "f20_4", "s15_zd", "s15_other", "s15_unw_zd")
+#: extra cues that are angles in degrees (given to the heads as ln(1 + degrees))
+ANGLES = ("s15", "s25", "s4", "s4_p05", "q50_4", "q75_4", "q90_4", "s15_zd", "s15_other",
+          "s15_unw_zd")
+QUANTILES = ["q50_4", "q75_4", "q90_4", "f10_4", "f20_4"]
+
+
+def _banded(crop, mask, pixel_um):
+    """The ring band-pass of :func:`engine.cells.measure.orientation_spread`."""
+    from scipy import ndimage
+
+    from engine.cells.measure import SPREAD_PERIOD_UM, SPREAD_RING_WIDTH_PER_UM
+
+    crop = crop.astype(np.float32)
+    detail = crop - ndimage.gaussian_filter(crop, 1.0 / pixel_um)
+    detail *= ndimage.gaussian_filter(mask.astype(np.float32), 0.3 / pixel_um)
+    pad = int(np.ceil(3.0 / pixel_um))
+    padded = np.pad(detail, pad)
+    fy = np.fft.fftfreq(padded.shape[0], d=pixel_um)[:, None]
+    fx = np.fft.rfftfreq(padded.shape[1], d=pixel_um)[None, :]
+    ring = np.exp(-0.5 * ((np.hypot(fy, fx) - 1 / SPREAD_PERIOD_UM)
+                          / SPREAD_RING_WIDTH_PER_UM) ** 2)
+    banded = np.fft.irfft2(np.fft.rfft2(padded) * ring, s=padded.shape)
+    return banded[pad:pad + crop.shape[0], pad:pad + crop.shape[1]].astype(np.float32)
+
+
+def _tensor(banded, pixel_um, integration_um):
+    from scipy import ndimage
+    from skimage.feature import structure_tensor
+
+    a_rr, a_rc, a_cc = structure_tensor(banded, sigma=0.15 / pixel_um + 0.5, order="rc")
+    a_rr, a_rc, a_cc = (ndimage.gaussian_filter(a, integration_um / pixel_um)
+                        for a in (a_rr, a_rc, a_cc))
+    return (a_cc - a_rr) + 2j * a_rc, a_cc + a_rr
+
+
+def _spread(z, weights) -> float:
+    total = weights.sum()
+    if total <= 0:
+        return 90.0
+    resultant = np.clip(np.abs((weights * np.exp(1j * np.angle(z))).sum()) / total, 1e-12, 1)
+    return float(np.rad2deg(np.sqrt(-2 * np.log(resultant)) / 2))
+
+
+def extra_cues(crop, mask, classes, pixel_um) -> list[float]:
+    """The :data:`EXTRA` cues of one ROI (see the module docstring)."""
+    from engine.cells.patterns import ORIENTED_CLASSES
+
+    oriented = mask & np.isin(classes, ORIENTED_CLASSES)
+    pixels = oriented if oriented.sum() >= 20 else mask
+    zdiscs = mask & (classes == 5)
+    other = oriented & ~zdiscs
+    banded = _banded(crop, mask, pixel_um)
+    z15, t15 = _tensor(banded, pixel_um, 1.5)
+    z25, _ = _tensor(banded, pixel_um, 2.5)
+    z4, t4 = _tensor(banded, pixel_um, 4.0)
+
+    def spread(z, sel, power=1.0):
+        return _spread(z[sel], np.abs(z[sel]) ** power) if sel.sum() >= 20 else np.nan
+
+    w4 = np.abs(z4[pixels])
+    mean_direction = np.angle(z4[pixels].sum())
+    deviation = np.rad2deg(np.abs(np.angle(z4[pixels] * np.exp(-1j * mean_direction))) / 2)
+    order = np.argsort(deviation)
+    cumulative = np.cumsum(w4[order]) / w4.sum()
+
+    def quantile(f):
+        return float(deviation[order][min(np.searchsorted(cumulative, f), len(order) - 1)])
+
+    return [spread(z15, pixels), spread(z25, pixels), spread(z4, pixels),
+            spread(z4, pixels, 0.5),
+            float(np.average(np.abs(z15[pixels]) / (t15[pixels] + 1e-12),
+                             weights=np.abs(z15[pixels]) + 1e-12)),
+            float(np.average(w4 / (t4[pixels] + 1e-12), weights=w4 + 1e-12)),
+            quantile(0.5), quantile(0.75), quantile(0.9),
+            float(np.average(deviation > 10, weights=w4)),
+            float(np.average(deviation > 20, weights=w4)),
+            spread(z15, zdiscs), spread(z15, other), spread(z15, zdiscs, 0.0)]
+
+
+def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
+    """True cells of fields ``first``…``stop - 1`` of ``split``: v4 features, targets,
+    realized spread and the extra cues (one .npz)."""
+    import torch
+
+    from engine.cells.analyze import measure_candidates
+    from engine.cells.features import FEATURE_NAMES, field_levels
+    from engine.cells.model import CellsModel
+    from engine.cells.patterns import STRIDE, normalized, pattern_classes
+    from engine.cells.segment import segment_candidates
+    from offline.cellstruct.dataset import _match, simulate
+
+    torch.set_num_threads(1)
+    model = CellsModel.load(model_dir)
+    rows_out, extra, targets = [], [], []
+    for index in range(first, stop):
+        field = simulate(split, index)
+        plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image)
+        plane = plane.astype(np.float32)
+        labels = segment_candidates(plane, field.pixel_um)
+        rows, _ = measure_candidates(plane, labels, field.pixel_um, model)
+        background, foreground = field_levels(plane, labels)
+        classes = pattern_classes(model.net("patterns"),
+                                  normalized(plane, background, foreground - background))
+        full = np.repeat(np.repeat(classes, STRIDE, 0), STRIDE, 1)[:plane.shape[0],
+                                                                   :plane.shape[1]]
+        full = np.pad(full, [(0, a - b) for a, b in zip(plane.shape, full.shape,
+                                                        strict=True)], mode="edge")
+        for row in rows:
+            mask = labels == row["cell_id"]
+            match = _match(mask, field)
+            if not match["is_cell"]:
+                continue
+            ids, counts = np.unique(field.labels[mask], return_counts=True)
+            truth = field.objects[int(ids[ids > 0][np.argmax(counts[ids > 0])]) - 1]
+            r0, c0, r1, c1 = row["bbox"]
+            rows_out.append([row[n] for n in FEATURE_NAMES])
+            extra.append(extra_cues(plane[r0:r1, c0:c1], mask[r0:r1, c0:c1],
+                                    full[r0:r1, c0:c1], field.pixel_um))
+            targets.append([match["structure_score"], match["sarcomerisation"],
+                            match["directionality"], match["source_index"], match["iou"],
+                            truth["angle_spread_deg"], index])
+        log.info("%s field %d: %d cells so far", split, index, len(targets))
+    np.savez(out, features=np.array(rows_out, float), extra=np.array(extra, float),
+             targets=np.array(targets, float), names=np.array(FEATURE_NAMES + EXTRA))
+
+
+TARGET_NAMES = ("structure_score", "sarcomerisation", "directionality", "source_index", "iou",
+                "spread_true", "field")
+
+
+def _load(paths, field_offset=0):
+    parts = [np.load(p) for p in paths]
+    x = np.concatenate([np.concatenate([p["features"], p["extra"]], 1) for p in parts])
+    t = np.concatenate([p["targets"] for p in parts])
+    return x, dict(zip(TARGET_NAMES, t.T, strict=True)), [str(n) for n in parts[0]["names"]]
+
+
+def _heads(n_features: int, hidden: int):
+    import torch.nn as nn
+
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Dropout(0.1),
+                                       nn.Linear(hidden, hidden), nn.ReLU())
+            self.score, self.sarc = nn.Linear(hidden, 1), nn.Linear(hidden, 4)
+            self.dir, self.src = nn.Linear(hidden, 4), nn.Linear(hidden, 3)
+            self.spread = nn.Linear(hidden, 1)
+
+        def forward(self, x):
+            import torch
+
+            h = self.trunk(x)
+            return (1 + 4 * torch.sigmoid(self.score(h).squeeze(1)), self.sarc(h), self.dir(h),
+                    self.src(h), self.spread(h).squeeze(1) * 2 + 2.5)
+
+    return Heads()
+
+
+def _tensors(x, t, columns, angles, stats=None):
+    import torch
+
+    x = x[:, columns].copy()
+    for j in angles:
+        x[:, j] = np.log1p(x[:, j])
+    for j in range(x.shape[1]):
+        x[np.isnan(x[:, j]), j] = FILL.get(j, 0.0)
+    if stats is None:
+        stats = x.mean(0), np.maximum(x.std(0), 1e-6)
+    spread = np.where(t["directionality"] == 1, np.maximum(t["spread_true"], 90.0),
+                      t["spread_true"])
+    return (torch.tensor((x - stats[0]) / stats[1], dtype=torch.float32),
+            torch.tensor(t["structure_score"], dtype=torch.float32),
+            torch.tensor(t["sarcomerisation"] - 1).long(),
+            torch.tensor(t["directionality"] - 1).long(),
+            torch.tensor(t["source_index"]).long(),
+            torch.tensor(np.log1p(spread), dtype=torch.float32)), stats
+
+
+FILL: dict[int, float] = {}
+
+
+def _loss(out, data, aux):
+    import torch.nn.functional as F
+
+    loss = (F.mse_loss(out[0], data[1]) + F.cross_entropy(out[1], data[2])
+            + F.cross_entropy(out[2], data[3]) + F.cross_entropy(out[3], data[4]))
+    return loss + aux * F.mse_loss(out[4], data[5]) if aux else loss
+
+
+def _fit(train, held, aux, hidden, seed, epochs=1500):
+    import torch
+
+    torch.manual_seed(seed)
+    net = _heads(train[0].shape[1], hidden)
+    optim = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
+    best, best_state = np.inf, None
+    for epoch in range(epochs):
+        net.train()
+        optim.zero_grad()
+        _loss(net(train[0]), train, aux).backward()
+        optim.step()
+        if epoch % 10 == 0:
+            net.eval()
+            with torch.inference_mode():
+                value = float(_loss(net(held[0]), held, aux))
+            if value < best:
+                best, best_state = value, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    return net.eval()
+
+
+CONFIGS = {"base": ((), 0.0, 64), "aux": ((), 1.0, 64),
+           "zd": (("s15_zd", "s15_other"), 0.0, 64), "s4coh": (("s4", "coh15"), 0.0, 64),
+           "q": (tuple(QUANTILES), 0.0, 64), "q_aux": (tuple(QUANTILES), 1.0, 64),
+           "h128": ((), 0.0, 128)}
+
+
+def cross_validate(dumps, extra_dumps, config: str, seed: int = 0) -> dict:
+    """Pooled out-of-fold figures of one configuration (see the module docstring)."""
+    import torch
+    from scipy.stats import spearmanr
+    from sklearn.metrics import f1_score
+
+    from engine.cells.features import FEATURE_NAMES
+    from engine.cells.patterns import NO_SPREAD_LOG
+
+    torch.set_num_threads(1)
+    x, t, names = _load(dumps)
+    added, aux, hidden = CONFIGS[config]
+    chosen = list(FEATURE_NAMES) + list(added)
+    columns = [names.index(n) for n in chosen]
+    angles = [j for j, n in enumerate(chosen) if n in ANGLES]
+    FILL.clear()
+    FILL.update({j: NO_SPREAD_LOG for j, n in enumerate(chosen)
+                 if n in ANGLES or n == "orientation_spread_log"})
+    FILL.update({chosen.index("sarcomere_length_um"): 1.85})
+    fold = (t["field"] % 5).astype(int)
+    if extra_dumps:
+        x_extra, t_extra, _ = _load(extra_dumps)
+    predicted = {k: np.zeros(len(x), int) for k in ("dir", "sarc", "src")}
+    estimate = np.zeros(len(x))
+    for k in range(5):
+        keep = fold != k
+        x_tr, t_tr = x[keep], {n: v[keep] for n, v in t.items()}
+        if extra_dumps:
+            x_tr = np.concatenate([x_tr, x_extra])
+            t_tr = {n: np.concatenate([v, t_extra[n]]) for n, v in t_tr.items()}
+        train, stats = _tensors(x_tr, t_tr, columns, angles)
+        held, _ = _tensors(x[~keep], {n: v[~keep] for n, v in t.items()}, columns, angles,
+                           stats)
+        net = _fit(train, held, aux, hidden, seed)
+        with torch.inference_mode():
+            out = net(held[0])
+        predicted["sarc"][~keep] = out[1].argmax(1).numpy() + 1
+        predicted["dir"][~keep] = out[2].argmax(1).numpy() + 1
+        predicted["src"][~keep] = out[3].argmax(1).numpy()
+        estimate[~keep] = out[0].numpy()
+    return {"directionality_f1": f1_score(t["directionality"], predicted["dir"],
+                                          average="weighted"),
+            "sarcomerisation_f1": f1_score(t["sarcomerisation"], predicted["sarc"],
+                                           average="weighted"),
+            "source_accuracy": float(np.mean(predicted["src"] == t["source_index"])),
+            "score_spearman": float(spearmanr(estimate, t["structure_score"]).statistic),
+            "score_mae_raw": float(np.mean(np.abs(estimate - t["structure_score"]))),
+            "n_cells": int(len(x)), "_predicted": predicted["dir"], "_data": (x, t, names)}
+
+
+def error_breakdown(result: dict) -> str:
+    """Where the out-of-fold directionality errors are: by orientation coherence and by the
+    candidate's IoU with the true cell; and how far the v4 spread is from the realized one
+    on coherent, well-segmented cells."""
+    x, t, names = result["_data"]
+    wrong = result["_predicted"] != t["directionality"]
+    coherence, iou = x[:, names.index("coh15")], t["iou"]
+    lines = []
+    for label, group in (("IoU < 0.85", iou < 0.85),
+                         ("coh15 < 0.7", (coherence < 0.7) & (iou >= 0.85)),
+                         ("coh15 0.7-0.9", (coherence >= 0.7) & (coherence < 0.9) & (iou >= 0.85)),
+                         ("coh15 >= 0.9", (coherence >= 0.9) & (iou >= 0.85))):
+        lines.append(f"{label}: {int(group.sum())} cells, {int((wrong & group).sum())} wrong "
+                     f"({100 * wrong[group].mean():.0f} %)")
+    spread = t["spread_true"]
+    good = (coherence > 0.85) & (iou >= 0.95) & (spread > 4) & (spread < 25)
+    ratio = np.log(x[good, names.index("s15")] / spread[good])
+    q25, q50, q75 = np.percentile(ratio, [25, 50, 75])
+    lines.append(f"ln(measured / realized spread), coh15 > 0.85, IoU >= 0.95, realized 4-25 deg "
+                 f"({int(good.sum())} cells): median {q50:.3f}, IQR {q75 - q25:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("dump", help="true cells of simulated fields with the extra cues")
+    d.add_argument("--split", choices=("train", "val"), required=True)
+    d.add_argument("--fields", type=int, nargs=2, metavar=("FIRST", "STOP"), required=True)
+    d.add_argument("--model", default="engine/models/default/cells")
+    d.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("cv", help="5-fold cross-validation by field")
+    c.add_argument("--dumps", type=Path, nargs="+", required=True)
+    c.add_argument("--extra", type=Path, nargs="*", default=[])
+    c.add_argument("--configs", nargs="+", default=["base"], choices=sorted(CONFIGS))
+    c.add_argument("--errors", action="store_true", help="also where the errors are")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "dump":
+        dump(args.split, *args.fields, args.model, args.out)
+        return 0
+    for config in args.configs:
+        result = cross_validate(args.dumps, args.extra, config)
+        sys.stdout.write(f"{config} " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in result.items() if not k.startswith("_")) + "\n")
+        if args.errors:
+            sys.stdout.write(error_breakdown(result) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
