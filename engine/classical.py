@@ -53,10 +53,14 @@ empty ones (``python -m offline.experiments.classical_movie``; development spark
 0.541, simulator 0.731 → 0.779, false events on empty movies 0.12 → 0 per s).
 
 Streaming (:class:`ClassicalStream`): frame ``t``'s output depends on frames
-``t − context_before .. t + context_after`` only; the look-ahead is ``context_after`` (flicker
-window, smoothing, exclusion, extent and class rules). Windowed sums are exact integers and
-every stage has a fixed context (:mod:`engine.classical_stream`), so a frame's output does not
-depend on how the stream was cut into chunks. ``predict_block(dff0, n_before, n_after)`` runs a
+``t − context_before .. t + context_after`` only (flicker window, smoothing, exclusion, extent
+and class rules). Windowed sums are exact integers and every stage has a fixed context
+(:mod:`engine.classical_stream`), so a frame's output does not depend on how the stream was cut
+into chunks. Frames enter the stages in batches of at least ``emit_ms`` (each batch recomputes
+its stages' context frames, so 4-frame chunks cost 14 times the work), which makes the
+worst-case look-ahead ``context_after + emit_frames − 1`` (``lookahead_frames``); z is its own
+stage (once per frame), and the peak, dilation and class rules run only on the padded bounding
+box of the pixels that can be foreground. ``predict_block(dff0, n_before, n_after)`` runs a
 fresh stream over one block; a block with less than ``context_before`` frames before must
 start at the stream's first frame (the causal windows are shorter there, and z is 0 until a
 quarter of the window has been seen), one with less than ``context_after`` after must end at
