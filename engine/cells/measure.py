@@ -121,13 +121,9 @@ def orientation_order(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
     return float(np.abs(mean) / total), float(np.rad2deg(np.angle(mean) / 2) % 180.0)
 
 
-def orientation_spread(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
-                       pixels: np.ndarray | None = None) -> float:
-    """Circular SD (degrees) of the myofibril direction at the sarcomere scale over ``pixels``
-    (default: the whole ``mask``); NaN under 20 pixels. See the module docstring."""
-    pixels = mask if pixels is None else pixels & mask
-    if pixels.sum() < 20:
-        return float("nan")
+def sarcomere_band(crop: np.ndarray, mask: np.ndarray, pixel_um: float) -> np.ndarray:
+    """``crop`` without its slow background, tapered to ``mask`` and band-passed to a ring
+    around the sarcomere period (:data:`SPREAD_PERIOD_UM`), float32, the crop's shape."""
     crop = crop.astype(np.float32)
     detail = crop - ndimage.gaussian_filter(crop, 1.0 / pixel_um)
     detail *= ndimage.gaussian_filter(mask.astype(np.float32), 0.3 / pixel_um)
@@ -138,7 +134,17 @@ def orientation_spread(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
     ring = np.exp(-0.5 * ((np.hypot(fy, fx) - 1 / SPREAD_PERIOD_UM)
                           / SPREAD_RING_WIDTH_PER_UM) ** 2)
     banded = np.fft.irfft2(np.fft.rfft2(padded) * ring, s=padded.shape)
-    banded = banded[pad:pad + crop.shape[0], pad:pad + crop.shape[1]].astype(np.float32)
+    return banded[pad:pad + crop.shape[0], pad:pad + crop.shape[1]].astype(np.float32)
+
+
+def orientation_spread(crop: np.ndarray, mask: np.ndarray, pixel_um: float,
+                       pixels: np.ndarray | None = None) -> float:
+    """Circular SD (degrees) of the myofibril direction at the sarcomere scale over ``pixels``
+    (default: the whole ``mask``); NaN under 20 pixels. See the module docstring."""
+    pixels = mask if pixels is None else pixels & mask
+    if pixels.sum() < 20:
+        return float("nan")
+    banded = sarcomere_band(crop, mask, pixel_um)
     a_rr, a_rc, a_cc = structure_tensor(banded, sigma=0.15 / pixel_um + 0.5, order="rc")
     a_rr, a_rc, a_cc = (ndimage.gaussian_filter(a, SPREAD_INTEGRATION_UM / pixel_um)
                         for a in (a_rr, a_rc, a_cc))

@@ -88,25 +88,6 @@ ANGLES = ("s15", "s25", "s4", "s4_p05", "q50_4", "q75_4", "q90_4", "s15_zd", "s1
 QUANTILES = ["q50_4", "q75_4", "q90_4", "f10_4", "f20_4"]
 
 
-def _banded(crop, mask, pixel_um):
-    """The ring band-pass of :func:`engine.cells.measure.orientation_spread`."""
-    from scipy import ndimage
-
-    from engine.cells.measure import SPREAD_PERIOD_UM, SPREAD_RING_WIDTH_PER_UM
-
-    crop = crop.astype(np.float32)
-    detail = crop - ndimage.gaussian_filter(crop, 1.0 / pixel_um)
-    detail *= ndimage.gaussian_filter(mask.astype(np.float32), 0.3 / pixel_um)
-    pad = int(np.ceil(3.0 / pixel_um))
-    padded = np.pad(detail, pad)
-    fy = np.fft.fftfreq(padded.shape[0], d=pixel_um)[:, None]
-    fx = np.fft.rfftfreq(padded.shape[1], d=pixel_um)[None, :]
-    ring = np.exp(-0.5 * ((np.hypot(fy, fx) - 1 / SPREAD_PERIOD_UM)
-                          / SPREAD_RING_WIDTH_PER_UM) ** 2)
-    banded = np.fft.irfft2(np.fft.rfft2(padded) * ring, s=padded.shape)
-    return banded[pad:pad + crop.shape[0], pad:pad + crop.shape[1]].astype(np.float32)
-
-
 def _tensor(banded, pixel_um, integration_um):
     from scipy import ndimage
     from skimage.feature import structure_tensor
@@ -127,13 +108,14 @@ def _spread(z, weights) -> float:
 
 def extra_cues(crop, mask, classes, pixel_um) -> list[float]:
     """The :data:`EXTRA` cues of one ROI (see the module docstring)."""
+    from engine.cells.measure import sarcomere_band
     from engine.cells.patterns import ORIENTED_CLASSES
 
     oriented = mask & np.isin(classes, ORIENTED_CLASSES)
     pixels = oriented if oriented.sum() >= 20 else mask
     zdiscs = mask & (classes == 5)
     other = oriented & ~zdiscs
-    banded = _banded(crop, mask, pixel_um)
+    banded = sarcomere_band(crop, mask, pixel_um)
     z15, t15 = _tensor(banded, pixel_um, 1.5)
     z25, _ = _tensor(banded, pixel_um, 2.5)
     z4, t4 = _tensor(banded, pixel_um, 4.0)
