@@ -35,7 +35,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -310,8 +310,7 @@ def bench_end_to_end(settings: Settings, model_path: Path) -> None:
     for label in settings.backends:
         # one short discarded stream first: lazy imports and first-use costs are not a
         # stream count's figure
-        warm = Settings(**{**settings.__dict__, "seconds": 1.0})
-        run_streams(model_path, label, warm, 1, recording)
+        run_streams(model_path, label, replace(settings, seconds=1.0), 1, recording)
         for n in settings.streams:
             runs = [run_streams(model_path, label, settings, n, recording)]
             while runs[0]["kept_up"] and len(runs) < settings.e2e_repeats:  # repeat what held

@@ -181,11 +181,6 @@ class ClassicalDetector:
         return self._exclude[0]
 
     @property
-    def context_frames(self) -> int:
-        """Look-ahead in frames (the context needed after a frame)."""
-        return self.context_after
-
-    @property
     def lookahead_frames(self) -> int:
         """Worst-case look-ahead of a stream: the context after a frame, plus the frames it
         may wait for its batch (``emit_frames - 1``)."""
