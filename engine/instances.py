@@ -80,10 +80,6 @@ class TrackerConfig:
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell
     #: never shows)
     wide_puff_is_wave_um: float | None = None
-    #: None: a wave keeps every pixel of its region. A number: local upstrokes inside a wave
-    #: whose ring contrast reaches this many robust SDs are cut out as sparks
-    #: (:mod:`engine.onwave`)
-    wave_spark_z: float | None = None
 
 
 @dataclass

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from acquisition.labels import CLASS_IDS, SPARK
+from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
 from engine.instances import (
     CONNECTIVITY,
@@ -46,7 +46,6 @@ from engine.instances import (
     split_sparks,
     wide_puff_is_wave,
 )
-from engine.onwave import sparks_on_wave
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,6 @@ class InstanceTracker:
             slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)
         )
         context_origin = (self._first + context_start[0], context_start[1], context_start[2])
-        pieces = self._sparks_on_waves(pieces, context, inner)
         out = []
         for piece_index, (cls, piece) in enumerate(pieces):
             if not piece.any():
@@ -238,27 +236,6 @@ class InstanceTracker:
                                     self.stream_kind.axes, sort_key=key,
                                     saturated=self._saturated_context(slices)))
         return out
-
-    def _sparks_on_waves(self, pieces: list[tuple[int, np.ndarray]], context: np.ndarray,
-                         inner: tuple[slice, ...]) -> list[tuple[int, np.ndarray]]:
-        """Cut the sparks that fire on a wave piece into pieces of their own
-        (:mod:`engine.onwave`; ``wave_spark_z`` None: unchanged)."""
-        min_z = self.config.wave_spark_z
-        if min_z is None:
-            return pieces
-        out, extra = [], []
-        for cls, piece in pieces:
-            if KIND_OF_CLASS[cls] == "wave" and piece.any():
-                whole = np.zeros(context.shape, bool)
-                whole[inner] = piece
-                for spark in sparks_on_wave(context, whole, self.pixel_um, self.dt_ms,
-                                            self.stream_kind.is_linescan, min_z):
-                    spark = spark[inner]
-                    if self._stands_alone(SPARK, spark):
-                        extra.append((SPARK, spark))
-                        piece = piece & ~spark
-            out.append((cls, piece))
-        return out + extra
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
         """Whether a minority part of class ``cls`` passes its size filter."""
