@@ -90,6 +90,21 @@ def bench_model(label: str, model: ModelDir, mode: str, spatial: tuple[int, ...]
     return out
 
 
+def dotti_frames_per_s(threads: int | None, repeats: int = 1) -> float:
+    """Frames/s of Dotti et al.'s movie network through onnxruntime (the default CPU backend)
+    on a 64×512 window, including window overlap: the yardstick of CPU speed."""
+    model = _dotti_model()
+    geo = model.config.geometry("accurate")
+    batch = np.random.default_rng(0).normal(0, 0.3, (1, 1, geo.frames, *MOVIE_YX)).astype(
+        np.float32)
+    backend = OnnxRuntimeBackend(model, num_threads=threads)
+    try:
+        ms, _ = _time_ms(backend, batch, repeats)
+    finally:
+        backend.close()
+    return 1e3 * geo.hop / ms
+
+
 def bench_preprocess(spatial: tuple[int, ...], dt_ms: float, n_frames: int) -> float:
     """ms per frame of :class:`Preprocessor` on synthetic counts, in chunks of 64."""
     rng = np.random.default_rng(0)
