@@ -133,15 +133,13 @@ class HybridDetector:
         return max(self.network.lookahead_frames, self.classical.lookahead_frames)
 
     @property
-    def batcher(self):
-        return self.network.batcher
-
-    @property
     def has_ready(self) -> bool:
         return self.network.has_ready
 
     @property
     def n_submitted(self) -> int:
+        """The network's windows: the classical half delivers at once, so a chunk's compute
+        delay is that of the network windows it completed."""
         return self.network.n_submitted
 
     @property
