@@ -128,8 +128,8 @@ class StreamAnalyzer:
         self._last_raw: np.ndarray | None = None
         self._next_frame = 0
         self._recent: deque[tuple[int, np.ndarray]] = deque()
-        #: chunks whose detector work is not delivered yet: (detector.n_submitted after the
-        #: chunk, its arrival time); see :meth:`_record_delays`
+        #: chunks whose completed frames are not delivered yet: (detector.n_submitted after
+        #: the chunk, its arrival time); see :meth:`_record_delays`
         self._arrivals: deque[tuple[int, float]] = deque()
 
     @property
@@ -256,11 +256,11 @@ class StreamAnalyzer:
         return events
 
     def _record_delays(self, now: float) -> None:
-        """Compute delay, one path for every detector: a chunk that gave the detector work
-        (network windows, classical blocks) is timed from its arrival (``t_arrival``: at the
-        ingest, so queue time counts) to the post-processing of that work's results, which is
-        now once the detector has delivered them (at once, or when a cross-stream batch ran).
-        Each chunk is counted once; a chunk that completed nothing is not a sample."""
+        """Compute delay, one path for every detector: a chunk that completed frames (advanced
+        the detector's ``n_submitted``) is timed from its arrival (``t_arrival``: at the ingest,
+        so queue time counts) to the post-processing of those frames, which is now once the
+        detector has delivered them (at once, or when a cross-stream batch ran). Each chunk is
+        counted once; a chunk that completed no frame is not a sample."""
         delivered = self.detector.n_delivered
         while self._arrivals and self._arrivals[0][0] <= delivered:
             self.stats.delays_ms.append(1e3 * (now - self._arrivals.popleft()[1]))

@@ -50,11 +50,13 @@ class Detector(Protocol):
     ``push`` / ``flush`` return the :class:`~engine.windows.FinalBlock` objects final so far, in
     stream order, each frame exactly once; inference that runs later (a cross-stream batcher
     runs a batch when it is full or due) leaves blocks for :meth:`take_ready`, and ``has_ready``
-    says there are some. ``n_submitted`` counts the units of work handed to inference (network
-    windows; for the classical detector, its blocks) and ``n_delivered`` those whose results
-    ``push`` / ``take_ready`` / ``flush`` have returned (the classical detector's at once). The
-    analyzer times a chunk from its arrival until the work it submitted is delivered and
-    post-processed: one compute-delay path for every detector.
+    says there are some. Both counters are stream frame indices: ``n_submitted`` is how far the
+    work handed to inference so far will make frames final (the stop of the last network
+    window's kept frames; the classical detector computes at once), ``n_delivered`` how far the
+    blocks returned by ``push`` / ``take_ready`` / ``flush`` reach. The analyzer times a chunk
+    that advanced ``n_submitted`` -- the frames it completed -- from its arrival until
+    ``n_delivered`` reaches them and they are post-processed: one compute-delay path for every
+    detector.
     """
 
     name: str
@@ -74,11 +76,11 @@ class Detector(Protocol):
 
     @property
     def n_submitted(self) -> int:
-        """Units of work handed to inference so far."""
+        """Frames ``0 .. n_submitted - 1`` become final once the work submitted is done."""
 
     @property
     def n_delivered(self) -> int:
-        """Of which the results were returned by ``push`` / ``take_ready`` / ``flush``."""
+        """Frames ``0 .. n_delivered - 1`` were returned, final, by push/take_ready/flush."""
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
 
@@ -130,9 +132,9 @@ class NetworkDetector:
         #: the windows' batcher is shared with other streams and run by whoever polls it
         self.shares_batcher = batcher is not None
         self.batcher = batcher if batcher is not None else WindowBatcher(max_batch, 0.0)
-        self._n_submitted = 0  # windows handed to the batcher
-        self._n_computed = 0  # of which the batcher ran (results in _ready, or failed)
-        self._n_delivered = 0  # of which push/take_ready/flush returned the blocks
+        self._n_submitted = 0  # frames the windows handed to the batcher make final (stop)
+        self._n_delivered = 0  # frames push/take_ready/flush returned final (stop)
+        self._n_queued = 0  # windows handed to the batcher and not yet run
         self._windower = Windower.from_geometry(self.geometry, frame_shape)
         self._stitcher = Stitcher()
         self._ready: list[FinalBlock] = []
@@ -162,7 +164,7 @@ class NetworkDetector:
 
     def flush(self) -> list[FinalBlock]:
         blocks = self._process(self._windower.flush())
-        if self._n_computed < self._n_submitted:  # windows still queued in a shared batcher
+        if self._n_queued:  # windows still queued in a shared batcher
             self.batcher.flush()
             blocks += self.take_ready()
         return blocks
@@ -175,23 +177,25 @@ class NetworkDetector:
             raise RuntimeError(f"inference failed for this stream: {type(error).__name__}: "
                                f"{error}") from error
         blocks, self._ready = self._ready, []
-        self._n_delivered = self._n_computed
+        if blocks:
+            self._n_delivered = blocks[-1].stop
         return blocks
 
     def _process(self, windows: list) -> list[FinalBlock]:
         for window in windows:
-            self._n_submitted += 1
+            self._n_submitted = window.first_final + window.n_final
+            self._n_queued += 1
             self.batcher.submit(self.backend, window, self._deliver, self._fail)
         if not self.shares_batcher:
             self.batcher.flush()
         return self.take_ready()
 
     def _deliver(self, window, probs: np.ndarray) -> None:
-        self._n_computed += 1
+        self._n_queued -= 1
         self._ready.extend(self._stitcher.add(window, probs))
 
     def _fail(self, error: BaseException) -> None:
-        self._n_computed += 1
+        self._n_queued -= 1
         self._batch_error = self._batch_error or error
 
 
@@ -200,8 +204,8 @@ class ClassicalStreamDetector:
     its look-ahead is the detector's ``lookahead_frames``. ``postprocess``: the tracker and
     characterization parameters (default: the code's); ``kwargs``: ClassicalParams overrides.
 
-    It computes on the caller's thread, so each unit of work (a block of final frames) is
-    delivered as soon as it is submitted and nothing ever waits for :meth:`take_ready`."""
+    It computes on the caller's thread, so its frames are delivered as soon as they are
+    submitted (``n_submitted == n_delivered``) and nothing ever waits for :meth:`take_ready`."""
 
     has_ready = False  # every block comes back from the push/flush that finalized it
 
@@ -219,7 +223,6 @@ class ClassicalStreamDetector:
         self._stream = self._detector.stream()
         self._received = 0  # frames pushed so far
         self._next = 0  # next frame to finalize
-        self._n_blocks = 0  # blocks returned so far (submitted and delivered at once)
 
     @property
     def lookahead_frames(self) -> int:
@@ -227,11 +230,11 @@ class ClassicalStreamDetector:
 
     @property
     def n_submitted(self) -> int:
-        return self._n_blocks
+        return self._next
 
     @property
     def n_delivered(self) -> int:
-        return self._n_blocks
+        return self._next
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         if first != self._received:
@@ -250,5 +253,4 @@ class ClassicalStreamDetector:
             return []
         block = FinalBlock(self._next, probs)
         self._next += probs.shape[0]
-        self._n_blocks += 1
         return [block]

@@ -138,13 +138,12 @@ class HybridDetector:
 
     @property
     def n_submitted(self) -> int:
-        """The network's windows: the classical half delivers at once, so a chunk's compute
-        delay is that of the network windows it completed."""
-        return self.network.n_submitted
+        """A fused frame is final once both halves' are (the classical half computes at once)."""
+        return min(self.network.n_submitted, self.classical.n_submitted)
 
     @property
     def n_delivered(self) -> int:
-        return self.network.n_delivered
+        return self._next
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         self._pending["classical"] += self.classical.push(first, dff0)
