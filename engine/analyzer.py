@@ -117,7 +117,7 @@ class StreamAnalyzer:
             saturation_counts=honesty.saturation_level(info.dtype, info.saturation_counts)
             if info.dtype or info.saturation_counts is not None else None,
             calibration_source=dict(info.calibration_source),
-            trained_range=getattr(detector, "trained_range", None),
+            trained_range=detector.trained_range,
             min_significance=self.min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
@@ -128,7 +128,9 @@ class StreamAnalyzer:
         self._last_raw: np.ndarray | None = None
         self._next_frame = 0
         self._recent: deque[tuple[int, np.ndarray]] = deque()
-        self._arrivals: deque[tuple[int, float]] = deque()  # (windows submitted, t) if batched
+        #: chunks whose completed frames are not delivered yet: (detector.n_submitted after
+        #: the chunk, its arrival time); see :meth:`_record_delays`
+        self._arrivals: deque[tuple[int, float]] = deque()
 
     @property
     def lookahead_ms(self) -> float:
@@ -180,32 +182,24 @@ class StreamAnalyzer:
         self._noise.add(first, frames)
         d_first, dff0 = self._pre.push(frames)
         self.quality.observe_baseline(self._pre.baseline)
-        return self._after_preprocess(d_first, dff0, self.detector.push, t_arrival)
+        return self._after_preprocess(d_first, dff0, t_arrival)
 
     def finish(self) -> list[Event]:
         """End of stream: flush every stage and return the remaining events."""
         t0 = time.perf_counter()
         d_first, dff0 = self._pre.flush()
-        events = []
-        if dff0.shape[0]:
-            events = self._after_preprocess(d_first, dff0, self.detector.push, t0)
+        events = self._after_preprocess(d_first, dff0, t0)
         events += self._to_events(self._finalize(self.detector.flush()) + self._tracker.flush())
-        if self.batched:
-            self._record_batched_delays(time.perf_counter())
+        self._record_delays(time.perf_counter())
         return events
 
     @property
-    def batched(self) -> bool:
-        """The detector's windows run in a cross-stream batcher (results come back later)."""
-        return getattr(self.detector, "batcher", None) is not None
-
-    @property
     def has_ready(self) -> bool:
-        """Blocks finalized by the batcher wait for :meth:`collect`."""
-        return bool(getattr(self.detector, "has_ready", False))
+        """Blocks finalized by a cross-stream batcher wait for :meth:`collect`."""
+        return self.detector.has_ready
 
     def collect(self) -> list[Event]:
-        """Post-process blocks the batcher finalized since the last call (batched detectors).
+        """Post-process blocks a cross-stream batcher finalized since the last call.
 
         ``serve`` calls it after :meth:`~engine.batching.WindowBatcher.poll`; ``push`` and
         ``finish`` also take such blocks, so nothing is processed twice or out of order.
@@ -213,7 +207,7 @@ class StreamAnalyzer:
         if not self.has_ready:
             return []
         events = self._to_events(self._finalize(self.detector.take_ready()))
-        self._record_batched_delays(time.perf_counter())
+        self._record_delays(time.perf_counter())
         return events
 
     def recent_dff0(self) -> tuple[int, np.ndarray] | None:
@@ -249,25 +243,24 @@ class StreamAnalyzer:
             frames = np.concatenate([np.repeat(last[None], n_missing, axis=0), frames])
         return frames
 
-    def _after_preprocess(self, d_first, dff0, detect, t_arrival) -> list[Event]:
+    def _after_preprocess(self, d_first: int, dff0: np.ndarray, t_arrival: float) -> list[Event]:
         if dff0.shape[0] == 0:
             return []
         self._append_dff0(d_first, dff0)
         self._remember_recent(d_first, dff0)
-        final_before = self.stats.frames_final
-        submitted_before = getattr(self.detector, "n_submitted", 0)
-        events = self._to_events(self._finalize(detect(d_first, dff0)))
-        if self.batched:
-            if self.detector.n_submitted > submitted_before:
-                self._arrivals.append((self.detector.n_submitted, t_arrival))
-            self._record_batched_delays(time.perf_counter())
-        elif self.stats.frames_final > final_before:
-            self.stats.delays_ms.append(1e3 * (time.perf_counter() - t_arrival))
+        submitted_before = self.detector.n_submitted
+        events = self._to_events(self._finalize(self.detector.push(d_first, dff0)))
+        if self.detector.n_submitted > submitted_before:
+            self._arrivals.append((self.detector.n_submitted, t_arrival))
+        self._record_delays(time.perf_counter())
         return events
 
-    def _record_batched_delays(self, now: float) -> None:
-        """Compute delay of batched windows: from the arrival of the chunk that completed them
-        to the post-processing of their results (each chunk counted once, like unbatched)."""
+    def _record_delays(self, now: float) -> None:
+        """Compute delay, one path for every detector: a chunk that completed frames (advanced
+        the detector's ``n_submitted``) is timed from its arrival (``t_arrival``: at the ingest,
+        so queue time counts) to the post-processing of those frames, which is now once the
+        detector has delivered them (at once, or when a cross-stream batch ran). Each chunk is
+        counted once; a chunk that completed no frame is not a sample."""
         delivered = self.detector.n_delivered
         while self._arrivals and self._arrivals[0][0] <= delivered:
             self.stats.delays_ms.append(1e3 * (now - self._arrivals.popleft()[1]))

@@ -1,12 +1,13 @@
 """Cross-stream window batching: one GPU serves many streams.
 
-Each stream's :class:`~engine.detectors.NetworkDetector` cuts its frames into windows exactly as
-without batching; with a :class:`WindowBatcher` it *submits* them instead of running them. The
-batcher keeps one FIFO queue per (backend, window shape) — windows of different streams with the
-same model and frame shape share a queue — and runs ``backend.predict`` once per batch of up to
-``max_batch`` windows. Each window's probabilities go back to the ``deliver`` callback it was
+Each stream's :class:`~engine.detectors.NetworkDetector` cuts its frames into windows and
+*submits* them to a :class:`WindowBatcher`: a shared one (cross-stream batching), or else one of
+its own that it runs before ``push`` returns (batch size 1 to ``max_batch``: just a small batch,
+so there is one inference path). The batcher keeps one FIFO queue per (backend, window
+shape) — windows of different streams with the same model and frame shape share a queue — and
+runs ``backend.predict`` once per batch of up to ``max_batch`` windows. Each window's probabilities go back to the ``deliver`` callback it was
 submitted with (its stream's :class:`~engine.windows.Stitcher`). Windows and their content do
-not change, only when they run, so the events are the same as without batching (bit-identical
+not change, only when they run, so the events are the same as without sharing (bit-identical
 with backends whose output does not depend on the batch, e.g. onnxruntime; within ~1e-7 for
 torch 3D convolutions on CPU).
 

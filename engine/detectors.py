@@ -7,16 +7,24 @@ Two interchangeable implementations behind one small interface (``push`` / ``flu
 * :class:`ClassicalStreamDetector` — the network-free :class:`~engine.classical.ClassicalDetector`
   fed with a fixed temporal context, so it also gives the same result however frames are chunked.
 
-Both expose ``lookahead_frames`` (the built-in latency), ``thresholds`` (for the tracker) and the
-post-processing parameters the analyzer runs with them: ``tracker_config`` and
-``characterize_config`` (the model directory's ``postprocess.json``; the code's defaults for the
-classical detector, which has no model directory).
+Both implement the whole :class:`Detector` protocol (and so does the hybrid detector,
+:mod:`engine.hybrid`, and ``serve``'s locked wrapper, :mod:`engine.serve_shared`); the analyzer
+reads nothing else. Besides the blocks: ``lookahead_frames`` (the built-in latency),
+``thresholds`` (for the tracker), ``tracker_config`` and ``characterize_config`` (the model
+directory's ``postprocess.json``; the code's defaults for the classical detector, which has no
+model directory), and the counters the analyzer times each chunk with (``n_submitted``,
+``n_delivered``).
+
+Batching is the network's only inference path: its windows always go through a
+:class:`~engine.batching.WindowBatcher` -- the cross-stream one that ``serve`` polls, or the
+detector's own, run before ``push`` returns (a small batch: up to ``max_batch`` windows of that
+push per ``predict``, as the windows came). So there is one delay path, whatever the detector.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,18 +43,48 @@ from .windows import FinalBlock, Stitcher, Windower
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Detector(Protocol):
-    """What the analyzer needs from a detector."""
+    """What the analyzer needs from a detector, all of it.
+
+    ``push`` / ``flush`` return the :class:`~engine.windows.FinalBlock` objects final so far, in
+    stream order, each frame exactly once; inference that runs later (a cross-stream batcher
+    runs a batch when it is full or due) leaves blocks for :meth:`take_ready`, and ``has_ready``
+    says there are some. Both counters are stream frame indices: ``n_submitted`` is how far the
+    work handed to inference so far will make frames final (the stop of the last network
+    window's kept frames; the classical detector computes at once), ``n_delivered`` how far the
+    blocks returned by ``push`` / ``take_ready`` / ``flush`` reach. The analyzer times a chunk
+    that advanced ``n_submitted`` -- the frames it completed -- from its arrival until
+    ``n_delivered`` reaches them and they are post-processed: one compute-delay path for every
+    detector.
+    """
 
     name: str
-    lookahead_frames: int
     thresholds: dict
     preprocess: dict  # Preprocessor keyword arguments the detector was built for
     trained_range: dict | None  # calibration range of the training data (None: not trained)
     tracker_config: TrackerConfig  # post-processing of its probabilities
     characterize_config: CharacterizeConfig
 
+    @property
+    def lookahead_frames(self) -> int:
+        """Built-in latency, in frames (worst case)."""
+
+    @property
+    def has_ready(self) -> bool:
+        """Blocks wait for :meth:`take_ready` (or a failure it raises)."""
+
+    @property
+    def n_submitted(self) -> int:
+        """Frames ``0 .. n_submitted - 1`` become final once the work submitted is done."""
+
+    @property
+    def n_delivered(self) -> int:
+        """Frames ``0 .. n_delivered - 1`` were returned, final, by push/take_ready/flush."""
+
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]: ...
+
+    def take_ready(self) -> list[FinalBlock]: ...
 
     def flush(self) -> list[FinalBlock]: ...
 
@@ -63,11 +101,15 @@ class NetworkDetector:
     mode : {"accurate", "low_latency"}
     frame_shape : shape of one line ``(X,)`` or frame ``(Y, X)``.
     max_batch : int
-        Windows sent to the backend in one call (without a batcher).
+        Most windows per ``predict`` of the detector's own batcher (without ``batcher``).
     batcher : WindowBatcher, optional
-        Cross-stream batching (:mod:`engine.batching`): windows are submitted to it instead of
-        run at once; ``push``/``flush`` return only the blocks completed so far, and blocks
-        completed later (when the batcher runs a batch) are taken with :meth:`take_ready`.
+        Cross-stream batching (:mod:`engine.batching`, :attr:`shares_batcher`): whoever drives
+        the streams runs its batches (``serve`` polls it), so ``push``/``flush`` return only the
+        blocks completed so far and blocks completed later are taken with :meth:`take_ready`.
+        Without it the detector has a batcher of its own and runs it before ``push`` returns:
+        every block of a push comes back from that push. A batcher per stream costs nothing
+        measurable next to ``predict`` (a few object allocations per window), and the windows
+        of a push are grouped into the same ``predict`` calls as before batching existed.
     postprocess : PostprocessParams, optional
         Instead of the model directory's ``postprocess.json``.
     """
@@ -87,10 +129,12 @@ class NetworkDetector:
         self.characterize_config = self.postprocess.characterize
         self.backend = backend
         self.name = f"network:{model.config.name or 'model'}/{mode}"
-        self.max_batch = max_batch
-        self.batcher = batcher
-        self.n_submitted = 0  # windows handed to the batcher
-        self.n_delivered = 0  # of which results came back
+        #: the windows' batcher is shared with other streams and run by whoever polls it
+        self.shares_batcher = batcher is not None
+        self.batcher = batcher if batcher is not None else WindowBatcher(max_batch, 0.0)
+        self._n_submitted = 0  # frames the windows handed to the batcher make final (stop)
+        self._n_delivered = 0  # frames push/take_ready/flush returned final (stop)
+        self._n_queued = 0  # windows handed to the batcher and not yet run
         self._windower = Windower.from_geometry(self.geometry, frame_shape)
         self._stitcher = Stitcher()
         self._ready: list[FinalBlock] = []
@@ -99,6 +143,14 @@ class NetworkDetector:
     @property
     def lookahead_frames(self) -> int:
         return self.geometry.lookahead_frames
+
+    @property
+    def n_submitted(self) -> int:
+        return self._n_submitted
+
+    @property
+    def n_delivered(self) -> int:
+        return self._n_delivered
 
     @property
     def has_ready(self) -> bool:
@@ -112,7 +164,7 @@ class NetworkDetector:
 
     def flush(self) -> list[FinalBlock]:
         blocks = self._process(self._windower.flush())
-        if self.batcher is not None and self.n_delivered < self.n_submitted:
+        if self._n_queued:  # windows still queued in a shared batcher
             self.batcher.flush()
             blocks += self.take_ready()
         return blocks
@@ -125,39 +177,37 @@ class NetworkDetector:
             raise RuntimeError(f"inference failed for this stream: {type(error).__name__}: "
                                f"{error}") from error
         blocks, self._ready = self._ready, []
+        if blocks:
+            self._n_delivered = blocks[-1].stop
         return blocks
 
     def _process(self, windows: list) -> list[FinalBlock]:
-        if self.batcher is None:
-            return self._run(windows)
         for window in windows:
-            self.n_submitted += 1
+            self._n_submitted = window.first_final + window.n_final
+            self._n_queued += 1
             self.batcher.submit(self.backend, window, self._deliver, self._fail)
+        if not self.shares_batcher:
+            self.batcher.flush()
         return self.take_ready()
 
     def _deliver(self, window, probs: np.ndarray) -> None:
-        self.n_delivered += 1
+        self._n_queued -= 1
         self._ready.extend(self._stitcher.add(window, probs))
 
     def _fail(self, error: BaseException) -> None:
-        self.n_delivered += 1
+        self._n_queued -= 1
         self._batch_error = self._batch_error or error
-
-    def _run(self, windows: list) -> list[FinalBlock]:
-        blocks: list[FinalBlock] = []
-        for i in range(0, len(windows), self.max_batch):
-            group = windows[i:i + self.max_batch]
-            batch = np.stack([w.data for w in group])[:, None]
-            probs = self.backend.predict(batch)
-            for window, window_probs in zip(group, probs, strict=True):
-                blocks.extend(self._stitcher.add(window, window_probs))
-        return blocks
 
 
 class ClassicalStreamDetector:
     """The classical detector over one stream (:class:`~engine.classical.ClassicalStream`);
     its look-ahead is the detector's ``lookahead_frames``. ``postprocess``: the tracker and
-    characterization parameters (default: the code's); ``kwargs``: ClassicalParams overrides."""
+    characterization parameters (default: the code's); ``kwargs``: ClassicalParams overrides.
+
+    It computes on the caller's thread, so its frames are delivered as soon as they are
+    submitted (``n_submitted == n_delivered``) and nothing ever waits for :meth:`take_ready`."""
+
+    has_ready = False  # every block comes back from the push/flush that finalized it
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
                  postprocess: PostprocessParams | None = None, **kwargs) -> None:
@@ -178,11 +228,22 @@ class ClassicalStreamDetector:
     def lookahead_frames(self) -> int:
         return self._detector.lookahead_frames
 
+    @property
+    def n_submitted(self) -> int:
+        return self._next
+
+    @property
+    def n_delivered(self) -> int:
+        return self._next
+
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         if first != self._received:
             raise ValueError(f"frames must arrive in order: got {first}, expected {self._received}")
         self._received += len(dff0)
         return self._blocks(self._stream.push(dff0))
+
+    def take_ready(self) -> list[FinalBlock]:
+        return []
 
     def flush(self) -> list[FinalBlock]:
         return self._blocks(self._stream.flush())

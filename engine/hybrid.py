@@ -133,20 +133,17 @@ class HybridDetector:
         return max(self.network.lookahead_frames, self.classical.lookahead_frames)
 
     @property
-    def batcher(self):
-        return self.network.batcher
-
-    @property
     def has_ready(self) -> bool:
         return self.network.has_ready
 
     @property
     def n_submitted(self) -> int:
-        return self.network.n_submitted
+        """A fused frame is final once both halves' are (the classical half computes at once)."""
+        return min(self.network.n_submitted, self.classical.n_submitted)
 
     @property
     def n_delivered(self) -> int:
-        return self.network.n_delivered
+        return self._next
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
         self._pending["classical"] += self.classical.push(first, dff0)

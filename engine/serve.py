@@ -12,10 +12,11 @@ back-pressure of a single thread). The sinks, the structure registry and inferen
 behind locks (:mod:`engine.serve_shared`: which, and why inference and cross-stream batching
 stay serialized while the rest runs in parallel).
 
-Per stream the server writes events as they close, the running cell summary when it
-changes, a statistics sample every ``stats_interval_s`` (input/analysis rate, lag in
-frames and in wall-clock seconds (:mod:`engine.wall_lag`), look-ahead, compute delay p50/p99, gaps, errors, queue depth) and a small ΔF/F0 preview for the
-dashboard (display sink only; never slows analysis by more than a downsample).
+Per stream the server writes events as they close, the running cell summary when it changes,
+a statistics sample every ``stats_interval_s`` (rates, lag in frames and in seconds, look-ahead,
+compute delay p50/p99, gaps, errors, queue depth: :mod:`engine.serve_stream`) and a small
+ΔF/F0 preview for the dashboard (display sink only; never slows analysis by more than a
+downsample).
 
 Streams are isolated: an exception while analysing one stream (a bug, memory, a store that
 cannot be written) marks that stream *failed* with a one-line reason (log, :attr:`Server.failed`,
@@ -29,16 +30,7 @@ its last statistics sample carrying ``abandoned: true``. NaN/Inf values
 Memory is bounded for runs of days (the store is the record): per live stream an
 :class:`~engine.event_window.EventWindow` (recent events, counts by kind, so the statistics
 are incremental) and the analyzer's own bounded buffers; of finished streams only the last
-:data:`FINISHED_KEPT` summaries (with their recent events) and the names.
-
-Delay and lag, in seconds: ``compute_p50_ms``/``compute_p99_ms`` run from a chunk's arrival
-at the ingest (``ChunkReceived.t_received``, so the time it waited in the ingest queue counts)
-to the post-processing of the frames it completed, i.e. to its events; ``lag_s`` is the
-wall-clock age of the oldest data not yet analysed (:mod:`engine.wall_lag`; data held back
-before the ingest counts) and ``queue_wait_s`` the longest a chunk of the stream waited in the
-ingest queue during the last statistics interval. ``burst`` says that candidate events
-were reported without characterization in that interval (:mod:`engine.burst`;
-``events_not_characterized`` counts them).
+:data:`~engine.serve_outcomes.FINISHED_KEPT` summaries (:mod:`engine.serve_outcomes`).
 """
 
 from __future__ import annotations
@@ -47,7 +39,6 @@ import gc
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 
@@ -60,21 +51,15 @@ from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
 from .events import Event
 from .pipeline import DetectorFactory
+from .serve_outcomes import FINISHED_KEPT, StreamOutcomes, report_failure
 from .serve_pool import make_pool
 from .serve_shared import InferenceGuard, Locked
-from .serve_stream import (
-    PREVIEW_DFF0_RANGE,
-    LiveStream,
-    finite_for_analysis,
-    preview_image,
-    stream_info_from_header,
-)
+from .serve_stream import LiveStream, finite_for_analysis, stream_info_from_header, stream_row
 from .sinks import SinkSet
 
 log = logging.getLogger(__name__)
 
 MAX_ANALYSIS_PIXELS = 1 << 20  # per frame/line; larger streams are recorded, not analysed
-FINISHED_KEPT = 64  # summaries of finished streams kept in memory (newest)
 BACKPRESSURE_POLL_S = 0.05  # while waiting for room in the pool: batches and statistics
 STRUCTURE_LANE = "\x00structure"  # the pool lane of every image stream (never a stream name)
 
@@ -115,7 +100,7 @@ class Server:
                  preview_interval_s: float = 0.25, cells_model=None, workers: int = 1) -> None:
         self.ingest = ingest
         self.factory = factory
-        self.batcher = getattr(factory, "batcher", None)
+        self.batcher = factory.batcher
         # shared by the workers: one lock for the sinks and the publisher (a sink too)
         self.sinks = Locked(sinks)
         self.publisher = Locked(publisher, self.sinks.lock) if publisher is not None else None
@@ -128,15 +113,11 @@ class Server:
         #: image streams (structure images) and the attribution of events to their cells
         self.structure = Locked(StructureStreams(self.sinks, cells_model))
         self._image_streams: set[str] = set()  # dispatcher side: live image streams
-        #: stream -> {"summary", "events" (the most recent), "n_events"}; the newest
-        #: FINISHED_KEPT streams
-        self.finished: OrderedDict[str, dict] = OrderedDict()
-        self.failed: dict[str, str] = {}  # stream -> why its analysis stopped
-        self._done_names: set[str] = set()  # names of streams finished or failed
-        self.error: Exception | None = None
+        #: streams finished (the newest ``finished_kept`` summaries) or failed
+        self.outcomes = StreamOutcomes()
+        self.finished, self.failed = self.outcomes.finished, self.outcomes.failed
         self._deferred: Exception | None = None  # an ingest error met while joining chunks
         self._stop = threading.Event()
-        self._done = threading.Condition()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (thread-safe)."""
@@ -170,10 +151,13 @@ class Server:
         try:
             self._loop(max_streams)
         except Exception as exc:
-            with self._done:
-                self.error = exc
-                self._done.notify_all()
+            self.outcomes.loop_failed(exc)
             raise
+
+    @property
+    def error(self) -> Exception | None:
+        """The exception that ended :meth:`run`, if any."""
+        return self.outcomes.error
 
     def _loop(self, max_streams: int | None) -> None:
         pending = None  # an item taken from the queue while joining chunks, not yet handled
@@ -205,24 +189,19 @@ class Server:
     @property
     def n_done(self) -> int:
         """Streams finished or failed (distinct names)."""
-        return len(self._done_names)
+        return self.outcomes.n_done
 
     @property
     def n_failed(self) -> int:
         """Streams whose analysis failed (and that did not restart since)."""
-        return len(self.failed)
+        return self.outcomes.n_failed
 
     def wait_finished(self, n_streams: int, timeout_s: float) -> bool:
         """Block until ``n_streams`` streams have finished or failed (for the demo and tests).
 
         Raises ``RuntimeError`` if the analysis loop failed meanwhile.
         """
-        with self._done:
-            done = self._done.wait_for(
-                lambda: self.n_done >= n_streams or self.error is not None, timeout_s)
-        if self.error is not None:
-            raise RuntimeError(f"analysis stopped: {self.error}") from self.error
-        return done
+        return self.outcomes.wait(n_streams, timeout_s)
 
     def poll_batches(self, now: float | None = None) -> None:
         """Run the batches that are due and emit the events of the blocks they finalized (a
@@ -275,10 +254,10 @@ class Server:
         stream = item.header.stream
         if self.structure.claims(item):
             if isinstance(item, StreamStarted):
-                self.failed.pop(stream, None)
+                self.outcomes.restarted(stream)
             self._guarded(stream, self._structure_item, item)
         elif isinstance(item, StreamStarted):
-            self.failed.pop(stream, None)
+            self.outcomes.restarted(stream)
             self._guarded(stream, self._start, item.header)
         elif stream in self.failed:
             if isinstance(item, StreamStopped):
@@ -292,9 +271,7 @@ class Server:
     def _structure_item(self, item) -> None:
         """An item of an image stream (:mod:`engine.cells_live`)."""
         if self.structure.handle(item):
-            with self._done:
-                self._done_names.add(item.header.stream)
-                self._done.notify_all()
+            self.outcomes.done(item.header.stream)
 
     def _guarded(self, stream: str, step, *args) -> None:
         try:
@@ -304,25 +281,15 @@ class Server:
 
     def _fail(self, stream: str, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:300]
-        with self._done:
-            self.failed[stream] = reason
-            self._done_names.add(stream)
-            live = self.live.pop(stream, None)
+        live = self.live.pop(stream, None)
+        self.outcomes.failed_stream(stream, reason)
         self.structure.forget(stream)
         log.error("stream %s: analysis stopped (%s); the stream is still recorded, other "
                   "streams go on", stream, reason)
         log.debug("stream %s failure", stream, exc_info=exc)
         if live is not None:
-            for method, args in (("write_stats", (stream, {"t_s": time.time(), "failed": reason,
-                                                           "events": live.events.n_events})),
-                                 ("close_stream", (stream,))):
-                try:
-                    getattr(self.sinks, method)(*args)
-                except Exception as sink_exc:  # noqa: BLE001 - already failing
-                    log.error("stream %s: %s after the failure also failed: %s", stream, method,
-                              sink_exc)
-        with self._done:
-            self._done.notify_all()
+            report_failure(self.sinks, stream, reason, live.events.n_events)
+        self.outcomes.notify()
 
     # -- per item --------------------------------------------------------------------------
     def _start(self, header: StartHeader) -> None:
@@ -340,13 +307,8 @@ class Server:
         if self.pool.workers > 1:
             self.inference.guard(analyzer)
         recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
-        self.sinks.open_stream({
-            "stream": info.stream, "cell": info.cell, "mode": info.stream_kind.wire_mode,
-            "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
-            "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
-            "detector": analyzer.detector.name, "field": field_of(header),
-            **described,
-        })
+        self.sinks.open_stream({**stream_row(analyzer, recording, field_of(header)),
+                                **described})
         self.live[header.stream] = LiveStream(analyzer, time.time(), EventWindow(self.recent_events))
         self.structure.ca_started(header, analyzer)
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream,
@@ -390,17 +352,11 @@ class Server:
                           **({"abandoned": True} if abandoned else {}))
         self.sinks.close_stream(stream)
         window = live.events
-        with self._done:
-            self.finished.pop(stream, None)
-            self.finished[stream] = {
-                "events": list(window.recent), "n_events": window.n_events,
-                "summary": summarize_stream(live.analyzer, window.recent, window.counts),
-                "abandoned": abandoned,
-            }
-            while len(self.finished) > self.finished_kept:
-                self.finished.popitem(last=False)
-            self._done_names.add(stream)
-            self._done.notify_all()
+        self.outcomes.finished_stream(stream, {
+            "events": list(window.recent), "n_events": window.n_events,
+            "summary": summarize_stream(live.analyzer, window.recent, window.counts),
+            "abandoned": abandoned,
+        }, keep=self.finished_kept)
         log.log(logging.WARNING if abandoned else logging.INFO, "stream %s finished%s: %d events",
                 stream, " (abandoned by its publisher)" if abandoned else "", window.n_events)
         del live, window
@@ -432,24 +388,13 @@ class Server:
             self._guarded(stream, self._write_stats, stream, live, time.time())
 
     def _write_stats(self, stream: str, live: LiveStream, now: float, **extra) -> None:
-        sample = live.stats_sample(self.ingest.stats().get(stream), self.ingest.queue_depth(),
-                                   now)
-        self.sinks.write_stats(stream, {**sample, **extra})
-        live.analyzer.quality.log_new_warnings(stream)
-        live.sampled(sample, now)
+        live.write_stats(self.sinks, stream, self.ingest.stats().get(stream),
+                         self.ingest.queue_depth(), now, **extra)
 
     def _maybe_preview(self, stream: str, live: LiveStream) -> None:
         now = time.time()
-        if self.publisher is None or now - live.last_preview_s < self.preview_interval_s:
-            return
-        recent = live.analyzer.recent_dff0()
-        if recent is None:
-            return
-        first, dff0 = recent
-        linescan = live.analyzer.info.stream_kind.is_linescan
-        image, step = preview_image(dff0, linescan)
-        if not linescan:
-            first += dff0.shape[0] - 1  # a movie preview is its latest frame
-        lo, hi = PREVIEW_DFF0_RANGE
-        self.publisher.publish_preview(stream, first, image, lo, hi, step)
-        live.last_preview_s = now
+        if self.publisher is not None and now - live.last_preview_s >= self.preview_interval_s:
+            preview = live.preview()  # (first, image, lo, hi, step), or None before any frame
+            if preview is not None:
+                self.publisher.publish_preview(stream, *preview)
+                live.last_preview_s = now

@@ -19,10 +19,11 @@ things are shared between them:
     reaches the batcher or a batched detector's results (``push``, ``flush``, ``take_ready``,
     ``has_ready``, the dispatcher's ``poll``) holds the lock; a GPU runs one batch at a time
     anyway, and batching across streams keeps working with any number of workers;
-  - without the batcher, a backend whose ``predict`` is documented thread-safe
-    (onnxruntime's ``InferenceSession.run``, the default CPU backend) runs unlocked, so
-    streams' inference overlaps; any other backend (torch, TensorRT, the CUDA runner with its
-    pinned buffers and graphs) is locked.
+  - without the shared batcher (each detector runs its own, :mod:`engine.detectors`), a
+    backend whose ``predict`` is documented thread-safe (onnxruntime's
+    ``InferenceSession.run``, the default CPU backend) runs unlocked, so streams' inference
+    overlaps; any other backend (torch, TensorRT, the CUDA runner with its pinned buffers and
+    graphs) is locked.
 
   Only the network part of a detector is wrapped (:meth:`InferenceGuard.guard`): for the hybrid
   detector its ``network`` member, so its classical half stays parallel.
@@ -69,10 +70,32 @@ class Locked:
 
 
 class _GuardedNetwork:
-    """A :class:`~engine.detectors.NetworkDetector` whose inference-side calls hold a lock."""
+    """A :class:`~engine.detectors.NetworkDetector` whose inference-side calls hold a lock;
+    the whole :class:`~engine.detectors.Detector` protocol, the rest read through unlocked."""
 
     def __init__(self, detector: NetworkDetector, lock: threading.RLock) -> None:
         self._detector, self._lock = detector, lock
+        self.name, self.preprocess = detector.name, detector.preprocess
+        self.thresholds, self.trained_range = detector.thresholds, detector.trained_range
+        self.tracker_config = detector.tracker_config
+        self.characterize_config = detector.characterize_config
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self._detector.lookahead_frames
+
+    @property
+    def n_submitted(self) -> int:
+        return self._detector.n_submitted
+
+    @property
+    def n_delivered(self) -> int:
+        return self._detector.n_delivered
+
+    @property
+    def has_ready(self) -> bool:
+        with self._lock:
+            return self._detector.has_ready
 
     def push(self, first: int, dff0):
         with self._lock:
@@ -85,14 +108,6 @@ class _GuardedNetwork:
     def take_ready(self):
         with self._lock:
             return self._detector.take_ready()
-
-    @property
-    def has_ready(self) -> bool:
-        with self._lock:
-            return self._detector.has_ready
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._detector, name)
 
 
 class InferenceGuard:
@@ -128,5 +143,5 @@ class InferenceGuard:
 
     @staticmethod
     def _needs_lock(detector: NetworkDetector) -> bool:
-        return (detector.batcher is not None
+        return (detector.shares_batcher
                 or getattr(detector.backend, "name", "") not in THREAD_SAFE_BACKENDS)

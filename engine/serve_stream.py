@@ -3,9 +3,19 @@ its statistics sample, its preview image.
 
 :class:`LiveStream` holds what :class:`~engine.serve.Server` keeps per running stream (the
 analyzer, the bounded window of recent events, the wall-clock lag, the bookkeeping of the last
-statistics sample); :meth:`LiveStream.stats_sample` builds one statistics sample (the fields are
-documented in :mod:`engine.serve`); :func:`preview_image` and :func:`finite_for_analysis` are the
-two array helpers of the loop.
+statistics sample); :meth:`LiveStream.stats_sample` builds one statistics sample and
+:meth:`LiveStream.write_stats` writes it; :meth:`LiveStream.preview` is its ΔF/F0 preview for
+the dashboard; :func:`stream_row` its row in the store; :func:`preview_image` and
+:func:`finite_for_analysis` are the two array helpers of the loop.
+
+Delay and lag, in seconds: ``compute_p50_ms``/``compute_p99_ms`` run from a chunk's arrival
+at the ingest (``ChunkReceived.t_received``, so the time it waited in the ingest queue counts)
+to the post-processing of the frames it completed, i.e. to its events; ``lag_s`` is the
+wall-clock age of the oldest data not yet analysed (:mod:`engine.wall_lag`; data held back
+before the ingest counts) and ``queue_wait_s`` the longest a chunk of the stream waited in the
+ingest queue during the last statistics interval. ``burst`` says that candidate events
+were reported without characterization in that interval (:mod:`engine.burst`;
+``events_not_characterized`` counts them).
 """
 
 from __future__ import annotations
@@ -33,6 +43,15 @@ def stream_info_from_header(header: StartHeader) -> StreamInfo:
                       cell=header.cell or header.stream, metadata=dict(header.metadata),
                       dtype=header.dtype,
                       calibration_source={"pixel_um": "wire", "dt_ms": "wire"})
+
+
+def stream_row(analyzer: StreamAnalyzer, recording, field: str | None) -> dict:
+    """The store's row of a starting stream (what the factory ``describe``s aside)."""
+    info = analyzer.info
+    return {"stream": info.stream, "cell": info.cell, "mode": info.stream_kind.wire_mode,
+            "shape": list(info.frame_shape), "pixel_um": info.pixel_um, "dt_ms": info.dt_ms,
+            "lookahead_ms": analyzer.lookahead_ms, "recording": recording,
+            "detector": analyzer.detector.name, "field": field}
 
 
 @dataclass
@@ -80,6 +99,28 @@ class LiveStream:
             "errors_by_code": ingest.errors_by_code if ingest else {},
             "quality": self.analyzer.quality_report(),
         }
+
+    def write_stats(self, sinks, stream: str, ingest, queue_depth: int, now: float,
+                    **extra) -> None:
+        """Write the statistics sample at ``now`` (with ``extra`` fields) to ``sinks``."""
+        sample = self.stats_sample(ingest, queue_depth, now)
+        sinks.write_stats(stream, {**sample, **extra})
+        self.analyzer.quality.log_new_warnings(stream)
+        self.sampled(sample, now)
+
+    def preview(self) -> tuple[int, np.ndarray, float, float, int] | None:
+        """``(first, image, lo, hi, step)`` of recent ΔF/F0 for ``publish_preview`` (a movie's
+        is its latest frame), or None before the first preprocessed frame."""
+        recent = self.analyzer.recent_dff0()
+        if recent is None:
+            return None
+        first, dff0 = recent
+        linescan = self.analyzer.info.stream_kind.is_linescan
+        image, step = preview_image(dff0, linescan)
+        if not linescan:
+            first += dff0.shape[0] - 1
+        lo, hi = PREVIEW_DFF0_RANGE
+        return first, image, lo, hi, step
 
     def sampled(self, sample: dict, now: float) -> None:
         """Remember ``sample`` (written at ``now``) as the last one."""

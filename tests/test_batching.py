@@ -237,9 +237,11 @@ def test_batching_default_follows_device(tmp_path: Path) -> None:
 
     info = StreamInfo("s", **info_kwargs)
     auto = DetectorFactory(EngineConfig(model=model, backend="onnxruntime"))
-    assert auto.detector(info).batcher is None
+    own = auto.detector(info)  # its own batcher, run before push returns
+    assert not own.shares_batcher and own.batcher is not auto.batcher
     forced = DetectorFactory(EngineConfig(model=model, backend="onnxruntime", batch=True))
-    assert forced.detector(info).batcher is forced.batcher is not None
+    shared = forced.detector(info)
+    assert shared.shares_batcher and shared.batcher is forced.batcher is not None
     assert DetectorFactory(EngineConfig(model=model, batch=False)).batcher is None
 
 
