@@ -37,11 +37,27 @@ TARGETS = ("is_cell", "iou", "structure_score", "organisation", "sarcomerisation
            "directionality", "source_index", "sarcomere_length_true_um", "field", "n_true_cells")
 
 
-def field_params(rng: np.random.Generator, split: str) -> StructureFieldParams:
-    """Randomized acquisition and content of one field (the variant renders differently)."""
+#: rendering of a split's fields: the default generator, or (training fields only, with
+#: ``castream train-cells --randomize-rendering``) :meth:`RenderStyle.randomized`
+RENDERINGS = ("default", "randomized")
+
+
+def field_params(rng: np.random.Generator, split: str, rendering: str = "default",
+                 style_rng: np.random.Generator | None = None) -> StructureFieldParams:
+    """Randomized acquisition and content of one field (the variant renders differently;
+    ``rendering="randomized"`` draws a training field's rendering from ``style_rng``)."""
     pixel_um = float(rng.uniform(0.1, 0.2))
     side_px = int(rng.uniform(110.0, 150.0) / pixel_um)
-    style = RenderStyle.variant() if split == "variant" else RenderStyle()
+    if rendering not in RENDERINGS:
+        raise ValueError(f"rendering must be one of {RENDERINGS}, not {rendering!r}")
+    if rendering == "randomized" and split != "train":
+        raise ValueError("randomized rendering is for training fields only")
+    if split == "variant":
+        style = RenderStyle.variant()
+    elif rendering == "randomized":
+        style = RenderStyle.randomized(style_rng)
+    else:
+        style = RenderStyle()
     return StructureFieldParams(
         shape_px=(side_px, side_px), pixel_um=pixel_um,
         n_cardiomyocytes=int(rng.integers(2, 7)), n_debris=int(rng.integers(1, 6)),
@@ -50,10 +66,13 @@ def field_params(rng: np.random.Generator, split: str) -> StructureFieldParams:
         touching_probability=0.35, style=style)
 
 
-def simulate(split: str, index: int):
-    """The ``index``-th field of ``split`` (deterministic)."""
+def simulate(split: str, index: int, rendering: str = "default"):
+    """The ``index``-th field of ``split`` (deterministic). With ``rendering="randomized"``
+    the same field (layout, cells, patterns drawn from the same streams) is rendered with
+    :meth:`RenderStyle.randomized` choices drawn from their own stream."""
     seed = SPLIT_SEEDS[split] + index
-    params = field_params(np.random.default_rng([seed, 99]), split)
+    params = field_params(np.random.default_rng([seed, 99]), split, rendering,
+                          np.random.default_rng([seed, 77]))
     return simulate_structure_field(params, seed=seed)
 
 
@@ -80,10 +99,10 @@ def _pattern_model(path: str) -> CellsModel:
 
 
 def field_candidates(split: str, index: int, pattern_model: str | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray, dict, int]:
+                     rendering: str = "default") -> tuple[np.ndarray, np.ndarray, dict, int]:
     """Features, crops, targets and the number of true cells of one field; with a model
     directory holding a pattern net, the features include the pattern fractions."""
-    field = simulate(split, index)
+    field = simulate(split, index, rendering)
     plane = field.image.max(axis=0) if field.image.ndim == 3 else field.image
     plane = plane.astype(np.float32)
     labels = segment_candidates(plane, field.pixel_um)
@@ -129,15 +148,18 @@ def _match(mask: np.ndarray, field) -> dict:
 
 def build_candidates(split: str, n_fields: int, workers: int = 2,
                      cache_dir: str | Path | None = None, pattern_model: str | None = None,
-                     cache_tag: str = "") -> Candidates:
+                     cache_tag: str = "", rendering: str = "default") -> Candidates:
     """Candidates of the first ``n_fields`` fields of ``split`` (cached as .npz if asked;
-    ``cache_tag`` names what the features depend on, e.g. the pattern net's weights)."""
-    cache = Path(cache_dir) / f"{split}-{n_fields}{cache_tag}.npz" if cache_dir else None
+    ``cache_tag`` names what the features depend on, e.g. the pattern net's weights;
+    ``rendering`` as in :func:`simulate`, named in the cache file when not the default)."""
+    rendered = "" if rendering == "default" else f"-{rendering}"
+    cache = Path(cache_dir) / f"{split}{rendered}-{n_fields}{cache_tag}.npz" if cache_dir \
+        else None
     if cache is not None and cache.is_file():
         return _load(cache)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
         parts = list(pool.map(field_candidates, [split] * n_fields, range(n_fields),
-                              [pattern_model] * n_fields))
+                              [pattern_model] * n_fields, [rendering] * n_fields))
     names = FEATURE_NAMES if pattern_model else CLASSICAL_FEATURES
     features = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])

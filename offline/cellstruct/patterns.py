@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 PATCH_PX = 96
 
 
-def field_patches(split: str, index: int, per_field: int = 24) -> tuple[np.ndarray, np.ndarray]:
+def field_patches(split: str, index: int, per_field: int = 24, rendering: str = "default",
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``per_field`` normalized patches (n, 1, 96, 96) and their class maps (n, 48, 48);
-    80 % of the patches are centred inside an object."""
-    field = simulate(split, index)
+    80 % of the patches are centred inside an object (``rendering`` as in
+    :func:`~offline.cellstruct.dataset.simulate`)."""
+    field = simulate(split, index, rendering)
     plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image).astype(np.float32)
     labels = segment_candidates(plane, field.pixel_um)
     background, foreground = field_levels(plane, labels)
@@ -44,11 +46,15 @@ def field_patches(split: str, index: int, per_field: int = 24) -> tuple[np.ndarr
     return np.stack(xs), np.stack(ys).astype(np.int64)
 
 
-def pattern_data(split: str, n_fields: int, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def pattern_data(split: str, n_fields: int, workers: int = 2, rendering: str = "default",
+                 ) -> tuple[np.ndarray, np.ndarray]:
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(field_patches, [split] * n_fields, range(n_fields)))
+    from .dataset import _Serial
+
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
+        parts = list(pool.map(field_patches, [split] * n_fields, range(n_fields),
+                              [24] * n_fields, [rendering] * n_fields))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

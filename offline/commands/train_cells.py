@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the model in --out instead of training one")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--randomize-rendering", choices=("pattern-net", "heads", "all"),
+                        help="render training fields with RenderStyle.randomized (domain "
+                             "randomization around the default, never the variant's choices): "
+                             "those of the pattern net, those of the curator/heads/baselines "
+                             "(the training split's candidates), or both; validation, test "
+                             "and variant fields are unchanged")
     parser.add_argument("--report-splits", nargs="+", default=["test", "variant"],
                         choices=("val", "test", "variant"),
                         help="splits whose tables are printed and kept in metrics.json "
@@ -78,15 +84,23 @@ def _pattern_stage(args: argparse.Namespace):
 
     torch.set_num_threads(1)
     n_val = max(args.pattern_fields // 4, 2)
-    net = train_pattern_net(pattern_data("train", args.pattern_fields, args.workers),
+    rendering = _rendering(args, "pattern-net")
+    net = train_pattern_net(pattern_data("train", args.pattern_fields, args.workers, rendering),
                             pattern_data("val", n_val, args.workers), args.pattern_epochs,
                             PATTERN_WIDTH, args.seed)
     metrics = pattern_metrics(net, pattern_data("test", n_val, args.workers))
+    metrics["training_rendering"] = rendering
     holder = CellsModel(CellsModelConfig([], [], {}, {}, {}, patterns={"width": PATTERN_WIDTH}),
                         weights_of({"patterns": net}), {"is_cell": 0.5}, {"pattern_net": metrics})
     path = holder.save(args.cache / "pattern-model")
     log.info("pattern net: %s", json.dumps(metrics))
     return net, path, metrics
+
+
+def _rendering(args: argparse.Namespace, stage: str) -> str:
+    """Rendering of the training fields of ``stage`` ("pattern-net" or "heads")."""
+    return "randomized" if getattr(args, "randomize_rendering", None) in (stage, "all") \
+        else "default"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         pattern_net, pattern_path, pattern_result = _pattern_stage(args)
     tag = _weights_tag(CellsModel.load(pattern_path).weights)
-    data = {name: build_candidates(name, n, args.workers, args.cache, str(pattern_path), tag)
+    data = {name: build_candidates(name, n, args.workers, args.cache, str(pattern_path), tag,
+                                   _rendering(args, "heads") if name == "train" else "default")
             for name, n in splits.items()}
     if not args.evaluate_only:
         model = train_cells_model(data["train"], data["val"], args.curator_epochs,
@@ -126,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     model.metrics = {"command": command, "splits": splits,
                      "data": "simulated fields (acquisition/simulate/structure); test = "
                              "held-out seeds, variant = RenderStyle.variant() (never trained on)",
+                     "training_rendering": model.metrics.get("training_rendering", "default")
+                     if args.evaluate_only else _rendering(args, "heads"),
                      "pattern_net": pattern_result, "results": results}
     if args.evaluate_only:
         (args.out / "metrics.json").write_text(json.dumps(model.metrics, indent=2) + "\n")

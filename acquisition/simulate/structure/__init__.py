@@ -44,11 +44,20 @@ Imaging
 Defocus blur and dimming per object and focal plane (z-stacks at ``z_step_um``), the PSF,
 uneven illumination (smooth quadratic, ±15 % by default), shot noise, read noise and a
 camera offset. :meth:`RenderStyle.variant` is a second generator with another PSF (core +
-halo), noise level and pattern statistics, for validation only.
+halo), noise level and pattern statistics, for validation only; :meth:`RenderStyle.randomized`
+draws a training field's choices from ranges around the default that stop short of the
+variant's (domain randomization; ranges and sources in :mod:`.params`).
 """
 
 from .field import StructureField, simulate_structure_field
-from .params import CELL_SOURCES, OBJECT_KINDS, PATTERN_CLASSES, RenderStyle, StructureFieldParams
+from .params import (
+    CELL_SOURCES,
+    OBJECT_KINDS,
+    PATTERN_CLASSES,
+    RANDOMIZED_RANGES,
+    RenderStyle,
+    StructureFieldParams,
+)
 
-__all__ = ["CELL_SOURCES", "OBJECT_KINDS", "PATTERN_CLASSES", "RenderStyle", "StructureField",
-           "StructureFieldParams", "simulate_structure_field"]
+__all__ = ["CELL_SOURCES", "OBJECT_KINDS", "PATTERN_CLASSES", "RANDOMIZED_RANGES", "RenderStyle",
+           "StructureField", "StructureFieldParams", "simulate_structure_field"]
