@@ -80,7 +80,9 @@ def remove_flicker(ratio: np.ndarray, raw_level: np.ndarray, min_ratio: float, q
         level = frame_levels(ratio / raw_level, inside, quantile)
     ones = np.ones(level.shape, np.int64)
     slow = box_sum(to_fixed(level), radius, (0,)) / (box_sum(ones, radius, (0,)) * FIXED_POINT)
-    factor = (slow / level).astype(np.float32)
+    # a frame without a positive level (dark: shutter, blanking) is left as it is
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(level > 0, slow / level, 1.0).astype(np.float32)
     return ratio * factor.reshape((-1,) + (1,) * (ratio.ndim - 1))
 
 

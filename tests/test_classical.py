@@ -4,6 +4,8 @@ columns, bleaching); classes of broad/long events; exact streaming under any chu
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -280,3 +282,16 @@ def test_padded_box():
     assert padded_box(mask, (1, 1, 1)) is None
     mask[4, 2, 7] = mask[5, 3, 8] = True
     assert padded_box(mask, (2, 1, 3)) == (slice(2, 8), slice(1, 5), slice(4, 9))
+
+
+def test_flicker_removal_leaves_a_dark_frame_finite():
+    """A frame whose level is 0 (shutter closed) gets no flicker correction instead of inf/NaN."""
+    from engine.classical_noise import remove_flicker
+
+    ratio = np.ones((9, 16), np.float32)
+    ratio[4] = 0.0  # a dark frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = remove_flicker(ratio, np.ones_like(ratio), 0.1, 0.5, 2)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out[4], 0.0)
