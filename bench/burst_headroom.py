@@ -16,9 +16,9 @@ import math
 from engine import burst
 from engine.pipeline import analyze_array
 from offline.commands.evaluate import load_data
+from offline.experiments.validation import RAISED
 
 LINE, MOVIE = "engine/models/default/linescan-accurate", "engine/models/default/movie"
-RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 
 
 def _watch_tokens() -> dict:

@@ -37,9 +37,8 @@ from engine.backends import onnxruntime_backend
 from engine.models.model_dir import default_model_path
 from engine.pipeline import analyze_array
 from offline.datasets import SimulatedSource
-from offline.devsim import DevSource
 from offline.evaluate import evaluate
-from offline.thresholds import DEV_VAL_SEED
+from offline.experiments.validation import validation_sets
 
 log = logging.getLogger("quantize_probe")
 PARAMETERS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
@@ -94,9 +93,7 @@ def accuracy(model: Path, n: int, onnx: Path | None) -> dict[str, str]:
         onnxruntime_backend.resolve_onnx = lambda model_dir, precision="fp32": onnx
     try:
         out = {}
-        for name, recordings in (
-                ("development", DevSource(kind="linescan", seed=DEV_VAL_SEED).lazy(n)),
-                ("simulator", SimulatedSource(kind="linescan", split="val").lazy(n))):
+        for name, recordings in validation_sets("linescan", n, n).items():
             result = evaluate(recordings, model, detector="auto", backend="onnxruntime",
                               progress=False)
             errors = " ".join(f"{p} {result.characterization[p]['median_rel_error']:.1%}"

@@ -33,11 +33,11 @@ from dataclasses import replace
 
 import engine.classical as classical
 from acquisition.stream_kind import StreamKind
+from offline.experiments.validation import RAISED
 from offline.thresholds import tune_min_significance, validation_data
 
 log = logging.getLogger(__name__)
 
-RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 GRID = [5.0, 7.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 25.0]
 CRITERIA = [{"k_detect": 6.0, "k_grow": 4.5}, {"k_detect": 7.0, "k_grow": 5.0}]
 

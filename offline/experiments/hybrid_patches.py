@@ -24,16 +24,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from offline.datasets import SimulatedSource
-from offline.devsim import DevSource
 from offline.evaluate import evaluate
-from offline.thresholds import DEV_VAL_SEED
+from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
 
 MODELS = {"movie": Path("engine/models/default/movie"),
           "linescan": Path("engine/models/default/linescan-accurate")}
-RAISED = {"movie": {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}, "linescan": {}}
 CLASSES = ("spark", "puff", "wave")
 
 
@@ -63,11 +60,9 @@ def score(model: Path, kind: str, n_dev: int, n_sim: int,
     """Mean over the generators of the mean class F1, a one-line summary, and the scores
     (development validation seeds from ``DEV_VAL_SEED + offset``)."""
     means, parts, scores = [], [], {}
-    for name, recordings in (
-            ("development", DevSource(kind=kind, seed=DEV_VAL_SEED + offset).lazy(n_dev)),
-            ("simulator", SimulatedSource(kind=kind, split="val", seed=0,
-                                          params=dict(RAISED[kind])).lazy(n_sim))):
-        if not (n_dev if name == "development" else n_sim):
+    counts = {"development": n_dev, "simulator": n_sim}
+    for name, recordings in validation_sets(kind, n_dev, n_sim, offset).items():
+        if not counts[name]:
             continue
         result = evaluate(recordings, model, detector="auto", progress=False)
         f1 = [result.scores[c]["f1"] for c in CLASSES if not math.isnan(result.scores[c]["f1"])]

@@ -47,10 +47,8 @@ import logging
 from dataclasses import replace
 
 from engine.kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
-from offline.datasets import SimulatedSource
-from offline.devsim import DevSource
 from offline.experiments.rescore import rescore
-from offline.thresholds import DEV_VAL_SEED
+from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +58,6 @@ MODELS = {"movie": "engine/models/default/movie",
 #: FDHM becomes a spark
 GRIDS = {"movie": ([None, 50.0, 60.0, 70.0, 80.0, 100.0], [None, 30.0, 40.0, 50.0]),
          "linescan": ([None], [None, 50.0, 100.0, 150.0, 200.0, 300.0, float("inf")])}
-#: simulator validation movies at raised wave/puff rates (as offline.experiments.classical_movie)
-RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 
 
 def rekind(events, puff_min: float | None, spark_max: float | None) -> list:
@@ -82,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     grid = list(itertools.product(*GRIDS[args.kind]))
-    raised = RAISED if args.kind == "movie" else {}
-    data = {"development": DevSource(kind=args.kind, seed=DEV_VAL_SEED).lazy(args.n),
-            "simulator": SimulatedSource(kind=args.kind, split="val", seed=0,
-                                         params=dict(raised)).lazy(args.n_sim)}
+    data = validation_sets(args.kind, args.n, args.n_sim)
     off = {PUFF_MIN_KEY: None, SPARK_MAX_KEY: None}
     variants = {point: (lambda events, labels, point=point: (rekind(events, *point), labels))
                 for point in grid}

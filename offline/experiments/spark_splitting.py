@@ -53,13 +53,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from acquisition.stream_kind import StreamKind
 from engine.hybrid import HybridParams
 from engine.models.postprocess_file import PostprocessParams
-from offline.datasets import SimulatedSource
-from offline.devsim import DevSource
 from offline.evaluate import evaluate
-from offline.thresholds import DEV_VAL_SEED
+from offline.experiments.validation import raised, validation_sets
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,6 @@ MODELS = {"linescan": "engine/models/default/linescan-accurate",
           "movie": "engine/models/default/movie"}
 GRID = [3.0, 4.0, 5.0, 7.0, 10.0]
 #: simulator validation movies at raised wave/puff rates (as offline.experiments.classical_movie)
-RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 PARAMETER = "split_dip_sd"
 
 
@@ -97,25 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m offline.experiments.spark_splitting",
                         *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     data_text = (f"{args.n} development + {n_sim} simulator validation {args.kind}s"
-                 + (" at raised wave/puff rates" if _raised(args.kind) else ""))
+                 + (" at raised wave/puff rates" if raised(args.kind) else ""))
     text = (f"{command} ({data_text}; mean one-to-one spark F1 {means[best]:.3f}, against "
             f"{means[None]:.3f} for Dotti's peak distances)")
     path = base.with_override(detector, PARAMETER, best, text).save(model)
     log.info("wrote %s: %s %s for the %s detector", path, PARAMETER, best, detector)
     return 0
-
-
-def _raised(kind: str) -> bool:
-    """Whether the simulator's validation recordings of ``kind`` run at raised rates (movies)."""
-    return StreamKind.from_model_kind(kind) is StreamKind.MOVIE
-
-
-def validation_sets(kind: str, n_dev: int, n_sim: int) -> dict:
-    """Validation recordings of both generators (never the test seeds)."""
-    sim_params = RAISED if _raised(kind) else {}
-    return {"development": DevSource(kind=kind, seed=DEV_VAL_SEED).lazy(n_dev),
-            "simulator": SimulatedSource(kind=kind, split="val", seed=0,
-                                         params=dict(sim_params)).lazy(n_sim)}
 
 
 def _mean_f1(data: dict, model: Path, base: PostprocessParams, detector: str,

@@ -1,0 +1,25 @@
+"""The validation recordings the experiments score on: both generators, never the test seeds."""
+
+from __future__ import annotations
+
+from acquisition.stream_kind import StreamKind
+from offline.datasets import SimulatedSource
+from offline.devsim import DevSource
+from offline.thresholds import DEV_VAL_SEED
+
+#: simulator validation movies run at raised wave and puff rates, so that every class is scored
+RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
+
+
+def raised(kind: str) -> bool:
+    """Whether the simulator's validation recordings of ``kind`` run at raised rates (movies)."""
+    return StreamKind.from_model_kind(kind) is StreamKind.MOVIE
+
+
+def validation_sets(kind: str, n_dev: int, n_sim: int, offset: int = 0) -> dict:
+    """``{"development": …, "simulator": …}`` lazy validation recordings of ``kind``
+    (development seeds from ``DEV_VAL_SEED + offset``; simulator validation split, seed 0)."""
+    sim_params = RAISED if raised(kind) else {}
+    return {"development": DevSource(kind=kind, seed=DEV_VAL_SEED + offset).lazy(n_dev),
+            "simulator": SimulatedSource(kind=kind, split="val", seed=0,
+                                         params=dict(sim_params)).lazy(n_sim)}
