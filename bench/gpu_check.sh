@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU check in one prepared run (about 9 min on an H200): environment, GPU tests,
+# The whole GPU check in one prepared run (about 8 min on an H200): environment, GPU tests,
 # network-only throughput, end to end with many streams, and a final table.
 #
 #   bench/gpu_check.sh RESULTS_DIR          # on the GPU machine, from anywhere
@@ -21,7 +21,7 @@
 #       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl pyzmq==27.3.0
 #
 # (.whl is git-ignored: name it in the device tool's `carry`). Time boxes per step (seconds)
-# can be changed with CASTREAM_GPU_CHECK_{PYTEST,NETWORK,E2E}_S.
+# can be changed with CASTREAM_GPU_CHECK_{PYTEST,NETWORK,E2E,E2E_DEFAULT}_S.
 set -euo pipefail
 
 DRY=${CASTREAM_GPU_CHECK_CPU:-0}
@@ -108,20 +108,30 @@ step "pytest -m gpu" "${CASTREAM_GPU_CHECK_PYTEST_S:-150}" \
 # -- 3. network only ------------------------------------------------------------------------
 if [[ "$DRY" == 1 ]]; then
     NETWORK_ARGS=(--cpu --batches 1,2 --precisions fp32 --repeats 2 --budget-s 0.5)
-    E2E_ARGS=(--cpu-smoke --e2e-repeats 2 --workers 2)
+    E2E_ARGS=(--cpu-smoke --e2e-repeats 2 --workers 2 --detector network)
+    E2E_DEFAULT_ARGS=(--cpu-smoke --e2e-repeats 1 --workers 2)
 else
-    NETWORK_ARGS=(--batches 1,8,32,64 --repeats 10 --budget-s 1.0 --dotti-max-batch 8)
+    # fp32 and batch 1 were measured in the first runs (bench/results); this run compares
+    # float32 probabilities copied back with float16 ones (half-out), and those copies
+    # overlapped with compute (half-out-ov4)
+    NETWORK_ARGS=(--batches 8,32,64 --precisions bf16,fp16 --variants base,half-out,half-out-ov4
+                  --repeats 10 --budget-s 1.0 --dotti-max-batch 8)
     # 8 post-processing threads (serve --workers): with 1, one stream's classical half alone
-    # kept the H200 machine's core from real time (README "GPU")
-    E2E_ARGS=(--streams 1,8,32,100 --seconds 5 --e2e-repeats 3 --workers 8
-              --backends "torch-cuda-bf16,tensorrt-fp16")
+    # kept the H200 machine's core from real time (README "GPU"). The network detector shows
+    # what the GPU path holds; the default (hybrid) detector adds the classical half on CPU.
+    E2E_ARGS=(--streams 1,8,32,100 --seconds 5 --e2e-repeats 3 --workers 8 --detector network
+              --backends "torch-cuda-bf16-half-out,tensorrt-fp16")
+    E2E_DEFAULT_ARGS=(--streams 1,8 --seconds 5 --e2e-repeats 1 --workers 8
+                      --backends "torch-cuda-bf16-half-out")
 fi
 step "network throughput" "${CASTREAM_GPU_CHECK_NETWORK_S:-160}" \
     "$PY" bench/gpu_network.py --json "$RESULTS/network.jsonl" "${NETWORK_ARGS[@]}"
 
 # -- 4. end to end --------------------------------------------------------------------------
-step "end to end" "${CASTREAM_GPU_CHECK_E2E_S:-200}" \
+step "end to end, network detector" "${CASTREAM_GPU_CHECK_E2E_S:-200}" \
     "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_ARGS[@]}"
+step "end to end, default detector" "${CASTREAM_GPU_CHECK_E2E_DEFAULT_S:-90}" \
+    "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_DEFAULT_ARGS[@]}"
 
 # -- 5. table -------------------------------------------------------------------------------
 step "table" 20 "$PY" bench/gpu_table.py "$RESULTS"

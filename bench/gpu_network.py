@@ -15,7 +15,9 @@ the whole run fits the GPU check's time box. One JSON line per measurement goes 
 Precisions: ``fp32`` = torch float32 (TF32 convolutions allowed by cuDNN's default), ``bf16`` /
 ``fp16`` = :func:`torch.autocast` with float32 weights; all with CUDA graphs and channels-last
 (``--plain`` turns those off); TensorRT is measured too when it is installed (not on the lent
-H200). Without a GPU, ``--cpu`` runs the same code on CPU with tiny frames (to check it).
+H200). ``--variants`` adds torch CUDA variants per precision: ``half-out`` (probabilities narrowed to
+float16 on the GPU before they are copied back, ``output_dtype``) and ``half-out-ov4`` (the
+copies also overlapped with compute, 4 slices per batch); ``base`` is the float32-copy backend. Without a GPU, ``--cpu`` runs the same code on CPU with tiny frames (to check it).
 
 Usage: ``python bench/gpu_network.py [--json out.jsonl] [--batches 1,2,4,8,16,32,64]``
 """
@@ -73,14 +75,25 @@ def models() -> dict[str, ModelDir]:
     return {"movie": out["movie"], "dotti": dotti, "linescan": out["linescan"]}  # run order
 
 
-def backend_options(precision: str, plain: bool, cpu: bool) -> list[tuple[str, str, dict]]:
-    """``(label, backend name, options)`` to measure at ``precision``."""
+VARIANTS = {  # label suffix → torch options on top of the precision's (see --variants)
+    "base": {},
+    "half-out": {"output_dtype": "float16"},
+    "half-out-ov4": {"output_dtype": "float16", "overlap_chunks": 4},
+}
+
+
+def backend_options(precision: str, plain: bool, cpu: bool,
+                    variants: tuple[str, ...] = ("base",)) -> list[tuple[str, str, dict]]:
+    """``(label, backend name, options)`` to measure at ``precision``: torch CUDA once per
+    variant (``half-out``: float16 probabilities copied back; ``-ov4``: the copies
+    overlapped with compute in 4 slices), TensorRT when installed."""
     if cpu:
         return [("torch-cpu", "torch", {})] if precision == "fp32" else []
     extra = {} if plain else {"cuda_graphs": True, "channels_last": True}
     dtype = TORCH_DTYPES[precision]
     torch_opts = {"dtype": dtype, "autocast": dtype != "float32", **extra}
-    out = [(f"torch-cuda-{precision}", "torch", torch_opts)]
+    out = [(f"torch-cuda-{precision}" + ("" if v == "base" else f"-{v}"), "torch",
+            {**torch_opts, **VARIANTS[v]}) for v in variants]
     if importlib.util.find_spec("tensorrt") is not None:
         out.append((f"tensorrt-{precision}", "tensorrt", {"precision": precision,
                                                            "max_batch": 64}))
@@ -148,10 +161,18 @@ def run(args: argparse.Namespace) -> list[dict]:
     spatial = {"movie": (16, 64) if args.cpu else (64, 512), "dotti": (16, 64) if args.cpu
                else (64, 512), "linescan": (64,) if args.cpu else (512,)}
     batches = [int(b) for b in args.batches.split(",")]
+    variants = tuple(args.variants.split(","))
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown --variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
     results = []
+    wanted = args.models.split(",")
     for label, model in models().items():
+        if label not in wanted:
+            continue
         for precision in args.precisions.split(","):
-            for backend_label, name, options in backend_options(precision, args.plain, args.cpu):
+            for backend_label, name, options in backend_options(precision, args.plain, args.cpu,
+                                                                variants):
                 for batch in batches:
                     if label == "dotti" and batch > args.dotti_max_batch:
                         continue
@@ -190,6 +211,10 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=2.0,
                         help="stop a configuration's repeats after this long (at least 2)")
     parser.add_argument("--dotti-max-batch", type=int, default=16)
+    parser.add_argument("--models", default="movie,dotti,linescan",
+                        help="which networks, comma-separated, of movie, dotti, linescan")
+    parser.add_argument("--variants", default="base",
+                        help=f"torch CUDA variants, comma-separated, of {sorted(VARIANTS)}")
     parser.add_argument("--plain", action="store_true", help="no CUDA graphs / channels-last")
     parser.add_argument("--cpu", action="store_true", help="tiny CPU run to check the script")
     parser.add_argument("--json", help="append one JSON line per measurement")

@@ -60,6 +60,9 @@ GPU_BACKENDS = {  # label → (backend name, constructor options)
     "tensorrt-fp16": ("tensorrt", {"precision": "fp16"}),
     "torch-cuda-bf16": ("torch", {"dtype": "bfloat16", "autocast": True, "channels_last": True,
                                   "cuda_graphs": True}),
+    "torch-cuda-bf16-half-out": ("torch", {"dtype": "bfloat16", "autocast": True,
+                                          "channels_last": True, "cuda_graphs": True,
+                                          "output_dtype": "float16"}),
     "torch-cuda-fp16": ("torch", {"dtype": "float16", "channels_last": True}),
 }
 CPU_BACKENDS = {"onnxruntime-cpu": ("onnxruntime", {})}

@@ -219,7 +219,8 @@ class Stitcher:
     """Turns ``(window, probs)`` pairs into in-order :class:`FinalBlock` objects.
 
     ``probs`` is the network output for one window, ``(C, frames, *spatial)`` (the backend's
-    layout). Windows may be added out of order (e.g. batched across streams); blocks are
+    layout), float32 or float16 (a GPU backend's ``output_dtype``); the kept frames are
+    float32. Windows may be added out of order (e.g. batched across streams); blocks are
     released strictly in stream order, each frame exactly once.
     """
 
@@ -239,7 +240,7 @@ class Stitcher:
         first = window.first_final
         if first < self._next or first in self._pending:
             raise ValueError(f"frames from {first} were already finalized")
-        kept = np.ascontiguousarray(np.moveaxis(probs[:, window.keep], 0, 1))
+        kept = np.ascontiguousarray(np.moveaxis(probs[:, window.keep], 0, 1), dtype=np.float32)
         self._pending[first] = FinalBlock(first, kept)
         out = []
         while self._next in self._pending:

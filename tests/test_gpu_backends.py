@@ -22,6 +22,7 @@ pytestmark = [
 FP32_ATOL = 1e-4  # |p_cuda - p_cpu|, float32 with TF32 off (cuDNN vs CPU kernels)
 FP16_ATOL = 2e-2  # float16 / bfloat16 probabilities vs the float32 CPU reference
 BF16_ATOL = 5e-2
+OUT16_ATOL = 2e-3  # float32 network, probabilities rounded to float16 on the GPU
 
 
 
@@ -55,6 +56,10 @@ def _reference(model_path: Path, batch: np.ndarray) -> np.ndarray:
     ({"dtype": "bfloat16", "autocast": True, "cuda_graphs": True, "overlap_chunks": 2},
      BF16_ATOL),
     ({"compile": True}, FP32_ATOL),
+    ({"output_dtype": "float16"}, OUT16_ATOL),
+    ({"output_dtype": "float16", "cuda_graphs": True, "overlap_chunks": 2}, OUT16_ATOL),
+    ({"dtype": "bfloat16", "autocast": True, "cuda_graphs": True, "channels_last": True,
+      "output_dtype": "float16"}, BF16_ATOL),
 ])
 def test_torch_cuda_parity(tmp_path: Path, ndim: int, options: dict, atol: float) -> None:
     from engine.backends.torch_backend import TorchBackend
@@ -64,7 +69,8 @@ def test_torch_cuda_parity(tmp_path: Path, ndim: int, options: dict, atol: float
     batch = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
     backend = TorchBackend(path, device="cuda", **options)
     got = backend.predict(batch)
-    assert got.dtype == np.float32 and got.shape == (3, 4, *shape[2:])
+    assert got.dtype == np.dtype(options.get("output_dtype", "float32"))
+    assert got.shape == (3, 4, *shape[2:])
     np.testing.assert_allclose(got, _reference(path, batch), atol=atol)
     np.testing.assert_allclose(backend.predict(batch), got, atol=1e-6)  # replay == first run
     backend.close()
@@ -152,6 +158,26 @@ def test_batched_streams_on_gpu(tmp_path: Path) -> None:
                               factory=alone_factory, stream=name, cell=name)
         expected = sorted(tuple(e.to_dict()[k] for k in keys) for e in alone.events)
         assert sorted(tuple(e[k] for k in keys) for e in served[name]) == expected
+
+
+def test_half_output_finds_the_same_events(tmp_path: Path) -> None:
+    """float16 probabilities from the GPU (``output_dtype``) differ by at most OUT16_ATOL;
+    the events of a simulated movie stay the same (ids, kinds, times)."""
+    from acquisition.simulate import MovieParams, simulate_movie
+    from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
+
+    model = make_tiny_model_dir(tmp_path / "m", 3, behaviour="threshold", threshold_dff0=0.3)
+    rec = simulate_movie(MovieParams(n_frames=110, n_y=16, n_x=64), seed=7)
+    keys = ("event_id", "kind", "t_start_ms", "t_peak_ms", "t_end_ms")
+    found = []
+    for transfer in ("float32", "float16"):
+        factory = DetectorFactory(EngineConfig(
+            model=model, backend="torch", device="cuda",
+            backend_options={"torch": {"output_dtype": transfer}}))
+        result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
+                               blank=rec.blank, factory=factory)
+        found.append(sorted(tuple(e.to_dict()[k] for k in keys) for e in result.events))
+    assert found[0] and found[1] == found[0]
 
 
 def test_cuda_backend_lets_cudnn_time_its_algorithms(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_resolve_precision_refusals() -> None:
 
 @pytest.mark.parametrize("options", [{"autocast": True}, {"cuda_graphs": True},
                                      {"overlap_chunks": 2}, {"compile": True},
-                                     {"channels_last": True}])
+                                     {"channels_last": True}, {"output_dtype": "float16"}])
 def test_cuda_only_options_refused_on_cpu(tmp_path: Path, options: dict) -> None:
     with pytest.raises(ValueError, match="only supported on CUDA"):
         TorchBackend(make_tiny_model_dir(tmp_path / "m", 2), device="cpu", **options)

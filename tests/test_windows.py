@@ -138,3 +138,18 @@ def test_movie_frames_and_nonzero_origin() -> None:
         blocks += stitcher.add(window, _fake_probs(window))
     assert blocks[0].first == 100 and blocks[-1].stop == 130
     np.testing.assert_array_equal(np.concatenate([b.probs[:, 0] for b in blocks]), data)
+
+
+def test_stitcher_widens_half_precision_probabilities() -> None:
+    """A GPU backend may return float16 (half-precision transfer); kept frames are float32 with
+    the same values."""
+    geo = GEOMETRIES[1]
+    data = np.arange(50, dtype=np.float32).reshape(50, 1)
+    windower = Windower.from_geometry(geo, (1,))
+    stitcher = Stitcher()
+    out = []
+    for window in windower.push(0, data) + windower.flush():
+        out += stitcher.add(window, _fake_probs(window).astype(np.float16))
+    probs = np.concatenate([b.probs for b in out])
+    assert probs.dtype == np.float32
+    np.testing.assert_array_equal(probs[:, 0], data)  # small integers are exact in float16

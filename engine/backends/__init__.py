@@ -40,8 +40,9 @@ class BackendUnavailable(RuntimeError):
 class Backend(Protocol):
     """Turns a batch of network inputs into softmax probabilities.
 
-    ``predict(batch)``: ``batch`` float32 ``(B, 1, W, *spatial)`` → float32 ``(B, C, W,
-    *spatial)`` probabilities (C = 4 classes, Dotti order), any spatial size.
+    ``predict(batch)``: ``batch`` float32 ``(B, 1, W, *spatial)`` → ``(B, C, W, *spatial)``
+    probabilities (C = 4 classes, Dotti order), any spatial size; float32, or float16 from a GPU
+    backend asked for float16 output (consumers widen what they keep).
     """
 
     name: str

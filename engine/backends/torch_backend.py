@@ -16,6 +16,8 @@ and eager unless asked):
   (:func:`~engine.backends.cuda_io.batch_bucket`), and :meth:`TorchBackend.prepare` runs each of
   those sizes once, so cuDNN's algorithm search and graph capture happen when a stream starts,
   not in its windows (the pipeline passes its ``max_batch``);
+- ``output_dtype="float16"``: the probabilities narrowed to float16 on the GPU before the
+  device-to-host copy, which halves (:class:`~engine.backends.cuda_io.CudaRunner`);
 - ``compile=True``: :func:`torch.compile` of the network (kept only if its first run, at
   construction, succeeds; else eager, with the reason in ``options["compile"]``).
 
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CUDA_ONLY = ("dtype float16/bfloat16", "autocast", "channels_last", "cuda_graphs",
-             "overlap_chunks", "compile")
+             "overlap_chunks", "compile", "output_dtype float16")
 
 
 def resolve_precision(cuda: bool, dtype: str, autocast: bool,
@@ -71,7 +73,7 @@ class TorchBackend:
     ----------
     model : a :class:`ModelDir` or its path.
     device : "cpu", "cuda" or "cuda:N".
-    dtype : "float32", or "float16"/"bfloat16" (CUDA only; output is always float32).
+    dtype : "float32", or "float16"/"bfloat16" (CUDA only; the network's compute type).
     num_threads : intra-op CPU threads; ``None`` leaves torch's default (one per core).
         Note: torch's thread count is process-wide.
     autocast : CUDA, reduced ``dtype``: use :func:`torch.autocast` instead of casting weights.
@@ -79,6 +81,8 @@ class TorchBackend:
     cuda_graphs : CUDA: capture one CUDA graph per input shape and replay it.
     overlap_chunks : CUDA: slices per batch whose copies overlap the compute of the others.
     compile : CUDA: :func:`torch.compile` the network (eager if it fails).
+    output_dtype : CUDA: "float32" or "float16", the type of the probabilities copied back
+        from the GPU and returned.
     max_batch : CUDA: pad batches to power-of-two sizes up to this and warm them all in
         :meth:`prepare`; ``None``: every batch runs at its own size (ignored on CPU).
     """
@@ -89,13 +93,14 @@ class TorchBackend:
                  dtype: str = "float32", num_threads: int | None = None,
                  autocast: bool = False, channels_last: bool = False,
                  cuda_graphs: bool = False, overlap_chunks: int = 1,
-                 compile: bool = False, max_batch: int | None = None) -> None:
+                 compile: bool = False, max_batch: int | None = None,
+                 output_dtype: str = "float32") -> None:
         self.model = as_model_dir(model)
         cuda = device.startswith("cuda")
         if cuda and not torch.cuda.is_available():
             raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
         if not cuda and (autocast or channels_last or cuda_graphs or overlap_chunks != 1
-                         or compile):
+                         or compile or output_dtype != "float32"):
             raise ValueError(f"{', '.join(CUDA_ONLY)} are only supported on CUDA")
         weights, compute = resolve_precision(cuda, dtype, autocast,
                                              cuda and _bf16_supported(device))
@@ -112,7 +117,8 @@ class TorchBackend:
             self._net = self._net.to(memory_format=fmt)
         self.options = {"dtype": dtype, "autocast": self._autocast,
                         "channels_last": channels_last, "cuda_graphs": cuda_graphs,
-                        "overlap_chunks": overlap_chunks, "compile": compile}
+                        "overlap_chunks": overlap_chunks, "compile": compile,
+                        "output_dtype": output_dtype}
         self._runner = None
         self._prepared: set[tuple[int, ...]] = set()
         if cuda:
@@ -127,7 +133,8 @@ class TorchBackend:
                 self._net = torch.compile(self._net, dynamic=False)
             self._runner = CudaRunner(self._forward, device, graphs=cuda_graphs,
                                       channels_last=channels_last,
-                                      overlap_chunks=overlap_chunks, max_batch=max_batch)
+                                      overlap_chunks=overlap_chunks, max_batch=max_batch,
+                                      output_dtype=output_dtype)
             self._check_runs()
 
     def _check_runs(self) -> None:
@@ -158,7 +165,8 @@ class TorchBackend:
             self._prepared.add(tuple(item_shape))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """``(B, 1, W, *spatial)`` float32 → ``(B, C, W, *spatial)`` float32 probabilities."""
+        """``(B, 1, W, *spatial)`` float32 → ``(B, C, W, *spatial)`` probabilities (float32;
+        float16 on CUDA with ``output_dtype="float16"``)."""
         batch = check_batch(batch, self._ndim)
         if self._runner is not None:
             return self._runner(batch)
