@@ -71,3 +71,22 @@ def test_randomized_training_field_keeps_its_layout_and_only_for_training():
     for split in ("val", "test", "variant"):
         with pytest.raises(ValueError, match="training fields only"):
             simulate(split, 0, "randomized")
+
+
+def test_selection_split_is_rendered_randomized_on_its_own_seeds():
+    """The ``select`` split (docs/CELLS.md): held-out seeds, every field rendered by
+    RenderStyle.randomized drawn from its own seed, never the default or the variant."""
+    from offline.cellstruct.dataset import SPLIT_SEEDS, field_params
+
+    starts = sorted(SPLIT_SEEDS.values())
+    assert len(set(starts)) == len(starts) and SPLIT_SEEDS["select"] == 4_000_000
+    styles = [field_params(np.random.default_rng([SPLIT_SEEDS["select"] + i, 99]), "select",
+                           style_rng=np.random.default_rng([SPLIT_SEEDS["select"] + i, 77])).style
+              for i in range(5)]
+    assert all(s.name == "randomized" for s in styles)
+    assert len({s.psf_sigma_um for s in styles}) == 5
+    assert RenderStyle() not in styles and RenderStyle.variant() not in styles
+    val = field_params(np.random.default_rng([SPLIT_SEEDS["val"], 99]), "val")
+    assert val.style == RenderStyle()
+    with pytest.raises(ValueError, match="training fields only"):
+        simulate("select", 0, "randomized")

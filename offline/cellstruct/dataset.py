@@ -9,12 +9,14 @@ neighbours); a candidate is a true cell when its IoU with a simulated cardiomyoc
 from __future__ import annotations
 
 import logging
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from acquisition.simulate.structure import (
     RenderStyle,
@@ -30,22 +32,28 @@ from engine.cells.segment import segment_candidates
 
 log = logging.getLogger(__name__)
 
-#: first seed of each split; fields of different splits never share a seed
-SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000, "variant": 3_000_000}
+#: first seed of each split; fields of different splits never share a seed. ``select`` is
+#: the selection split for rendering-robust candidates (docs/CELLS.md, "Selection split"):
+#: the validation generator's content, each field rendered by :meth:`RenderStyle.randomized`
+#: drawn from its own seed (neither the default rendering nor the variant's)
+SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000, "variant": 3_000_000,
+               "select": 4_000_000}
 MATCH_IOU = 0.5
 TARGETS = ("is_cell", "iou", "structure_score", "organisation", "sarcomerisation",
            "directionality", "source_index", "sarcomere_length_true_um", "field", "n_true_cells")
 
 
 #: rendering of a split's fields: the default generator, or (training fields only, with
-#: ``castream train-cells --randomize-rendering``) :meth:`RenderStyle.randomized`
+#: ``castream train-cells --randomize-rendering``) :meth:`RenderStyle.randomized`; the
+#: ``variant`` and ``select`` splits have their own rendering whatever is asked
 RENDERINGS = ("default", "randomized")
 
 
 def field_params(rng: np.random.Generator, split: str, rendering: str = "default",
                  style_rng: np.random.Generator | None = None) -> StructureFieldParams:
     """Randomized acquisition and content of one field (the variant renders differently;
-    ``rendering="randomized"`` draws a training field's rendering from ``style_rng``)."""
+    ``rendering="randomized"`` draws a training field's rendering from ``style_rng``, and
+    every ``select`` field's rendering is drawn from it the same way)."""
     pixel_um = float(rng.uniform(0.1, 0.2))
     side_px = int(rng.uniform(110.0, 150.0) / pixel_um)
     if rendering not in RENDERINGS:
@@ -54,7 +62,7 @@ def field_params(rng: np.random.Generator, split: str, rendering: str = "default
         raise ValueError("randomized rendering is for training fields only")
     if split == "variant":
         style = RenderStyle.variant()
-    elif rendering == "randomized":
+    elif rendering == "randomized" or split == "select":
         style = RenderStyle.randomized(style_rng)
     else:
         style = RenderStyle()
@@ -69,7 +77,8 @@ def field_params(rng: np.random.Generator, split: str, rendering: str = "default
 def simulate(split: str, index: int, rendering: str = "default"):
     """The ``index``-th field of ``split`` (deterministic). With ``rendering="randomized"``
     the same field (layout, cells, patterns drawn from the same streams) is rendered with
-    :meth:`RenderStyle.randomized` choices drawn from their own stream."""
+    :meth:`RenderStyle.randomized` choices drawn from their own stream (``[seed, 77]``);
+    a ``select`` field always is."""
     seed = SPLIT_SEEDS[split] + index
     params = field_params(np.random.default_rng([seed, 99]), split, rendering,
                           np.random.default_rng([seed, 77]))
@@ -158,8 +167,10 @@ def build_candidates(split: str, n_fields: int, workers: int = 2,
     if cache is not None and cache.is_file():
         return _load(cache)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
-        parts = list(pool.map(field_candidates, [split] * n_fields, range(n_fields),
-                              [pattern_model] * n_fields, [rendering] * n_fields))
+        parts = list(tqdm(pool.map(field_candidates, [split] * n_fields, range(n_fields),
+                                   [pattern_model] * n_fields, [rendering] * n_fields),
+                          total=n_fields, desc=f"{split} fields", mininterval=30.0,
+                          file=sys.stderr))
     names = FEATURE_NAMES if pattern_model else CLASSICAL_FEATURES
     features = np.concatenate([p[0] for p in parts])
     crops = np.concatenate([p[1] for p in parts])

@@ -112,18 +112,31 @@ def sarcomere_metrics(measured: np.ndarray, truth: np.ndarray) -> dict:
             "n": int(ok.sum())}
 
 
-def evaluate(model: CellsModel, baselines: dict, cands: Candidates, name: str,
+def selection_score(result: dict) -> float:
+    """The selection sum S of docs/CELLS.md: score Spearman + sarcomerisation weighted F1 +
+    directionality weighted F1 + cell-source accuracy − score MAE (the model's, on one
+    split's true cells; the score as reported, after the rater-median map)."""
+    score = result["structure_score"]["model"]
+    return (score["spearman"] + result["sarcomerisation"]["model"]["weighted_f1"]
+            + result["directionality"]["model"]["weighted_f1"]
+            + result["cell_source"]["model"]["accuracy"] - score["mae"])
+
+
+def evaluate(model: CellsModel, baselines: dict | None, cands: Candidates, name: str,
              figure: Path | None = None) -> dict:
-    """All tables for one split (model and baselines side by side)."""
+    """All tables for one split (model and baselines side by side; the model alone when
+    ``baselines`` is None)."""
     is_cell = cands.targets["is_cell"]
     proba = model.curate(cands.crops.astype(np.float32), cands.rows())
-    base_proba = baselines["curation"].predict_proba(_matrix(cands, BASELINE_CURATION))[:, 1]
+    base_proba = None if baselines is None else baselines["curation"].predict_proba(
+        _matrix(cands, BASELINE_CURATION))[:, 1]
     n_true = cands.n_true_cells
     fields = cands.targets["field"]
     out = {"data": name, "curation": {
-        "model": curation_metrics(proba, is_cell, model.thresholds["is_cell"], fields, n_true),
-        "baseline_mask_statistics": curation_metrics(
-            base_proba, is_cell, baselines["curation_threshold"], fields, n_true)}}
+        "model": curation_metrics(proba, is_cell, model.thresholds["is_cell"], fields, n_true)}}
+    if baselines is not None:
+        out["curation"]["baseline_mask_statistics"] = curation_metrics(
+            base_proba, is_cell, baselines["curation_threshold"], fields, n_true)
     cells = is_cell == 1
     rows = [r for r, keep in zip(cands.rows(), cells, strict=True) if keep]
     scored = model.score(rows)
@@ -132,21 +145,25 @@ def evaluate(model: CellsModel, baselines: dict, cands: Candidates, name: str,
     ridge_x = _matrix(cands, _ridge_features(cands))[cells]
     out["structure_score"] = {
         "model": score_metrics(scored["structure_score"], truth_score),
-        "baseline_ridge": score_metrics(baselines["ridge"].predict(ridge_x), truth_score),
-        "baseline_ridge_features": list(_ridge_features(cands)),
         "model_unmapped": score_metrics(scored["organisation_estimate"], truth_score),
         "model_vs_hidden_organisation": score_metrics(scored["organisation_estimate"],
                                                       cands.targets["organisation"][cells])}
+    if baselines is not None:
+        out["structure_score"].update(
+            baseline_ridge=score_metrics(baselines["ridge"].predict(ridge_x), truth_score),
+            baseline_ridge_features=list(_ridge_features(cands)))
     for head, target in HEAD_TARGETS.items():
         truth = cands.targets[target][cells].astype(int)
         offset = 0 if head == "cell_source" else 1
-        out[head] = {"model": class_metrics(np.argmax(scored[head], 1) + offset, truth),
-                     "baseline_logistic": class_metrics(
-                         baselines["heads"][head].predict(x_cells), truth)}
+        out[head] = {"model": class_metrics(np.argmax(scored[head], 1) + offset, truth)}
+        if baselines is not None:
+            out[head]["baseline_logistic"] = class_metrics(
+                baselines["heads"][head].predict(x_cells), truth)
     sarc = cands.names.index("sarcomere_length_um")
     out["sarcomere_length"] = sarcomere_metrics(
         cands.features[cells, sarc].astype(np.float64),
         cands.targets["sarcomere_length_true_um"][cells])
+    out["selection_score"] = selection_score(out)
     if figure is not None:
         _figure(figure, out, proba, base_proba, is_cell, scored, truth_score, cands, cells)
     return out
@@ -161,6 +178,8 @@ def _figure(path, out, proba, base_proba, is_cell, scored, truth_score, cands, c
 
     fig, axes = plt.subplots(1, 5, figsize=(22, 4.4))
     for p, label in ((proba, "curator CNN"), (base_proba, "mask-statistics baseline")):
+        if p is None:
+            continue
         fpr, tpr, _ = roc_curve(is_cell, p)
         axes[0].plot(fpr, tpr, label=f"{label} AUC {roc_auc_score(is_cell, p):.3f}")
     axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="curation ROC")
@@ -191,13 +210,15 @@ def markdown(results: list[dict]) -> str:
     """The seeds' tables, model vs baseline, one block per split."""
     lines = []
     for res in results:
-        c, b = res["curation"]["model"], res["curation"]["baseline_mask_statistics"]
+        c, b = res["curation"]["model"], res["curation"].get("baseline_mask_statistics")
         lines += [f"### {res['data']}", "",
                   f"{c['n_fields']} fields, {c['n_candidates']} candidates "
                   f"({100 * c['non_cell_fraction']:.0f} % not cells), {c['n_true_cells']} true cells",
                   "", "| curation | ROC AUC | threshold | precision | recall | F1 | detection F1 |",
                   "|---|---|---|---|---|---|---|"]
         for label, m in (("curator CNN", c), ("mask-statistics logistic", b)):
+            if m is None:
+                continue
             lines.append(f"| {label} | {m['roc_auc']:.3f} | {m['threshold']:.2f} | "
                          f"{m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
                          f"{m['detection_f1']:.3f} |")
@@ -213,14 +234,15 @@ def markdown(results: list[dict]) -> str:
         lines += ["", "| class head | accuracy | weighted F1 | baseline accuracy | "
                   "baseline weighted F1 |", "|---|---|---|---|---|"]
         for head in HEADS:
-            m, bl = res[head]["model"], res[head]["baseline_logistic"]
-            lines.append(f"| {head} | {m['accuracy']:.3f} | {m['weighted_f1']:.3f} | "
-                         f"{bl['accuracy']:.3f} | {bl['weighted_f1']:.3f} |")
+            m, bl = res[head]["model"], res[head].get("baseline_logistic")
+            base = f"{bl['accuracy']:.3f} | {bl['weighted_f1']:.3f}" if bl else "– | –"
+            lines.append(f"| {head} | {m['accuracy']:.3f} | {m['weighted_f1']:.3f} | {base} |")
         sl = res["sarcomere_length"]
         if sl["n"]:
             lines += ["", f"Sarcomere length (classical, {sl['n']} cells, measured in "
                       f"{100 * sl['measured_fraction']:.0f} % of true cells): median |error| "
                       f"{sl['median_abs_error_pct']:.2f} %, mean {sl['mean_abs_error_pct']:.2f} %, "
                       f"90th percentile {sl['p90_abs_error_pct']:.2f} %."]
-        lines.append("")
+        lines += ["", f"Selection sum S (Spearman + sarcomerisation wF1 + directionality wF1 "
+                  f"+ source accuracy − MAE): {selection_score(res):.3f}", ""]
     return "\n".join(lines)

@@ -59,9 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(the training split's candidates), or both; validation, test "
                              "and variant fields are unchanged")
     parser.add_argument("--report-splits", nargs="+", default=["test", "variant"],
-                        choices=("val", "test", "variant"),
+                        choices=("val", "test", "variant", "select"),
                         help="splits whose tables are printed and kept in metrics.json "
-                             "(val: the validation fields the heads were selected on)")
+                             "(val: the validation fields the heads were selected on; "
+                             "select: the selection split of rendering-robust candidates, "
+                             "fields rendered by RenderStyle.randomized, docs/CELLS.md)")
+    parser.add_argument("--select-fields", type=int, default=60,
+                        help="fields of the selection split (seeds 4,000,000+)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="the model's figures only: no baselines, and with "
+                             "--evaluate-only no training or validation candidates either")
 
 
 def _weights_tag(weights: dict) -> str:
@@ -111,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     from offline.model_out import training_out_dir
 
     splits = dict(zip(("train", "val", "test", "variant"), args.fields, strict=True))
+    if "select" in args.report_splits:
+        splits["select"] = args.select_fields
+    if args.evaluate_only and args.no_baselines:
+        splits = {name: n for name, n in splits.items() if name in args.report_splits}
     out = (args.out or Path(PACKAGED)) if args.evaluate_only else args.out
     args.out = training_out_dir(out, "cells", args.force)
     if args.evaluate_only:
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                                   args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH,
                                   curator_from=CellsModel.load(args.curator_from)
                                   if args.curator_from else None)
-    baselines = fit_baselines(data["train"], data["val"])
+    baselines = None if args.no_baselines else fit_baselines(data["train"], data["val"])
     report = args.out / "report"
     report.mkdir(parents=True, exist_ok=True)
     results = [evaluate(model, baselines, data[name], f"{name} ({splits[name]} fields)",
@@ -140,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if "train-cells" in sys.argv else "castream train-cells"
     model.metrics = {"command": command, "splits": splits,
                      "data": "simulated fields (acquisition/simulate/structure); test = "
-                             "held-out seeds, variant = RenderStyle.variant() (never trained on)",
+                             "held-out seeds, variant = RenderStyle.variant() (never trained "
+                             "on), select = held-out seeds rendered by RenderStyle.randomized",
                      "training_rendering": model.metrics.get("training_rendering", "default")
                      if args.evaluate_only else _rendering(args, "heads"),
                      "pattern_net": pattern_result, "results": results}
