@@ -218,18 +218,51 @@ def class_pieces(
     return [(majority, rest), *pieces]
 
 
+#: gaps up to this many frames are filled with shifted boolean arrays (cheaper than the running
+#: max/min of frame indices for the short gaps of movies: 2 frames at 6.8 ms)
+SHIFT_GAPS_MAX = 6
+
+
 def fill_temporal_gaps(mask: np.ndarray, gap_frames: int) -> np.ndarray:
     """Set runs of ≤ ``gap_frames`` False frames between two True frames of the same pixel.
 
-    O(T) whatever the gap: for each frame, the last True frame at or before it and the next
-    True frame at or after it are found with running max/min of indices.
+    A False frame ``t`` is filled when the nearest True frames before and after it, at
+    distances ``a`` and ``b``, leave a gap ``a + b − 1 ≤ gap_frames``. Short gaps: the OR over
+    ``a`` of "True within ``a`` frames before" and "True within ``gap_frames + 1 − a`` frames
+    after" (boolean shifts, O(gap × T)); longer ones: the last True frame at or before each
+    frame and the next at or after it from running max/min of frame indices (O(T)).
     """
+    mask = np.asarray(mask, bool)
     n = mask.shape[0]
-    index = np.arange(n).reshape((n,) + (1,) * (mask.ndim - 1))
-    last = np.maximum.accumulate(np.where(mask, index, -1), axis=0)
-    after = np.minimum.accumulate(np.where(mask, index, n)[::-1], axis=0)[::-1]
-    bridge = (last >= 0) & (after < n) & (after - last - 1 <= gap_frames)
+    if gap_frames < 1 or n < 3:
+        return mask.copy()
+    if gap_frames <= SHIFT_GAPS_MAX:
+        before, after = _within(mask, gap_frames, +1), _within(mask, gap_frames, -1)
+        out = mask.copy()
+        for a in range(1, gap_frames + 1):
+            out |= before[a] & after[gap_frames + 1 - a]
+        return out
+    index = np.arange(n, dtype=np.int32).reshape((n,) + (1,) * (mask.ndim - 1))
+    last = np.maximum.accumulate(np.where(mask, index, np.int32(-1)), axis=0)
+    nxt = np.minimum.accumulate(np.where(mask, index, np.int32(n))[::-1], axis=0)[::-1]
+    bridge = (last >= 0) & (nxt < n) & (nxt - last - 1 <= gap_frames)
     return mask | bridge
+
+
+def _within(mask: np.ndarray, k_max: int, direction: int) -> list[np.ndarray | None]:
+    """``[None, w1, …, w_k_max]``: ``w_k[t]`` is whether ``mask`` is True at some frame
+    ``t − j`` (direction +1: before) or ``t + j`` (−1: after), ``1 ≤ j ≤ k``."""
+    out: list[np.ndarray | None] = [None]
+    current = np.zeros_like(mask)
+    for k in range(1, min(k_max, mask.shape[0] - 1) + 1):
+        current = current.copy()
+        if direction > 0:
+            current[k:] |= mask[:-k]
+        else:
+            current[:-k] |= mask[k:]
+        out.append(current)
+    out.extend([current] * (k_max + 1 - len(out)))
+    return out
 
 
 def smooth_dff0(dff0: np.ndarray, sigma_frames: float, sigma_px: float, linescan: bool) -> np.ndarray:

@@ -163,6 +163,24 @@ def test_gap_merging():
     assert edges.tolist() == [False, False, True, True, True, False]
 
 
+@pytest.mark.parametrize("gap", [0, 1, 2, 3, 6, 7, 12])
+def test_fill_temporal_gaps_matches_its_definition(gap: int) -> None:
+    """Both ways of filling (boolean shifts for short gaps, running index max/min for long
+    ones) equal the definition pixel by pixel: a False run is filled when it is at most
+    ``gap`` frames long and has a True frame on both sides."""
+    rng = np.random.default_rng(gap)
+    for _ in range(40):
+        shape = (int(rng.integers(1, 25)), int(rng.integers(1, 4)), int(rng.integers(1, 6)))
+        mask = rng.random(shape) < rng.uniform(0.05, 0.8)
+        expected = mask.copy()
+        for y, x in np.ndindex(shape[1:]):
+            true = np.flatnonzero(mask[:, y, x])
+            for a, b in zip(true, true[1:], strict=False):
+                if 0 < b - a - 1 <= gap:
+                    expected[a:b, y, x] = True
+        np.testing.assert_array_equal(fill_temporal_gaps(mask, gap), expected)
+
+
 def test_mixed_region_takes_majority_class_without_splitting():
     classes = np.zeros((100, 200), np.uint8)
     classes[10:50, 20:120] = WAVE
