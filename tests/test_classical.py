@@ -295,3 +295,30 @@ def test_flicker_removal_leaves_a_dark_frame_finite():
         out = remove_flicker(ratio, np.ones_like(ratio), 0.1, 0.5, 2)
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out[4], 0.0)
+
+
+def test_puff_rule_on_foreground_pixels_equals_the_whole_array() -> None:
+    """The puff rule reads time series of pixels that are foreground at some time only; the
+    same mask as computing the local maximum and the duration count over every pixel."""
+    from scipy import ndimage
+
+    from engine.classical_classes import Stretches, puff_mask
+    from engine.classical_noise import box_sum
+
+    def whole_array(stretches, signal, window, min_frames, min_px):
+        foreground = stretches.labels > 0
+        peak = ndimage.maximum_filter(signal, size=(2 * window + 1, 1, 1), mode="nearest")
+        above_half = (signal >= 0.5 * peak) & foreground
+        long = box_sum(above_half.astype(np.int64), window, axes=(0,)) >= min_frames
+        return stretches.wider_than(min_px) & stretches.majority(long & foreground)
+
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        shape = (int(rng.integers(5, 50)), int(rng.integers(1, 12)), int(rng.integers(5, 40)))
+        z = ndimage.gaussian_filter(rng.normal(size=shape), 1.5) * 10
+        foreground = z > rng.uniform(0.5, 3)
+        z = np.where(foreground, z, 0).astype(np.float32)
+        stretches = Stretches(foreground, int(rng.integers(0, 3)))
+        args = (int(rng.integers(1, 8)), int(rng.integers(1, 8)), float(rng.uniform(1, 10)))
+        np.testing.assert_array_equal(puff_mask(stretches, z, *args),
+                                      whole_array(stretches, z, *args))
