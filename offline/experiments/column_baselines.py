@@ -6,7 +6,9 @@ movies of the training simulator at ``--photons`` resting photons per pixel (its
 seeds, 1,000,000+; at the default 10 photons shot noise hides the fixed pattern, at 1,000 it
 dominates), runs the default detector once per setting and prints the median relative error
 and bias of the five parameters against the noise-free truth. ``--kind linescan`` does the
-same for line-scans. No test seed is read.
+same for line-scans. ``--validation`` runs the development and simulator validation recordings
+instead (``--n-dev``, ``--n-sim``; :func:`offline.experiments.validation.validation_sets`), at
+the generators' own photon counts. No test seed is read.
 
 Why: the engine's ΔF/F0 divides by an F0 smoothed in space, so the resting pattern
 (striations, edges) stays in it as a fixed multiplicative pattern, constant in time. The
@@ -26,6 +28,7 @@ from engine.models.model_dir import default_model_path
 from engine.models.postprocess_file import PostprocessParams
 from offline.datasets import LabeledRecording
 from offline.evaluate import evaluate
+from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
 VAL_SEED = 1_000_000
@@ -46,22 +49,31 @@ def main() -> None:
     parser.add_argument("--kind", choices=("movie", "linescan"), default="movie")
     parser.add_argument("--photons", type=float, default=1000.0)
     parser.add_argument("--n", type=int, default=2)
+    parser.add_argument("--validation", action="store_true",
+                        help="the validation recordings of both generators instead")
+    parser.add_argument("--n-dev", type=int, default=8)
+    parser.add_argument("--n-sim", type=int, default=4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
     kind = StreamKind.MOVIE if args.kind == "movie" else StreamKind.LINESCAN
     model = default_model_path(kind, "accurate")
     shipped = PostprocessParams.load(model)
-    recs = recordings(kind, args.photons, args.n)
-    for gap in (None, shipped.characterize.column_baseline_gap_ms or 5.0):
-        params = dataclasses.replace(shipped, characterize=dataclasses.replace(
-            shipped.characterize, column_baseline_gap_ms=gap))
-        result = evaluate(recs, model, detector="auto", progress=False, postprocess=params)
-        label = "without" if gap is None else f"with (gap {gap:g} ms)"
-        cells = "  ".join(f"{name.split('_')[0]} {v['median_rel_error'] * 100:.1f} % "
-                          f"({v['median_bias'] * 100:+.1f} %, n {v['n']})"
-                          for name, v in result.characterization.items())
-        log.info("%s, %g photons, %s: %s", args.kind, args.photons, label, cells)
+    if args.validation:
+        sets = {name: list(recs) for name, recs in
+                validation_sets(args.kind, args.n_dev, args.n_sim).items()}
+    else:
+        sets = {f"{args.photons:g} photons": recordings(kind, args.photons, args.n)}
+    for name, recs in sets.items():
+        for gap in (None, shipped.characterize.column_baseline_gap_ms or 5.0):
+            params = dataclasses.replace(shipped, characterize=dataclasses.replace(
+                shipped.characterize, column_baseline_gap_ms=gap))
+            result = evaluate(recs, model, detector="auto", progress=False, postprocess=params)
+            label = "without" if gap is None else f"with (gap {gap:g} ms)"
+            cells = "  ".join(f"{key.split('_')[0]} {v['median_rel_error'] * 100:.1f} % "
+                              f"({v['median_bias'] * 100:+.1f} %, n {v['n']})"
+                              for key, v in result.characterization.items())
+            log.info("%s, %s, %s: %s", args.kind, name, label, cells)
 
 
 if __name__ == "__main__":
