@@ -1,0 +1,135 @@
+"""Why the default detector misses the sparks it misses, on validation recordings.
+
+``python -m offline.experiments.missed_sparks [--kind linescan] [--n 24] [--offset 0]`` runs the
+default (``auto``) detector on development validation recordings (seeds ``DEV_VAL_SEED`` +
+``offset``, never the test seeds) with the analyzer's significance test watched, and sorts
+every annotated spark that no reported *spark* matches (the evaluation's own IoMin matching,
+as :func:`offline.evaluate.score_recording` does; what its spark recall counts) into:
+
+* **named wave / named puff**: matched only by an event of that class (an ember called a puff,
+  a spark swallowed by a wave's region);
+* **inside another event**: its peak pixel lies in the mask of an accepted candidate that did
+  not match it (a merged neighbour, a larger region);
+* **not significant**: a candidate at its peak was rejected by the significance test;
+* **never a candidate**: no candidate region touched its peak (below the detectors' criteria).
+
+It logs one line per recording and the totals, with the subtypes and amplitudes of the misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+
+import numpy as np
+
+import engine.analyzer as analyzer_module
+from acquisition.labels import IGNORE
+from acquisition.stream_kind import StreamKind
+from engine.models.model_dir import default_model_path
+from engine.pipeline import analyze_array
+from offline.devsim import DevSource
+from offline.evaluate import true_classes
+from offline.metrics import match_instances
+from offline.thresholds import DEV_VAL_SEED
+
+log = logging.getLogger(__name__)
+
+
+class _Watch:
+    """Wraps the analyzer's significance test and keeps every candidate it sees."""
+
+    def __init__(self) -> None:
+        self.candidates: list[tuple[np.ndarray, tuple[int, ...], bool]] = []
+        self._original = analyzer_module.StreamAnalyzer._significant
+
+    def __enter__(self) -> _Watch:
+        original = self._original
+        watch = self
+
+        def significant(analyzer, instance):
+            accepted = original(analyzer, instance)
+            watch.candidates.append((instance.mask, tuple(instance.origin), accepted))
+            return accepted
+
+        analyzer_module.StreamAnalyzer._significant = significant
+        return self
+
+    def __exit__(self, *exc) -> None:
+        analyzer_module.StreamAnalyzer._significant = self._original
+
+
+def _at(candidate, point: tuple[int, ...], reach_px: int) -> bool:
+    """Whether ``candidate``'s mask covers ``point`` (t, y, x) within ±``reach_px`` in X."""
+    mask, origin, _ = candidate
+    t, y, x = (p - o for p, o in zip(point, origin, strict=True))
+    if not (0 <= t < mask.shape[0] and 0 <= y < mask.shape[1]):
+        return False
+    return bool(mask[t, y, max(0, x - reach_px): max(0, x + reach_px + 1)].any())
+
+
+def classify_misses(rec, events, labels, candidates) -> list[tuple[str, dict]]:
+    """``(reason, annotated spark)`` for each annotated spark no event matched."""
+    pred_classes = {int(ev.event_id): ev.kind for ev in events}
+    ignore = rec.class_mask == IGNORE
+    matching = match_instances(rec.instance_mask, true_classes(rec), np.asarray(labels),
+                               pred_classes, ignore_mask=ignore if ignore.any() else None)
+    matched = {tid for tid, pid in matching.pairs if matching.pred_classes.get(pid) == "spark"}
+    named = {}
+    for tid, pid in matching.pairs:
+        if tid not in matched:
+            named.setdefault(tid, matching.pred_classes.get(pid))
+    out = []
+    for event in rec.events:
+        if event["kind"] != "spark" or event["event_id"] in matched:
+            continue
+        point = (int(round(event["t_peak_ms"] / rec.dt_ms)),
+                 0 if rec.stream_kind.is_linescan else int(round(event["y_um"] / rec.pixel_um)),
+                 int(round(event["x_um"] / rec.pixel_um)))
+        here = [c for c in candidates if _at(c, point, 2)]
+        if event["event_id"] in named:
+            reason = f"named {named[event['event_id']]}"
+        elif any(accepted for *_, accepted in here):
+            reason = "inside another event"
+        elif here:
+            reason = "not significant"
+        else:
+            reason = "never a candidate"
+        out.append((reason, event))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=("linescan", "movie"), default="linescan")
+    parser.add_argument("--n", type=int, default=24)
+    parser.add_argument("--offset", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
+    kind = StreamKind.LINESCAN if args.kind == "linescan" else StreamKind.MOVIE
+    model = default_model_path(kind, "accurate")
+    recs = DevSource(kind=args.kind, seed=DEV_VAL_SEED + args.offset).lazy(args.n)
+    totals: Counter = Counter()
+    subtypes: dict[str, Counter] = {}
+    n_sparks = 0
+    for rec in recs:
+        with _Watch() as watch:
+            result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
+                                   model_dir=model, blank=rec.blank, detector="auto")
+        misses = classify_misses(rec, result.events, result.labels, watch.candidates)
+        sparks = sum(e["kind"] == "spark" for e in rec.events)
+        n_sparks += sparks
+        reasons = Counter(reason for reason, _ in misses)
+        totals.update(reasons)
+        for reason, event in misses:
+            subtypes.setdefault(reason, Counter())[event.get("subtype", "?")] += 1
+        log.info("%s: %d sparks, %d missed %s", rec.name, sparks, len(misses), dict(reasons))
+    log.info("total: %d sparks, %d missed: %s", n_sparks, sum(totals.values()), dict(totals))
+    for reason, counts in subtypes.items():
+        log.info("  %s by subtype: %s", reason, dict(counts))
+
+
+if __name__ == "__main__":
+    main()
