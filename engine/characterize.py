@@ -214,11 +214,20 @@ def column_baselines(line: np.ndarray, onset: int, samples: int) -> np.ndarray:
     if len(pre) < 2 or line.shape[1] < 3:
         return np.zeros(line.shape[1])
     means = pre.mean(axis=0)
-    noise = float(np.median([noise_sd(c) for c in np.asarray(line, np.float64).T])) ** 2
+    noise = float(np.median(_column_noise_sd(np.asarray(line, np.float64)))) ** 2
     noise_var = noise / len(pre)
     spread = float(means.var())
     share = max(0.0, 1.0 - noise_var / spread) if spread > 0 else 0.0
     return share * (means - means.mean())
+
+
+def _column_noise_sd(line: np.ndarray) -> np.ndarray:
+    """:func:`~engine.timecourse.noise_sd` of every column of a ``(T, X)`` slab at once."""
+    if line.shape[0] < 5:
+        return np.zeros(line.shape[1])
+    d2 = np.diff(line, 2, axis=0)
+    mad = np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0)
+    return mad / 0.6745 / math.sqrt(6.0)
 
 
 class _Timing:
