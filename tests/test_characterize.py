@@ -277,3 +277,14 @@ def test_speed_per_event():
         for inst, px, dt, *_ in cases:
             characterize(inst, px, dt)
     assert (time.process_time() - start) / 20 < 0.025
+
+
+def test_column_noise_sd_is_noise_sd_of_each_column():
+    from engine.characterize import _column_noise_sd
+    from engine.timecourse import noise_sd
+
+    rng = np.random.default_rng(4)
+    for shape in [(3, 5), (5, 1), (40, 17), (12, 30)]:
+        slab = rng.normal(size=shape) * rng.uniform(0.1, 2.0, shape[1])
+        np.testing.assert_allclose(_column_noise_sd(slab),
+                                   [noise_sd(column) for column in slab.T], rtol=1e-12)
