@@ -119,10 +119,12 @@ def replayable_files(allowed_dir: str, limit: int = 500) -> list[str]:
     return found[:limit]
 
 
-def engine_listening(endpoint: str, timeout_s: float = 2.0, curve=None) -> bool:
+def engine_listening(endpoint: str, timeout_s: float = 5.0, curve=None) -> bool:
     """A ZeroMQ peer completes the handshake at the ingest ``endpoint`` within ``timeout_s``
     (a plain TCP probe would be counted by the ingest as an incompatible client); ``curve``:
-    :class:`~acquisition.curve.CurveClient` keys for an engine with CURVE."""
+    :class:`~acquisition.curve.CurveClient` keys for an engine with CURVE. The default wait is
+    generous: on a loaded 2-core machine (engine, dashboard, browser) a 2 s wait once failed
+    although the engine was up (the browser test, 2026-12-04)."""
     import zmq
     from zmq.utils.monitor import recv_monitor_message
 
