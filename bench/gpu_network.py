@@ -15,9 +15,11 @@ the whole run fits the GPU check's time box. One JSON line per measurement goes 
 Precisions: ``fp32`` = torch float32 (TF32 convolutions allowed by cuDNN's default), ``bf16`` /
 ``fp16`` = :func:`torch.autocast` with float32 weights; all with CUDA graphs and channels-last
 (``--plain`` turns those off); TensorRT is measured too when it is installed (not on the lent
-H200). ``--variants`` adds torch CUDA variants per precision: ``half-out`` (probabilities narrowed to
-float16 on the GPU before they are copied back, ``output_dtype``) and ``half-out-ov4`` (the
-copies also overlapped with compute, 4 slices per batch); ``base`` is the float32-copy backend. Without a GPU, ``--cpu`` runs the same code on CPU with tiny frames (to check it).
+H200). ``--variants`` adds torch CUDA variants per precision: ``half-out`` (probabilities
+narrowed to float16 on the GPU before they are copied back, ``output_dtype``) and
+``half-out-ov4`` (the copies also overlapped with compute, 4 slices per batch); ``base`` is the
+float32-copy backend. Without a GPU, ``--cpu`` runs the same code on CPU with tiny frames (to
+check it).
 
 Usage: ``python bench/gpu_network.py [--json out.jsonl] [--batches 1,2,4,8,16,32,64]``
 """

@@ -16,8 +16,9 @@ denoiser chosen by fit quality. Steps:
    (the ``baseline_ms`` ending ``column_baseline_gap_ms`` before the mask starts, shrunk towards
    the columns' mean by empirical Bayes: :func:`column_baselines`) is removed: the fixed pattern
    a spatially smoothed F0 leaves in ΔF/F0 (striations, edges) otherwise bends the profile
-   (FWHM −37 % on the training simulator's movies at 1,000 photons per pixel, about 0 % with
-   it; ``tests/test_characterize.py``); ``fwhm_um`` from a pseudo-Voigt
+   (FWHM error 33 % → 7 % on the training simulator's validation movies at 1,000 photons
+   per pixel: ``python -m offline.experiments.column_baselines``); ``fwhm_um`` from a
+   pseudo-Voigt
    fit over ±``voigt_half_um`` (:mod:`engine.spatialfit`) unless its reduced χ² is more than
    ``voigt_chi2_sd`` SDs above 1, then from the half-maximum crossings of the model-free
    profile.
@@ -68,7 +69,7 @@ from scipy import ndimage
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
 from engine.spatialfit import VoigtFit, fit_pseudo_voigt
-from engine.timecourse import Profile, measure, noise_sd
+from engine.timecourse import Profile, measure, noise_sd, noise_sds
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,6 @@ def characterize(
     return out
 
 
-
-
 def column_baselines(line: np.ndarray, onset: int, samples: int) -> np.ndarray:
     """Per-column ΔF/F0 baselines of a ``(T, X)`` slab: each column's mean over the last
     ``samples`` samples before ``onset``, shrunk towards the columns' common mean by empirical
@@ -207,27 +206,17 @@ def column_baselines(line: np.ndarray, onset: int, samples: int) -> np.ndarray:
 
     The ΔF/F0 the engine sees has a fixed spatial pattern where its F0 is smoothed in space
     (striations, edges: ±0.1 and more at high photon counts); left in, it bends the spatial
-    profile (FWHM) and the temporal profile's low crossings. Where noise dominates the spread,
-    the shrinkage leaves the columns alone.
+    profile (FWHM). Where noise dominates the spread, the shrinkage leaves the columns alone.
     """
     pre = np.asarray(line[max(0, onset - samples) : max(0, onset)], np.float64)
     if len(pre) < 2 or line.shape[1] < 3:
         return np.zeros(line.shape[1])
     means = pre.mean(axis=0)
-    noise = float(np.median(_column_noise_sd(np.asarray(line, np.float64)))) ** 2
+    noise = float(np.median(noise_sds(line))) ** 2
     noise_var = noise / len(pre)
     spread = float(means.var())
     share = max(0.0, 1.0 - noise_var / spread) if spread > 0 else 0.0
     return share * (means - means.mean())
-
-
-def _column_noise_sd(line: np.ndarray) -> np.ndarray:
-    """:func:`~engine.timecourse.noise_sd` of every column of a ``(T, X)`` slab at once."""
-    if line.shape[0] < 5:
-        return np.zeros(line.shape[1])
-    d2 = np.diff(line, 2, axis=0)
-    mad = np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0)
-    return mad / 0.6745 / math.sqrt(6.0)
 
 
 class _Timing:

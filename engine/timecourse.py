@@ -192,10 +192,17 @@ def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool) -> tuple[f
 
 def noise_sd(y: np.ndarray) -> float:
     """Robust noise SD from second differences (insensitive to slow signal)."""
-    if len(y) < 5:
-        return 0.0
-    d2 = np.diff(np.asarray(y, np.float64), 2)
-    return float(np.median(np.abs(d2 - np.median(d2))) / 0.6745 / math.sqrt(6.0))
+    return float(noise_sds(np.asarray(y, np.float64)[:, None])[0])
+
+
+def noise_sds(values: np.ndarray) -> np.ndarray:
+    """:func:`noise_sd` of every column of a ``(T, X)`` array at once (0 for fewer than 5
+    samples)."""
+    values = np.asarray(values, np.float64)
+    if values.shape[0] < 5:
+        return np.zeros(values.shape[1])
+    d2 = np.diff(values, 2, axis=0)
+    return np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0) / 0.6745 / math.sqrt(6.0)
 
 
 def _log_polynomial(x: np.ndarray, v: np.ndarray, log_y: np.ndarray, weight: np.ndarray,

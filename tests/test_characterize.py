@@ -177,8 +177,8 @@ def test_movie_sparks_amplitude_and_width_through_the_noise():
 
 def test_fixed_spatial_pattern_does_not_bend_the_width():
     """ΔF/F0 whose F0 was smoothed in space keeps the resting pattern (striations every 1.8 µm,
-    ±10 %) as a fixed multiplicative pattern. At high SNR it bent the spatial profile: FWHM −37 %
-    on the training simulator's movies at 1,000 photons per pixel (README "Characterization").
+    ±10 %) as a fixed multiplicative pattern. At high SNR it bent the spatial profile: FWHM
+    −33 % on the training simulator's movies at 1,000 photons per pixel (README).
     Each column's own baseline before the event (shrunk by empirical Bayes) removes it."""
     t = np.arange(40)[:, None, None] * 6.8 - 60.0
     y = np.arange(32)[None, :, None] * 0.2 - 3.1
@@ -279,12 +279,11 @@ def test_speed_per_event():
     assert (time.process_time() - start) / 20 < 0.025
 
 
-def test_column_noise_sd_is_noise_sd_of_each_column():
-    from engine.characterize import _column_noise_sd
-    from engine.timecourse import noise_sd
+def test_column_noise_sds_are_noise_sd_of_each_column():
+    from engine.timecourse import noise_sd, noise_sds
 
     rng = np.random.default_rng(4)
     for shape in [(3, 5), (5, 1), (40, 17), (12, 30)]:
         slab = rng.normal(size=shape) * rng.uniform(0.1, 2.0, shape[1])
-        np.testing.assert_allclose(_column_noise_sd(slab),
+        np.testing.assert_allclose(noise_sds(slab),
                                    [noise_sd(column) for column in slab.T], rtol=1e-12)

@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    kind = StreamKind.MOVIE if args.kind == "movie" else StreamKind.LINESCAN
+    kind = StreamKind.from_model_kind(args.kind)
     model = default_model_path(kind, "accurate")
     shipped = PostprocessParams.load(model)
     if args.validation:

@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    kind = StreamKind.LINESCAN if args.kind == "linescan" else StreamKind.MOVIE
+    kind = StreamKind.from_model_kind(args.kind)
     model = default_model_path(kind, "accurate")
     recs = DevSource(kind=args.kind, seed=DEV_VAL_SEED + args.offset).lazy(args.n)
     totals: Counter = Counter()
