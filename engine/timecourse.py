@@ -33,7 +33,12 @@ on real spark shapes). Instead:
   between the centres of the pooled blocks. That denoises without smoothing across the
   crossings and without a shape; each flank then crosses a level once. Flanks stop where the
   rough profile has stayed below ``FLOOR_FRACTION`` of the peak for ``hold`` samples (a later
-  event at the same place is not pooled in).
+  event at the same place is not pooled in), and, with ``VALLEY_FLANKS``, at the valley before
+  a neighbouring event: walking out from the top, the lowest rough value before the rough
+  profile climbs ``VALLEY_RISE_SD`` noise SDs above it again. A spark on the tail of a wave
+  or of an earlier spark then keeps its own flank; before, the monotone fit pooled the earlier
+  event in and put the 10 % crossing inside it (rises of a second and more). Crossings are
+  searched on the flanks only, so a level the flank does not reach gives NaN.
 * **crossings**: linearly interpolated between samples of the monotone fits (as the ground
   truth interpolates between samples of the noise-free signal); NaN when a flank never
   reaches the level inside the data.
@@ -70,6 +75,10 @@ PLATEAU_TOP = 0.8
 PLATEAU_RATIO = 4.0
 #: a flank ends once the rough profile has stayed below this fraction of the peak
 FLOOR_FRACTION = 0.05
+#: and, walking out from the peak, at the lowest rough value before the rough profile climbs
+#: ``VALLEY_RISE_SD`` noise SDs above it again (the valley before a neighbouring event)
+VALLEY_FLANKS = True
+VALLEY_RISE_SD = 3.0
 
 
 @dataclass(frozen=True)
@@ -77,21 +86,24 @@ class Profile:
     """Peak of one profile and its denoised copy.
 
     ``curve`` is the denoised profile (monotone flanks, ``amplitude`` at ``peak``); crossings
-    are fractional sample indices.
+    are fractional sample indices, searched on the flanks only (``start`` … ``stop`` − 1).
     """
 
     amplitude: float
     peak: int
     curve: np.ndarray
+    start: int = 0
+    stop: int | None = None
 
     def before(self, fraction: float) -> float:
         """Index where the rising flank crosses ``fraction`` × amplitude (NaN if it never does)."""
-        return _crossing(self.curve[: self.peak + 1][::-1], fraction * self.amplitude,
-                         self.peak, -1)
+        return _crossing(self.curve[self.start : self.peak + 1][::-1],
+                         fraction * self.amplitude, self.peak, -1)
 
     def after(self, fraction: float) -> float:
         """Index where the falling flank crosses ``fraction`` × amplitude (NaN if it never does)."""
-        return _crossing(self.curve[self.peak:], fraction * self.amplitude, self.peak, +1)
+        return _crossing(self.curve[self.peak : self.stop], fraction * self.amplitude,
+                         self.peak, +1)
 
 
 def _crossing(walk: np.ndarray, level: float, origin: int, step: int) -> float:
@@ -142,10 +154,14 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     start = _flank_end(rough, k0, floor, -1, hold)
     stop = max(_flank_end(rough, k0, floor, +1, hold), peak + 1)
     start = min(start, peak)
+    if VALLEY_FLANKS:  # a neighbouring event is not pooled into the flank's monotone fit
+        rise = VALLEY_RISE_SD * noise_sd(y)
+        start = min(_valley(rough, min(peak, k0), start, -1, rise), peak)
+        stop = max(peak + 1, _valley(rough, max(peak, k0), stop - 1, +1, rise) + 1)
     curve = y.copy()
     curve[start : peak + 1] = _monotone(y[start:peak], amplitude, increasing=True)
     curve[peak:stop] = _monotone(y[peak + 1 : stop], amplitude, increasing=False)
-    return Profile(amplitude, peak, curve)
+    return Profile(amplitude, peak, curve, start, stop)
 
 
 def _top(rough: np.ndarray, k0: int, fraction: float) -> tuple[int, int]:
@@ -315,6 +331,18 @@ def _flank_end(rough: np.ndarray, peak: int, floor: float, step: int, hold: int)
         if run >= hold:
             return index + 1 if step > 0 else index
     return n if step > 0 else 0
+
+
+def _valley(rough: np.ndarray, peak: int, end: int, step: int, rise: float) -> int:
+    """Index of the lowest ``rough`` value walking from ``peak`` (the top) towards ``end``
+    (inclusive) until ``rough`` climbs more than ``rise`` above that lowest value."""
+    best = peak
+    for index in range(peak + step, end + step, step):
+        if rough[index] < rough[best]:
+            best = index
+        elif rough[index] > rough[best] + rise:
+            break
+    return best
 
 
 def _monotone(y: np.ndarray, amplitude: float, increasing: bool) -> np.ndarray:

@@ -106,3 +106,26 @@ def test_model_averaging_locates_a_noisy_peak_better_than_the_best_candidate(mon
         rms[averaging] = float(np.sqrt(np.mean(errors**2)))
     assert rms[True] < rms[False]
     assert rms[True] < 2.0  # samples
+
+
+def test_a_flank_stops_at_the_valley_before_a_neighbouring_event(monkeypatch):
+    """A spark on the tail of a large earlier event: its rising flank is not pooled with that
+    event (without the valley rule its 10 % crossing lands in the earlier event's rise, ten
+    times too early); its rise is then measured within the valley or left unmeasured."""
+    from engine import timecourse
+
+    t = np.arange(200.0)
+    earlier = 4.0 * np.clip((t - 10) / 4, 0, 1) * np.exp(-np.clip(t - 14, 0, None) / 40)
+    spark = np.where(t < 150, np.clip((t - 144) / 6, 0, 1), np.exp(-(t - 150) / 10))
+    profile = earlier + spark + np.random.default_rng(1).normal(0, 0.03, t.size)
+    search = (144, 160)
+
+    def rise() -> float:
+        p = measure(profile, 1.0, 2, search)
+        return p.peak - p.before(0.1)
+
+    monkeypatch.setattr(timecourse, "VALLEY_FLANKS", False)
+    assert rise() > 60
+    monkeypatch.setattr(timecourse, "VALLEY_FLANKS", True)
+    measured = rise()
+    assert math.isnan(measured) or measured < 12

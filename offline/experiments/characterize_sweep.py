@@ -117,7 +117,19 @@ def sweep(recordings, model, params: PostprocessParams, variants: list[tuple[str
             scored = score_recording(recording, events, result.labels)
             pairs[label].extend(scored["spark_pairs"])
         progress(f"{recording.name}: {len(result.events)} events")
-    return {label: metrics.characterization_errors(p) for label, p in pairs.items()}
+    return {label: _errors(p) for label, p in pairs.items()}
+
+
+def _errors(pairs: list) -> dict[str, dict]:
+    """:func:`offline.metrics.characterization_errors` plus ``gross``: the share of values off
+    by more than 100 %."""
+    errors = metrics.characterization_errors(pairs)
+    for name, row in errors.items():
+        signed = [abs(float(p[name]) - float(t[name])) / abs(float(t[name])) for t, p in pairs
+                  if np.isfinite(float(t[name])) and np.isfinite(float(p[name]))
+                  and float(t[name]) != 0]
+        row["gross"] = float(np.mean(np.array(signed) > 1.0)) if signed else float("nan")
+    return errors
 
 
 def noise_free_errors(kind: str, n: int, params: PostprocessParams, model) -> dict[str, dict]:
@@ -143,7 +155,7 @@ def noise_free_errors(kind: str, n: int, params: PostprocessParams, model) -> di
             pairs[label].extend(score_recording(dev.recording, events,
                                                 result.labels)["spark_pairs"])
         log.info("%s: %d events", dev.recording.name, len(result.events))
-    return {label: metrics.characterization_errors(p) for label, p in pairs.items()}
+    return {label: _errors(p) for label, p in pairs.items()}
 
 
 def main() -> None:
@@ -172,7 +184,8 @@ def main() -> None:
 def _log_table(title: str, table: dict[str, dict]) -> None:
     for label, errors in table.items():
         cells = "  ".join(f"{key.split('_')[0]} {v['median_rel_error'] * 100:.1f} % "
-                          f"({v['median_bias'] * 100:+.1f} %)" for key, v in errors.items())
+                          f"({v['median_bias'] * 100:+.1f} %, >100 % {v['gross'] * 100:.0f} %)"
+                          for key, v in errors.items())
         n = max(v["n"] for v in errors.values())
         log.info("%s, %-28s n %3d: %s", title, label, n, cells)
 
