@@ -4,6 +4,7 @@ that the engine runs with what the file says."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -101,7 +102,13 @@ def test_shipped_postprocess_json_holds_the_values_the_engine_ran_with(name):
     params = PostprocessParams.load(DEFAULT_ROOT / name)
     assert (DEFAULT_ROOT / name / POSTPROCESS_FILE).is_file()
     assert params.tracker == TRACKER_BEFORE
-    assert params.characterize == CHARACTERIZE_BEFORE
+    tuned = {key.split(".", 1)[1]: text for key, text in params.provenance.items()
+             if key.startswith("characterize.")}
+    for text in tuned.values():  # a characterization value tuned for this model names its command
+        assert text.startswith(("python -m ", "castream ")), text
+    before = dataclasses.replace(CHARACTERIZE_BEFORE, **{
+        field: getattr(params.characterize, field) for field in tuned})
+    assert params.characterize == before
     assert params.tracker_for("network") == TRACKER_BEFORE
     assert params.tracker_for("hybrid").split_dip_sd == SPLIT_DIP_BEFORE[name]
     for detector, values in params.tracker_overrides.items():
