@@ -7,8 +7,8 @@ records why as a token in the event's ``flags`` (DESIGN.md "Honest outputs"):
 * ``fwhm_um<2px`` — a FWHM under 2 pixels is not resolved by the sampling;
 * ``fdhm_ms<2samples``, ``rise_ms<2samples``, ``t50_ms<2samples`` — a duration under two line or
   frame intervals is not resolved;
-* ``<name>_unmeasured`` — characterization could not measure it (a crossing outside the data,
-  a failed fit);
+* ``<name>_unmeasured`` — characterization could not measure it (a crossing outside the data
+  or beyond the valley before a neighbouring event, :mod:`engine.timecourse`; a failed fit);
 * ``saturated`` — pixels of the event reached the detector's saturation level: its peak
   ΔF/F0 and widths are lower bounds, so amplitude, FWHM, FDHM, rise and t50 are all emptied
   (position and timing stay);
