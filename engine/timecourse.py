@@ -8,11 +8,11 @@ on real spark shapes). Instead:
 * **top**: a rough copy of the profile (Gaussian, ``rough_sigma`` samples) finds the top (rough
   value ≥ ``TOP_FRACTION`` of its maximum). The peak sample and value come from a shape fitted
   to the *raw* samples of the top, each candidate scored like Mallows' Cp (SSE / σ² + ``CP`` ×
-  parameters, σ the profile's noise, so noisy tops favour the simplest shape): log-polynomials of degree 2 (a
-  Gaussian top) or 4, weighted by the fitted values (Caruana/Guo: the logarithm's noise grows as
-  1/value), or a *split* peak, ``log A − a·|u|^p`` before a joint sample and ``log A − b·u^q``
-  after it (``p, q`` ∈ {1, 2}: a kink between two exponentials up to a rounded top). A
-  log-polynomial follows rounded and asymmetric tops (a Gaussian top is quadratic in log, an
+  parameters, σ the profile's noise, so noisy tops favour the simplest shape): log-polynomials
+  of degree 2 (a Gaussian top) or 4, weighted by the fitted values (Caruana/Guo: the
+  logarithm's noise grows as 1/value), or a *split* peak, ``log A − a·|u|^p`` before a joint
+  sample and ``log A − b·u^q`` after it (``p, q`` ∈ {1, 2}: a kink between two exponentials up
+  to a rounded top). A log-polynomial follows rounded and asymmetric tops (a Gaussian top is quadratic in log, an
   exponential tail linear), a polynomial in ΔF/F0 does not (its vertex drifts to the slow side
   by a sample or two); the split peak follows sharp tops, which any polynomial rounds off and
   moves late. The maximum of noisy samples is biased upwards (durations then come out too
@@ -144,10 +144,11 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     k0 = lo + int(np.argmax(rough[lo:hi]))
     if not rough[k0] > 0:
         return None
+    sd = noise_sd(y)
     if _is_plateau(rough, k0):
-        amplitude, peak = _split_parabola(y, rough, k0)
+        amplitude, peak = _split_parabola(y, rough, k0, sd)
     else:
-        amplitude, peak = _top_peak(y, rough, k0, split)
+        amplitude, peak = _top_peak(y, rough, k0, split, sd)
     if not amplitude > 0:
         return None
     floor = FLOOR_FRACTION * rough[k0]
@@ -155,9 +156,8 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     stop = max(_flank_end(rough, k0, floor, +1, hold), peak + 1)
     start = min(start, peak)
     if VALLEY_FLANKS:  # a neighbouring event is not pooled into the flank's monotone fit
-        rise = VALLEY_RISE_SD * noise_sd(y)
-        start = min(_valley(rough, min(peak, k0), start, -1, rise), peak)
-        stop = max(peak + 1, _valley(rough, max(peak, k0), stop - 1, +1, rise) + 1)
+        start = _valley(rough, min(peak, k0), start, -1, VALLEY_RISE_SD * sd)
+        stop = _valley(rough, max(peak, k0), stop - 1, +1, VALLEY_RISE_SD * sd) + 1
     curve = y.copy()
     curve[start : peak + 1] = _monotone(y[start:peak], amplitude, increasing=True)
     curve[peak:stop] = _monotone(y[peak + 1 : stop], amplitude, increasing=False)
@@ -187,17 +187,19 @@ def _is_plateau(rough: np.ndarray, k0: int) -> bool:
     return right - left > PLATEAU_RATIO * max(left - foot, 1)
 
 
-def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool) -> tuple[float, int]:
+def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool,
+              sd: float) -> tuple[float, int]:
     """Peak value and sample from the top: the log-polynomials (degrees ``LOG_DEGREES``), the
     split log-power peak and the raw samples, each scored ``SSE / σ² + CP × parameters`` (SSE
-    in ΔF/F0, σ the profile's noise); with ``MODEL_AVERAGING`` their peaks are averaged with
-    weights ``exp(−(score − best) / 2)`` (Akaike weights), else the best one is taken."""
+    in ΔF/F0, σ = ``sd`` the profile's noise); with ``MODEL_AVERAGING`` their peaks are
+    averaged with weights ``exp(−(score − best) / 2)`` (Akaike weights), else the best one is
+    taken."""
     left, right = _top(rough, k0, TOP_FRACTION)
     x = np.arange(left, right + 1, dtype=np.float64)
     v = y[left : right + 1]
     if len(x) < 3:
         return float(y[k0]), k0
-    variance = max(noise_sd(y) ** 2, 1e-30)
+    variance = max(sd**2, 1e-30)
     log_y = np.log(np.clip(v, 0.05 * rough[k0], None))
     weight = np.clip(rough[left : right + 1], 1e-6, None)
     raw = int(np.argmax(v))  # the samples themselves: no error, one parameter per sample
@@ -300,7 +302,7 @@ def _split_solve(w2: np.ndarray, left: np.ndarray, right: np.ndarray,
     return c, (sl * c - tl) / sll, (sr * c - tr) / srr
 
 
-def _split_parabola(y: np.ndarray, rough: np.ndarray, k0: int) -> tuple[float, int]:
+def _split_parabola(y: np.ndarray, rough: np.ndarray, k0: int, sd: float) -> tuple[float, int]:
     """Peak value and sample of two half-parabolas joined at a sample of the top (least
     squares in ΔF/F0 with every inner sample of the top as the joint); the raw maximum when
     the noise is so low that it fits better (Cp, as :func:`_top_peak`)."""
@@ -315,7 +317,7 @@ def _split_parabola(y: np.ndarray, rough: np.ndarray, k0: int) -> tuple[float, i
     sse[(a < 0) | (b < 0)] = np.inf
     raw = int(np.argmax(v))
     if not np.isfinite(sse).any() or (
-            sse.min() / max(noise_sd(y) ** 2, 1e-30) + CP * 3 > CP * len(v)):
+            sse.min() / max(sd**2, 1e-30) + CP * 3 > CP * len(v)):
         return float(v[raw]), left + raw
     best = int(np.argmin(sse))
     return float(peak[best]), left + 1 + best

@@ -282,13 +282,20 @@ def characterization_errors(
     pairs = list(pairs)
     out = {}
     for name in params:
-        signed = [(float(p[name]) - float(t[name])) / abs(float(t[name]))
-                  for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
-                  and float(t[name]) != 0]
+        signed = relative_errors(pairs, name)
         out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
                      "median_bias": float(np.median(signed)) if signed else float("nan"),
                      "n": len(signed)}
     return out
+
+
+def relative_errors(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
+                    name: str) -> list[float]:
+    """Signed relative errors (pred − true) / |true| of parameter ``name`` over the pairs where
+    both values are finite and the truth is not 0."""
+    return [(float(p[name]) - float(t[name])) / abs(float(t[name]))
+            for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
+            and float(t[name]) != 0]
 
 
 def _finite(value) -> bool:

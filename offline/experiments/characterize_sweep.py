@@ -6,9 +6,10 @@
 :func:`offline.experiments.validation.validation_sets`; no test seed is read), keeps every
 instance the engine characterized, then characterizes them again with each value of each
 ``--set NAME=V1,V2,...`` (a field of :class:`engine.characterize.CharacterizeConfig`, the
-others as shipped in the model's ``postprocess.json``) and of each ``--timecourse NAME=V1,...``
-(a module constant of :mod:`engine.timecourse`, e.g. ``MODEL_AVERAGING=0``) and prints the median relative error
-and bias of the five parameters of matched sparks against the generators' noise-free truth.
+others as shipped in the model's ``postprocess.json``) and of each ``--timecourse
+NAME=V1,...`` (a module constant of :mod:`engine.timecourse`, e.g. ``MODEL_AVERAGING=0``) and
+prints the median relative error and bias of the five parameters of matched sparks against the
+generators' noise-free truth, and the share of values off by more than 100 %.
 Detection, matching and the resolution rules (:mod:`engine.honesty`) are those of
 ``castream evaluate``; only the characterization differs between rows.
 
@@ -125,10 +126,8 @@ def _errors(pairs: list) -> dict[str, dict]:
     by more than 100 %."""
     errors = metrics.characterization_errors(pairs)
     for name, row in errors.items():
-        signed = [abs(float(p[name]) - float(t[name])) / abs(float(t[name])) for t, p in pairs
-                  if np.isfinite(float(t[name])) and np.isfinite(float(p[name]))
-                  and float(t[name]) != 0]
-        row["gross"] = float(np.mean(np.array(signed) > 1.0)) if signed else float("nan")
+        signed = np.abs(metrics.relative_errors(pairs, name))
+        row["gross"] = float(np.mean(signed > 1.0)) if signed.size else float("nan")
     return errors
 
 
