@@ -27,7 +27,7 @@ from .characterize import characterize, locate
 from .detectors import Detector
 from .events import Event
 from .instances import Instance
-from .kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
+from .kind_rules import KindRules
 from .noise_map import NoiseMaps
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
@@ -106,8 +106,7 @@ class StreamAnalyzer:
                                  **detector.preprocess)
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
-        self._kind_rules = tuple(detector.thresholds.get(key) for key in (PUFF_MIN_KEY,
-                                                                          SPARK_MAX_KEY))
+        self._kind_rules = KindRules.from_thresholds(detector.thresholds)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds,
                                         config=detector.tracker_config,
@@ -305,7 +304,7 @@ class StreamAnalyzer:
 
     def _event(self, instance: Instance) -> Event:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the
-        duration settle spark against puff (:mod:`engine.kind_rules`)."""
+        time course settle spark against puff (:mod:`engine.kind_rules`)."""
         info = self.info
         if instance.over_budget:
             fields = locate(instance, info.pixel_um, info.dt_ms)
@@ -313,7 +312,7 @@ class StreamAnalyzer:
             fields = characterize(instance, info.pixel_um, info.dt_ms,
                                   self.detector.characterize_config)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
-        kind_by_duration(fields, *self._kind_rules)
+        self._kind_rules.apply(fields)
         self.quality.count_event(fields["flags"], honesty.measurable(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
 

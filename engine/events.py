@@ -16,7 +16,9 @@ is one of the ``flags`` (:mod:`engine.honesty`).
 * ``significance`` — the event's peak ΔF/F0 against the local noise, in noise SDs
   (:mod:`engine.significance`); events below the model's ``min_significance`` are not reported.
 * ``flags`` — ``;``-separated tokens saying what cannot be trusted, e.g.
-  ``saturated;fwhm_um<2px;rise_ms<2samples`` (empty when nothing is flagged).
+  ``saturated;fwhm_um<2px;rise_ms<2samples`` (empty when nothing is flagged); ``kind_by_rise``
+  / ``kind_by_fdhm`` say the kind came from the time course, not the detector
+  (:mod:`engine.kind_rules`).
 """
 
 from __future__ import annotations

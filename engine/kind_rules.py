@@ -1,47 +1,85 @@
-"""An event's kind from its duration: the physics a detector's class probabilities may miss.
+"""An event's kind from its time course: the physics a detector's class probabilities may miss.
 
-A Ca²⁺ spark is one release site (or a tight cluster) firing for ~10–20 ms; its full duration at
-half maximum (FDHM) at the peak is ~20–50 ms (Cheng & Lederer 2008, Physiol Rev 88:1491). A
-puff -- a cluster of sites firing in turn -- lasts well over 100 ms. A detector trained on one
-simulator's puffs can call a longer, dimmer cluster a spark (castream's movie network does on
-the development generator: README, "In distribution and on data the training never saw").
+A Ca²⁺ spark is one release site (or a tight cluster) opening for ~5–20 ms: its rise from the
+10 % crossing to the peak follows the release and is ~10 ms (5–20 ms), its full duration at half
+maximum (FDHM) ~20–50 ms (Cheng & Lederer 2008, Physiol Rev 88:1491, table 1). A puff -- several
+sites of a cluster recruited one after another -- keeps rising while new sites open, for tens to
+hundreds of ms, and lasts well over 100 ms. A detector trained on one simulator's puffs can call a
+longer, dimmer cluster a spark (castream's movie network does on the development generator:
+README, "In distribution and on data the training never saw").
 
-With the model directory's thresholds (``puff_min_fdhm_ms``, ``spark_max_fdhm_ms``; tuned on
-validation data only, ``python -m offline.experiments.kind_by_duration``), applied after the
+With the model directory's thresholds (:class:`KindRules`; tuned on validation data only,
+``python -m offline.experiments.kind_by_duration`` and ``... kind_by_rise``), applied after the
 event is characterized and its unresolvable values emptied (:mod:`engine.honesty`):
 
+* a ``spark`` whose measured rise (10 % → peak) is at least ``puff_min_rise_ms`` becomes a
+  ``puff``, flagged ``kind_by_rise`` (a rise no single release makes);
 * a ``spark`` whose measured FDHM is at least ``puff_min_fdhm_ms`` becomes a ``puff``, flagged
   ``kind_by_fdhm``;
 * a ``puff`` whose measured FDHM is under ``spark_max_fdhm_ms`` becomes a ``spark``, flagged
-  the same way.
+  ``kind_by_fdhm`` (never one the rise rule made).
 
-An event without a measured FDHM (saturated, unresolved, in a burst) keeps its kind. Waves are
-never touched: their kind comes from their extent.
+A value that was not measured (saturated, under two samples, in a burst) changes nothing. Waves
+are never touched: their kind comes from their extent.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-#: flag token of an event whose kind this rule changed
+#: flag tokens of an event whose kind a rule changed
 KIND_FLAG = "kind_by_fdhm"
+RISE_FLAG = "kind_by_rise"
 #: threshold keys (``thresholds.json`` / ``hybrid.json`` / overrides)
 PUFF_MIN_KEY = "puff_min_fdhm_ms"
 SPARK_MAX_KEY = "spark_max_fdhm_ms"
+PUFF_MIN_RISE_KEY = "puff_min_rise_ms"
+KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY)
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """The thresholds of the rules above (``None``: that rule is off)."""
+
+    puff_min_fdhm_ms: float | None = None
+    spark_max_fdhm_ms: float | None = None
+    puff_min_rise_ms: float | None = None
+
+    @classmethod
+    def from_thresholds(cls, thresholds: Mapping[str, float | None]) -> KindRules:
+        """The rules a detector's thresholds (``KEYS``) switch on."""
+        return cls(*(thresholds.get(key) for key in KEYS))
+
+    def apply(self, fields: dict) -> None:
+        """Apply the rules to one event's ``fields`` (in place: ``kind``, ``flags``)."""
+        if (fields["kind"] == "spark" and self.puff_min_rise_ms is not None
+                and _measured(fields.get("rise_ms"))
+                and fields["rise_ms"] >= self.puff_min_rise_ms):
+            _rename(fields, "puff", RISE_FLAG)
+            return  # the FDHM rules do not undo it
+        kind_by_duration(fields, self.puff_min_fdhm_ms, self.spark_max_fdhm_ms)
 
 
 def kind_by_duration(fields: dict, puff_min_fdhm_ms: float | None,
                      spark_max_fdhm_ms: float | None) -> None:
-    """Apply the rules above to one event's ``fields`` (in place: ``kind``, ``flags``)."""
+    """Apply the two FDHM rules to one event's ``fields`` (in place: ``kind``, ``flags``)."""
     fdhm = fields.get("fdhm_ms", math.nan)
-    if fdhm is None or not math.isfinite(fdhm):
+    if not _measured(fdhm):
         return
     kind = fields["kind"]
     if kind == "spark" and puff_min_fdhm_ms is not None and fdhm >= puff_min_fdhm_ms:
-        fields["kind"] = "puff"
+        _rename(fields, "puff", KIND_FLAG)
     elif kind == "puff" and spark_max_fdhm_ms is not None and fdhm < spark_max_fdhm_ms:
-        fields["kind"] = "spark"
-    else:
-        return
+        _rename(fields, "spark", KIND_FLAG)
+
+
+def _measured(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _rename(fields: dict, kind: str, flag: str) -> None:
+    fields["kind"] = kind
     flags = [f for f in str(fields.get("flags", "")).split(";") if f]
-    fields["flags"] = ";".join([*flags, KIND_FLAG])
+    fields["flags"] = ";".join([*flags, flag])

@@ -23,7 +23,7 @@ from .cellclass import CellClassifier, CellSummary
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
 from .hybrid import HybridDetector, HybridParams
-from .kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY
+from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .models.postprocess_file import PostprocessParams
 from .windows import MODES
@@ -222,7 +222,7 @@ class DetectorFactory:
 
 
 #: configured thresholds that apply whatever the detector (its own probability scale aside)
-EVENT_OVERRIDES = ("min_significance", PUFF_MIN_KEY, SPARK_MAX_KEY)
+EVENT_OVERRIDES = ("min_significance", *KIND_RULE_KEYS)
 
 
 def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:

@@ -1,5 +1,5 @@
-"""Spark against puff by duration (engine/kind_rules.py): the rule itself, and that a model's
-thresholds reach it through the analyzer."""
+"""Spark against puff by duration and rise (engine/kind_rules.py): the rules themselves, and that
+a model's thresholds reach them through the analyzer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
 from acquisition.stream_kind import StreamKind
-from engine.kind_rules import KIND_FLAG, PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
+from engine.kind_rules import (
+    KIND_FLAG,
+    PUFF_MIN_KEY,
+    PUFF_MIN_RISE_KEY,
+    RISE_FLAG,
+    SPARK_MAX_KEY,
+    KindRules,
+    kind_by_duration,
+)
 from engine.pipeline import analyze_array
 
 
@@ -41,6 +49,29 @@ def test_unmeasured_duration_or_no_threshold_keeps_the_kind() -> None:
     assert fields["kind"] == "spark" and fields["flags"] == ""
 
 
+@pytest.mark.parametrize(("kind", "rise", "fdhm", "expected", "flag"), [
+    ("spark", 20.0, 30.0, "spark", None), ("spark", 40.0, 30.0, "puff", RISE_FLAG),
+    ("spark", 35.0, 30.0, "puff", RISE_FLAG), ("spark", math.nan, 30.0, "spark", None),
+    ("spark", None, 30.0, "spark", None), ("puff", 5.0, 150.0, "puff", None),
+    ("wave", 200.0, 500.0, "wave", None)])
+def test_a_slow_rise_makes_a_spark_a_puff(kind, rise, fdhm, expected, flag) -> None:
+    fields = {"kind": kind, "rise_ms": rise, "fdhm_ms": fdhm, "flags": "fwhm_um<2px"}
+    # the FDHM rule would turn a 30-ms puff back into a spark: it must not undo the rise rule
+    KindRules(spark_max_fdhm_ms=40.0, puff_min_rise_ms=35.0).apply(fields)
+    assert fields["kind"] == expected
+    tokens = fields["flags"].split(";")
+    assert tokens[0] == "fwhm_um<2px"
+    assert (RISE_FLAG in tokens) is (flag == RISE_FLAG)
+
+
+def test_rules_come_from_the_thresholds() -> None:
+    rules = KindRules.from_thresholds({PUFF_MIN_RISE_KEY: 35.0, "foreground": 0.5})
+    assert rules == KindRules(puff_min_rise_ms=35.0)
+    fields = {"kind": "spark", "rise_ms": 80.0, "fdhm_ms": 200.0, "flags": ""}
+    KindRules().apply(fields)
+    assert fields["kind"] == "spark" and fields["flags"] == ""
+
+
 def test_thresholds_reach_every_event_through_the_analyzer() -> None:
     data, _ = burst_linescan(n_sparks=40, seed=3)
     data = data[:3000]
@@ -62,3 +93,29 @@ def test_thresholds_reach_every_event_through_the_analyzer() -> None:
         assert (KIND_FLAG in after.flags.split(";")) is long
     assert sum(e.kind == "puff" for e in ruled) > sum(e.kind == "puff" for e in plain)
     assert [e.kind for e in run(**{SPARK_MAX_KEY: 1e6})].count("puff") == 0
+    rise = np.array([e.rise_ms for e in plain if e.kind == "spark"], float)
+    rise = rise[np.isfinite(rise)]
+    assert rise.size >= 5
+    cut = float(np.median(rise))
+    by_rise = run(**{PUFF_MIN_RISE_KEY: cut})
+    for before, after in zip(plain, by_rise, strict=True):
+        slow = before.kind == "spark" and math.isfinite(before.rise_ms) and before.rise_ms >= cut
+        assert after.kind == ("puff" if slow else before.kind)
+        assert (RISE_FLAG in after.flags.split(";")) is slow
+
+
+def test_the_experiments_margin_is_counted_in_frames() -> None:
+    from engine.events import Event
+    from offline.experiments.kind_by_rise import rekind
+
+    def event(rise_ms: float) -> Event:
+        return Event(event_id=1, kind="spark", t_start_ms=0.0, t_peak_ms=10.0, t_end_ms=50.0,
+                     x_um=1.0, y_um=1.0, amplitude_dff0=1.0, fwhm_um=1.5, fdhm_ms=30.0,
+                     rise_ms=rise_ms, t50_ms=20.0, stream="s", cell="c", score=0.9,
+                     significance=10.0, flags="")
+
+    events = [event(20.0), event(40.0), event(50.0), event(math.nan)]
+    assert [e.kind for e in rekind(events, 10.0, None)] == ["spark"] * 4
+    assert [e.kind for e in rekind(events, 10.0, (35.0, 0, None))] == ["spark", "puff", "puff", "spark"]
+    assert [e.kind for e in rekind(events, 10.0, (35.0, 1, None))] == ["spark", "spark", "puff", "spark"]
+    assert [e.kind for e in events] == ["spark"] * 4  # copies: the engine's events stay as they were
