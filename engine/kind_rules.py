@@ -17,7 +17,10 @@ event is characterized and its unresolvable values emptied (:mod:`engine.honesty
 * a ``spark`` whose measured FDHM is at least ``puff_min_fdhm_ms`` becomes a ``puff``, flagged
   ``kind_by_fdhm``;
 * a ``puff`` whose measured FDHM is under ``spark_max_fdhm_ms`` becomes a ``spark``, flagged
-  ``kind_by_fdhm`` (never one the rise rule made).
+  ``kind_by_fdhm`` (never one the rise rule made);
+* a ``puff`` whose measured FWHM is under ``spark_max_fwhm_um`` becomes a ``spark``, flagged
+  ``kind_by_fwhm``: one release site, however long it stays open (an *ember*, a long-lasting
+  spark), is as narrow as a spark, ~2 µm (Cheng & Lederer 2008); a cluster of sites is wider.
 
 A value that was not measured (saturated, under two samples, in a burst) changes nothing. Waves
 are never touched: their kind comes from their extent.
@@ -32,11 +35,13 @@ from dataclasses import dataclass
 #: flag tokens of an event whose kind a rule changed
 KIND_FLAG = "kind_by_fdhm"
 RISE_FLAG = "kind_by_rise"
+WIDTH_FLAG = "kind_by_fwhm"
 #: threshold keys (``thresholds.json`` / ``hybrid.json`` / overrides)
 PUFF_MIN_KEY = "puff_min_fdhm_ms"
 SPARK_MAX_KEY = "spark_max_fdhm_ms"
 PUFF_MIN_RISE_KEY = "puff_min_rise_ms"
-KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY)
+SPARK_MAX_WIDTH_KEY = "spark_max_fwhm_um"
+KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY, SPARK_MAX_WIDTH_KEY)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class KindRules:
     puff_min_fdhm_ms: float | None = None
     spark_max_fdhm_ms: float | None = None
     puff_min_rise_ms: float | None = None
+    spark_max_fwhm_um: float | None = None
 
     @classmethod
     def from_thresholds(cls, thresholds: Mapping[str, float | None]) -> KindRules:
@@ -58,7 +64,12 @@ class KindRules:
                 and _measured(fields.get("rise_ms"))
                 and fields["rise_ms"] >= self.puff_min_rise_ms):
             _rename(fields, "puff", RISE_FLAG)
-            return  # the FDHM rules do not undo it
+            return  # the other rules do not undo it
+        if (fields["kind"] == "puff" and self.spark_max_fwhm_um is not None
+                and _measured(fields.get("fwhm_um"))
+                and fields["fwhm_um"] < self.spark_max_fwhm_um):
+            _rename(fields, "spark", WIDTH_FLAG)
+            return
         kind_by_duration(fields, self.puff_min_fdhm_ms, self.spark_max_fdhm_ms)
 
 

@@ -16,6 +16,7 @@ from engine.kind_rules import (
     PUFF_MIN_RISE_KEY,
     RISE_FLAG,
     SPARK_MAX_KEY,
+    WIDTH_FLAG,
     KindRules,
     kind_by_duration,
 )
@@ -62,6 +63,17 @@ def test_a_slow_rise_makes_a_spark_a_puff(kind, rise, fdhm, expected, flag) -> N
     tokens = fields["flags"].split(";")
     assert tokens[0] == "fwhm_um<2px"
     assert (RISE_FLAG in tokens) is (flag == RISE_FLAG)
+
+
+@pytest.mark.parametrize(("kind", "fwhm", "expected"), [
+    ("puff", 1.8, "spark"), ("puff", 2.5, "puff"), ("puff", 4.0, "puff"), ("puff", math.nan, "puff"),
+    ("wave", 1.0, "wave")])
+def test_a_narrow_puff_is_an_ember(kind, fwhm, expected) -> None:
+    fields = {"kind": kind, "fwhm_um": fwhm, "fdhm_ms": 200.0, "rise_ms": 80.0, "flags": ""}
+    # a long FDHM would make a spark a puff again: the width rule is not undone
+    KindRules(puff_min_fdhm_ms=50.0, spark_max_fwhm_um=2.5).apply(fields)
+    assert fields["kind"] == expected
+    assert (WIDTH_FLAG in fields["flags"].split(";")) is (expected != kind)
 
 
 def test_rules_come_from_the_thresholds() -> None:

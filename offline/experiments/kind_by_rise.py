@@ -80,15 +80,16 @@ def rekind(events, dt_ms: float, point: tuple[float, int, float | None] | None) 
     return out
 
 
-def score_grid(recordings, grid) -> dict:
-    """Per grid point, the pooled scores; the engine runs once per recording."""
+def score_grid(recordings, grid, rename=rekind, model: str = MODEL) -> dict:
+    """Per grid point, the pooled scores of ``rename(events, dt_ms, point)``; the engine runs
+    once per recording (every kind rule off)."""
     per_point: dict = {point: [] for point in grid}
     off = {key: None for key in KEYS}
     for rec in recordings:
-        result = run_engine(rec, MODEL, "accurate", "auto", "auto", off)
+        result = run_engine(rec, model, "accurate", "auto", "auto", off)
         labels = np.asarray(result.labels)
         for point in grid:
-            events = rekind(result.events, rec.dt_ms, point)
+            events = rename(result.events, rec.dt_ms, point)
             per_point[point].append(score_recording(rec, events, labels, result.quality))
         log.info("%s: %d events", rec.name, len(result.events))
         del result, labels
@@ -110,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         del data["simulator"]
     grid = GRIDS[args.grid]
     per_generator = {name: score_grid(recs, grid) for name, recs in data.items()}
+    report(per_generator, grid, _label)
+    return 0
+
+
+def _label(point) -> str:
+    return ("off" if point is None else f"rise >= {point[0]:g} ms + {point[1]} frame(s)"
+            + ("" if point[2] is None else f" and FDHM >= {point[2]:g} ms"))
+
+
+def report(per_generator: dict, grid: list, label) -> None:
+    """Log each grid point's F1 per class and generator, and the best point (the mean over the
+    generators of the mean F1 of the classes each annotates)."""
     best = None
     for point in grid:
         means, parts = [], []
@@ -121,15 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             annotated = [cls for cls in f1 if result.tables["annotated"][cls]["total"] > 0]
             means.append(sum(f1[cls] for cls in annotated) / len(annotated))
         mean = sum(means) / len(means)
-        label = "off" if point is None else (
-            f"rise >= {point[0]:g} ms + {point[1]} frame(s)"
-            + ("" if point[2] is None else f" and FDHM >= {point[2]:g} ms"))
-        log.info("%s: %s; mean %.4f", label, "; ".join(parts), mean)
+        log.info("%s: %s; mean %.4f", label(point), "; ".join(parts), mean)
         if best is None or mean > best[1] + 1e-9:
-            best = (label, mean)
+            best = (label(point), mean)
     log.info("best: %s (mean class F1 %.4f)", *best)
-    return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
