@@ -142,7 +142,8 @@ class CellsModel:
 
     @property
     def structure_kind(self) -> str:
-        """"mlp" (features only) or "crop_cnn" (features and the cell's patches)."""
+        """The structure network's kind: "mlp" (features only) or "crop_cnn" (features and
+        the cell's patches)."""
         return str(self.config.structure.get("kind", "mlp"))
 
     def score(self, rows: list[dict], patches: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -137,9 +137,7 @@ def _split_patches(args: argparse.Namespace, structure: dict, data: dict, splits
     patches = build_patches(name, data[name], splits[name], args.cache,
                             _rendering(args, "heads") if name == "train" else "default",
                             int(geometry["patch_px"]), float(geometry["patch_pixel_um"]))
-    if model_only:
-        patches.patches = patches.patches[:, : int(geometry["n_patches"])]
-    return patches.patches if model_only else patches
+    return patches.patches[:, : int(geometry["n_patches"])] if model_only else patches
 
 
 def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
