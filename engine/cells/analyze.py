@@ -18,6 +18,7 @@ import numpy as np
 from .crops import roi_crops
 from .features import field_levels, roi_features
 from .model import CellsModel
+from .patches import cell_patches
 from .patterns import normalized, oriented_measures, pattern_classes, pattern_fractions
 from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
 from .segment import segment_candidates
@@ -87,7 +88,7 @@ def analyze_structure(image: np.ndarray, pixel_um: float, model: CellsModel,
     rows, crops = measure_candidates(plane, labels, pixel_um, model)
     trust, notes = calibration_trust(pixel_um, model)
     proba = 0.5 + (model.curate(crops, rows) - 0.5) * trust
-    _fill_rows(rows, proba, model)
+    _fill_rows(rows, proba, model, structure_patches(plane, labels, rows, pixel_um, model))
     summary = _summary(rows, labels, pixel_um, model, given, notes, trust,
                        time.perf_counter() - started)
     return CellsResult(rows, labels, summary)
@@ -113,6 +114,19 @@ def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
     return rows, crops
 
 
+def structure_patches(plane: np.ndarray, labels: np.ndarray, rows: list[dict], pixel_um: float,
+                      model: CellsModel) -> np.ndarray | None:
+    """The fixed-µm patches of every ROI that a "crop_cnn" model scores (None for an MLP
+    model or no ROI)."""
+    if model.structure_kind != "crop_cnn" or not rows:
+        return None
+    background, foreground = field_levels(plane, labels)
+    geometry = model.config.structure["patches"]
+    return cell_patches(plane, labels, rows, pixel_um, background, foreground - background,
+                        int(geometry["patch_px"]), float(geometry["patch_pixel_um"]),
+                        int(geometry["n_patches"]))
+
+
 def calibration_trust(pixel_um: float, model: CellsModel) -> tuple[float, list[str]]:
     low, high = model.config.calibration["trained_range"]["pixel_um"]
     if low <= pixel_um <= high:
@@ -123,9 +137,10 @@ def calibration_trust(pixel_um: float, model: CellsModel) -> tuple[float, list[s
     return OUT_OF_RANGE_TRUST, [note]
 
 
-def _fill_rows(rows: list[dict], proba: np.ndarray, model: CellsModel) -> None:
+def _fill_rows(rows: list[dict], proba: np.ndarray, model: CellsModel,
+               patches: np.ndarray | None) -> None:
     threshold = float(model.thresholds["is_cell"])
-    scored = model.score(rows) if rows else {}
+    scored = model.score(rows, patches) if rows else {}
     classes = model.config.classes
     for i, row in enumerate(rows):
         row["is_cell_proba"] = float(proba[i])

@@ -44,7 +44,10 @@ class CellsModelConfig:
     curator: dict[str, Any] = field(default_factory=lambda: {
         "channels": [8, 16, 32], "crop_px": 64, "crop_scale": 1.25, "min_side_um": 12.0})
     #: hidden width, ensemble members (absent = one head) and the optional score_map
-    #: (:func:`rater_median_map` parameters chosen on validation fields)
+    #: (:func:`rater_median_map` parameters chosen on validation fields); ``kind`` says
+    #: which network scores: "mlp" (absent in older directories: MLP heads on the ROI
+    #: features) or "crop_cnn" (:class:`~engine.cells.networks.CropScorer` on the features
+    #: and fixed-µm patches of the cell, whose geometry is in ``patches``, and ``channels``)
     structure: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
     calibration: dict[str, Any] = field(default_factory=lambda: {
         "pixel_um": 0.15, "trained_range": {"pixel_um": [0.1, 0.2]}})
@@ -137,15 +140,30 @@ class CellsModel:
             logits = curator(torch.from_numpy(crops), torch.from_numpy(extra))
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
-    def score(self, rows: list[dict]) -> dict[str, np.ndarray]:
+    @property
+    def structure_kind(self) -> str:
+        """The structure network's kind: "mlp" (features only) or "crop_cnn" (features and
+        the cell's patches)."""
+        return str(self.config.structure.get("kind", "mlp"))
+
+    def score(self, rows: list[dict], patches: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Score (1–5), the heads' raw organisation estimate and class probabilities per head
-        for each ROI (the score is the estimate mapped by the config's ``score_map``)."""
+        for each ROI (the score is the estimate mapped by the config's ``score_map``).
+
+        ``patches`` ``(n, K, 2, P, P)`` (:func:`~engine.cells.patches.cell_patches` with the
+        config's ``structure["patches"]``) are needed by a "crop_cnn" model only.
+        """
         import torch
 
         heads = self.net("structure")
-        features = self.config.standardized(rows, self.config.structure_features)
+        features = torch.from_numpy(self.config.standardized(rows, self.config.structure_features))
         with torch.inference_mode():
-            out = heads(torch.from_numpy(features))
+            if self.structure_kind == "crop_cnn":
+                if patches is None or len(patches) != len(rows):
+                    raise ValueError("a crop-CNN cells model needs the patches of every ROI")
+                out = heads(torch.from_numpy(np.asarray(patches, np.float32)), features)
+            else:
+                out = heads(features)
         estimate = out["structure_score"].numpy().astype(np.float64)
         mapping = self.config.structure.get("score_map")
         result = {"organisation_estimate": estimate,
@@ -160,7 +178,7 @@ class CellsModel:
 def build_network(config: CellsModelConfig, name: str):
     """An untrained network of ``config``: ``curator``, ``structure`` or ``patterns`` (None
     when the config has no pattern net)."""
-    from .networks import CuratorNet, HeadsEnsemble, PatternNet, StructureHeads
+    from .networks import CropScorer, CuratorNet, HeadsEnsemble, PatternNet, StructureHeads
     from .patterns import PATTERN_CLASSES
 
     if name == "curator":
@@ -168,9 +186,20 @@ def build_network(config: CellsModelConfig, name: str):
     if name == "structure":
         sizes = [len(config.classes[k]) for k in ("sarcomerisation", "directionality",
                                                   "cell_source")]
-        members = [StructureHeads(len(config.structure_features),
+        kind = config.structure.get("kind", "mlp")
+        if kind not in ("mlp", "crop_cnn"):
+            raise ModelDirError(f"unknown structure kind {kind!r} (this castream reads "
+                                f"'mlp' and 'crop_cnn')")
+
+        def member():
+            if kind == "crop_cnn":
+                return CropScorer(len(config.structure_features),
+                                  tuple(config.structure["channels"]),
                                   int(config.structure["hidden"]), *sizes)
-                   for _ in range(int(config.structure.get("members", 0)) or 1)]
+            return StructureHeads(len(config.structure_features),
+                                  int(config.structure["hidden"]), *sizes)
+
+        members = [member() for _ in range(int(config.structure.get("members", 0)) or 1)]
         return (HeadsEnsemble(members) if "members" in config.structure else members[0]).eval()
     if name == "patterns":
         return None if config.patterns is None else PatternNet(

@@ -5,9 +5,14 @@
   statistics, → one logit (true cell vs not).
 * :class:`StructureHeads`: an MLP on standardized ROI features → the 1–5 organisation score
   (``1 + 4·sigmoid``), sarcomerisation (4 logits), directionality (4) and cell source (3).
-* :class:`HeadsEnsemble`: several :class:`StructureHeads` trained from different seeds; the
+* :class:`HeadsEnsemble`: several :class:`StructureHeads` (or :class:`CropScorer`) trained
+  from different seeds; the
   mean score and the mean class probabilities (returned as their logarithm, so a softmax
   gives them back).
+* :class:`CropScorer`: the SarcNet-style scorer — a residual CNN (:class:`PatchEncoder`) on
+  fixed-µm patches of the cell (mean and SD of its embeddings over the cell's patches) and an
+  MLP on the same ROI features, concatenated → the same four heads, plus an auxiliary
+  regression of ln(1 + the myofibril spread in degrees).
 """
 
 from __future__ import annotations
@@ -71,17 +76,66 @@ class StructureHeads(nn.Module):
 
 
 class HeadsEnsemble(nn.Module):
-    def __init__(self, members: list[StructureHeads]) -> None:
+    def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        outs = [member(features) for member in self.members]
+    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The members' inputs (features; or patches and features for :class:`CropScorer`)."""
+        outs = [member(*inputs) for member in self.members]
         merged = {"structure_score": torch.stack([o["structure_score"] for o in outs]).mean(0)}
         for name in ("sarcomerisation", "directionality", "cell_source"):
             probs = torch.stack([torch.softmax(o[name], dim=1) for o in outs]).mean(0)
             merged[name] = torch.log(probs.clamp_min(1e-12))
         return merged
+
+
+class PatchEncoder(nn.Module):
+    """Residual CNN on ``(N, C, P, P)`` patches → ``(N, channels[-1])`` pooled embeddings:
+    a stride-1 3×3 stem (Z-discs are 1–2 px wide at 0.2 µm/px), then stride-2 residual
+    blocks."""
+
+    def __init__(self, channels: tuple[int, ...] = (8, 16, 32, 48), in_channels: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], 3, 1, 1, bias=False),
+                                   nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True)]
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            layers.append(ResidualBlock(c_in, c_out))
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.width = channels[-1]
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.body(patches)
+
+
+class CropScorer(nn.Module):
+    """SarcNet-style scorer: patch CNN ⊕ feature MLP → score, class logits and
+    ``spread_log`` (auxiliary: ln(1 + myofibril spread in degrees))."""
+
+    def __init__(self, n_features: int, channels: tuple[int, ...] = (8, 16, 32, 48),
+                 hidden: int = 64, n_sarcomerisation: int = 4, n_directionality: int = 4,
+                 n_sources: int = 3) -> None:
+        super().__init__()
+        self.encoder = PatchEncoder(channels)
+        self.features = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(inplace=True))
+        self.trunk = nn.Sequential(nn.Linear(2 * self.encoder.width + hidden, hidden),
+                                   nn.ReLU(inplace=True), nn.Dropout(0.1))
+        self.score = nn.Linear(hidden, 1)
+        self.sarcomerisation = nn.Linear(hidden, n_sarcomerisation)
+        self.directionality = nn.Linear(hidden, n_directionality)
+        self.cell_source = nn.Linear(hidden, n_sources)
+        self.spread_log = nn.Linear(hidden, 1)
+
+    def forward(self, patches: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``patches`` ``(B, K, C, P, P)``, ``features`` ``(B, F)`` standardized."""
+        n_cells, n_patches = patches.shape[:2]
+        embedded = self.encoder(patches.flatten(0, 1)).view(n_cells, n_patches, -1)
+        pooled = torch.cat([embedded.mean(1), embedded.std(1, unbiased=False)], dim=1)
+        h = self.trunk(torch.cat([pooled, self.features(features)], dim=1))
+        return {"structure_score": 1 + 4 * torch.sigmoid(self.score(h).squeeze(1)),
+                "sarcomerisation": self.sarcomerisation(h),
+                "directionality": self.directionality(h), "cell_source": self.cell_source(h),
+                "spread_log": self.spread_log(h).squeeze(1)}
 
 
 class PatternNet(nn.Module):

@@ -123,9 +123,9 @@ def selection_score(result: dict) -> float:
 
 
 def evaluate(model: CellsModel, baselines: dict | None, cands: Candidates, name: str,
-             figure: Path | None = None) -> dict:
+             figure: Path | None = None, patches: np.ndarray | None = None) -> dict:
     """All tables for one split (model and baselines side by side; the model alone when
-    ``baselines`` is None)."""
+    ``baselines`` is None); ``patches`` of the true cells for a crop-CNN model."""
     is_cell = cands.targets["is_cell"]
     proba = model.curate(cands.crops.astype(np.float32), cands.rows())
     base_proba = None if baselines is None else baselines["curation"].predict_proba(
@@ -139,7 +139,7 @@ def evaluate(model: CellsModel, baselines: dict | None, cands: Candidates, name:
             base_proba, is_cell, baselines["curation_threshold"], fields, n_true)
     cells = is_cell == 1
     rows = [r for r, keep in zip(cands.rows(), cells, strict=True) if keep]
-    scored = model.score(rows)
+    scored = model.score(rows, patches)
     x_cells = _matrix(cands, cands.names)[cells]
     truth_score = cands.targets["structure_score"][cells]
     ridge_x = _matrix(cands, _ridge_features(cands))[cells]
@@ -224,7 +224,7 @@ def markdown(results: list[dict]) -> str:
                          f"{m['detection_f1']:.3f} |")
         s = res["structure_score"]
         lines += ["", "| structure score | Spearman | MAE | MSE | R² | n |", "|---|---|---|---|---|---|"]
-        for label, key in (("MLP heads", "model"), ("MLP heads, raw estimate", "model_unmapped"),
+        for label, key in (("structure model", "model"), ("its raw estimate", "model_unmapped"),
                            ("ridge baseline", "baseline_ridge")):
             if key not in s:
                 continue

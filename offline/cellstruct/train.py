@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,8 +21,32 @@ from engine.cells.model import (
 from engine.cells.patterns import NO_SPREAD_LOG
 
 from .dataset import Candidates
+from .patch_data import CellPatches
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CropTraining:
+    """What training a crop-CNN structure model needs besides the candidates."""
+
+    train_patches: CellPatches
+    val_patches: CellPatches
+    structure: dict           # :func:`.train_crops.crop_structure_config`
+    epochs: int
+    members: int = 1
+
+    def train(self, config: CellsModelConfig, train: Candidates, val: Candidates, seed: int):
+        """``members`` crop scorers from seeds ``seed``, ``seed + 1``… (an ensemble)."""
+        from engine.cells.networks import HeadsEnsemble
+
+        from .train_crops import train_crop_scorer
+
+        single = CellsModelConfig(**{**config.__dict__, "structure": {
+            k: v for k, v in config.structure.items() if k != "members"}})
+        return HeadsEnsemble([train_crop_scorer(single, train, val, self.train_patches,
+                                                self.val_patches, self.epochs, seed + k)
+                              for k in range(self.members)]).eval()
 
 CURATION_FEATURES = (*GEOMETRY, *INTENSITY, "periodicity_log_ratio", "orientation_order")
 STRUCTURE_FEATURES = FEATURE_NAMES
@@ -48,13 +73,18 @@ def make_config(train: Candidates, patterns: dict | None = None) -> CellsModelCo
 
 def _augment(crops, generator):
     """Random flips and quarter turns of a batch (training only, after the split)."""
+    return _augment_dims(crops, generator, (2, 3))
+
+
+def _augment_dims(images, generator, dims: tuple[int, int]):
+    """One random quarter turn and flip of the image axes ``dims`` for the whole batch."""
     import torch
 
     k = int(torch.randint(0, 4, (1,), generator=generator))
-    crops = torch.rot90(crops, k, dims=(2, 3))
+    images = torch.rot90(images, k, dims=dims)
     if bool(torch.randint(0, 2, (1,), generator=generator)):
-        crops = torch.flip(crops, dims=(3,))
-    return crops
+        images = torch.flip(images, dims=(dims[1],))
+    return images
 
 
 def train_curator(config: CellsModelConfig, train: Candidates, val: Candidates,
@@ -198,19 +228,24 @@ def tune_threshold(proba: np.ndarray, is_cell: np.ndarray, min_precision: float 
 def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 25,
                       head_epochs: int = 1500, seed: int = 0, pattern_net=None,
                       pattern_width: int = 16, threads: int = 1,
-                      curator_from: CellsModel | None = None) -> CellsModel:
+                      curator_from: CellsModel | None = None,
+                      crops: CropTraining | None = None) -> CellsModel:
     """Train curator and heads (on features that already include ``pattern_net``'s
     fractions, if any) and tune the curation threshold on ``val``.
 
     With ``curator_from`` (a cells model directory), its curator, curation threshold and
     feature normalization are kept as they are and only the structure heads are trained.
+    With ``crops``, the structure model is the crop CNN ⊕ feature MLP
+    (:mod:`.train_crops`) instead of the MLP heads.
     """
     import torch
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     config = make_config(train, None if pattern_net is None else {"width": pattern_width})
-    config.structure["members"] = HEAD_MEMBERS
+    config.structure["members"] = HEAD_MEMBERS if crops is None else crops.members
+    if crops is not None:
+        config.structure.update(crops.structure)
     if curator_from is not None:
         kept = curator_from.config
         config.curation_features, config.curator = list(kept.curation_features), dict(kept.curator)
@@ -218,7 +253,8 @@ def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 
             getattr(config, name).update(getattr(kept, name))
     nets = {"curator": train_curator(config, train, val, curator_epochs, seed)
             if curator_from is None else curator_from.net("curator"),
-            "structure": train_heads(config, train, val, head_epochs, seed),
+            "structure": train_heads(config, train, val, head_epochs, seed) if crops is None
+            else crops.train(config, train, val, seed),
             "patterns": pattern_net}
     model = CellsModel(config, weights_of(nets), {"is_cell": 0.5})
     model._nets = dict(nets)
@@ -229,8 +265,11 @@ def train_cells_model(train: Candidates, val: Candidates, curator_epochs: int = 
         model.thresholds["is_cell"] = float(curator_from.thresholds["is_cell"])
     cells = val.targets["is_cell"] == 1
     val_rows = [r for r, keep in zip(val.rows(), cells, strict=True) if keep]
+    val_patches = None if crops is None else crops.val_patches.patches[
+        :, : int(config.structure["patches"]["n_patches"])]
     config.structure["score_map"] = tune_score_map(
-        model.score(val_rows)["organisation_estimate"], val.targets["structure_score"][cells])
+        model.score(val_rows, val_patches)["organisation_estimate"],
+        val.targets["structure_score"][cells])
     log.info("trained in %.0f s; is_cell threshold %.3f; score map %s",
              time.perf_counter() - started, model.thresholds["is_cell"],
              config.structure["score_map"])

@@ -66,6 +66,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fields rendered by RenderStyle.randomized, docs/CELLS.md)")
     parser.add_argument("--select-fields", type=int, default=60,
                         help="fields of the selection split (seeds 4,000,000+)")
+    parser.add_argument("--structure", choices=("mlp", "crop_cnn"), default="mlp",
+                        help="structure model: MLP heads on the ROI features (v1-v6), or the "
+                             "SarcNet-style crop CNN on fixed-µm patches of each cell plus an "
+                             "MLP on the same features (patches re-simulated and cached per "
+                             "split, docs/CELLS.md)")
+    parser.add_argument("--crop-epochs", type=int, default=20)
+    parser.add_argument("--crop-members", type=int, default=1,
+                        help="crop scorers from seeds SEED, SEED+1, ... averaged")
+    parser.add_argument("--crop-patches", type=int, default=8,
+                        help="patches per cell the crop CNN sees (of 16 extracted)")
+    parser.add_argument("--patch-px", type=int, default=48, help="patch side in pixels")
+    parser.add_argument("--patch-pixel-um", type=float, default=0.2,
+                        help="patch pixel size: each cell is resampled to it")
+    parser.add_argument("--aux-weight", type=float, default=0.5,
+                        help="weight of the auxiliary ln(1 + myofibril spread) regression")
     parser.add_argument("--no-baselines", action="store_true",
                         help="the model's figures only: no baselines, and with "
                              "--evaluate-only no training or validation candidates either")
@@ -110,6 +125,35 @@ def _rendering(args: argparse.Namespace, stage: str) -> str:
         else "default"
 
 
+def _split_patches(args: argparse.Namespace, structure: dict, data: dict, splits: dict,
+                   name: str, model_only: bool = True):
+    """Patches of ``name``'s true cells for a crop-CNN ``structure`` (None for MLP heads);
+    with ``model_only`` just the model's ``n_patches`` per cell."""
+    from offline.cellstruct.patch_data import build_patches
+
+    if structure.get("kind", "mlp") != "crop_cnn":
+        return None
+    geometry = structure["patches"]
+    patches = build_patches(name, data[name], splits[name], args.cache,
+                            _rendering(args, "heads") if name == "train" else "default",
+                            int(geometry["patch_px"]), float(geometry["patch_pixel_um"]))
+    return patches.patches[:, : int(geometry["n_patches"])] if model_only else patches
+
+
+def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
+    """What ``--structure crop_cnn`` trains on (None for the MLP heads)."""
+    from offline.cellstruct.train import CropTraining
+    from offline.cellstruct.train_crops import crop_structure_config
+
+    if args.structure != "crop_cnn":
+        return None
+    structure = crop_structure_config(args.crop_patches, args.patch_px, args.patch_pixel_um,
+                                      aux_weight=args.aux_weight)
+    train, val = (_split_patches(args, structure, data, splits, name, model_only=False)
+                  for name in ("train", "val"))
+    return CropTraining(train, val, structure, args.crop_epochs, args.crop_members)
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.cells.model import CellsModel
     from offline.cellstruct.dataset import build_candidates
@@ -141,12 +185,15 @@ def run(args: argparse.Namespace) -> int:
         model = train_cells_model(data["train"], data["val"], args.curator_epochs,
                                   args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH,
                                   curator_from=CellsModel.load(args.curator_from)
-                                  if args.curator_from else None)
+                                  if args.curator_from else None,
+                                  crops=_crop_training(args, data, splits))
     baselines = None if args.no_baselines else fit_baselines(data["train"], data["val"])
     report = args.out / "report"
     report.mkdir(parents=True, exist_ok=True)
     results = [evaluate(model, baselines, data[name], f"{name} ({splits[name]} fields)",
-                        report / f"cells_{name}.png") for name in args.report_splits]
+                        report / f"cells_{name}.png",
+                        _split_patches(args, model.config.structure, data, splits, name))
+               for name in args.report_splits]
     command = "castream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if "train-cells" in sys.argv else "castream train-cells"
     model.metrics = {"command": command, "splits": splits,

@@ -5,7 +5,8 @@ bootstrap over fields of their difference.
 ``python -m offline.experiments.cells_selection_paired --split select --fields 60
 --cache CACHE A_MODEL_DIR B_MODEL_DIR`` reads ``CACHE/{split}-{fields}{tag}.npz`` for each
 model (the tag of its pattern net, as ``castream train-cells`` writes them; build them first
-with ``castream train-cells --evaluate-only --report-splits SPLIT --no-baselines``), checks
+with ``castream train-cells --evaluate-only --report-splits SPLIT --no-baselines``; a
+crop-CNN model also reads its patch cache, ``patch_data.build_patches``), checks
 that both hold the same candidates and targets (the segmenter does not depend on the pattern
 net), scores the true cells with each model and resamples the fields with replacement
 (``--reps`` times, seed 0), recomputing both models' S on the same resampled cells. It
@@ -25,6 +26,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from engine.cells.model import CellsModel
 from offline.cellstruct.dataset import build_candidates
+from offline.cellstruct.patch_data import build_patches
 from offline.commands.train_cells import _weights_tag
 
 
@@ -33,7 +35,14 @@ def _per_cell(model_dir: Path, split: str, n_fields: int, cache: Path) -> dict:
     cands = build_candidates(split, n_fields, 1, cache, str(model_dir),
                              _weights_tag(model.weights))
     cells = cands.targets["is_cell"] == 1
-    scored = model.score([r for r, keep in zip(cands.rows(), cells, strict=True) if keep])
+    patches = None
+    if model.structure_kind == "crop_cnn":   # the true cells' patches, cached beside
+        geometry = model.config.structure["patches"]
+        patches = build_patches(split, cands, n_fields, cache, "default",
+                                int(geometry["patch_px"]), float(geometry["patch_pixel_um"])
+                                ).patches[:, : int(geometry["n_patches"])]
+    scored = model.score([r for r, keep in zip(cands.rows(), cells, strict=True) if keep],
+                         patches)
     return {"field": cands.targets["field"][cells].astype(int),
             "truth": {"score": cands.targets["structure_score"][cells],
                       "sarcomerisation": cands.targets["sarcomerisation"][cells].astype(int),
@@ -74,18 +83,29 @@ def main(argv: list[str] | None = None) -> int:
     fields = np.unique(a["field"])
     by_field = [np.flatnonzero(a["field"] == f) for f in fields]
     rng = np.random.default_rng(0)
-    diffs = []
+    diffs, dir_diffs = [], []
     for _ in range(args.reps):
         idx = np.concatenate([by_field[i] for i in rng.integers(0, len(fields), len(fields))])
         diffs.append(selection_sum(b["truth"], b["pred"], idx)
                      - selection_sum(a["truth"], a["pred"], idx))
-    diffs = np.asarray(diffs)
+        dir_diffs.append(_directionality(b, idx) - _directionality(a, idx))
+    diffs, dir_diffs = np.asarray(diffs), np.asarray(dir_diffs)
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     sys.stdout.write(f"{args.split}: {len(fields)} fields, {len(everything)} true cells; "
                      f"S(A) {s_a:.3f}, S(B) {s_b:.3f}, S(B) - S(A) {s_b - s_a:+.3f}; "
                      f"bootstrap over fields ({args.reps}): 95 % interval "
                      f"[{lo:+.3f}, {hi:+.3f}], B not higher in {np.mean(diffs <= 0):.1%}\n")
+    d_a, d_b = _directionality(a, everything), _directionality(b, everything)
+    lo, hi = np.percentile(dir_diffs, [2.5, 97.5])
+    sys.stdout.write(f"directionality wF1: A {d_a:.3f}, B {d_b:.3f}, B - A {d_b - d_a:+.3f}; "
+                     f"95 % interval [{lo:+.3f}, {hi:+.3f}], B not higher in "
+                     f"{np.mean(dir_diffs <= 0):.1%}\n")
     return 0
+
+
+def _directionality(model_cells: dict, idx: np.ndarray) -> float:
+    return float(f1_score(model_cells["truth"]["directionality"][idx],
+                          model_cells["pred"]["directionality"][idx], average="weighted"))
 
 
 if __name__ == "__main__":
