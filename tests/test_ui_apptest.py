@@ -129,6 +129,25 @@ def test_stream_with_events_stats_and_cell(monkeypatch, seeded_store):
     assert not app.error and not app.warning
 
 
+@pytest.mark.parametrize("stopped", [False, True])
+def test_live_image_caption_tells_a_stopped_stream_from_a_silent_feed(
+        monkeypatch, seeded_store, ipc_endpoint, stopped):
+    if stopped:
+        with SqliteStore(seeded_store) as store:
+            store.close_stream(STREAM)
+    monkeypatch.setenv(ENV_STORE, str(seeded_store))
+    monkeypatch.setenv(ENV_EVENTS, ipc_endpoint)  # a subscriber that receives nothing
+    monkeypatch.setenv(ENV_INGEST, "")
+    monkeypatch.setenv(ENV_STALE_S, "10")
+    monkeypatch.setenv(ENV_LAUNCH_DIR, "")
+    app = AppTest.from_file(str(APP), default_timeout=30)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    captions = _texts(app.caption)
+    assert ("This stream has stopped" in captions) is stopped
+    assert ("Waiting for the engine's live image" in captions) is not stopped
+
+
 def test_stream_with_errors_and_gaps_is_flagged(monkeypatch, store_path):
     with SqliteStore(store_path) as store:
         _open_stream(store)

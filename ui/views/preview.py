@@ -50,6 +50,9 @@ def render_preview(
     if subscriber is None:
         st.caption("Events only: start the dashboard with `--events` (the engine's "
                    "`--publish` endpoint) to see the live image under them.")
+    elif not strips and not stream.get("live"):
+        st.caption("This stream has stopped: there is no live image, only its last events "
+                   "(History maps the whole stream).")
     elif not strips:
         st.caption("Waiting for the engine's live image of this stream…")
 
