@@ -20,7 +20,7 @@ from pathlib import Path
 from engine.cells.model import CellsModel
 from offline.cellstruct.dataset import build_candidates
 from offline.cellstruct.evaluate import evaluate, selection_score
-from offline.cellstruct.patch_data import build_patches
+from offline.cellstruct.patch_data import model_patches
 from offline.commands.train_cells import _weights_tag
 
 
@@ -56,10 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                              _weights_tag(model.weights))
     patches = None
     if model.structure_kind == "crop_cnn":
-        geometry = model.config.structure["patches"]
-        patches = build_patches(args.split, cands, args.fields, args.cache, "default",
-                                int(geometry["patch_px"]), float(geometry["patch_pixel_um"])
-                                ).patches[:, : int(geometry["n_patches"])]
+        patches = model_patches(args.split, cands, args.fields, args.cache,
+                                model.config.structure["patches"])
     lines = ["| model | Spearman | MAE | sarcomerisation wF1 | directionality wF1 | "
              "source acc. | S |", "|---|---|---|---|---|---|---|"]
     for k in range(int(model.config.structure.get("members", 1))):
