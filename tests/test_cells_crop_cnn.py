@@ -173,3 +173,17 @@ def test_crop_model_with_band_channel_runs_castream_cells(field_tif, tmp_path):
     assert main(["cells", str(field_tif), "--out", str(tmp_path / "out"), "--model", str(path),
                  "--no-overview"]) == 0
     assert read_cells_csv(tmp_path / "out" / "cells.csv")
+
+
+def test_crop_models_from_separate_runs_merge_into_one_ensemble(crop_model):
+    from offline.experiments.cells_crop_members import member_model, merged_model
+
+    merged = merged_model([crop_model, member_model(crop_model, 1)])
+    assert merged.config.structure["members"] == 3
+    assert merged_model([crop_model]) is crop_model
+    rows = [dict.fromkeys(crop_model.config.structure_features, 0.5)] * 2
+    patches = np.random.default_rng(0).normal(size=(2, 3, 2, 24, 24)).astype(np.float32)
+    scored = {name: m.score(rows, patches)["organisation_estimate"]
+              for name, m in (("a", crop_model), ("b", member_model(crop_model, 1)),
+                              ("merged", merged))}
+    np.testing.assert_allclose(scored["merged"], (2 * scored["a"] + scored["b"]) / 3, rtol=1e-5)
