@@ -19,7 +19,7 @@ from engine.cells.model import (
     build_network,
     weights_of,
 )
-from engine.cells.patches import cell_patches, patch_centres
+from engine.cells.patches import cell_patches, patch_centres, with_extra_channels
 from engine.cells.schema import read_cells_csv
 from engine.cli import main
 
@@ -135,3 +135,55 @@ def test_old_model_directories_still_load(crop_model, tmp_path):
     (tmp_path / "old" / "config.json").write_text(json.dumps(bad))
     with pytest.raises(Exception, match="unknown structure kind"):
         CellsModel.load(tmp_path / "old").net("structure")
+
+
+def test_band_channel_keeps_the_sarcomere_repeat():
+    plane, labels, row = _striped_cell(0.2)
+    patches = cell_patches(plane, labels, [row], 0.2, 10.0, 100.0, 48, 0.2, 2)
+    assert with_extra_channels(patches, []) is patches
+    banded = with_extra_channels(patches, ["band"], 0.2)
+    assert banded.shape == (1, 2, 3, 48, 48)
+    np.testing.assert_array_equal(banded[:, :, :2], patches)
+    band = banded[0, 0, 2]
+    assert abs(band.mean()) < 0.1 * band.std()            # the slow background is gone
+    profile = band.mean(axis=0)
+    period_px = 48 / (np.argmax(np.abs(np.fft.rfft(profile))[1:]) + 1)
+    assert period_px == pytest.approx(1.9 / 0.2, rel=0.15)
+    assert np.abs(band.mean(axis=1) - band.mean()).max() < 0.2 * np.abs(profile).max()
+    with pytest.raises(ValueError, match="unknown patch channels"):
+        with_extra_channels(patches, ["orientation"])
+
+
+def test_crop_model_with_band_channel_runs_castream_cells(field_tif, tmp_path):
+    import torch
+
+    from offline.cellstruct.train_crops import crop_structure_config
+
+    torch.manual_seed(0)
+    structure = crop_structure_config(3, 24, 0.2, (4, 8), hidden=8, extra=("band",))
+    assert structure["patches"]["extra"] == ["band"]
+    assert "extra" not in crop_structure_config(3, 24, 0.2)["patches"]
+    config = _config({**structure, "members": 2})
+    nets = {name: build_network(config, name) for name in ("curator", "structure")}
+    path = CellsModel(config, weights_of(nets), {"is_cell": 0.0}).save(tmp_path / "model")
+    loaded = CellsModel.load(path)
+    rows = [dict.fromkeys(config.structure_features, 0.0)]
+    assert loaded.score(rows, np.zeros((1, 3, 3, 24, 24), np.float32))[
+        "structure_score"].shape == (1,)
+    assert main(["cells", str(field_tif), "--out", str(tmp_path / "out"), "--model", str(path),
+                 "--no-overview"]) == 0
+    assert read_cells_csv(tmp_path / "out" / "cells.csv")
+
+
+def test_crop_models_from_separate_runs_merge_into_one_ensemble(crop_model):
+    from offline.experiments.cells_crop_members import member_model, merged_model
+
+    merged = merged_model([crop_model, member_model(crop_model, 1)])
+    assert merged.config.structure["members"] == 3
+    assert merged_model([crop_model]) is crop_model
+    rows = [dict.fromkeys(crop_model.config.structure_features, 0.5)] * 2
+    patches = np.random.default_rng(0).normal(size=(2, 3, 2, 24, 24)).astype(np.float32)
+    scored = {name: m.score(rows, patches)["organisation_estimate"]
+              for name, m in (("a", crop_model), ("b", member_model(crop_model, 1)),
+                              ("merged", merged))}
+    np.testing.assert_allclose(scored["merged"], (2 * scored["a"] + scored["b"]) / 3, rtol=1e-5)

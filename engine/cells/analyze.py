@@ -18,7 +18,7 @@ import numpy as np
 from .crops import roi_crops
 from .features import field_levels, roi_features
 from .model import CellsModel
-from .patches import cell_patches
+from .patches import cell_patches, with_extra_channels
 from .patterns import normalized, oriented_measures, pattern_classes, pattern_fractions
 from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
 from .segment import segment_candidates
@@ -122,9 +122,11 @@ def structure_patches(plane: np.ndarray, labels: np.ndarray, rows: list[dict], p
         return None
     background, foreground = field_levels(plane, labels)
     geometry = model.config.structure["patches"]
-    return cell_patches(plane, labels, rows, pixel_um, background, foreground - background,
-                        int(geometry["patch_px"]), float(geometry["patch_pixel_um"]),
-                        int(geometry["n_patches"]))
+    patches = cell_patches(plane, labels, rows, pixel_um, background, foreground - background,
+                           int(geometry["patch_px"]), float(geometry["patch_pixel_um"]),
+                           int(geometry["n_patches"]))
+    return with_extra_channels(patches, geometry.get("extra", []),
+                               float(geometry["patch_pixel_um"]))
 
 
 def calibration_trust(pixel_um: float, model: CellsModel) -> tuple[float, list[str]]:

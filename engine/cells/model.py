@@ -150,8 +150,10 @@ class CellsModel:
         """Score (1–5), the heads' raw organisation estimate and class probabilities per head
         for each ROI (the score is the estimate mapped by the config's ``score_map``).
 
-        ``patches`` ``(n, K, 2, P, P)`` (:func:`~engine.cells.patches.cell_patches` with the
-        config's ``structure["patches"]``) are needed by a "crop_cnn" model only.
+        ``patches`` ``(n, K, C, P, P)`` (:func:`~engine.cells.patches.cell_patches` with the
+        config's ``structure["patches"]``, its ``extra`` channels appended by
+        :func:`~engine.cells.patches.with_extra_channels`) are needed by a "crop_cnn" model
+        only.
         """
         import torch
 
@@ -193,9 +195,11 @@ def build_network(config: CellsModelConfig, name: str):
 
         def member():
             if kind == "crop_cnn":
+                extra = config.structure["patches"].get("extra", [])
                 return CropScorer(len(config.structure_features),
                                   tuple(config.structure["channels"]),
-                                  int(config.structure["hidden"]), *sizes)
+                                  int(config.structure["hidden"]), *sizes,
+                                  in_channels=2 + len(extra))
             return StructureHeads(len(config.structure_features),
                                   int(config.structure["hidden"]), *sizes)
 

@@ -114,9 +114,9 @@ class CropScorer(nn.Module):
 
     def __init__(self, n_features: int, channels: tuple[int, ...] = (8, 16, 32, 48),
                  hidden: int = 64, n_sarcomerisation: int = 4, n_directionality: int = 4,
-                 n_sources: int = 3) -> None:
+                 n_sources: int = 3, in_channels: int = 2) -> None:
         super().__init__()
-        self.encoder = PatchEncoder(channels)
+        self.encoder = PatchEncoder(channels, in_channels)
         self.features = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(inplace=True))
         self.trunk = nn.Sequential(nn.Linear(2 * self.encoder.width + hidden, hidden),
                                    nn.ReLU(inplace=True), nn.Dropout(0.1))

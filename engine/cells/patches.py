@@ -10,7 +10,11 @@ patch is cell: the first centre nearest the ROI's centroid, each next one the pi
 from those chosen. Deterministic, and the first k of n centres are the k-centre choice, so a
 model may use fewer patches than were extracted.
 Channel 0 is the image normalized like every cells network's input
-(:func:`~engine.cells.patterns.normalized`), channel 1 the ROI mask.
+(:func:`~engine.cells.patterns.normalized`), channel 1 the ROI mask; a model may ask for
+extra channels computed from these two (:func:`with_extra_channels`, ``patches["extra"]``):
+``"band"``, the image band-passed on the sarcomere-scale ring of
+:func:`~engine.cells.measure.orientation_spread` (:func:`~engine.cells.measure.sarcomere_band`,
+tapered to the patch's mask), where the Z-disc rows and their direction stand out.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .measure import sarcomere_band
+
 #: defaults of a crop-CNN model's ``config.structure["patches"]``
 PATCH_PX = 48
 PATCH_PIXEL_UM = 0.2
 N_PATCHES = 8
+#: extra channels :func:`with_extra_channels` computes, and their fixed gain (brings the
+#: band-passed image to about unit SD on cell patches)
+EXTRA_CHANNELS = {"band": 2.5}
 #: ROI pixels considered as patch centres: every STEP-th in y and x (of the resampled ROI)
 CENTRE_STEP_PX = 3
 
@@ -79,3 +88,25 @@ def patch_centres(mask: np.ndarray, n_patches: int, patch_px: int = PATCH_PX) ->
         distance = np.minimum(distance, ((points - points[chosen[-1]]) ** 2).sum(axis=1))
     centres = [tuple(int(v) for v in points[c]) for c in chosen]
     return [centres[k % len(centres)] for k in range(n_patches)]
+
+
+def with_extra_channels(patches: np.ndarray, extra: list[str] | tuple[str, ...],
+                        patch_pixel_um: float = PATCH_PIXEL_UM) -> np.ndarray:
+    """``patches`` ``(n, K, 2, P, P)`` (image, mask) with the channels named in ``extra``
+    (keys of :data:`EXTRA_CHANNELS`) appended, computed patch by patch; the input itself when
+    ``extra`` is empty."""
+    unknown = [name for name in extra if name not in EXTRA_CHANNELS]
+    if unknown:
+        raise ValueError(f"unknown patch channels {unknown} (known: {list(EXTRA_CHANNELS)})")
+    if not extra:
+        return patches
+    out = np.zeros(patches.shape[:2] + (2 + len(extra),) + patches.shape[3:], patches.dtype)
+    out[:, :, :2] = patches[:, :, :2]
+    for i, k in np.ndindex(*patches.shape[:2]):
+        image = patches[i, k, 0].astype(np.float32)
+        mask = patches[i, k, 1].astype(np.float32)
+        for j, name in enumerate(extra):
+            if name == "band":
+                out[i, k, 2 + j] = EXTRA_CHANNELS[name] * sarcomere_band(image, mask,
+                                                                         patch_pixel_um)
+    return out

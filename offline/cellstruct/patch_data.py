@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.cells.features import field_levels, roi_features
-from engine.cells.patches import PATCH_PIXEL_UM, PATCH_PX, cell_patches
+from engine.cells.patches import PATCH_PIXEL_UM, PATCH_PX, cell_patches, with_extra_channels
 from engine.cells.segment import segment_candidates
 
 from .dataset import Candidates, _match, simulate
@@ -98,3 +98,14 @@ def build_patches(split: str, cands: Candidates, n_fields: int, cache_dir: str |
     log.info("%s: patches of %d true cells, %s", split, len(result.index),
              result.patches.shape[1:])
     return result
+
+
+def model_patches(split: str, cands: Candidates, n_fields: int, cache_dir: str | Path,
+                  geometry: dict, rendering: str = "default") -> np.ndarray:
+    """What a crop-CNN model with ``geometry`` (``config.structure["patches"]``) scores for
+    the true cells of ``cands``: its first ``n_patches`` patches with its extra channels."""
+    pixel_um = float(geometry["patch_pixel_um"])
+    patches = build_patches(split, cands, n_fields, cache_dir, rendering,
+                            int(geometry["patch_px"]), pixel_um).patches
+    return with_extra_channels(patches[:, : int(geometry["n_patches"])],
+                               geometry.get("extra", []), pixel_um)

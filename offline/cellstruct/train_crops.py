@@ -31,11 +31,14 @@ AUX_WEIGHT = 0.5
 
 def crop_structure_config(n_patches: int, patch_px: int, patch_pixel_um: float,
                           channels: tuple[int, ...] = CROP_CHANNELS, hidden: int = 64,
-                          aux_weight: float = AUX_WEIGHT) -> dict:
-    """``config.structure`` of a crop-CNN model."""
+                          aux_weight: float = AUX_WEIGHT, extra: tuple[str, ...] = ()) -> dict:
+    """``config.structure`` of a crop-CNN model (``extra``: patch channels after image and
+    mask, :func:`engine.cells.patches.with_extra_channels`; none is written when empty)."""
+    patches = {"patch_px": patch_px, "patch_pixel_um": patch_pixel_um, "n_patches": n_patches}
+    if extra:
+        patches["extra"] = list(extra)
     return {"kind": "crop_cnn", "hidden": hidden, "channels": list(channels),
-            "patches": {"patch_px": patch_px, "patch_pixel_um": patch_pixel_um,
-                        "n_patches": n_patches}, "aux_weight": aux_weight}
+            "patches": patches, "aux_weight": aux_weight}
 
 
 def _cell_tensors(config: CellsModelConfig, cands: Candidates, patches: CellPatches):

@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-px", type=int, default=48, help="patch side in pixels")
     parser.add_argument("--patch-pixel-um", type=float, default=0.2,
                         help="patch pixel size: each cell is resampled to it")
+    parser.add_argument("--patch-channels", nargs="*", default=[], choices=("band",),
+                        help="extra patch channels after image and mask: band = the image "
+                             "band-passed on the sarcomere ring (engine/cells/patches.py)")
     parser.add_argument("--aux-weight", type=float, default=0.5,
                         help="weight of the auxiliary ln(1 + myofibril spread) regression")
     parser.add_argument("--no-baselines", action="store_true",
@@ -127,17 +130,23 @@ def _rendering(args: argparse.Namespace, stage: str) -> str:
 
 def _split_patches(args: argparse.Namespace, structure: dict, data: dict, splits: dict,
                    name: str, model_only: bool = True):
-    """Patches of ``name``'s true cells for a crop-CNN ``structure`` (None for MLP heads);
-    with ``model_only`` just the model's ``n_patches`` per cell."""
-    from offline.cellstruct.patch_data import build_patches
+    """Patches of ``name``'s true cells for a crop-CNN ``structure`` (None for MLP heads),
+    with the model's extra channels; with ``model_only`` just its ``n_patches`` per cell."""
+    from dataclasses import replace
+
+    from engine.cells.patches import with_extra_channels
+    from offline.cellstruct.patch_data import build_patches, model_patches
 
     if structure.get("kind", "mlp") != "crop_cnn":
         return None
     geometry = structure["patches"]
-    patches = build_patches(name, data[name], splits[name], args.cache,
-                            _rendering(args, "heads") if name == "train" else "default",
+    rendering = _rendering(args, "heads") if name == "train" else "default"
+    if model_only:
+        return model_patches(name, data[name], splits[name], args.cache, geometry, rendering)
+    patches = build_patches(name, data[name], splits[name], args.cache, rendering,
                             int(geometry["patch_px"]), float(geometry["patch_pixel_um"]))
-    return patches.patches[:, : int(geometry["n_patches"])] if model_only else patches
+    return replace(patches, patches=with_extra_channels(
+        patches.patches, geometry.get("extra", []), float(geometry["patch_pixel_um"])))
 
 
 def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
@@ -148,7 +157,8 @@ def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
     if args.structure != "crop_cnn":
         return None
     structure = crop_structure_config(args.crop_patches, args.patch_px, args.patch_pixel_um,
-                                      aux_weight=args.aux_weight)
+                                      aux_weight=args.aux_weight,
+                                      extra=tuple(args.patch_channels))
     train, val = (_split_patches(args, structure, data, splits, name, model_only=False)
                   for name in ("train", "val"))
     return CropTraining(train, val, structure, args.crop_epochs, args.crop_members)

@@ -26,7 +26,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from engine.cells.model import CellsModel
 from offline.cellstruct.dataset import build_candidates
-from offline.cellstruct.patch_data import build_patches
+from offline.cellstruct.patch_data import model_patches
 from offline.commands.train_cells import _weights_tag
 
 
@@ -37,10 +37,8 @@ def _per_cell(model_dir: Path, split: str, n_fields: int, cache: Path) -> dict:
     cells = cands.targets["is_cell"] == 1
     patches = None
     if model.structure_kind == "crop_cnn":   # the true cells' patches, cached beside
-        geometry = model.config.structure["patches"]
-        patches = build_patches(split, cands, n_fields, cache, "default",
-                                int(geometry["patch_px"]), float(geometry["patch_pixel_um"])
-                                ).patches[:, : int(geometry["n_patches"])]
+        patches = model_patches(split, cands, n_fields, cache,
+                                model.config.structure["patches"])
     scored = model.score([r for r, keep in zip(cands.rows(), cells, strict=True) if keep],
                          patches)
     return {"field": cands.targets["field"][cells].astype(int),
