@@ -131,3 +131,21 @@ def test_the_experiments_margin_is_counted_in_frames() -> None:
     assert [e.kind for e in rekind(events, 10.0, (35.0, 0, None))] == ["spark", "puff", "puff", "spark"]
     assert [e.kind for e in rekind(events, 10.0, (35.0, 1, None))] == ["spark", "spark", "puff", "spark"]
     assert [e.kind for e in events] == ["spark"] * 4  # copies: the engine's events stay as they were
+
+
+def test_the_width_experiment_renames_only_narrow_puffs() -> None:
+    from engine.events import Event
+    from offline.experiments.kind_by_width import rewiden
+
+    def event(kind: str, fwhm_um: float) -> Event:
+        return Event(event_id=1, kind=kind, t_start_ms=0.0, t_peak_ms=50.0, t_end_ms=300.0,
+                     x_um=1.0, y_um=math.nan, amplitude_dff0=0.3, fwhm_um=fwhm_um,
+                     fdhm_ms=150.0, rise_ms=60.0, t50_ms=80.0, stream="s", cell="c",
+                     score=0.9, significance=10.0, flags="")
+
+    events = [event("puff", 1.5), event("puff", 4.0), event("spark", 1.5),
+              event("puff", math.nan)]
+    assert [e.kind for e in rewiden(events, 1.5, None)] == ["puff", "puff", "spark", "puff"]
+    renamed = rewiden(events, 1.5, 3.0)
+    assert [e.kind for e in renamed] == ["spark", "puff", "spark", "puff"]
+    assert renamed[0].flags == WIDTH_FLAG and renamed[2].flags == ""
