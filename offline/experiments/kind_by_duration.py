@@ -44,10 +44,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-from dataclasses import replace
 
-from engine.kind_rules import PUFF_MIN_KEY, SPARK_MAX_KEY, kind_by_duration
-from offline.experiments.rescore import rescore
+from engine.kind_rules import KEYS, KindRules
+from offline.experiments.rescore import rescore, with_kind_rules
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,8 @@ GRIDS = {"movie": ([None, 50.0, 60.0, 70.0, 80.0, 100.0], [None, 30.0, 40.0, 50.
 
 def rekind(events, puff_min: float | None, spark_max: float | None) -> list:
     """Copies of ``events`` with the duration rules applied."""
-    out = []
-    for event in events:
-        fields = {"kind": event.kind, "fdhm_ms": event.fdhm_ms, "flags": event.flags}
-        kind_by_duration(fields, puff_min, spark_max)
-        out.append(replace(event, kind=fields["kind"], flags=fields["flags"]))
-    return out
+    return with_kind_rules(events, KindRules(puff_min_fdhm_ms=puff_min,
+                                             spark_max_fdhm_ms=spark_max))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     grid = list(itertools.product(*GRIDS[args.kind]))
     data = validation_sets(args.kind, args.n, args.n_sim)
-    off = {PUFF_MIN_KEY: None, SPARK_MAX_KEY: None}
-    variants = {point: (lambda events, labels, point=point: (rekind(events, *point), labels))
+    off = {key: None for key in KEYS}  # every kind rule, also those the model directory holds
+    variants = {point: (lambda events, labels, _rec, point=point: (rekind(events, *point), labels))
                 for point in grid}
     per_generator = {name: rescore(recs, MODELS[args.kind], off, variants)
                      for name, recs in data.items()}

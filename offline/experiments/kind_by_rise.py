@@ -42,15 +42,10 @@ their rise", has the test-seed figures (a trade there: development up, simulator
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
-import math
-from dataclasses import replace
-
-import numpy as np
 
 from engine.kind_rules import KEYS, KindRules
-from offline.evaluate import pool_results, run_engine, score_recording
+from offline.experiments.rescore import rescore, with_kind_rules
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
@@ -64,37 +59,22 @@ GRIDS = {"margin": [None, *[(r, m, None) for r in (30.0, 35.0, 40.0, 45.0) for m
 
 
 def rekind(events, dt_ms: float, point: tuple[float, int, float | None] | None) -> list:
-    """Copies of ``events`` with the rise rule at ``point`` applied."""
+    """Copies of ``events`` with the rise rule at ``point`` applied (only to events whose FDHM
+    reaches ``point[2]``, when it is given)."""
     if point is None:
         return list(events)
     rules = KindRules(puff_min_rise_ms=point[0] + point[1] * dt_ms)
-    out = []
-    for event in events:
-        if point[2] is not None and not event.fdhm_ms >= point[2]:
-            out.append(event)
-            continue
-        fields = {"kind": event.kind, "rise_ms": event.rise_ms, "fdhm_ms": math.nan,
-                  "flags": event.flags}
-        rules.apply(fields)
-        out.append(replace(event, kind=fields["kind"], flags=fields["flags"]))
-    return out
+    if point[2] is None:
+        return with_kind_rules(events, rules)
+    return [with_kind_rules([e], rules)[0] if e.fdhm_ms >= point[2] else e for e in events]
 
 
 def score_grid(recordings, grid, rename=rekind, model: str = MODEL) -> dict:
     """Per grid point, the pooled scores of ``rename(events, dt_ms, point)``; the engine runs
-    once per recording (every kind rule off)."""
-    per_point: dict = {point: [] for point in grid}
-    off = {key: None for key in KEYS}
-    for rec in recordings:
-        result = run_engine(rec, model, "accurate", "auto", "auto", off)
-        labels = np.asarray(result.labels)
-        for point in grid:
-            events = rename(result.events, rec.dt_ms, point)
-            per_point[point].append(score_recording(rec, events, labels, result.quality))
-        log.info("%s: %d events", rec.name, len(result.events))
-        del result, labels
-        gc.collect()
-    return {point: pool_results(scores) for point, scores in per_point.items()}
+    once per recording, every kind rule off (:func:`~offline.experiments.rescore.rescore`)."""
+    variants = {point: (lambda events, labels, rec, point=point:
+                        (rename(events, rec.dt_ms, point), labels)) for point in grid}
+    return rescore(recordings, model, {key: None for key in KEYS}, variants)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +118,7 @@ def report(per_generator: dict, grid: list, label) -> None:
         if best is None or mean > best[1] + 1e-9:
             best = (label(point), mean)
     log.info("best: %s (mean class F1 %.4f)", *best)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

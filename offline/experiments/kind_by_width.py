@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import replace
 
 from engine.kind_rules import KindRules
 from offline.experiments.kind_by_rise import report, score_grid
+from offline.experiments.rescore import with_kind_rules
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,7 @@ GRID = [None, 2.0, 2.5, 3.0, 3.5]
 
 def rewiden(events, dt_ms: float, width_um: float | None) -> list:
     """Copies of ``events`` with the width rule at ``width_um`` applied."""
-    rules = KindRules(spark_max_fwhm_um=width_um)
-    out = []
-    for event in events:
-        fields = {"kind": event.kind, "fwhm_um": event.fwhm_um, "flags": event.flags}
-        rules.apply(fields)
-        out.append(replace(event, kind=fields["kind"], flags=fields["flags"]))
-    return out
+    return with_kind_rules(events, KindRules(spark_max_fwhm_um=width_um))
 
 
 def main(argv: list[str] | None = None) -> int:

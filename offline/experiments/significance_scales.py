@@ -46,7 +46,7 @@ VARIANTS = {"one box": [[1, 1]], "+2um x 20ms": [[1, 1], [2, 1]]}
 def drop_below(threshold: float):
     """A :func:`~offline.experiments.rescore.rescore` variant: events under ``threshold``
     dropped with their labels, as the tracker's rejection does."""
-    def variant(events: list, labels: np.ndarray) -> tuple[list, np.ndarray]:
+    def variant(events: list, labels: np.ndarray, _recording) -> tuple[list, np.ndarray]:
         drop = [int(e.event_id) for e in events if e.significance < threshold]
         keep = [e for e in events if not e.significance < threshold]
         return keep, (np.where(np.isin(labels, drop), 0, labels) if drop else labels)
