@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .frame_ring import FrameRing
+
 MODES = ("accurate", "low_latency")
 
 
@@ -117,9 +119,7 @@ class Windower:
         self.geometry = WindowGeometry(window_frames, hop_frames, margin_left, margin_right)
         self.frame_shape = tuple(int(s) for s in frame_shape)
         self._origin = first_index
-        self._buffer = np.empty((2 * window_frames, *self.frame_shape), np.float32)
-        self._buf_first = first_index  # stream index of _buffer[0]
-        self._n_buffered = 0
+        self._frames = FrameRing(self.frame_shape, np.float32, first_index)
         self._next_start = first_index  # start of the next full window
         self._n_final = first_index  # every frame before this index is final
         self._flushed = False
@@ -141,7 +141,7 @@ class Windower:
     @property
     def next_index(self) -> int:
         """Stream index the next pushed frame must have."""
-        return self._buf_first + self._n_buffered
+        return self._frames.stop
 
     def push(self, first_index: int, frames: np.ndarray) -> list[Window]:
         """Append frames ``first_index ..``; return the windows that became complete."""
@@ -155,9 +155,10 @@ class Windower:
         windows: list[Window] = []
         step = self.geometry.frames  # bounded buffer even when a whole file is pushed at once
         for i in range(0, frames.shape[0], step):
-            self._append(frames[i:i + step])
+            self._frames.append(self.next_index, frames[i:i + step])
             windows += self._complete_windows()
-            self._drop_old()
+            # forget frames no future window (nor the flush window) can contain
+            self._frames.release(min(self._next_start, self.next_index - self.geometry.frames))
         return windows
 
     def _complete_windows(self) -> list[Window]:
@@ -184,35 +185,12 @@ class Windower:
         return [self._window(start, end - start, keep)]
 
     def _window(self, start: int, n_real: int, keep: slice) -> Window:
-        offset = start - self._buf_first
-        data = self._buffer[offset:offset + n_real].copy()
+        data = self._frames.read(start, start + n_real).copy()
         missing = self.geometry.frames - n_real
         if missing > 0:
             pad = [(0, missing)] + [(0, 0)] * len(self.frame_shape)
             data = np.pad(data, pad, mode="reflect" if n_real > 1 else "edge")
         return Window(start, data, keep)
-
-    def _append(self, frames: np.ndarray) -> None:
-        n = frames.shape[0]
-        needed = self._n_buffered + n
-        if needed > self._buffer.shape[0]:
-            bigger = np.empty((max(needed, 2 * self._buffer.shape[0]), *self.frame_shape),
-                              np.float32)
-            bigger[:self._n_buffered] = self._buffer[:self._n_buffered]
-            self._buffer = bigger
-        self._buffer[self._n_buffered:needed] = frames
-        self._n_buffered = needed
-
-    def _drop_old(self) -> None:
-        """Forget frames no future window (nor the flush window) can contain."""
-        keep_from = min(self._next_start, self.next_index - self.geometry.frames)
-        drop = keep_from - self._buf_first
-        if drop <= 0 or drop < self._buffer.shape[0] // 2:
-            return  # compact only when at least half the buffer is dead (amortised O(1))
-        remaining = self._n_buffered - drop
-        self._buffer[:remaining] = self._buffer[drop:self._n_buffered]
-        self._buf_first += drop
-        self._n_buffered = remaining
 
 
 class Stitcher:
