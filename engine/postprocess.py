@@ -18,7 +18,9 @@ equivalence"):
 Event ids are assigned in the order (closing frame, t_start, y, x, ...) where the *closing frame*
 ``t_last + close_after + 1`` is a property of the region, not of the blocks: the same recording
 gives the same ids whatever the block sizes (tested). Only the frames of open regions plus the
-context are buffered, so memory is bounded by the longest open event.
+context are buffered, so memory is bounded by the longest open event. They are held in
+:class:`~engine.frame_ring.FrameRing` objects keyed by absolute frame index; the ΔF/F0 ring may
+be the caller's (the analyzer's, which the preview also reads), so those frames are held once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from scipy import ndimage
 
 from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
+from engine.frame_ring import FrameRing
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
@@ -71,6 +74,11 @@ class InstanceTracker:
         ``accept(instance) -> bool``, asked for every instance before it gets an id (e.g. the
         significance test); rejected instances get no id and no label, and are counted in
         :attr:`n_rejected`.
+    dff0 : FrameRing, optional
+        The stream's ΔF/F0 frames (``frame_shape``, from frame 0), shared with the caller: the
+        caller appends every frame before pushing its probabilities (``push`` then takes no
+        ``dff0``) and releases no frame from :attr:`needed_from` on. Without it the tracker
+        keeps the ΔF/F0 given to ``push`` in a ring of its own.
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class InstanceTracker:
         config: TrackerConfig | None = None,
         keep_labels: bool = True,
         accept: Callable[[Instance], bool] | None = None,
+        dff0: FrameRing | None = None,
     ) -> None:
         self.frame_shape = tuple(int(s) for s in frame_shape)
         self.stream_kind = StreamKind.from_item_shape(self.frame_shape)
@@ -98,20 +107,22 @@ class InstanceTracker:
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
-        self._first = 0  # absolute index of buffer frame 0
-        self._end = 0  # absolute index of the next expected frame
-        self._fg = np.zeros((0, *self._shape3), dtype=bool)
-        self._consumed = np.zeros((0, *self._shape3), dtype=bool)
-        self._fg_prob = np.zeros((0, *self._shape3), dtype=np.float32)
-        self._class_probs = np.zeros((0, 3, *self._shape3), dtype=np.float32)
-        self._dff0 = np.zeros((0, *self._shape3), dtype=np.float32)
-        self._labels = np.zeros((0, *self._shape3), dtype=np.int32)
-        self._labels_first = 0
+        # frames [needed_from, next_frame) of open regions and their context, per pixel:
+        self._fg = FrameRing(self._shape3, bool)
+        self._consumed = FrameRing(self._shape3, bool)  # already part of a closed region
+        self._fg_prob = FrameRing(self._shape3, np.float32)
+        self._class_probs = FrameRing((3, *self._shape3), np.float32)
+        self._saturated: FrameRing | None = None  # created at the first saturated pixel
+        self._own_dff0 = dff0 is None
+        self._dff0 = FrameRing(self.frame_shape, np.float32) if dff0 is None else dff0
+        if self._dff0.frame_shape != self.frame_shape:
+            raise ValueError(f"ΔF/F0 ring of frames {self._dff0.frame_shape}, "
+                             f"tracker of frames {self.frame_shape}")
+        self._labels = FrameRing(self._shape3, np.int32)  # from the first label frame not popped
         self._labels_final = 0
         self._next_id = 1
         self._accept = accept
         self.n_rejected = 0
-        self._saturated: np.ndarray | None = None  # allocated at the first saturated pixel
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -120,33 +131,48 @@ class InstanceTracker:
         return self._end
 
     @property
+    def needed_from(self) -> int:
+        """Absolute index of the oldest frame the tracker may still read (its ΔF/F0 too)."""
+        return self._first
+
+    @property
     def buffered_frames(self) -> int:
         """Frames currently held (open regions plus context)."""
-        return self._fg.shape[0]
+        return len(self._fg)
 
-    def push(self, first: int, probs: np.ndarray, dff0: np.ndarray,
+    @property
+    def _first(self) -> int:
+        return self._fg.first
+
+    @property
+    def _end(self) -> int:
+        return self._fg.stop
+
+    def push(self, first: int, probs: np.ndarray, dff0: np.ndarray | None = None,
              saturated: np.ndarray | None = None) -> list[Instance]:
         """Add finalized frames ``first .. first+n-1``; return the instances that just closed.
 
         ``probs`` is ``(n, 4, *frame_shape)`` in class order (bg, spark, wave, puff); ``dff0`` is
-        ``(n, *frame_shape)``; ``saturated`` (bool, like ``dff0``) marks saturated pixels.
+        ``(n, *frame_shape)`` (None when the ΔF/F0 ring is shared: the frames are in it);
+        ``saturated`` (bool, like ``dff0``) marks saturated pixels.
         """
         if first != self._end:
             raise ValueError(f"frames must arrive in order: expected {self._end}, got {first}")
         n = probs.shape[0]
+        if self._own_dff0 == (dff0 is None):
+            raise ValueError("push takes ΔF/F0 exactly when the tracker keeps its own ring")
+        if self._own_dff0:
+            self._dff0.append(first, np.asarray(dff0).reshape(n, *self.frame_shape))
         probs = np.asarray(probs, dtype=np.float32).reshape(n, 4, *self._shape3)
-        dff0 = np.asarray(dff0, dtype=np.float32).reshape(n, *self._shape3)
         fg_prob = 1.0 - probs[:, 0]
         channels = list(EVENT_CLASSES)  # probability channel = class id
-        self._fg = np.concatenate([self._fg, fg_prob >= self.fg_threshold])
-        self._consumed = np.concatenate([self._consumed, np.zeros_like(fg_prob, dtype=bool)])
-        self._fg_prob = np.concatenate([self._fg_prob, fg_prob])
-        self._class_probs = np.concatenate([self._class_probs, probs[:, channels]])
-        self._dff0 = np.concatenate([self._dff0, dff0])
-        self._push_saturated(n, saturated)
+        self._push_saturated(first, n, saturated)
+        self._fg.append(first, fg_prob >= self.fg_threshold)
+        self._consumed.append(first, np.zeros_like(fg_prob, dtype=bool))
+        self._fg_prob.append(first, fg_prob)
+        self._class_probs.append(first, probs[:, channels])
         if self._keep_labels:
-            self._labels = np.concatenate([self._labels, np.zeros(fg_prob.shape, np.int32)])
-        self._end += n
+            self._labels.append(first, np.zeros(fg_prob.shape, np.int32))
         return self._collect(final=False)
 
     def flush(self) -> list[Instance]:
@@ -159,17 +185,18 @@ class InstanceTracker:
         ``labels`` is ``(n, *frame_shape)`` int32 with 0 = background and id = ``event_id``.
         Returns None when no new frame is final.
         """
-        n = self._labels_final - self._labels_first
+        first = self._labels.first
+        n = self._labels_final - first
         if n <= 0 or not self._keep_labels:
             return None
-        out = self._labels[:n].reshape(n, *self.frame_shape)
-        self._labels = self._labels[n:]
-        first, self._labels_first = self._labels_first, self._labels_final
+        out = self._labels.read(first, self._labels_final).reshape(n, *self.frame_shape).copy()
+        self._labels.release(self._labels_final)
         return first, out
 
     # -- internals ----------------------------------------------------------------------------
     def _collect(self, final: bool) -> list[Instance]:
-        active = self._fg & ~self._consumed
+        consumed = self._consumed.held()
+        active = self._fg.held() & ~consumed
         regions, _ = ndimage.label(
             fill_temporal_gaps(active, self.gap_frames), structure=CONNECTIVITY
         )
@@ -183,7 +210,7 @@ class InstanceTracker:
                 open_starts.append(self._first + slices[0].start)
                 continue
             pixels = (regions[slices] == label) & active[slices]
-            self._consumed[slices] |= pixels
+            consumed[slices] |= pixels
             instances += self._region_instances(pixels, slices, t_last + self.close_after + 1)
         instances.sort(key=lambda inst: inst.sort_key)
         if self._accept is not None:
@@ -198,9 +225,9 @@ class InstanceTracker:
     def _region_instances(
         self, pixels: np.ndarray, slices: tuple[slice, ...], closing_frame: int
     ) -> list[Instance]:
-        if self._fg_prob[slices][pixels].max() < self.seed_threshold:
+        if self._fg_prob.held()[slices][pixels].max() < self.seed_threshold:
             return []
-        class_probs = self._class_probs[slices[0], :, slices[1], slices[2]]
+        class_probs = self._class_probs.held()[slices[0], :, slices[1], slices[2]]
         probs = class_probs.transpose(1, 0, 2, 3)  # (3, t, y, x)
         pieces = class_pieces(probs, pixels, self._stands_alone, self.gap_frames,
                               self._split_off, self.config.split_min_probability)
@@ -242,31 +269,33 @@ class InstanceTracker:
         return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
                                   self.config, self.stream_kind.is_linescan)
 
-    def _push_saturated(self, n: int, saturated: np.ndarray | None) -> None:
-        """Append the saturation of the ``n`` newest frames (kept once a stream has saturated)."""
+    def _push_saturated(self, first: int, n: int, saturated: np.ndarray | None) -> None:
+        """Append the saturation of frames ``first .. first+n-1`` (kept once a stream has
+        saturated; the frames held from before count as unsaturated)."""
         if self._saturated is None and saturated is not None and np.any(saturated):
-            n_before = self._dff0.shape[0] - n
-            self._saturated = np.zeros((n_before, *self._shape3), bool)
+            self._saturated = FrameRing(self._shape3, bool, self._first)
+            self._saturated.append(self._first, np.zeros((first - self._first, *self._shape3)))
         if self._saturated is None:
             return
         block = (np.zeros((n, *self._shape3), bool) if saturated is None
                  else np.asarray(saturated, bool).reshape(n, *self._shape3))
-        self._saturated = np.concatenate([self._saturated, block])
+        self._saturated.append(first, block)
 
     def _saturated_context(self, slices: tuple[slice, ...]) -> np.ndarray | None:
         """Saturated pixels of the same crop as :meth:`_context` (None when there are none)."""
         if self._saturated is None:
             return None
-        crop = self._context(slices, self._saturated)[0]
+        crop = self._context(slices, self._saturated.held())[0]
         return crop if crop.any() else None
 
     def _context(self, slices: tuple[slice, ...], source: np.ndarray | None = None
                  ) -> tuple[np.ndarray, tuple[int, int, int]]:
-        """ΔF/F0 (or ``source``) around a region (context frames, spatial margin) and its
-        buffer-relative start."""
-        source = self._dff0 if source is None else source
+        """ΔF/F0 (or ``source``, held frames) around a region (context frames, spatial margin)
+        and its start relative to the held frames."""
+        if source is None:
+            source = self._dff0.read(self._first, self._end).reshape(-1, *self._shape3)
         t0 = max(0, slices[0].start - self._ctx_before)
-        t1 = min(self._fg.shape[0], slices[0].stop + self._ctx_after)
+        t1 = min(self.buffered_frames, slices[0].stop + self._ctx_after)
         margin_y = 0 if self.stream_kind.is_linescan else self._margin_px
         y0, y1 = max(0, slices[1].start - margin_y), min(self._shape3[0], slices[1].stop + margin_y)
         x0 = max(0, slices[2].start - self._margin_px)
@@ -291,25 +320,18 @@ class InstanceTracker:
         if not self._keep_labels:
             return
         t, y, x = inst.origin
-        region = (
-            slice(t - self._labels_first, t - self._labels_first + inst.mask.shape[0]),
-            slice(y, y + inst.mask.shape[1]),
-            slice(x, x + inst.mask.shape[2]),
-        )
-        self._labels[region][inst.mask] = inst.event_id
+        frames = self._labels.read(t, t + inst.mask.shape[0])
+        frames[:, y:y + inst.mask.shape[1], x:x + inst.mask.shape[2]][inst.mask] = inst.event_id
 
     def _drop_settled(self, open_starts: list[int], final: bool) -> None:
         """Forget frames no open region (nor its context) needs; mark final label frames."""
         settled = self._end if final or not open_starts else min(open_starts)
         self._labels_final = settled
         keep_from = max(self._first, settled - self._ctx_before)
-        cut = keep_from - self._first
-        if cut <= 0:
-            return
-        for name in ("_fg", "_consumed", "_fg_prob", "_class_probs", "_dff0", "_saturated"):
-            if getattr(self, name) is not None:
-                setattr(self, name, getattr(self, name)[cut:])
-        self._first = keep_from
+        rings = [self._fg, self._consumed, self._fg_prob, self._class_probs, self._saturated]
+        for ring in rings + [self._dff0 if self._own_dff0 else None]:
+            if ring is not None:
+                ring.release(keep_from)
 
 
 def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from acquisition.labels import PUFF, SPARK, WAVE
+from engine.frame_ring import FrameRing
 from engine.instances import TrackerConfig
 from engine.postprocess import InstanceTracker, fill_temporal_gaps
 
@@ -284,3 +285,32 @@ def test_a_puff_that_travelled_a_wave_width_is_named_wave_only_when_asked():
         kinds[limit] = sorted((i.origin[-1], i.kind) for i in out)
     assert kinds[None] == [(40, "puff"), (150, "puff")]
     assert kinds[15.0] == [(40, "wave"), (150, "puff")]
+
+
+def test_shared_dff0_ring_gives_the_same_instances():
+    """The analyzer's way: ΔF/F0 appended to a shared ring ahead of the probabilities, released
+    up to ``needed_from`` after every push; same instances, contexts and labels as a tracker
+    keeping its own ΔF/F0."""
+    probs, dff0 = scene()
+    own, own_labels = run(InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES), probs, dff0,
+                          [37] * 18 + [34])
+    ring = FrameRing((200,))
+    tracker = InstanceTracker((200,), PX_UM, DT_MS, config=FRAMES, dff0=ring)
+    shared, labels, most = [], [], 0
+    for first in range(0, len(dff0), 37):
+        stop = min(first + 37, len(dff0))
+        ring.append(ring.stop, dff0[ring.stop:min(stop + 50, len(dff0))])  # look-ahead
+        shared += tracker.push(first, probs[first:stop])
+        ring.release(tracker.needed_from)
+        most = max(most, len(ring))
+        labels.append(tracker.pop_final_labels())
+    shared += tracker.flush()
+    labels.append(tracker.pop_final_labels())
+    assert describe(shared) == describe(own) and len(own) == 6
+    for a, b in zip(shared, own, strict=True):
+        np.testing.assert_array_equal(a.dff0, b.dff0)
+    np.testing.assert_array_equal(np.concatenate([lab for _, lab in filter(None, labels)]),
+                                  own_labels)
+    assert most < len(dff0) // 2  # the ring was released as the tracker went
+    with pytest.raises(ValueError, match="exactly when the tracker keeps its own ring"):
+        tracker.push(tracker.next_frame, probs[:1], dff0[:1])
