@@ -26,6 +26,7 @@ from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
 from .characterize import characterize, locate
 from .detectors import Detector
 from .events import Event
+from .frame_ring import FrameRing
 from .instances import Instance
 from .kind_rules import KindRules
 from .noise_map import NoiseMaps
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DELAY_SAMPLES = 2048
 PREVIEW_LINES = 1024  # recent ΔF/F0 lines kept for the dashboard preview (line-scans)
+PREVIEW_FRAMES = 1  # recent ΔF/F0 frames kept for the preview (movies: the latest)
 
 
 @dataclass
@@ -104,13 +106,18 @@ class StreamAnalyzer:
                                              info.dt_ms, info.stream)
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
                                  **detector.preprocess)
+        #: the ΔF/F0 frames, read by the tracker (the frames it finalizes and their context)
+        #: and the preview; frames are released once neither needs them (:meth:`_release_dff0`)
+        self._dff0 = FrameRing(info.frame_shape, np.float32)
+        self._preview_frames = PREVIEW_LINES if info.stream_kind.is_linescan else PREVIEW_FRAMES
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
         self._kind_rules = KindRules.from_thresholds(detector.thresholds)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds,
                                         config=detector.tracker_config,
-                                        keep_labels=keep_labels, accept=self._significant)
+                                        keep_labels=keep_labels, accept=self._significant,
+                                        dff0=self._dff0)
         self.quality = QualityMonitor(
             info.frame_shape, info.pixel_um, info.dt_ms,
             saturation_counts=honesty.saturation_level(info.dtype, info.saturation_counts)
@@ -122,11 +129,8 @@ class StreamAnalyzer:
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
         self._vote = (CellVote(classifier, self.min_significance)
                       if classifier is not None else None)
-        self._dff0 = np.zeros((0, *info.frame_shape), np.float32)
-        self._dff0_first = 0
         self._last_raw: np.ndarray | None = None
         self._next_frame = 0
-        self._recent: deque[tuple[int, np.ndarray]] = deque()
         #: chunks whose completed frames are not delivered yet: (detector.n_submitted after
         #: the chunk, its arrival time); see :meth:`_record_delays`
         self._arrivals: deque[tuple[int, float]] = deque()
@@ -210,13 +214,20 @@ class StreamAnalyzer:
         return events
 
     def recent_dff0(self) -> tuple[int, np.ndarray] | None:
-        """The latest preprocessed frames ``(first, dff0)`` (for display only)."""
-        if not self._recent:
+        """The latest preprocessed frames ``(first, dff0)`` (for display only): the last
+        :data:`PREVIEW_LINES` lines of a line-scan, the last frame of a movie (fewer before
+        there are that many); a copy. None before the first preprocessed frame."""
+        stop = self._dff0.stop
+        if stop == 0:
             return None
-        blocks = [block for _, block in self._recent]
-        frames = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-        last = self._recent[-1][0] + self._recent[-1][1].shape[0]
-        return last - frames.shape[0], frames
+        first = max(0, stop - self._preview_frames)
+        return first, self._dff0.read(first, stop).copy()
+
+    @property
+    def dff0_frames_held(self) -> int:
+        """ΔF/F0 frames held now: those not final yet, the tracker's open regions and their
+        context, and the preview's latest frames (bounded, however long the stream)."""
+        return len(self._dff0)
 
     def pop_labels(self) -> tuple[int, np.ndarray] | None:
         """Final instance-label frames ``(first, labels)`` (ids = event ids), if any."""
@@ -245,8 +256,8 @@ class StreamAnalyzer:
     def _after_preprocess(self, d_first: int, dff0: np.ndarray, t_arrival: float) -> list[Event]:
         if dff0.shape[0] == 0:
             return []
-        self._append_dff0(d_first, dff0)
-        self._remember_recent(d_first, dff0)
+        self._dff0.append(d_first, dff0)
+        self._release_dff0()
         submitted_before = self.detector.n_submitted
         events = self._to_events(self._finalize(self.detector.push(d_first, dff0)))
         if self.detector.n_submitted > submitted_before:
@@ -264,29 +275,20 @@ class StreamAnalyzer:
         while self._arrivals and self._arrivals[0][0] <= delivered:
             self.stats.delays_ms.append(1e3 * (now - self._arrivals.popleft()[1]))
 
-    def _remember_recent(self, first: int, dff0: np.ndarray) -> None:
-        keep = PREVIEW_LINES if self.info.stream_kind.is_linescan else 1
-        self._recent.append((first, dff0[-keep:]))
-        while sum(block.shape[0] for _, block in self._recent) - self._recent[0][1].shape[0] >= keep:
-            self._recent.popleft()
-
-    def _append_dff0(self, first: int, dff0: np.ndarray) -> None:
-        if first != self._dff0_first + self._dff0.shape[0]:
-            raise RuntimeError("preprocessor output out of order")  # internal invariant
-        self._dff0 = np.concatenate([self._dff0, dff0])
+    def _release_dff0(self) -> None:
+        """Forget the ΔF/F0 frames neither the tracker (frames not final yet, open regions and
+        their context) nor the preview (the latest frames) needs any more."""
+        self._dff0.release(min(self._tracker.needed_from,
+                               self._dff0.stop - self._preview_frames))
 
     def _finalize(self, blocks) -> list:
         instances = []
         for block in blocks:
-            lo = block.first - self._dff0_first
-            dff0 = self._dff0[lo:lo + block.probs.shape[0]]
             saturated = self._saturation.take(block.first, block.stop)
-            instances += self._tracker.push(block.first, block.probs, dff0, saturated)
+            instances += self._tracker.push(block.first, block.probs, saturated=saturated)
             self.stats.frames_final = block.stop
         if blocks:
-            drop = blocks[-1].stop - self._dff0_first
-            self._dff0 = self._dff0[drop:]
-            self._dff0_first += drop
+            self._release_dff0()
         return instances
 
     def _significant(self, instance: Instance) -> bool:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
+from acquisition.stream_kind import StreamKind
+from engine.analyzer import PREVIEW_LINES, StreamAnalyzer, StreamInfo
+from engine.detectors import ClassicalStreamDetector
 from engine.frame_ring import FrameRing
 
 
@@ -113,3 +117,59 @@ def test_storage_shrinks_after_a_burst():
     assert ring.capacity < big // 4
     np.testing.assert_array_equal(ring.held(), np.ones((10, 4)))
 
+
+class _SeenDetector:
+    """A detector that records the ΔF/F0 the analyzer hands it (and delegates the rest)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seen: list[np.ndarray] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def push(self, first: int, dff0: np.ndarray):
+        self.seen.append(np.array(dff0))
+        return self.inner.push(first, dff0)
+
+
+def _held_while_streaming(rec, kind, chunk: int):
+    """Stream ``rec`` through an analyzer (classical detector); ΔF/F0 frames held after each
+    push, the analyzer, and the ΔF/F0 it produced."""
+    shape = rec.data.shape[1:]
+    detector = _SeenDetector(ClassicalStreamDetector(rec.pixel_um, rec.dt_ms, shape))
+    analyzer = StreamAnalyzer(StreamInfo("s", kind, shape, rec.pixel_um, rec.dt_ms), detector)
+    held = []
+    for first in range(0, rec.data.shape[0], chunk):
+        analyzer.push(first, rec.data[first:first + chunk])
+        held.append(analyzer.dff0_frames_held)
+        recent = analyzer.recent_dff0()
+        if not detector.seen:  # the preprocessor is still warming up
+            assert recent is None
+            continue
+        dff0 = np.concatenate(detector.seen)
+        keep = PREVIEW_LINES if kind.is_linescan else 1
+        assert recent[0] == max(0, len(dff0) - keep)  # the preview: the latest frames
+        np.testing.assert_array_equal(recent[1], dff0[-keep:])
+    analyzer.finish()
+    return np.array(held), analyzer
+
+
+def test_analyzer_dff0_stays_bounded_on_a_long_linescan():
+    """40,000 lines: the analyzer's one ΔF/F0 ring holds the preview's 1,024 lines (what the
+    tracker and the detector's look-ahead need is less), not the stream."""
+    rec = simulate_linescan(LinescanParams(n_lines=40_000, n_pixels=96, phenotype="cpvt"), seed=8)
+    held, analyzer = _held_while_streaming(rec, StreamKind.LINESCAN, chunk=100)
+    assert held[20:].min() >= PREVIEW_LINES  # the preview always has its lines
+    assert held.max() <= 2 * PREVIEW_LINES
+    assert analyzer._dff0.capacity <= 4 * held.max()  # storage follows what is held
+    assert analyzer.stats.frames_final == 40_000
+
+
+def test_analyzer_dff0_stays_bounded_on_a_movie():
+    """A movie's preview is one frame, so the ring holds what the detector and tracker need."""
+    rec = simulate_movie(MovieParams(n_frames=2000, n_y=16, n_x=64, phenotype="cpvt"), seed=8)
+    held, analyzer = _held_while_streaming(rec, StreamKind.MOVIE, chunk=25)
+    assert held.max() <= 4 * analyzer.lookahead_ms / rec.dt_ms
+    assert analyzer._dff0.capacity <= 4 * held.max()
+    assert analyzer.stats.frames_final == 2000
