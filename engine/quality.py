@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .frame_ring import FrameRing
+
 log = logging.getLogger(__name__)
 
 QUALITY_SCHEMA_VERSION = 1
@@ -260,35 +262,31 @@ class SaturationBuffer:
 
     def __init__(self, frame_shape: tuple[int, ...]) -> None:
         self.frame_shape = tuple(frame_shape)
-        self._first = 0  # absolute index of the first held frame
         self._end = 0  # absolute index of the next frame
-        self._masks: np.ndarray | None = None
+        self._masks: FrameRing | None = None  # from the first frame that saturated
 
     def add(self, first: int, saturated: np.ndarray | None, n: int) -> None:
         """Masks of raw frames ``first .. first+n-1`` (None: none of them saturated)."""
         if first != self._end:
             raise ValueError(f"saturation of frame {first} given, {self._end} expected")
         self._end = first + n
-        if self._masks is None and (saturated is None or not saturated.any()):
-            self._first = self._end
-            return
         if self._masks is None:
-            self._masks = np.zeros((0, *self.frame_shape), bool)
-        block = (np.zeros((n, *self.frame_shape), bool) if saturated is None
-                 else np.asarray(saturated, bool))
-        self._masks = np.concatenate([self._masks, block])
+            if saturated is None or not saturated.any():
+                return
+            self._masks = FrameRing(self.frame_shape, bool, first)
+        self._masks.append(first, np.zeros((n, *self.frame_shape), bool) if saturated is None
+                           else saturated)
 
     def take(self, first: int, stop: int) -> np.ndarray | None:
         """Masks of frames ``first .. stop-1`` (None when none saturated); frames before
         ``stop`` are forgotten. Frames from before the first saturation count as unsaturated."""
-        if self._masks is None or stop <= self._first:
+        if self._masks is None or stop <= self._masks.first:
             return None
-        n_clean = max(0, self._first - first)
-        held = self._masks[max(0, first - self._first):stop - self._first]
-        self._masks = self._masks[stop - self._first:]
-        self._first = stop
-        if not held.any():
-            return None
-        if n_clean:
-            held = np.concatenate([np.zeros((n_clean, *self.frame_shape), bool), held])
-        return held
+        start = max(first, self._masks.first)
+        held = self._masks.read(start, stop)
+        out = None
+        if held.any():
+            out = np.zeros((stop - first, *self.frame_shape), bool)
+            out[start - first:] = held
+        self._masks.release(stop)
+        return out
