@@ -24,6 +24,7 @@ push per ``predict``, as the windows came). So there is one delay path, whatever
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -37,8 +38,9 @@ from .classical import ClassicalDetector
 from .instances import TrackerConfig
 from .models.model_dir import ModelDir
 from .models.postprocess_file import PostprocessParams
+from .network_scale import SpatialResampler, TemporalResampler, network_calibration
 from .preprocess import network_input
-from .windows import FinalBlock, Stitcher, Windower
+from .windows import FinalBlock, Stitcher, Window, Windower
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +114,17 @@ class NetworkDetector:
         of a push are grouped into the same ``predict`` calls as before batching existed.
     postprocess : PostprocessParams, optional
         Instead of the model directory's ``postprocess.json``.
+    pixel_um, dt_ms : float, optional
+        The stream's calibration: when the model's ``config.json`` asks for it
+        (``calibration.resample_pixels``) and it lies outside the trained range, the network
+        sees the stream resampled into that range (:mod:`engine.network_scale`).
     """
 
     def __init__(self, model: ModelDir, backend: Backend, mode: str,
                  frame_shape: tuple[int, ...], max_batch: int = 4,
                  batcher: WindowBatcher | None = None,
-                 postprocess: PostprocessParams | None = None) -> None:
+                 postprocess: PostprocessParams | None = None,
+                 pixel_um: float | None = None, dt_ms: float | None = None) -> None:
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
         self.preprocess = dict(model.config.preprocess)
@@ -135,7 +142,9 @@ class NetworkDetector:
         self._n_submitted = 0  # frames the windows handed to the batcher make final (stop)
         self._n_delivered = 0  # frames push/take_ready/flush returned final (stop)
         self._n_queued = 0  # windows handed to the batcher and not yet run
-        self._windower = Windower.from_geometry(self.geometry, frame_shape)
+        self.resampler, self.time_resampler = network_resamplers(
+            model, self.geometry.frames, frame_shape, pixel_um, dt_ms)
+        self._windower = Windower.from_geometry(self.geometry, self.resampler.network_shape)
         self._stitcher = Stitcher()
         self._ready: list[FinalBlock] = []
         self._batch_error: BaseException | None = None  # a failed batch of this stream
@@ -159,7 +168,7 @@ class NetworkDetector:
         return bool(self._ready) or self._batch_error is not None
 
     def push(self, first: int, dff0: np.ndarray) -> list[FinalBlock]:
-        x = network_input(dff0, self.normalization)
+        x = self.resampler.to_network(network_input(dff0, self.normalization))
         return self._process(self._windower.push(first, x))
 
     def flush(self) -> list[FinalBlock]:
@@ -185,18 +194,46 @@ class NetworkDetector:
         for window in windows:
             self._n_submitted = window.first_final + window.n_final
             self._n_queued += 1
-            self.batcher.submit(self.backend, window, self._deliver, self._fail)
+            if self.time_resampler.identity:
+                self.batcher.submit(self.backend, window, self._deliver, self._fail)
+            else:  # the network's window is resampled in time; its probabilities come back
+                seen = Window(window.start, self.time_resampler.to_network(window.data),
+                              slice(0, 0))
+                self.batcher.submit(self.backend, seen, partial(self._deliver_resampled, window),
+                                    self._fail)
         if not self.shares_batcher:
             self.batcher.flush()
         return self.take_ready()
 
     def _deliver(self, window, probs: np.ndarray) -> None:
         self._n_queued -= 1
-        self._ready.extend(self._stitcher.add(window, probs))
+        blocks = self._stitcher.add(window, probs)
+        if not self.resampler.identity:
+            blocks = [FinalBlock(b.first, self.resampler.to_stream(b.probs)) for b in blocks]
+        self._ready.extend(blocks)
+
+    def _deliver_resampled(self, window, _seen, probs: np.ndarray) -> None:
+        self._deliver(window, self.time_resampler.to_stream(probs))
 
     def _fail(self, error: BaseException) -> None:
         self._n_queued -= 1
         self._batch_error = self._batch_error or error
+
+
+def network_resamplers(model: ModelDir, window_frames: int, frame_shape: tuple[int, ...],
+                       pixel_um: float | None, dt_ms: float | None
+                       ) -> tuple[SpatialResampler, TemporalResampler]:
+    """The stream's frames and windows as the network of ``model`` should see them (identity
+    unless the model asks for ``calibration.resample_pixels`` and the calibration is off its
+    trained range)."""
+    calibration = model.config.calibration
+    trained = calibration.get("trained_range") if calibration.get("resample_pixels") else None
+    space = (SpatialResampler(frame_shape, pixel_um,
+                              network_calibration(pixel_um, trained, "pixel_um"))
+             if pixel_um is not None else SpatialResampler(frame_shape, 1.0, 1.0))
+    time = (TemporalResampler(window_frames, dt_ms, network_calibration(dt_ms, trained, "dt_ms"))
+            if dt_ms is not None else TemporalResampler(window_frames, 1.0, 1.0))
+    return space, time
 
 
 class ClassicalStreamDetector:

@@ -26,6 +26,7 @@ from .hybrid import HybridDetector, HybridParams
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .models.postprocess_file import PostprocessParams
+from .network_scale import network_calibration
 from .windows import MODES
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,19 @@ class DetectorFactory:
                 "backend": f"{loaded.backend.name}:{loaded.backend.device}",
                 "backend_reason": getattr(loaded.backend, "reason", "")}
 
+    def network_view(self, info: StreamInfo) -> dict | None:
+        """``{"pixel_um", "dt_ms"}`` the network sees this stream at when that is not the
+        stream's own calibration (resampled into its trained range, :mod:`engine.network_scale`),
+        else None."""
+        loaded = self._get(info.stream_kind)
+        calibration = loaded.model.config.calibration if loaded is not None else {}
+        if not calibration.get("resample_pixels"):
+            return None
+        own = {"pixel_um": info.pixel_um, "dt_ms": info.dt_ms}
+        seen = {key: network_calibration(value, calibration.get("trained_range"), key)
+                for key, value in own.items()}
+        return seen if seen != own else None
+
     def detector(self, info: StreamInfo) -> Detector:
         """A fresh detector for one stream."""
         loaded = self._get(info.stream_kind)
@@ -107,10 +121,12 @@ class DetectorFactory:
         if loaded is None:  # its probability scale is its own: only the event overrides apply
             return _with_event_overrides(ClassicalStreamDetector(
                 info.pixel_um, info.dt_ms, info.frame_shape, postprocess), overrides)
-        self._prepare(loaded, info.frame_shape)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend),
-                                   postprocess=postprocess)
+                                   postprocess=postprocess, pixel_um=info.pixel_um,
+                                   dt_ms=info.dt_ms)
+        self._prepare(loaded, detector.time_resampler.network_frames,
+                      detector.resampler.network_shape)
         detector.thresholds.update(overrides)
         params = self._hybrid_params(loaded)
         if params is None:
@@ -119,13 +135,12 @@ class DetectorFactory:
                                             **params.classical)
         return _with_event_overrides(HybridDetector(detector, classical, params), overrides)
 
-    def _prepare(self, loaded: _Loaded, frame_shape: tuple[int, ...]) -> None:
+    def _prepare(self, loaded: _Loaded, frames: int, frame_shape: tuple[int, ...]) -> None:
         """Build what the backend needs for this stream's windows now, at the stream's start
         (e.g. the TensorRT engine of its window shape), not inside its first ``predict``; a
         failure fails this stream alone (``serve`` isolates it)."""
         from .backends import prepare_backend
 
-        frames = loaded.model.config.geometry(self.config.mode).frames
         prepare_backend(loaded.backend, (1, frames, *frame_shape))
 
     def _hybrid_params(self, loaded: _Loaded) -> HybridParams | None:

@@ -57,6 +57,12 @@ def tiny_models(tmp_path_factory):
                                         threshold_dff0=0.3),
         "movie": make_tiny_model_dir(root / "movie", ndim=3, behaviour="threshold",
                                      threshold_dff0=0.3),
+        # trained at coarser pixels and longer frames than the recording's: the network sees
+        # frames resampled in space and windows resampled in time
+        "movie-resampled": make_tiny_model_dir(
+            root / "movie-resampled", ndim=3, behaviour="threshold", threshold_dff0=0.3,
+            calibration={"pixel_um": 0.35, "dt_ms": 11.0, "resample_pixels": True,
+                         "trained_range": {"pixel_um": [0.3, 0.4], "dt_ms": [10.0, 12.0]}}),
     }
 
 
@@ -68,13 +74,14 @@ CASES = [
     ("movie", "accurate", "network"),
     ("movie", "low_latency", "network"),
     ("movie", "accurate", "hybrid"),
+    ("movie-resampled", "accurate", "network"),
 ]
 
 
 @pytest.mark.parametrize(("kind", "mode", "detector"), CASES)
 def test_replay_through_serve_equals_analyze(kind, mode, detector, recordings, tiny_models,
                                              tmp_path, ipc_endpoint):
-    path = recordings[kind]
+    path = recordings[kind.split("-")[0]]
     config = EngineConfig(model=tiny_models[kind] if detector != "classical" else None,
                           mode=mode, backend="torch", detector=detector)
     analyze_file(path, tmp_path / "batch", config)

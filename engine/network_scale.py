@@ -1,0 +1,106 @@
+"""The network sees a stream at the pixel size and frame interval it was trained on.
+
+A convolutional detector learns event shapes in *samples*. A spark 2 µm wide is 10 pixels at
+0.2 µm/px but 23 at 0.088 µm/px; a spark 30 ms long is 4 frames at 6.8 ms/frame but 2 at
+14 ms -- shapes a network trained on 0.15–0.25 µm and 5–8 ms has never seen. So when a
+stream's calibration lies outside the model's trained range (``config.json``
+``calibration.trained_range``) and the model asks for it (``calibration.resample_pixels``),
+the network's input is resampled to the nearest edge of that range and its probabilities back
+to the stream's samples; a stream inside the range is not touched (nothing changes for it).
+Only the network's view changes: ΔF/F0, the classical detector, the tracker, the significance
+test and the characterization keep the stream's own samples.
+
+* space (:class:`SpatialResampler`): each frame on its own, before the windows are cut;
+* time (:class:`TemporalResampler`): each network window on its own (its frames to the trained
+  interval, the window's probabilities back to its frames), so the stitching, margins and
+  look-ahead stay in stream frames.
+
+Bilinear, with area-averaging first along an axis that shrinks (no aliasing). Every frame or
+window is resampled independently of the others, so the result does not depend on how the
+stream is cut into chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.transform import resize
+
+#: resample only when the pixel is off the trained range by more than this fraction of it
+TOLERANCE = 0.02
+
+
+def network_calibration(value: float, trained_range: dict | None, key: str) -> float:
+    """What the network should see of ``key`` (``"pixel_um"`` or ``"dt_ms"``): ``value``
+    clipped into the trained range (as is inside it, or with no range)."""
+    span = (trained_range or {}).get(key)
+    if not span:
+        return float(value)
+    lo, hi = float(span[0]), float(span[1])
+    if lo * (1 - TOLERANCE) <= value <= hi * (1 + TOLERANCE):
+        return float(value)
+    return float(min(max(value, lo), hi))
+
+
+def network_pixel_um(pixel_um: float, trained_range: dict | None) -> float:
+    """The pixel size the network should see: ``pixel_um`` clipped into the trained range."""
+    return network_calibration(pixel_um, trained_range, "pixel_um")
+
+
+class SpatialResampler:
+    """Frames ``(n, *spatial)`` of a stream to the network's pixel size and probabilities
+    ``(n, classes, *spatial')`` back. ``identity`` when no resampling is needed."""
+
+    def __init__(self, frame_shape: tuple[int, ...], pixel_um: float, network_pixel: float):
+        self.frame_shape = tuple(int(n) for n in frame_shape)
+        scale = float(pixel_um) / float(network_pixel)  # > 1: the network sees more pixels
+        self.network_shape = tuple(max(1, int(round(n * scale))) for n in self.frame_shape)
+        self.identity = self.network_shape == self.frame_shape
+
+    def to_network(self, frames: np.ndarray) -> np.ndarray:
+        """``(n, *frame_shape)`` → ``(n, *network_shape)``, float32."""
+        if self.identity or frames.shape[0] == 0:
+            return frames if self.identity else np.zeros((0, *self.network_shape), np.float32)
+        return _resize(frames, (frames.shape[0], *self.network_shape))
+
+    def to_stream(self, probs: np.ndarray) -> np.ndarray:
+        """``(n, classes, *network_shape)`` → ``(n, classes, *frame_shape)``, renormalized so
+        the classes of each pixel sum to 1 again."""
+        if self.identity or probs.shape[0] == 0:
+            return probs if self.identity else np.zeros(probs.shape[:2] + self.frame_shape,
+                                                        probs.dtype)
+        out = _resize(probs, probs.shape[:2] + self.frame_shape)
+        out = np.clip(out, 0.0, None)
+        out /= np.maximum(out.sum(axis=1, keepdims=True), 1e-6)
+        return out.astype(probs.dtype, copy=False)
+
+
+class TemporalResampler:
+    """A network window ``(frames, *spatial)`` to the network's frame interval and its
+    probabilities ``(classes, frames', *spatial)`` back. ``identity`` when not needed."""
+
+    def __init__(self, window_frames: int, dt_ms: float, network_dt_ms: float) -> None:
+        self.window_frames = int(window_frames)
+        scale = float(dt_ms) / float(network_dt_ms)  # > 1: the network sees more frames
+        self.network_frames = max(1, int(round(self.window_frames * scale)))
+        self.identity = self.network_frames == self.window_frames
+
+    def to_network(self, window: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return window
+        return _resize(window, (self.network_frames, *window.shape[1:]))
+
+    def to_stream(self, probs: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return probs
+        out = np.clip(_resize(probs, (probs.shape[0], self.window_frames, *probs.shape[2:])),
+                      0.0, None)
+        out /= np.maximum(out.sum(axis=0, keepdims=True), 1e-6)
+        return out.astype(probs.dtype, copy=False)
+
+
+def _resize(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Bilinear resize of the trailing spatial axes; leading axes keep their size (so every
+    frame is resampled on its own), with anti-aliasing where an axis shrinks."""
+    shrinking = any(new < old for new, old in zip(shape, array.shape, strict=True))
+    return resize(np.asarray(array, np.float32), shape, order=1, mode="edge",
+                  anti_aliasing=shrinking, preserve_range=True).astype(np.float32)
