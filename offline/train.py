@@ -73,6 +73,8 @@ def model_config_for(cfg: TrainConfig) -> dict[str, Any]:
     trained = trained_range(cfg)
     if trained:  # the engine warns on streams outside it (engine.quality)
         base.setdefault("calibration", {}).setdefault("trained_range", trained)
+        # and the network sees such streams resampled into it (engine.network_scale)
+        base["calibration"].setdefault("resample_pixels", True)
     return base
 
 

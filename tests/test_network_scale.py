@@ -119,3 +119,26 @@ def test_the_factory_says_what_the_network_sees(tmp_path):
     assert factory(True).network_view(info(0.1, 14.0)) == {"pixel_um": 0.15, "dt_ms": 8.0}
     assert factory(True).network_view(info(0.2, 6.8)) is None
     assert factory(False).network_view(info(0.1, 14.0)) is None
+
+
+def test_the_experiment_variants_change_only_the_resampling_flags(tmp_path):
+    import json
+
+    from offline.experiments.network_resampling import variant_model
+    from tests.fixtures_models import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "m", ndim=3, calibration={
+        "pixel_um": 0.2, "dt_ms": 6.8, "resample_pixels": True, "trained_range": RANGE})
+    shipped = json.loads((model / "config.json").read_text())
+    for variant, resample, dt_range in (("off", False, RANGE["dt_ms"]),
+                                        ("space", True, [0.0, 1e9]),
+                                        ("space+time", True, RANGE["dt_ms"])):
+        config = json.loads((variant_model(model, variant, tmp_path) / "config.json").read_text())
+        calibration = config.pop("calibration")
+        assert calibration["resample_pixels"] is resample
+        assert calibration["trained_range"]["dt_ms"] == dt_range
+        assert calibration["trained_range"]["pixel_um"] == RANGE["pixel_um"]
+        assert config == {k: v for k, v in shipped.items() if k != "calibration"}
+    assert json.loads((model / "config.json").read_text()) == shipped
+    with pytest.raises(ValueError, match="variant"):
+        variant_model(model, "sideways", tmp_path)
