@@ -86,7 +86,6 @@ def _analyze_source(source, out_dir: Path, config: EngineConfig, factory: Detect
         "file": str(path), "axes": source.axes, "shape": list(source.shape),
         "pixel_um": info.pixel_um, "dt_ms": info.dt_ms, "blank": analyzer.blank,
         "n_events": len(events), **factory.describe(info),
-        "network_resampled_to": factory.network_view(info),
         **summarize_stream(analyzer, events), **per_cell,
     }
     analyzer.quality.log_new_warnings(path.name)

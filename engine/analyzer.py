@@ -124,6 +124,7 @@ class StreamAnalyzer:
             if info.dtype or info.saturation_counts is not None else None,
             calibration_source=dict(info.calibration_source),
             trained_range=detector.trained_range,
+            network_calibration=detector.network_calibration,
             min_significance=self.min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms)

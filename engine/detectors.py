@@ -65,6 +65,9 @@ class Detector(Protocol):
     thresholds: dict
     preprocess: dict  # Preprocessor keyword arguments the detector was built for
     trained_range: dict | None  # calibration range of the training data (None: not trained)
+    #: ``{"pixel_um", "dt_ms"}`` the network sees the stream at when it is resampled into the
+    #: trained range (:mod:`engine.network_scale`); None when it sees the stream as it is
+    network_calibration: dict | None
     tracker_config: TrackerConfig  # post-processing of its probabilities
     characterize_config: CharacterizeConfig
 
@@ -142,7 +145,7 @@ class NetworkDetector:
         self._n_submitted = 0  # frames the windows handed to the batcher make final (stop)
         self._n_delivered = 0  # frames push/take_ready/flush returned final (stop)
         self._n_queued = 0  # windows handed to the batcher and not yet run
-        self.resampler, self.time_resampler = network_resamplers(
+        self.resampler, self.time_resampler, self.network_calibration = network_resamplers(
             model, self.geometry.frames, frame_shape, pixel_um, dt_ms)
         self._windower = Windower.from_geometry(self.geometry, self.resampler.network_shape)
         self._stitcher = Stitcher()
@@ -222,18 +225,19 @@ class NetworkDetector:
 
 def network_resamplers(model: ModelDir, window_frames: int, frame_shape: tuple[int, ...],
                        pixel_um: float | None, dt_ms: float | None
-                       ) -> tuple[SpatialResampler, TemporalResampler]:
+                       ) -> tuple[SpatialResampler, TemporalResampler, dict | None]:
     """The stream's frames and windows as the network of ``model`` should see them (identity
     unless the model asks for ``calibration.resample_pixels`` and the calibration is off its
-    trained range)."""
+    trained range), and the calibration the network then sees (None: the stream's own)."""
     calibration = model.config.calibration
     trained = calibration.get("trained_range") if calibration.get("resample_pixels") else None
-    space = (SpatialResampler(frame_shape, pixel_um,
-                              network_calibration(pixel_um, trained, "pixel_um"))
-             if pixel_um is not None else SpatialResampler(frame_shape, 1.0, 1.0))
-    time = (TemporalResampler(window_frames, dt_ms, network_calibration(dt_ms, trained, "dt_ms"))
-            if dt_ms is not None else TemporalResampler(window_frames, 1.0, 1.0))
-    return space, time
+    seen_um = network_calibration(pixel_um, trained, "pixel_um") if pixel_um else 1.0
+    seen_ms = network_calibration(dt_ms, trained, "dt_ms") if dt_ms else 1.0
+    space = SpatialResampler(frame_shape, pixel_um or 1.0, seen_um)
+    time = TemporalResampler(window_frames, dt_ms or 1.0, seen_ms)
+    seen = (None if space.identity and time.identity
+            else {"pixel_um": seen_um, "dt_ms": seen_ms})
+    return space, time, seen
 
 
 class ClassicalStreamDetector:
@@ -256,6 +260,7 @@ class ClassicalStreamDetector:
         self.characterize_config = postprocess.characterize
         self.preprocess: dict = {}
         self.trained_range = None  # no training: no trained range
+        self.network_calibration = None  # no network
         self.name = "classical"
         self._stream = self._detector.stream()
         self._received = 0  # frames pushed so far

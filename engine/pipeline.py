@@ -26,7 +26,6 @@ from .hybrid import HybridDetector, HybridParams
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .models.postprocess_file import PostprocessParams
-from .network_scale import network_calibration
 from .windows import MODES
 
 log = logging.getLogger(__name__)
@@ -99,19 +98,6 @@ class DetectorFactory:
         return {"model": loaded.model.config.name or str(loaded.model.path),
                 "backend": f"{loaded.backend.name}:{loaded.backend.device}",
                 "backend_reason": getattr(loaded.backend, "reason", "")}
-
-    def network_view(self, info: StreamInfo) -> dict | None:
-        """``{"pixel_um", "dt_ms"}`` the network sees this stream at when that is not the
-        stream's own calibration (resampled into its trained range, :mod:`engine.network_scale`),
-        else None."""
-        loaded = self._get(info.stream_kind)
-        calibration = loaded.model.config.calibration if loaded is not None else {}
-        if not calibration.get("resample_pixels"):
-            return None
-        own = {"pixel_um": info.pixel_um, "dt_ms": info.dt_ms}
-        seen = {key: network_calibration(value, calibration.get("trained_range"), key)
-                for key, value in own.items()}
-        return seen if seen != own else None
 
     def detector(self, info: StreamInfo) -> Detector:
         """A fresh detector for one stream."""

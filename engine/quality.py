@@ -77,6 +77,8 @@ class QualityMonitor:
     saturation_counts : raw level at which the detector saturates (None: not known).
     calibration_source : ``{"pixel_um": "metadata" | "flag" | "wire" | None, "dt_ms": ...}``.
     trained_range : ``{"pixel_um": [lo, hi], "dt_ms": [lo, hi]}`` of the model, or None.
+    network_calibration : ``{"pixel_um", "dt_ms"}`` the network sees the stream at when it is
+        resampled into that range (:mod:`engine.network_scale`), or None.
     min_significance : the threshold events had to pass (reported with the counts).
     """
 
@@ -86,6 +88,7 @@ class QualityMonitor:
     saturation_counts: float | None = None
     calibration_source: dict = field(default_factory=dict)
     trained_range: dict | None = None
+    network_calibration: dict | None = None
     min_significance: float = math.nan
     events: EventCounts = field(default_factory=EventCounts)
     _n_values: int = 0
@@ -143,7 +146,8 @@ class QualityMonitor:
                      if self._f0_start and math.isfinite(self._f0_start) else math.nan)
         calibration = {"pixel_um": self.pixel_um, "dt_ms": self.dt_ms,
                        "source": dict(self.calibration_source),
-                       **calibration_check(self.pixel_um, self.dt_ms, self.trained_range)}
+                       **calibration_check(self.pixel_um, self.dt_ms, self.trained_range),
+                       "network_sees": self.network_calibration}
         events = self.events
         report = {
             "schema_version": QUALITY_SCHEMA_VERSION,
@@ -241,10 +245,14 @@ def _calibration_warnings(calibration: dict) -> list[str]:
     warnings = []
     units = {"pixel_um": "µm pixel size", "dt_ms": "ms interval"}
     flags = {"pixel_um": "--pixel-um", "dt_ms": "--dt-ms"}
+    seen = calibration.get("network_sees") or {}
     for key in calibration["outside"]:
         lo, hi = calibration["trained_range"][key]
+        resampled = (f" (its network sees the stream resampled to {seen[key]:g})"
+                     if key in seen and seen[key] != calibration[key] else "")
         warnings.append(f"{calibration[key]:g} {units[key]} is outside the model's trained range "
-                        f"{lo:g}-{hi:g}: detections and the cell class are less reliable")
+                        f"{lo:g}-{hi:g}{resampled}: detections and the cell class are less "
+                        "reliable")
     guessed = [key for key in ("pixel_um", "dt_ms") if calibration["source"].get(key) == "flag"]
     for key in guessed:
         warnings.append(f"{units[key]} {calibration[key]:g} comes from {flags[key]}, the file "

@@ -77,6 +77,7 @@ class _GuardedNetwork:
         self._detector, self._lock = detector, lock
         self.name, self.preprocess = detector.name, detector.preprocess
         self.thresholds, self.trained_range = detector.thresholds, detector.trained_range
+        self.network_calibration = detector.network_calibration
         self.tracker_config = detector.tracker_config
         self.characterize_config = detector.characterize_config
 

@@ -100,12 +100,14 @@ def test_frames_inside_the_trained_interval_are_untouched():
     assert resampler.identity and resampler.to_network(window) is window
 
 
-def test_the_factory_says_what_the_network_sees(tmp_path):
-    """analyze's summary.json and serve's log name the resampled calibration; a stream inside
-    the trained range, or a model that does not resample, gets None."""
+def test_the_quality_report_says_what_the_network_sees(tmp_path):
+    """The detector, the quality report (summary.json, store, dashboard) and its calibration
+    warning name the calibration the network sees; a stream inside the trained range, or a
+    model that does not resample, gets None."""
     from acquisition.stream_kind import StreamKind
     from engine.analyzer import StreamInfo
     from engine.pipeline import DetectorFactory, EngineConfig
+    from engine.quality import quality_warnings
     from tests.fixtures_models import make_tiny_model_dir
 
     def factory(resample: bool) -> DetectorFactory:
@@ -116,9 +118,14 @@ def test_the_factory_says_what_the_network_sees(tmp_path):
     def info(pixel_um: float, dt_ms: float) -> StreamInfo:
         return StreamInfo("s", StreamKind.MOVIE, (16, 32), pixel_um, dt_ms)
 
-    assert factory(True).network_view(info(0.1, 14.0)) == {"pixel_um": 0.15, "dt_ms": 8.0}
-    assert factory(True).network_view(info(0.2, 6.8)) is None
-    assert factory(False).network_view(info(0.1, 14.0)) is None
+    outside = factory(True).analyzer(info(0.1, 14.0))
+    assert outside.detector.network_calibration == {"pixel_um": 0.15, "dt_ms": 8.0}
+    report = outside.quality_report()
+    assert report["calibration"]["network_sees"] == {"pixel_um": 0.15, "dt_ms": 8.0}
+    warnings = " ".join(quality_warnings(report))
+    assert "resampled to 0.15" in warnings and "resampled to 8" in warnings
+    assert factory(True).detector(info(0.2, 6.8)).network_calibration is None
+    assert factory(False).detector(info(0.1, 14.0)).network_calibration is None
 
 
 def test_the_experiment_variants_change_only_the_resampling_flags(tmp_path):
