@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
-from engine.classical import ClassicalDetector
+from engine.classical import ClassicalDetector, relative_extent
 from engine.classical_classes import padded_box
 from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
@@ -322,3 +322,23 @@ def test_puff_rule_on_foreground_pixels_equals_the_whole_array() -> None:
         args = (int(rng.integers(1, 8)), int(rng.integers(1, 8)), float(rng.uniform(1, 10)))
         np.testing.assert_array_equal(puff_mask(stretches, z, *args),
                                       whole_array(stretches, z, *args))
+
+
+@pytest.mark.parametrize("shape, half", [((90, 70), (6, 4)), ((40, 12, 30), (3, 2, 2))])
+@pytest.mark.parametrize("relative_grow", [0.2, 0.35, 0.0])
+def test_relative_extent_is_the_whole_array_maximum_filter(shape, half, relative_grow):
+    """The extent rule evaluated around the strong pixels only gives the mask of a maximum
+    filter over the whole array (bright blobs near the edges, each other and weak ones)."""
+    rng = np.random.default_rng(len(shape) + int(10 * relative_grow))
+    z = rng.normal(0.0, 2.0, shape).astype(np.float32)
+    for _ in range(6):
+        centre = tuple(int(rng.integers(0, n)) for n in shape)
+        blob = tuple(slice(max(0, c - 3), c + 3) for c in centre)
+        z[blob] += np.float32(rng.uniform(5.0, 40.0))
+    k_grow = 3.5
+    peak = ndimage.maximum_filter(z, size=[2 * h + 1 for h in half], mode="nearest")
+    expected = (z >= k_grow) & (z >= relative_grow * peak)
+    got = relative_extent(z, k_grow, relative_grow, half)
+    assert (relative_grow * z > k_grow).any() == (relative_grow > 0)
+    np.testing.assert_array_equal(got, expected)
+    assert expected.sum() < (z >= k_grow).sum() or relative_grow == 0
