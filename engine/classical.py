@@ -78,7 +78,8 @@ from scipy import ndimage
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
 
-from .classical_classes import ClassRules, padded_box
+from .boxes import padded_box
+from .classical_classes import ClassRules
 from .classical_noise import BackgroundState, remove_flicker
 from .classical_stream import ContextStage
 from .significance import DEFAULT_MIN_SIGNIFICANCE

@@ -12,8 +12,8 @@ from scipy import ndimage
 
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
+from engine.boxes import padded_box
 from engine.classical import ClassicalDetector, relative_extent
-from engine.classical_classes import padded_box
 from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
 from engine.preprocess import preprocess_recording
