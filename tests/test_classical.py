@@ -342,3 +342,26 @@ def test_relative_extent_is_the_whole_array_maximum_filter(shape, half, relative
     assert (relative_grow * z > k_grow).any() == (relative_grow > 0)
     np.testing.assert_array_equal(got, expected)
     assert expected.sum() < (z >= k_grow).sum() or relative_grow == 0
+
+
+def test_stretch_rules_are_those_of_each_stretch() -> None:
+    """any / majority / wider_than give every pixel of a stretch its stretch's answer, counted
+    per stretch label, and False off the stretches."""
+    from engine.classical_classes import Stretches
+
+    rng = np.random.default_rng(5)
+    foreground = rng.random((12, 6, 40)) < 0.12
+    pixels = rng.random(foreground.shape) < 0.5
+    stretches = Stretches(foreground, 1)
+    labels = stretches.labels
+    assert stretches.n > 20
+    expected_any, expected_majority = np.zeros_like(foreground), np.zeros_like(foreground)
+    for label in range(1, stretches.n + 1):
+        own = labels == label
+        expected_any[own] = pixels[own].any()
+        expected_majority[own] = 2 * pixels[own].sum() >= own.sum()
+    np.testing.assert_array_equal(stretches.any(pixels), expected_any)
+    np.testing.assert_array_equal(stretches.majority(pixels), expected_majority)
+    wide = stretches.wider_than(4)
+    np.testing.assert_array_equal(wide, (stretches.extent_px >= 4)[labels] & (labels > 0))
+    assert 0 < wide.sum() < foreground.sum()
