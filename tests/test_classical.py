@@ -365,3 +365,21 @@ def test_stretch_rules_are_those_of_each_stretch() -> None:
     wide = stretches.wider_than(4)
     np.testing.assert_array_equal(wide, (stretches.extent_px >= 4)[labels] & (labels > 0))
     assert 0 < wide.sum() < foreground.sum()
+
+
+@pytest.mark.parametrize("quantile", [0.0, 0.3, 0.45, 1.0])
+def test_frame_levels_are_the_quantile_rank_of_the_cell_pixels(quantile) -> None:
+    """Each frame's level is its cell pixels' value of rank floor(quantile × (n − 1)); 1 for a
+    frame without cell pixels."""
+    from engine.classical_noise import frame_levels
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(1.0, 0.1, (7, 5, 30)).astype(np.float32)
+    inside = rng.random(values.shape) < 0.7
+    inside[2] = False
+    got = frame_levels(values, inside, quantile)
+    for frame in range(values.shape[0]):
+        cell = np.sort(values[frame][inside[frame]])
+        want = cell[int(np.floor(quantile * (cell.size - 1)))] if cell.size else 1.0
+        assert got[frame] == np.float32(want)
+    assert got.dtype == np.float32 and got[2] == 1.0
