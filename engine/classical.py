@@ -333,8 +333,8 @@ def relative_extent(z: np.ndarray, k_grow: float, relative_grow: float,
     Only a *strong* pixel, one with ``relative_grow × z > k_grow``, can fail a pixel of
     ``z ≥ k_grow``, so the local maximum is taken over the strong pixels alone, on the padded
     bounding box of each connected group of them: the same mask as a maximum filter of the
-    whole array (the products are the same float32 values, and rounding is monotonic), at a
-    cost proportional to the bright events instead of to every pixel above ``k_grow``.
+    whole array (the products are computed alike, and rounding is monotonic), at a cost
+    proportional to the bright events instead of to every pixel above ``k_grow``.
     """
     foreground = z >= k_grow
     if relative_grow <= 0:  # the local maximum is ≥ z > 0 there: it fails nobody

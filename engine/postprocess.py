@@ -21,6 +21,9 @@ gives the same ids whatever the block sizes (tested). Only the frames of open re
 context are buffered, so memory is bounded by the longest open event. They are held in
 :class:`~engine.frame_ring.FrameRing` objects keyed by absolute frame index; the ΔF/F0 ring may
 be the caller's (the analyzer's, which the preview also reads), so those frames are held once.
+Each push fills gaps and labels only the bounding box of the pixels not yet in a closed region
+(the open regions and the new frames' foreground), not every held frame; a region that stays
+open is still labelled again on every push until it closes.
 """
 
 from __future__ import annotations
