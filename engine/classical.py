@@ -78,7 +78,8 @@ from scipy import ndimage
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
 
-from .classical_classes import ClassRules, padded_box
+from .boxes import padded_box
+from .classical_classes import ClassRules
 from .classical_noise import BackgroundState, remove_flicker
 from .classical_stream import ContextStage
 from .significance import DEFAULT_MIN_SIGNIFICANCE
@@ -254,12 +255,7 @@ class ClassicalDetector:
         z = arrays[0]
         frames, px = self._relative
         half = (frames,) + (px,) * (z.ndim - 1)
-        grown = z >= self.k_grow
-        foreground = np.zeros(z.shape, bool)
-        box = padded_box(grown, half)  # the local peak matters only where z ≥ k_grow
-        if box is not None:
-            peak = ndimage.maximum_filter(z[box], size=[2 * h + 1 for h in half], mode="nearest")
-            foreground[box] = grown[box] & (z[box] >= self.params.relative_grow * peak)
+        foreground = relative_extent(z, self.k_grow, self.params.relative_grow, half)
         z = np.where(foreground, z, np.float32(0.0))
         wave, puff = self._classes.classify(z, foreground)
         central = slice(n_before, z.shape[0] - n_after)
@@ -327,6 +323,35 @@ class ClassicalStream:
         if out is None:
             return np.zeros((0, 4, *(self._spatial or ())), np.float32)
         return out[0]
+
+
+def relative_extent(z: np.ndarray, k_grow: float, relative_grow: float,
+                    half: tuple[int, ...]) -> np.ndarray:
+    """Pixels with ``z ≥ k_grow`` and ``z ≥ relative_grow ×`` the largest z within ``±half``
+    (per axis, clipped to the array).
+
+    Only a *strong* pixel, one with ``relative_grow × z > k_grow``, can fail a pixel of
+    ``z ≥ k_grow``, so the local maximum is taken over the strong pixels alone, on the padded
+    bounding box of each connected group of them: the same mask as a maximum filter of the
+    whole array (the products are computed alike, and rounding is monotonic), at a cost
+    proportional to the bright events instead of to every pixel above ``k_grow``.
+    """
+    foreground = z >= k_grow
+    if relative_grow <= 0:  # the local maximum is ≥ z > 0 there: it fails nobody
+        return foreground
+    strong = relative_grow * z > k_grow
+    box = padded_box(strong, (0,) * z.ndim)
+    if box is None:
+        return foreground
+    groups, _ = ndimage.label(strong[box], structure=np.ones((3,) * z.ndim, bool))
+    strong_z = np.where(strong, z, np.float32(0.0))
+    size = [2 * h + 1 for h in half]
+    for group in ndimage.find_objects(groups):
+        near = tuple(slice(max(0, b.start + g.start - h), min(n, b.start + g.stop + h))
+                     for b, g, h, n in zip(box, group, half, z.shape, strict=True))
+        peak = ndimage.maximum_filter(strong_z[near], size=size, mode="nearest")
+        foreground[near] &= z[near] >= relative_grow * peak
+    return foreground
 
 
 def _frames_px(ms: float, um: float, dt_ms: float, pixel_um: float) -> tuple[int, int]:

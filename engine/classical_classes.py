@@ -23,26 +23,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from .boxes import padded_box
 from .classical_noise import box_sum
 
 if TYPE_CHECKING:
     from .classical import ClassicalParams
-
-
-def padded_box(mask: np.ndarray, margins: tuple[int, ...]) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask``'s True pixels grown by ``margins`` (per axis) and clipped to the
-    array; None when ``mask`` is empty. A filter of half-size ≤ margin evaluated on this box
-    gives, at the mask's pixels, what it gives on the whole array: the work of the sparse
-    foreground stays proportional to its extent."""
-    if not mask.any():
-        return None
-    box = []
-    for axis, margin in enumerate(margins):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        box.append(slice(max(0, int(hit[0]) - margin),
-                         min(mask.shape[axis], int(hit[-1]) + 1 + margin)))
-    return tuple(box)
 
 
 class Stretches:
@@ -63,28 +48,36 @@ class Stretches:
                 extent[label] = max(s.stop - s.start for s in slices[1:])
         #: largest spatial extent (px) of each stretch, indexed by label (0: background)
         self.extent_px = extent
+        # the stretches' pixels (flat indices) and their labels: the per-stretch rules are
+        # counted and spread over these only, not over the background of the whole box
+        self._where = np.flatnonzero(self.labels)
+        self._ids = self.labels.reshape(-1)[self._where]
 
     def any(self, pixels: np.ndarray) -> np.ndarray:
         """Per pixel: whether any pixel of its stretch is in ``pixels``."""
         hit = np.zeros(self.n + 1, bool)
-        hit[self.labels[pixels & (self.labels > 0)]] = True
-        hit[0] = False
-        return hit[self.labels]
+        hit[self._ids[self._at(pixels)]] = True
+        return self._per_pixel(hit)
 
     def majority(self, pixels: np.ndarray) -> np.ndarray:
         """Per pixel: whether at least half of its stretch's pixels are in ``pixels``."""
-        flat = self.labels.ravel()
-        total = np.bincount(flat, minlength=self.n + 1)
-        inside = np.bincount(flat, weights=pixels.ravel(), minlength=self.n + 1)
-        vote = 2 * inside >= total
-        vote[0] = False
-        return vote[self.labels]
+        total = np.bincount(self._ids, minlength=self.n + 1)
+        inside = np.bincount(self._ids[self._at(pixels)], minlength=self.n + 1)
+        return self._per_pixel(2 * inside >= total)
 
     def wider_than(self, min_px: float) -> np.ndarray:
         """Per pixel: whether its stretch spans at least ``min_px``."""
-        wide = self.extent_px >= min_px
-        wide[0] = False
-        return wide[self.labels]
+        return self._per_pixel(self.extent_px >= min_px)
+
+    def _at(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` (bool, the labels' shape) at the stretches' pixels."""
+        return np.asarray(pixels, bool).reshape(-1)[self._where]
+
+    def _per_pixel(self, by_label: np.ndarray) -> np.ndarray:
+        """``by_label`` (bool, indexed by label) at each pixel's stretch; False off them."""
+        out = np.zeros(self.labels.shape, bool)
+        out.reshape(-1)[self._where] = by_label[self._ids]
+        return out
 
 
 def wave_mask(stretches: Stretches, min_px: float, spread: tuple[int, int]) -> np.ndarray:

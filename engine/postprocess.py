@@ -21,19 +21,23 @@ gives the same ids whatever the block sizes (tested). Only the frames of open re
 context are buffered, so memory is bounded by the longest open event. They are held in
 :class:`~engine.frame_ring.FrameRing` objects keyed by absolute frame index; the ΔF/F0 ring may
 be the caller's (the analyzer's, which the preview also reads), so those frames are held once.
+Each push fills gaps and labels only the bounding box of the pixels not yet in a closed region
+(the open regions and the new frames' foreground), not every held frame; a region that stays
+open is still labelled again on every push until it closes.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
 
 from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
+from engine.boxes import padded_box
 from engine.frame_ring import FrameRing
 from engine.instances import (
     CONNECTIVITY,
@@ -197,19 +201,13 @@ class InstanceTracker:
     def _collect(self, final: bool) -> list[Instance]:
         consumed = self._consumed.held()
         active = self._fg.held() & ~consumed
-        regions, _ = ndimage.label(
-            fill_temporal_gaps(active, self.gap_frames), structure=CONNECTIVITY
-        )
         instances: list[Instance] = []
         open_starts: list[int] = []
-        for label, slices in enumerate(ndimage.find_objects(regions), start=1):
-            if slices is None:
-                continue
+        for slices, pixels in active_regions(active, self.gap_frames):
             t_last = self._first + slices[0].stop - 1
             if not final and t_last + self.close_after >= self._end:
                 open_starts.append(self._first + slices[0].start)
                 continue
-            pixels = (regions[slices] == label) & active[slices]
             consumed[slices] |= pixels
             instances += self._region_instances(pixels, slices, t_last + self.close_after + 1)
         instances.sort(key=lambda inst: inst.sort_key)
@@ -332,6 +330,28 @@ class InstanceTracker:
         for ring in rings + [self._dff0 if self._own_dff0 else None]:
             if ring is not None:
                 ring.release(keep_from)
+
+
+def active_regions(active: np.ndarray,
+                   gap_frames: int) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    """Regions of ``active`` ``(T, Y, X)``: temporal gaps of ≤ ``gap_frames`` filled, then
+    connected components, as (bounding box, the region's active pixels in it), in label order.
+
+    Gaps are filled only between two active frames of a pixel, and components hold only
+    filled pixels, so both are computed on the bounding box of the active pixels alone (the
+    frames of closed regions and of context, and the empty columns, cost nothing): the same
+    regions in the same (raster) order as on the whole array.
+    """
+    box = padded_box(active, (0,) * active.ndim)
+    if box is None:
+        return
+    crop = active[box]
+    regions, _ = ndimage.label(fill_temporal_gaps(crop, gap_frames), structure=CONNECTIVITY)
+    for label, inner in enumerate(ndimage.find_objects(regions), start=1):
+        if inner is not None:
+            slices = tuple(slice(b.start + s.start, b.start + s.stop)
+                           for b, s in zip(box, inner, strict=True))
+            yield slices, (regions[inner] == label) & crop[inner]
 
 
 def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],

@@ -12,8 +12,8 @@ from scipy import ndimage
 
 from acquisition.labels import BACKGROUND, PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
-from engine.classical import ClassicalDetector
-from engine.classical_classes import padded_box
+from engine.boxes import padded_box
+from engine.classical import ClassicalDetector, relative_extent
 from engine.classical_stream import CausalSums, ContextStage
 from engine.postprocess import InstanceTracker
 from engine.preprocess import preprocess_recording
@@ -322,3 +322,64 @@ def test_puff_rule_on_foreground_pixels_equals_the_whole_array() -> None:
         args = (int(rng.integers(1, 8)), int(rng.integers(1, 8)), float(rng.uniform(1, 10)))
         np.testing.assert_array_equal(puff_mask(stretches, z, *args),
                                       whole_array(stretches, z, *args))
+
+
+@pytest.mark.parametrize("shape, half", [((90, 70), (6, 4)), ((40, 12, 30), (3, 2, 2))])
+@pytest.mark.parametrize("relative_grow", [0.2, 0.35, 0.0])
+def test_relative_extent_is_the_whole_array_maximum_filter(shape, half, relative_grow):
+    """The extent rule evaluated around the strong pixels only gives the mask of a maximum
+    filter over the whole array (bright blobs near the edges, each other and weak ones)."""
+    rng = np.random.default_rng(len(shape) + int(10 * relative_grow))
+    z = rng.normal(0.0, 2.0, shape).astype(np.float32)
+    for _ in range(6):
+        centre = tuple(int(rng.integers(0, n)) for n in shape)
+        blob = tuple(slice(max(0, c - 3), c + 3) for c in centre)
+        z[blob] += np.float32(rng.uniform(5.0, 40.0))
+    k_grow = 3.5
+    peak = ndimage.maximum_filter(z, size=[2 * h + 1 for h in half], mode="nearest")
+    expected = (z >= k_grow) & (z >= relative_grow * peak)
+    got = relative_extent(z, k_grow, relative_grow, half)
+    assert (relative_grow * z > k_grow).any() == (relative_grow > 0)
+    np.testing.assert_array_equal(got, expected)
+    assert expected.sum() < (z >= k_grow).sum() or relative_grow == 0
+
+
+def test_stretch_rules_are_those_of_each_stretch() -> None:
+    """any / majority / wider_than give every pixel of a stretch its stretch's answer, counted
+    per stretch label, and False off the stretches."""
+    from engine.classical_classes import Stretches
+
+    rng = np.random.default_rng(5)
+    foreground = rng.random((12, 6, 40)) < 0.12
+    pixels = rng.random(foreground.shape) < 0.5
+    stretches = Stretches(foreground, 1)
+    labels = stretches.labels
+    assert stretches.n > 20
+    expected_any, expected_majority = np.zeros_like(foreground), np.zeros_like(foreground)
+    for label in range(1, stretches.n + 1):
+        own = labels == label
+        expected_any[own] = pixels[own].any()
+        expected_majority[own] = 2 * pixels[own].sum() >= own.sum()
+    np.testing.assert_array_equal(stretches.any(pixels), expected_any)
+    np.testing.assert_array_equal(stretches.majority(pixels), expected_majority)
+    wide = stretches.wider_than(4)
+    np.testing.assert_array_equal(wide, (stretches.extent_px >= 4)[labels] & (labels > 0))
+    assert 0 < wide.sum() < foreground.sum()
+
+
+@pytest.mark.parametrize("quantile", [0.0, 0.3, 0.45, 1.0])
+def test_frame_levels_are_the_quantile_rank_of_the_cell_pixels(quantile) -> None:
+    """Each frame's level is its cell pixels' value of rank floor(quantile × (n − 1)); 1 for a
+    frame without cell pixels."""
+    from engine.classical_noise import frame_levels
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(1.0, 0.1, (7, 5, 30)).astype(np.float32)
+    inside = rng.random(values.shape) < 0.7
+    inside[2] = False
+    got = frame_levels(values, inside, quantile)
+    for frame in range(values.shape[0]):
+        cell = np.sort(values[frame][inside[frame]])
+        want = cell[int(np.floor(quantile * (cell.size - 1)))] if cell.size else 1.0
+        assert got[frame] == np.float32(want)
+    assert got.dtype == np.float32 and got[2] == 1.0

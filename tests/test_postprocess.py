@@ -6,11 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from acquisition.labels import PUFF, SPARK, WAVE
 from engine.frame_ring import FrameRing
-from engine.instances import TrackerConfig
-from engine.postprocess import InstanceTracker, fill_temporal_gaps
+from engine.instances import CONNECTIVITY, TrackerConfig
+from engine.postprocess import InstanceTracker, active_regions, fill_temporal_gaps
 
 DT_MS, PX_UM = 1.0, 0.2
 #: these synthetic scenes are drawn in frames: Dotti's frame counts (gap 2, spark >= 3, puff >= 5)
@@ -314,3 +315,21 @@ def test_shared_dff0_ring_gives_the_same_instances():
     assert most < len(dff0) // 2  # the ring was released as the tracker went
     with pytest.raises(ValueError, match="exactly when the tracker keeps its own ring"):
         tracker.push(tracker.next_frame, probs[:1], dff0[:1])
+
+
+@pytest.mark.parametrize("gap_frames", [0, 2, 9])
+def test_regions_on_the_active_box_are_those_of_the_whole_array(gap_frames):
+    """The tracker labels the bounding box of the active pixels only: the same regions, pixels
+    and order as gap filling and labelling the whole held volume."""
+    rng = np.random.default_rng(gap_frames)
+    active = np.zeros((60, 5, 40), bool)
+    active[7:50, 1:4, 6:31] = rng.random((43, 3, 25)) < 0.12
+    full, _ = ndimage.label(fill_temporal_gaps(active, gap_frames), structure=CONNECTIVITY)
+    expected = [(s, (full[s] == label) & active[s])
+                for label, s in enumerate(ndimage.find_objects(full), start=1)]
+    got = list(active_regions(active, gap_frames))
+    assert len(expected) > 3
+    assert [s for s, _ in got] == [s for s, _ in expected]
+    for (_, pixels), (_, want) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(pixels, want)
+    assert list(active_regions(np.zeros((4, 1, 8), bool), gap_frames)) == []
