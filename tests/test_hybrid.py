@@ -21,6 +21,7 @@ class _Stub:
     def __init__(self, thresholds):
         self.thresholds = thresholds
         self.preprocess, self.trained_range, self.name = {}, None, "stub"
+        self.network_calibration = None
         self.postprocess = PostprocessParams()
         self.batcher = None
 
