@@ -12,15 +12,10 @@ import pytest
 from acquisition.simulate.structure import StructureFieldParams, simulate_structure_field
 from engine.cells.analyze import analyze_structure
 from engine.cells.features import CLASSICAL_FEATURES
-from engine.cells.model import (
-    DEFAULT_CELLS_MODEL,
-    CellsModel,
-    CellsModelConfig,
-    build_network,
-    weights_of,
-)
+from engine.cells.model import DEFAULT_CELLS_MODEL, CellsModel
 from engine.cells.onnx_runtime import GRAPHS
 from engine.cli import main
+from tests.cells_models import tiny_cells_model
 
 ATOL = 1e-4  # on probabilities and scores (float32 graphs, CPU)
 STRUCTURES = {
@@ -30,18 +25,7 @@ STRUCTURES = {
 
 
 def tiny_model(kind: str) -> CellsModel:
-    import torch
-
-    torch.manual_seed(0)
-    names = list(CLASSICAL_FEATURES)
-    config = CellsModelConfig(
-        curation_features=names[:6], structure_features=names,
-        feature_mean=dict.fromkeys(names, 0.0), feature_scale=dict.fromkeys(names, 1.0),
-        feature_fill={}, curator={"channels": [4, 8], "crop_px": 32, "crop_scale": 1.25,
-                                  "min_side_um": 12.0},
-        structure=STRUCTURES[kind], patterns={"width": 4})
-    nets = {name: build_network(config, name) for name in ("curator", "structure", "patterns")}
-    return CellsModel(config, weights_of(nets), {"is_cell": 0.5})
+    return tiny_cells_model(STRUCTURES[kind], patterns={"width": 4})
 
 
 def exported(kind: str, directory) -> tuple[CellsModel, CellsModel]:
