@@ -149,8 +149,8 @@ class CellsModel:
 
     @property
     def runtime(self) -> str:
-        """"onnxruntime" or "torch": what runs the curator and structure networks (chosen at
-        the first use and logged once)."""
+        """What runs the curator and structure networks, "onnxruntime" or "torch" (chosen at
+        the first use and logged once, with why)."""
         if self._sessions is None:
             from .onnx_runtime import open_sessions
 
