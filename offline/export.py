@@ -5,7 +5,8 @@ input "input" ``(B, 1, T, *spatial)``, output "probabilities", dynamic batch and
 engine's ONNX contract lives in one place. Here it is verified: probabilities from onnxruntime
 and torch on random windows of the model's geometry (batch 2 and 1) must agree within
 ``ATOL_PROB``; ``polygraphy check lint`` runs when polygraphy is installed. The report is stored
-as ``onnx_export`` in metrics.json.
+as ``onnx_export`` in metrics.json. A cells model directory (``kind`` "cells") gets its
+``curator.onnx`` and ``structure.onnx`` instead (:func:`export_cells`), checked the same way.
 """
 
 from __future__ import annotations
@@ -56,6 +57,29 @@ def export_onnx(model_dir: str | Path, out_path: str | Path | None = None, seed:
     _store_report(Path(model_dir), report)
     if not report["passed"]:
         log.error("ONNX output differs from torch by %.2e", report["max_abs_diff_prob"])
+    return report
+
+
+def export_cells(model_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Export a cells model directory's graphs (:func:`engine.cells.onnx_runtime.export_cells_onnx`)
+    and check them against torch on random inputs (batch 1 and 5); returns the report (also
+    stored in metrics.json)."""
+    from engine.cells.model import CellsModel
+    from engine.cells.onnx_runtime import OPSET, export_cells_onnx, max_differences, open_sessions
+
+    model = CellsModel.load(model_dir)
+    paths = export_cells_onnx(model)
+    sessions, why = open_sessions(model)
+    if sessions is None:
+        raise RuntimeError(f"the exported graphs do not open: {why}")
+    diffs = max_differences(model, sessions, (1, 5), seed)
+    report = {"opset": OPSET, "batches": [1, 5], "atol_prob": ATOL_PROB,
+              "max_abs_diff": diffs,
+              "size_bytes": {name: path.stat().st_size for name, path in paths.items()}}
+    report["passed"] = max(diffs.values()) <= ATOL_PROB
+    _store_report(Path(model_dir), report)
+    if not report["passed"]:
+        log.error("cells ONNX outputs differ from torch by %s", diffs)
     return report
 
 

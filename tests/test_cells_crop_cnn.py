@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from acquisition.simulate.structure import StructureFieldParams, simulate_structure_field
-from engine.cells.features import CLASSICAL_FEATURES
 from engine.cells.io import write_structure_tiff
 from engine.cells.model import (
     DEFAULT_CELLS_MODEL,
@@ -22,17 +21,13 @@ from engine.cells.model import (
 from engine.cells.patches import cell_patches, patch_centres, with_extra_channels
 from engine.cells.schema import read_cells_csv
 from engine.cli import main
+from tests.cells_models import tiny_cells_config
 
 PATCHES = {"patch_px": 24, "patch_pixel_um": 0.2, "n_patches": 3}
 
 
 def _config(structure: dict) -> CellsModelConfig:
-    names = list(CLASSICAL_FEATURES)
-    return CellsModelConfig(
-        curation_features=names[:6], structure_features=names,
-        feature_mean=dict.fromkeys(names, 0.0), feature_scale=dict.fromkeys(names, 1.0),
-        feature_fill={}, curator={"channels": [4, 8], "crop_px": 32, "crop_scale": 1.25,
-                                  "min_side_um": 12.0}, structure=structure)
+    return tiny_cells_config(structure)
 
 
 @pytest.fixture

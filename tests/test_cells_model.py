@@ -9,26 +9,15 @@ import pytest
 
 from acquisition.simulate.structure import StructureFieldParams, simulate_structure_field
 from engine.cells.analyze import analyze_structure
-from engine.cells.features import CLASSICAL_FEATURES
-from engine.cells.model import CellsModel, CellsModelConfig, build_network, weights_of
+from engine.cells.model import CellsModel, build_network, weights_of
 from engine.cells.schema import STRUCTURE_COLUMNS
 from engine.models.model_dir import ModelDirError
+from tests.cells_models import tiny_cells_model
 
 
 @pytest.fixture
 def tiny_model() -> CellsModel:
-    import torch
-
-    torch.manual_seed(0)
-    names = list(CLASSICAL_FEATURES)
-    config = CellsModelConfig(
-        curation_features=names[:6], structure_features=names,
-        feature_mean=dict.fromkeys(names, 0.0), feature_scale=dict.fromkeys(names, 1.0),
-        feature_fill={}, curator={"channels": [4, 8], "crop_px": 32, "crop_scale": 1.25,
-                                  "min_side_um": 12.0},
-        structure={"hidden": 8}, patterns={"width": 4})
-    nets = {name: build_network(config, name) for name in ("curator", "structure", "patterns")}
-    return CellsModel(config, weights_of(nets), {"is_cell": 0.5})
+    return tiny_cells_model({"hidden": 8}, patterns={"width": 4})
 
 
 @pytest.fixture(scope="module")

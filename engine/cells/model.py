@@ -10,6 +10,10 @@ Layout (``engine/models/default/cells``)::
                          pickle)
     thresholds.json      {"is_cell": p}: curation threshold tuned on validation fields
     metrics.json         how it scored, on what, with the command
+    curator.onnx         optional, with structure.onnx: the two networks as ONNX graphs
+    structure.onnx       (:mod:`engine.cells.onnx_runtime`); when both are there, match the
+                         weights and onnxruntime imports, the model runs them with
+                         onnxruntime, else with torch
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..models.model_dir import DEFAULT_ROOT, ModelDirError
 from .features import feature_matrix
-from .schema import CELL_SOURCES, RATINGS
+from .schema import CELL_SOURCES, HEADS, RATINGS
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class CellsModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     _nets: dict = field(default_factory=dict, repr=False)
+    _sessions: Any = field(default=None, repr=False)  # None: not chosen yet; False: torch
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_CELLS_MODEL) -> CellsModel:
@@ -115,7 +120,11 @@ class CellsModel:
                               ("thresholds.json", self.thresholds),
                               ("metrics.json", self.metrics)):
             (path / name).write_text(json.dumps(content, indent=2, default=float) + "\n")
-        self.path = path
+        self.path, self._sessions = path, None
+        from .onnx_runtime import GRAPHS, export_cells_onnx
+
+        if any((path / file).is_file() for file in GRAPHS.values()):
+            export_cells_onnx(self, path)  # never keep graphs of other weights
         return path
 
     def net(self, name: str):
@@ -128,17 +137,44 @@ class CellsModel:
             self._nets[name] = net
         return self._nets[name]
 
-    def curate(self, crops: np.ndarray, rows: list[dict]) -> np.ndarray:
-        """Probability that each ROI is a true cell."""
+    def probability_net(self, name: str):
+        """:class:`~engine.cells.networks.Probabilities` of the ``curator`` or ``structure``
+        network: what the torch path runs and the ONNX graphs export."""
+        from .networks import Probabilities
+
+        key = name + ".probabilities"
+        if key not in self._nets:
+            self._nets[key] = Probabilities(self.net(name), name == "curator").eval()
+        return self._nets[key]
+
+    @property
+    def runtime(self) -> str:
+        """What runs the curator and structure networks, "onnxruntime" or "torch" (chosen at
+        the first use and logged once, with why)."""
+        if self._sessions is None:
+            from .onnx_runtime import open_sessions
+
+            sessions, why = open_sessions(self)
+            self._sessions = sessions or False
+            log.info("cells networks run on %s (%s)", self.runtime, why)
+        return "onnxruntime" if self._sessions else "torch"
+
+    def _run(self, name: str, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Outputs of :meth:`probability_net` ``name`` on float32 ``inputs``."""
+        inputs = tuple(np.ascontiguousarray(a, np.float32) for a in inputs)
+        if self.runtime == "onnxruntime":
+            return self._sessions.run(name, *inputs)
         import torch
 
+        with torch.inference_mode():
+            return [t.numpy() for t in self.probability_net(name)(*map(torch.from_numpy, inputs))]
+
+    def curate(self, crops: np.ndarray, rows: list[dict]) -> np.ndarray:
+        """Probability that each ROI is a true cell."""
         if not rows:
             return np.zeros(0)
-        curator = self.net("curator")
         extra = self.config.standardized(rows, self.config.curation_features)
-        with torch.inference_mode():
-            logits = curator(torch.from_numpy(crops), torch.from_numpy(extra))
-        return torch.sigmoid(logits).numpy().astype(np.float64)
+        return self._run("curator", crops, extra)[0].astype(np.float64)
 
     @property
     def structure_kind(self) -> str:
@@ -155,25 +191,20 @@ class CellsModel:
         :func:`~engine.cells.patches.with_extra_channels`) are needed by a "crop_cnn" model
         only.
         """
-        import torch
-
-        heads = self.net("structure")
-        features = torch.from_numpy(self.config.standardized(rows, self.config.structure_features))
-        with torch.inference_mode():
-            if self.structure_kind == "crop_cnn":
-                if patches is None or len(patches) != len(rows):
-                    raise ValueError("a crop-CNN cells model needs the patches of every ROI")
-                out = heads(torch.from_numpy(np.asarray(patches, np.float32)), features)
-            else:
-                out = heads(features)
-        estimate = out["structure_score"].numpy().astype(np.float64)
+        features = self.config.standardized(rows, self.config.structure_features)
+        if self.structure_kind == "crop_cnn":
+            if patches is None or len(patches) != len(rows):
+                raise ValueError("a crop-CNN cells model needs the patches of every ROI")
+            out = self._run("structure", patches, features)
+        else:
+            out = self._run("structure", features)
+        estimate = out[0].astype(np.float64)
         mapping = self.config.structure.get("score_map")
         result = {"organisation_estimate": estimate,
                   "structure_score": rater_median_map(estimate, mapping["rater_sd"],
                                                       mapping["keep"])
                   if mapping else estimate}
-        for name in ("sarcomerisation", "directionality", "cell_source"):
-            result[name] = torch.softmax(out[name], dim=1).numpy()
+        result.update(zip(HEADS, out[1:], strict=True))
         return result
 
 

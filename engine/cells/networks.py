@@ -13,12 +13,16 @@
   fixed-µm patches of the cell (mean and SD of its embeddings over the cell's patches) and an
   MLP on the same ROI features, concatenated → the same four heads, plus an auxiliary
   regression of ln(1 + the myofibril spread in degrees).
+* :class:`Probabilities`: what the engine reads of the curator or the structure network, as
+  probabilities; the torch path runs it and the ONNX graphs are its export.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .schema import HEADS
 
 
 class ResidualBlock(nn.Module):
@@ -84,7 +88,7 @@ class HeadsEnsemble(nn.Module):
         """The members' inputs (features; or patches and features for :class:`CropScorer`)."""
         outs = [member(*inputs) for member in self.members]
         merged = {"structure_score": torch.stack([o["structure_score"] for o in outs]).mean(0)}
-        for name in ("sarcomerisation", "directionality", "cell_source"):
+        for name in HEADS:
             probs = torch.stack([torch.softmax(o[name], dim=1) for o in outs]).mean(0)
             merged[name] = torch.log(probs.clamp_min(1e-12))
         return merged
@@ -154,3 +158,19 @@ class PatternNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.body(image)
+
+
+class Probabilities(nn.Module):
+    """The curator's P(true cell) (sigmoid of its logit), or the structure network's score and
+    the class probabilities of its heads (softmax, in :data:`HEADS` order), as a tuple."""
+
+    def __init__(self, net: nn.Module, curator: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.curator = curator
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net(*inputs)
+        if self.curator:
+            return (torch.sigmoid(out),)
+        return (out["structure_score"], *(torch.softmax(out[name], dim=1) for name in HEADS))

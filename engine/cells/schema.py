@@ -20,6 +20,8 @@ STRUCTURE_COLUMNS: tuple[str, ...] = (
     "sarcomere_length_um", "orientation_order")
 CELL_SOURCES: tuple[str, ...] = ("adult", "neonatal", "ipsc")
 RATINGS: tuple[int, ...] = (1, 2, 3, 4)
+#: the structure network's class heads, in the order its outputs come
+HEADS: tuple[str, ...] = ("sarcomerisation", "directionality", "cell_source")
 
 
 def empty(value: Any) -> bool:

@@ -1,4 +1,5 @@
-"""``castream export MODEL``: ONNX export with a dynamic batch axis, checked with onnxruntime."""
+"""``castream export MODEL``: ONNX export with a dynamic batch axis, checked with onnxruntime
+(an event model's ``model.onnx``, or a cells model's ``curator.onnx`` and ``structure.onnx``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,20 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model directory (weights.safetensors + config.json)")
-    parser.add_argument("--out", default=None, help="ONNX path (default: MODEL/model.onnx)")
+    parser.add_argument("--out", default=None, help="ONNX path (default: MODEL/model.onnx; a "
+                                                    "cells model's graphs go into MODEL)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from offline.export import export_onnx
+    from pathlib import Path
 
-    report = export_onnx(args.model, args.out)
+    from offline.export import export_cells, export_onnx
+
+    config = Path(args.model) / "config.json"
+    cells = config.is_file() and json.loads(config.read_text()).get("kind") == "cells"
+    if cells and args.out:
+        log.error("a cells model's graphs are written into its directory: drop --out")
+        return 2
+    report = export_cells(args.model) if cells else export_onnx(args.model, args.out)
     log.info("ONNX export: %s", json.dumps(report))
     return 0 if report["passed"] else 1

@@ -5,7 +5,8 @@ Stages: the local pattern classifier on patches of training fields (validation f
 its epoch); every split's candidates (segmented by the engine, features incl. pattern
 fractions, crops; cached under ``--cache`` keyed by the pattern net's weights); curator and
 heads on the training split, curation threshold on validation; tables on the held-out test
-split and on the variant generator, each model against its baseline.
+split and on the variant generator, each model against its baseline; the curator's and the
+structure network's ONNX graphs (``castream export``).
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
                for name in args.report_splits]
     command = "castream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if "train-cells" in sys.argv else "castream train-cells"
+    exported = model.metrics.get("onnx_export") if args.evaluate_only else None
     model.metrics = {"command": command, "splits": splits,
                      "data": "simulated fields (acquisition/simulate/structure); test = "
                              "held-out seeds, variant = RenderStyle.variant() (never trained "
@@ -214,9 +216,14 @@ def run(args: argparse.Namespace) -> int:
                      if args.evaluate_only else _rendering(args, "heads"),
                      "pattern_net": pattern_result, "results": results}
     if args.evaluate_only:
+        if exported:
+            model.metrics["onnx_export"] = exported  # same weights: the graphs still hold
         (args.out / "metrics.json").write_text(json.dumps(model.metrics, indent=2) + "\n")
     else:
+        from offline.export import export_cells
+
         model.save(args.out)
+        export_cells(args.out)  # curator.onnx, structure.onnx, checked against torch
     text = markdown(results)
     (report / "report.md").write_text(f"Command: `{command}`\n\nPattern net (test patches): "
                                       f"{json.dumps(pattern_result)}\n\n{text}")
