@@ -24,6 +24,14 @@ The network's CPU time per line (onnxruntime, one thread, one 512-px window, med
 256/128 0.444 ms, 512/384 0.320 ms (−28 %), 640/512 0.291 ms (−34 %). 512/384 was adopted for
 the packaged line-scan model's accurate mode: look-ahead 447 lines (0.67 s at 1.5 ms/line,
 under Dotti et al.'s 0.76 s) instead of 191, where 640/512 would need 575 (0.86 s).
+
+Movies (``--kind movie``; 24 development validation movies, 4 simulator ones at raised rates):
+64/32 (shipped) spark / puff / wave 0.871 (0.850) / 0.662 (0.642) / 0.889 (0.640) (the
+``space+time`` row of :mod:`offline.experiments.network_resampling`); 96/64/16+16 0.867 (0.847)
+/ 0.675 (0.654) / 0.889 (0.640); 128/96/16+16 0.867 (0.846) / 0.675 (0.654) / 0.889 (0.640);
+simulator 0.898 / 0.821 / 1.000 with 64/32 and with 96/64. Per frame the movie network costs
+14.3 ms (64/32), 12.1 ms (96/64) and 13.4 ms (128/96) on one thread, so a mixed change for at
+most 15 % of the network: movie windows stay 64/32.
 """
 
 from __future__ import annotations
