@@ -149,3 +149,23 @@ def test_the_experiment_variants_change_only_the_resampling_flags(tmp_path):
     assert json.loads((model / "config.json").read_text()) == shipped
     with pytest.raises(ValueError, match="variant"):
         variant_model(model, "sideways", tmp_path)
+
+
+def test_the_window_experiment_changes_only_the_window(tmp_path):
+    import json
+
+    from offline.experiments.window_geometry import with_geometry
+    from tests.fixtures_models import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "m", ndim=2)
+    shipped = json.loads((model / "config.json").read_text())
+    geometry = {"frames": 96, "hop": 64, "margin_left": 16, "margin_right": 16}
+    config = json.loads((with_geometry(model, geometry, tmp_path, "g") / "config.json").read_text())
+    assert config["window"]["accurate"] == geometry
+    assert config["window"]["low_latency"] == shipped["window"]["low_latency"]
+    assert {k: v for k, v in config.items() if k != "window"} == \
+        {k: v for k, v in shipped.items() if k != "window"}
+    as_is = json.loads((with_geometry(model, None, tmp_path, "n") / "config.json").read_text())
+    assert as_is == shipped
+    with pytest.raises(ValueError, match="no 'sideways' window"):
+        with_geometry(model, geometry, tmp_path, "x", mode="sideways")
