@@ -175,8 +175,12 @@ def _stacked_histogram(ax, events: pd.DataFrame, column: str, bins: int) -> None
         ax.set_yticks([])
         return
     low, high = np.percentile(finite, [0.5, 99.5])  # a few outliers must not squash the rest
-    edges = np.histogram_bin_edges(finite, bins=bins, range=(low, max(high, low + 1e-9)))
     finite = finite[(finite >= low) & (finite <= high)]
+    if high - low <= 1e-9 * max(1.0, abs(low)):  # one value: a readable range around it
+        pad = 0.05 * abs(low) if low else 0.5
+        low, high = low - pad, high + pad
+    edges = np.histogram_bin_edges(finite, bins=bins, range=(low, high))
+    ax.ticklabel_format(axis="x", useOffset=False)
     groups = [(kind, finite[events.loc[finite.index, "kind"] == kind]) for kind in KIND_COLORS]
     groups = [(kind, data) for kind, data in groups if not data.empty]
     ax.hist(
