@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import resize
 
-#: resample only when the pixel is off the trained range by more than this fraction of it
+#: resample only when a calibration value is off the trained range by more than this fraction
+#: of the range's edge
 TOLERANCE = 0.02
 
 
@@ -41,11 +42,6 @@ def network_calibration(value: float, trained_range: dict | None, key: str) -> f
     return float(min(max(value, lo), hi))
 
 
-def network_pixel_um(pixel_um: float, trained_range: dict | None) -> float:
-    """The pixel size the network should see: ``pixel_um`` clipped into the trained range."""
-    return network_calibration(pixel_um, trained_range, "pixel_um")
-
-
 class SpatialResampler:
     """Frames ``(n, *spatial)`` of a stream to the network's pixel size and probabilities
     ``(n, classes, *spatial')`` back. ``identity`` when no resampling is needed."""
@@ -58,20 +54,21 @@ class SpatialResampler:
 
     def to_network(self, frames: np.ndarray) -> np.ndarray:
         """``(n, *frame_shape)`` → ``(n, *network_shape)``, float32."""
-        if self.identity or frames.shape[0] == 0:
-            return frames if self.identity else np.zeros((0, *self.network_shape), np.float32)
+        if self.identity:
+            return frames
+        if frames.shape[0] == 0:
+            return np.zeros((0, *self.network_shape), np.float32)
         return _resize(frames, (frames.shape[0], *self.network_shape))
 
     def to_stream(self, probs: np.ndarray) -> np.ndarray:
         """``(n, classes, *network_shape)`` → ``(n, classes, *frame_shape)``, renormalized so
         the classes of each pixel sum to 1 again."""
-        if self.identity or probs.shape[0] == 0:
-            return probs if self.identity else np.zeros(probs.shape[:2] + self.frame_shape,
-                                                        probs.dtype)
-        out = _resize(probs, probs.shape[:2] + self.frame_shape)
-        out = np.clip(out, 0.0, None)
-        out /= np.maximum(out.sum(axis=1, keepdims=True), 1e-6)
-        return out.astype(probs.dtype, copy=False)
+        if self.identity:
+            return probs
+        if probs.shape[0] == 0:
+            return np.zeros(probs.shape[:2] + self.frame_shape, probs.dtype)
+        return _class_probabilities(_resize(probs, probs.shape[:2] + self.frame_shape),
+                                    axis=1, dtype=probs.dtype)
 
 
 class TemporalResampler:
@@ -92,10 +89,18 @@ class TemporalResampler:
     def to_stream(self, probs: np.ndarray) -> np.ndarray:
         if self.identity:
             return probs
-        out = np.clip(_resize(probs, (probs.shape[0], self.window_frames, *probs.shape[2:])),
-                      0.0, None)
-        out /= np.maximum(out.sum(axis=0, keepdims=True), 1e-6)
-        return out.astype(probs.dtype, copy=False)
+        return _class_probabilities(
+            _resize(probs, (probs.shape[0], self.window_frames, *probs.shape[2:])),
+            axis=0, dtype=probs.dtype)
+
+
+def _class_probabilities(resampled: np.ndarray, axis: int, dtype) -> np.ndarray:
+    """Resampled probabilities made probabilities again: no negative value (bilinear
+    interpolation of non-negative values has none, anti-aliasing may), classes along ``axis``
+    summing to 1 at every pixel."""
+    out = np.clip(resampled, 0.0, None)
+    out /= np.maximum(out.sum(axis=axis, keepdims=True), 1e-6)
+    return out.astype(dtype, copy=False)
 
 
 def _resize(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -314,10 +314,6 @@ class Server:
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream,
                  info.stream_kind.value,
                  info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)
-        seen = analyzer.detector.network_calibration
-        if seen is not None:
-            log.info("stream %s: outside the model's trained calibration, its network sees it "
-                     "resampled to %g µm / %g ms", info.stream, seen["pixel_um"], seen["dt_ms"])
 
     def _chunk(self, item: ChunkReceived) -> None:
         live = self.live.get(item.header.stream)

@@ -9,7 +9,6 @@ from engine.network_scale import (
     SpatialResampler,
     TemporalResampler,
     network_calibration,
-    network_pixel_um,
 )
 
 RANGE = {"pixel_um": [0.15, 0.25], "dt_ms": [5.0, 8.0]}
@@ -20,12 +19,12 @@ RANGE = {"pixel_um": [0.15, 0.25], "dt_ms": [5.0, 8.0]}
     (0.088, 0.15), (0.3, 0.25),  # outside: the nearest edge
 ])
 def test_network_pixel_is_clipped_into_the_trained_range(pixel, expected):
-    assert network_pixel_um(pixel, RANGE) == pytest.approx(expected)
+    assert network_calibration(pixel, RANGE, "pixel_um") == pytest.approx(expected)
 
 
 def test_no_trained_range_means_no_resampling():
-    assert network_pixel_um(0.05, None) == 0.05
-    assert network_pixel_um(0.05, {"dt_ms": [1, 2]}) == 0.05
+    assert network_calibration(0.05, None, "pixel_um") == 0.05
+    assert network_calibration(0.05, {"dt_ms": [1, 2]}, "pixel_um") == 0.05
 
 
 def test_inside_the_range_the_frames_are_untouched():

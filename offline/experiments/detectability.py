@@ -30,6 +30,7 @@ import math
 from collections import Counter, defaultdict
 
 import numpy as np
+from scipy import ndimage
 
 from acquisition.labels import IGNORE
 from acquisition.stream_kind import StreamKind
@@ -52,18 +53,13 @@ def ideal_z(dev) -> dict[int, float]:
     gain, read = det.gain_counts_per_photon, det.read_noise_counts
     p0 = np.maximum(det.resting_photons * np.asarray(dev.layout.resting, np.float64), 1e-6)
     sigma = np.sqrt(gain ** 2 * p0 + read ** 2) / (gain * p0)  # per pixel, (X,) or (Y, X)
-    inv_var = 1.0 / sigma ** 2
-    clean = dev.truth.clean_dff0
+    snr2 = dev.truth.clean_dff0.astype(np.float64) ** 2 / sigma[None] ** 2  # (T, *spatial)
     ids = dev.truth.instance_mask
-    out = {}
-    for event in dev.truth.events:
-        where = np.nonzero(ids == event["event_id"])
-        if not where[0].size:
-            continue
-        spatial = where[1:] if inv_var.ndim == clean.ndim - 1 else where
-        s2 = clean[where].astype(np.float64) ** 2
-        out[int(event["event_id"])] = float(math.sqrt(np.sum(s2 * inv_var[spatial])))
-    return out
+    event_ids = [int(event["event_id"]) for event in dev.truth.events]
+    present = set(np.unique(ids).tolist())
+    sums = ndimage.sum_labels(snr2, ids, index=event_ids)
+    return {eid: float(math.sqrt(total))
+            for eid, total in zip(event_ids, sums, strict=True) if eid in present}
 
 
 def found_sparks(rec, events, labels) -> set[int]:

@@ -38,15 +38,14 @@ models' ``config.json`` have ``calibration.resample_pixels`` on.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
 from offline.devsim import DevSource
 from offline.evaluate import evaluate
 from offline.experiments.hybrid_patches import MODELS
+from offline.experiments.validation import model_copy
 from offline.thresholds import DEV_VAL_SEED
 
 log = logging.getLogger(__name__)
@@ -59,16 +58,14 @@ def variant_model(model: Path, variant: str, into: Path) -> Path:
     """A copy of ``model`` whose ``config.json`` realizes ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    copy = into / variant.replace("+", "_")
-    shutil.copytree(model, copy)
-    path = copy / "config.json"
-    config = json.loads(path.read_text())
-    calibration = config["calibration"]
-    calibration["resample_pixels"] = variant != "off"
-    if variant == "space":
-        calibration["trained_range"]["dt_ms"] = [0.0, float("1e9")]
-    path.write_text(json.dumps(config, indent=2))
-    return copy
+
+    def change(config: dict) -> None:
+        calibration = config["calibration"]
+        calibration["resample_pixels"] = variant != "off"
+        if variant == "space":
+            calibration["trained_range"]["dt_ms"] = [0.0, float("1e9")]
+
+    return model_copy(model, into, variant.replace("+", "_"), change)
 
 
 def summary(result) -> str:

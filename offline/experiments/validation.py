@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
 from acquisition.stream_kind import StreamKind
 from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
@@ -23,3 +28,17 @@ def validation_sets(kind: str, n_dev: int, n_sim: int, offset: int = 0) -> dict:
     return {"development": DevSource(kind=kind, seed=DEV_VAL_SEED + offset).lazy(n_dev),
             "simulator": SimulatedSource(kind=kind, split="val", seed=0,
                                          params=dict(sim_params)).lazy(n_sim)}
+
+
+def model_copy(model: Path, into: Path, name: str,
+               change_config: Callable[[dict], None] | None = None) -> Path:
+    """A copy of the model directory ``model`` at ``into / name`` whose ``config.json`` went
+    through ``change_config`` (edited in place; None: as it is). The model is not touched."""
+    copy = into / name
+    shutil.copytree(model, copy)
+    if change_config is not None:
+        path = copy / "config.json"
+        config = json.loads(path.read_text())
+        change_config(config)
+        path.write_text(json.dumps(config, indent=2))
+    return copy

@@ -39,13 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
 from offline.evaluate import evaluate
 from offline.experiments.hybrid_patches import MODELS
-from offline.experiments.validation import validation_sets
+from offline.experiments.validation import model_copy, validation_sets
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +55,12 @@ PARAMETERS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
 def with_geometry(model: Path, geometry: dict | None, into: Path, name: str,
                   mode: str = "accurate") -> Path:
     """A copy of ``model`` whose ``mode`` window is ``geometry`` (None: as it is)."""
-    copy = into / name
-    shutil.copytree(model, copy)
-    if geometry is not None:
-        path = copy / "config.json"
-        config = json.loads(path.read_text())
+    def change(config: dict) -> None:
         if mode not in config["window"]:
             raise ValueError(f"{model} has no {mode!r} window")
         config["window"][mode] = dict(geometry)
-        path.write_text(json.dumps(config, indent=2))
-    return copy
+
+    return model_copy(model, into, name, None if geometry is None else change)
 
 
 def line(result) -> str:
