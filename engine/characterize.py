@@ -111,6 +111,10 @@ class CharacterizeConfig:
     #: ending this long before the mask starts, shrunk by empirical Bayes:
     #: :func:`column_baselines`) is removed; ``None``: not
     column_baseline_gap_ms: float | None = 5.0
+    #: crossings of the rising flank at or below this fraction of the peak (the rise's 10 %)
+    #: come from a power law fitted to its lower part (:func:`engine.timecourse.fit_foot`)
+    #: instead of the monotone fit; 0: not
+    foot_max_fraction: float = 0.0
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -229,6 +233,7 @@ class _Timing:
         self.pre = max(1, int(round(config.baseline_ms / dt_ms)))
         self.prior_sd = config.baseline_prior_sd
         self.search = (int(frames[0]), int(frames[-1]) + 1) if frames.size else None
+        self.foot = config.foot_max_fraction
 
     def profile(self, line: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean across X, minus its baseline."""
@@ -245,7 +250,8 @@ class _Timing:
 
     def measure(self, line: np.ndarray, weights: np.ndarray) -> Profile | None:
         """Peak and crossings of the profile (:func:`engine.timecourse.measure`)."""
-        return measure(self.profile(line, weights), self.sigma, self.hold, self.search)
+        return measure(self.profile(line, weights), self.sigma, self.hold, self.search,
+                       foot_max_fraction=self.foot)
 
 
 def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,

@@ -39,6 +39,12 @@ on real spark shapes). Instead:
   or of an earlier spark then keeps its own flank; before, the monotone fit pooled the earlier
   event in and put the 10 % crossing inside it (rises of a second and more). Crossings are
   searched on the flanks only, so a level the flank does not reach gives NaN.
+* **foot** (``foot_max_fraction``; a model's ``postprocess.json`` sets it): a crossing low on the rising flank (the 10 % of the rise)
+  lies in the noise of the few samples around it, and the monotone fit, which turns
+  baseline noise into a slowly rising staircase, places it early (rise too long). With the
+  foot on, such crossings come from ``A · ((t − t0) / (T − t0))^p`` fitted to the whole
+  rising flank (onset ``t0`` and power ``p`` free, peak ``T`` and amplitude ``A`` from the
+  top), so every sample of the flank weighs in.
 * **crossings**: linearly interpolated between samples of the monotone fits (as the ground
   truth interpolates between samples of the noise-free signal); NaN when a flank never
   reaches the level inside the data.
@@ -79,6 +85,15 @@ FLOOR_FRACTION = 0.05
 #: ``VALLEY_RISE_SD`` noise SDs above it again (the valley before a neighbouring event)
 VALLEY_FLANKS = True
 VALLEY_RISE_SD = 3.0
+#: the foot's powers tried (``< 1``: a steep onset that slows, ``> 1``: a slow onset) and the
+#: step of its onset search (samples)
+FOOT_POWERS = tuple(float(p) for p in np.geomspace(0.25, 4.0, 17))
+_FOOT_POWERS = np.array(FOOT_POWERS)
+FOOT_STEP = 0.05
+#: the foot is fitted to the rising flank up to where its monotone fit reaches this fraction
+FOOT_TOP = 0.7
+#: the foot is fitted to at most this many samples before the peak
+FOOT_MAX_SAMPLES = 400
 
 
 @dataclass(frozen=True)
@@ -94,11 +109,26 @@ class Profile:
     curve: np.ndarray
     start: int = 0
     stop: int | None = None
+    #: the fitted foot of the rising flank, ``(onset, power, scale)`` (:func:`fit_foot`), or None
+    foot: tuple[float, float, float] | None = None
+    #: crossings at or below this fraction of the amplitude on the rising flank come from
+    #: ``foot``
+    foot_max_fraction: float = 0.0
+    #: the profile's noise SD (:func:`noise_sd`)
+    noise_sd: float = math.nan
 
     def before(self, fraction: float) -> float:
-        """Index where the rising flank crosses ``fraction`` × amplitude (NaN if it never does)."""
-        return _crossing(self.curve[self.start : self.peak + 1][::-1],
-                         fraction * self.amplitude, self.peak, -1)
+        """Index where the rising flank crosses ``fraction`` × amplitude (NaN if it never does);
+        from the fitted foot when there is one and ``fraction`` ≤ ``foot_max_fraction`` (still
+        NaN where the flank's data never reach that level)."""
+        crossing = _crossing(self.curve[self.start : self.peak + 1][::-1],
+                             fraction * self.amplitude, self.peak, -1)
+        if (self.foot is not None and fraction <= self.foot_max_fraction
+                and math.isfinite(crossing)):
+            onset, power, scale = self.foot
+            return min(onset + (fraction * self.amplitude / scale) ** (1.0 / power),
+                       float(self.peak))
+        return crossing
 
     def after(self, fraction: float) -> float:
         """Index where the falling flank crosses ``fraction`` × amplitude (NaN if it never does)."""
@@ -117,7 +147,8 @@ def _crossing(walk: np.ndarray, level: float, origin: int, step: int) -> float:
 
 
 def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
-            search: tuple[int, int] | None = None, split: bool = True) -> Profile | None:
+            search: tuple[int, int] | None = None, split: bool = True,
+            foot_max_fraction: float = 0.0) -> Profile | None:
     """Denoise ``profile`` around its event and locate its peak (see the module docstring).
 
     Parameters
@@ -132,6 +163,9 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
         Index range in which the top is searched (default: the whole profile).
     split : bool
         Whether split (possibly sharp) peaks are tried besides the log-polynomials.
+    foot_max_fraction : float
+        Crossings of the rising flank at or below this fraction of the amplitude come from
+        its fitted foot (:func:`fit_foot`); 0: none.
 
     Returns
     -------
@@ -161,7 +195,42 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     curve = y.copy()
     curve[start : peak + 1] = _monotone(y[start:peak], amplitude, increasing=True)
     curve[peak:stop] = _monotone(y[peak + 1 : stop], amplitude, increasing=False)
-    return Profile(amplitude, peak, curve, start, stop)
+    foot = (fit_foot(y[start : peak + 1], amplitude, curve[start : peak + 1])
+            if foot_max_fraction > 0 else None)
+    if foot is not None:
+        foot = (start + foot[0], foot[1], foot[2])
+    return Profile(amplitude, peak, curve, start, stop, foot, foot_max_fraction, sd)
+
+
+def fit_foot(flank: np.ndarray, amplitude: float,
+             curve: np.ndarray) -> tuple[float, float, float] | None:
+    """The foot of a rising ``flank`` (samples up to and including the peak; ``curve`` its
+    monotone fit, same length): ``c · max(t − t0, 0)^p`` fitted by least squares to the samples
+    up to where ``curve`` first reaches ``FOOT_TOP`` of ``amplitude`` (the part of the rise
+    whose crossings lie in the noise), onset ``t0`` searched in steps of ``FOOT_STEP``
+    (coarser on long flanks), power ``p`` in ``FOOT_POWERS``, ``c`` ≥ 0 solved for each.
+    Returns ``(t0, p, c)`` (the level ``f`` × amplitude is crossed at
+    ``t0 + (f · amplitude / c)^(1/p)``); None when fewer than 3 samples lie below
+    ``FOOT_TOP``."""
+    y = np.asarray(flank, np.float64)
+    reach = np.flatnonzero(np.asarray(curve) >= FOOT_TOP * amplitude)
+    end = int(reach[0]) + 1 if reach.size else len(y)
+    first = max(0, end - FOOT_MAX_SAMPLES)
+    y = y[first:end]
+    n = len(y)
+    if n < 3 or not amplitude > 0:
+        return None
+    onsets = np.arange(-1.0, n - 1.0, max(FOOT_STEP, n / 200.0))
+    lag = np.clip(np.arange(n, dtype=np.float64)[None, :] - onsets[:, None], 0.0, None)
+    g = lag[None, :, :] ** _FOOT_POWERS[:, None, None]  # (power, onset, sample)
+    gg = (g * g).sum(axis=2)
+    c = np.maximum((g * y).sum(axis=2) / np.maximum(gg, 1e-300), 0.0)
+    sse = ((y - c[:, :, None] * g) ** 2).sum(axis=2)
+    sse[~(c > 0)] = np.inf
+    k, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
+    if not np.isfinite(sse[k, j]):
+        return None
+    return float(onsets[j]) + first, float(_FOOT_POWERS[k]), float(c[k, j])
 
 
 def _top(rough: np.ndarray, k0: int, fraction: float) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acquisition.labels import BACKGROUND, CLASS_IDS, CLASS_NAMES, IGNORE
+from engine.honesty import MIN_SAMPLES
 
 EVENT_CLASSES = ("spark", "wave", "puff")
 CHARACTERIZATION_PARAMS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
@@ -286,6 +287,35 @@ def characterization_errors(
         out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
                      "median_bias": float(np.median(signed)) if signed else float("nan"),
                      "n": len(signed)}
+    return out
+
+
+def resolution_counts(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
+                      dt_ms: float, pixel_um: float) -> dict[str, list[int]]:
+    """Per parameter ``[reported, unresolvable, emptied, resolvable]``: of the matched pairs
+    whose *true* value is under ``engine.honesty.MIN_SAMPLES`` samples (pixels for the FWHM),
+    how many got a value anyway; of those whose true value is resolvable, how many came out
+    empty. The median errors only see pairs where both values exist, so a value reported
+    below the sampling's resolution (a guess) or withheld where it could be measured shows
+    only here."""
+    pairs = list(pairs)
+    out = {}
+    for name in CHARACTERIZATION_PARAMS:
+        if name == "amplitude_dff0":
+            continue
+        step = pixel_um if name == "fwhm_um" else dt_ms
+        counts = [0, 0, 0, 0]
+        for t, p in pairs:
+            if not _finite(t.get(name)):
+                continue
+            reported = _finite(p.get(name))
+            if float(t[name]) < MIN_SAMPLES * step:
+                counts[0] += reported
+                counts[1] += 1
+            else:
+                counts[2] += not reported
+                counts[3] += 1
+        out[name] = counts
     return out
 
 

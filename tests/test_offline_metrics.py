@@ -101,3 +101,20 @@ def test_add_tables():
     tab = metrics.confusion_tables(metrics.match_instances(t, tc, p, pc))
     both = metrics.add_tables(tab, tab)
     assert both["annotated"]["spark"]["total"] == 4
+
+
+def test_resolution_counts_see_values_reported_below_the_sampling():
+    """A true rise under 2 samples with a value (a guess) and a resolvable t50 left empty
+    are counted; the median errors never see either."""
+    from offline.metrics import resolution_counts
+
+    nan = float("nan")
+    truth = {"amplitude_dff0": 1.0, "fwhm_um": 1.0, "fdhm_ms": 30.0, "rise_ms": 9.0,
+             "t50_ms": 20.0}
+    guessed = dict(truth, rise_ms=14.0, t50_ms=nan)
+    emptied = dict(truth, rise_ms=nan)
+    counts = resolution_counts([(truth, guessed), (truth, emptied)], dt_ms=5.0, pixel_um=0.2)
+    assert counts["rise_ms"] == [1, 2, 0, 0]
+    assert counts["t50_ms"] == [0, 0, 1, 2]
+    assert counts["fwhm_um"] == [0, 0, 0, 2]
+    assert "amplitude_dff0" not in counts

@@ -33,18 +33,55 @@ def _truth(profile: np.ndarray) -> tuple[float, float, float]:
     return down - up, k - crossing_before(profile, k, 0.1 * profile[k]), down - k
 
 
-def _measured(profile, rough_sigma=2.0, hold=3):
-    p = measure(profile, rough_sigma, hold)
+def _measured(profile, rough_sigma=2.0, hold=3, foot=0.2):
+    p = measure(profile, rough_sigma, hold, foot_max_fraction=foot)
     return (p.after(0.5) - p.before(0.5), p.peak - p.before(0.1), p.after(0.5) - p.peak), p
 
 
 @pytest.mark.parametrize("name", ["rounded", "sharp", "gamma", "plateau"])
 def test_noise_free_profiles_are_exact(name):
+    """The monotone fit's crossings are exact; the fitted foot (the rise's 10 % crossing, as
+    the line-scan models use it) is a least-squares fit of a power law, within 2 % of the rise
+    on these shapes (measured: at most 0.9 %, the Gaussian rise)."""
     profile = _shapes()[name]
     got, p = _measured(profile)
     assert p.amplitude == pytest.approx(profile.max(), rel=1e-6)
     assert p.peak == int(np.argmax(profile))
-    assert got == pytest.approx(_truth(profile), rel=1e-6)
+    assert got == pytest.approx(_truth(profile), rel=0.02)
+    assert got[0] == pytest.approx(_truth(profile)[0], rel=1e-6)
+    assert _measured(profile, foot=0.0)[0] == pytest.approx(_truth(profile), rel=1e-6)
+
+
+def test_the_foot_fit_recovers_a_power_law_onset():
+    from engine.timecourse import FOOT_POWERS, FOOT_STEP, fit_foot
+
+    t = np.arange(30.0)
+    power = FOOT_POWERS[5]
+    flank = 0.02 * np.clip(t - 7.3, 0, None) ** power
+    flank = flank[: int(np.argmax(flank >= 0.9 * flank[-1])) + 1]
+    onset, fitted_power, scale = fit_foot(flank, float(flank[-1]), flank)
+    assert abs(onset - 7.3) <= FOOT_STEP
+    assert fitted_power == power
+
+
+def test_the_foot_takes_the_bias_out_of_a_noisy_rise():
+    """A linear rise over 12 samples at SNR 8: the monotone fit turns baseline noise into a
+    rising staircase and crosses 10 % early (rise too long: bias +4.7 %, median error 9.8 %
+    over 200 copies); the fitted foot weighs in the whole lower flank (−0.7 %, 8.8 %)."""
+    t = np.arange(100.0)
+    clean = np.where(t <= 42, np.clip((t - 30) / 12, 0, 1), np.exp(-(t - 42) / 15))
+    noise = np.random.default_rng(3).normal(0, 0.125, (200, t.size))
+    stats = {}
+    for foot in (0.0, 0.2):
+        rises = []
+        for n in noise:
+            p = measure(clean + n, 2.0, 2, foot_max_fraction=foot)
+            rises.append(p.peak - p.before(0.1))
+        errors = np.array(rises) / 10.8 - 1
+        stats[foot] = (float(np.median(errors)), float(np.median(np.abs(errors))))
+    assert stats[0.0][0] > 0.04
+    assert abs(stats[0.2][0]) < 0.02
+    assert stats[0.2][1] < stats[0.0][1]
 
 
 @pytest.mark.parametrize("name", ["rounded", "sharp", "gamma", "plateau"])
