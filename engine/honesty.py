@@ -13,6 +13,9 @@ records why as a token in the event's ``flags`` (DESIGN.md "Honest outputs"):
   ΔF/F0 and widths are lower bounds, so amplitude, FWHM, FDHM, rise and t50 are all emptied
   (position and timing stay);
 * ``significance_unknown`` — too little noise around the event to compute its significance;
+* ``truncated`` — the first ``max_event_ms`` of a region that had not closed by then
+  (:class:`engine.instances.TrackerConfig`): its parameters are those of a part, so all five
+  are empty (position and timing stay);
 * ``burst`` — closed in a burst beyond the stream's characterization budget
   (:mod:`engine.burst`): neither tested for significance nor characterized, all five
   parameters empty (position and timing stay).
@@ -28,6 +31,7 @@ from engine.burst import BURST_FLAG
 from engine.instances import Instance
 
 PARAMETERS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
+TRUNCATED_FLAG = "truncated"
 #: values under this many samples are not resolved
 MIN_SAMPLES = 2.0
 _DURATIONS = ("fdhm_ms", "rise_ms", "t50_ms")
@@ -74,7 +78,14 @@ def saturation_flags(fields: dict, instance: Instance) -> list[str]:
 
 def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float) -> dict:
     """All rules: returns ``fields`` with emptied values, ``significance`` and ``flags``."""
-    flags = [BURST_FLAG] if instance.over_budget else saturation_flags(fields, instance)
+    if instance.over_budget:
+        flags = [BURST_FLAG]
+    elif instance.truncated:
+        flags = [TRUNCATED_FLAG]
+        for name in PARAMETERS:
+            fields[name] = math.nan
+    else:
+        flags = saturation_flags(fields, instance)
     if not flags:
         flags = resolution_flags(fields, pixel_um, dt_ms)
     fields["significance"] = float(instance.significance)

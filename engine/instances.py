@@ -80,6 +80,11 @@ class TrackerConfig:
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell
     #: never shows)
     wide_puff_is_wave_um: float | None = None
+    #: a region still open after this long is cut there: its first ``max_event_ms`` become an
+    #: event flagged ``truncated`` and the rest goes on as a new region, so a region that never
+    #: closes (a flickering or drifting patch) cannot hold frames, and be labelled again on
+    #: every push, without end. Far above any Ca²⁺ event (waves last ~1-3 s)
+    max_event_ms: float = 10_000.0
 
 
 @dataclass
@@ -110,6 +115,9 @@ class Instance:
     over_budget : bool
         Closed in a burst beyond the stream's characterization budget (:mod:`engine.burst`):
         reported with its position and times only.
+    truncated : bool
+        The first ``TrackerConfig.max_event_ms`` of a region that was still open then: reported
+        with its position and times only.
     """
 
     kind: str
@@ -124,6 +132,7 @@ class Instance:
     saturated: np.ndarray | None = field(default=None, repr=False)
     significance: float = math.nan
     over_budget: bool = False
+    truncated: bool = False
 
     @property
     def stream_kind(self) -> StreamKind:

@@ -23,7 +23,12 @@ context are buffered, so memory is bounded by the longest open event. They are h
 be the caller's (the analyzer's, which the preview also reads), so those frames are held once.
 Each push fills gaps and labels only the bounding box of the pixels not yet in a closed region
 (the open regions and the new frames' foreground), not every held frame; a region that stays
-open is still labelled again on every push until it closes.
+open is labelled again on every push until it closes. A region lasting longer than
+``TrackerConfig.max_event_ms`` is cut that long after its start (once the context after the
+cut has arrived, or at the end of the stream), closed or not: its frames before the cut become
+instances flagged ``truncated``, the rest goes on as a new region. So frames held and work per
+push stay bounded when a region never closes, and the cut frame depends only on the region's
+start, not on the blocks (for regions that do not merge with another one later).
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class InstanceTracker:
         self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
         self._split_off = tuple(CLASS_IDS[kind] for kind in self.config.split_off_kinds)
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
+        self._max_frames = max(1, frames_of(self.config.max_event_ms, dt_ms))
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
         # frames [needed_from, next_frame) of open regions and their context, per pixel:
@@ -200,16 +206,23 @@ class InstanceTracker:
     # -- internals ----------------------------------------------------------------------------
     def _collect(self, final: bool) -> list[Instance]:
         consumed = self._consumed.held()
-        active = self._fg.held() & ~consumed
         instances: list[Instance] = []
-        open_starts: list[int] = []
-        for slices, pixels in active_regions(active, self.gap_frames):
-            t_last = self._first + slices[0].stop - 1
-            if not final and t_last + self.close_after >= self._end:
-                open_starts.append(self._first + slices[0].start)
-                continue
-            consumed[slices] |= pixels
-            instances += self._region_instances(pixels, slices, t_last + self.close_after + 1)
+        cut = True
+        while cut:  # a long block may hold more than one cut of a never-closing region
+            cut, open_starts = False, []
+            for slices, pixels in active_regions(self._fg.held() & ~consumed, self.gap_frames):
+                t_start = self._first + slices[0].start
+                t_last = self._first + slices[0].stop - 1
+                cut_at = t_start + self._max_frames  # whether the region is closed or not
+                if t_last >= cut_at and (final or cut_at + self.close_after <= self._end):
+                    instances += self._cut(slices, pixels, cut_at, consumed)
+                    cut = True
+                elif final or t_last + self.close_after < self._end:
+                    consumed[slices] |= pixels
+                    instances += self._region_instances(pixels, slices,
+                                                        t_last + self.close_after + 1)
+                else:
+                    open_starts.append(t_start)
         instances.sort(key=lambda inst: inst.sort_key)
         if self._accept is not None:
             accepted = [inst for inst in instances if self._accept(inst)]
@@ -218,6 +231,21 @@ class InstanceTracker:
         for inst in instances:
             self._assign_id(inst)
         self._drop_settled(open_starts, final)
+        return instances
+
+    def _cut(self, slices: tuple[slice, ...], pixels: np.ndarray, cut: int,
+             consumed: np.ndarray) -> list[Instance]:
+        """Close the frames of a region before absolute frame ``cut`` as instances flagged
+        ``truncated``; its later frames stay active."""
+        stop = cut - self._first
+        head = (slice(slices[0].start, stop), *slices[1:])
+        piece = pixels[: stop - slices[0].start]
+        consumed[head] |= piece
+        log.warning("an event lasting over %.0f ms was cut there (frame %d)",
+                    self.config.max_event_ms, cut)
+        instances = self._region_instances(piece, head, cut + self.close_after)
+        for inst in instances:
+            inst.truncated = True
         return instances
 
     def _region_instances(

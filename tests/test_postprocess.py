@@ -333,3 +333,56 @@ def test_regions_on_the_active_box_are_those_of_the_whole_array(gap_frames):
     for (_, pixels), (_, want) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(pixels, want)
     assert list(active_regions(np.zeros((4, 1, 8), bool), gap_frames)) == []
+
+
+def test_a_region_that_never_closes_is_cut_and_memory_stays_bounded():
+    """A wave-class patch that stays on for 4,950 frames, with max_event_ms 1,000: it comes
+    out as four truncated events of 1,000 frames each and its last 950 frames as an ordinary
+    one, whatever the blocks; frames held stay near 1,000 + context, and a spark after it is
+    found as usual. Without the cut the tracker holds every frame since the patch began."""
+    shape = (5400, 100)
+    classes = np.zeros(shape, np.uint8)
+    classes[100:5050, 10:95] = WAVE  # 17 µm: wide enough to be a wave
+    dff0 = np.where(classes > 0, 1.0, 0.0).astype(np.float32)
+    spark = gaussian_spark(shape, 5250, 10.0)
+    dff0 += spark
+    classes[spark > 0.15] = SPARK
+    probs = probs_of(classes)
+    config = dataclasses.replace(FRAMES, max_event_ms=1000 * DT_MS)
+    results = []
+    for blocks in ([50] * 108, [700, 13, 2000, 1687, 1000]):
+        tracker = InstanceTracker((100,), PX_UM, DT_MS, config=config)
+        most, out, first = 0, [], 0
+        for n in blocks:
+            out += tracker.push(first, probs[first : first + n], dff0[first : first + n])
+            first += n
+            most = max(most, tracker.buffered_frames)
+        out += tracker.flush()
+        results.append(describe(out))
+        assert [(i.kind, i.origin[0], i.mask.shape[0], i.truncated) for i in out] == [
+            ("wave", 100 + 1000 * k, 1000, True) for k in range(4)] + [
+            ("wave", 4100, 950, False), ("spark", out[-1].origin[0], out[-1].mask.shape[0],
+                                          False)]
+        if blocks[0] == 50:
+            assert most < 1100
+    assert results[0] == results[1]
+
+    unbounded = InstanceTracker((100,), PX_UM, DT_MS, config=FRAMES)
+    for first in range(0, 5000, 50):
+        unbounded.push(first, probs[first : first + 50], dff0[first : first + 50])
+    assert unbounded.buffered_frames > 4800
+
+
+def test_a_truncated_event_keeps_its_place_and_times_but_no_parameters():
+    from engine.honesty import TRUNCATED_FLAG, apply
+    from engine.instances import Instance
+
+    instance = Instance("wave", 0.9, np.ones((3, 1, 4), bool), (0, 0, 0),
+                        np.zeros((3, 1, 4), np.float32), (0, 0, 0), significance=9.0,
+                        truncated=True)
+    fields = {"amplitude_dff0": 1.0, "fwhm_um": 2.0, "fdhm_ms": 30.0, "rise_ms": 10.0,
+              "t50_ms": 20.0, "t_start_ms": 5.0}
+    apply(fields, instance, PX_UM, DT_MS)
+    assert fields["flags"] == TRUNCATED_FLAG and fields["t_start_ms"] == 5.0
+    assert all(np.isnan(fields[name]) for name in
+               ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"))
