@@ -39,12 +39,11 @@ on real spark shapes). Instead:
   or of an earlier spark then keeps its own flank; before, the monotone fit pooled the earlier
   event in and put the 10 % crossing inside it (rises of a second and more). Crossings are
   searched on the flanks only, so a level the flank does not reach gives NaN.
-* **foot** (``foot_max_fraction``; a model's ``postprocess.json`` sets it): a crossing low on the rising flank (the 10 % of the rise)
-  lies in the noise of the few samples around it, and the monotone fit, which turns
-  baseline noise into a slowly rising staircase, places it early (rise too long). With the
-  foot on, such crossings come from ``A · ((t − t0) / (T − t0))^p`` fitted to the whole
-  rising flank (onset ``t0`` and power ``p`` free, peak ``T`` and amplitude ``A`` from the
-  top), so every sample of the flank weighs in.
+* **foot** (``foot_max_fraction``, set by a model's ``postprocess.json``): a crossing low on
+  the rising flank (the rise's 10 %) lies in the noise of the few samples around it, and the
+  monotone fit, which turns baseline noise into a slowly rising staircase, places it early
+  (rise too long). With the foot on, it comes from a power law fitted to the lower part of
+  the flank (:mod:`engine.foot`), so every sample there weighs in.
 * **crossings**: linearly interpolated between samples of the monotone fits (as the ground
   truth interpolates between samples of the noise-free signal); NaN when a flank never
   reaches the level inside the data.
@@ -58,6 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import isotonic_regression
+
+from engine.foot import fit_foot
 
 #: the top fitted by the log-polynomial: rough value ≥ this fraction of the rough maximum
 TOP_FRACTION = 0.4
@@ -85,15 +86,6 @@ FLOOR_FRACTION = 0.05
 #: ``VALLEY_RISE_SD`` noise SDs above it again (the valley before a neighbouring event)
 VALLEY_FLANKS = True
 VALLEY_RISE_SD = 3.0
-#: the foot's powers tried (``< 1``: a steep onset that slows, ``> 1``: a slow onset) and the
-#: step of its onset search (samples)
-FOOT_POWERS = tuple(float(p) for p in np.geomspace(0.25, 4.0, 17))
-_FOOT_POWERS = np.array(FOOT_POWERS)
-FOOT_STEP = 0.05
-#: the foot is fitted to the rising flank up to where its monotone fit reaches this fraction
-FOOT_TOP = 0.7
-#: the foot is fitted to at most this many samples before the peak
-FOOT_MAX_SAMPLES = 400
 
 
 @dataclass(frozen=True)
@@ -109,7 +101,7 @@ class Profile:
     curve: np.ndarray
     start: int = 0
     stop: int | None = None
-    #: the fitted foot of the rising flank, ``(onset, power, scale)`` (:func:`fit_foot`), or None
+    #: the rising flank's fitted foot ``(onset, power, scale)`` (:func:`engine.foot.fit_foot`)
     foot: tuple[float, float, float] | None = None
     #: crossings at or below this fraction of the amplitude on the rising flank come from
     #: ``foot``
@@ -165,7 +157,7 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
         Whether split (possibly sharp) peaks are tried besides the log-polynomials.
     foot_max_fraction : float
         Crossings of the rising flank at or below this fraction of the amplitude come from
-        its fitted foot (:func:`fit_foot`); 0: none.
+        its fitted foot (:func:`engine.foot.fit_foot`); 0: none.
 
     Returns
     -------
@@ -200,37 +192,6 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     if foot is not None:
         foot = (start + foot[0], foot[1], foot[2])
     return Profile(amplitude, peak, curve, start, stop, foot, foot_max_fraction, sd)
-
-
-def fit_foot(flank: np.ndarray, amplitude: float,
-             curve: np.ndarray) -> tuple[float, float, float] | None:
-    """The foot of a rising ``flank`` (samples up to and including the peak; ``curve`` its
-    monotone fit, same length): ``c · max(t − t0, 0)^p`` fitted by least squares to the samples
-    up to where ``curve`` first reaches ``FOOT_TOP`` of ``amplitude`` (the part of the rise
-    whose crossings lie in the noise), onset ``t0`` searched in steps of ``FOOT_STEP``
-    (coarser on long flanks), power ``p`` in ``FOOT_POWERS``, ``c`` ≥ 0 solved for each.
-    Returns ``(t0, p, c)`` (the level ``f`` × amplitude is crossed at
-    ``t0 + (f · amplitude / c)^(1/p)``); None when fewer than 3 samples lie below
-    ``FOOT_TOP``."""
-    y = np.asarray(flank, np.float64)
-    reach = np.flatnonzero(np.asarray(curve) >= FOOT_TOP * amplitude)
-    end = int(reach[0]) + 1 if reach.size else len(y)
-    first = max(0, end - FOOT_MAX_SAMPLES)
-    y = y[first:end]
-    n = len(y)
-    if n < 3 or not amplitude > 0:
-        return None
-    onsets = np.arange(-1.0, n - 1.0, max(FOOT_STEP, n / 200.0))
-    lag = np.clip(np.arange(n, dtype=np.float64)[None, :] - onsets[:, None], 0.0, None)
-    g = lag[None, :, :] ** _FOOT_POWERS[:, None, None]  # (power, onset, sample)
-    gg = (g * g).sum(axis=2)
-    c = np.maximum((g * y).sum(axis=2) / np.maximum(gg, 1e-300), 0.0)
-    sse = ((y - c[:, :, None] * g) ** 2).sum(axis=2)
-    sse[~(c > 0)] = np.inf
-    k, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
-    if not np.isfinite(sse[k, j]):
-        return None
-    return float(onsets[j]) + first, float(_FOOT_POWERS[k]), float(c[k, j])
 
 
 def _top(rough: np.ndarray, k0: int, fraction: float) -> tuple[int, int]:

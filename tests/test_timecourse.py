@@ -53,7 +53,7 @@ def test_noise_free_profiles_are_exact(name):
 
 
 def test_the_foot_fit_recovers_a_power_law_onset():
-    from engine.timecourse import FOOT_POWERS, FOOT_STEP, fit_foot
+    from engine.foot import FOOT_POWERS, FOOT_STEP, fit_foot
 
     t = np.arange(30.0)
     power = FOOT_POWERS[5]
