@@ -129,10 +129,11 @@ def _rendering(args: argparse.Namespace, stage: str) -> str:
         else "default"
 
 
-def _split_patches(args: argparse.Namespace, structure: dict, data: dict, splits: dict,
-                   name: str, model_only: bool = True):
+def _split_patches(structure: dict, data: dict, splits: dict, name: str, cache: Path,
+                   training_rendering: str = "default", model_only: bool = True):
     """Patches of ``name``'s true cells for a crop-CNN ``structure`` (None for MLP heads),
-    with the model's extra channels; with ``model_only`` just its ``n_patches`` per cell."""
+    with the model's extra channels; with ``model_only`` just its ``n_patches`` per cell.
+    Training fields are rendered with ``training_rendering``, the other splits by default."""
     from dataclasses import replace
 
     from engine.cells.patches import with_extra_channels
@@ -141,10 +142,10 @@ def _split_patches(args: argparse.Namespace, structure: dict, data: dict, splits
     if structure.get("kind", "mlp") != "crop_cnn":
         return None
     geometry = structure["patches"]
-    rendering = _rendering(args, "heads") if name == "train" else "default"
+    rendering = training_rendering if name == "train" else "default"
     if model_only:
-        return model_patches(name, data[name], splits[name], args.cache, geometry, rendering)
-    patches = build_patches(name, data[name], splits[name], args.cache, rendering,
+        return model_patches(name, data[name], splits[name], cache, geometry, rendering)
+    patches = build_patches(name, data[name], splits[name], cache, rendering,
                             int(geometry["patch_px"]), float(geometry["patch_pixel_um"]))
     return replace(patches, patches=with_extra_channels(
         patches.patches, geometry.get("extra", []), float(geometry["patch_pixel_um"])))
@@ -160,15 +161,66 @@ def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
     structure = crop_structure_config(args.crop_patches, args.patch_px, args.patch_pixel_um,
                                       aux_weight=args.aux_weight,
                                       extra=tuple(args.patch_channels))
-    train, val = (_split_patches(args, structure, data, splits, name, model_only=False)
+    train, val = (_split_patches(structure, data, splits, name, args.cache,
+                                 _rendering(args, "heads"), model_only=False)
                   for name in ("train", "val"))
     return CropTraining(train, val, structure, args.crop_epochs, args.crop_members)
 
 
-def run(args: argparse.Namespace) -> int:
+def split_candidates(splits: dict, pattern_path: Path, cache: Path | None, workers: int,
+                     training_rendering: str = "default") -> dict:
+    """Candidates of each split's first ``splits[name]`` fields (simulated, segmented and
+    measured with the pattern net of ``pattern_path``; cached under ``cache`` unless None),
+    training fields rendered with ``training_rendering``, the other splits by their own."""
     from engine.cells.model import CellsModel
     from offline.cellstruct.dataset import build_candidates
-    from offline.cellstruct.evaluate import evaluate, fit_baselines, markdown
+
+    tag = _weights_tag(CellsModel.load(pattern_path).weights)
+    return {name: build_candidates(name, n, workers, cache, str(pattern_path), tag,
+                                   training_rendering if name == "train" else "default")
+            for name, n in splits.items()}
+
+
+def evaluate_splits(model, data: dict, splits: dict, report_splits, report: Path,
+                    baselines: bool, cache: Path | None,
+                    training_rendering: str = "default") -> list[dict]:
+    """The tables of ``report_splits`` (:func:`offline.cellstruct.evaluate.evaluate`), each
+    split's figure written to ``report/cells_SPLIT.png``; with ``baselines`` the baselines
+    are fitted on ``data["train"]`` (threshold on ``data["val"]``) and shown beside the
+    model. ``cache`` holds a crop-CNN model's patches (a temporary folder when None)."""
+    import tempfile
+
+    from offline.cellstruct.evaluate import evaluate, fit_baselines
+
+    fitted = fit_baselines(data["train"], data["val"]) if baselines else None
+    report.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="castream-patches-") as scratch:
+        return [evaluate(model, fitted, data[name], f"{name} ({splits[name]} fields)",
+                         report / f"cells_{name}.png",
+                         _split_patches(model.config.structure, data, splits, name,
+                                        Path(cache or scratch), training_rendering))
+                for name in report_splits]
+
+
+def write_report(report: Path, command: str, pattern_result: dict, results: list[dict],
+                 note: str = "") -> str:
+    """``report/report.md`` (command, pattern net, the tables; ``note`` after them);
+    returns the tables."""
+    from offline.cellstruct.evaluate import markdown
+
+    text = markdown(results) + (f"\n{note}\n" if note else "")
+    (report / "report.md").write_text(f"Command: `{command}`\n\nPattern net (test patches): "
+                                      f"{json.dumps(pattern_result)}\n\n{text}")
+    return text
+
+
+DATA_DESCRIPTION = ("simulated fields (acquisition/simulate/structure); test = held-out seeds, "
+                    "variant = RenderStyle.variant() (never trained on), select = held-out "
+                    "seeds rendered by RenderStyle.randomized")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.cells.model import CellsModel
     from offline.cellstruct.train import train_cells_model
     from offline.model_out import training_out_dir
 
@@ -188,32 +240,23 @@ def run(args: argparse.Namespace) -> int:
         pattern_result = holder.metrics.get("pattern_net", {})
     else:
         pattern_net, pattern_path, pattern_result = _pattern_stage(args)
-    tag = _weights_tag(CellsModel.load(pattern_path).weights)
-    data = {name: build_candidates(name, n, args.workers, args.cache, str(pattern_path), tag,
-                                   _rendering(args, "heads") if name == "train" else "default")
-            for name, n in splits.items()}
+    rendering = _rendering(args, "heads")
+    data = split_candidates(splits, pattern_path, args.cache, args.workers, rendering)
     if not args.evaluate_only:
         model = train_cells_model(data["train"], data["val"], args.curator_epochs,
                                   args.head_epochs, args.seed, pattern_net, PATTERN_WIDTH,
                                   curator_from=CellsModel.load(args.curator_from)
                                   if args.curator_from else None,
                                   crops=_crop_training(args, data, splits))
-    baselines = None if args.no_baselines else fit_baselines(data["train"], data["val"])
     report = args.out / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    results = [evaluate(model, baselines, data[name], f"{name} ({splits[name]} fields)",
-                        report / f"cells_{name}.png",
-                        _split_patches(args, model.config.structure, data, splits, name))
-               for name in args.report_splits]
+    results = evaluate_splits(model, data, splits, args.report_splits, report,
+                              not args.no_baselines, args.cache, rendering)
     command = "castream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if "train-cells" in sys.argv else "castream train-cells"
     exported = model.metrics.get("onnx_export") if args.evaluate_only else None
-    model.metrics = {"command": command, "splits": splits,
-                     "data": "simulated fields (acquisition/simulate/structure); test = "
-                             "held-out seeds, variant = RenderStyle.variant() (never trained "
-                             "on), select = held-out seeds rendered by RenderStyle.randomized",
+    model.metrics = {"command": command, "splits": splits, "data": DATA_DESCRIPTION,
                      "training_rendering": model.metrics.get("training_rendering", "default")
-                     if args.evaluate_only else _rendering(args, "heads"),
+                     if args.evaluate_only else rendering,
                      "pattern_net": pattern_result, "results": results}
     if args.evaluate_only:
         if exported:
@@ -224,8 +267,6 @@ def run(args: argparse.Namespace) -> int:
 
         model.save(args.out)
         export_cells(args.out)  # curator.onnx, structure.onnx, checked against torch
-    text = markdown(results)
-    (report / "report.md").write_text(f"Command: `{command}`\n\nPattern net (test patches): "
-                                      f"{json.dumps(pattern_result)}\n\n{text}")
+    text = write_report(report, command, pattern_result, results)
     log.info("cells model report:\n%s", text)
     return 0
