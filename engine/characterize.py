@@ -112,7 +112,7 @@ class CharacterizeConfig:
     #: :func:`column_baselines`) is removed; ``None``: not
     column_baseline_gap_ms: float | None = 5.0
     #: crossings of the rising flank at or below this fraction of the peak (the rise's 10 %)
-    #: come from a power law fitted to its lower part (:func:`engine.timecourse.fit_foot`)
+    #: come from a power law fitted to its lower part (:func:`engine.foot.fit_foot`)
     #: instead of the monotone fit; 0: not
     foot_max_fraction: float = 0.0
 

@@ -13,7 +13,7 @@ records why as a token in the event's ``flags`` (DESIGN.md "Honest outputs"):
   ΔF/F0 and widths are lower bounds, so amplitude, FWHM, FDHM, rise and t50 are all emptied
   (position and timing stay);
 * ``significance_unknown`` — too little noise around the event to compute its significance;
-* ``truncated`` — the first ``max_event_ms`` of a region that had not closed by then
+* ``truncated`` — a piece of a region that lasted longer than ``max_event_ms`` and was cut
   (:class:`engine.instances.TrackerConfig`): its parameters are those of a part, so all five
   are empty (position and timing stay);
 * ``burst`` — closed in a burst beyond the stream's characterization budget

@@ -80,10 +80,10 @@ class TrackerConfig:
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell
     #: never shows)
     wide_puff_is_wave_um: float | None = None
-    #: a region still open after this long is cut there: its first ``max_event_ms`` become an
-    #: event flagged ``truncated`` and the rest goes on as a new region, so a region that never
-    #: closes (a flickering or drifting patch) cannot hold frames, and be labelled again on
-    #: every push, without end. Far above any Ca²⁺ event (waves last ~1-3 s)
+    #: a region lasting longer is cut this long after its start (closed or not): every piece
+    #: is an event flagged ``truncated``, so a region that never closes (a flickering or
+    #: drifting patch) cannot hold frames, and be labelled again on every push, without end.
+    #: Far above any Ca²⁺ event (waves last ~1-3 s)
     max_event_ms: float = 10_000.0
 
 
@@ -116,8 +116,8 @@ class Instance:
         Closed in a burst beyond the stream's characterization budget (:mod:`engine.burst`):
         reported with its position and times only.
     truncated : bool
-        The first ``TrackerConfig.max_event_ms`` of a region that was still open then: reported
-        with its position and times only.
+        A piece of a region that lasted longer than ``TrackerConfig.max_event_ms`` and was cut:
+        reported with its position and times only.
     """
 
     kind: str

@@ -26,7 +26,8 @@ Each push fills gaps and labels only the bounding box of the pixels not yet in a
 open is labelled again on every push until it closes. A region lasting longer than
 ``TrackerConfig.max_event_ms`` is cut that long after its start (once the context after the
 cut has arrived, or at the end of the stream), closed or not: its frames before the cut become
-instances flagged ``truncated``, the rest goes on as a new region. So frames held and work per
+instances flagged ``truncated``, the rest goes on as a new region, whose instances are flagged
+too (they are the same event's rest). So frames held and work per
 push stay bounded when a region never closes, and the cut frame depends only on the region's
 start, not on the blocks (for regions that do not merge with another one later).
 """
@@ -120,6 +121,7 @@ class InstanceTracker:
         # frames [needed_from, next_frame) of open regions and their context, per pixel:
         self._fg = FrameRing(self._shape3, bool)
         self._consumed = FrameRing(self._shape3, bool)  # already part of a closed region
+        self._continues = FrameRing(self._shape3, bool)  # first frame after a cut region
         self._fg_prob = FrameRing(self._shape3, np.float32)
         self._class_probs = FrameRing((3, *self._shape3), np.float32)
         self._saturated: FrameRing | None = None  # created at the first saturated pixel
@@ -179,6 +181,7 @@ class InstanceTracker:
         self._push_saturated(first, n, saturated)
         self._fg.append(first, fg_prob >= self.fg_threshold)
         self._consumed.append(first, np.zeros_like(fg_prob, dtype=bool))
+        self._continues.append(first, np.zeros_like(fg_prob, dtype=bool))
         self._fg_prob.append(first, fg_prob)
         self._class_probs.append(first, probs[:, channels])
         if self._keep_labels:
@@ -219,8 +222,11 @@ class InstanceTracker:
                     cut = True
                 elif final or t_last + self.close_after < self._end:
                     consumed[slices] |= pixels
-                    instances += self._region_instances(pixels, slices,
-                                                        t_last + self.close_after + 1)
+                    closed = self._region_instances(pixels, slices, t_last + self.close_after + 1)
+                    if self._continues.held()[slices][pixels].any():  # the rest of a cut one
+                        for inst in closed:
+                            inst.truncated = True
+                    instances += closed
                 else:
                     open_starts.append(t_start)
         instances.sort(key=lambda inst: inst.sort_key)
@@ -241,6 +247,8 @@ class InstanceTracker:
         head = (slice(slices[0].start, stop), *slices[1:])
         piece = pixels[: stop - slices[0].start]
         consumed[head] |= piece
+        if stop < slices[0].stop:  # what follows the cut is the same event's rest
+            self._continues.held()[(stop, *slices[1:])] |= pixels[stop - slices[0].start]
         log.warning("an event lasting over %.0f ms was cut there (frame %d)",
                     self.config.max_event_ms, cut)
         instances = self._region_instances(piece, head, cut + self.close_after)
@@ -354,7 +362,8 @@ class InstanceTracker:
         settled = self._end if final or not open_starts else min(open_starts)
         self._labels_final = settled
         keep_from = max(self._first, settled - self._ctx_before)
-        rings = [self._fg, self._consumed, self._fg_prob, self._class_probs, self._saturated]
+        rings = [self._fg, self._consumed, self._continues, self._fg_prob, self._class_probs,
+                 self._saturated]
         for ring in rings + [self._dff0 if self._own_dff0 else None]:
             if ring is not None:
                 ring.release(keep_from)

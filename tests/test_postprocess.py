@@ -337,9 +337,10 @@ def test_regions_on_the_active_box_are_those_of_the_whole_array(gap_frames):
 
 def test_a_region_that_never_closes_is_cut_and_memory_stays_bounded():
     """A wave-class patch that stays on for 4,950 frames, with max_event_ms 1,000: it comes
-    out as four truncated events of 1,000 frames each and its last 950 frames as an ordinary
-    one, whatever the blocks; frames held stay near 1,000 + context, and a spark after it is
-    found as usual. Without the cut the tracker holds every frame since the patch began."""
+    out as four events of 1,000 frames each and its last 950 frames, all flagged truncated,
+    whatever the blocks; frames held stay near 1,000 + context, and a spark after it is found
+    as usual, not flagged. Without the cut the tracker holds every frame since the patch
+    began."""
     shape = (5400, 100)
     classes = np.zeros(shape, np.uint8)
     classes[100:5050, 10:95] = WAVE  # 17 µm: wide enough to be a wave
@@ -361,7 +362,7 @@ def test_a_region_that_never_closes_is_cut_and_memory_stays_bounded():
         results.append(describe(out))
         assert [(i.kind, i.origin[0], i.mask.shape[0], i.truncated) for i in out] == [
             ("wave", 100 + 1000 * k, 1000, True) for k in range(4)] + [
-            ("wave", 4100, 950, False), ("spark", out[-1].origin[0], out[-1].mask.shape[0],
+            ("wave", 4100, 950, True), ("spark", out[-1].origin[0], out[-1].mask.shape[0],
                                           False)]
         if blocks[0] == 50:
             assert most < 1100
