@@ -82,7 +82,7 @@ def linescan_layout(n_px: int, pixel_um: float, params: DevParams,
     xs = z_lines + rng.normal(0, SITE_JITTER_UM, len(z_lines))
     sites = np.stack([np.zeros_like(xs), xs], axis=1)
     return CellLayout(inside, nucleus > 0.5, (edge * bright).astype(np.float32),
-                      _keep_sites(sites, inside, nucleus > 0.5, pixel_um))
+                      keep_sites(sites, inside, nucleus > 0.5, pixel_um))
 
 
 def movie_layout(n_rows: int, n_cols: int, pixel_um: float, params: DevParams,
@@ -113,7 +113,7 @@ def movie_layout(n_rows: int, n_cols: int, pixel_um: float, params: DevParams,
         bright = bright * (1 - nucleus) + draw(rng, params.nucleus_brightness) * nucleus
     inside = edge > 0.5
     return CellLayout(inside, nucleus > 0.5, (edge * bright).astype(np.float32),
-                      _keep_sites(_movie_sites(rng, period, phase, tilt, height, width),
+                      keep_sites(_movie_sites(rng, period, phase, tilt, height, width),
                                   inside, nucleus > 0.5, pixel_um))
 
 
@@ -127,7 +127,7 @@ def _movie_sites(rng, period: float, phase: float, tilt: float, height: float,
     return sites + rng.normal(0, SITE_JITTER_UM, sites.shape)
 
 
-def _keep_sites(sites_um: np.ndarray, inside: np.ndarray, nucleus: np.ndarray,
+def keep_sites(sites_um: np.ndarray, inside: np.ndarray, nucleus: np.ndarray,
                 pixel_um: float) -> np.ndarray:
     """Sites in the cytosol, ≥ 1 µm from the cell edge and the nucleus."""
     usable = inside & ~nucleus

@@ -35,7 +35,7 @@ from scipy import ndimage
 
 from offline.datasets import LabeledRecording
 from offline.devsim.calibration import draw_setup
-from offline.devsim.cell import SITE_JITTER_UM, SITE_SPACING_UM, CellLayout, _keep_sites
+from offline.devsim.cell import SITE_JITTER_UM, SITE_SPACING_UM, CellLayout, keep_sites
 from offline.devsim.detector import acquire
 from offline.devsim.generate import dev_params
 from offline.devsim.render import Renderer
@@ -75,7 +75,7 @@ def cell_layout(resting: np.ndarray, cytosol: np.ndarray, pixel_um: float,
     sites = np.stack([ys.ravel(), xs.ravel()], axis=1)
     sites += rng.normal(0, SITE_JITTER_UM, sites.shape)
     return CellLayout(inside, nucleus, resting.astype(np.float32),
-                      _keep_sites(sites, inside, nucleus, pixel_um))
+                      keep_sites(sites, inside, nucleus, pixel_um))
 
 
 def real_cell_movie(seed: int, cell: tuple[np.ndarray, np.ndarray, float],
