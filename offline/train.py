@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.stream_kind import StreamKind
-from offline import datasets
+from offline import augmentation, datasets, training_windows
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +119,19 @@ def loss_mask_frames(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple
     return int(window.get("margin_left", 0)) // 2, int(window.get("margin_right", 0)) // 2
 
 
-def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> datasets.WindowStream:
+def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> training_windows.WindowStream:
     """The training batches (or fixed validation batches for ``split="val"``): from the
     simulator, or from the labelled recordings of ``cfg.data["folder"]`` when given."""
     source = training_source(cfg, split)
     aug = None
     if split == "train" and cfg.augmentation.get("enabled", True):
-        aug = datasets.Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
+        aug = augmentation.Augmentation(**{k: (tuple(v) if isinstance(v, list) else v)
                                        for k, v in cfg.augmentation.items() if k != "enabled"})
-    sampler = datasets.WindowSampler(window_shape=window_shape_for(cfg, model_config),
+    sampler = training_windows.WindowSampler(window_shape=window_shape_for(cfg, model_config),
                                      model_config=model_config, augmentation=aug,
                                      windows_per_recording=int(cfg.training.get("windows_per_recording", 8)),
                                      event_sampling=str(cfg.training.get("event_sampling", "pixel")))
-    return datasets.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
+    return training_windows.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
                                  seed=cfg.seed + (0 if split == "train" else 1),
                                  pool_recordings=int(cfg.training.get("pool_recordings", 2)))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from acquisition import simulate
-from offline import datasets
+from offline import augmentation, datasets
 
 N_T, N_X, BLANK, LEVEL = 400, 256, 100.0, 200.0
 #: everything else off, so that only the artefact under test acts
@@ -27,7 +27,7 @@ def _factor(**artefact) -> np.ndarray:
     """What the artefact multiplied the signal above the blank by (offsets included)."""
     rec = _recording()
     labels, data = rec.class_mask.copy(), rec.data.copy()
-    counts, blank = datasets.Augmentation(**PLAIN, **artefact).apply(rec, np.random.default_rng(3))
+    counts, blank = augmentation.Augmentation(**PLAIN, **artefact).apply(rec, np.random.default_rng(3))
     assert blank == BLANK and np.array_equal(rec.class_mask, labels)  # labels untouched
     assert np.array_equal(rec.data, data)
     return (counts - blank) / (data - BLANK)
@@ -35,8 +35,8 @@ def _factor(**artefact) -> np.ndarray:
 
 def test_disabled_artefacts_keep_the_old_augmentation_exactly():
     rec = _recording()
-    old, _ = datasets.Augmentation().apply(rec, np.random.default_rng(0))
-    ranges_only, _ = datasets.Augmentation(flicker_sd=(0.5, 0.5), bleach_fraction=(0.9, 0.9)).apply(
+    old, _ = augmentation.Augmentation().apply(rec, np.random.default_rng(0))
+    ranges_only, _ = augmentation.Augmentation(flicker_sd=(0.5, 0.5), bleach_fraction=(0.9, 0.9)).apply(
         rec, np.random.default_rng(0))
     assert np.array_equal(old, ranges_only)
 
@@ -73,7 +73,7 @@ def test_dark_block_avoids_events():
 def test_dark_block_needs_event_free_columns():
     rec = _recording()
     rec.class_mask[:, :] = 1
-    counts, _ = datasets.Augmentation(**PLAIN, p_dark=1.0).apply(rec, np.random.default_rng(0))
+    counts, _ = augmentation.Augmentation(**PLAIN, p_dark=1.0).apply(rec, np.random.default_rng(0))
     assert np.array_equal(counts, rec.data)
 
 
@@ -91,7 +91,7 @@ def test_bleaching_loses_the_drawn_fraction_by_the_end():
 
 def test_artefacts_are_seeded():
     rec = _recording()
-    aug = datasets.Augmentation(p_flicker=0.5, p_column=0.5, p_bands=0.5, p_dark=0.5, p_drift=0.5,
+    aug = augmentation.Augmentation(p_flicker=0.5, p_column=0.5, p_bands=0.5, p_dark=0.5, p_drift=0.5,
                                 p_bleach=0.5)
     a, _ = aug.apply(rec, np.random.default_rng(9))
     b, _ = aug.apply(rec, np.random.default_rng(9))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from offline import datasets
+from offline import augmentation, datasets, training_windows
 
 MODEL_CONFIG = {"normalization": {"input": "dff0", "clip": [-2.0, 10.0]}}
 
@@ -25,7 +25,7 @@ def test_load_dotti_folder(tmp_path):
 
 def test_windows_have_engine_geometry_and_contain_events():
     rec = datasets.SimulatedSource("linescan", "train", seed=1, params={"duration_s": 2.0}).recording(0)
-    sampler = datasets.WindowSampler((96, 64), MODEL_CONFIG, datasets.Augmentation(),
+    sampler = training_windows.WindowSampler((96, 64), MODEL_CONFIG, augmentation.Augmentation(),
                                      windows_per_recording=6, event_fraction=1.0)
     wins = sampler.windows(rec, np.random.default_rng(0))
     assert len(wins) == 6
@@ -38,7 +38,7 @@ def test_windows_have_engine_geometry_and_contain_events():
 
 def test_augmentation_changes_counts_not_labels():
     rec = datasets.SimulatedSource("linescan", "train", seed=2, params={"duration_s": 0.5}).recording(0)
-    counts, blank = datasets.Augmentation(gain=(2.0, 2.0), offset_counts=(10.0, 10.0),
+    counts, blank = augmentation.Augmentation(gain=(2.0, 2.0), offset_counts=(10.0, 10.0),
                                           extra_noise_sd=(0.0, 0.0)).apply(rec, np.random.default_rng(0))
     assert blank == rec.blank + 10.0
     expected = (rec.data.astype(np.float32) - rec.blank) * 2 + blank
@@ -47,9 +47,9 @@ def test_augmentation_changes_counts_not_labels():
 
 def test_window_stream_batches_are_a_function_of_step():
     source = datasets.SimulatedSource("linescan", "train", seed=0, params={"duration_s": 0.6})
-    sampler = datasets.WindowSampler((64, 32), MODEL_CONFIG, datasets.Augmentation(), 4)
-    a = datasets.WindowStream(source, sampler, batch_size=2, seed=5, pool_recordings=1)
-    b = datasets.WindowStream(source, sampler, batch_size=2, seed=5, pool_recordings=1)
+    sampler = training_windows.WindowSampler((64, 32), MODEL_CONFIG, augmentation.Augmentation(), 4)
+    a = training_windows.WindowStream(source, sampler, batch_size=2, seed=5, pool_recordings=1)
+    b = training_windows.WindowStream(source, sampler, batch_size=2, seed=5, pool_recordings=1)
     xa, ya = a.batch(3)
     b.batch(0)
     xb, yb = b.batch(3)
@@ -68,7 +68,7 @@ def test_class_sampling_gives_rare_small_events_their_share_of_windows():
                                     pixel_um=0.2, dt_ms=1.0, blank=0.0, name="toy")
     counts = {}
     for mode in ("pixel", "class"):
-        sampler = datasets.WindowSampler((8, 8), MODEL_CONFIG, None, windows_per_recording=200,
+        sampler = training_windows.WindowSampler((8, 8), MODEL_CONFIG, None, windows_per_recording=200,
                                          event_fraction=1.0, event_sampling=mode)
         wins = sampler.windows(rec, np.random.default_rng(0))
         counts[mode] = sum(int((y == 1).any()) for _, y in wins)
@@ -80,7 +80,7 @@ def test_unknown_event_sampling_is_rejected():
     import pytest
 
     with pytest.raises(ValueError, match="event_sampling"):
-        datasets.WindowSampler((8, 8), MODEL_CONFIG, event_sampling="events")
+        training_windows.WindowSampler((8, 8), MODEL_CONFIG, event_sampling="events")
 
 
 def test_lazy_recordings_equal_take_and_are_made_when_read():
