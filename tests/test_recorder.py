@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from acquisition.recorder import RawRecorder, recover, sanitize_stream_id
+from acquisition.raw_files import recover
+from acquisition.recorder import RawRecorder, sanitize_stream_id
 from acquisition.tiff_source import open_tiff
 from acquisition.wire import StartHeader
 

@@ -167,7 +167,7 @@ def find_recording(record_dir: Path, stream: str, shape: tuple[int, ...],
 
 def search_recording(record_dir: Path, stream: str, shape: tuple[int, ...],
                      t_s: float) -> Path | None:
-    """The ``<name>.tif`` whose ``<name>.json`` (:class:`acquisition.recorder.RecordingSummary`)
+    """The ``<name>.tif`` whose ``<name>.json`` (:class:`acquisition.raw_files.RecordingSummary`)
     names ``stream`` with planes of ``shape``; the one written closest to ``t_s`` when a
     stream id was used again. A stream id archived by the store as ``ID (run K)`` is
     looked up as ``ID``."""

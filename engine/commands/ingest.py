@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import zmq
 
     from acquisition.ingest import Ingest
-    from acquisition.recorder import recover
+    from acquisition.raw_files import recover
 
     if args.recover:  # the same as `castream recover DIR`
         for summary in recover(args.record_dir):

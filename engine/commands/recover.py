@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.recorder import recover, unfinished_recordings
+    from acquisition.raw_files import recover, unfinished_recordings
 
     if not args.record_dir.is_dir():
         raise FileNotFoundError(f"record directory {args.record_dir} not found")

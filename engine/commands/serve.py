@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warn_unfinished(record_dir: Path) -> None:
-    from acquisition.recorder import unfinished_recordings
+    from acquisition.raw_files import unfinished_recordings
 
     if record_dir is not None and record_dir.is_dir() and unfinished_recordings(record_dir):
         log.warning("%d recording(s) in %s were left unfinished by an earlier crash; run "
