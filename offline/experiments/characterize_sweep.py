@@ -71,9 +71,9 @@ def parse_sets(items: list[str], timecourse_items: list[str] = ()) -> list[tuple
     return out
 
 
-def record_instances(recording, model, params: PostprocessParams):
-    """Run the engine once; return its result and ``[(instance, pixel_um, dt_ms)]`` of every
-    characterized event."""
+def record_instances(recording, model, params: PostprocessParams, mode: str = "accurate"):
+    """Run the engine once (``mode``); return its result and ``[(instance, pixel_um, dt_ms)]``
+    of every characterized event."""
     seen = []
 
     def recorder(instance, pixel_um, dt_ms, config):
@@ -81,7 +81,7 @@ def record_instances(recording, model, params: PostprocessParams):
         return characterize(instance, pixel_um, dt_ms, config)
 
     with mock.patch.object(analyzer_module, "characterize", recorder):
-        result = run_engine(recording, model, detector="auto", postprocess=params)
+        result = run_engine(recording, model, mode=mode, detector="auto", postprocess=params)
     return result, seen
 
 
@@ -99,7 +99,7 @@ def events_with(seen, config: CharacterizeConfig, kinds: dict[int, str]) -> list
 
 
 def sweep(recordings, model, params: PostprocessParams, variants: list[tuple[str, object]],
-          progress: Callable[[str], None] = log.info) -> dict[str, dict]:
+          progress: Callable[[str], None] = log.info, mode: str = "accurate") -> dict[str, dict]:
     """Characterization errors of matched sparks for the shipped config and each variant."""
     configs = {"shipped": (params.characterize, {})}
     for name, value in variants:
@@ -110,7 +110,7 @@ def sweep(recordings, model, params: PostprocessParams, variants: list[tuple[str
                 dataclasses.replace(params.characterize, **{name: value}), {})
     pairs: dict[str, list] = {label: [] for label in configs}
     for recording in recordings:
-        result, seen = record_instances(recording, model, params)
+        result, seen = record_instances(recording, model, params, mode)
         kinds = {ev.event_id: ev.kind for ev in result.events}
         for label, (config, constants) in configs.items():
             with mock.patch.multiple(timecourse, **constants) if constants else nullcontext():
@@ -164,20 +164,23 @@ def main() -> None:
     parser.add_argument("--n-sim", type=int, default=6)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2")
     parser.add_argument("--timecourse", action="append", default=[], metavar="NAME=V1,V2")
+    parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate",
+                        help="which of the kind's default models (and its windows)")
     parser.add_argument("--noise-free", action="store_true",
                         help="recorded against noise-free ΔF/F0 (development recordings)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
     variants = parse_sets(args.set, args.timecourse)
-    model = default_model_path(StreamKind.from_model_kind(args.kind), "accurate")
+    model = default_model_path(StreamKind.from_model_kind(args.kind), args.mode)
     params = PostprocessParams.load(model)
     if args.noise_free:
         _log_table(f"{args.kind} development", noise_free_errors(args.kind, args.n_dev, params,
                                                                  model))
         return
     for name, recs in validation_sets(args.kind, args.n_dev, args.n_sim).items():
-        _log_table(f"{args.kind} {name}", sweep(list(recs), model, params, variants))
+        _log_table(f"{args.kind} {name}", sweep(list(recs), model, params, variants,
+                                                 mode=args.mode))
 
 
 def _log_table(title: str, table: dict[str, dict]) -> None:
