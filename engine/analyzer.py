@@ -316,7 +316,8 @@ class StreamAnalyzer:
                                   self.detector.characterize_config)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
         self._kind_rules.apply(fields)
-        self.quality.count_event(fields["flags"], honesty.measurable(fields))
+        self.quality.count_event(fields["flags"], honesty.measurable(fields),
+                                 math.isfinite(fields.get("rise_ms", math.nan)))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
 
     def quality_report(self) -> dict:

@@ -175,3 +175,25 @@ def test_quality_report_measures_snr_bleaching_and_calibration():
     assert report["calibration"]["outside"] == ["pixel_um"]
     assert any("trained range" in w for w in report["warnings"])
     assert any("--pixel-um" in w for w in report["warnings"])
+
+
+def test_rises_at_a_slow_frame_rate_are_warned_about():
+    """At 6.8 ms per frame two samples (13.6 ms) outlast a spark's typical ~10 ms rise: the
+    reported rise times are warned about, with their count; at 1.5 ms per line they are not,
+    nor when no rise was reported. The counts are in the report either way."""
+    def report(dt_ms: float, under: int, reported: int) -> dict:
+        monitor = QualityMonitor((16, 16), pixel_um=0.2, dt_ms=dt_ms)
+        for _ in range(under):
+            monitor.count_event("rise_ms<2samples", measurable=False, rise_reported=False)
+        for _ in range(reported):
+            monitor.count_event("", measurable=True, rise_reported=True)
+        return monitor.report()
+
+    warned = report(6.8, 6, 4)
+    assert warned["events"]["rise_under_2_samples"] == 6
+    assert warned["events"]["rise_reported"] == 4
+    assert any(w.startswith("rise times under 2 samples (13.6 ms) cannot be resolved")
+               and "the 4 reported rise times are likely too long" in w
+               for w in warned["warnings"])
+    assert not any("rise times" in w for w in report(1.5, 6, 4)["warnings"])
+    assert not any("rise times" in w for w in report(6.8, 6, 0)["warnings"])
