@@ -60,7 +60,6 @@ class RecordingSummary:
         return asdict(self)
 
 
-
 def unfinished_recordings(directory: str | os.PathLike) -> list[Path]:
     """Base paths of recordings a crash left as ``.raw`` + ``.start.json``."""
     return [sidecar.with_name(sidecar.name[: -len(".start.json")])
@@ -71,8 +70,7 @@ def recover(directory: str | os.PathLike) -> list[RecordingSummary]:
     """Convert recordings left behind by a crash (``.raw`` + ``.start.json``); never run it
     on a directory that a live ``serve``/``ingest`` is recording into."""
     summaries = []
-    for sidecar in sorted(Path(directory).glob("*.start.json")):
-        base = sidecar.with_name(sidecar.name[: -len(".start.json")])
+    for base in unfinished_recordings(directory):
         if path_with(base, ".json").exists():
             remove_raw_files(base)  # converted, crashed while cleaning up
             continue

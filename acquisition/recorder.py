@@ -305,7 +305,7 @@ def _close_recording(rec: _OpenRecording, n_total: int | None, stopped: bool) ->
             os.close(fd)
     try:
         write_json(sidecar_path(rec.base), {"start": header_fields(rec.header),
-                                         "stop": {"n_total": n_total, "stopped": stopped}})
+                                            "stop": {"n_total": n_total, "stopped": stopped}})
     except OSError as exc:
         error = error or exc
     if error is not None:

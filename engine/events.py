@@ -18,8 +18,8 @@ is one of the ``flags`` (:mod:`engine.honesty`).
 * ``flags`` — ``;``-separated tokens saying what cannot be trusted, e.g.
   ``saturated;fwhm_um<2px;rise_ms<2samples`` (empty when nothing is flagged); ``kind_by_rise``
   / ``kind_by_fdhm`` say the kind came from the time course, not the detector
-  (:mod:`engine.kind_rules`); ``truncated``: the first ``max_event_ms`` of a region that lasted
-  longer, cut there (:mod:`engine.postprocess`).
+  (:mod:`engine.kind_rules`); ``truncated``: a piece of a region that lasted longer than
+  ``max_event_ms`` and was cut (:mod:`engine.postprocess`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ import numpy as np
 
 #: the foot's powers tried (``< 1``: a steep onset that slows, ``> 1``: a slow onset) and the
 #: step of its onset search (samples)
-FOOT_POWERS = tuple(float(p) for p in np.geomspace(0.25, 4.0, 17))
-_FOOT_POWERS = np.array(FOOT_POWERS)
+FOOT_POWERS = np.geomspace(0.25, 4.0, 17)
 FOOT_STEP = 0.05
 #: the foot is fitted to the rising flank up to where its monotone fit reaches this fraction
 FOOT_TOP = 0.7
@@ -42,7 +41,7 @@ def fit_foot(flank: np.ndarray, amplitude: float,
         return None
     onsets = np.arange(-1.0, n - 1.0, max(FOOT_STEP, n / 200.0))
     lag = np.clip(np.arange(n, dtype=np.float64)[None, :] - onsets[:, None], 0.0, None)
-    g = lag[None, :, :] ** _FOOT_POWERS[:, None, None]  # (power, onset, sample)
+    g = lag[None, :, :] ** FOOT_POWERS[:, None, None]  # (power, onset, sample)
     gg = (g * g).sum(axis=2)
     c = np.maximum((g * y).sum(axis=2) / np.maximum(gg, 1e-300), 0.0)
     sse = ((y - c[:, :, None] * g) ** 2).sum(axis=2)
@@ -50,4 +49,4 @@ def fit_foot(flank: np.ndarray, amplitude: float,
     k, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
     if not np.isfinite(sse[k, j]):
         return None
-    return float(onsets[j]) + first, float(_FOOT_POWERS[k]), float(c[k, j])
+    return float(onsets[j]) + first, float(FOOT_POWERS[k]), float(c[k, j])

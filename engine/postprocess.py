@@ -249,8 +249,6 @@ class InstanceTracker:
         consumed[head] |= piece
         if stop < slices[0].stop:  # what follows the cut is the same event's rest
             self._continues.held()[(stop, *slices[1:])] |= pixels[stop - slices[0].start]
-        log.warning("an event lasting over %.0f ms was cut there (frame %d)",
-                    self.config.max_event_ms, cut)
         instances = self._region_instances(piece, head, cut + self.close_after)
         for inst in instances:
             inst.truncated = True

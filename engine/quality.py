@@ -18,8 +18,8 @@ the report that goes to ``summary.json``, the store and the dashboard:
 * ``events`` — reported, rejected as not significant (below ``min_significance``), with
   saturated pixels, reported uncharacterized in a burst (:mod:`engine.burst`), the
   fraction with all five parameters measured, and how many have a rise time and how many
-  had one under two samples; when two samples last longer than a spark's typical rise, the
-  reported rise times are warned about.
+  had one under two samples (when two samples last longer than a spark's typical rise, the
+  reported rise times are warned about), and pieces of regions cut as ``truncated``.
 * ``warnings`` — one line each, also logged once per recording.
 """
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .frame_ring import FrameRing
+from .honesty import TRUNCATED_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ BLEACHING_WARNING = 0.5
 #: a spark's rise (10 % → peak) is ~10 ms (release ~5-20 ms; Cheng & Lederer 2008); when two
 #: samples are longer, rise times are at the sampling's resolution and reported ones are warned
 #: about (on the simulator's test movies at 6.8 ms/frame, 199 of 238 reported rises belonged to
-#: sparks whose true rise is under two frames: README "Why movie rise errors stay large")
+#: sparks whose true rise is under two frames: README "Why movie rise errors stay large").
+#: Warnings carry no counts that grow with every event: ``serve`` logs each new text once
 TYPICAL_SPARK_RISE_MS = 10.0
 
 
@@ -73,6 +75,7 @@ class EventCounts:
     not_characterized_burst: int = 0  # reported beyond the budget of engine.burst
     rise_reported: int = 0  # with a rise time
     rise_under_2_samples: int = 0  # rise emptied as under two lines or frames
+    truncated: int = 0  # pieces of a region cut at TrackerConfig.max_event_ms
 
 
 @dataclass
@@ -150,6 +153,7 @@ class QualityMonitor:
         self.events.measurable += bool(measurable)
         self.events.rise_reported += bool(rise_reported)
         self.events.rise_under_2_samples += "rise_ms<2samples" in tokens
+        self.events.truncated += TRUNCATED_FLAG in tokens
 
     def report(self) -> dict:
         """The quality report (JSON-ready; NaN where not measured yet)."""
@@ -180,6 +184,7 @@ class QualityMonitor:
                                         if events.reported else math.nan),
                 "rise_reported": events.rise_reported,
                 "rise_under_2_samples": events.rise_under_2_samples,
+                "truncated": events.truncated,
             },
         }
         report["warnings"] = quality_warnings(report)
@@ -255,9 +260,14 @@ def quality_warnings(report: dict) -> list[str]:
     if reported and two_samples_ms > TYPICAL_SPARK_RISE_MS:
         warnings.append(
             f"rise times under 2 samples ({two_samples_ms:g} ms) cannot be resolved, and a "
-            f"spark's rise is typically ~{TYPICAL_SPARK_RISE_MS:g} ms: the {reported} reported "
-            "rise times are likely too long (noise moves the 10 % crossing earlier); a faster "
-            "line or frame rate resolves them")
+            f"spark's rise is typically ~{TYPICAL_SPARK_RISE_MS:g} ms: reported rise times are "
+            "likely too long (noise moves the 10 % crossing earlier); a faster line or frame "
+            "rate resolves them")
+    if report["events"].get("truncated"):
+        warnings.append("regions lasting longer than the model's longest event were cut into "
+                        f"pieces (flag '{TRUNCATED_FLAG}'), reported with position and time only: "
+                        "something in the field never returns to rest (a flickering or "
+                        "drifting spot?)")
     if report["events"].get("not_characterized_burst"):
         warnings.append("candidate events came in bursts beyond the characterization budget: "
                         "some are reported with position and time only (flag 'burst')")

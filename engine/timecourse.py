@@ -106,8 +106,6 @@ class Profile:
     #: crossings at or below this fraction of the amplitude on the rising flank come from
     #: ``foot``
     foot_max_fraction: float = 0.0
-    #: the profile's noise SD (:func:`noise_sd`)
-    noise_sd: float = math.nan
 
     def before(self, fraction: float) -> float:
         """Index where the rising flank crosses ``fraction`` × amplitude (NaN if it never does);
@@ -191,7 +189,7 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
             if foot_max_fraction > 0 else None)
     if foot is not None:
         foot = (start + foot[0], foot[1], foot[2])
-    return Profile(amplitude, peak, curve, start, stop, foot, foot_max_fraction, sd)
+    return Profile(amplitude, peak, curve, start, stop, foot, foot_max_fraction)
 
 
 def _top(rough: np.ndarray, k0: int, fraction: float) -> tuple[int, int]:

@@ -149,37 +149,28 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             false_events=_pool_false_events(per_recording),
                             per_recording=[res["row"] for res in per_recording if "row" in res],
                             one_to_one=_pool_one_to_one(per_recording),
-                            resolution=_pool_resolution(per_recording))
+                            resolution=_summed_counts(per_recording, "resolution"))
 
 
-def _pool_resolution(per_recording: list[dict[str, Any]]) -> dict[str, list[int]]:
+def _summed_counts(per_recording: list[dict[str, Any]], key: str) -> dict[str, list[int]]:
+    """``{name: [counts...]}`` of every recording's ``key``, summed element-wise."""
     totals: dict[str, list[int]] = {}
     for res in per_recording:
-        for name, counts in res.get("resolution", {}).items():
-            pooled = totals.setdefault(name, [0, 0, 0, 0])
+        for name, counts in res.get(key, {}).items():
+            pooled = totals.setdefault(name, [0] * len(counts))
             for i, n in enumerate(counts):
                 pooled[i] += n
     return totals
 
 
 def _pool_one_to_one(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    totals: dict[str, list[int]] = {}
-    for res in per_recording:
-        for cls, counts in res.get("one_to_one", {}).items():
-            pooled = totals.setdefault(cls, [0, 0, 0])
-            for i, n in enumerate(counts):
-                pooled[i] += n
+    totals = _summed_counts(per_recording, "one_to_one")
     return metrics.one_to_one_scores(totals) if totals else {}
 
 
 def _pool_subtypes(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Found / total / recall per subtype, summed over the recordings."""
-    found: dict[str, list[int]] = {}
-    for res in per_recording:
-        for subtype, (hit, total) in res.get("subtypes", {}).items():
-            counts = found.setdefault(subtype, [0, 0])
-            counts[0] += hit
-            counts[1] += total
+    found = _summed_counts(per_recording, "subtypes")
     return {k: {"found": f, "total": t, "recall": f / t if t else float("nan")}
             for k, (f, t) in sorted(found.items())}
 

@@ -179,8 +179,8 @@ def test_quality_report_measures_snr_bleaching_and_calibration():
 
 def test_rises_at_a_slow_frame_rate_are_warned_about():
     """At 6.8 ms per frame two samples (13.6 ms) outlast a spark's typical ~10 ms rise: the
-    reported rise times are warned about, with their count; at 1.5 ms per line they are not,
-    nor when no rise was reported. The counts are in the report either way."""
+    reported rise times are warned about (their count is in the report); at 1.5 ms per line
+    they are not, nor when no rise was reported. The counts are in the report either way."""
     def report(dt_ms: float, under: int, reported: int) -> dict:
         monitor = QualityMonitor((16, 16), pixel_um=0.2, dt_ms=dt_ms)
         for _ in range(under):
@@ -193,7 +193,21 @@ def test_rises_at_a_slow_frame_rate_are_warned_about():
     assert warned["events"]["rise_under_2_samples"] == 6
     assert warned["events"]["rise_reported"] == 4
     assert any(w.startswith("rise times under 2 samples (13.6 ms) cannot be resolved")
-               and "the 4 reported rise times are likely too long" in w
+               and "reported rise times are likely too long" in w
                for w in warned["warnings"])
+    # the text does not grow with every event (serve logs each new text once)
+    assert [w for w in warned["warnings"] if "rise times" in w] == [
+        w for w in report(6.8, 6, 40)["warnings"] if "rise times" in w]
     assert not any("rise times" in w for w in report(1.5, 6, 4)["warnings"])
     assert not any("rise times" in w for w in report(6.8, 6, 0)["warnings"])
+
+
+def test_truncated_events_are_counted_and_warned_about_once():
+    monitor = QualityMonitor((64,), pixel_um=0.2, dt_ms=1.0)
+    monitor.count_event("", measurable=True, rise_reported=True)
+    assert not any("truncated" in w for w in monitor.report()["warnings"])
+    for _ in range(3):
+        monitor.count_event("truncated", measurable=False)
+    report = monitor.report()
+    assert report["events"]["truncated"] == 3
+    assert sum("flag 'truncated'" in w for w in report["warnings"]) == 1

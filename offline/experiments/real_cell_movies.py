@@ -41,11 +41,12 @@ from offline.devsim.generate import dev_params
 from offline.devsim.render import Renderer
 from offline.devsim.schedule import Planner, ReleaseLibrary
 from offline.devsim.truth import build_truth
+from offline.experiments import heldout
+from offline.experiments.heldout import SHARED_DATA
 
 log = logging.getLogger(__name__)
 
-BACKGROUND = (Path(__file__).resolve().parents[2].parent / "shared" / "data"
-              / "ispark_cell_background.npz")
+BACKGROUND = SHARED_DATA / "ispark_cell_background.npz"
 Z_LINE_UM = 1.85
 #: seeds of these recordings' RNG stream (apart from every other generator's)
 STREAM = 0xCE11
@@ -109,15 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     from acquisition.stream_kind import StreamKind
     from engine.models.model_dir import default_model_path
     from offline.datasets import LazyRecordings
-    from offline.evaluate import evaluate, format_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=12, help="movies (default 12)")
+    heldout.add_arguments(parser, "movies", "the movie model")
     parser.add_argument("--n-empty", type=int, default=6,
                         help="movies without events (false events per second; default 6)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector", nargs="+", default=["auto", "network", "classical"])
-    parser.add_argument("--model", default=None, help="default: the movie model")
     parser.add_argument("--background", type=Path, default=BACKGROUND,
                         help=f"iSpark's sample cell (default {BACKGROUND})")
     args = parser.parse_args(argv)
@@ -128,11 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda i: real_cell_movie(args.seed + i % args.n, cell, empty=i >= args.n),
         args.n + args.n_empty)
     model = args.model or default_model_path(StreamKind.MOVIE, "accurate")
-    for detector in args.detector:
-        result = evaluate(recordings, model, detector=detector)
-        log.info("%s", format_tables(result, f"{detector} on a recorded cell"))
+    heldout.log_tables(recordings, model, args.detector, "a recorded cell", log)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -50,10 +50,12 @@ from offline.devsim.detector import acquire
 from offline.devsim.generate import dev_params
 from offline.devsim.render import Contribution
 from offline.devsim.truth import build_truth
+from offline.experiments import heldout
+from offline.experiments.heldout import SHARED_DATA
 
 log = logging.getLogger(__name__)
 
-LIBRARY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sm2_spark_library.mat"
+LIBRARY = SHARED_DATA / "sm2_spark_library.mat"
 #: the library's assumed calibration (``../shared/data/README.md``)
 LIBRARY_DT_MS = 2.0
 LIBRARY_PIXEL_UM = 0.12
@@ -146,13 +148,9 @@ def real_shapes_linescan(seed: int, templates: list[Template]) -> LabeledRecordi
 def main(argv: list[str] | None = None) -> int:
     from acquisition.stream_kind import StreamKind
     from engine.models.model_dir import default_model_path
-    from offline.evaluate import evaluate, format_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=12, help="line-scans (default 12)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector", nargs="+", default=["auto", "network", "classical"])
-    parser.add_argument("--model", default=None, help="default: the accurate line-scan model")
+    heldout.add_arguments(parser, "line-scans", "the accurate line-scan model")
     parser.add_argument("--library", type=Path, default=LIBRARY,
                         help=f"SparkMaster 2's spark library (default {LIBRARY})")
     args = parser.parse_args(argv)
@@ -164,11 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d line-scans, %d recorded sparks embedded (%s, …)", args.n, n_sparks,
              ", ".join(f"{r.pixel_um:.3f} µm / {r.dt_ms:.2f} ms" for r in recordings[:3]))
     model = args.model or default_model_path(StreamKind.LINESCAN, "accurate")
-    for detector in args.detector:
-        result = evaluate(recordings, model, detector=detector)
-        log.info("%s", format_tables(result, f"{detector} on real spark shapes"))
+    heldout.log_tables(recordings, model, args.detector, "real spark shapes", log)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

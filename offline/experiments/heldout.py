@@ -1,0 +1,32 @@
+"""What the held-out checks on ``../shared/data`` share (:mod:`.real_shapes`,
+:mod:`.real_cell_movies`): where the real material lies, their common options, and the
+tables they print. Nothing is chosen on these checks; they report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+#: the real material (read at run time, never copied into this repository)
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def add_arguments(parser: argparse.ArgumentParser, recordings: str, model: str) -> None:
+    """``--n`` (``recordings``, default 12), ``--seed``, ``--detector`` and ``--model``
+    (default ``model``)."""
+    parser.add_argument("--n", type=int, default=12, help=f"{recordings} (default 12)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", nargs="+", default=["auto", "network", "classical"])
+    parser.add_argument("--model", default=None, help=f"default: {model}")
+
+
+def log_tables(recordings: Sequence, model, detectors: Sequence[str], what: str,
+               log: logging.Logger) -> None:
+    """``castream evaluate``'s tables of each detector on ``recordings``."""
+    from offline.evaluate import evaluate, format_tables
+
+    for detector in detectors:
+        result = evaluate(recordings, model, detector=detector)
+        log.info("%s", format_tables(result, f"{detector} on {what}"))
