@@ -54,3 +54,10 @@ def test_a_movie_of_the_recorded_cell_has_events_and_truth(cell_file):
 def test_a_missing_image_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="shared/data"):
         load_cell(tmp_path / "absent.npz")
+
+
+def test_the_check_without_the_image_is_one_line_and_exit_1(tmp_path, caplog):
+    from offline.experiments.real_cell_movies import main
+
+    assert main(["--background", str(tmp_path / "absent.npz")]) == 1
+    assert "absent.npz not found" in caplog.text

@@ -74,3 +74,10 @@ def test_every_embedded_spark_is_in_the_ground_truth(library):
 def test_a_missing_library_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="shared/data"):
         load_templates(tmp_path / "absent.mat")
+
+
+def test_the_check_without_the_library_is_one_line_and_exit_1(tmp_path, caplog):
+    from offline.experiments.real_shapes import main
+
+    assert main(["--library", str(tmp_path / "absent.mat")]) == 1
+    assert "absent.mat not found" in caplog.text

@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    cell = load_cell(args.background)
+    try:
+        cell = load_cell(args.background)
+    except FileNotFoundError as exc:
+        log.error("error: %s", exc)
+        return 1
     recordings = LazyRecordings(
         lambda i: real_cell_movie(args.seed + i % args.n, cell, empty=i >= args.n),
         args.n + args.n_empty)

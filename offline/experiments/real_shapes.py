@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    templates = load_templates(args.library)
+    try:
+        templates = load_templates(args.library)
+    except FileNotFoundError as exc:
+        log.error("error: %s", exc)
+        return 1
     recordings = [real_shapes_linescan(args.seed + i, templates) for i in range(args.n)]
     n_sparks = sum(len(r.events) for r in recordings)
     log.info("%d line-scans, %d recorded sparks embedded (%s, …)", args.n, n_sparks,
