@@ -145,7 +145,9 @@ def explanation_figure(labels: np.ndarray, row, pixel_um: float, image: np.ndarr
                       interpolation="nearest", extent=_crop_extent(explanation.box, pixel_um))
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    fig.colorbar(shown, ax=ax, shrink=0.8, label="estimate change when hidden")
+    bar = fig.colorbar(shown, ax=ax, shrink=0.7, fraction=0.06)
+    bar.set_label("estimate change when hidden", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return fig
 
 
