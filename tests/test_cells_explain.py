@@ -49,6 +49,12 @@ def test_squares_are_capped_and_cover_the_cell():
     assert covered[mask].mean() > 0.95
     with pytest.raises(ValueError, match="at least one occlusion"):
         occlusion_squares(mask, 12, 0)
+    tiny = np.zeros((40, 40), bool)
+    tiny[18:22, 18:22] = True   # an ROI smaller than one square is still occluded
+    texture = np.arange(1600, dtype=np.float32).reshape(40, 40) % 7
+    change, _, count, _, _ = occlusion_map(texture, tiny,
+                                           lambda images: images[:, tiny].std(axis=1), 12)
+    assert count >= 1 and np.isfinite(change[tiny]).all() and (change[tiny] > 0).all()
 
 
 def _half_and_half_field() -> tuple[np.ndarray, np.ndarray]:

@@ -140,7 +140,7 @@ def explanation_figure(labels: np.ndarray, row, pixel_um: float, image: np.ndarr
     fig = crop_figure(labels, row, pixel_um, image)
     ax = fig.axes[0]
     limits = ax.get_xlim(), ax.get_ylim()
-    peak = float(np.nanmax(np.abs(explanation.change))) or 1e-9
+    peak = explanation.peak
     shown = ax.imshow(explanation.change, cmap="RdBu_r", vmin=-peak, vmax=peak, alpha=0.6,
                       interpolation="nearest", extent=_crop_extent(explanation.box, pixel_um))
     ax.set_xlim(*limits[0])

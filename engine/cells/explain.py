@@ -59,10 +59,12 @@ class Explanation:
     patch_px: int
     stride_px: int
 
-    def normalized(self) -> np.ndarray:
-        """``change`` divided by its largest magnitude (−1…1; all 0 when nothing changed)."""
-        peak = float(np.nanmax(np.abs(self.change))) if np.isfinite(self.change).any() else 0.0
-        return self.change / peak if peak > 0 else np.where(np.isnan(self.change), np.nan, 0.0)
+    @property
+    def peak(self) -> float:
+        """The largest ``|change|`` (a tiny positive number when nothing changed), for a
+        symmetric colour scale."""
+        finite = np.abs(self.change[np.isfinite(self.change)])
+        return float(finite.max()) if finite.size and finite.max() > 0 else 1e-9
 
 
 def occlusion_squares(mask: np.ndarray, patch_px: int, max_occlusions: int,
@@ -70,7 +72,8 @@ def occlusion_squares(mask: np.ndarray, patch_px: int, max_occlusions: int,
     """Top-left corners of the squares over ``mask``, the square side and the stride (px).
 
     The stride starts at half ``patch_px`` and grows until at most ``max_occlusions`` squares
-    cover the ROI by at least ``min_cover``; the side grows with it to stay ≥ the stride.
+    cover the ROI by at least ``min_cover`` of the square (of the ROI, for an ROI smaller than
+    a square); the side grows with it to stay ≥ the stride.
     """
     if max_occlusions < 1 or patch_px < 1:
         raise ValueError(f"need at least one occlusion of at least 1 px, got "
@@ -79,16 +82,17 @@ def occlusion_squares(mask: np.ndarray, patch_px: int, max_occlusions: int,
     stride = max(1, patch_px // 2)
     while True:
         side = max(patch_px, stride)
+        least = min_cover * min(side ** 2, rows.size)
         corners = [(y, x) for y in range(rows.min() - side // 2, rows.max() + 1, stride)
                    for x in range(cols.min() - side // 2, cols.max() + 1, stride)
-                   if _cover(mask, y, x, side) >= min_cover]
+                   if _covered_px(mask, y, x, side) >= least]
         if len(corners) <= max_occlusions:
             return corners, side, stride
         stride += max(1, stride // 8)
 
 
-def _cover(mask: np.ndarray, y: int, x: int, side: int) -> float:
-    return float(mask[max(y, 0):y + side, max(x, 0):x + side].sum()) / side ** 2
+def _covered_px(mask: np.ndarray, y: int, x: int, side: int) -> int:
+    return int(mask[max(y, 0):y + side, max(x, 0):x + side].sum())
 
 
 def occlusion_map(window: np.ndarray, mask: np.ndarray, score_batch: ScoreBatch,

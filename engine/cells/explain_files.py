@@ -80,7 +80,7 @@ def explanation_figure(plane: np.ndarray, labels: np.ndarray, explanation: Expla
     image = plane[box]
     mask = labels[box] == explanation.cell_id
     low, high = np.percentile(image[mask], [1.0, 99.7]) if mask.any() else (0.0, 1.0)
-    peak = float(np.nanmax(np.abs(explanation.change))) or 1e-9
+    peak = explanation.peak
     extent = ((box[1].start - 0.5) * pixel_um, (box[1].stop - 0.5) * pixel_um,
               (box[0].stop - 0.5) * pixel_um, (box[0].start - 0.5) * pixel_um)
     fig = Figure(figsize=(9.0, 4.4), layout="constrained")
