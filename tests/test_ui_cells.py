@@ -168,6 +168,24 @@ def test_card_follows_the_chosen_roi_and_the_structure_image(monkeypatch, cells_
     assert "No Ca²⁺ event attributed to this ROI." in _captions(app)
 
 
+def test_card_explains_the_score_on_demand(monkeypatch, cells_store):
+    from engine.cells.model import CellsModel
+
+    first = min((r for r in cells_store["rows"] if r["is_cell"] == 1),
+                key=lambda r: r["cell_id"])
+    app = _cells_view(monkeypatch, cells_store["path"])  # no record dir: no image to occlude
+    assert not [t for t in app.toggle if t.key.startswith("explain_")]
+    assert "Needs the structure image" in _captions(app)
+    app = _cells_view(monkeypatch, cells_store["path"], str(cells_store["raw"]))
+    toggle = next(t for t in app.toggle if t.key.startswith("explain_"))
+    assert toggle.key.endswith(f"_{first['cell_id']}") and "squares of" not in _captions(app)
+    toggle.set_value(True).run()
+    assert not app.exception and not app.error
+    estimate = CellsModel.load().score([first])["organisation_estimate"][0]
+    caption = next(c.value for c in app.caption if "squares of" in c.value)
+    assert f"({estimate:.2f})" in caption  # the map is of the engine's own estimate
+
+
 def _history_page(monkeypatch, store_path, stream: str) -> AppTest:
     """The dashboard on ``store_path`` in History mode, showing ``stream``."""
     monkeypatch.setenv(ENV_STORE, str(store_path))

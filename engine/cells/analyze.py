@@ -98,8 +98,19 @@ def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
                        model: CellsModel) -> tuple[list[dict], np.ndarray]:
     """Feature rows (incl. pattern fractions when the model has a pattern net) and the
     curator's crops of every ROI — the same for the engine and for training."""
-    rows = roi_features(plane, labels, pixel_um)
     background, foreground = field_levels(plane, labels)
+    rows = measure_rows(plane, labels, pixel_um, model, (background, foreground))
+    cfg = model.config.curator
+    crops = roi_crops(plane, labels, rows, pixel_um, background, foreground - background,
+                      cfg["crop_px"], cfg["crop_scale"], cfg["min_side_um"])
+    return rows, crops
+
+
+def measure_rows(plane: np.ndarray, labels: np.ndarray, pixel_um: float, model: CellsModel,
+                 levels: tuple[float, float]) -> list[dict]:
+    """:func:`measure_candidates`'s feature rows alone, normalized by ``levels``."""
+    background, foreground = levels
+    rows = roi_features(plane, labels, pixel_um, levels=levels)
     pattern_net = model.net("patterns")
     if pattern_net is not None and rows:
         classes = pattern_classes(pattern_net, normalized(plane, background,
@@ -108,19 +119,17 @@ def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
         for row in rows:
             row.update(fractions[row["cell_id"]])
             row.update(oriented_measures(plane, labels, classes, row, pixel_um))
-    cfg = model.config.curator
-    crops = roi_crops(plane, labels, rows, pixel_um, background, foreground - background,
-                      cfg["crop_px"], cfg["crop_scale"], cfg["min_side_um"])
-    return rows, crops
+    return rows
 
 
 def structure_patches(plane: np.ndarray, labels: np.ndarray, rows: list[dict], pixel_um: float,
-                      model: CellsModel) -> np.ndarray | None:
+                      model: CellsModel, levels: tuple[float, float] | None = None,
+                      ) -> np.ndarray | None:
     """The fixed-µm patches of every ROI that a "crop_cnn" model scores (None for an MLP
-    model or no ROI)."""
+    model or no ROI); ``levels`` as for :func:`measure_candidates`."""
     if model.structure_kind != "crop_cnn" or not rows:
         return None
-    background, foreground = field_levels(plane, labels)
+    background, foreground = levels or field_levels(plane, labels)
     geometry = model.config.structure["patches"]
     patches = cell_patches(plane, labels, rows, pixel_um, background, foreground - background,
                            int(geometry["patch_px"]), float(geometry["patch_pixel_um"]),

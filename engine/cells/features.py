@@ -37,9 +37,12 @@ def field_levels(plane: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def roi_features(plane: np.ndarray, labels: np.ndarray, pixel_um: float,
-                 structure: bool = True) -> list[dict]:
-    """Features of every ROI of ``labels`` (ids in increasing order)."""
-    background, foreground = field_levels(plane, labels)
+                 structure: bool = True,
+                 levels: tuple[float, float] | None = None) -> list[dict]:
+    """Features of every ROI of ``labels`` (ids in increasing order); intensities normalized
+    by ``levels`` (background, candidate level), by default :func:`field_levels` of the
+    arguments (a window of a field passes its field's levels)."""
+    background, foreground = levels or field_levels(plane, labels)
     scale = foreground - background
     rows = []
     for region in regionprops(labels):

@@ -5,13 +5,17 @@ attributed to it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from matplotlib.figure import Figure
 
+from engine.cells.explain import Explanation
 from ui.cells_data import PATTERN_COLUMNS, FieldData
+from ui.cells_explain import cell_explanation
 from ui.plots import figure_bytes
-from ui.plots_cells import crop_figure
+from ui.plots_cells import crop_figure, explanation_figure
 from ui.views.common import count, number
 from ui.views.events import TABLE_COLUMNS as EVENT_COLUMNS_CONFIG
 
@@ -55,6 +59,8 @@ def render_card(data: FieldData, row: pd.Series) -> None:
         render_structure(row)
     render_structure_captions(row)
     render_patterns(row)
+    if accepted:
+        render_explanation(data, row)
 
 
 def render_structure(row: pd.Series) -> None:
@@ -98,6 +104,27 @@ def render_patterns(row: pd.Series) -> None:
     st.dataframe(fractions, hide_index=True, width="stretch", key="cell_patterns",
                  column_config={"fraction": st.column_config.ProgressColumn(
                      "area fraction", min_value=0.0, max_value=1.0, format="percent")})
+
+
+def render_explanation(data: FieldData, row: pd.Series) -> None:
+    """The occlusion map of the cell's score, computed when the user asks for it."""
+    cell_id = int(row["cell_id"])
+    with st.expander("Explanation: what the score rests on (occlusion map)"):
+        if data.image is None:
+            st.caption(f"Needs the structure image: the view shows the {data.image_source}.")
+            return
+        if not st.toggle("Compute the occlusion map", key=f"explain_{data.row['id']}_{cell_id}",
+                         help="Hides 2.5-µm squares of the cell one at a time and re-scores "
+                              "it; seconds per cell, then kept."):
+            return
+        with st.spinner("Occluding and re-scoring the cell…"):
+            png, explanation = _explanation_png(data, row)
+        st.image(png, width="stretch")
+        st.caption(f"Red: hiding these pixels lowers the organisation estimate "
+                   f"({number(explanation.estimate, 2)}), i.e. they support the score; blue: "
+                   f"hiding them raises it. {explanation.n_occlusions} squares of "
+                   f"{number(explanation.patch_px * data.pixel_um, 1, 'µm')}; shows what this "
+                   f"model reacts to, not where the cell is organised.")
 
 
 def render_cell_calcium(data: FieldData, row: pd.Series) -> None:
@@ -161,15 +188,27 @@ def render_cell_events(data: FieldData, cell_id: int) -> None:
                                 "stream": st.column_config.TextColumn("stream")})
 
 
-def _crop_png(data: FieldData, row: pd.Series) -> bytes:
-    key = ("crop", data.row["id"], int(row["cell_id"]), data.image_source)
+def cached_png(key: tuple, draw: Callable[[], Figure]) -> bytes:
+    """``draw()`` as PNG, drawn once per ``key`` in this session (the newest 16 kept)."""
     cache = st.session_state.setdefault("cells_png", {})
     if key not in cache:
-        figure = crop_figure(data.labels, row, data.pixel_um, data.image)
-        cache[key] = figure_bytes(figure, fmt="png", dpi=100)
+        cache[key] = figure_bytes(draw(), fmt="png", dpi=100)
         while len(cache) > 16:
             cache.pop(next(iter(cache)))
     return cache[key]
+
+
+def _crop_png(data: FieldData, row: pd.Series) -> bytes:
+    return cached_png(("crop", data.row["id"], int(row["cell_id"]), data.image_source),
+                      lambda: crop_figure(data.labels, row, data.pixel_um, data.image))
+
+
+def _explanation_png(data: FieldData, row: pd.Series) -> tuple[bytes, Explanation]:
+    explanation = cell_explanation(data, int(row["cell_id"]))
+    png = cached_png(("explain", data.row["id"], int(row["cell_id"]), data.image_source),
+                     lambda: explanation_figure(data.labels, row, data.pixel_um, data.image,
+                                                explanation))
+    return png, explanation
 
 
 def _rating(value) -> str:

@@ -12,9 +12,8 @@ from engine.cells.schema import CELL_COLUMNS
 from ui.cells_data import FieldData, field_label, load_field, newest_fields
 from ui.config import DashboardConfig
 from ui.data import StoreReader, StoreUnavailable
-from ui.plots import figure_bytes
 from ui.plots_cells import field_figure
-from ui.views.cell_card import pick_cell, render_card, render_cell_calcium
+from ui.views.cell_card import cached_png, pick_cell, render_card, render_cell_calcium
 from ui.views.cells import CELL_TABLE_COLUMNS
 from ui.views.common import clock, count, guarded, number
 
@@ -130,12 +129,7 @@ def render_cell_table(data: FieldData) -> None:
 
 def _field_png(data: FieldData, selected: int | None) -> bytes:
     """The field figure as PNG, redrawn only when the field, selection or backdrop change."""
-    key = ("field", data.row["id"], selected, data.image_source, len(data.cells))
-    cache = st.session_state.setdefault("cells_png", {})
-    if key not in cache:
-        figure = field_figure(data.labels, data.cells, data.pixel_um, data.image, selected)
-        cache[key] = figure_bytes(figure, fmt="png", dpi=100)
-        while len(cache) > 16:
-            cache.pop(next(iter(cache)))
-    return cache[key]
+    return cached_png(("field", data.row["id"], selected, data.image_source, len(data.cells)),
+                      lambda: field_figure(data.labels, data.cells, data.pixel_um, data.image,
+                                           selected))
 
