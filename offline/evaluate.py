@@ -51,6 +51,9 @@ class EvaluationResult:
     #: per duration/width ``[reported, unresolvable, emptied, resolvable]`` over the matched
     #: sparks (:func:`offline.metrics.resolution_counts`)
     resolution: dict[str, list[int]] = field(default_factory=dict)
+    #: per class, the 95 % interval of the F1 with the recordings drawn again with replacement
+    #: (:func:`offline.metrics.f1_intervals`): what another set of this many recordings could give
+    f1_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -65,6 +68,8 @@ class EvaluationResult:
             out["one_to_one"] = self.one_to_one
         if self.resolution:
             out["resolution"] = self.resolution
+        if self.f1_interval:
+            out["f1_interval_95"] = {k: list(v) for k, v in self.f1_interval.items()}
         return out
 
 
@@ -149,7 +154,8 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             false_events=_pool_false_events(per_recording),
                             per_recording=[res["row"] for res in per_recording if "row" in res],
                             one_to_one=_pool_one_to_one(per_recording),
-                            resolution=_summed_counts(per_recording, "resolution"))
+                            resolution=_summed_counts(per_recording, "resolution"),
+                            f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]))
 
 
 def _summed_counts(per_recording: list[dict[str, Any]], key: str) -> dict[str, list[int]]:
@@ -218,12 +224,18 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
             lines.append(f"| {cls} | {row['total']} | {row['spark']} | {row['wave']} | "
                          f"{row['puff']} | {row[miss]} |")
         lines.append("")
-    lines += ["### Table 3 — detection", "", "| class | % detected | % correct | F1 |",
-              "|---|---|---|---|"]
+    interval = result.f1_interval
+    lines += ["### Table 3 — detection", "", "| class | % detected | % correct | F1 |"
+              + (" F1 95 % interval (recordings resampled) |" if interval else ""),
+              "|---|---|---|---|" + ("---|" if interval else "")]
     for cls in metrics.EVENT_CLASSES:
         s = result.scores[cls]
-        lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |")
-    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |", ""]
+        lo_hi = interval.get(cls)
+        extra = (f" {_num(lo_hi[0])}–{_num(lo_hi[1])} |" if lo_hi else " – |") if interval else ""
+        lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |"
+                     + extra)
+    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |"
+              + (" |" if interval else ""), ""]
     if result.one_to_one:
         lines += ["Each event matched at most once (a merged pair finds one spark, a fragment "
                   "is a false event):", "", "| class | % detected | % correct | F1 |",

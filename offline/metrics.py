@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,6 +246,40 @@ def _f1(recall: float, precision: float, n_true: int, n_pred: int) -> float:
     r = 0.0 if np.isnan(recall) else recall
     p = 0.0 if np.isnan(precision) else precision
     return 2 * p * r / (p + r) if (p + r) > 0 else 0.0
+
+
+def f1_intervals(tables: Sequence[Mapping], n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Per class, the ``level`` percentile interval of the pooled F1 when the recordings
+    (``tables``: one Table 2 per recording) are drawn again with replacement ``n_boot`` times.
+
+    The recording is the unit that varies (cell, calibration, noise, how many events it holds),
+    so this is how much a figure on this many recordings can move with other recordings of the
+    same generator: a test set of 12 recordings gives a wide interval. Classes with no event in
+    any recording are left out; draws without an event of the class are skipped.
+    """
+    if len(tables) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    out: dict[str, tuple[float, float]] = {}
+    for cls in EVENT_CLASSES:
+        # per recording: true found, true total, predicted correct, predicted total
+        counts = np.array([(t["annotated"][cls][cls], t["annotated"][cls]["total"],
+                            t["predicted"][cls][cls], t["predicted"][cls]["total"])
+                           for t in tables], np.float64)
+        if not counts[:, [1, 3]].any():
+            continue
+        drawn = counts[rng.integers(0, len(tables), (n_boot, len(tables)))].sum(axis=1)
+        found, n_true, correct, n_pred = drawn.T
+        keep = (n_true > 0) | (n_pred > 0)
+        recall = np.divide(found, n_true, out=np.zeros_like(found), where=n_true > 0)
+        precision = np.divide(correct, n_pred, out=np.zeros_like(correct), where=n_pred > 0)
+        total = recall + precision
+        f1 = np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
+        tail = (1.0 - level) / 2 * 100
+        lo, hi = np.percentile(f1[keep], [tail, 100 - tail])
+        out[cls] = (float(lo), float(hi))
+    return out
 
 
 def add_tables(a: dict, b: dict) -> dict:

@@ -1,6 +1,7 @@
 """Metrics on hand-made masks with known answers."""
 
 import math
+from functools import reduce
 
 import numpy as np
 import pytest
@@ -118,3 +119,29 @@ def test_resolution_counts_see_values_reported_below_the_sampling():
     assert counts["t50_ms"] == [0, 0, 1, 2]
     assert counts["fwhm_um"] == [0, 0, 0, 2]
     assert "amplitude_dff0" not in counts
+
+
+def _table(found: int, n_true: int, correct: int, n_pred: int) -> dict:
+    """A Table 2 with only sparks: ``found`` of ``n_true`` annotated, ``correct`` of ``n_pred``."""
+    zero = dict.fromkeys(metrics.EVENT_CLASSES, 0)
+    annotated = {c: {**zero, "undetected": 0, "total": 0} for c in metrics.EVENT_CLASSES}
+    predicted = {c: {**zero, "unmatched": 0, "total": 0} for c in metrics.EVENT_CLASSES}
+    annotated["spark"].update(spark=found, undetected=n_true - found, total=n_true)
+    predicted["spark"].update(spark=correct, unmatched=n_pred - correct, total=n_pred)
+    return {"annotated": annotated, "predicted": predicted}
+
+
+def test_f1_interval_is_as_wide_as_the_recordings_disagree():
+    """Recordings that agree give an interval around their F1 with no width; recordings that
+    disagree (one fails) give a wide one that holds the pooled F1; one recording gives none;
+    classes without any event are left out."""
+    same = metrics.f1_intervals([_table(9, 10, 9, 10)] * 12)
+    assert set(same) == {"spark"}
+    assert same["spark"] == pytest.approx((0.9, 0.9))
+    mixed = [_table(10, 10, 10, 10)] * 11 + [_table(2, 30, 2, 2)]
+    pooled = metrics.detection_scores(reduce(metrics.add_tables, mixed))["spark"]["f1"]
+    lo, hi = metrics.f1_intervals(mixed)["spark"]
+    assert lo < pooled < hi and hi - lo > 0.1
+    assert hi == pytest.approx(1.0)  # draws without the failing recording score 1
+    assert metrics.f1_intervals([_table(9, 10, 9, 10)]) == {}
+    assert metrics.f1_intervals(mixed, seed=3) == metrics.f1_intervals(mixed, seed=3)
