@@ -99,7 +99,7 @@ class Ingest:
     queue_size
         Bound of the analysis queue (items).
     policy
-        ``"block"`` or ``"fail"`` when the queue is full (see module docstring).
+        ``"block"`` or ``"fail"`` when the queue is full (:mod:`acquisition.ingest_queue`).
     max_payload_bytes
         Larger payloads are rejected with code ``"oversize"``.
     rcvhwm
