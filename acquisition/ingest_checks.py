@@ -2,7 +2,10 @@
 
 Each names the offending field and the limit, with its own code (also the counter name):
 ``bad_frames``, ``oversize``, ``restart``, ``too_many_streams``, ``shape``, ``sequence``,
-``gap_too_large``, and for image streams ``image_chunks`` and ``nonfinite_image``.
+``gap_too_large``; for data of a stream that is not the sender's to send ``unknown_stream``,
+``foreign_stream`` and ``abandoned``; for a stream that failed, its failure's code; for image
+streams ``image_chunks`` and ``nonfinite_image``. A payload that does not fit its header is
+refused by :func:`~acquisition.wire.decode_payload`, with its own codes.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any
 import numpy as np
 import zmq
 
+from acquisition.ingest_idle import ABANDONED, abandoned_message
 from acquisition.ingest_state import StreamState
-from acquisition.wire import ChunkHeader, StartHeader, WireError
+from acquisition.wire import ChunkHeader, StartHeader, WireError, decode_payload
 
 
 def check_frames(header: Any, frames: list[zmq.Frame], max_payload_bytes: int) -> None:
@@ -44,6 +48,38 @@ def check_start(header: StartHeader, running: dict[str, StreamState], max_stream
         raise WireError("shape", f"one {header.stream_kind.item_name} "
                         f"of shape {list(header.shape)} is {header.item_bytes} bytes, more "
                         f"than the message limit of {max_payload_bytes}", header.stream)
+
+
+def check_running(running: dict[str, StreamState], stream: str, kind: str, identity: bytes,
+                  abandoned: bool, idle_timeout_s: float | None) -> StreamState:
+    """The running stream that a ``kind`` message (chunk or stop) names, sent by the connection
+    that started it (``identity``); ``abandoned``: the id was closed after its idle timeout."""
+    state = running.get(stream)
+    if state is None and abandoned:
+        raise WireError(ABANDONED, abandoned_message(stream, idle_timeout_s), stream)
+    if state is None:
+        raise WireError("unknown_stream", f"{kind} for stream {stream!r}, which is not "
+                        "running (no start received, the receiver restarted, or already "
+                        "stopped)", stream)
+    if state.owner != identity:
+        raise WireError("foreign_stream", f"{kind} for stream {stream!r} from a connection "
+                        "that did not start it; refused", stream)
+    return state
+
+
+def check_chunk(state: StreamState, header: ChunkHeader, payload: Any, max_payload_bytes: int,
+                max_stream_bytes: int, max_gap_bytes: int) -> np.ndarray:
+    """A chunk's data (a read-only view of ``payload``), if its stream may take it: not
+    failed earlier, a payload that fits the header, in position, and for an image stream the
+    whole image."""
+    if state.failure is not None:
+        raise WireError(state.failure[0], f"stream {header.stream!r} failed earlier and "
+                        f"takes no more data: {state.failure[1]}", header.stream)
+    data = decode_payload(header, state.header, payload, max_payload_bytes)
+    check_position(state, header, max_stream_bytes, max_gap_bytes)
+    if state.header.stream_kind.is_image:
+        check_image_chunk(state, header, data)
+    return data
 
 
 def check_position(state: StreamState, header: ChunkHeader, max_stream_bytes: int,

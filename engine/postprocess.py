@@ -10,10 +10,11 @@ equivalence"):
 3. a region is *closed* once ``close_after`` frames have been received after its last frame, where
    ``close_after = max(gap_frames + 1, context_after)`` — nothing later can connect to it, and the
    ΔF/F0 context needed for characterization is in the buffer;
-4. a closed region becomes instances (:mod:`engine.instances`): majority class (confident
-   minority-class parts that pass their size filter split off), sparks split by peaks +
-   watershed, size filters; an optional hysteresis ``thresholds["seed"]`` drops regions whose
-   highest foreground probability stays below it (used by the classical detector).
+4. a closed region becomes instances (:mod:`engine.region_instances`, with the helpers of
+   :mod:`engine.instances`): majority class (confident minority-class parts that pass their
+   size filter split off), sparks split by peaks + watershed, size filters; an optional
+   hysteresis ``thresholds["seed"]`` drops regions whose highest foreground probability stays
+   below it (used by the classical detector).
 
 Event ids are assigned in the order (closing frame, t_start, y, x, ...) where the *closing frame*
 ``t_last + close_after + 1`` is a property of the region, not of the blocks: the same recording
@@ -41,24 +42,18 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from scipy import ndimage
 
-from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
 from engine.boxes import padded_box
 from engine.frame_ring import FrameRing
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
-    KIND_OF_CLASS,
     Instance,
     TrackerConfig,
-    class_pieces,
     fill_temporal_gaps,
     frames_of,
-    passes_size_filter,
-    smooth_dff0,
-    split_sparks,
-    wide_puff_is_wave,
 )
+from engine.region_instances import ClosedRegion, RegionInstances
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +105,11 @@ class InstanceTracker:
         self.fg_threshold = float(thresholds.get("foreground", 0.5))
         self.seed_threshold = float(thresholds.get("seed", self.fg_threshold))
         self.config = config or TrackerConfig()
+        self._regions = RegionInstances(self.stream_kind, pixel_um, dt_ms, self.config,
+                                        self.seed_threshold)
         self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
         self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
-        self.gap_frames = frames_of(self.config.gap_ms, dt_ms)
-        self._split_off = tuple(CLASS_IDS[kind] for kind in self.config.split_off_kinds)
+        self.gap_frames = self._regions.gap_frames
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._max_frames = max(1, frames_of(self.config.max_event_ms, dt_ms))
         self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
@@ -257,49 +253,17 @@ class InstanceTracker:
     def _region_instances(
         self, pixels: np.ndarray, slices: tuple[slice, ...], closing_frame: int
     ) -> list[Instance]:
-        if self._fg_prob.held()[slices][pixels].max() < self.seed_threshold:
-            return []
-        class_probs = self._class_probs.held()[slices[0], :, slices[1], slices[2]]
-        probs = class_probs.transpose(1, 0, 2, 3)  # (3, t, y, x)
-        pieces = class_pieces(probs, pixels, self._stands_alone, self.gap_frames,
-                              self._split_off, self.config.split_min_probability)
+        """The instances of a closed region (``pixels`` in the box ``slices`` of the held
+        frames) by :class:`~engine.region_instances.RegionInstances`, each with the saturated
+        pixels of its ΔF/F0 context."""
         context, context_start = self._context(slices)
-        inner = tuple(
-            slice(s.start - c, s.stop - c) for s, c in zip(slices, context_start, strict=True)
-        )
-        context_origin = (self._first + context_start[0], context_start[1], context_start[2])
-        out = []
-        for piece_index, (cls, piece) in enumerate(pieces):
-            if not piece.any():
-                continue
-            kind = KIND_OF_CLASS[cls]
-            parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
-            channel = EVENT_CLASSES.index(cls)
-            for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
-                if part_slices is None:
-                    continue
-                mask = parts[part_slices] == part
-                if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
-                                          self.stream_kind.is_linescan):
-                    continue
-                named = wide_puff_is_wave(kind, mask, self.pixel_um, self.config,
-                                          self.stream_kind.is_linescan)
-                origin = (
-                    self._first + slices[0].start + part_slices[0].start,
-                    slices[1].start + part_slices[1].start,
-                    slices[2].start + part_slices[2].start,
-                )
-                score = float(probs[channel][part_slices][mask].mean())
-                key = (closing_frame, *origin, piece_index, part)
-                out.append(Instance(named, score, mask, origin, context, context_origin,
-                                    self.stream_kind.axes, sort_key=key,
-                                    saturated=self._saturated_context(slices)))
-        return out
-
-    def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
-        """Whether a minority part of class ``cls`` passes its size filter."""
-        return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
-                                  self.config, self.stream_kind.is_linescan)
+        probs = self._class_probs.held()[slices[0], :, slices[1], slices[2]]
+        region = ClosedRegion(pixels, slices, self._first, self._fg_prob.held()[slices],
+                              probs.transpose(1, 0, 2, 3), context, context_start, closing_frame)
+        instances = self._regions.instances(region)
+        for inst in instances:
+            inst.saturated = self._saturated_context(slices)
+        return instances
 
     def _push_saturated(self, first: int, n: int, saturated: np.ndarray | None) -> None:
         """Append the saturation of frames ``first .. first+n-1`` (kept once a stream has
@@ -333,18 +297,6 @@ class InstanceTracker:
         x0 = max(0, slices[2].start - self._margin_px)
         x1 = min(self._shape3[1], slices[2].stop + self._margin_px)
         return source[t0:t1, y0:y1, x0:x1].copy(), (t0, y0, x0)
-
-    def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        sigma_frames = cfg.peak_sigma_ms / self.dt_ms
-        linescan = self.stream_kind.is_linescan
-        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, linescan)
-        min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
-        min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
-        min_dip = None
-        if cfg.split_dip_sd is not None:  # the noise comes from the context around the region
-            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner, sigma_frames)
-        return split_sparks(full[inner], pixels, min_frames, min_px, linescan, min_dip)
 
     def _assign_id(self, inst: Instance) -> None:
         inst.event_id = self._next_id
@@ -387,21 +339,3 @@ def active_regions(active: np.ndarray,
             slices = tuple(slice(b.start + s.start, b.start + s.stop)
                            for b, s in zip(box, inner, strict=True))
             yield slices, (regions[inner] == label) & crop[inner]
-
-
-def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],
-                       sigma_frames: float) -> float:
-    """Noise SD of the smoothed ΔF/F0 crop, from differences between samples far enough apart
-    in time to be independent (1.4826 × MAD / √2), at the positions outside the region's
-    bounding box (its own signal is not noise); NaN when there are too few."""
-    lag = max(1, int(round(4 * sigma_frames)))
-    if smoothed.shape[0] <= lag:
-        return math.nan
-    outside = np.ones(smoothed.shape, bool)
-    outside[inner] = False
-    diff = smoothed[lag:] - smoothed[:-lag]
-    keep = outside[lag:] & outside[:-lag]
-    values = diff[keep]
-    if values.size < 20:
-        return math.nan
-    return float(1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(2.0))

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 import zmq
 
-from acquisition.ingest import UNATTRIBUTED
+from acquisition.ingest_counters import UNATTRIBUTED
 from acquisition.publisher import Publisher
 from acquisition.replay import replay_file
 from acquisition.tiff_source import TiffSourceError

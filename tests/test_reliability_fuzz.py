@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 import zmq
 
-from acquisition.ingest import MAX_TRACKED_STREAMS
+from acquisition.ingest_counters import MAX_TRACKED_STREAMS
 from acquisition.publisher import Publisher
 from acquisition.wire import ChunkHeader, encode_header
 

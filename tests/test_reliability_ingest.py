@@ -14,7 +14,7 @@ import pytest
 import tifffile
 import zmq
 
-from acquisition.ingest import MAX_TRACKED_STREAMS
+from acquisition.ingest_counters import MAX_TRACKED_STREAMS
 from acquisition.publisher import (
     DeliveryError,
     Publisher,

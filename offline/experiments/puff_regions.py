@@ -21,7 +21,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine import postprocess
+from engine import region_instances
 from engine.instances import KIND_OF_CLASS, class_pieces, extent_um
 from engine.pipeline import analyze_array
 from offline.devsim import DevSource
@@ -36,36 +36,38 @@ RULES = [(d, w) for d in (60, 80, 100) for w in (2.5, 3.5)]
 def spark_regions(recording) -> list[dict]:
     """The spark-named regions of one recording (module docstring), through the real tracker."""
     found: list[dict] = []
-    original = postprocess.InstanceTracker._region_instances
+    original = region_instances.RegionInstances.instances
 
-    def record(tracker, pixels, slices, closing_frame):
-        probs = tracker._class_probs[slices[0], :, slices[1], slices[2]].transpose(1, 0, 2, 3)
-        pieces = class_pieces(probs, pixels, tracker._stands_alone, tracker.gap_frames,
-                              tracker._split_off, tracker.config.split_min_probability)
-        context, start = tracker._context(slices)
-        inner = tuple(slice(s.start - c, s.stop - c) for s, c in zip(slices, start, strict=True))
+    def record(regions, region):
+        pieces = class_pieces(region.probs, region.pixels, regions._stands_alone,
+                              regions.gap_frames, regions._split_off,
+                              regions.config.split_min_probability)
+        start = region.context_start
+        inner = tuple(slice(s.start - c, s.stop - c)
+                      for s, c in zip(region.slices, start, strict=True))
         for cls, piece in pieces:
             if KIND_OF_CLASS[cls] != "spark" or not piece.any():
                 continue
             t, y, x = np.nonzero(piece)
-            origin = (tracker._first + slices[0].start, slices[1].start, slices[2].start)
+            slices = region.slices
+            origin = (region.first + slices[0].start, slices[1].start, slices[2].start)
             truth = recording.class_mask[t + origin[0], y + origin[1], x + origin[2]]
             counts = np.bincount(truth, minlength=5)
             events = counts[1:4].sum()
             found.append({
-                "duration_ms": float((t.max() - t.min() + 1) * tracker.dt_ms),
-                "width_um": extent_um(piece, tracker.pixel_um, False),
-                "pieces": int(tracker._split(context, inner, piece).max()),
+                "duration_ms": float((t.max() - t.min() + 1) * regions.dt_ms),
+                "width_um": extent_um(piece, regions.pixel_um, False),
+                "pieces": int(regions._split(region.context, inner, piece).max()),
                 "truth": TRUTH[int(np.argmax(counts[1:4])) + 1] if events >= 0.3 * t.size
                 else "bg"})
-        return original(tracker, pixels, slices, closing_frame)
+        return original(regions, region)
 
-    postprocess.InstanceTracker._region_instances = record
+    region_instances.RegionInstances.instances = record
     try:
         analyze_array(recording.data, recording.stream_kind, recording.pixel_um,
                       recording.dt_ms, chunk_frames=4, detector="auto")
     finally:
-        postprocess.InstanceTracker._region_instances = original
+        region_instances.RegionInstances.instances = original
     return found
 
 

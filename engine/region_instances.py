@@ -1,0 +1,136 @@
+"""One closed region of foreground → its event instances (step 4 of :mod:`engine.postprocess`).
+
+A region whose highest foreground probability stays below the hysteresis ``seed`` threshold
+is dropped. Otherwise its pixels take the majority class, with confident minority-class parts
+that pass their size filter split off (:func:`~engine.instances.class_pieces`); spark pieces
+are split into single sparks by peaks + watershed on the smoothed ΔF/F0 around them, or at
+dips deeper than ``split_dip_sd`` noise SDs (the noise measured in that context, outside the
+region); every part that passes its size filter becomes an
+:class:`~engine.instances.Instance` (a puff at least ``wide_puff_is_wave_um`` wide named a
+wave), scored by the mean probability of its class. Which region is closed, which frames are held around
+it, and the ids, are :class:`~engine.postprocess.InstanceTracker`'s business.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from acquisition.labels import CLASS_IDS
+from acquisition.stream_kind import StreamKind
+from engine.instances import (
+    EVENT_CLASSES,
+    KIND_OF_CLASS,
+    Instance,
+    TrackerConfig,
+    class_pieces,
+    frames_of,
+    passes_size_filter,
+    smooth_dff0,
+    split_sparks,
+    wide_puff_is_wave,
+)
+
+
+@dataclass(frozen=True)
+class ClosedRegion:
+    """A closed region as the tracker holds it (indices in its held frames, from ``first``)."""
+
+    pixels: np.ndarray  # bool (t, y, x): the region's pixels in its bounding box
+    slices: tuple[slice, ...]  # the bounding box
+    first: int  # absolute index of held frame 0
+    fg_prob: np.ndarray  # foreground probability in the box
+    probs: np.ndarray  # (3, t, y, x): probability of each event class, in EVENT_CLASSES order
+    context: np.ndarray  # ΔF/F0 around the box (context frames, spatial margin)
+    context_start: tuple[int, int, int]  # where ``context`` starts
+    closing_frame: int  # the frame whose arrival closed it: the first key of the id order
+
+
+class RegionInstances:
+    """The instances of one stream's closed regions, by its calibration, seed threshold and
+    :class:`~engine.instances.TrackerConfig`."""
+
+    def __init__(self, stream_kind: StreamKind, pixel_um: float, dt_ms: float,
+                 config: TrackerConfig, seed_threshold: float) -> None:
+        self.stream_kind = stream_kind
+        self.pixel_um, self.dt_ms = float(pixel_um), float(dt_ms)
+        self.config = config
+        self.seed_threshold = seed_threshold
+        self.gap_frames = frames_of(config.gap_ms, dt_ms)
+        self._split_off = tuple(CLASS_IDS[kind] for kind in config.split_off_kinds)
+
+    def instances(self, region: ClosedRegion) -> list[Instance]:
+        """Its instances, in (piece, part) order, with ``sort_key`` set and no ``event_id``."""
+        slices, probs = region.slices, region.probs
+        if region.fg_prob[region.pixels].max() < self.seed_threshold:
+            return []
+        pieces = class_pieces(probs, region.pixels, self._stands_alone, self.gap_frames,
+                              self._split_off, self.config.split_min_probability)
+        context, start = region.context, region.context_start
+        inner = tuple(slice(s.start - c, s.stop - c) for s, c in zip(slices, start, strict=True))
+        context_origin = (region.first + start[0], start[1], start[2])
+        linescan = self.stream_kind.is_linescan
+        out = []
+        for piece_index, (cls, piece) in enumerate(pieces):
+            if not piece.any():
+                continue
+            kind = KIND_OF_CLASS[cls]
+            parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
+            channel = EVENT_CLASSES.index(cls)
+            for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
+                if part_slices is None:
+                    continue
+                mask = parts[part_slices] == part
+                if not passes_size_filter(kind, mask, self.pixel_um, self.dt_ms, self.config,
+                                          linescan):
+                    continue
+                named = wide_puff_is_wave(kind, mask, self.pixel_um, self.config, linescan)
+                origin = (
+                    region.first + slices[0].start + part_slices[0].start,
+                    slices[1].start + part_slices[1].start,
+                    slices[2].start + part_slices[2].start,
+                )
+                score = float(probs[channel][part_slices][mask].mean())
+                key = (region.closing_frame, *origin, piece_index, part)
+                out.append(Instance(named, score, mask, origin, context, context_origin,
+                                    self.stream_kind.axes, sort_key=key))
+        return out
+
+    def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
+        """Whether a minority part of class ``cls`` passes its size filter."""
+        return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
+                                  self.config, self.stream_kind.is_linescan)
+
+    def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
+        """Single sparks of a spark piece (``pixels`` at ``inner`` in ``context``), labelled."""
+        cfg = self.config
+        sigma_frames = cfg.peak_sigma_ms / self.dt_ms
+        linescan = self.stream_kind.is_linescan
+        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, linescan)
+        min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
+        min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
+        min_dip = None
+        if cfg.split_dip_sd is not None:  # the noise comes from the context around the region
+            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner, sigma_frames)
+        return split_sparks(full[inner], pixels, min_frames, min_px, linescan, min_dip)
+
+
+def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],
+                       sigma_frames: float) -> float:
+    """Noise SD of the smoothed ΔF/F0 crop, from differences between samples far enough apart
+    in time to be independent (1.4826 × MAD / √2), at the positions outside the region's
+    bounding box (its own signal is not noise); NaN when there are too few."""
+    lag = max(1, int(round(4 * sigma_frames)))
+    if smoothed.shape[0] <= lag:
+        return math.nan
+    outside = np.ones(smoothed.shape, bool)
+    outside[inner] = False
+    diff = smoothed[lag:] - smoothed[:-lag]
+    keep = outside[lag:] & outside[:-lag]
+    values = diff[keep]
+    if values.size < 20:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(2.0))
