@@ -6,7 +6,8 @@ engine's ONNX contract lives in one place. Here it is verified: probabilities fr
 and torch on random windows of the model's geometry (batch 2 and 1) must agree within
 ``ATOL_PROB``; ``polygraphy check lint`` runs when polygraphy is installed. The report is stored
 as ``onnx_export`` in metrics.json. A cells model directory (``kind`` "cells") gets its
-``curator.onnx`` and ``structure.onnx`` instead (:func:`export_cells`), checked the same way.
+``curator.onnx``, ``structure.onnx`` and ``pattern.onnx`` instead (:func:`export_cells`),
+checked the same way.
 """
 
 from __future__ import annotations

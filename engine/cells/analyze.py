@@ -19,7 +19,7 @@ from .crops import roi_crops
 from .features import field_levels, roi_features
 from .model import CellsModel
 from .patches import cell_patches, with_extra_channels
-from .patterns import normalized, oriented_measures, pattern_classes, pattern_fractions
+from .patterns import normalized, oriented_measures, pattern_fractions
 from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
 from .segment import segment_candidates
 
@@ -111,10 +111,8 @@ def measure_rows(plane: np.ndarray, labels: np.ndarray, pixel_um: float, model: 
     """:func:`measure_candidates`'s feature rows alone, normalized by ``levels``."""
     background, foreground = levels
     rows = roi_features(plane, labels, pixel_um, levels=levels)
-    pattern_net = model.net("patterns")
-    if pattern_net is not None and rows:
-        classes = pattern_classes(pattern_net, normalized(plane, background,
-                                                          foreground - background))
+    if model.config.patterns is not None and rows:
+        classes = model.pattern_classes(normalized(plane, background, foreground - background))
         fractions = pattern_fractions(classes, labels, [r["cell_id"] for r in rows])
         for row in rows:
             row.update(fractions[row["cell_id"]])

@@ -10,8 +10,9 @@ Layout (``engine/models/default/cells``)::
                          pickle)
     thresholds.json      {"is_cell": p}: curation threshold tuned on validation fields
     metrics.json         how it scored, on what, with the command
-    curator.onnx         optional, with structure.onnx: the two networks as ONNX graphs
-    structure.onnx       (:mod:`engine.cells.onnx_runtime`); when both are there, match the
+    curator.onnx         optional, with structure.onnx and (a model with a pattern net)
+    structure.onnx       pattern.onnx: the networks as ONNX graphs
+    pattern.onnx         (:mod:`engine.cells.onnx_runtime`); when all are there, match the
                          weights and onnxruntime imports, the model runs them with
                          onnxruntime, else with torch
 """
@@ -138,19 +139,19 @@ class CellsModel:
         return self._nets[name]
 
     def probability_net(self, name: str):
-        """:class:`~engine.cells.networks.Probabilities` of the ``curator`` or ``structure``
-        network: what the torch path runs and the ONNX graphs export."""
+        """:class:`~engine.cells.networks.Probabilities` of the ``curator``, ``structure`` or
+        ``patterns`` network: what the torch path runs and the ONNX graphs export."""
         from .networks import Probabilities
 
         key = name + ".probabilities"
         if key not in self._nets:
-            self._nets[key] = Probabilities(self.net(name), name == "curator").eval()
+            self._nets[key] = Probabilities(self.net(name), name).eval()
         return self._nets[key]
 
     @property
     def runtime(self) -> str:
-        """What runs the curator and structure networks, "onnxruntime" or "torch" (chosen at
-        the first use and logged once, with why)."""
+        """What runs the networks (curator, structure, pattern net), "onnxruntime" or "torch"
+        (chosen at the first use and logged once, with why)."""
         if self._sessions is None:
             from .onnx_runtime import open_sessions
 
@@ -175,6 +176,19 @@ class CellsModel:
             return np.zeros(0)
         extra = self.config.standardized(rows, self.config.curation_features)
         return self._run("curator", crops, extra)[0].astype(np.float64)
+
+    def pattern_probabilities(self, image: np.ndarray) -> np.ndarray | None:
+        """The pattern net's class probabilities ``(classes, ⌈Y/2⌉, ⌈X/2⌉)`` of a normalized
+        ``(Y, X)`` image (None: the model has no pattern net)."""
+        if self.config.patterns is None:
+            return None
+        return self._run("patterns", image[None, None])[0][0]
+
+    def pattern_classes(self, image: np.ndarray) -> np.ndarray | None:
+        """Pattern class index per output pixel (uint8, ``⌈Y/2⌉ × ⌈X/2⌉``): the argmax of
+        :meth:`pattern_probabilities` (None: the model has no pattern net)."""
+        proba = self.pattern_probabilities(image)
+        return None if proba is None else proba.argmax(0).astype(np.uint8)
 
     @property
     def structure_kind(self) -> str:

@@ -13,8 +13,8 @@
   fixed-µm patches of the cell (mean and SD of its embeddings over the cell's patches) and an
   MLP on the same ROI features, concatenated → the same four heads, plus an auxiliary
   regression of ln(1 + the myofibril spread in degrees).
-* :class:`Probabilities`: what the engine reads of the curator or the structure network, as
-  probabilities; the torch path runs it and the ONNX graphs are its export.
+* :class:`Probabilities`: what the engine reads of the curator, the structure network or the
+  pattern net, as probabilities; the torch path runs it and the ONNX graphs are its export.
 """
 
 from __future__ import annotations
@@ -161,16 +161,20 @@ class PatternNet(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """The curator's P(true cell) (sigmoid of its logit), or the structure network's score and
-    the class probabilities of its heads (softmax, in :data:`HEADS` order), as a tuple."""
+    """What the engine reads of a cells network, as probabilities in a tuple: the curator's
+    P(true cell) (sigmoid of its logit); the structure network's score and the class
+    probabilities of its heads (softmax, in :data:`HEADS` order); the pattern net's per-pixel
+    class probabilities (softmax over the class axis, ``(B, classes, ⌈Y/2⌉, ⌈X/2⌉)``)."""
 
-    def __init__(self, net: nn.Module, curator: bool) -> None:
+    def __init__(self, net: nn.Module, name: str) -> None:
         super().__init__()
         self.net = net
-        self.curator = curator
+        self.name = name
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.net(*inputs)
-        if self.curator:
+        if self.name == "curator":
             return (torch.sigmoid(out),)
+        if self.name == "patterns":
+            return (torch.softmax(out, dim=1),)
         return (out["structure_score"], *(torch.softmax(out[name], dim=1) for name in HEADS))

@@ -30,15 +30,6 @@ def normalized(plane: np.ndarray, background: float, scale: float) -> np.ndarray
     return ((plane - background) / scale).astype(np.float32)
 
 
-def pattern_classes(net, image: np.ndarray) -> np.ndarray:
-    """Class index per output pixel (uint8, shape ⌈Y/2⌉ × ⌈X/2⌉) of a normalized image."""
-    import torch
-
-    with torch.inference_mode():
-        logits = net(torch.from_numpy(np.ascontiguousarray(image))[None, None])
-    return logits[0].argmax(0).numpy().astype(np.uint8)
-
-
 def oriented_measures(plane: np.ndarray, labels: np.ndarray, classes: np.ndarray, row: dict,
                       pixel_um: float) -> dict[str, float]:
     """``oriented_order`` (fibre pixels turned by 90°: their gradient runs across the

@@ -1,5 +1,6 @@
 """``castream export MODEL``: ONNX export with a dynamic batch axis, checked with onnxruntime
-(an event model's ``model.onnx``, or a cells model's ``curator.onnx`` and ``structure.onnx``)."""
+(an event model's ``model.onnx``, or a cells model's ``curator.onnx``, ``structure.onnx`` and
+``pattern.onnx``)."""
 
 from __future__ import annotations
 

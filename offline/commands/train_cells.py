@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         from offline.export import export_cells
 
         model.save(args.out)
-        export_cells(args.out)  # curator.onnx, structure.onnx, checked against torch
+        export_cells(args.out)  # curator, structure and pattern graphs, checked vs torch
     text = write_report(report, command, pattern_result, results)
     log.info("cells model report:\n%s", text)
     return 0

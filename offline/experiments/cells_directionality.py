@@ -151,7 +151,7 @@ def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
     from engine.cells.analyze import measure_candidates
     from engine.cells.features import FEATURE_NAMES, field_levels
     from engine.cells.model import CellsModel
-    from engine.cells.patterns import STRIDE, normalized, pattern_classes
+    from engine.cells.patterns import STRIDE, normalized
     from engine.cells.segment import segment_candidates
     from offline.cellstruct.dataset import _match, simulate
 
@@ -165,8 +165,7 @@ def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
         labels = segment_candidates(plane, field.pixel_um)
         rows, _ = measure_candidates(plane, labels, field.pixel_um, model)
         background, foreground = field_levels(plane, labels)
-        classes = pattern_classes(model.net("patterns"),
-                                  normalized(plane, background, foreground - background))
+        classes = model.pattern_classes(normalized(plane, background, foreground - background))
         full = np.repeat(np.repeat(classes, STRIDE, 0), STRIDE, 1)[:plane.shape[0],
                                                                    :plane.shape[1]]
         full = np.pad(full, [(0, a - b) for a, b in zip(plane.shape, full.shape,
