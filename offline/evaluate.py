@@ -54,6 +54,9 @@ class EvaluationResult:
     #: per class, the 95 % interval of the F1 with the recordings drawn again with replacement
     #: (:func:`offline.metrics.f1_intervals`): what another set of this many recordings could give
     f1_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: the characterization errors per band of the reported significance
+    #: (:func:`offline.metrics.errors_by_significance`)
+    by_significance: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -70,6 +73,8 @@ class EvaluationResult:
             out["resolution"] = self.resolution
         if self.f1_interval:
             out["f1_interval_95"] = {k: list(v) for k, v in self.f1_interval.items()}
+        if self.by_significance:
+            out["characterization_by_significance"] = self.by_significance
         return out
 
 
@@ -155,7 +160,8 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             per_recording=[res["row"] for res in per_recording if "row" in res],
                             one_to_one=_pool_one_to_one(per_recording),
                             resolution=_summed_counts(per_recording, "resolution"),
-                            f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]))
+                            f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]),
+                            by_significance=metrics.errors_by_significance(pairs))
 
 
 def _summed_counts(per_recording: list[dict[str, Any]], key: str) -> dict[str, list[int]]:
@@ -255,7 +261,7 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
         sign = "+" if bias > 0 else ""
         lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {sign}{_pct(bias)} "
                      f"| {err['n']} |")
-    lines += _resolution_lines(result)
+    lines += _resolution_lines(result) + _significance_lines(result)
     lines += _subtype_lines(result) + _false_event_lines(result) + _recording_lines(result)
     return "\n".join(lines) + "\n"
 
@@ -284,6 +290,20 @@ def _resolution_lines(result: EvaluationResult) -> list[str]:
              "|---|---|---|"]
     for name, (reported, below, emptied, above) in result.resolution.items():
         lines.append(f"| {name} | {reported} / {below} | {emptied} / {above} |")
+    return lines
+
+
+def _significance_lines(result: EvaluationResult) -> list[str]:
+    if not result.by_significance:
+        return []
+    names = list(metrics.CHARACTERIZATION_PARAMS)
+    lines = ["", "By the reported event's significance (noise SDs): median relative error (n)", "",
+             "| significance | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for band in result.by_significance:
+        hi = "" if band["hi"] is None else f"{band['hi']:g}"
+        cells = [f"{_pct(band['errors'][k]['median_rel_error'])} ({band['errors'][k]['n']})"
+                 for k in names]
+        lines.append(f"| {band['lo']:g}–{hi} | {band['n']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -321,6 +322,29 @@ def characterization_errors(
         out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
                      "median_bias": float(np.median(signed)) if signed else float("nan"),
                      "n": len(signed)}
+    return out
+
+
+#: lower edges of the significance bands of :func:`errors_by_significance` (noise SDs; the
+#: shipped line-scan and movie models drop events under 6.5 and 7)
+SIGNIFICANCE_BANDS = (0.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+
+
+def errors_by_significance(
+    pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
+    bands: Sequence[float] = SIGNIFICANCE_BANDS,
+) -> list[dict]:
+    """:func:`characterization_errors` of the matched pairs in each band of the *reported*
+    event's significance (``[lo, next lo)``, the last open): what a user can expect of an
+    event's parameters given the one number they have about it (``hi`` None: the open last
+    band). Pairs without a finite significance are left out; empty bands too."""
+    pairs = [(t, p) for t, p in pairs if _finite(p.get("significance"))]
+    out = []
+    for lo, hi in zip(bands, (*bands[1:], math.inf), strict=True):
+        inside = [(t, p) for t, p in pairs if lo <= float(p["significance"]) < hi]
+        if inside:
+            out.append({"lo": lo, "hi": None if math.isinf(hi) else hi, "n": len(inside),
+                        "errors": characterization_errors(inside)})
     return out
 
 

@@ -145,3 +145,17 @@ def test_f1_interval_is_as_wide_as_the_recordings_disagree():
     assert hi == pytest.approx(1.0)  # draws without the failing recording score 1
     assert metrics.f1_intervals([_table(9, 10, 9, 10)]) == {}
     assert metrics.f1_intervals(mixed, seed=3) == metrics.f1_intervals(mixed, seed=3)
+
+
+def test_errors_by_significance_bands_the_matched_pairs_by_the_reported_significance():
+    """Each band holds the pairs whose reported significance lies in it and their own errors;
+    a pair without a significance is left out, an empty band is not listed."""
+    pairs = [({"rise_ms": 10.0}, {"rise_ms": 15.0, "significance": 8.0}),  # +50 %, band 0-10
+             ({"rise_ms": 10.0}, {"rise_ms": 11.0, "significance": 60.0}),  # +10 %, band 50-
+             ({"rise_ms": 10.0}, {"rise_ms": 9.0, "significance": 70.0}),  # -10 %, band 50-
+             ({"rise_ms": 10.0}, {"rise_ms": 30.0})]  # no significance: left out
+    bands = metrics.errors_by_significance(pairs)
+    assert [(b["lo"], b["hi"], b["n"]) for b in bands] == [(0.0, 10.0, 1), (50.0, None, 2)]
+    assert bands[0]["errors"]["rise_ms"]["median_rel_error"] == pytest.approx(0.5)
+    assert bands[1]["errors"]["rise_ms"]["median_rel_error"] == pytest.approx(0.1)
+    assert bands[1]["errors"]["rise_ms"]["median_bias"] == pytest.approx(0.0)
