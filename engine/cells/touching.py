@@ -34,8 +34,8 @@ INTERIOR_UM = 1.0
 
 
 def split_touching(plane: np.ndarray, labels: np.ndarray, lobes: np.ndarray, pixel_um: float,
-                   max_angle_deg: float = 25.0, min_coherence: float = 0.3,
-                   max_brightness_ratio: float = 1.3, min_lobe_um2: float = 20.0) -> np.ndarray:
+                   max_angle_deg: float = 40.0, min_coherence: float = 0.5,
+                   max_brightness_ratio: float = 1.5, min_lobe_um2: float = 20.0) -> np.ndarray:
     """``labels`` split along the boundaries of ``lobes`` (an over-segmentation of the same
     foreground) where two neighbouring lobes of one candidate look like two cells."""
     lobes = _nested(labels, lobes)
