@@ -16,8 +16,6 @@ from skimage.measure import label as connected
 from skimage.morphology import h_maxima, remove_small_objects
 from skimage.segmentation import watershed
 
-from .touching import split_touching
-
 
 def background_level(plane: np.ndarray) -> tuple[float, float]:
     """Robust background level and noise SD: the mode region of the darkest 30 % of pixels."""
@@ -53,46 +51,30 @@ def foreground(plane: np.ndarray, pixel_um: float, smooth_um: float = 0.5,
 
 
 def segment_candidates(plane: np.ndarray, pixel_um: float, split_h_um: float = 2.0,
-                       min_area_um2: float = 4.0, seed_pixel_um: float = 1.0,
-                       lobe_h_um: float = 0.5) -> np.ndarray:
+                       min_area_um2: float = 4.0, seed_pixel_um: float = 1.0) -> np.ndarray:
     """Candidate ROIs as an int32 label image (ids 1..n, 0 = background).
 
     Watershed seeds (h-maxima of the smoothed distance transform) are found on a grid of
     ``seed_pixel_um`` (the distance map is smooth; this keeps a 1,776 × 1,736 field fast).
-    A second watershed with h = ``lobe_h_um`` cuts every candidate into lobes, and
-    :func:`~engine.cells.touching.split_touching` splits a candidate between lobes of
-    different myofibril direction or brightness (touching cells with a broad contact).
     """
     mask = foreground(plane, pixel_um)
-    landscape = -ndimage.distance_transform_cdt(mask).astype(np.float32)
-    labels = watershed(landscape, _seeds(mask, pixel_um, split_h_um, seed_pixel_um), mask=mask)
-    missing = mask & (labels == 0)          # objects too thin to hold a seed
-    if missing.any():
-        extra = connected(missing)
-        labels = np.where(missing, extra + labels.max() * (extra > 0), labels)
-    labels = remove_small_objects(labels, max_size=int(min_area_um2 / pixel_um ** 2))
-    # lobes flood the Euclidean distance (the chessboard one lets a deep lobe swallow a seed
-    # that sits on its slope)
-    lobes = watershed(-ndimage.distance_transform_edt(mask).astype(np.float32),
-                      _seeds(mask, pixel_um, lobe_h_um, seed_pixel_um), mask=labels > 0)
-    labels = split_touching(plane, labels, lobes, pixel_um)
-    labels = remove_small_objects(labels, max_size=int(min_area_um2 / pixel_um ** 2))
-    relabelled, _, _ = _relabel(labels)
-    return relabelled.astype(np.int32)
-
-
-def _seeds(mask: np.ndarray, pixel_um: float, h_um: float, seed_pixel_um: float) -> np.ndarray:
-    """Watershed markers: h-maxima (height ``h_um``) of the smoothed distance transform,
-    found on a grid of ``seed_pixel_um``, placed back on the full-resolution grid."""
     step = max(1, int(seed_pixel_um / pixel_um))
     coarse = mask[::step, ::step]
     coarse_um = pixel_um * step
     distance_um = ndimage.distance_transform_edt(coarse) * coarse_um
     distance_um = ndimage.gaussian_filter(distance_um, 1.0 / coarse_um)
-    seeds = connected(h_maxima(distance_um, h_um) & coarse)
+    seeds = connected(h_maxima(distance_um, split_h_um) & coarse)
     markers = np.zeros(mask.shape, np.int32)
     markers[::step, ::step][: seeds.shape[0], : seeds.shape[1]] = seeds
-    return markers
+    labels = watershed(-ndimage.distance_transform_cdt(mask).astype(np.float32), markers,
+                       mask=mask)
+    missing = mask & (labels == 0)          # objects too thin to hold a seed
+    if missing.any():
+        extra = connected(missing)
+        labels = np.where(missing, extra + labels.max() * (extra > 0), labels)
+    labels = remove_small_objects(labels, max_size=int(min_area_um2 / pixel_um ** 2))
+    relabelled, _, _ = _relabel(labels)
+    return relabelled.astype(np.int32)
 
 
 def _relabel(labels: np.ndarray):
