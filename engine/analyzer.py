@@ -113,6 +113,8 @@ class StreamAnalyzer:
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
         self._kind_rules = KindRules.from_thresholds(detector.thresholds)
+        #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
+        self._precise_min_significance = detector.thresholds.get(honesty.PRECISE_KEY)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
                                         thresholds=detector.thresholds,
                                         config=detector.tracker_config,
@@ -314,7 +316,8 @@ class StreamAnalyzer:
         else:
             fields = characterize(instance, info.pixel_um, info.dt_ms,
                                   self.detector.characterize_config)
-        honesty.apply(fields, instance, info.pixel_um, info.dt_ms)
+        honesty.apply(fields, instance, info.pixel_um, info.dt_ms,
+                      self._precise_min_significance)
         self._kind_rules.apply(fields)
         self.quality.count_event(fields["flags"], honesty.measurable(fields),
                                  math.isfinite(fields.get("rise_ms", math.nan)))

@@ -19,7 +19,9 @@ is one of the ``flags`` (:mod:`engine.honesty`).
   ``saturated;fwhm_um<2px;rise_ms<2samples`` (empty when nothing is flagged); ``kind_by_rise``
   / ``kind_by_fdhm`` say the kind came from the time course, not the detector
   (:mod:`engine.kind_rules`); ``truncated``: a piece of a region that lasted longer than
-  ``max_event_ms`` and was cut (:mod:`engine.postprocess`).
+  ``max_event_ms`` and was cut (:mod:`engine.postprocess`); ``imprecise``: weaker than the
+  model's ``precise_min_significance``, its parameters kept but typically more than 15 % off
+  (:mod:`engine.honesty`).
 """
 
 from __future__ import annotations

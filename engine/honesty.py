@@ -13,6 +13,11 @@ records why as a token in the event's ``flags`` (DESIGN.md "Honest outputs"):
   ΔF/F0 and widths are lower bounds, so amplitude, FWHM, FDHM, rise and t50 are all emptied
   (position and timing stay);
 * ``significance_unknown`` — too little noise around the event to compute its significance;
+* ``imprecise`` — the event's significance is under the model's ``precise_min_significance``
+  (``thresholds.json``): its parameters are kept, but on the validation recordings of both
+  generators events that weak had amplitude, FWHM or FDHM median errors above 15 % (README,
+  "What the significance says about an event's parameters"); a population measurement
+  should leave them out or weigh them less;
 * ``truncated`` — a piece of a region that lasted longer than ``max_event_ms`` and was cut
   (:class:`engine.instances.TrackerConfig`): its parameters are those of a part, so all five
   are empty (position and timing stay);
@@ -32,6 +37,9 @@ from engine.instances import Instance
 
 PARAMETERS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
 TRUNCATED_FLAG = "truncated"
+IMPRECISE_FLAG = "imprecise"
+#: the ``thresholds.json`` key of the ``imprecise`` rule's significance threshold
+PRECISE_KEY = "precise_min_significance"
 #: values under this many samples are not resolved
 MIN_SAMPLES = 2.0
 _DURATIONS = ("fdhm_ms", "rise_ms", "t50_ms")
@@ -76,8 +84,10 @@ def saturation_flags(fields: dict, instance: Instance) -> list[str]:
     return ["saturated"]
 
 
-def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float) -> dict:
-    """All rules: returns ``fields`` with emptied values, ``significance`` and ``flags``."""
+def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float,
+          precise_min_significance: float | None = None) -> dict:
+    """All rules: returns ``fields`` with emptied values, ``significance`` and ``flags``
+    (``precise_min_significance``: the ``imprecise`` rule's threshold, None: off)."""
     if instance.over_budget:
         flags = [BURST_FLAG]
     elif instance.truncated:
@@ -91,6 +101,10 @@ def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float) -> di
     fields["significance"] = float(instance.significance)
     if not math.isfinite(instance.significance):
         flags.append("significance_unknown")
+    elif (precise_min_significance is not None
+          and instance.significance < precise_min_significance
+          and any(math.isfinite(fields.get(name, math.nan)) for name in PARAMETERS)):
+        flags.append(IMPRECISE_FLAG)
     fields["flags"] = ";".join(flags)
     return fields
 

@@ -38,6 +38,7 @@ import numpy as np
 from acquisition.labels import CLASS_IDS
 
 from .detectors import ClassicalStreamDetector, NetworkDetector
+from .honesty import PRECISE_KEY
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
 from .windows import FinalBlock
@@ -119,7 +120,8 @@ class HybridDetector:
         if min_sig is not None:
             self.thresholds["min_significance"] = float(min_sig)
         # the kind rules are about events, not about one detector's probabilities
-        self.thresholds.update({key: network.thresholds[key] for key in KIND_RULE_KEYS
+        self.thresholds.update({key: network.thresholds[key]
+                                for key in (*KIND_RULE_KEYS, PRECISE_KEY)
                                 if network.thresholds.get(key) is not None})
         postprocess = network.postprocess if postprocess is None else postprocess
         self.tracker_config = postprocess.tracker_for("hybrid")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .frame_ring import FrameRing
-from .honesty import TRUNCATED_FLAG
+from .honesty import IMPRECISE_FLAG, TRUNCATED_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class EventCounts:
     rise_reported: int = 0  # with a rise time
     rise_under_2_samples: int = 0  # rise emptied as under two lines or frames
     truncated: int = 0  # pieces of a region cut at TrackerConfig.max_event_ms
+    imprecise: int = 0  # under the model's precise_min_significance (engine.honesty)
 
 
 @dataclass
@@ -154,6 +155,7 @@ class QualityMonitor:
         self.events.rise_reported += bool(rise_reported)
         self.events.rise_under_2_samples += "rise_ms<2samples" in tokens
         self.events.truncated += TRUNCATED_FLAG in tokens
+        self.events.imprecise += IMPRECISE_FLAG in tokens
 
     def report(self) -> dict:
         """The quality report (JSON-ready; NaN where not measured yet)."""
@@ -185,6 +187,7 @@ class QualityMonitor:
                 "rise_reported": events.rise_reported,
                 "rise_under_2_samples": events.rise_under_2_samples,
                 "truncated": events.truncated,
+                "imprecise": events.imprecise,
             },
         }
         report["warnings"] = quality_warnings(report)

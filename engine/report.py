@@ -75,6 +75,7 @@ QUALITY_TABLE: list[Column] = [
     ("saturated_pct", "saturated %", _num(".2f")), ("bleaching_pct", "bleaching %", _num(".0f")),
     ("calibration", "calibration", str), ("reported", "events", str),
     ("rejected", "not significant", str), ("measurable_pct", "measurable %", _num(".0f")),
+    ("imprecise", "imprecise", str),
 ]
 
 
@@ -96,6 +97,7 @@ def quality_row(summary: dict) -> dict:
         "reported": str(events.get("reported", "-")),
         "rejected": str(events.get("rejected_not_significant", "-")),
         "measurable_pct": pct(events.get("measurable_fraction")),
+        "imprecise": str(events.get("imprecise", "-")),
     }
 
 

@@ -211,3 +211,31 @@ def test_truncated_events_are_counted_and_warned_about_once():
     report = monitor.report()
     assert report["events"]["truncated"] == 3
     assert sum("flag 'truncated'" in w for w in report["warnings"]) == 1
+
+
+def test_weak_events_are_flagged_imprecise_and_counted():
+    """Under the model's ``precise_min_significance`` an event keeps its parameters and gets the
+    ``imprecise`` flag (counted by the quality report); at or above it, with the rule off, or
+    when nothing is left to be imprecise (saturated: all five emptied) it does not."""
+    dff0 = _spark()
+    mask = dff0 > 0.2
+
+    def flags(sig, threshold, saturated=None):
+        instance = _instance(dff0, mask, saturated)
+        instance.significance = sig
+        fields = {"amplitude_dff0": 0.8, "fwhm_um": 2.0, "fdhm_ms": 25.0, "rise_ms": 9.0,
+                  "t50_ms": 15.0}
+        honesty.apply(fields, instance, PIXEL_UM, DT_MS, threshold)
+        return fields["flags"].split(";"), fields
+
+    weak, fields = flags(9.0, 15.0)
+    assert honesty.IMPRECISE_FLAG in weak and fields["fwhm_um"] == 2.0  # kept, flagged
+    assert honesty.IMPRECISE_FLAG not in flags(15.0, 15.0)[0]
+    assert honesty.IMPRECISE_FLAG not in flags(9.0, None)[0]
+    saturated = np.zeros(dff0.shape, bool)
+    saturated[mask] = True
+    assert flags(9.0, 15.0, saturated)[0] == ["saturated"]
+    monitor = QualityMonitor((64,), pixel_um=0.2, dt_ms=1.0)
+    monitor.count_event(";".join(weak), measurable=True)
+    monitor.count_event("", measurable=True)
+    assert monitor.report()["events"]["imprecise"] == 1

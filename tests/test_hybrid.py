@@ -143,3 +143,14 @@ def test_auto_runs_hybrid_only_with_hybrid_json(linescan, tmp_path):
     HybridParams(min_significance=-1e9).save(model)
     assert _events(linescan, model, "auto").detector.startswith("hybrid:")
     assert _events(linescan, model, "network").detector.startswith("network:")
+
+
+def test_hybrid_passes_the_networks_event_rules_through():
+    """The kind rules and the ``imprecise`` threshold of the network's thresholds.json reach
+    the analyzer through the hybrid (its own foreground/seed replace the network's)."""
+    net = _Stub({"foreground": 0.7, "min_significance": 8.0, "puff_min_rise_ms": 35.0,
+                 "precise_min_significance": 15.0})
+    hybrid = HybridDetector(net, _Stub({"foreground": 0.3, "seed": 0.5}), HybridParams())
+    assert hybrid.thresholds["precise_min_significance"] == 15.0
+    assert hybrid.thresholds["puff_min_rise_ms"] == 35.0
+    assert hybrid.thresholds["foreground"] == 0.3

@@ -41,6 +41,9 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
          f"candidates below {number(events.get('min_significance'), 1)} noise SDs, not reported"),
         ("Measurable", _pct(events.get("measurable_fraction")),
          "reported events with all five parameters resolved"),
+        ("Imprecise", count(events.get("imprecise")),
+         "reported events too weak for precise parameters (flag 'imprecise': on validation "
+         "data such events were more than 15 % off in amplitude, FWHM or FDHM)"),
     ]
 
 
