@@ -271,14 +271,11 @@ def f1_intervals(tables: Sequence[Mapping], n_boot: int = 2000, level: float = 0
         if not counts[:, [1, 3]].any():
             continue
         drawn = counts[rng.integers(0, len(tables), (n_boot, len(tables)))].sum(axis=1)
-        found, n_true, correct, n_pred = drawn.T
-        keep = (n_true > 0) | (n_pred > 0)
-        recall = np.divide(found, n_true, out=np.zeros_like(found), where=n_true > 0)
-        precision = np.divide(correct, n_pred, out=np.zeros_like(correct), where=n_pred > 0)
-        total = recall + precision
-        f1 = np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
+        f1 = np.array([_f1(found / n_true if n_true else math.nan,
+                           correct / n_pred if n_pred else math.nan, n_true, n_pred)
+                       for found, n_true, correct, n_pred in drawn])
         tail = (1.0 - level) / 2 * 100
-        lo, hi = np.percentile(f1[keep], [tail, 100 - tail])
+        lo, hi = np.percentile(f1[np.isfinite(f1)], [tail, 100 - tail])
         out[cls] = (float(lo), float(hi))
     return out
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: the real material (read at run time, never copied into this repository)
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -20,6 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser, recordings: str, model: str) 
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detector", nargs="+", default=["auto", "network", "classical"])
     parser.add_argument("--model", default=None, help=f"default: {model}")
+
+
+def read_material(load: Callable[[Path], Any], path: Path, log: logging.Logger) -> Any:
+    """``load(path)``, or None after one error line when the file is missing (the caller then
+    exits with status 1)."""
+    try:
+        return load(path)
+    except FileNotFoundError as exc:
+        log.error("error: %s", exc)
+        return None
 
 
 def log_tables(recordings: Sequence, model, detectors: Sequence[str], what: str,

@@ -25,7 +25,7 @@ from acquisition.stream_kind import StreamKind
 from engine.models.model_dir import default_model_path
 from offline.evaluate import evaluate
 from offline.experiments.validation import validation_sets
-from offline.metrics import SIGNIFICANCE_BANDS, errors_by_significance
+from offline.metrics import errors_by_significance
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     edges = []
     for name, recs in validation_sets(args.kind, args.n, args.n_sim).items():
         result = evaluate(recs, model, mode=args.mode, detector="auto", progress=False)
-        bands = errors_by_significance(result.spark_pairs, SIGNIFICANCE_BANDS)
+        bands = errors_by_significance(result.spark_pairs)
         for band in bands:
             log.info("%s %g-%s (n %d): %s", name, band["lo"], band["hi"] or "", band["n"],
                      "  ".join(f"{k.split('_')[0]} {v['median_rel_error'] * 100:.1f} %"

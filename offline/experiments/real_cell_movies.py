@@ -120,10 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    try:
-        cell = load_cell(args.background)
-    except FileNotFoundError as exc:
-        log.error("error: %s", exc)
+    cell = heldout.read_material(load_cell, args.background, log)
+    if cell is None:
         return 1
     recordings = LazyRecordings(
         lambda i: real_cell_movie(args.seed + i % args.n, cell, empty=i >= args.n),

@@ -156,10 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
-    try:
-        templates = load_templates(args.library)
-    except FileNotFoundError as exc:
-        log.error("error: %s", exc)
+    templates = heldout.read_material(load_templates, args.library, log)
+    if templates is None:
         return 1
     recordings = [real_shapes_linescan(args.seed + i, templates) for i in range(args.n)]
     n_sparks = sum(len(r.events) for r in recordings)

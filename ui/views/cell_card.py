@@ -114,8 +114,8 @@ def render_explanation(data: FieldData, row: pd.Series) -> None:
             st.caption(f"Needs the structure image: the view shows the {data.image_source}.")
             return
         if not st.toggle("Compute the occlusion map", key=f"explain_{data.row['id']}_{cell_id}",
-                         help="Hides 2.5-µm squares of the cell one at a time and re-scores "
-                              "it; seconds per cell, then kept."):
+                         help="Hides squares of about 2.5 µm (larger in a large cell) one at "
+                              "a time and re-scores the cell; seconds per cell, then kept."):
             return
         with st.spinner("Occluding and re-scoring the cell…"):
             png, explanation = _explanation_png(data, row)
