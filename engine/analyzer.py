@@ -112,7 +112,8 @@ class StreamAnalyzer:
         self._preview_frames = PREVIEW_LINES if info.stream_kind.is_linescan else PREVIEW_FRAMES
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
-        self._kind_rules = KindRules.from_thresholds(detector.thresholds)
+        self._kind_rules = KindRules.for_stream(detector.thresholds,
+                                                 info.stream_kind.is_linescan)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
         self._precise_min_significance = detector.thresholds.get(honesty.PRECISE_KEY)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,

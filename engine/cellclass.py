@@ -45,6 +45,7 @@ from scipy.special import betainc
 
 from acquisition.stream_kind import StreamKind
 from engine.events import Event
+from engine.kind_rules import is_ember
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +205,11 @@ class CellVote:
         self.notes = tuple(notes)
 
     def add(self, event: Event | dict) -> CellSummary:
-        """Vote with one event (non-spark kinds are ignored; sparks with NaN or out-of-range
-        features are skipped and counted)."""
+        """Vote with one event (non-spark kinds and line-scan embers are ignored: the
+        classifier was trained on sparks; sparks with NaN or out-of-range features are skipped
+        and counted)."""
         row = event.to_dict() if isinstance(event, Event) else event
-        if row.get("kind", "spark") != "spark":
+        if row.get("kind", "spark") != "spark" or is_ember(row):
             return self.summary()
         features = self.classifier.features_of(row)
         if not np.all(np.isfinite(features)):

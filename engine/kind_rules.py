@@ -24,18 +24,30 @@ event is characterized and its unresolvable values emptied (:mod:`engine.honesty
 
 A value that was not measured (saturated, under two samples, in a burst) changes nothing. Waves
 are never touched: their kind comes from their extent.
+
+**Line-scans have no puffs** (:meth:`KindRules.for_stream`): whatever a detector calls a
+``puff`` on a line-scan -- a long-lasting local release -- is reported as a ``spark`` flagged
+``ember``. In ventricular myocytes such events are *embers*, long-lasting sparks counted
+among the sparks (Cheng & Lederer 2008; SparkMaster 2's and the development generator's
+annotations, and the independent benchmark's spark recall by kind); the training simulator's
+line-scan "puffs" are these embers (:mod:`acquisition.simulate`, "Puffs / embers"), and the
+evaluation counts them as sparks on line-scans too (:func:`offline.evaluate.true_classes`).
+The flag keeps them apart where it matters: the cell classifier, trained on sparks, skips
+them. Applied last, after the threshold rules. On validation line-scans (24 development, 24
+simulator; README, "Embers are sparks") spark F1 rose 0.932 → 0.945 and 0.970 → 0.982.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: flag tokens of an event whose kind a rule changed
 KIND_FLAG = "kind_by_fdhm"
 RISE_FLAG = "kind_by_rise"
 WIDTH_FLAG = "kind_by_fwhm"
+EMBER_FLAG = "ember"
 #: threshold keys (``thresholds.json`` / ``hybrid.json`` / overrides)
 PUFF_MIN_KEY = "puff_min_fdhm_ms"
 SPARK_MAX_KEY = "spark_max_fdhm_ms"
@@ -52,14 +64,26 @@ class KindRules:
     spark_max_fdhm_ms: float | None = None
     puff_min_rise_ms: float | None = None
     spark_max_fwhm_um: float | None = None
+    #: a puff is reported as a spark flagged ``ember`` (line-scans)
+    puffs_are_embers: bool = False
 
     @classmethod
     def from_thresholds(cls, thresholds: Mapping[str, float | None]) -> KindRules:
         """The rules a detector's thresholds (``KEYS``) switch on."""
         return cls(*(thresholds.get(key) for key in KEYS))
 
+    @classmethod
+    def for_stream(cls, thresholds: Mapping[str, float | None], linescan: bool) -> KindRules:
+        """The rules for one stream: its detector's thresholds, and no puffs on line-scans."""
+        return replace(cls.from_thresholds(thresholds), puffs_are_embers=linescan)
+
     def apply(self, fields: dict) -> None:
         """Apply the rules to one event's ``fields`` (in place: ``kind``, ``flags``)."""
+        self._apply_thresholds(fields)
+        if self.puffs_are_embers and fields["kind"] == "puff":
+            _rename(fields, "spark", EMBER_FLAG)
+
+    def _apply_thresholds(self, fields: dict) -> None:
         if (fields["kind"] == "spark" and self.puff_min_rise_ms is not None
                 and _measured(fields.get("rise_ms"))
                 and fields["rise_ms"] >= self.puff_min_rise_ms):
@@ -88,6 +112,11 @@ def kind_by_duration(fields: dict, puff_min_fdhm_ms: float | None,
 
 def _measured(value) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def is_ember(row: Mapping) -> bool:
+    """Whether an event (its dict) is a line-scan ember: a spark flagged ``ember``."""
+    return EMBER_FLAG in str(row.get("flags", "")).split(";")
 
 
 def _rename(fields: dict, kind: str, flag: str) -> None:

@@ -12,13 +12,13 @@ import gc
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from acquisition.labels import IGNORE
+from acquisition.labels import IGNORE, PUFF, SPARK
 from offline import metrics
 from offline.datasets import LabeledRecording
 
@@ -92,8 +92,24 @@ def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = 
                          postprocess=postprocess)
 
 
+def in_castream_vocabulary(rec: LabeledRecording) -> LabeledRecording:
+    """``rec`` with its annotations in castream's vocabulary: line-scans have no puffs, an
+    annotated line-scan puff is an ember, a spark of subtype ``ember``
+    (:mod:`engine.kind_rules`); the class mask follows. Movies are returned as they are."""
+    if not rec.stream_kind.is_linescan or not (
+            any(ev["kind"] == "puff" for ev in rec.events) or np.any(rec.class_mask == PUFF)):
+        return rec
+    events = [dict(ev, kind="spark", subtype=ev.get("subtype") or "ember")
+              if ev["kind"] == "puff" else ev for ev in rec.events]
+    class_mask = np.where(rec.class_mask == PUFF, SPARK, rec.class_mask).astype(
+        rec.class_mask.dtype)
+    return replace(rec, events=events, class_mask=class_mask)
+
+
 def true_classes(rec: LabeledRecording) -> dict[int, str]:
-    """Class of each annotated instance (from the events list, else from the class mask)."""
+    """Class of each annotated instance (from the events list, else from the class mask), in
+    castream's vocabulary (:func:`in_castream_vocabulary`)."""
+    rec = in_castream_vocabulary(rec)
     if rec.events:
         return {int(ev["event_id"]): str(ev["kind"]) for ev in rec.events}
     return metrics.instance_classes(rec.instance_mask, rec.class_mask)
@@ -103,6 +119,7 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
                     quality: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Table 2, pixel counts and spark pairs of one recording given the engine's output (and
     its quality report, for the per-recording row)."""
+    rec = in_castream_vocabulary(rec)
     pred_events = {int(ev.event_id): ev.to_dict() for ev in events}
     pred_classes = {i: ev["kind"] for i, ev in pred_events.items()}
     ignore = rec.class_mask == IGNORE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -60,6 +61,8 @@ def test_vote_firms_up_and_skips_nan():
     summary = vote.add(spark(1.0, fwhm=math.nan))
     assert summary.n_skipped == 1 and summary.n_sparks == 6
     assert vote.add(spark(1.0, kind="wave")).n_sparks == 6  # waves do not vote
+    ember = dataclasses.replace(spark(1.0), flags="t50_ms_unmeasured;ember")
+    assert vote.add(ember).n_sparks == 6  # nor line-scan embers (the classifier saw sparks)
     summary = vote.add(spark(1.0, fwhm=50.0))  # 160 SDs from the training mean
     assert summary.n_out_of_range == 1 and summary.n_sparks == 6
     assert majority_confidence(3, 3) == pytest.approx(1 - 0.5**4)

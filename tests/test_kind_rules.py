@@ -8,9 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from acquisition.labels import PUFF
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
 from acquisition.stream_kind import StreamKind
 from engine.kind_rules import (
+    EMBER_FLAG,
     KIND_FLAG,
     PUFF_MIN_KEY,
     PUFF_MIN_RISE_KEY,
@@ -18,6 +20,7 @@ from engine.kind_rules import (
     SPARK_MAX_KEY,
     WIDTH_FLAG,
     KindRules,
+    is_ember,
     kind_by_duration,
 )
 from engine.pipeline import analyze_array
@@ -85,6 +88,8 @@ def test_rules_come_from_the_thresholds() -> None:
 
 
 def test_thresholds_reach_every_event_through_the_analyzer() -> None:
+    """On a line-scan a spark the rules make a puff is reported as an ember: a spark flagged
+    with the rule's reason and ``ember`` (line-scans have no puffs)."""
     data, _ = burst_linescan(n_sparks=40, seed=3)
     data = data[:3000]
 
@@ -101,10 +106,12 @@ def test_thresholds_reach_every_event_through_the_analyzer() -> None:
     assert len(ruled) == len(plain)
     for before, after in zip(plain, ruled, strict=True):
         long = before.kind == "spark" and math.isfinite(before.fdhm_ms) and before.fdhm_ms >= cut
-        assert after.kind == ("puff" if long else before.kind)
-        assert (KIND_FLAG in after.flags.split(";")) is long
-    assert sum(e.kind == "puff" for e in ruled) > sum(e.kind == "puff" for e in plain)
-    assert [e.kind for e in run(**{SPARK_MAX_KEY: 1e6})].count("puff") == 0
+        assert after.kind == before.kind
+        tokens = after.flags.split(";")
+        assert (KIND_FLAG in tokens) is long
+        assert (EMBER_FLAG in tokens) is (long or EMBER_FLAG in before.flags.split(";"))
+    assert sum(is_ember(e.to_dict()) for e in ruled) > sum(is_ember(e.to_dict()) for e in plain)
+    assert all(e.kind != "puff" for e in [*plain, *ruled, *run(**{SPARK_MAX_KEY: 1e6})])
     rise = np.array([e.rise_ms for e in plain if e.kind == "spark"], float)
     rise = rise[np.isfinite(rise)]
     assert rise.size >= 5
@@ -112,8 +119,56 @@ def test_thresholds_reach_every_event_through_the_analyzer() -> None:
     by_rise = run(**{PUFF_MIN_RISE_KEY: cut})
     for before, after in zip(plain, by_rise, strict=True):
         slow = before.kind == "spark" and math.isfinite(before.rise_ms) and before.rise_ms >= cut
-        assert after.kind == ("puff" if slow else before.kind)
+        assert after.kind == before.kind
         assert (RISE_FLAG in after.flags.split(";")) is slow
+        assert (EMBER_FLAG in after.flags.split(";")) is (slow or is_ember(before.to_dict()))
+
+
+@pytest.mark.parametrize(("linescan", "kind", "expected"), [
+    (True, "puff", "spark"), (True, "spark", "spark"), (True, "wave", "wave"),
+    (False, "puff", "puff"), (False, "spark", "spark")])
+def test_line_scans_report_puffs_as_embers(linescan, kind, expected) -> None:
+    fields = {"kind": kind, "fwhm_um": 4.0, "fdhm_ms": 200.0, "rise_ms": 20.0,
+              "flags": "t50_ms_unmeasured"}  # a rise under the rule's 35 ms
+    KindRules.for_stream({PUFF_MIN_RISE_KEY: 35.0}, linescan=linescan).apply(fields)
+    assert fields["kind"] == expected
+    tokens = fields["flags"].split(";")
+    assert tokens[0] == "t50_ms_unmeasured"
+    assert (EMBER_FLAG in tokens) is (linescan and kind == "puff")
+    assert is_ember(fields) is (linescan and kind == "puff")
+    assert KindRules.for_stream({PUFF_MIN_RISE_KEY: 35.0}, linescan=False) == KindRules(
+        puff_min_rise_ms=35.0)
+
+
+def test_simulated_line_scan_puffs_come_out_as_embers_and_are_scored_as_sparks() -> None:
+    """The training simulator's line-scan puffs (its embers) go through the engine as sparks
+    flagged ``ember``, and the evaluation counts the annotated ones as sparks of subtype
+    ``ember``."""
+    from dataclasses import replace
+
+    from acquisition.simulate.linescan import simulate_linescan
+    from acquisition.simulate.params import PHENOTYPES, LinescanParams
+    from offline.datasets import LabeledRecording
+    from offline.evaluate import in_castream_vocabulary, score_recording
+
+    stats = replace(PHENOTYPES["wt"], puff_rate_per_100um_s=6.0, spark_rate_per_100um_s=1.0)
+    sim = simulate_linescan(LinescanParams(duration_s=3.0, stats=stats), seed=5)
+    rec = LabeledRecording.from_simulation(sim)
+    assert any(ev["kind"] == "puff" for ev in rec.events)
+    mapped = in_castream_vocabulary(rec)
+    assert not any(ev["kind"] == "puff" for ev in mapped.events)
+    assert not np.any(mapped.class_mask == PUFF)
+    embers = [ev for ev in mapped.events if ev.get("subtype") == "ember"]
+    assert len(embers) == sum(ev["kind"] == "puff" for ev in rec.events)
+    result = analyze_array(rec.data, StreamKind.LINESCAN, rec.pixel_um, rec.dt_ms,
+                           detector="classical", blank=rec.blank)
+    assert all(e.kind != "puff" for e in result.events)
+    flagged = [e for e in result.events if is_ember(e.to_dict())]
+    assert flagged and all(e.kind == "spark" for e in flagged)
+    scored = score_recording(rec, result.events, np.asarray(result.labels))
+    found = scored["subtypes"]["ember"]
+    assert found[1] == len(embers) and found[0] >= 1
+    assert scored["tables"]["annotated"]["puff"]["total"] == 0
 
 
 def test_the_experiments_margin_is_counted_in_frames() -> None:
