@@ -109,6 +109,7 @@ class ClassicalParams:
     wave_min_um: float = 15.0  # a stretch this wide makes a wave (Dotti's wave size filter)
     wave_spread_ms: float = 100.0  # stretches this close to it too, ±ms
     wave_spread_um: float = 3.0  # and ±µm
+    wave_min_ms: float = 0.0  # the wide stretch must stay wide this long (0: any)
     puff_min_ms: float = 70.0  # puff: ≥ half its local maximum for this long
     puff_window_ms: float = 60.0  # local maximum and duration over ±ms
     puff_min_um: float = 2.5  # puff: stretch at least this wide

@@ -7,7 +7,10 @@ pixel of a stretch gets the stretch's class, so an event is not cut into pieces 
 classes:
 
 * **wave**: the stretch lies within ``spread`` (frames, px) of a stretch at least ``wave_min_px``
-  wide (a spark or a puff is a few µm wide; a wave front spans the cell);
+  wide (a spark or a puff is a few µm wide; a wave front spans the cell) that *lasts*: with
+  ``wave_min_frames`` > 0, a wide stretch counts only where wide stretches cover its pixel in
+  at least that many of the ``±wave_min_frames`` frames around it (a wave stays wide for
+  hundreds of ms behind its front; two sparks bridged for a few lines do not);
 * **puff**: at least half of the stretch's pixels stay at or above half of their local maximum
   (over ``±window`` frames) for ``min_frames`` of the ``±window`` frames around them — a full
   duration at half maximum well above a spark's ~25–45 ms — and the stretch is at least
@@ -80,11 +83,18 @@ class Stretches:
         return out
 
 
-def wave_mask(stretches: Stretches, min_px: float, spread: tuple[int, int]) -> np.ndarray:
-    """Stretches within ``spread`` (frames, px) of a stretch at least ``min_px`` wide."""
+def wave_mask(stretches: Stretches, min_px: float, spread: tuple[int, int],
+              min_frames: int = 0) -> np.ndarray:
+    """Stretches within ``spread`` (frames, px) of a stretch at least ``min_px`` wide (whose
+    pixel is wide in at least ``min_frames`` of the ``±min_frames`` frames around it)."""
     wide = stretches.wider_than(min_px)
     if not wide.any():
         return wide
+    if min_frames > 0:
+        lasting = box_sum(wide.astype(np.int64), min_frames, axes=(0,)) >= min_frames
+        wide &= lasting
+        if not wide.any():
+            return wide
     frames, px = spread
     size = (2 * frames + 1,) + (2 * px + 1,) * (wide.ndim - 1)
     near = ndimage.maximum_filter(wide, size=size, mode="nearest")
@@ -118,14 +128,18 @@ class ClassRules:
         self.wave_min_px = params.wave_min_um / pixel_um
         self.wave_spread = (int(math.ceil(params.wave_spread_ms / dt_ms)),
                             int(math.ceil(params.wave_spread_um / pixel_um)))
+        self.wave_min_frames = int(math.ceil(params.wave_min_ms / dt_ms))
+        #: frames the wave rule reads on each side: its spread, and how long a wide stretch
+        #: must last
+        wave_frames = self.wave_spread[0] + self.wave_min_frames
         self.puff_min_frames = int(math.ceil(params.puff_min_ms / dt_ms))
         self.puff_min_px = params.puff_min_um / pixel_um
         self.puff_window = int(math.ceil(params.puff_window_ms / dt_ms))
         #: frames of context the rules need on each side (the puff rule's local maximum and
         #: its duration count both look ``puff_window`` frames away)
-        self.context = max(self.wave_spread[0], 2 * self.puff_window)
+        self.context = max(wave_frames, 2 * self.puff_window)
         #: (frames, px) around the foreground that the rules read: beyond it all is background
-        self._reach = (max(self.wave_spread[0], self.puff_window) + 1,
+        self._reach = (max(wave_frames, self.puff_window) + 1,
                        max(self.wave_spread[1], self.bridge_px) + 1)
 
     def classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +154,6 @@ class ClassRules:
 
     def _classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         stretches = Stretches(foreground, self.bridge_px)
-        wave = wave_mask(stretches, self.wave_min_px, self.wave_spread)
+        wave = wave_mask(stretches, self.wave_min_px, self.wave_spread, self.wave_min_frames)
         puff = puff_mask(stretches, z, self.puff_window, self.puff_min_frames, self.puff_min_px)
         return wave, puff & ~wave

@@ -180,18 +180,19 @@ def test_events_do_not_depend_on_blocks():
     ]
 
 
-@pytest.mark.parametrize("linescan", [True, False])
-def test_pseudo_probabilities_do_not_depend_on_chunks(linescan):
+@pytest.mark.parametrize(("linescan", "wave_min_ms"), [(True, 0.0), (True, 30.0), (False, 0.0),
+                                                       (False, 30.0)])
+def test_pseudo_probabilities_do_not_depend_on_chunks(linescan, wave_min_ms):
     rng = np.random.default_rng(8)
     if linescan:
         dff0 = hostile(8, sparks=SPARKS[:3], extra=wave_dff0(3000, 400, start_ms=2000.0))[:2400]
-        detector = ClassicalDetector(PX_UM, DT_MS)
+        detector = ClassicalDetector(PX_UM, DT_MS, wave_min_ms=wave_min_ms)
     else:
         t = np.arange(150)[:, None, None] * 6.8
         x = np.arange(96)[None, None, :] * 0.2
         wave = 1.2 * np.clip((t - 300 - 1e3 * x / 100.0) / 20.0, 0, 1)
         dff0 = (rng.poisson(12 * (1 + wave) * np.ones((1, 16, 1))) / 12 - 1).astype(np.float32)
-        detector = ClassicalDetector(0.2, 6.8, StreamKind.MOVIE)
+        detector = ClassicalDetector(0.2, 6.8, StreamKind.MOVIE, wave_min_ms=wave_min_ms)
     stream = detector.stream()
     whole = np.concatenate([stream.push(dff0), stream.flush()])
     assert whole.shape == (len(dff0), 4, *dff0.shape[1:]) and whole.dtype == np.float32
@@ -383,3 +384,28 @@ def test_frame_levels_are_the_quantile_rank_of_the_cell_pixels(quantile) -> None
         want = cell[int(np.floor(quantile * (cell.size - 1)))] if cell.size else 1.0
         assert got[frame] == np.float32(want)
     assert got.dtype == np.float32 and got[2] == 1.0
+
+
+def test_a_wave_must_stay_wide_for_wave_min_ms() -> None:
+    """Two sparks bridged into one wide stretch for a few lines are not a wave once
+    ``wave_min_ms`` asks a wide stretch to last; a band that stays wide (a wave) still is,
+    over its whole extent, and with the rule off both are waves."""
+    from engine.classical import ClassicalParams
+    from engine.classical_classes import ClassRules
+
+    foreground = np.zeros((400, 300), bool)  # lines × pixels, 1 ms/line, 0.1 µm/px
+    foreground[50:58, 20:200] = True  # 18 µm wide for 8 ms: two sparks joined
+    foreground[40:80, 20:40] = foreground[40:80, 180:200] = True  # the sparks themselves
+    foreground[200:380, 60:260] = True  # 20 µm wide for 180 ms: a wave
+    z = np.where(foreground, 10.0, 0.0).astype(np.float32)
+
+    def waves(wave_min_ms: float) -> np.ndarray:
+        rules = ClassRules(ClassicalParams(wave_min_ms=wave_min_ms), pixel_um=0.1, dt_ms=1.0)
+        return rules.classify(z, foreground)[0]
+
+    off, on = waves(0.0), waves(20.0)
+    assert off[52, 100] and off[60, 30]  # the bridge and a spark near it named wave
+    assert not on[30:100].any()  # neither, when a wide stretch must last 20 ms
+    assert on[200:380, 60:260].all() and off[200:380, 60:260].all()
+    assert ClassRules(ClassicalParams(wave_min_ms=20.0), 0.1, 1.0).context >= (
+        ClassRules(ClassicalParams(), 0.1, 1.0).context)
