@@ -55,7 +55,8 @@ MODEL = "engine/models/default/movie"
 #: for events whose FDHM is also at least F (both rules at once, :class:`KindRules` applies them
 #: in turn, so the experiment asks for both here)
 GRIDS = {"margin": [None, *[(r, m, None) for r in (30.0, 35.0, 40.0, 45.0) for m in (0, 1)]],
-         "fdhm": [None, *[(r, 0, f) for r in (35.0, 40.0) for f in (None, 40.0, 50.0)]]}
+         "fdhm": [None, *[(r, 0, f) for r in (35.0, 40.0) for f in (None, 40.0, 50.0)]],
+         "foot": [None, *[(r, 0, None) for r in (20.0, 25.0, 30.0, 35.0, 40.0)]]}
 
 
 def rekind(events, dt_ms: float, point: tuple[float, int, float | None] | None) -> list:
