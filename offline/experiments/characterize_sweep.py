@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--timecourse", action="append", default=[], metavar="NAME=V1,V2")
     parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate",
                         help="which of the kind's default models (and its windows)")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="first development validation seed offset (fresh recordings)")
     parser.add_argument("--noise-free", action="store_true",
                         help="recorded against noise-free ΔF/F0 (development recordings)")
     args = parser.parse_args()
@@ -178,7 +180,7 @@ def main() -> None:
         _log_table(f"{args.kind} development", noise_free_errors(args.kind, args.n_dev, params,
                                                                  model))
         return
-    for name, recs in validation_sets(args.kind, args.n_dev, args.n_sim).items():
+    for name, recs in validation_sets(args.kind, args.n_dev, args.n_sim, args.offset).items():
         _log_table(f"{args.kind} {name}", sweep(list(recs), model, params, variants,
                                                  mode=args.mode))
 
