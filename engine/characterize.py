@@ -69,7 +69,7 @@ from scipy import ndimage
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
 from engine.spatialfit import VoigtFit, fit_pseudo_voigt
-from engine.timecourse import Profile, measure, noise_sd, noise_sds
+from engine.timecourse import JOINT_FRACTION, Profile, measure, noise_sd, noise_sds
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,9 @@ class CharacterizeConfig:
     #: come from a power law fitted to its lower part (:func:`engine.foot.fit_foot`)
     #: instead of the monotone fit; 0: not
     foot_max_fraction: float = 0.0
+    #: the temporal top's split (kinked) peak joins its two sides where the rough profile is
+    #: at least this fraction of its maximum (:func:`engine.timecourse.measure`)
+    joint_fraction: float = JOINT_FRACTION
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -234,6 +237,7 @@ class _Timing:
         self.prior_sd = config.baseline_prior_sd
         self.search = (int(frames[0]), int(frames[-1]) + 1) if frames.size else None
         self.foot = config.foot_max_fraction
+        self.joint_fraction = config.joint_fraction
 
     def profile(self, line: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean across X, minus its baseline."""
@@ -251,7 +255,7 @@ class _Timing:
     def measure(self, line: np.ndarray, weights: np.ndarray) -> Profile | None:
         """Peak and crossings of the profile (:func:`engine.timecourse.measure`)."""
         return measure(self.profile(line, weights), self.sigma, self.hold, self.search,
-                       foot_max_fraction=self.foot)
+                       foot_max_fraction=self.foot, joint_fraction=self.joint_fraction)
 
 
 def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,

@@ -138,7 +138,8 @@ def _crossing(walk: np.ndarray, level: float, origin: int, step: int) -> float:
 
 def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
             search: tuple[int, int] | None = None, split: bool = True,
-            foot_max_fraction: float = 0.0) -> Profile | None:
+            foot_max_fraction: float = 0.0,
+            joint_fraction: float | None = None) -> Profile | None:
     """Denoise ``profile`` around its event and locate its peak (see the module docstring).
 
     Parameters
@@ -156,6 +157,9 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     foot_max_fraction : float
         Crossings of the rising flank at or below this fraction of the amplitude come from
         its fitted foot (:func:`engine.foot.fit_foot`); 0: none.
+    joint_fraction : float, optional
+        Split peaks join where the rough profile is at least this fraction of its maximum
+        (default :data:`JOINT_FRACTION`; a model's ``characterize.joint_fraction``).
 
     Returns
     -------
@@ -172,7 +176,8 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     if _is_plateau(rough, k0):
         amplitude, peak = _split_parabola(y, rough, k0, sd)
     else:
-        amplitude, peak = _top_peak(y, rough, k0, split, sd)
+        amplitude, peak = _top_peak(y, rough, k0, split, sd,
+                                    JOINT_FRACTION if joint_fraction is None else joint_fraction)
     if not amplitude > 0:
         return None
     floor = FLOOR_FRACTION * rough[k0]
@@ -215,8 +220,8 @@ def _is_plateau(rough: np.ndarray, k0: int) -> bool:
     return right - left > PLATEAU_RATIO * max(left - foot, 1)
 
 
-def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool,
-              sd: float) -> tuple[float, int]:
+def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool, sd: float,
+              joint_fraction: float = JOINT_FRACTION) -> tuple[float, int]:
     """Peak value and sample from the top: the log-polynomials (degrees ``LOG_DEGREES``), the
     split log-power peak and the raw samples, each scored ``SSE / σ² + CP × parameters`` (SSE
     in ΔF/F0, σ = ``sd`` the profile's noise); with ``MODEL_AVERAGING`` their peaks are
@@ -237,7 +242,7 @@ def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool,
             sse, amplitude, peak = _log_polynomial(x - k0, v, log_y, weight, degree)
             fits.append((sse / variance + CP * (degree + 1), amplitude, peak + k0))
     if split:
-        joints = np.arange(*_top(rough, k0, JOINT_FRACTION)) + 1
+        joints = np.arange(*_top(rough, k0, joint_fraction)) + 1
         joints = joints[(joints > left) & (joints < right)]
         fit = _log_split(x, v, log_y, weight, joints.astype(np.float64))
         if fit is not None:

@@ -166,3 +166,22 @@ def test_a_flank_stops_at_the_valley_before_a_neighbouring_event(monkeypatch):
     monkeypatch.setattr(timecourse, "VALLEY_FLANKS", True)
     measured = rise()
     assert math.isnan(measured) or measured < 12
+
+
+def test_the_joint_fraction_reaches_the_split_peak(monkeypatch):
+    """``joint_fraction`` (a model's ``characterize.joint_fraction``) does what the module
+    constant does, and it matters: on noisy copies of a kinked top, restricting the joint to
+    the top's highest part moves peaks; the code's default stays the constant's 0.7."""
+    from engine import timecourse
+    from engine.characterize import CharacterizeConfig
+
+    t = np.arange(120.0)
+    rise = np.clip(t - 40, 0, 12) / 12
+    shape = np.where(t <= 52, 1 - (1 - rise) ** 2, np.exp(-(t - 52) / 18)) * (t >= 40)
+    noisy = [shape + n for n in np.random.default_rng(3).normal(0, 0.08, (40, t.size))]
+    passed = [measure(y, 1.8, 2, joint_fraction=0.9).peak for y in noisy]
+    monkeypatch.setattr(timecourse, "JOINT_FRACTION", 0.9)
+    assert [measure(y, 1.8, 2).peak for y in noisy] == passed
+    monkeypatch.setattr(timecourse, "JOINT_FRACTION", 0.7)
+    assert [measure(y, 1.8, 2).peak for y in noisy] != passed
+    assert CharacterizeConfig().joint_fraction == 0.7
