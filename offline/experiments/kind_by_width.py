@@ -32,6 +32,11 @@ W = 3.5 µm         0.942 (0.906)      0.966 (0.963)      0.757 (0.757)      0.9
 the simulator's puffs are measured narrower than they are drawn (some under 2 µm, through a
 peak that one site of the cluster dominates), so every width costs them more than the
 development sparks gain. The rule stays available (``spark_max_fwhm_um``), off.
+
+Superseded (2026-12-05): line-scans no longer report puffs at all -- every line-scan puff is
+an ember, a spark flagged ``ember`` (:meth:`engine.kind_rules.KindRules.for_stream`;
+``python -m offline.experiments.line_scan_embers``), so on line-scans this experiment now
+finds no puff to rename; it is kept for the record of the measurement above.
 """
 
 from __future__ import annotations
