@@ -61,6 +61,10 @@ class HybridParams:
     #: are kept inside a classical *wave* (a spark on a wave stays a spark, and the tracker can
     #: split it off); None: the classical class throughout
     network_spark_share: float | None = None
+    #: a pixel the fusion would call *wave* stays one only where the classical detector sees a
+    #: wave too (its wave rule: a stretch as wide as a wave front); elsewhere it takes the
+    #: classical detector's classes where that sees an event, and is background where not
+    waves_need_classical: bool = False
     provenance: str = ""
     #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
     notes: tuple[str, ...] = ()
@@ -211,6 +215,13 @@ class HybridDetector:
             take &= ~((cls_kind == CLASS_IDS["wave"]) & (mapped >= f)
                       & (classes[:, 0] >= self.params.network_spark_share))
         classes = np.where(take[:, None], cls_classes, classes)
+        if self.params.waves_need_classical:
+            wave = CLASS_IDS["wave"] - 1
+            lone = ((np.argmax(classes, axis=1) == wave)
+                    & ~((p_cls >= f) & (cls_kind == CLASS_IDS["wave"])))
+            seen = lone & (p_cls >= f)
+            classes = np.where(seen[:, None], cls_classes, classes)
+            fg = np.where(lone & ~seen, 0.0, fg)
         classes /= np.maximum(classes.sum(axis=1, keepdims=True), 1e-6)
         out = np.empty_like(net)
         out[:, 0] = 1.0 - fg

@@ -84,6 +84,25 @@ def test_network_spark_share_keeps_confident_network_sparks_inside_a_classical_w
     np.testing.assert_allclose(kept[:, 0], plain[:, 0])  # detection itself unchanged
 
 
+def test_waves_need_classical_keeps_only_confirmed_network_waves():
+    """With ``waves_need_classical`` a network wave stays a wave where the classical detector
+    sees a wave, takes the classical class where it sees another event, and is background
+    where it sees none; without it, the network's wave everywhere."""
+    net = _probs(np.full((4, 3), 0.95, np.float32), 2)  # the network: wave in every column
+    cls_event = np.zeros((4, 3), np.float32)
+    cls_event[:, :2] = 0.8
+    cls = _probs(cls_event, 2)  # the classical detector: wave in column 0...
+    cls[:, 2, 1], cls[:, 1, 1] = 0.0, 0.8  # ...a spark in column 1, nothing in column 2
+    kind = lambda fused: np.argmax(fused[:, 1:], axis=1) + 1  # noqa: E731
+    plain = _hybrid(classes_from_classical=("puff",)).fuse(net, cls)
+    ruled = _hybrid(classes_from_classical=("puff",), waves_need_classical=True).fuse(net, cls)
+    assert (kind(plain) == 2).all()
+    assert (kind(ruled)[:, 0] == 2).all() and (kind(ruled)[:, 1] == 1).all()
+    fg = 1.0 - ruled[:, 0]
+    assert (fg[:, :2] >= 0.5).all() and (fg[:, 2] == 0.0).all()
+    np.testing.assert_allclose(ruled.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_classical_weight_zero_leaves_detection_to_the_network():
     hybrid = _hybrid(classical_weight=0.0)
     cls_event = np.zeros((3, 4), np.float32)
