@@ -31,7 +31,7 @@ are never touched: their kind comes from their extent.
 among the sparks (Cheng & Lederer 2008; SparkMaster 2's and the development generator's
 annotations, and the independent benchmark's spark recall by kind); the training simulator's
 line-scan "puffs" are these embers (:mod:`acquisition.simulate`, "Puffs / embers"), and the
-evaluation counts them as sparks on line-scans too (:func:`offline.evaluate.true_classes`).
+evaluation counts them as sparks on line-scans too (``offline.evaluate.in_castream_vocabulary``).
 The flag keeps them apart where it matters: the cell classifier, trained on sparks, skips
 them. Applied last, after the threshold rules. On validation line-scans (24 development, 24
 simulator; README, "Embers are sparks") spark F1 rose 0.932 → 0.945 and 0.970 → 0.982.

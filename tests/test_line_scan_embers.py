@@ -21,6 +21,7 @@ def _event(kind: str) -> Event:
 def test_as_sparks_renames_puffs_only_in_copies() -> None:
     events = [_event("puff"), _event("spark"), _event("wave")]
     assert [e.kind for e in as_sparks(events)] == ["spark", "spark", "wave"]
+    assert [e.flags for e in as_sparks(events)] == ["ember", "", ""]
     assert [e.kind for e in events] == ["puff", "spark", "wave"]
 
 

@@ -27,7 +27,6 @@ embers       0.945 (0.911 / 0.982)           0.982 (0.964 / 1.000)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import logging
 from unittest import mock
@@ -38,6 +37,7 @@ from engine import analyzer as analyzer_module
 from engine.kind_rules import KindRules
 from offline import evaluate as evaluate_module
 from offline.evaluate import pool_results, run_engine, score_recording
+from offline.experiments.rescore import with_kind_rules
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def _no_embers(thresholds, linescan: bool) -> KindRules:
 
 
 def as_sparks(events: list) -> list:
-    """Copies of ``events`` with every puff a spark (the ember rule, without its flag)."""
-    return [dataclasses.replace(e, kind="spark") if e.kind == "puff" else e for e in events]
+    """Copies of ``events`` with every puff a spark flagged ``ember``, as the analyzer renames
+    them on a line-scan."""
+    return with_kind_rules(events, KindRules(puffs_are_embers=True))
 
 
 def compare(recordings, model: str = MODEL) -> dict:
