@@ -80,6 +80,11 @@ class TrackerConfig:
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell
     #: never shows)
     wide_puff_is_wave_um: float | None = None
+    #: None: a region named spark is split into sparks. A number: a spark piece whose front
+    #: reaches this many µm within one frame is named wave and not split (no spark is that
+    #: wide; a network whose window sees only a wave's plateau -- a 0.5-ms line-scan -- names
+    #: it spark, and the split then cuts it into dozens of false sparks)
+    wide_spark_is_wave_um: float | None = None
     #: a region lasting longer is cut this long after its start (closed or not): every piece
     #: is an event flagged ``truncated``, so a region that never closes (a flickering or
     #: drifting patch) cannot hold frames, and be labelled again on every push, without end.
@@ -345,6 +350,31 @@ def wide_puff_is_wave(kind: str, mask: np.ndarray, pixel_um: float, config: Trac
     """``kind``, or ``"wave"`` for a puff at least ``config.wide_puff_is_wave_um`` wide."""
     limit = config.wide_puff_is_wave_um
     if kind == "puff" and limit is not None and extent_um(mask, pixel_um, linescan) >= limit:
+        return "wave"
+    return kind
+
+
+def widest_front_um(mask: np.ndarray, pixel_um: float, linescan: bool) -> float:
+    """Largest spatial extent of a (t, y, x) instance mask within one frame, µm (x only for
+    line-scans)."""
+    def spans(occupied: np.ndarray) -> np.ndarray:  # (t, n) -> extent per frame, px
+        first = np.argmax(occupied, axis=1)
+        last = occupied.shape[1] - 1 - np.argmax(occupied[:, ::-1], axis=1)
+        return np.where(occupied.any(axis=1), last - first + 1, 0)
+
+    width_px = spans(mask.any(axis=1))
+    if not linescan:
+        width_px = np.maximum(width_px, spans(mask.any(axis=2)))
+    return int(width_px.max(initial=0)) * pixel_um + 1e-9
+
+
+def wide_spark_is_wave(kind: str, mask: np.ndarray, pixel_um: float, config: TrackerConfig,
+                       linescan: bool) -> str:
+    """``kind``, or ``"wave"`` for a spark piece whose front reaches
+    ``config.wide_spark_is_wave_um`` within one frame."""
+    limit = config.wide_spark_is_wave_um
+    if kind == "spark" and limit is not None and widest_front_um(mask, pixel_um,
+                                                                 linescan) >= limit:
         return "wave"
     return kind
 

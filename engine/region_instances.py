@@ -3,7 +3,8 @@
 A region whose highest foreground probability stays below the hysteresis ``seed`` threshold
 is dropped. Otherwise its pixels take the majority class, with confident minority-class parts
 that pass their size filter split off (:func:`~engine.instances.class_pieces`); spark pieces
-are split into single sparks by peaks + watershed on the smoothed ΔF/F0 around them, or at
+are split into single sparks (unless their front within one frame reaches
+``wide_spark_is_wave_um``: then they are one wave) by peaks + watershed on the smoothed ΔF/F0 around them, or at
 dips deeper than ``split_dip_sd`` noise SDs (the noise measured in that context, outside the
 region); every part that passes its size filter becomes an
 :class:`~engine.instances.Instance` (a puff at least ``wide_puff_is_wave_um`` wide named a
@@ -32,6 +33,7 @@ from engine.instances import (
     smooth_dff0,
     split_sparks,
     wide_puff_is_wave,
+    wide_spark_is_wave,
 )
 
 
@@ -77,9 +79,10 @@ class RegionInstances:
         for piece_index, (cls, piece) in enumerate(pieces):
             if not piece.any():
                 continue
-            kind = KIND_OF_CLASS[cls]
+            kind = wide_spark_is_wave(KIND_OF_CLASS[cls], piece, self.pixel_um, self.config,
+                                      linescan)
             parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
-            channel = EVENT_CLASSES.index(cls)
+            channel = EVENT_CLASSES.index(CLASS_IDS[kind])
             for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
                 if part_slices is None:
                     continue

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from acquisition.labels import PUFF, SPARK, WAVE
 from engine.frame_ring import FrameRing
-from engine.instances import CONNECTIVITY, TrackerConfig
+from engine.instances import CONNECTIVITY, TrackerConfig, widest_front_um
 from engine.postprocess import InstanceTracker, active_regions, fill_temporal_gaps
 
 DT_MS, PX_UM = 1.0, 0.2
@@ -286,6 +286,45 @@ def test_a_puff_that_travelled_a_wave_width_is_named_wave_only_when_asked():
         kinds[limit] = sorted((i.origin[-1], i.kind) for i in out)
     assert kinds[None] == [(40, "puff"), (150, "puff")]
     assert kinds[15.0] == [(40, "wave"), (150, "puff")]
+
+
+def test_a_spark_region_with_a_wave_wide_front_is_one_wave_only_when_asked():
+    """A spark-class region 20 µm wide in every line for 60 lines, with bumps the split would
+    cut at (a wave's plateau named spark): many sparks by default, one wave with
+    ``wide_spark_is_wave_um`` 15; a 2-µm spark beside it stays a spark, and so does a chain
+    of sparks that drifts 16 µm over its life but is never wider than 2 µm in one line."""
+    classes = np.zeros((160, 400), np.uint8)
+    classes[10:70, 20:120] = SPARK  # 20 µm at 0.2 µm/px
+    classes[20:40, 200:210] = SPARK  # 2 µm
+    for t in range(80):  # a 2-µm front moving one pixel per line
+        classes[60 + t, 250 + t: 260 + t] = SPARK
+    dff0 = np.zeros(classes.shape, np.float32)
+    x = np.arange(400)
+    dff0[10:70, 20:120] = 1.0 + 0.5 * np.cos(2 * np.pi * x[20:120] / 12.5)  # bumps 2.5 µm apart
+    dff0[20:40, 200:210] = 1.0
+    for t in range(80):
+        dff0[60 + t, 250 + t: 260 + t] = 1.0
+    kinds = {}
+    for limit in (None, 15.0):
+        config = dataclasses.replace(TrackerConfig(), wide_spark_is_wave_um=limit)
+        out = run(InstanceTracker((400,), PX_UM, 6.8, config=config), probs_of(classes), dff0,
+                  [160])[0]
+        kinds[limit] = [(i.origin[-1] // 100, i.kind) for i in out]
+    assert sum(k == (0, "spark") for k in kinds[None]) > 3
+    assert [k for k in kinds[15.0] if k[0] == 0] == [(0, "wave")]
+    right = [k for k in kinds[15.0] if k[0] == 2]
+    assert right == [k for k in kinds[None] if k[0] == 2] and {k for _, k in right} == {"spark"}
+    assert len(right) >= 2
+
+
+def test_widest_front_is_per_frame_and_covers_y_in_movies():
+    mask = np.zeros((3, 10, 20), bool)
+    mask[0, 2, 0:5] = True
+    mask[1, 2, 10:12] = True  # over the life 12 px in x, never more than 5 in one frame
+    mask[2, 0:8, 15] = True  # 8 px in y in one frame
+    assert widest_front_um(mask, 0.5, linescan=False) == pytest.approx(4.0)
+    assert widest_front_um(mask, 0.5, linescan=True) == pytest.approx(2.5)
+    assert widest_front_um(np.zeros((2, 1, 4), bool), 0.5, linescan=True) < 1e-6
 
 
 def test_shared_dff0_ring_gives_the_same_instances():

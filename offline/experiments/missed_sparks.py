@@ -14,6 +14,22 @@ as :func:`offline.evaluate.score_recording` does; what its spark recall counts) 
 * **never a candidate**: no candidate region touched its peak (below the detectors' criteria).
 
 It logs one line per recording and the totals, with the subtypes and amplitudes of the misses.
+
+It also sorts every reported spark that matches no annotated spark (what its precision counts)
+into:
+
+* **on a wave / on a puff**: it overlaps an annotated event of that class;
+* **fragment**: it overlaps an annotated spark, but below the matching's IoMin;
+* **on background**: it overlaps no annotated event (noise, a background structure);
+
+with the significance the engine gave it (``significance`` on each event).
+
+Result (this machine, 2026-12-05, ``--n 48 --offset 48``): 151 of 1,071 sparks missed and 121
+of 980 reported sparks false, 88 of these on one 0.55-ms line-scan whose wave plateau the
+hybrid called sparks (the split cut it into pieces); after line-scan ``network_spark_share``
+0.8 and ``wide_spark_is_wave_um`` 15 (``hybrid.json``, ``postprocess.json``) 132 missed (52
+never a candidate, 39 named wave, 33 not significant, 8 inside another event) and 43 of 922
+false (23 on background, 11 on a wave, 9 fragments).
 """
 
 from __future__ import annotations
@@ -100,6 +116,32 @@ def classify_misses(rec, events, labels, candidates) -> list[tuple[str, dict]]:
     return out
 
 
+def classify_false(rec, events, labels) -> list[tuple[str, float]]:
+    """``(reason, significance)`` for each reported spark that matches no annotated spark."""
+    classes = true_classes(rec)
+    pred_classes = {int(ev.event_id): ev.kind for ev in events}
+    ignore = rec.class_mask == IGNORE
+    labels = np.asarray(labels)
+    matching = match_instances(rec.instance_mask, classes, labels, pred_classes,
+                               ignore_mask=ignore if ignore.any() else None)
+    good = {pid for tid, pid in matching.pairs if classes.get(tid) == "spark"}
+    out = []
+    for ev in events:
+        pid = int(ev.event_id)
+        if ev.kind != "spark" or pid in good or pid not in matching.pred_classes:
+            continue
+        under = rec.instance_mask[labels == pid]
+        kinds = {classes.get(int(t)) for t in np.unique(under[under > 0])}
+        if "spark" in kinds:
+            reason = "fragment"
+        elif kinds & {"wave", "puff"}:
+            reason = "on a wave" if "wave" in kinds else "on a puff"
+        else:
+            reason = "on background"
+        out.append((reason, float(getattr(ev, "significance", np.nan) or np.nan)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("linescan", "movie"), default="linescan")
@@ -114,6 +156,9 @@ def main() -> None:
     totals: Counter = Counter()
     subtypes: dict[str, Counter] = {}
     n_sparks = 0
+    false_totals: Counter = Counter()
+    false_sig: dict[str, list[float]] = {}
+    n_reported = 0
     for rec in recs:
         with _Watch() as watch:
             result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
@@ -125,10 +170,21 @@ def main() -> None:
         totals.update(reasons)
         for reason, event in misses:
             subtypes.setdefault(reason, Counter())[event.get("subtype", "?")] += 1
-        log.info("%s: %d sparks, %d missed %s", rec.name, sparks, len(misses), dict(reasons))
+        false = classify_false(rec, result.events, result.labels)
+        n_reported += sum(ev.kind == "spark" for ev in result.events)
+        false_totals.update(reason for reason, _ in false)
+        for reason, significance in false:
+            false_sig.setdefault(reason, []).append(significance)
+        log.info("%s: %d sparks, %d missed %s; %d false %s", rec.name, sparks, len(misses),
+                 dict(reasons), len(false), dict(Counter(r for r, _ in false)))
     log.info("total: %d sparks, %d missed: %s", n_sparks, sum(totals.values()), dict(totals))
     for reason, counts in subtypes.items():
         log.info("  %s by subtype: %s", reason, dict(counts))
+    log.info("reported %d sparks, %d false: %s", n_reported, sum(false_totals.values()),
+             dict(false_totals))
+    for reason, values in false_sig.items():
+        log.info("  %s significance: median %.1f, quartiles %.1f-%.1f", reason,
+                 *np.nanpercentile(values, [50, 25, 75]))
 
 
 if __name__ == "__main__":
