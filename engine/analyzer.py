@@ -33,7 +33,7 @@ from .noise_map import NoiseMaps
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
 from .quality import QualityMonitor, SaturationBuffer
-from .significance import DEFAULT_MIN_SIGNIFICANCE, significance
+from .significance import DEFAULT_MIN_SIGNIFICANCE, WAVE_MIN_SIGNIFICANCE_KEY, significance
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class StreamAnalyzer:
         self._preview_frames = PREVIEW_LINES if info.stream_kind.is_linescan else PREVIEW_FRAMES
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
+        #: an event named wave must reach this (None: ``min_significance``; ``hybrid.json``)
+        self._wave_min_significance = detector.thresholds.get(WAVE_MIN_SIGNIFICANCE_KEY)
         self._kind_rules = KindRules.for_stream(detector.thresholds,
                                                  info.stream_kind.is_linescan)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
@@ -297,7 +299,8 @@ class StreamAnalyzer:
 
     def _significant(self, instance: Instance) -> bool:
         """The tracker's ``accept`` check: significance at or above ``min_significance``
-        (an event whose significance cannot be computed is kept, and flagged). Beyond the
+        (a wave: at or above ``wave_min_significance`` too, where the model sets one; an event
+        whose significance cannot be computed is kept, and flagged). Beyond the
         characterization budget a candidate is kept untested (:mod:`engine.burst`)."""
         if not self.budget.take(instance.sort_key[0] if instance.sort_key else instance.t_end):
             instance.over_budget = True
@@ -306,7 +309,10 @@ class StreamAnalyzer:
                                              instance.saturated,
                                              self._noise.dff0_map_before(instance.t_start,
                                                                          self._pre.blank))
-        return not instance.significance < self.min_significance
+        floor = self.min_significance
+        if instance.kind == "wave" and self._wave_min_significance is not None:
+            floor = max(floor, float(self._wave_min_significance))
+        return not instance.significance < floor
 
     def _event(self, instance: Instance) -> Event:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the

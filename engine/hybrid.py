@@ -41,6 +41,7 @@ from .detectors import ClassicalStreamDetector, NetworkDetector
 from .honesty import PRECISE_KEY
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
+from .significance import WAVE_MIN_SIGNIFICANCE_KEY
 from .windows import FinalBlock
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class HybridParams:
     #: wave too (its wave rule: a stretch as wide as a wave front); elsewhere it takes the
     #: classical detector's classes where that sees an event, and is background where not
     waves_need_classical: bool = False
+    #: an event named *wave* is reported only at or above this significance (a wave is large
+    #: and bright, so a real one stands far above the noise); None: ``min_significance``
+    wave_min_significance: float | None = None
     provenance: str = ""
     #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
     notes: tuple[str, ...] = ()
@@ -123,6 +127,8 @@ class HybridDetector:
         self.thresholds = {"foreground": self._cls_fg, "seed": self._cls_seed}
         if min_sig is not None:
             self.thresholds["min_significance"] = float(min_sig)
+        if params.wave_min_significance is not None:
+            self.thresholds[WAVE_MIN_SIGNIFICANCE_KEY] = float(params.wave_min_significance)
         # the kind rules are about events, not about one detector's probabilities
         self.thresholds.update({key: network.thresholds[key]
                                 for key in (*KIND_RULE_KEYS, PRECISE_KEY)

@@ -43,6 +43,9 @@ BOX_MS = 20.0
 #: ``min_significance`` overrides it; see README "What the significance means")
 DEFAULT_MIN_SIGNIFICANCE = 5.0
 MIN_NOISE_SAMPLES = 20
+#: thresholds key: the significance an event named *wave* must reach (a model's ``hybrid.json``
+#: ``wave_min_significance``); without it a wave needs ``min_significance`` like any event
+WAVE_MIN_SIGNIFICANCE_KEY = "wave_min_significance"
 #: (space, time) multiples of the box tried; the significance is the largest z
 SCALES: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from acquisition.simulate import LinescanParams, simulate_linescan
+from acquisition.simulate import PHENOTYPES, LinescanParams, simulate_linescan
 from acquisition.stream_kind import StreamKind
 from engine.hybrid import HYBRID_FILE, HybridDetector, HybridParams
 from engine.models.postprocess_file import PostprocessParams
@@ -173,3 +174,29 @@ def test_hybrid_passes_the_networks_event_rules_through():
     assert hybrid.thresholds["precise_min_significance"] == 15.0
     assert hybrid.thresholds["puff_min_rise_ms"] == 35.0
     assert hybrid.thresholds["foreground"] == 0.3
+
+
+def test_wave_min_significance_drops_only_waves_below_it(tmp_path):
+    """``wave_min_significance`` holds events named wave to their own floor; other events keep
+    ``min_significance``, and without the key waves are judged like any event."""
+    stats = replace(PHENOTYPES["cpvt"], wave_rate_per_cell_s=2.0)
+    rec = simulate_linescan(LinescanParams(phenotype="cpvt", duration_s=4.0, stats=stats),
+                            seed=5)
+    model = make_tiny_model_dir(tmp_path / "m", ndim=2, behaviour="threshold",
+                                threshold_dff0=0.5)
+    base = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0))
+    waves = [e for e in base.events if e.kind == "wave"]
+    others = sorted((e.t_start_ms, e.x_um) for e in base.events if e.kind != "wave")
+    assert waves and others
+    weakest = min(e.significance for e in waves)
+    # a floor just above the weakest wave drops it and nothing else
+    strict = _events(rec, model, "hybrid", hybrid=HybridParams(
+        min_significance=5.0, wave_min_significance=weakest + 1e-3))
+    kept = [e for e in strict.events if e.kind == "wave"]
+    assert len(kept) == len(waves) - sum(e.significance == weakest for e in waves)
+    assert all(e.significance > weakest for e in kept)
+    assert sorted((e.t_start_ms, e.x_um) for e in strict.events if e.kind != "wave") == others
+    # a floor under min_significance changes nothing
+    low = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0,
+                                                             wave_min_significance=1.0))
+    assert [e.to_dict() for e in low.events] == [e.to_dict() for e in base.events]
