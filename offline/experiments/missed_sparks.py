@@ -27,7 +27,8 @@ with the significance the engine gave it (``significance`` on each event).
 Result (this machine, 2026-12-05, ``--n 48 --offset 48``): 151 of 1,071 sparks missed and 121
 of 980 reported sparks false, 88 of these on one 0.55-ms line-scan whose wave plateau the
 hybrid called sparks (the split cut it into pieces); after line-scan ``network_spark_share``
-0.8 and ``wide_spark_is_wave_um`` 15 (``hybrid.json``, ``postprocess.json``) 132 missed (52
+0.8 (since reverted: ``hybrid.json`` notes) and ``wide_spark_is_wave_um`` 15
+(``postprocess.json``) 132 missed (52
 never a candidate, 39 named wave, 33 not significant, 8 inside another event) and 43 of 922
 false (23 on background, 11 on a wave, 9 fragments).
 """
