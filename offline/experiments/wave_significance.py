@@ -11,7 +11,7 @@ range of significances of each group, which is what a floor for waves is chosen 
 Result (this machine, 2026-12-05, movies; a throw-away script of the same logic, then this
 module): ``--n 32 --offset 64 --n-sim 8`` and ``--n 16 --n-sim 0``: every real wave at
 significance 27.9 or more, the 4 waves that matched no annotated wave (noise patches of two
-dim development recordings, the cell 5–7 counts above the blank) at 7.3–10.4; the movie
+dim development recordings, their mean 4–12 counts above the blank) at 7.3–10.4; the movie
 model's ``wave_min_significance`` 15 (``hybrid.json``) lies between.
 """
 
