@@ -8,11 +8,12 @@ and puff rates), never the test seeds. Each event it names wave is **real** when
 overlaps an annotated wave, else **no wave**; the log has one line per predicted wave and the
 range of significances of each group, which is what a floor for waves is chosen between.
 
-Result (this machine, 2026-12-05, movies; a throw-away script of the same logic, then this
-module): ``--n 32 --offset 64 --n-sim 8`` and ``--n 16 --n-sim 0``: every real wave at
-significance 27.9 or more, the 4 waves that matched no annotated wave (noise patches of two
-dim development recordings, their mean 4–12 counts above the blank) at 7.3–10.4; the movie
-model's ``wave_min_significance`` 15 (``hybrid.json``) lies between.
+Result (this machine, 2026-12-05, movies, ``--n 32 --offset 64 --n-sim 8``; the eighth
+simulator movie was killed for memory beside other work, a throw-away script of the same logic
+gave its one wave 38.7, real): 19 real waves at significance 27.9–138.1, the 4 waves that
+matched no annotated wave (noise patches of two dim
+development recordings, their mean 4–12 counts above the blank) at 7.3–10.4; the movie model's
+``wave_min_significance`` 15 (``hybrid.json``) lies between.
 """
 
 from __future__ import annotations
