@@ -112,8 +112,10 @@ class StreamAnalyzer:
         self._preview_frames = PREVIEW_LINES if info.stream_kind.is_linescan else PREVIEW_FRAMES
         self.min_significance = float(detector.thresholds.get("min_significance",
                                                              DEFAULT_MIN_SIGNIFICANCE))
-        #: an event named wave must reach this (None: ``min_significance``; ``hybrid.json``)
-        self._wave_min_significance = detector.thresholds.get(WAVE_MIN_SIGNIFICANCE_KEY)
+        #: an event named wave must reach this too (the model's ``wave_min_significance``)
+        wave_floor = detector.thresholds.get(WAVE_MIN_SIGNIFICANCE_KEY)
+        self._wave_min_significance = (self.min_significance if wave_floor is None
+                                       else max(self.min_significance, float(wave_floor)))
         self._kind_rules = KindRules.for_stream(detector.thresholds,
                                                  info.stream_kind.is_linescan)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
@@ -309,9 +311,7 @@ class StreamAnalyzer:
                                              instance.saturated,
                                              self._noise.dff0_map_before(instance.t_start,
                                                                          self._pre.blank))
-        floor = self.min_significance
-        if instance.kind == "wave" and self._wave_min_significance is not None:
-            floor = max(floor, float(self._wave_min_significance))
+        floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
         return not instance.significance < floor
 
     def _event(self, instance: Instance) -> Event:

@@ -4,8 +4,8 @@ A region whose highest foreground probability stays below the hysteresis ``seed`
 is dropped. Otherwise its pixels take the majority class, with confident minority-class parts
 that pass their size filter split off (:func:`~engine.instances.class_pieces`); spark pieces
 are split into single sparks (unless their front within one frame reaches
-``wide_spark_is_wave_um``: then they are one wave) by peaks + watershed on the smoothed ΔF/F0 around them, or at
-dips deeper than ``split_dip_sd`` noise SDs (the noise measured in that context, outside the
+``wide_spark_is_wave_um``: then they are one wave) by peaks + watershed on the smoothed ΔF/F0
+around them, or at dips deeper than ``split_dip_sd`` noise SDs (the noise measured in that context, outside the
 region); every part that passes its size filter becomes an
 :class:`~engine.instances.Instance` (a puff at least ``wide_puff_is_wave_um`` wide named a
 wave), scored by the mean probability of its class. Which region is closed, which frames are held around

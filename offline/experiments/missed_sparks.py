@@ -46,6 +46,7 @@ from acquisition.labels import IGNORE
 from acquisition.stream_kind import StreamKind
 from engine.models.model_dir import default_model_path
 from engine.pipeline import analyze_array
+from offline.datasets import LabeledRecording
 from offline.devsim import DevSource
 from offline.evaluate import true_classes
 from offline.metrics import match_instances
@@ -117,6 +118,14 @@ def classify_misses(rec, events, labels, candidates) -> list[tuple[str, dict]]:
     return out
 
 
+def kinds_under(rec: LabeledRecording, classes: dict[int, str], labels: np.ndarray,
+                event_id: int) -> set:
+    """Annotated classes (``classes``: :func:`offline.evaluate.true_classes`) of the instances
+    that the predicted event ``event_id`` of ``labels`` overlaps."""
+    under = rec.instance_mask[labels == event_id]
+    return {classes.get(int(t)) for t in np.unique(under[under > 0])}
+
+
 def classify_false(rec, events, labels) -> list[tuple[str, float]]:
     """``(reason, significance)`` for each reported spark that matches no annotated spark."""
     classes = true_classes(rec)
@@ -131,8 +140,7 @@ def classify_false(rec, events, labels) -> list[tuple[str, float]]:
         pid = int(ev.event_id)
         if ev.kind != "spark" or pid in good or pid not in matching.pred_classes:
             continue
-        under = rec.instance_mask[labels == pid]
-        kinds = {classes.get(int(t)) for t in np.unique(under[under > 0])}
+        kinds = kinds_under(rec, classes, labels, pid)
         if "spark" in kinds:
             reason = "fragment"
         elif kinds & {"wave", "puff"}:

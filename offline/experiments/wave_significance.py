@@ -32,6 +32,7 @@ from engine.pipeline import analyze_array
 from offline.datasets import LabeledRecording
 from offline.evaluate import true_classes
 from offline.experiments.hybrid_patches import patched
+from offline.experiments.missed_sparks import kinds_under
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,8 @@ def wave_rows(rec: LabeledRecording, events, labels: np.ndarray) -> list[tuple[i
     for ev in events:
         if ev.kind != "wave":
             continue
-        under = rec.instance_mask[labels == int(ev.event_id)]
-        kinds = {classes.get(int(t)) for t in np.unique(under[under > 0])}
-        rows.append((int(ev.event_id), float(ev.significance), "wave" in kinds))
+        real = "wave" in kinds_under(rec, classes, labels, int(ev.event_id))
+        rows.append((int(ev.event_id), float(ev.significance), real))
     return rows
 
 
@@ -73,13 +73,9 @@ def main() -> None:
     log.setLevel(logging.INFO)
     model = default_model_path(StreamKind.from_model_kind(args.kind), "accurate")
     rows: list[tuple[str, int, float, bool]] = []
-    counts = {"development": args.n, "simulator": args.n_sim}
     with tempfile.TemporaryDirectory() as tmp:
         open_model = patched(model, {"wave_min_significance": None}, Path(tmp), "no-floor")
-        for name, recordings in validation_sets(args.kind, args.n, args.n_sim,
-                                                args.offset).items():
-            if not counts[name]:
-                continue
+        for recordings in validation_sets(args.kind, args.n, args.n_sim, args.offset).values():
             for rec in recordings:
                 result = analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms,
                                        model_dir=open_model, blank=rec.blank, detector="auto")
