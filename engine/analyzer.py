@@ -33,7 +33,13 @@ from .noise_map import NoiseMaps
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
 from .quality import QualityMonitor, SaturationBuffer
-from .significance import DEFAULT_MIN_SIGNIFICANCE, WAVE_MIN_SIGNIFICANCE_KEY, significance
+from .significance import (
+    DEFAULT_MIN_SIGNIFICANCE,
+    LOCAL_MIN_SIGNIFICANCE_KEY,
+    WAVE_MIN_SIGNIFICANCE_KEY,
+    local_significance,
+    significance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,8 @@ class StreamAnalyzer:
         wave_floor = detector.thresholds.get(WAVE_MIN_SIGNIFICANCE_KEY)
         self._wave_min_significance = (self.min_significance if wave_floor is None
                                        else max(self.min_significance, float(wave_floor)))
+        #: every event must reach this against its own pixels before it (None: not tested)
+        self._local_min_significance = detector.thresholds.get(LOCAL_MIN_SIGNIFICANCE_KEY)
         self._kind_rules = KindRules.for_stream(detector.thresholds,
                                                  info.stream_kind.is_linescan)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
@@ -302,17 +310,24 @@ class StreamAnalyzer:
     def _significant(self, instance: Instance) -> bool:
         """The tracker's ``accept`` check: significance at or above ``min_significance``
         (a wave: at or above ``wave_min_significance`` too, where the model sets one; an event
-        whose significance cannot be computed is kept, and flagged). Beyond the
+        whose significance cannot be computed is kept, and flagged), and, where the model sets
+        ``local_min_significance``, that far above its own pixels before it (NaN: kept). Beyond the
         characterization budget a candidate is kept untested (:mod:`engine.burst`)."""
         if not self.budget.take(instance.sort_key[0] if instance.sort_key else instance.t_end):
             instance.over_budget = True
             return True
-        instance.significance = significance(instance, self.info.pixel_um, self.info.dt_ms,
-                                             instance.saturated,
-                                             self._noise.dff0_map_before(instance.t_start,
-                                                                         self._pre.blank))
+        noise_map = self._noise.dff0_map_before(instance.t_start, self._pre.blank)
+        info = self.info
+        instance.significance = significance(instance, info.pixel_um, info.dt_ms,
+                                             instance.saturated, noise_map)
         floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
-        return not instance.significance < floor
+        if instance.significance < floor:
+            return False
+        if self._local_min_significance is None:
+            return True
+        local = local_significance(instance, info.pixel_um, info.dt_ms, instance.saturated,
+                                   noise_map)
+        return not local < self._local_min_significance
 
     def _event(self, instance: Instance) -> Event:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the

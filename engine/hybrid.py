@@ -41,7 +41,7 @@ from .detectors import ClassicalStreamDetector, NetworkDetector
 from .honesty import PRECISE_KEY
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
-from .significance import WAVE_MIN_SIGNIFICANCE_KEY
+from .significance import LOCAL_MIN_SIGNIFICANCE_KEY, WAVE_MIN_SIGNIFICANCE_KEY
 from .windows import FinalBlock
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class HybridParams:
     #: an event named *wave* is reported only at or above this significance (a wave is large
     #: and bright, so a real one stands far above the noise); None: ``min_significance``
     wave_min_significance: float | None = None
+    #: every event must also stand this far above its own pixels before it started
+    #: (:func:`engine.significance.local_significance`); None: no such test
+    local_min_significance: float | None = None
     provenance: str = ""
     #: how each later addition was chosen (the tune-hybrid ``provenance`` stays as it was)
     notes: tuple[str, ...] = ()
@@ -129,6 +132,8 @@ class HybridDetector:
             self.thresholds["min_significance"] = float(min_sig)
         if params.wave_min_significance is not None:
             self.thresholds[WAVE_MIN_SIGNIFICANCE_KEY] = float(params.wave_min_significance)
+        if params.local_min_significance is not None:
+            self.thresholds[LOCAL_MIN_SIGNIFICANCE_KEY] = float(params.local_min_significance)
         # the kind rules are about events, not about one detector's probabilities
         self.thresholds.update({key: network.thresholds[key]
                                 for key in (*KIND_RULE_KEYS, PRECISE_KEY)

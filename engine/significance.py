@@ -24,6 +24,16 @@ Events below the model's ``min_significance`` (``thresholds.json``; default
 :data:`DEFAULT_MIN_SIGNIFICANCE`) are not reported, and are counted as rejected. With fewer than
 :data:`MIN_NOISE_SAMPLES` noise positions (an event filling its whole crop) z is NaN and the
 event is kept, flagged ``significance_unknown``.
+
+**Against its own place before it** (:func:`local_significance`). Step 2 compares the event with
+its surroundings. Where the resting ΔF/F0 is not zero everywhere (F0 is smoothed in space, so
+near the cell's edge or a nucleus it is off by a fixed amount), a patch that is merely brighter
+at rest than its surroundings passes for an event in a dim, noisy recording. The local
+significance takes the baseline position by position instead: S_local = the largest box mean in
+the mask less the same pixels' mean over the crop's frames before the event (spatial box only),
+and σ_local = σ √(1 + box frames / frames before), the noise of that difference. A model's
+``local_min_significance`` (``hybrid.json``) holds events to it too; with no frame before the
+event it is NaN and the event is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +56,9 @@ MIN_NOISE_SAMPLES = 20
 #: thresholds key: the significance an event named *wave* must reach (a model's ``hybrid.json``
 #: ``wave_min_significance``); without it a wave needs ``min_significance`` like any event
 WAVE_MIN_SIGNIFICANCE_KEY = "wave_min_significance"
+#: thresholds key: the :func:`local_significance` every event must reach (a model's
+#: ``hybrid.json`` ``local_min_significance``); without it the local test is off
+LOCAL_MIN_SIGNIFICANCE_KEY = "local_min_significance"
 #: (space, time) multiples of the box tried; the significance is the largest z
 SCALES: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
 
@@ -77,13 +90,7 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
         Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
         divided by it first, so that a dim, noisy pixel does not pass for a bright event.
     """
-    dff0 = instance.dff0.astype(np.float64)
-    if noise_map is not None:
-        dff0 = dff0 / _crop_noise(noise_map, instance)
-    valid = np.isfinite(dff0)
-    if saturated is not None:
-        valid &= ~saturated
-    mask = instance.mask_in_context()
+    dff0, valid, mask = _prepared(instance, saturated, noise_map)
     zs = [_z(dff0, valid, mask, box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan,
                                          BOX_UM * space, BOX_MS * time))
           for space, time in SCALES]
@@ -91,16 +98,60 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
     return max(zs) if zs else math.nan
 
 
-def _z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[int, int, int]) -> float:
-    """Steps 1-4 of the module docstring with one box."""
+def local_significance(instance: Instance, pixel_um: float, dt_ms: float,
+                       saturated: np.ndarray | None = None,
+                       noise_map: np.ndarray | None = None) -> float:
+    """Significance (noise SDs) of ``instance`` against the same pixels before it started
+    (module docstring); NaN with no frame before the event or too little noise. Arguments as
+    :func:`significance`."""
+    dff0, valid, mask = _prepared(instance, saturated, noise_map)
+    box = box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan)
+    means, usable, _, sd = _box_stats(dff0, valid, mask, box)
+    before = int(np.argmax(mask.any(axis=(1, 2))))
+    if before < 1 or not sd > 0:
+        return math.nan
+    space = (1, *box[1:])
+    weights = ndimage.uniform_filter(valid[:before].astype(np.float64), space,
+                                     mode="constant").sum(axis=0)
+    sums = ndimage.uniform_filter(np.where(valid[:before], dff0[:before], 0.0), space,
+                                  mode="constant").sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rise = means - (sums / weights)[None]
+    inside = usable & mask & np.isfinite(rise)
+    if not inside.any():
+        return math.nan
+    return float(rise[inside].max() / (sd * math.sqrt(1.0 + box[0] / before)))
+
+
+def _prepared(instance: Instance, saturated: np.ndarray | None,
+              noise_map: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 0: the crop's ΔF/F0 (noise-weighted with a map), its valid pixels and the mask."""
+    dff0 = instance.dff0.astype(np.float64)
+    if noise_map is not None:
+        dff0 = dff0 / _crop_noise(noise_map, instance)
+    valid = np.isfinite(dff0)
+    if saturated is not None:
+        valid &= ~saturated
+    return dff0, valid, instance.mask_in_context()
+
+
+def _box_stats(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray,
+               box: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Steps 1 and 3: box means, where they are usable, the mask's near surroundings and the
+    local noise σ."""
     weights = ndimage.uniform_filter(valid.astype(np.float64), box, mode="constant")
     sums = ndimage.uniform_filter(np.where(valid, dff0, 0.0), box, mode="constant")
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / weights
     usable = weights >= 0.5
     near = ndimage.binary_dilation(mask, np.ones(box, bool))
+    return means, usable, near, _noise_sd(means, usable & ~near, box[0])
+
+
+def _z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[int, int, int]) -> float:
+    """Steps 1-4 of the module docstring with one box."""
+    means, usable, near, sd = _box_stats(dff0, valid, mask, box)
     signal = means[usable & mask]
-    sd = _noise_sd(means, usable & ~near, box[0])
     if signal.size == 0 or not sd > 0:
         return math.nan
     return float((signal.max() - _baseline(means, usable & ~near, mask)) / sd)

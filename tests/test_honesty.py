@@ -23,7 +23,7 @@ from engine.analyze_file import analyze_file
 from engine.instances import Instance
 from engine.pipeline import EngineConfig, analyze_array
 from engine.quality import QualityMonitor, SaturationBuffer
-from engine.significance import DEFAULT_MIN_SIGNIFICANCE, significance
+from engine.significance import DEFAULT_MIN_SIGNIFICANCE, local_significance, significance
 from engine.sinks.tables import read_events_csv
 
 PIXEL_UM, DT_MS = 0.14, 1.5
@@ -74,6 +74,29 @@ def test_significance_ignores_saturated_pixels():
     instance = _instance(dff0, mask, saturated)
     z_unsat = significance(instance, PIXEL_UM, DT_MS, instance.saturated)
     assert z_unsat < 0.6 * z_all
+
+
+def test_local_significance_drops_a_patch_bright_at_rest_and_keeps_a_spark():
+    """A stretch whose ΔF/F0 sits 0.4 above its surroundings all the time (F0 off by a fixed
+    amount, as at a cell edge) passes the surroundings test but not the test against its own
+    pixels before the proposal; a real spark passes both."""
+    rng = np.random.default_rng(2)
+    noise_sd = 0.3
+    clean = _spark(amplitude=1.5)
+    mask = clean > 0.2 * clean.max()
+    static = np.zeros(clean.shape)
+    static[:, 50:71] = 0.4  # the whole time, the mask's columns and a little more
+    patch = static + rng.normal(0, noise_sd, clean.shape)
+    spark = clean + rng.normal(0, noise_sd, clean.shape)
+    z_patch = significance(_instance(patch, mask), PIXEL_UM, DT_MS)
+    local_patch = local_significance(_instance(patch, mask), PIXEL_UM, DT_MS)
+    local_spark = local_significance(_instance(spark, mask), PIXEL_UM, DT_MS)
+    assert z_patch > 2 * DEFAULT_MIN_SIGNIFICANCE  # fooled by the offset
+    assert local_patch < 0.8 * DEFAULT_MIN_SIGNIFICANCE
+    assert local_spark > 2 * DEFAULT_MIN_SIGNIFICANCE
+    at_start = mask.copy()
+    at_start[:int(np.argmax(mask.any(axis=1)))] = True  # no frame before it: cannot be told
+    assert math.isnan(local_significance(_instance(spark, at_start), PIXEL_UM, DT_MS))
 
 
 def test_unresolvable_parameters_are_empty_with_a_reason():
