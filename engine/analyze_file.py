@@ -112,10 +112,14 @@ def _attribute(cells: FieldCells, metadata: dict | None, analyzer, events) -> di
 
 def _overview_title(path: Path, summary: dict) -> str:
     quality = summary["quality"]
+    events = quality["events"]
     confidence = summary.get("confidence")
+    local = events.get("local_min_significance")
+    floors = f"significance ≥ {events['min_significance']:g}"
+    if local is not None:
+        floors += f", ≥ {local:g} above its own pixels before"
     return (f"{path.name}: {summary['n_events']} events "
-            f"(significance ≥ {quality['events']['min_significance']:g}; "
-            f"{quality['events']['rejected_not_significant']} candidates rejected) · "
+            f"({floors}; {events['rejected_not_significant']} candidates rejected) · "
             f"resting SNR {quality['resting_snr']:.1f} · "
             f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
             + (f" ({confidence:.2f})" if confidence is not None else ""))

@@ -140,7 +140,9 @@ class StreamAnalyzer:
             calibration_source=dict(info.calibration_source),
             trained_range=detector.trained_range,
             network_calibration=detector.network_calibration,
-            min_significance=self.min_significance)
+            min_significance=self.min_significance,
+            wave_min_significance=None if wave_floor is None else self._wave_min_significance,
+            local_min_significance=self._local_min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
         self._vote = (CellVote(classifier, self.min_significance)

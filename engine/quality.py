@@ -15,7 +15,8 @@ the report that goes to ``summary.json``, the store and the dashboard:
 * ``calibration`` — pixel size and interval, where they came from (``metadata``, ``flag``
   when the file records none, ``flag_over_metadata``, ``wire``), and whether they lie in the
   range the model was trained on.
-* ``events`` — reported, rejected as not significant (below ``min_significance``), with
+* ``events`` — reported, rejected as not significant (below ``min_significance``, or a
+  model's ``wave_min_significance`` / ``local_min_significance``, also reported), with
   saturated pixels, reported uncharacterized in a burst (:mod:`engine.burst`), the
   fraction with all five parameters measured, and how many have a rise time and how many
   had one under two samples (when two samples last longer than a spark's typical rise, the
@@ -93,6 +94,8 @@ class QualityMonitor:
     network_calibration : ``{"pixel_um", "dt_ms"}`` the network sees the stream at when it is
         resampled into that range (:mod:`engine.network_scale`), or None.
     min_significance : the threshold events had to pass (reported with the counts).
+    wave_min_significance, local_min_significance : the model's further floors (events named
+        wave; every event against its own pixels before it), None where the model sets none.
     """
 
     frame_shape: tuple[int, ...]
@@ -103,6 +106,8 @@ class QualityMonitor:
     trained_range: dict | None = None
     network_calibration: dict | None = None
     min_significance: float = math.nan
+    wave_min_significance: float | None = None
+    local_min_significance: float | None = None
     events: EventCounts = field(default_factory=EventCounts)
     _n_values: int = 0
     _n_saturated: int = 0
@@ -180,6 +185,8 @@ class QualityMonitor:
                 "reported": events.reported,
                 "rejected_not_significant": events.rejected_not_significant,
                 "min_significance": self.min_significance,
+                "wave_min_significance": self.wave_min_significance,
+                "local_min_significance": self.local_min_significance,
                 "with_saturated_pixels": events.saturated,
                 "not_characterized_burst": events.not_characterized_burst,
                 "measurable_fraction": (events.measurable / events.reported

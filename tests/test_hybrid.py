@@ -200,3 +200,25 @@ def test_wave_min_significance_drops_only_waves_below_it(tmp_path):
     low = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0,
                                                              wave_min_significance=1.0))
     assert [e.to_dict() for e in low.events] == [e.to_dict() for e in base.events]
+
+
+def test_local_min_significance_drops_events_and_the_report_says_so(tmp_path):
+    """``local_min_significance`` holds every event to its rise above its own pixels before
+    it: a floor no event reaches rejects all that can be told (counted as not significant),
+    one every event passes changes nothing; the quality report carries the floor."""
+    rec = simulate_linescan(LinescanParams(duration_s=3.0), seed=7)
+    model = make_tiny_model_dir(tmp_path / "m", ndim=2, behaviour="threshold",
+                                threshold_dff0=0.5)
+    base = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0))
+    assert len(base.events) > 3
+    assert base.quality["events"]["local_min_significance"] is None
+    strict = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0,
+                                                                local_min_significance=1e9))
+    assert len(strict.events) < len(base.events) / 2
+    events = strict.quality["events"]
+    assert events["local_min_significance"] == 1e9
+    assert (events["rejected_not_significant"]
+            > base.quality["events"]["rejected_not_significant"])
+    loose = _events(rec, model, "hybrid", hybrid=HybridParams(min_significance=5.0,
+                                                               local_min_significance=-1e9))
+    assert [e.to_dict() for e in loose.events] == [e.to_dict() for e in base.events]

@@ -30,6 +30,10 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     calibration = quality.get("calibration", {})
     in_range = {True: "in range", False: "OUTSIDE " + ", ".join(calibration.get("outside", [])),
                 None: "—"}[calibration.get("in_range")]
+    local = events.get("local_min_significance")
+    below = f"candidates below {number(events.get('min_significance'), 1)} noise SDs"
+    if local is not None:
+        below += f" or under {number(local, 1)} above their own pixels before them"
     return [
         ("Resting SNR", number(quality.get("resting_snr"), 1),
          "median F0 / temporal noise SD of the cell's pixels"),
@@ -38,7 +42,7 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
         ("Bleaching", _pct(quality.get("bleaching_fraction")), "loss of baseline F0 so far"),
         ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
         ("Not significant", count(events.get("rejected_not_significant")),
-         f"candidates below {number(events.get('min_significance'), 1)} noise SDs, not reported"),
+         f"{below}, not reported"),
         ("Measurable", _pct(events.get("measurable_fraction")),
          "reported events with all five parameters resolved"),
         ("Imprecise", count(events.get("imprecise")),

@@ -1,0 +1,19 @@
+"""The dashboard's quality figures say which significance floors the events had to pass."""
+
+from __future__ import annotations
+
+from ui.views.quality import quality_rows
+
+
+def _not_significant(events: dict) -> tuple[str, str, str]:
+    return next(row for row in quality_rows({"events": events}) if row[0] == "Not significant")
+
+
+def test_not_significant_row_names_the_local_floor_only_where_the_model_sets_one():
+    plain = _not_significant({"rejected_not_significant": 12, "min_significance": 7.0,
+                              "local_min_significance": None})
+    assert plain[1] == "12"
+    assert "7.0 noise SDs" in plain[2] and "own pixels" not in plain[2]
+    local = _not_significant({"rejected_not_significant": 12, "min_significance": 7.0,
+                              "local_min_significance": 4.0})
+    assert "7.0 noise SDs" in local[2] and "under 4.0 above their own pixels" in local[2]
