@@ -119,7 +119,7 @@ def _overview_title(path: Path, summary: dict) -> str:
     if local is not None:
         floors += f", ≥ {local:g} above its own pixels before"
     return (f"{path.name}: {summary['n_events']} events "
-            f"({floors}; {events['rejected_not_significant']} candidates rejected) · "
+            f"({floors}; {events['rejected_not_significant']} candidates rejected)\n"
             f"resting SNR {quality['resting_snr']:.1f} · "
             f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
             + (f" ({confidence:.2f})" if confidence is not None else ""))
