@@ -37,8 +37,7 @@ from .significance import (
     DEFAULT_MIN_SIGNIFICANCE,
     LOCAL_MIN_SIGNIFICANCE_KEY,
     WAVE_MIN_SIGNIFICANCE_KEY,
-    local_significance,
-    significance,
+    significances,
 )
 
 log = logging.getLogger(__name__)
@@ -318,18 +317,15 @@ class StreamAnalyzer:
         if not self.budget.take(instance.sort_key[0] if instance.sort_key else instance.t_end):
             instance.over_budget = True
             return True
-        noise_map = self._noise.dff0_map_before(instance.t_start, self._pre.blank)
-        info = self.info
-        instance.significance = significance(instance, info.pixel_um, info.dt_ms,
-                                             instance.saturated, noise_map)
+        local_floor = self._local_min_significance
+        instance.significance, local = significances(
+            instance, self.info.pixel_um, self.info.dt_ms, instance.saturated,
+            self._noise.dff0_map_before(instance.t_start, self._pre.blank),
+            local=local_floor is not None)
         floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
         if instance.significance < floor:
             return False
-        if self._local_min_significance is None:
-            return True
-        local = local_significance(instance, info.pixel_um, info.dt_ms, instance.saturated,
-                                   noise_map)
-        return not local < self._local_min_significance
+        return local_floor is None or not local < local_floor
 
     def _event(self, instance: Instance) -> Event:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the

@@ -90,12 +90,7 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
         Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
         divided by it first, so that a dim, noisy pixel does not pass for a bright event.
     """
-    dff0, valid, mask = _prepared(instance, saturated, noise_map)
-    zs = [_z(dff0, valid, mask, box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan,
-                                         BOX_UM * space, BOX_MS * time))
-          for space, time in SCALES]
-    zs = [z for z in zs if math.isfinite(z)]
-    return max(zs) if zs else math.nan
+    return significances(instance, pixel_um, dt_ms, saturated, noise_map)[0]
 
 
 def local_significance(instance: Instance, pixel_um: float, dt_ms: float,
@@ -104,23 +99,28 @@ def local_significance(instance: Instance, pixel_um: float, dt_ms: float,
     """Significance (noise SDs) of ``instance`` against the same pixels before it started
     (module docstring); NaN with no frame before the event or too little noise. Arguments as
     :func:`significance`."""
+    return significances(instance, pixel_um, dt_ms, saturated, noise_map, local=True)[1]
+
+
+def significances(instance: Instance, pixel_um: float, dt_ms: float,
+                  saturated: np.ndarray | None = None, noise_map: np.ndarray | None = None,
+                  local: bool = False) -> tuple[float, float]:
+    """``(significance, local significance)`` of ``instance`` from one pass over its crop (the
+    box means and the noise are shared); the local one is NaN unless ``local``. Arguments as
+    :func:`significance`."""
     dff0, valid, mask = _prepared(instance, saturated, noise_map)
-    box = box_size(pixel_um, dt_ms, instance.stream_kind.is_linescan)
-    means, usable, _, sd = _box_stats(dff0, valid, mask, box)
-    before = int(np.argmax(mask.any(axis=(1, 2))))
-    if before < 1 or not sd > 0:
-        return math.nan
-    space = (1, *box[1:])
-    weights = ndimage.uniform_filter(valid[:before].astype(np.float64), space,
-                                     mode="constant").sum(axis=0)
-    sums = ndimage.uniform_filter(np.where(valid[:before], dff0[:before], 0.0), space,
-                                  mode="constant").sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rise = means - (sums / weights)[None]
-    inside = usable & mask & np.isfinite(rise)
-    if not inside.any():
-        return math.nan
-    return float(rise[inside].max() / (sd * math.sqrt(1.0 + box[0] / before)))
+    linescan = instance.stream_kind.is_linescan
+    base = box_size(pixel_um, dt_ms, linescan)
+    stats_of = {}
+    for space, time in SCALES:
+        box = box_size(pixel_um, dt_ms, linescan, BOX_UM * space, BOX_MS * time)
+        stats_of.setdefault(box, _box_stats(dff0, valid, mask, box))
+    zs = [z for z in (_z(stats, mask) for stats in stats_of.values()) if math.isfinite(z)]
+    z_local = math.nan
+    if local:
+        stats = stats_of.get(base) or _box_stats(dff0, valid, mask, base)
+        z_local = _local_z(dff0, valid, mask, base, stats)
+    return (max(zs) if zs else math.nan), z_local
 
 
 def _prepared(instance: Instance, saturated: np.ndarray | None,
@@ -148,13 +148,33 @@ def _box_stats(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray,
     return means, usable, near, _noise_sd(means, usable & ~near, box[0])
 
 
-def _z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[int, int, int]) -> float:
-    """Steps 1-4 of the module docstring with one box."""
-    means, usable, near, sd = _box_stats(dff0, valid, mask, box)
+def _z(stats: tuple, mask: np.ndarray) -> float:
+    """Steps 2 and 4 of the module docstring from one box's :func:`_box_stats`."""
+    means, usable, near, sd = stats
     signal = means[usable & mask]
     if signal.size == 0 or not sd > 0:
         return math.nan
     return float((signal.max() - _baseline(means, usable & ~near, mask)) / sd)
+
+
+def _local_z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[int, int, int],
+             stats: tuple) -> float:
+    """The local significance (module docstring) from the box's :func:`_box_stats`."""
+    means, usable, _, sd = stats
+    before = int(np.argmax(mask.any(axis=(1, 2))))
+    if before < 1 or not sd > 0:
+        return math.nan
+    space = (1, *box[1:])
+    weights = ndimage.uniform_filter(valid[:before].astype(np.float64), space,
+                                     mode="constant").sum(axis=0)
+    sums = ndimage.uniform_filter(np.where(valid[:before], dff0[:before], 0.0), space,
+                                  mode="constant").sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rise = means - (sums / weights)[None]
+    inside = usable & mask & np.isfinite(rise)
+    if not inside.any():
+        return math.nan
+    return float(rise[inside].max() / (sd * math.sqrt(1.0 + box[0] / before)))
 
 
 def _crop_noise(noise_map: np.ndarray, instance: Instance) -> np.ndarray:
