@@ -96,6 +96,10 @@ class HybridParams:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        for key in NUMBER_KEYS:
+            value = data.get(key)
+            if isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
+                raise ValueError(f"{path}: {key} must be a number or null, got {value!r}")
         if "notes" in data:
             data["notes"] = tuple(data["notes"])
         if "classes_from_classical" in data:
@@ -112,6 +116,11 @@ class HybridParams:
         data["notes"] = list(self.notes)
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
+
+
+#: ``hybrid.json`` keys that hold a number or null
+NUMBER_KEYS = ("min_significance", "network_spark_share", "wave_min_significance",
+               "local_min_significance")
 
 
 class HybridDetector:

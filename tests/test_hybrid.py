@@ -125,6 +125,14 @@ def test_params_round_trip_and_reject_unknown_keys(tmp_path):
         HybridParams.load(tmp_path)
 
 
+@pytest.mark.parametrize("key", ["min_significance", "wave_min_significance",
+                                 "local_min_significance"])
+def test_hybrid_json_names_a_floor_that_is_not_a_number(tmp_path, key):
+    (tmp_path / "hybrid.json").write_text(json.dumps({"schema_version": 1, key: "four"}))
+    with pytest.raises(ValueError, match=f"hybrid.json: {key} must be a number or null"):
+        HybridParams.load(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def linescan():
     return simulate_linescan(LinescanParams(n_lines=1200, n_pixels=192), seed=21)
