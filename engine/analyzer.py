@@ -124,7 +124,7 @@ class StreamAnalyzer:
         #: every event must reach this against its own pixels before it (None: not tested)
         self._local_min_significance = detector.thresholds.get(LOCAL_MIN_SIGNIFICANCE_KEY)
         self._kind_rules = KindRules.for_stream(detector.thresholds,
-                                                 info.stream_kind.is_linescan)
+                                                 info.stream_kind.is_linescan, info.dt_ms)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
         self._precise_min_significance = detector.thresholds.get(honesty.PRECISE_KEY)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,

@@ -15,6 +15,7 @@ from engine.kind_rules import (
     EMBER_FLAG,
     KIND_FLAG,
     PUFF_MIN_KEY,
+    PUFF_MIN_ONSET_KEY,
     PUFF_MIN_RISE_KEY,
     RISE_FLAG,
     SPARK_MAX_KEY,
@@ -66,6 +67,27 @@ def test_a_slow_rise_makes_a_spark_a_puff(kind, rise, fdhm, expected, flag) -> N
     tokens = fields["flags"].split(";")
     assert tokens[0] == "fwhm_um<2px"
     assert (RISE_FLAG in tokens) is (flag == RISE_FLAG)
+
+
+@pytest.mark.parametrize(("onset_frames", "expected"), [
+    (0.0, "spark"), (1.0, "spark"), (2.0, "puff"), (5.0, "puff")])
+def test_a_slow_rise_counts_only_where_the_event_itself_rises(onset_frames, expected) -> None:
+    """A spark detected at its peak whose measured foot lies frames before its own region began
+    (a wave's tail before it) keeps its kind; one seen rising for two frames becomes a puff."""
+    dt_ms = 17.0
+    fields = {"kind": "spark", "rise_ms": 480.0, "fdhm_ms": 140.0, "flags": "",
+              "t_start_ms": 1700.0, "t_peak_ms": 1700.0 + onset_frames * dt_ms}
+    rules = KindRules.for_stream({PUFF_MIN_RISE_KEY: 35.0, PUFF_MIN_ONSET_KEY: 2.0},
+                                 linescan=False, dt_ms=dt_ms)
+    rules.apply(fields)
+    assert fields["kind"] == expected
+    assert (RISE_FLAG in fields["flags"].split(";")) is (expected == "puff")
+    # without the frame interval, or with the check off, the rise alone decides
+    for rules in (KindRules(puff_min_rise_ms=35.0, puff_min_onset_frames=2.0),
+                  KindRules.for_stream({PUFF_MIN_RISE_KEY: 35.0}, linescan=False, dt_ms=dt_ms)):
+        fields.update(kind="spark", flags="")
+        rules.apply(fields)
+        assert fields["kind"] == "puff"
 
 
 @pytest.mark.parametrize(("kind", "fwhm", "expected"), [
@@ -122,6 +144,11 @@ def test_thresholds_reach_every_event_through_the_analyzer() -> None:
         assert after.kind == before.kind
         assert (RISE_FLAG in after.flags.split(";")) is slow
         assert (EMBER_FLAG in after.flags.split(";")) is (slow or is_ember(before.to_dict()))
+    assert any(RISE_FLAG in e.flags.split(";") for e in by_rise)
+    # the onset check reaches the analyzer with the stream's frame interval: no event rises
+    # for a million lines from its detected start, so none is renamed by its rise
+    held = run(**{PUFF_MIN_RISE_KEY: cut, PUFF_MIN_ONSET_KEY: 1e6})
+    assert not any(RISE_FLAG in e.flags.split(";") for e in held)
 
 
 @pytest.mark.parametrize(("linescan", "kind", "expected"), [
