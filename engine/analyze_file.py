@@ -118,8 +118,12 @@ def _overview_title(path: Path, summary: dict) -> str:
     floors = f"significance ≥ {events['min_significance']:g}"
     if local is not None:
         floors += f", ≥ {local:g} above its own pixels before"
+    tails = events.get("rejected_tail_of_earlier_event") or 0
+    rejected = f"{events['rejected_not_significant']} candidates rejected" + (
+        "" if not tails else ", 1 tail of an earlier event" if tails == 1
+        else f", {tails} tails of earlier events")
     return (f"{path.name}: {summary['n_events']} events "
-            f"({floors}; {events['rejected_not_significant']} candidates rejected)\n"
+            f"({floors}; {rejected})\n"
             f"resting SNR {quality['resting_snr']:.1f} · "
             f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
             + (f" ({confidence:.2f})" if confidence is not None else ""))

@@ -39,6 +39,7 @@ from .significance import (
     WAVE_MIN_SIGNIFICANCE_KEY,
     significances,
 )
+from .tails import TAIL_KEY, is_tail
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class StreamAnalyzer:
                                        else max(self.min_significance, float(wave_floor)))
         #: every event must reach this against its own pixels before it (None: not tested)
         self._local_min_significance = detector.thresholds.get(LOCAL_MIN_SIGNIFICANCE_KEY)
+        #: a puff peaking this many frames before its start is not reported (:mod:`engine.tails`)
+        self._tail_frames = detector.thresholds.get(TAIL_KEY)
         self._kind_rules = KindRules.for_stream(detector.thresholds,
                                                  info.stream_kind.is_linescan, info.dt_ms)
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
@@ -323,9 +326,23 @@ class StreamAnalyzer:
             self._noise.dff0_map_before(instance.t_start, self._pre.blank),
             local=local_floor is not None)
         floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
-        if instance.significance < floor:
+        if instance.significance < floor or (local_floor is not None and local < local_floor):
             return False
-        return local_floor is None or not local < local_floor
+        return not self._tail(instance)
+
+    def _tail(self, instance: Instance) -> bool:
+        """Whether ``instance`` is a puff peaking before its own start (:mod:`engine.tails`;
+        its characterization is kept for :meth:`_event`)."""
+        if self._tail_frames is None or instance.kind != "puff":
+            return False
+        instance.characterized = self._characterize(instance)
+        tail = is_tail(instance.characterized, instance, self.info.dt_ms, self._tail_frames)
+        self.quality.events.rejected_tail += tail
+        return tail
+
+    def _characterize(self, instance: Instance) -> dict:
+        return characterize(instance, self.info.pixel_um, self.info.dt_ms,
+                            self.detector.characterize_config)
 
     def _event(self, instance: Instance) -> Event:
         """Characterize, empty what cannot be trusted (:mod:`engine.honesty`), then let the
@@ -334,8 +351,7 @@ class StreamAnalyzer:
         if instance.over_budget:
             fields = locate(instance, info.pixel_um, info.dt_ms)
         else:
-            fields = characterize(instance, info.pixel_um, info.dt_ms,
-                                  self.detector.characterize_config)
+            fields = instance.characterized or self._characterize(instance)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms,
                       self._precise_min_significance)
         self._kind_rules.apply(fields)
@@ -345,7 +361,8 @@ class StreamAnalyzer:
 
     def quality_report(self) -> dict:
         """The recording's quality report so far (:mod:`engine.quality`)."""
-        self.quality.events.rejected_not_significant = self._tracker.n_rejected
+        events = self.quality.events
+        events.rejected_not_significant = self._tracker.n_rejected - events.rejected_tail
         self.quality.events.not_characterized_burst = self.budget.n_over
         return self.quality.report()
 

@@ -42,6 +42,7 @@ from .honesty import PRECISE_KEY
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
 from .significance import LOCAL_MIN_SIGNIFICANCE_KEY, WAVE_MIN_SIGNIFICANCE_KEY
+from .tails import TAIL_KEY
 from .windows import FinalBlock
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class HybridDetector:
             self.thresholds[LOCAL_MIN_SIGNIFICANCE_KEY] = float(params.local_min_significance)
         # the kind rules are about events, not about one detector's probabilities
         self.thresholds.update({key: network.thresholds[key]
-                                for key in (*KIND_RULE_KEYS, PRECISE_KEY)
+                                for key in (*KIND_RULE_KEYS, PRECISE_KEY, TAIL_KEY)
                                 if network.thresholds.get(key) is not None})
         postprocess = network.postprocess if postprocess is None else postprocess
         self.tracker_config = postprocess.tracker_for("hybrid")

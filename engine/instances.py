@@ -123,6 +123,9 @@ class Instance:
     truncated : bool
         A piece of a region that lasted longer than ``TrackerConfig.max_event_ms`` and was cut:
         reported with its position and times only.
+    characterized : dict, optional
+        Its characterization, where the ``accept`` check already needed it
+        (:mod:`engine.tails`); None until then.
     """
 
     kind: str
@@ -138,6 +141,7 @@ class Instance:
     significance: float = math.nan
     over_budget: bool = False
     truncated: bool = False
+    characterized: dict | None = field(default=None, repr=False)
 
     @property
     def stream_kind(self) -> StreamKind:

@@ -26,6 +26,7 @@ from .hybrid import HybridDetector, HybridParams
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.model_dir import DEFAULT_ROOT, ModelDir, default_model_path
 from .models.postprocess_file import PostprocessParams
+from .tails import TAIL_KEY
 from .windows import MODES
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class DetectorFactory:
 
 
 #: configured thresholds that apply whatever the detector (its own probability scale aside)
-EVENT_OVERRIDES = ("min_significance", *KIND_RULE_KEYS)
+EVENT_OVERRIDES = ("min_significance", *KIND_RULE_KEYS, TAIL_KEY)
 
 
 def _with_event_overrides(detector: Detector, overrides: dict) -> Detector:

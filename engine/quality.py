@@ -71,6 +71,7 @@ class EventCounts:
 
     reported: int = 0
     rejected_not_significant: int = 0
+    rejected_tail: int = 0  # puffs peaking before their own start (engine.tails)
     saturated: int = 0
     measurable: int = 0
     not_characterized_burst: int = 0  # reported beyond the budget of engine.burst
@@ -184,6 +185,7 @@ class QualityMonitor:
             "events": {
                 "reported": events.reported,
                 "rejected_not_significant": events.rejected_not_significant,
+                "rejected_tail_of_earlier_event": events.rejected_tail,
                 "min_significance": self.min_significance,
                 "wave_min_significance": self.wave_min_significance,
                 "local_min_significance": self.local_min_significance,

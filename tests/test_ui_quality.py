@@ -17,3 +17,13 @@ def test_not_significant_row_names_the_local_floor_only_where_the_model_sets_one
     local = _not_significant({"rejected_not_significant": 12, "min_significance": 7.0,
                               "local_min_significance": 4.0})
     assert "7.0 noise SDs" in local[2] and "under 4.0 above their own pixels" in local[2]
+
+
+def test_tails_row_only_where_tails_were_dropped():
+    labels = [row[0] for row in quality_rows({"events": {"rejected_tail_of_earlier_event": 0}})]
+    assert "Tails" not in labels
+    rows = quality_rows({"events": {"rejected_tail_of_earlier_event": 3}})
+    tails = next(row for row in rows if row[0] == "Tails")
+    assert tails[1] == "3" and "peaked before they began" in tails[2]
+    assert [row[0] for row in rows].index("Tails") == [row[0] for row in rows].index(
+        "Not significant") + 1

@@ -30,6 +30,24 @@ def validation_sets(kind: str, n_dev: int, n_sim: int, offset: int = 0) -> dict:
                                          params=dict(sim_params)).lazy(n_sim)}
 
 
+def add_set_arguments(parser, n_dev: int, n_sim: int, what: str) -> None:
+    """``--n``, ``--n-sim`` and ``--offset`` for :func:`sets_from_arguments` (``what``: the
+    recordings' name in the help, e.g. "movies")."""
+    parser.add_argument("--n", type=int, default=n_dev, help=f"development validation {what}")
+    parser.add_argument("--n-sim", type=int, default=n_sim,
+                        help=f"simulator validation {what} (0: development only)")
+    parser.add_argument("--offset", type=int, default=0, help="first development seed offset")
+
+
+def sets_from_arguments(args, kind: str) -> dict:
+    """:func:`validation_sets` for the arguments of :func:`add_set_arguments` (without the
+    simulator when ``--n-sim`` is 0)."""
+    data = validation_sets(kind, args.n, args.n_sim, args.offset)
+    if args.n_sim == 0:
+        del data["simulator"]
+    return data
+
+
 def model_copy(model: Path, into: Path, name: str,
                change_config: Callable[[dict], None] | None = None) -> Path:
     """A copy of the model directory ``model`` at ``into / name`` whose ``config.json`` went

@@ -34,6 +34,11 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     below = f"candidates below {number(events.get('min_significance'), 1)} noise SDs"
     if local is not None:
         below += f" or under {number(local, 1)} above their own pixels before them"
+    tails = events.get("rejected_tail_of_earlier_event")
+    tail_rows = ([("Tails", count(tails),
+                   "candidate puffs whose time course peaked before they began (the plateau or "
+                   "tail an earlier event, e.g. a wave, left behind), not reported")]
+                 if tails else [])
     return [
         ("Resting SNR", number(quality.get("resting_snr"), 1),
          "median F0 / temporal noise SD of the cell's pixels"),
@@ -43,6 +48,7 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
         ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
         ("Not significant", count(events.get("rejected_not_significant")),
          f"{below}, not reported"),
+        *tail_rows,
         ("Measurable", _pct(events.get("measurable_fraction")),
          "reported events with all five parameters resolved"),
         ("Imprecise", count(events.get("imprecise")),
