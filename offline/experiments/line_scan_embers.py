@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+from dataclasses import replace
 from unittest import mock
 
 import numpy as np
@@ -45,8 +46,8 @@ log = logging.getLogger(__name__)
 MODEL = "engine/models/default/linescan-accurate"
 
 
-def _no_embers(thresholds, linescan: bool) -> KindRules:
-    return KindRules.from_thresholds(thresholds)
+def _no_embers(thresholds, linescan: bool, dt_ms: float | None = None) -> KindRules:
+    return replace(KindRules.from_thresholds(thresholds), dt_ms=dt_ms)
 
 
 def as_sparks(events: list) -> list:
