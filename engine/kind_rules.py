@@ -108,7 +108,6 @@ class KindRules:
             return
         kind_by_duration(fields, self.puff_min_fdhm_ms, self.spark_max_fdhm_ms)
 
-
     def _rises_in_itself(self, fields: dict) -> bool:
         """Whether the event rises for ``puff_min_onset_frames`` from its detected start to its
         peak (True where that check is off or the times are missing)."""

@@ -80,7 +80,7 @@ import logging
 
 from engine.kind_rules import KEYS, KindRules
 from offline.experiments.rescore import rescore, with_kind_rules
-from offline.experiments.validation import validation_sets
+from offline.experiments.validation import add_set_arguments, sets_from_arguments
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,13 @@ def rekind_onset(events, dt_ms: float, point: tuple[float, int, int | None] | No
     if point is None:
         return list(events)
     threshold, min_onset, max_beyond = point
-    rules = KindRules(puff_min_rise_ms=threshold)
+    rules = KindRules(puff_min_rise_ms=threshold, puff_min_onset_frames=min_onset, dt_ms=dt_ms)
+    if max_beyond is None:
+        return with_kind_rules(events, rules)
 
-    def eligible(event) -> bool:
+    def eligible(event) -> bool:  # the measured rise reaches at most B frames before the onset
         onset = (event.t_peak_ms - event.t_start_ms) / dt_ms
-        beyond = (event.rise_ms / dt_ms) - onset
-        return onset >= min_onset and (max_beyond is None or not beyond > max_beyond)
+        return not event.rise_ms / dt_ms - onset > max_beyond
     return [with_kind_rules([e], rules)[0] if eligible(e) else e for e in events]
 
 
@@ -135,16 +136,11 @@ def score_grid(recordings, grid, rename=rekind, model: str = MODEL) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=40, help="development validation movies")
-    parser.add_argument("--n-sim", type=int, default=6,
-                        help="simulator validation movies (0: development only)")
-    parser.add_argument("--offset", type=int, default=0, help="first development seed offset")
+    add_set_arguments(parser, 40, 6, "movies")
     parser.add_argument("--grid", choices=sorted([*GRIDS, "onset"]), default="margin")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data = validation_sets("movie", args.n, args.n_sim, args.offset)
-    if args.n_sim == 0:
-        del data["simulator"]
+    data = sets_from_arguments(args, "movie")
     if args.grid == "onset":
         grid, rename, label = ONSET_GRID, rekind_onset, _onset_label
     else:
