@@ -37,3 +37,14 @@ def test_spread_values_keep_their_range_and_counts():
         lo, hi = ax.get_xlim()
         assert lo < 6.0 and hi > 14.0
         assert 196 <= sum(patch.get_height() for patch in ax.patches) <= 200  # 0.5 % tails cut
+
+
+def test_two_events_are_drawn_not_clipped_away():
+    """Two sparks and a wave without a FWHM (a live stream's first events): interpolated
+    0.5/99.5 % bounds fell strictly between the two FWHMs and dropped both, and the stacked
+    histogram of nothing raised in matplotlib."""
+    columns = [column for column, _ in HISTOGRAM_COLUMNS]
+    values = {c: [1.84, 1.90, np.nan] for c in columns}
+    fig = histograms_figure(_events(values, ["spark", "spark", "wave"]))
+    for ax in fig.axes[:len(columns)]:
+        assert sum(patch.get_height() for patch in ax.patches) == 2

@@ -174,7 +174,10 @@ def _stacked_histogram(ax, events: pd.DataFrame, column: str, bins: int) -> None
                 color="0.5", fontsize=9)
         ax.set_yticks([])
         return
-    low, high = np.percentile(finite, [0.5, 99.5])  # a few outliers must not squash the rest
+    # a few outliers must not squash the rest; the bounds are values of the data, so the
+    # smallest and largest of a few events (two FWHMs) are kept, not interpolated away
+    low = np.percentile(finite, 0.5, method="lower")
+    high = np.percentile(finite, 99.5, method="higher")
     finite = finite[(finite >= low) & (finite <= high)]
     if high - low <= 1e-9 * max(1.0, abs(low)):  # one value: a readable range around it
         pad = 0.05 * abs(low) if low else 0.5
