@@ -69,6 +69,28 @@ def test_batch_invariant_in_onnxruntime(exported) -> None:
                                       together[i:i + 1])
 
 
+def test_probabilities_are_the_softmax_of_the_logits(exported, request) -> None:
+    """The graph's class softmax (written as reductions and elementwise ops, cheaper on the CPU
+    than onnxruntime's Softmax on a non-last axis) equals torch's softmax of the logits; the
+    logits are spread wide so the max subtraction matters."""
+    import torch
+
+    from engine.models.unet import UNet
+
+    path, window = exported
+    make_config, _ = CASES[request.node.callspec.params["exported"]]
+    config = make_config("accurate")
+    torch.manual_seed(0)
+    network = UNet(config.architecture).eval()
+    batch = np.random.default_rng(1).normal(0, 30.0, (1, 1, *window)).astype(np.float32)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = torch.softmax(network(torch.from_numpy(batch)), dim=1).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": batch})[0], expected, atol=1e-5)
+
+
 def test_polygraphy_lint(exported) -> None:
     """``polygraphy check lint`` with a real window shape (with its default 1×1×1×1 input the
     lint runs the graph at an invalid size and fails on the U-Net's padding Concat)."""
