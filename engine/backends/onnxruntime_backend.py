@@ -37,8 +37,13 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+#: part of the cache key: bump when export_onnx writes a different graph for the same weights
+#: (2: the class softmax as plain operations), so old cached graphs are not reused
+EXPORT_VERSION = 2
+
+
 def _model_hash(model: ModelDir) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"export-{EXPORT_VERSION}".encode())
     if model.path is not None and (model.path / WEIGHTS_FILE).is_file():
         digest.update((model.path / WEIGHTS_FILE).read_bytes())
         digest.update((model.path / CONFIG_FILE).read_bytes())
