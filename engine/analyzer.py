@@ -326,6 +326,8 @@ class StreamAnalyzer:
             self._noise.dff0_map_before(instance.t_start, self._pre.blank),
             local=local_floor is not None)
         floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
+        if instance.min_significance is not None:
+            floor = max(floor, instance.min_significance)
         if instance.significance < floor or (local_floor is not None and local < local_floor):
             return False
         return not self._tail(instance)

@@ -85,6 +85,14 @@ class TrackerConfig:
     #: wide; a network whose window sees only a wave's plateau -- a 0.5-ms line-scan -- names
     #: it spark, and the split then cuts it into dozens of false sparks)
     wide_spark_is_wave_um: float | None = None
+    #: None: a region named wave is one wave. A number (needs ``split_dip_sd``): a wave piece
+    #: is cut at the smoothed-ΔF/F0 maxima that dip at least ``split_dip_sd`` noise SDs below
+    #: any higher one, as spark pieces are; the parts whose front stays narrower than this
+    #: many µm within every frame are sparks (on the wave's tail, before its front), the rest
+    #: stays one wave
+    wave_split_width_um: float | None = None
+    #: such a spark is reported only at or above this significance (and the stream's floor)
+    wave_split_min_significance: float | None = None
     #: a region lasting longer is cut this long after its start (closed or not): every piece
     #: is an event flagged ``truncated``, so a region that never closes (a flickering or
     #: drifting patch) cannot hold frames, and be labelled again on every push, without end.
@@ -126,6 +134,9 @@ class Instance:
     characterized : dict, optional
         Its characterization, where the ``accept`` check already needed it
         (:mod:`engine.tails`); None until then.
+    min_significance : float, optional
+        A floor of its own for the ``accept`` check, above the stream's (a spark cut out of a
+        wave: ``TrackerConfig.wave_split_min_significance``); None: the stream's.
     """
 
     kind: str
@@ -142,6 +153,7 @@ class Instance:
     over_budget: bool = False
     truncated: bool = False
     characterized: dict | None = field(default=None, repr=False)
+    min_significance: float | None = None
 
     @property
     def stream_kind(self) -> StreamKind:

@@ -6,7 +6,10 @@ that pass their size filter split off (:func:`~engine.instances.class_pieces`); 
 are split into single sparks (unless their front within one frame reaches
 ``wide_spark_is_wave_um``: then they are one wave) by peaks + watershed on the smoothed ΔF/F0
 around them, or at dips deeper than ``split_dip_sd`` noise SDs (the noise measured in that context, outside the
-region); every part that passes its size filter becomes an
+region); with ``wave_split_width_um``, a wave piece is cut the same way and the sparks standing
+on it (on its tail, before its front) become spark pieces, each held to its own significance
+floor ``wave_split_min_significance`` (:meth:`RegionInstances._wave_and_sparks`); every part
+that passes its size filter becomes an
 :class:`~engine.instances.Instance` (a puff at least ``wide_puff_is_wave_um`` wide named a
 wave), scored by the mean probability of its class. Which region is closed, which frames are held around
 it, and the ids, are :class:`~engine.postprocess.InstanceTracker`'s business.
@@ -34,6 +37,7 @@ from engine.instances import (
     split_sparks,
     wide_puff_is_wave,
     wide_spark_is_wave,
+    widest_front_um,
 )
 
 
@@ -76,11 +80,7 @@ class RegionInstances:
         context_origin = (region.first + start[0], start[1], start[2])
         linescan = self.stream_kind.is_linescan
         out = []
-        for piece_index, (cls, piece) in enumerate(pieces):
-            if not piece.any():
-                continue
-            kind = wide_spark_is_wave(KIND_OF_CLASS[cls], piece, self.pixel_um, self.config,
-                                      linescan)
+        for piece_index, piece, kind, floor in self._named(pieces, context, inner):
             parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
             channel = EVENT_CLASSES.index(CLASS_IDS[kind])
             for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
@@ -99,8 +99,62 @@ class RegionInstances:
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (region.closing_frame, *origin, piece_index, part)
                 out.append(Instance(named, score, mask, origin, context, context_origin,
-                                    self.stream_kind.axes, sort_key=key))
+                                    self.stream_kind.axes, sort_key=key, min_significance=floor))
         return out
+
+    def _named(self, pieces: list[tuple[int, np.ndarray]], context: np.ndarray,
+               inner: tuple[slice, ...]) -> list[tuple[int, np.ndarray, str, float | None]]:
+        """``(index, piece, kind, significance floor)`` of each non-empty piece; with
+        ``wave_split_width_um``, the sparks on a wave piece become spark pieces after all of
+        them (indices from ``len(pieces)`` on), held to ``wave_split_min_significance``."""
+        linescan = self.stream_kind.is_linescan
+        out, extra = [], []
+        for index, (cls, piece) in enumerate(pieces):
+            if not piece.any():
+                continue
+            kind = wide_spark_is_wave(KIND_OF_CLASS[cls], piece, self.pixel_um, self.config,
+                                      linescan)
+            if (kind == "wave" and self.config.wave_split_width_um is not None
+                    and self.config.split_dip_sd is not None):
+                piece, sparks = self._wave_and_sparks(context, inner, piece)
+                floor = self.config.wave_split_min_significance
+                extra += [(spark, "spark", floor) for spark in sparks]
+            out.append((index, piece, kind, None))
+        extra = [(len(pieces) + i, *spark) for i, spark in enumerate(extra)]
+        return out + extra
+
+    def _wave_and_sparks(self, context: np.ndarray, inner: tuple[slice, ...],
+                         piece: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A wave piece without the sparks on it, and those sparks.
+
+        The piece is cut as spark pieces are (h-maxima, watershed); a part is a spark where its
+        peak stands above the highest pixel of its border with the other parts (the level it
+        stands on) by at least that level (it doubles what is under it: its own event, not a
+        bump on the wave's front), and its core -- the pixels above that level by 20 % of its
+        rise, the ground truth's share of an event's own peak -- stays narrower than
+        ``wave_split_width_um`` within every frame. The rest of its part stays wave."""
+        cfg = self.config
+        linescan = self.stream_kind.is_linescan
+        smoothed = smooth_dff0(context, cfg.peak_sigma_ms / self.dt_ms,
+                               cfg.peak_sigma_um / self.pixel_um, linescan)[inner]
+        parts = self._split(context, inner, piece)
+        wave, sparks = piece.copy(), []
+        for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
+            if part_slices is None:
+                continue
+            mask = parts == part
+            border = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 3), bool)) & piece & ~mask
+            if not border.any():
+                continue
+            level = float(smoothed[border].max())
+            peak = float(smoothed[mask].max())
+            if not (level > 0 and peak - level >= level):
+                continue
+            core = mask & (smoothed >= level + 0.2 * (peak - level))
+            if widest_front_um(core, self.pixel_um, linescan) < cfg.wave_split_width_um:
+                sparks.append(core)
+                wave &= ~core
+        return wave, sparks
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
         """Whether a minority part of class ``cls`` passes its size filter."""

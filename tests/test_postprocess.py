@@ -426,3 +426,86 @@ def test_a_truncated_event_keeps_its_place_and_times_but_no_parameters():
     assert fields["flags"] == TRUNCATED_FLAG and fields["t_start_ms"] == 5.0
     assert all(np.isnan(fields[name]) for name in
                ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"))
+
+
+def wave_with_a_spark_on_its_tail(noise_sd: float = 0.0, seed: int = 0):
+    """A 40-µm wave (ΔF/F0 2, decaying with τ 60 ms after each pixel's front, the front
+    sweeping 0.5 µm per ms) named wave everywhere, with a 2-µm spark (ΔF/F0 1) on its tail
+    150 ms after the front passed the spark's pixels, inside the wave's region."""
+    shape = (400, 300)
+    t = np.arange(shape[0])[:, None] * DT_MS
+    x = np.arange(shape[1])[None, :] * PX_UM
+    front = 20.0 + 2.0 * np.abs(x - 30.0)
+    since = t - front
+    wave = np.where((x >= 10) & (x <= 50), np.where(since >= 0, 2.0 * np.exp(-since / 60.0), 0.0),
+                    0.0)
+    dff0 = (wave + gaussian_spark(shape, 200.0, 32.0)).astype(np.float32)
+    dff0 += np.random.default_rng(seed).normal(0, noise_sd, shape).astype(np.float32)
+    classes = np.where((wave > 0.05) | (dff0 > 0.3), WAVE, 0).astype(np.uint8)
+    return probs_of(classes), dff0
+
+
+def test_a_spark_on_a_wave_tail_is_cut_out_only_when_asked():
+    """With ``wave_split_width_um`` the wave's region gives the wave and a spark at the spark's
+    own peak, held to ``wave_split_min_significance``; without it, one wave."""
+    probs, dff0 = wave_with_a_spark_on_its_tail(noise_sd=0.02)
+    base = dataclasses.replace(FRAMES, split_dip_sd=5.0)
+    found = {}
+    for width in (None, 15.0):
+        config = dataclasses.replace(base, wave_split_width_um=width,
+                                     wave_split_min_significance=12.0)
+        found[width] = run(InstanceTracker((300,), PX_UM, DT_MS, config=config), probs, dff0,
+                           [400])[0]
+    assert [i.kind for i in found[None]] == ["wave"]
+    assert sorted(i.kind for i in found[15.0]) == ["spark", "wave"]
+    spark = next(i for i in found[15.0] if i.kind == "spark")
+    t_peak = 200 + 6  # the spark's own peak: its start plus its rise (gaussian_spark)
+    assert spark.origin[0] <= t_peak < spark.origin[0] + spark.mask.shape[0]
+    assert spark.origin[-1] <= round(32.0 / PX_UM) < spark.origin[-1] + spark.mask.shape[-1]
+    assert spark.min_significance == 12.0
+    assert widest_front_um(spark.mask, PX_UM, linescan=True) < 5.0
+
+
+def test_a_wave_without_a_spark_stays_whole():
+    """The same wave without the spark, in noise: nothing is cut out of it (its bumps neither
+    dip 5 noise SDs nor double the level they stand on)."""
+    probs, dff0 = wave_with_a_spark_on_its_tail(noise_sd=0.02)
+    shape = dff0.shape
+    dff0 = dff0 - gaussian_spark(shape, 200.0, 32.0)
+    config = dataclasses.replace(FRAMES, split_dip_sd=5.0, wave_split_width_um=15.0)
+    out = run(InstanceTracker((300,), PX_UM, DT_MS, config=config), probs, dff0, [400])[0]
+    assert [i.kind for i in out] == ["wave"]
+
+
+def test_the_accept_check_holds_an_instance_to_its_own_floor(monkeypatch) -> None:
+    """A spark cut out of a wave carries ``min_significance``: the analyzer's accept check
+    rejects it under that floor although it clears the stream's, and judges others as before."""
+    import engine.analyzer as analyzer_module
+    from engine.analyzer import StreamAnalyzer
+    from engine.instances import Instance
+
+    monkeypatch.setattr(analyzer_module, "significances", lambda *a, **k: (10.0, float("nan")))
+
+    class _Stub:
+        budget = type("B", (), {"take": staticmethod(lambda key: True)})()
+        info = type("I", (), {"dt_ms": DT_MS, "pixel_um": PX_UM})()
+        _noise = type("N", (), {"dff0_map_before": staticmethod(lambda *a: None)})()
+        _pre = type("P", (), {"blank": 0.0})()
+        _local_min_significance = None
+        _wave_min_significance = None
+        min_significance = 6.0
+
+        def _tail(self, instance):
+            return False
+
+    def spark(floor):
+        mask = np.ones((5, 1, 5), bool)
+        return Instance("spark", 0.9, mask, (10, 0, 10), np.zeros((9, 1, 9), np.float32),
+                        (8, 0, 8), min_significance=floor)
+
+    stub = _Stub()
+    assert StreamAnalyzer._significant(stub, spark(None)) is True
+    assert StreamAnalyzer._significant(stub, spark(12.0)) is False
+    assert StreamAnalyzer._significant(stub, spark(4.0)) is True  # never below the stream's
+    stub.min_significance = 11.0
+    assert StreamAnalyzer._significant(stub, spark(4.0)) is False
