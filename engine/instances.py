@@ -85,11 +85,11 @@ class TrackerConfig:
     #: wide; a network whose window sees only a wave's plateau -- a 0.5-ms line-scan -- names
     #: it spark, and the split then cuts it into dozens of false sparks)
     wide_spark_is_wave_um: float | None = None
-    #: None: a region named wave is one wave. A number (needs ``split_dip_sd``): a wave piece
-    #: is cut at the smoothed-ΔF/F0 maxima that dip at least ``split_dip_sd`` noise SDs below
-    #: any higher one, as spark pieces are; the parts whose front stays narrower than this
-    #: many µm within every frame are sparks (on the wave's tail, before its front), the rest
-    #: stays one wave
+    #: None: a region named wave is one wave. A number: a wave piece is cut as spark pieces
+    #: are (``split_dip_sd``, else the peak distances); a part that stands on the rest as an
+    #: event of its own and whose core stays narrower than this many µm within every frame is
+    #: a spark (on the wave's tail, before its front), the rest stays one wave
+    #: (:meth:`engine.region_instances.RegionInstances._wave_and_sparks`)
     wave_split_width_um: float | None = None
     #: such a spark is reported only at or above this significance (and the stream's floor)
     wave_split_min_significance: float | None = None

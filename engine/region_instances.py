@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -26,6 +27,7 @@ from scipy import ndimage
 from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
 from engine.instances import (
+    CONNECTIVITY,
     EVENT_CLASSES,
     KIND_OF_CLASS,
     Instance,
@@ -79,9 +81,11 @@ class RegionInstances:
         inner = tuple(slice(s.start - c, s.stop - c) for s, c in zip(slices, start, strict=True))
         context_origin = (region.first + start[0], start[1], start[2])
         linescan = self.stream_kind.is_linescan
+        smoothed = _SmoothedContext(context, inner, self.config, self.dt_ms, self.pixel_um,
+                                    linescan)
         out = []
-        for piece_index, piece, kind, floor in self._named(pieces, context, inner):
-            parts = self._split(context, inner, piece) if kind == "spark" else piece.astype(np.int32)
+        for piece_index, piece, kind, floor in self._named(pieces, smoothed):
+            parts = self._split(smoothed, piece) if kind == "spark" else piece.astype(np.int32)
             channel = EVENT_CLASSES.index(CLASS_IDS[kind])
             for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
                 if part_slices is None:
@@ -102,58 +106,56 @@ class RegionInstances:
                                     self.stream_kind.axes, sort_key=key, min_significance=floor))
         return out
 
-    def _named(self, pieces: list[tuple[int, np.ndarray]], context: np.ndarray,
-               inner: tuple[slice, ...]) -> list[tuple[int, np.ndarray, str, float | None]]:
+    def _named(self, pieces: list[tuple[int, np.ndarray]], smoothed: _SmoothedContext
+               ) -> list[tuple[int, np.ndarray, str, float | None]]:
         """``(index, piece, kind, significance floor)`` of each non-empty piece; with
         ``wave_split_width_um``, the sparks on a wave piece become spark pieces after all of
         them (indices from ``len(pieces)`` on), held to ``wave_split_min_significance``."""
         linescan = self.stream_kind.is_linescan
-        out, extra = [], []
+        out, sparks = [], []
         for index, (cls, piece) in enumerate(pieces):
             if not piece.any():
                 continue
             kind = wide_spark_is_wave(KIND_OF_CLASS[cls], piece, self.pixel_um, self.config,
                                       linescan)
-            if (kind == "wave" and self.config.wave_split_width_um is not None
-                    and self.config.split_dip_sd is not None):
-                piece, sparks = self._wave_and_sparks(context, inner, piece)
-                floor = self.config.wave_split_min_significance
-                extra += [(spark, "spark", floor) for spark in sparks]
+            if kind == "wave" and self.config.wave_split_width_um is not None:
+                piece, on_wave = self._wave_and_sparks(smoothed, piece)
+                sparks += on_wave
             out.append((index, piece, kind, None))
-        extra = [(len(pieces) + i, *spark) for i, spark in enumerate(extra)]
-        return out + extra
+        floor = self.config.wave_split_min_significance
+        return out + [(len(pieces) + i, spark, "spark", floor) for i, spark in enumerate(sparks)]
 
-    def _wave_and_sparks(self, context: np.ndarray, inner: tuple[slice, ...],
+    def _wave_and_sparks(self, smoothed: _SmoothedContext,
                          piece: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """A wave piece without the sparks on it, and those sparks.
 
-        The piece is cut as spark pieces are (h-maxima, watershed); a part is a spark where its
+        The piece is cut as spark pieces are (:meth:`_split`); a part is a spark where its
         peak stands above the highest pixel of its border with the other parts (the level it
         stands on) by at least that level (it doubles what is under it: its own event, not a
         bump on the wave's front), and its core -- the pixels above that level by 20 % of its
         rise, the ground truth's share of an event's own peak -- stays narrower than
         ``wave_split_width_um`` within every frame. The rest of its part stays wave."""
-        cfg = self.config
-        linescan = self.stream_kind.is_linescan
-        smoothed = smooth_dff0(context, cfg.peak_sigma_ms / self.dt_ms,
-                               cfg.peak_sigma_um / self.pixel_um, linescan)[inner]
-        parts = self._split(context, inner, piece)
+        values = smoothed.values[smoothed.inner]
+        parts = self._split(smoothed, piece)
         wave, sparks = piece.copy(), []
         for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
             if part_slices is None:
                 continue
-            mask = parts == part
-            border = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 3), bool)) & piece & ~mask
+            box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1))  # part and border
+                        for s, n in zip(part_slices, parts.shape, strict=True))
+            mask = parts[box] == part
+            border = ndimage.binary_dilation(mask, structure=CONNECTIVITY) & piece[box] & ~mask
             if not border.any():
                 continue
-            level = float(smoothed[border].max())
-            peak = float(smoothed[mask].max())
+            local = values[box]
+            level, peak = float(local[border].max()), float(local[mask].max())
             if not (level > 0 and peak - level >= level):
                 continue
-            core = mask & (smoothed >= level + 0.2 * (peak - level))
-            if widest_front_um(core, self.pixel_um, linescan) < cfg.wave_split_width_um:
-                sparks.append(core)
-                wave &= ~core
+            core = mask & (local >= level + 0.2 * (peak - level))
+            if widest_front_um(core, self.pixel_um,
+                               self.stream_kind.is_linescan) < self.config.wave_split_width_um:
+                sparks.append(_placed(core, box, piece.shape))
+                wave[box] &= ~core
         return wave, sparks
 
     def _stands_alone(self, cls: int, mask: np.ndarray) -> bool:
@@ -161,18 +163,44 @@ class RegionInstances:
         return passes_size_filter(KIND_OF_CLASS[cls], mask, self.pixel_um, self.dt_ms,
                                   self.config, self.stream_kind.is_linescan)
 
-    def _split(self, context: np.ndarray, inner: tuple[slice, ...], pixels: np.ndarray) -> np.ndarray:
-        """Single sparks of a spark piece (``pixels`` at ``inner`` in ``context``), labelled."""
+    def _split(self, smoothed: _SmoothedContext, pixels: np.ndarray) -> np.ndarray:
+        """Single sparks of a spark piece (``pixels``, in the region's box), labelled."""
         cfg = self.config
-        sigma_frames = cfg.peak_sigma_ms / self.dt_ms
-        linescan = self.stream_kind.is_linescan
-        full = smooth_dff0(context, sigma_frames, cfg.peak_sigma_um / self.pixel_um, linescan)
         min_frames = max(1, int(round(cfg.peak_min_dist_ms / self.dt_ms)) - 1)
         min_px = max(1, int(round(cfg.peak_min_dist_um / self.pixel_um)) - 1)
         min_dip = None
         if cfg.split_dip_sd is not None:  # the noise comes from the context around the region
-            min_dip = cfg.split_dip_sd * _smoothed_noise_sd(full, inner, sigma_frames)
-        return split_sparks(full[inner], pixels, min_frames, min_px, linescan, min_dip)
+            min_dip = cfg.split_dip_sd * smoothed.noise_sd
+        return split_sparks(smoothed.values[smoothed.inner], pixels, min_frames, min_px,
+                            self.stream_kind.is_linescan, min_dip)
+
+
+class _SmoothedContext:
+    """A region's ΔF/F0 context smoothed for peak finding (``peak_sigma_*``) and the noise SD
+    of that, each computed once per region and only when a piece needs it; ``inner``: the
+    region's box in the context."""
+
+    def __init__(self, context: np.ndarray, inner: tuple[slice, ...], config: TrackerConfig,
+                 dt_ms: float, pixel_um: float, linescan: bool) -> None:
+        self.inner = inner
+        self._context, self._linescan = context, linescan
+        self._sigma_frames = config.peak_sigma_ms / dt_ms
+        self._sigma_px = config.peak_sigma_um / pixel_um
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        return smooth_dff0(self._context, self._sigma_frames, self._sigma_px, self._linescan)
+
+    @cached_property
+    def noise_sd(self) -> float:
+        return _smoothed_noise_sd(self.values, self.inner, self._sigma_frames)
+
+
+def _placed(mask: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """``mask`` (the pixels of ``box``) in a boolean array of ``shape``."""
+    out = np.zeros(shape, bool)
+    out[box] = mask
+    return out
 
 
 def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],
