@@ -3,7 +3,7 @@
 Why: the network is the better segmenter on data like its training simulator, and the classical
 detector (a noise criterion, no training) degrades less on data unlike it — out-of-focus and
 long-lasting sparks, waves in line-scans (README, "In distribution and on data the training never
-saw"). Fusing both per pixel keeps what each finds; the analyzer's significance check
+saw", and docs/RESULTS.md). Fusing both per pixel keeps what each finds; the analyzer's significance check
 (:mod:`engine.significance`) then judges every proposal against the local noise, whoever made
 it.
 

@@ -6,7 +6,7 @@ maximum (FDHM) ~20–50 ms (Cheng & Lederer 2008, Physiol Rev 88:1491, table 1).
 sites of a cluster recruited one after another -- keeps rising while new sites open, for tens to
 hundreds of ms, and lasts well over 100 ms. A detector trained on one simulator's puffs can call a
 longer, dimmer cluster a spark (castream's movie network does on the development generator:
-README, "In distribution and on data the training never saw").
+docs/RESULTS.md, "In distribution and on data the training never saw").
 
 With the model directory's thresholds (:class:`KindRules`; tuned on validation data only,
 ``python -m offline.experiments.kind_by_duration`` and ``... kind_by_rise``), applied after the
@@ -39,7 +39,7 @@ line-scan "puffs" are these embers (:mod:`acquisition.simulate`, "Puffs / embers
 evaluation counts them as sparks on line-scans too (``offline.evaluate.in_castream_vocabulary``).
 The flag keeps them apart where it matters: the cell classifier, trained on sparks, skips
 them. Applied last, after the threshold rules. On validation line-scans (24 development, 24
-simulator; README, "Embers are sparks") spark F1 rose 0.932 → 0.945 and 0.970 → 0.982.
+simulator; docs/RESULTS.md, "Embers are sparks") spark F1 rose 0.932 → 0.945 and 0.970 → 0.982.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ BLEACHING_WARNING = 0.5
 #: a spark's rise (10 % → peak) is ~10 ms (release ~5-20 ms; Cheng & Lederer 2008); when two
 #: samples are longer, rise times are at the sampling's resolution and reported ones are warned
 #: about (on the simulator's test movies at 6.8 ms/frame, 199 of 238 reported rises belonged to
-#: sparks whose true rise is under two frames: README "Why movie rise errors stay large").
+#: sparks whose true rise is under two frames: docs/RESULTS.md "Why movie rise errors stay large").
 #: Warnings carry no counts that grow with every event: ``serve`` logs each new text once
 TYPICAL_SPARK_RISE_MS = 10.0
 

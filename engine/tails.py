@@ -11,8 +11,8 @@ characterizes every candidate the detector names puff and does not report one wh
 that many frames or more before its start; the quality report counts them
 (``events.rejected_tail_of_earlier_event``).
 
-Chosen on validation movies only (``python -m offline.experiments.peak_before_start``; README,
-"A puff that peaks before it begins"): dropping such puffs raised development puff F1 on three
+Chosen on validation movies only (``python -m offline.experiments.peak_before_start``;
+docs/RESULTS.md, "A puff that peaks before it begins"): dropping such puffs raised development puff F1 on three
 validation sets and moved no other class.
 """
 

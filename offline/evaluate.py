@@ -43,7 +43,7 @@ class EvaluationResult:
     #: ``{n_recordings, seconds, false_events, per_s}`` over the recordings without events
     false_events: dict[str, float] = field(default_factory=dict)
     #: one row per recording (name, calibration, per-class recall / precision / F1): a pooled
-    #: score can hide one recording that fails (README: a very dim development line-scan)
+    #: score can hide one recording that fails (docs/RESULTS.md: a very dim development line-scan)
     per_recording: list[dict[str, Any]] = field(default_factory=list)
     #: recall / precision / F1 per class with each event matched at most once
     #: (:func:`offline.metrics.one_to_one_counts`): sees merged pairs and fragments

@@ -178,7 +178,7 @@ def test_movie_sparks_amplitude_and_width_through_the_noise():
 def test_fixed_spatial_pattern_does_not_bend_the_width():
     """ΔF/F0 whose F0 was smoothed in space keeps the resting pattern (striations every 1.8 µm,
     ±10 %) as a fixed multiplicative pattern. At high SNR it bent the spatial profile: FWHM
-    −33 % on the training simulator's movies at 1,000 photons per pixel (README).
+    −33 % on the training simulator's movies at 1,000 photons per pixel (docs/RESULTS.md).
     Each column's own baseline before the event (shrunk by empirical Bayes) removes it."""
     t = np.arange(40)[:, None, None] * 6.8 - 60.0
     y = np.arange(32)[None, :, None] * 0.2 - 3.1

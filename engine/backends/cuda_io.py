@@ -27,7 +27,7 @@ launched on the current stream) into ``numpy → numpy``:
   second host copy;
 - optionally (``output_dtype="float16"``) the probabilities are narrowed on the device before
   they come back: the device-to-host copy, four classes per input value and so four fifths of
-  a window's bytes, halves (the copies, not the network, bounded the first H200 runs: README
+  a window's bytes, halves (the copies, not the network, bounded the first H200 runs: docs/RESULTS.md
   "GPU"). The caller gets float16 probabilities (relative error ≤ 2⁻¹¹, below the network's
   own reduced precision when it runs in fp16/bf16); the stitcher widens the frames it keeps.
   The input stays float32: casting it to float16 on the host cost more than the copy it

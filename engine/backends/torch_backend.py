@@ -126,7 +126,7 @@ class TorchBackend:
 
             # windows have a few fixed shapes: let cuDNN time its algorithms once per shape
             # (its heuristic choice for 3-D convolutions can be far from the fastest;
-            # the first H200 run was flat in batch size, README "GPU"; not yet re-measured)
+            # the first H200 run was flat in batch size, docs/RESULTS.md "GPU"; not yet re-measured)
             torch.backends.cudnn.benchmark = True
             self._eager_net = self._net
             if compile:

@@ -301,7 +301,7 @@ def export_onnx(model: ModelDir, path: str | Path, opset: int = 17) -> Path:
         """Softmax over the class axis as elementwise ops and reductions. onnxruntime's CPU
         Softmax operator on this (non-last) axis was slow: ``python bench/network_cpu.py
         --threads 1`` measured 72.8 → 56.9 ms per line-scan window and 436 → 228 ms per movie
-        window with this instead (README, "Network alone")."""
+        window with this instead (docs/RESULTS.md, "Speed on this CPU")."""
 
         def forward(self, logits: torch.Tensor) -> torch.Tensor:
             e = torch.exp(logits - logits.amax(dim=1, keepdim=True))

@@ -73,8 +73,8 @@ frames exactly; the grid now applies the engine's own check (:class:`KindRules`,
 1e-9 for an onset of N frames computed as N - 1e-15). Re-run with it, the tail rule
 (:mod:`engine.tails`) then on: mean 0.8670 at 0 and at 1 frame, **0.8713** at 2 (rule off
 0.8215); ``--offset 64``: 0.8115 / 0.8196 / **0.8326** (off 0.7874); 2 frames stays best on both.
-The movie model's ``thresholds.json`` holds ``puff_min_rise_ms`` 35; README.md, "Movie puffs by
-their rise", has the test-seed figures (a trade there: development up, simulator down).
+The movie model's ``thresholds.json`` holds ``puff_min_rise_ms`` 35; docs/RESULTS.md, "Movie puffs
+by their rise", has the test-seed figures (a trade there: development up, simulator down).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ brackets), recall and precision per generator:
   (:func:`offline.evaluate.in_castream_vocabulary`).
 
 No test seed is read. Result (this machine, 2026-12-05, ``--n 24 --n-sim 24``; the numbers
-the kind-rules module and README.md quote):
+the kind-rules module and docs/RESULTS.md quote):
 
 ===========  ==============================  ==============================
 variant      development spark F1 (R / P)    simulator spark F1 (R / P)
