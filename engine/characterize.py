@@ -118,6 +118,9 @@ class CharacterizeConfig:
     #: the temporal top's split (kinked) peak joins its two sides where the rough profile is
     #: at least this fraction of its maximum (:func:`engine.timecourse.measure`)
     joint_fraction: float = JOINT_FRACTION
+    #: the temporal top's peak *value* weighs its candidate shapes with this penalty per
+    #: parameter (:func:`engine.timecourse.measure`; None: as the peak sample, ``CP``)
+    amplitude_cp: float | None = None
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -189,7 +192,8 @@ def characterize(
     tp = timing.rough_peak(line, weights, tp)
     spatial = flat[_band(tp, int(round(config.band_ms / dt_ms / 2)), line.shape[0])].mean(axis=0)
     in_space = measure(spatial, config.profile_sigma_um / pixel_um * (sigma_um > 0),
-                       search=(columns.start, columns.stop), split=False)
+                       search=(columns.start, columns.stop), split=False,
+                       amplitude_cp=config.amplitude_cp)
     voigt = _voigt(spatial, in_space, xp, pixel_um, config)
     if voigt is not None:
         matched = voigt.values(np.arange(line.shape[1]))
@@ -238,6 +242,7 @@ class _Timing:
         self.search = (int(frames[0]), int(frames[-1]) + 1) if frames.size else None
         self.foot = config.foot_max_fraction
         self.joint_fraction = config.joint_fraction
+        self.amplitude_cp = config.amplitude_cp
 
     def profile(self, line: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean across X, minus its baseline."""
@@ -255,7 +260,8 @@ class _Timing:
     def measure(self, line: np.ndarray, weights: np.ndarray) -> Profile | None:
         """Peak and crossings of the profile (:func:`engine.timecourse.measure`)."""
         return measure(self.profile(line, weights), self.sigma, self.hold, self.search,
-                       foot_max_fraction=self.foot, joint_fraction=self.joint_fraction)
+                       foot_max_fraction=self.foot, joint_fraction=self.joint_fraction,
+                       amplitude_cp=self.amplitude_cp)
 
 
 def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,

@@ -24,7 +24,12 @@ on real spark shapes). Instead:
   offline.experiments.characterize_sweep --kind linescan --n-dev 24 --n-sim 8 --timecourse
   MODEL_AVERAGING=0``) the median rise error fell 28.2 → 25.7 % (development) and 25.9 → 22.5 %
   (simulator), t50 17.5 → 17.1 % and 14.5 → 14.4 %; on validation movies (8 + 4) the five
-  errors moved by at most 1.3 points.
+  errors moved by at most 1.3 points. The peak *value* may be weighed with a larger penalty
+  per parameter (``amplitude_cp``, a model's ``characterize.amplitude_cp``) than the peak
+  sample: σ comes from first differences, which under-estimate noise that is correlated in
+  time, so the flexible shapes look better than they are and their peaks follow the noise up
+  (with white noise the penalty changes little; the line-scan models' ``postprocess.json``
+  provenance has the validation measurement).
 * **plateaus** (embers): when the top is much longer than the rising edge, the top is two
   half-parabolas (own curvature each side) joined at the peak sample, searched over the top:
   a long slowly declining plateau has its peak at its start, which one polynomial misses.
@@ -139,7 +144,8 @@ def _crossing(walk: np.ndarray, level: float, origin: int, step: int) -> float:
 def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
             search: tuple[int, int] | None = None, split: bool = True,
             foot_max_fraction: float = 0.0,
-            joint_fraction: float | None = None) -> Profile | None:
+            joint_fraction: float | None = None,
+            amplitude_cp: float | None = None) -> Profile | None:
     """Denoise ``profile`` around its event and locate its peak (see the module docstring).
 
     Parameters
@@ -160,6 +166,10 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     joint_fraction : float, optional
         Split peaks join where the rough profile is at least this fraction of its maximum
         (default :data:`JOINT_FRACTION`; a model's ``characterize.joint_fraction``).
+    amplitude_cp : float, optional
+        The model-choice penalty per parameter for the peak *value* (default :data:`CP`, as
+        the peak sample; a model's ``characterize.amplitude_cp``): the peak of a flexible top
+        follows the noise upwards, a larger penalty leans on the smoother shapes.
 
     Returns
     -------
@@ -177,7 +187,8 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
         amplitude, peak = _split_parabola(y, rough, k0, sd)
     else:
         amplitude, peak = _top_peak(y, rough, k0, split, sd,
-                                    JOINT_FRACTION if joint_fraction is None else joint_fraction)
+                                    JOINT_FRACTION if joint_fraction is None else joint_fraction,
+                                    CP if amplitude_cp is None else amplitude_cp)
     if not amplitude > 0:
         return None
     floor = FLOOR_FRACTION * rough[k0]
@@ -221,12 +232,12 @@ def _is_plateau(rough: np.ndarray, k0: int) -> bool:
 
 
 def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool, sd: float,
-              joint_fraction: float) -> tuple[float, int]:
+              joint_fraction: float, amplitude_cp: float = CP) -> tuple[float, int]:
     """Peak value and sample from the top: the log-polynomials (degrees ``LOG_DEGREES``), the
     split log-power peak and the raw samples, each scored ``SSE / σ² + CP × parameters`` (SSE
     in ΔF/F0, σ = ``sd`` the profile's noise); with ``MODEL_AVERAGING`` their peaks are
     averaged with weights ``exp(−(score − best) / 2)`` (Akaike weights), else the best one is
-    taken."""
+    taken; the peak *value* is weighed the same way with ``amplitude_cp`` in place of ``CP``."""
     left, right = _top(rough, k0, TOP_FRACTION)
     x = np.arange(left, right + 1, dtype=np.float64)
     v = y[left : right + 1]
@@ -236,25 +247,32 @@ def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool, sd: float,
     log_y = np.log(np.clip(v, 0.05 * rough[k0], None))
     weight = np.clip(rough[left : right + 1], 1e-6, None)
     raw = int(np.argmax(v))  # the samples themselves: no error, one parameter per sample
-    fits = [(CP * len(v), float(v[raw]), float(left + raw))]
+    fits = [(0.0, len(v), float(v[raw]), float(left + raw))]  # (SSE / σ², parameters, ...)
     for degree in LOG_DEGREES:
         if len(x) >= degree + 3:
             sse, amplitude, peak = _log_polynomial(x - k0, v, log_y, weight, degree)
-            fits.append((sse / variance + CP * (degree + 1), amplitude, peak + k0))
+            fits.append((sse / variance, degree + 1, amplitude, peak + k0))
     if split:
         joints = np.arange(*_top(rough, k0, joint_fraction)) + 1
         joints = joints[(joints > left) & (joints < right)]
         fit = _log_split(x, v, log_y, weight, joints.astype(np.float64))
         if fit is not None:
-            fits.append((fit[0] / variance + CP * SPLIT_PARAMETERS, fit[1], fit[2]))
-    scores = np.array([f[0] for f in fits])
+            fits.append((fit[0] / variance, SPLIT_PARAMETERS, fit[1], fit[2]))
+    chi2, size, amplitudes, peaks = (np.array(column, np.float64)
+                                     for column in zip(*fits, strict=True))
+    peak_weights = _weights(chi2 + CP * size)
+    amplitude_weights = (peak_weights if amplitude_cp == CP
+                         else _weights(chi2 + amplitude_cp * size))
+    return float(amplitude_weights @ amplitudes), int(round(float(peak_weights @ peaks)))
+
+
+def _weights(scores: np.ndarray) -> np.ndarray:
+    """Akaike weights ``exp(−(score − best) / 2)``, normalized; without ``MODEL_AVERAGING``
+    all on the best score."""
     if not MODEL_AVERAGING:
-        best = fits[int(np.argmin(scores))]
-        return best[1], int(round(best[2]))
+        return (np.arange(len(scores)) == int(np.argmin(scores))).astype(np.float64)
     w = np.exp(-(scores - scores.min()) / 2.0)
-    w /= w.sum()
-    return (float(w @ np.array([f[1] for f in fits])),
-            int(round(float(w @ np.array([f[2] for f in fits])))))
+    return w / w.sum()
 
 
 def noise_sd(y: np.ndarray) -> float:
