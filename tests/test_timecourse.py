@@ -187,22 +187,21 @@ def test_the_joint_fraction_reaches_the_split_peak(monkeypatch):
     assert CharacterizeConfig().joint_fraction == 0.7
 
 
-def test_a_larger_amplitude_penalty_lowers_the_peak_value_bias_under_correlated_noise():
-    """A top that stays near its peak for several samples, then decays, under time-correlated
-    noise (which first differences under-estimate, so flexible shapes look better than they are
-    and their peaks follow the noise up): over 300 noisy copies the peak value's median bias is
+def test_a_larger_amplitude_penalty_lowers_the_peak_value_bias_under_photon_noise():
+    """A top that stays near its peak for several samples, then decays, under photon noise
+    (its variance grows with the signal, so the profile's noise SD, measured mostly on the
+    baseline, is too small at the top: flexible shapes then look better than they are and
+    their peaks follow the noise up): over 300 noisy copies the peak value's median bias is
     smaller with ``amplitude_cp`` 4 than with the default, and every peak sample is the same."""
-    from scipy import ndimage
-
     t = np.arange(160.0)
     shape = np.where(t < 50, np.clip((t - 38) / 6, 0, 1) * (0.9 + 0.1 * np.clip((t - 38) / 12, 0, 1)),
                      np.exp(-(t - 50) / 20))
-    white = np.random.default_rng(1).normal(0, 0.1, (300, t.size))
-    noise = ndimage.gaussian_filter1d(white, 1.0, axis=1) * 2.0
-    default = [measure(shape + n, 1.8, 2) for n in noise]
-    strict = [measure(shape + n, 1.8, 2, amplitude_cp=4.0) for n in noise]
-    bias_default = np.median([p.amplitude for p in default]) - 1.0
-    bias_strict = np.median([p.amplitude for p in strict]) - 1.0
-    assert bias_default > 0.05
-    assert bias_strict < bias_default - 0.004
+    rng = np.random.default_rng(1)
+    copies = [rng.poisson(20.0 * (1 + 2.0 * shape)) / 20.0 - 1 for _ in range(300)]
+    default = [measure(y, 1.8, 2) for y in copies]
+    strict = [measure(y, 1.8, 2, amplitude_cp=4.0) for y in copies]
+    bias_default = np.median([p.amplitude for p in default]) / 2.0 - 1.0
+    bias_strict = np.median([p.amplitude for p in strict]) / 2.0 - 1.0
+    assert bias_default > 0.08
+    assert bias_strict < bias_default - 0.03
     assert [p.peak for p in default] == [p.peak for p in strict]
