@@ -18,7 +18,9 @@ event is characterized and its unresolvable values emptied (:mod:`engine.honesty
   detected start to its peak (``t_peak_ms - t_start_ms``) at least that many frames. A spark
   detected at its peak whose measured 10 % crossing lies several frames before its region began
   took that foot from what came before it (a wave's tail, a neighbour, noise): on development
-  validation movies such "rises" reached 430--485 ms on sparks of one frame's onset;
+  validation movies such "rises" reached 430--485 ms on sparks of one frame's onset; and,
+  where the model sets ``puff_min_rise_samples``, only where the frames resolve the threshold
+  (``puff_min_rise_ms`` spans at least that many frames);
 * a ``spark`` whose measured FDHM is at least ``puff_min_fdhm_ms`` becomes a ``puff``, flagged
   ``kind_by_fdhm``;
 * a ``puff`` whose measured FDHM is under ``spark_max_fdhm_ms`` becomes a ``spark``, flagged
@@ -59,7 +61,9 @@ SPARK_MAX_KEY = "spark_max_fdhm_ms"
 PUFF_MIN_RISE_KEY = "puff_min_rise_ms"
 SPARK_MAX_WIDTH_KEY = "spark_max_fwhm_um"
 PUFF_MIN_ONSET_KEY = "puff_min_onset_frames"
-KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY, SPARK_MAX_WIDTH_KEY, PUFF_MIN_ONSET_KEY)
+PUFF_RISE_SAMPLES_KEY = "puff_min_rise_samples"
+KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY, SPARK_MAX_WIDTH_KEY, PUFF_MIN_ONSET_KEY,
+        PUFF_RISE_SAMPLES_KEY)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class KindRules:
     spark_max_fwhm_um: float | None = None
     #: the rise rule asks for this many frames from the event's start to its peak (None: off)
     puff_min_onset_frames: float | None = None
+    #: the rise rule runs only where ``puff_min_rise_ms`` spans at least this many frames
+    #: (None: always; it needs ``dt_ms``)
+    puff_min_rise_samples: float | None = None
     #: a puff is reported as a spark flagged ``ember`` (line-scans)
     puffs_are_embers: bool = False
     #: the stream's frame interval (``puff_min_onset_frames`` needs it; None: that check is off)
@@ -98,7 +105,8 @@ class KindRules:
     def _apply_thresholds(self, fields: dict) -> None:
         if (fields["kind"] == "spark" and self.puff_min_rise_ms is not None
                 and _measured(fields.get("rise_ms"))
-                and fields["rise_ms"] >= self.puff_min_rise_ms and self._rises_in_itself(fields)):
+                and fields["rise_ms"] >= self.puff_min_rise_ms and self._rise_resolved()
+                and self._rises_in_itself(fields)):
             _rename(fields, "puff", RISE_FLAG)
             return  # the other rules do not undo it
         if (fields["kind"] == "puff" and self.spark_max_fwhm_um is not None
@@ -107,6 +115,15 @@ class KindRules:
             _rename(fields, "spark", WIDTH_FLAG)
             return
         kind_by_duration(fields, self.puff_min_fdhm_ms, self.spark_max_fdhm_ms)
+
+    def _rise_resolved(self) -> bool:
+        """Whether the frames resolve ``puff_min_rise_ms`` (``puff_min_rise_samples``): a rise
+        under two frames is never measured and a measured one is placed to about a frame, so
+        where the threshold spans two frames or fewer every measured rise passes it, a spark's
+        ~10 ms rise included."""
+        if self.puff_min_rise_samples is None or not self.dt_ms:
+            return True
+        return self.puff_min_rise_ms / self.dt_ms >= self.puff_min_rise_samples - 1e-9
 
     def _rises_in_itself(self, fields: dict) -> bool:
         """Whether the event rises for ``puff_min_onset_frames`` from its detected start to its

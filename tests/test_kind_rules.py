@@ -17,6 +17,7 @@ from engine.kind_rules import (
     PUFF_MIN_KEY,
     PUFF_MIN_ONSET_KEY,
     PUFF_MIN_RISE_KEY,
+    PUFF_RISE_SAMPLES_KEY,
     RISE_FLAG,
     SPARK_MAX_KEY,
     WIDTH_FLAG,
@@ -88,6 +89,21 @@ def test_a_slow_rise_counts_only_where_the_event_itself_rises(onset_frames, expe
         fields.update(kind="spark", flags="")
         rules.apply(fields)
         assert fields["kind"] == "puff"
+
+
+@pytest.mark.parametrize(("dt_ms", "expected"), [
+    (6.8, "puff"), (11.6, "puff"), (11.7, "spark"), (18.2, "spark")])
+def test_a_slow_rise_counts_only_where_the_frames_resolve_the_threshold(dt_ms, expected) -> None:
+    """At 35 ms and 3 frames the rule runs up to 11.67 ms per frame; slower, every measurable rise
+    (at least two frames) would pass 35 ms, a spark's too, so the detector's kind stays."""
+    rise_ms = max(40.0, 3 * dt_ms)
+    fields = {"kind": "spark", "rise_ms": rise_ms, "fdhm_ms": 90.0, "flags": "",
+              "t_start_ms": 0.0, "t_peak_ms": rise_ms}
+    rules = KindRules.for_stream({PUFF_MIN_RISE_KEY: 35.0, PUFF_MIN_ONSET_KEY: 2.0,
+                                  PUFF_RISE_SAMPLES_KEY: 3.0}, linescan=False, dt_ms=dt_ms)
+    rules.apply(fields)
+    assert fields["kind"] == expected
+    assert (RISE_FLAG in fields["flags"].split(";")) is (expected == "puff")
 
 
 @pytest.mark.parametrize(("kind", "fwhm", "expected"), [

@@ -75,6 +75,15 @@ frames exactly; the grid now applies the engine's own check (:class:`KindRules`,
 0.8215); ``--offset 64``: 0.8115 / 0.8196 / **0.8326** (off 0.7874); 2 frames stays best on both.
 The movie model's ``thresholds.json`` holds ``puff_min_rise_ms`` 35; docs/RESULTS.md, "Movie puffs
 by their rise", has the test-seed figures (a trade there: development up, simulator down).
+
+Then whether the rule should run only where the frames resolve 35 ms (``--grid resolution``,
+2026-12-05: ``puff_min_rise_samples``; prompted by false puffs on sparks of 17–18 ms/frame
+development movies, where every measurable rise -- two frames or more -- passes 35 ms):
+``--n 40 --n-sim 6``, development spark / puff and the mean: shipped 0.859 / 0.774, 0.8713;
+only where 35 ms spans ≥ 2.5 frames 0.858 / 0.756, 0.8681; ≥ 3 frames 0.855 / 0.719, 0.8615;
+≥ 4 frames 0.848 / 0.623, 0.8443 (simulator unchanged at 6.8 ms/frame). At slow frame rates
+the events with a measurable rise are more often puffs than sparks, so the rule stays on there
+and the movie model leaves ``puff_min_rise_samples`` unset.
 """
 
 from __future__ import annotations
@@ -130,6 +139,21 @@ def rekind_onset(events, dt_ms: float, point: tuple[float, int, int | None] | No
     return [with_kind_rules([e], rules)[0] if eligible(e) else e for e in events]
 
 
+#: ``--grid resolution``: (R ms, A frames, S frames or None): the shipped rule (rise ≥ R, onset
+#: ≥ A frames) only where R spans at least S frames (``puff_min_rise_samples``)
+RESOLUTION_GRID = [None, (35.0, 2, None), (35.0, 2, 2.5), (35.0, 2, 3.0), (35.0, 2, 4.0)]
+
+
+def rekind_resolution(events, dt_ms: float, point: tuple[float, int, float | None] | None
+                      ) -> list:
+    """Copies of ``events`` with the engine's rise rule at ``point`` (:data:`RESOLUTION_GRID`)."""
+    if point is None:
+        return list(events)
+    return with_kind_rules(events, KindRules(puff_min_rise_ms=point[0],
+                                             puff_min_onset_frames=point[1],
+                                             puff_min_rise_samples=point[2], dt_ms=dt_ms))
+
+
 def score_grid(recordings, grid, rename=rekind, model: str = MODEL) -> dict:
     """Per grid point, the pooled scores of ``rename(events, dt_ms, point)``; the engine runs
     once per recording, every kind rule off (:func:`~offline.experiments.rescore.rescore`)."""
@@ -141,12 +165,15 @@ def score_grid(recordings, grid, rename=rekind, model: str = MODEL) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser, 40, 6, "movies")
-    parser.add_argument("--grid", choices=sorted([*GRIDS, "onset"]), default="margin")
+    parser.add_argument("--grid", choices=sorted([*GRIDS, "onset", "resolution"]),
+                        default="margin")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     data = sets_from_arguments(args, "movie")
     if args.grid == "onset":
         grid, rename, label = ONSET_GRID, rekind_onset, _onset_label
+    elif args.grid == "resolution":
+        grid, rename, label = RESOLUTION_GRID, rekind_resolution, _resolution_label
     else:
         grid, rename, label = GRIDS[args.grid], rekind, _label
     per_generator = {name: score_grid(recs, grid, rename) for name, recs in data.items()}
@@ -157,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 def _label(point) -> str:
     return ("off" if point is None else f"rise >= {point[0]:g} ms + {point[1]} frame(s)"
             + ("" if point[2] is None else f" and FDHM >= {point[2]:g} ms"))
+
+
+def _resolution_label(point) -> str:
+    if point is None:
+        return "off"
+    return (f"rise >= {point[0]:g} ms, onset >= {point[1]} frame(s)"
+            + ("" if point[2] is None else f", only where it spans >= {point[2]:g} frames"))
 
 
 def _onset_label(point) -> str:
