@@ -68,7 +68,7 @@ from scipy import ndimage
 
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
-from engine.spatialfit import VoigtFit, fit_pseudo_voigt
+from engine.spatialfit import LORENTZ_PENALTY, VoigtFit, fit_pseudo_voigt
 from engine.timecourse import JOINT_FRACTION, Profile, measure, noise_sd, noise_sds
 
 
@@ -121,6 +121,9 @@ class CharacterizeConfig:
     #: the temporal top's peak *value* weighs its candidate shapes with this penalty per
     #: parameter (:func:`engine.timecourse.measure`; None: as the peak sample, ``CP``)
     amplitude_cp: float | None = None
+    #: the spatial fit keeps a Lorentzian share only where it lowers the SSE by this many
+    #: noise variances (:func:`engine.spatialfit.fit_pseudo_voigt`)
+    lorentz_penalty: float = LORENTZ_PENALTY
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -274,7 +277,7 @@ def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: flo
     if not guess > 0:
         guess = config.spark_fwhm_um / pixel_um
     window = int(round(max(config.voigt_half_um / pixel_um, 1.5 * guess)))
-    fit = fit_pseudo_voigt(spatial, xp, guess, window, noise_sd(spatial))
+    fit = fit_pseudo_voigt(spatial, xp, guess, window, noise_sd(spatial), config.lorentz_penalty)
     if fit is None:
         return None
     dof = max(2 * window - 3, 1)

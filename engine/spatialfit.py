@@ -25,7 +25,8 @@ FINE_WIDTHS = np.geomspace(0.93, 1.075, 7)
 COARSE_SHIFTS = np.linspace(-1.5, 1.5, 7)
 #: rounds of the fine grid, each 4× finer than the last
 REFINEMENTS = 3
-#: the Lorentzian share must lower the SSE by this many noise variances to be kept
+#: the Lorentzian share must lower the SSE by this many noise variances to be kept (the
+#: default; a model's ``characterize.lorentz_penalty`` sets its own: 32 for line-scans)
 LORENTZ_PENALTY = 8.0
 FINE_SHIFTS = np.linspace(-0.25, 0.25, 5)
 
@@ -48,8 +49,10 @@ class VoigtFit:
 
 
 def fit_pseudo_voigt(profile: np.ndarray, centre: float, fwhm_guess: float, window: int,
-                     noise_sd: float) -> VoigtFit | None:
-    """Fit ``profile`` within ``centre ± window`` (see the module docstring).
+                     noise_sd: float, lorentz_penalty: float = LORENTZ_PENALTY
+                     ) -> VoigtFit | None:
+    """Fit ``profile`` within ``centre ± window`` (see the module docstring); a Lorentzian
+    share is kept only where it lowers the SSE by ``lorentz_penalty`` noise variances.
 
     Returns None with fewer than 6 samples, a non-positive guess or no positive fit.
     """
@@ -73,7 +76,7 @@ def fit_pseudo_voigt(profile: np.ndarray, centre: float, fwhm_guess: float, wind
         return None
     variance = max(noise_sd, 1e-12) ** 2
     sse, c, width, coef = min(fits, key=lambda f: f[0] + (0.0 if f[3][1] == 0 else
-                                                          LORENTZ_PENALTY * variance))
+                                                          lorentz_penalty * variance))
     nearest = float(np.clip(round(c), x[0], x[-1]))
     peak_value = float(_design(np.array([nearest]), np.array([c]), np.array([width]))[0, 0] @ coef)
     chi2 = sse / (max(noise_sd, 1e-12) ** 2 * max(len(x) - 4, 1))

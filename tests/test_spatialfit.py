@@ -53,3 +53,17 @@ def test_noisy_gaussian_profiles():
 def test_too_few_samples_or_no_signal():
     assert fit_pseudo_voigt(np.ones(4), 2, 2.0, 3, 0.1) is None
     assert fit_pseudo_voigt(-_voigt(40, 13, 0.0), 40, 13.0, 25, 0.1) is None
+
+
+def test_the_lorentzian_share_needs_to_pay_its_penalty():
+    """A sharp core on broad wings: with the default penalty the fit keeps a Lorentzian share;
+    with a penalty larger than anything it can gain it is a pure Gaussian (a model's
+    ``characterize.lorentz_penalty`` sets it for the engine)."""
+    x = np.arange(100.0)
+    profile = (0.8 * np.exp(-4 * np.log(2) * (x - 50) ** 2 / 10.0**2)
+               + 0.2 * np.exp(-4 * np.log(2) * (x - 50) ** 2 / 30.0**2))
+    mixed = fit_pseudo_voigt(profile, 50, 12.0, 30, 0.01)
+    gaussian = fit_pseudo_voigt(profile, 50, 12.0, 30, 0.01, lorentz_penalty=1e12)
+    assert mixed.weights[1] > 0
+    assert gaussian.weights[1] == 0
+    assert gaussian.fwhm > mixed.fwhm  # the Gaussian widens to reach the wings
