@@ -120,7 +120,9 @@ class KindRules:
         """Whether the frames resolve ``puff_min_rise_ms`` (``puff_min_rise_samples``): a rise
         under two frames is never measured and a measured one is placed to about a frame, so
         where the threshold spans two frames or fewer every measured rise passes it, a spark's
-        ~10 ms rise included."""
+        ~10 ms rise included. Measured on validation movies, the rule still scores better left
+        on there (``offline.experiments.kind_by_rise --grid resolution``), so no packaged model
+        sets it."""
         if self.puff_min_rise_samples is None or not self.dt_ms:
             return True
         return self.puff_min_rise_ms / self.dt_ms >= self.puff_min_rise_samples - 1e-9
