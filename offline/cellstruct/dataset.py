@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -74,14 +74,17 @@ def field_params(rng: np.random.Generator, split: str, rendering: str = "default
         touching_probability=0.35, style=style)
 
 
-def simulate(split: str, index: int, rendering: str = "default"):
+def simulate(split: str, index: int, rendering: str = "default", z_slices: int | None = None):
     """The ``index``-th field of ``split`` (deterministic). With ``rendering="randomized"``
     the same field (layout, cells, patterns drawn from the same streams) is rendered with
     :meth:`RenderStyle.randomized` choices drawn from their own stream (``[seed, 77]``);
-    a ``select`` field always is."""
+    a ``select`` field always is. ``z_slices`` renders the same field with that many planes
+    (0: 2-D) instead of the drawn number."""
     seed = SPLIT_SEEDS[split] + index
     params = field_params(np.random.default_rng([seed, 99]), split, rendering,
                           np.random.default_rng([seed, 77]))
+    if z_slices is not None:
+        params = replace(params, z_slices=z_slices)
     return simulate_structure_field(params, seed=seed)
 
 
@@ -124,16 +127,27 @@ def field_candidates(split: str, index: int, pattern_model: str | None = None,
         crops = roi_crops(plane, labels, rows, field.pixel_um, background,
                           foreground - background)
     names = FEATURE_NAMES if pattern_model else CLASSICAL_FEATURES
+    targets = candidate_targets(rows, labels, field)
+    n_true = sum(o["is_cell"] for o in field.objects)
+    targets["field"], targets["n_true_cells"] = [index] * len(rows), [n_true] * len(rows)
+    return feature_matrix(rows, names), crops.astype(np.float16), targets, n_true
+
+
+def candidate_targets(rows: list[dict], labels: np.ndarray, field) -> dict[str, list]:
+    """:data:`TARGETS` of each candidate ROI (``rows``' ``cell_id`` in ``labels``), matched to
+    the field's ground truth (NaN where a target does not apply)."""
     targets = {name: [] for name in TARGETS}
     for row in rows:
         match = _match(labels == row["cell_id"], field)
         for name in TARGETS:
             targets[name].append(match.get(name, np.nan))
-    n_true = sum(o["is_cell"] for o in field.objects)
-    targets["field"], targets["n_true_cells"] = [index] * len(rows), [n_true] * len(rows)
-    feats = np.array([[r[n] for n in names] for r in rows], np.float32).reshape(
+    return targets
+
+
+def feature_matrix(rows: list[dict], names: tuple[str, ...]) -> np.ndarray:
+    """``(len(rows), len(names))`` float32 features of the candidate rows."""
+    return np.array([[r[n] for n in names] for r in rows], np.float32).reshape(
         len(rows), len(names))
-    return feats, crops.astype(np.float16), targets, n_true
 
 
 def _match(mask: np.ndarray, field) -> dict:

@@ -13,7 +13,6 @@ each (true cells: candidates with IoU ≥ 0.5 with a simulated cardiomyocyte).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 
@@ -21,13 +20,19 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from acquisition.simulate.structure import simulate_structure_field
 from engine.cells.analyze import measure_rows, structure_plane
 from engine.cells.crops import roi_crops
 from engine.cells.features import FEATURE_NAMES, field_levels
 from engine.cells.model import DEFAULT_CELLS_MODEL, CellsModel
 from engine.cells.segment import segment_candidates
-from offline.cellstruct.dataset import SPLIT_SEEDS, TARGETS, Candidates, _match, field_params
+from offline.cellstruct.dataset import (
+    SPLIT_SEEDS,
+    TARGETS,
+    Candidates,
+    candidate_targets,
+    feature_matrix,
+    simulate,
+)
 from offline.cellstruct.evaluate import evaluate
 
 log = logging.getLogger(__name__)
@@ -64,14 +69,6 @@ def sharpest_planes(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return composite
 
 
-def zstack_field(split: str, index: int):
-    """The ``index``-th field of ``split`` rendered as a z-stack of :data:`Z_SLICES` planes."""
-    seed = SPLIT_SEEDS[split] + index
-    params = field_params(np.random.default_rng([seed, 99]), split, "default",
-                          np.random.default_rng([seed, 77]))
-    return simulate_structure_field(dataclasses.replace(params, z_slices=Z_SLICES), seed=seed)
-
-
 def field_rows(field, model: CellsModel) -> dict[str, tuple[np.ndarray, np.ndarray, dict, int]]:
     """Features, curator crops and targets of one z-stack's candidates, for each mode."""
     plane = field.image.max(axis=0).astype(np.float32)
@@ -86,14 +83,9 @@ def field_rows(field, model: CellsModel) -> dict[str, tuple[np.ndarray, np.ndarr
         crops = roi_crops(plane, labels, rows, field.pixel_um, background,
                           foreground - background, cfg["crop_px"], cfg["crop_scale"],
                           cfg["min_side_um"])
-        targets = {name: [] for name in TARGETS}
-        for row in rows:
-            match = _match(labels == row["cell_id"], field)
-            for name in TARGETS:
-                targets[name].append(match.get(name, np.nan))
-        features = np.array([[r[n] for n in FEATURE_NAMES] for r in rows],
-                            np.float32).reshape(len(rows), len(FEATURE_NAMES))
-        out[mode] = (features, crops, targets, sum(o["is_cell"] for o in field.objects))
+        out[mode] = (feature_matrix(rows, FEATURE_NAMES), crops,
+                      candidate_targets(rows, labels, field),
+                      sum(o["is_cell"] for o in field.objects))
     return out
 
 
@@ -116,7 +108,7 @@ def main() -> None:
     model = CellsModel.load(args.model or DEFAULT_CELLS_MODEL)
     parts: dict[str, list] = {mode: [] for mode in MODES}
     for index in tqdm(range(args.fields), desc="z-stack fields", mininterval=10.0):
-        for mode, part in field_rows(zstack_field(args.split, index), model).items():
+        for mode, part in field_rows(simulate(args.split, index, z_slices=Z_SLICES), model).items():
             parts[mode].append(part)
     summary = {}
     for mode in MODES:
