@@ -69,7 +69,7 @@ from scipy import ndimage
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
 from engine.spatialfit import LORENTZ_PENALTY, VoigtFit, fit_pseudo_voigt
-from engine.timecourse import JOINT_FRACTION, Profile, measure, noise_sd, noise_sds
+from engine.timecourse import CP, JOINT_FRACTION, Profile, measure, noise_sd, noise_sds
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ class CharacterizeConfig:
     #: at least this fraction of its maximum (:func:`engine.timecourse.measure`)
     joint_fraction: float = JOINT_FRACTION
     #: the temporal top's peak *value* weighs its candidate shapes with this penalty per
-    #: parameter (:func:`engine.timecourse.measure`; None: as the peak sample, ``CP``)
-    amplitude_cp: float | None = None
+    #: parameter (:func:`engine.timecourse.measure`; the peak sample's is ``CP``)
+    amplitude_cp: float = CP
     #: the spatial fit keeps a Lorentzian share only where it lowers the SSE by this many
     #: noise variances (:func:`engine.spatialfit.fit_pseudo_voigt`)
     lorentz_penalty: float = LORENTZ_PENALTY

@@ -233,7 +233,7 @@ def _is_plateau(rough: np.ndarray, k0: int) -> bool:
 
 
 def _top_peak(y: np.ndarray, rough: np.ndarray, k0: int, split: bool, sd: float,
-              joint_fraction: float, amplitude_cp: float = CP) -> tuple[float, int]:
+              joint_fraction: float, amplitude_cp: float) -> tuple[float, int]:
     """Peak value and sample from the top: the log-polynomials (degrees ``LOG_DEGREES``), the
     split log-power peak and the raw samples, each scored ``SSE / σ² + CP × parameters`` (SSE
     in ΔF/F0, σ = ``sd`` the profile's noise); with ``MODEL_AVERAGING`` their peaks are
