@@ -138,7 +138,7 @@ def candidate_targets(rows: list[dict], labels: np.ndarray, field) -> dict[str, 
     the field's ground truth (NaN where a target does not apply)."""
     targets = {name: [] for name in TARGETS}
     for row in rows:
-        match = _match(labels == row["cell_id"], field)
+        match = match_truth(labels == row["cell_id"], field)
         for name in TARGETS:
             targets[name].append(match.get(name, np.nan))
     return targets
@@ -150,7 +150,10 @@ def feature_matrix(rows: list[dict], names: tuple[str, ...]) -> np.ndarray:
         len(rows), len(names))
 
 
-def _match(mask: np.ndarray, field) -> dict:
+def match_truth(mask: np.ndarray, field) -> dict:
+    """The ground truth of the field object that overlaps the candidate ``mask`` most:
+    ``is_cell`` (a true cell matched at IoU ≥ :data:`MATCH_IOU`), ``iou`` and, for a matched
+    cell, its targets and ``truth`` (the object's own record)."""
     ids, counts = np.unique(field.labels[mask], return_counts=True)
     keep = ids > 0
     if not keep.any():
@@ -165,7 +168,7 @@ def _match(mask: np.ndarray, field) -> dict:
                    sarcomerisation=truth["sarcomerisation"],
                    directionality=truth["directionality"],
                    source_index=CELL_SOURCES.index(truth["cell_source"]),
-                   sarcomere_length_true_um=truth["sarcomere_length_um"])
+                   sarcomere_length_true_um=truth["sarcomere_length_um"], truth=truth)
     return out
 
 

@@ -22,7 +22,7 @@ from engine.cells.features import field_levels, roi_features
 from engine.cells.patches import PATCH_PIXEL_UM, PATCH_PX, cell_patches, with_extra_channels
 from engine.cells.segment import segment_candidates
 
-from .dataset import Candidates, _match, simulate
+from .dataset import Candidates, match_truth, simulate
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +52,14 @@ def field_patches(split: str, index: int, rendering: str, patch_px: int, patch_p
     rows = roi_features(plane, labels, field.pixel_um, structure=False)
     keep, spreads = [], []
     for k, row in enumerate(rows):
-        mask = labels == row["cell_id"]
-        if _match(mask, field)["is_cell"]:
+        match = match_truth(labels == row["cell_id"], field)
+        if match["is_cell"]:
             keep.append(k)
-            spreads.append(_matched_spread(mask, field))
+            spreads.append(float(match["truth"]["angle_spread_deg"]))
     background, foreground = field_levels(plane, labels)
     patches = cell_patches(plane, labels, [rows[k] for k in keep], field.pixel_um, background,
                            foreground - background, patch_px, patch_pixel_um, n_patches)
     return patches.astype(np.float16), np.array(keep, int), np.array(spreads), len(rows)
-
-
-def _matched_spread(mask: np.ndarray, field) -> float:
-    ids, counts = np.unique(field.labels[mask], return_counts=True)
-    best = int(ids[ids > 0][np.argmax(counts[ids > 0])])
-    return float(field.objects[best - 1]["angle_spread_deg"])
 
 
 def build_patches(split: str, cands: Candidates, n_fields: int, cache_dir: str | Path,

@@ -153,7 +153,7 @@ def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
     from engine.cells.model import CellsModel
     from engine.cells.patterns import STRIDE, normalized
     from engine.cells.segment import segment_candidates
-    from offline.cellstruct.dataset import _match, simulate
+    from offline.cellstruct.dataset import match_truth, simulate
 
     torch.set_num_threads(1)
     model = CellsModel.load(model_dir)
@@ -172,11 +172,10 @@ def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
                                                         strict=True)], mode="edge")
         for row in rows:
             mask = labels == row["cell_id"]
-            match = _match(mask, field)
+            match = match_truth(mask, field)
             if not match["is_cell"]:
                 continue
-            ids, counts = np.unique(field.labels[mask], return_counts=True)
-            truth = field.objects[int(ids[ids > 0][np.argmax(counts[ids > 0])]) - 1]
+            truth = match["truth"]
             r0, c0, r1, c1 = row["bbox"]
             rows_out.append([row[n] for n in FEATURE_NAMES])
             extra.append(extra_cues(plane[r0:r1, c0:c1], mask[r0:r1, c0:c1],
