@@ -8,7 +8,8 @@ turns a closed region into zero or more :class:`Instance` objects:
   is a *minority* class listed in ``split_off_kinds``, that passes that class's size filter and
   whose mean probability of that class is ≥ ``split_min_probability`` becomes an event of its
   own (a spark or puff beside or on a wave); other minority parts stay with the majority, and
-  with ``split_off_kinds=()`` a region is never cut into pieces of different classes. Chosen on
+  with ``split_off_kinds=()`` a region is never cut into pieces of different classes (where
+  the majority is wave, only the kinds also in ``wave_split_off_kinds`` split off). Chosen on
   simulated validation movies: splitting raised spark F1 0.897 → 0.923 and puff F1
   0.861 → 0.882; without the probability floor wave tails split off as false puffs (puff F1
   0.70);
@@ -70,6 +71,10 @@ class TrackerConfig:
     context_after_ms: float = 30.0
     context_margin_um: float = 2.5
     split_off_kinds: tuple[str, ...] = ("spark", "puff")
+    #: of ``split_off_kinds``, those that may split off a region whose majority is *wave*;
+    #: the others stay part of the wave (a puff-like patch at a wave's edge or in its tail is
+    #: the wave's own, where a spark firing on the wave is an event of its own)
+    wave_split_off_kinds: tuple[str, ...] = ("spark", "puff")
     split_min_probability: float = 0.8
     #: None: sparks split at peaks ``peak_min_dist_*`` apart (Dotti). A number: at every
     #: smoothed-ΔF/F0 maximum whose dip to the next higher one is at least this many noise SDs
@@ -200,6 +205,7 @@ def region_class(probs_region: np.ndarray) -> int:
 def class_pieces(
     probs_region: np.ndarray, pixels: np.ndarray, keeps: Callable[[int, np.ndarray], bool],
     gap_frames: int, split_off: tuple[int, ...] = EVENT_CLASSES, min_probability: float = 0.0,
+    split_off_wave: tuple[int, ...] | None = None,
 ) -> list[tuple[int, np.ndarray]]:
     """Cut a region into pieces of one class each (see the module docstring).
 
@@ -218,6 +224,9 @@ def class_pieces(
         Minority classes that may split off (others always stay with the majority).
     min_probability : float
         A minority part splits off only if its mean probability of its class reaches this.
+    split_off_wave : tuple of int, optional
+        Where the majority is wave, only the classes of ``split_off`` also listed here split
+        off (None: all of ``split_off``).
 
     Returns
     -------
@@ -225,6 +234,8 @@ def class_pieces(
         The majority class first (its mask may be empty), then the minority parts.
     """
     majority = region_class(probs_region[:, pixels])
+    if majority == WAVE and split_off_wave is not None:
+        split_off = tuple(cls for cls in split_off if cls in split_off_wave)
     argmax = np.asarray(EVENT_CLASSES)[np.argmax(probs_region, axis=0)]
     rest = pixels.copy()
     pieces: list[tuple[int, np.ndarray]] = []

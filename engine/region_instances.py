@@ -69,6 +69,7 @@ class RegionInstances:
         self.seed_threshold = seed_threshold
         self.gap_frames = frames_of(config.gap_ms, dt_ms)
         self._split_off = tuple(CLASS_IDS[kind] for kind in config.split_off_kinds)
+        self._split_off_wave = tuple(CLASS_IDS[kind] for kind in config.wave_split_off_kinds)
 
     def instances(self, region: ClosedRegion) -> list[Instance]:
         """Its instances, in (piece, part) order, with ``sort_key`` set and no ``event_id``."""
@@ -76,7 +77,8 @@ class RegionInstances:
         if region.fg_prob[region.pixels].max() < self.seed_threshold:
             return []
         pieces = class_pieces(probs, region.pixels, self._stands_alone, self.gap_frames,
-                              self._split_off, self.config.split_min_probability)
+                              self._split_off, self.config.split_min_probability,
+                              self._split_off_wave)
         context, start = region.context, region.context_start
         inner = tuple(slice(s.start - c, s.stop - c) for s, c in zip(slices, start, strict=True))
         context_origin = (region.first + start[0], start[1], start[2])

@@ -235,6 +235,37 @@ def test_only_confident_minority_parts_split_off():
     assert kinds == {"confident": ["puff", "wave"], "ambiguous": ["wave"], "sparks only": ["wave"]}
 
 
+def test_wave_split_off_kinds_keeps_puff_parts_with_their_wave():
+    """With ``wave_split_off_kinds=("spark",)`` a confident puff part of a wave stays part of
+    the wave, a spark part of the same wave still splits off, and a puff part of a region whose
+    majority is spark still splits off (the rule is about waves only)."""
+    classes = np.zeros((100, 200), np.uint8)
+    classes[10:50, 20:120] = WAVE
+    classes[10:50, 120:140] = PUFF
+    classes[10:50, 0:20] = SPARK
+    dff0 = np.zeros(classes.shape, np.float32)
+    t, x = np.mgrid[0:100, 0:200]
+    dff0 += np.exp(-((t - 30) / 8.0) ** 2 - ((x - 10) / 5.0) ** 2).astype(np.float32)
+    on_spark = np.zeros((100, 200), np.uint8)
+    on_spark[10:50, 20:150] = SPARK
+    on_spark[10:50, 150:170] = PUFF
+    keep_puffs = dataclasses.replace(FRAMES, wave_split_off_kinds=("spark",))
+    found = {}
+    for name, classes_, config in [("default", classes, FRAMES),
+                                   ("wave keeps puffs", classes, keep_puffs),
+                                   ("spark region", on_spark, keep_puffs)]:
+        out = run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs_of(classes_),
+                  dff0, [100])[0]
+        found[name] = sorted(i.kind for i in out)
+    assert found["default"] == ["puff", "spark", "wave"]
+    assert found["wave keeps puffs"] == ["spark", "wave"]
+    assert "puff" in found["spark region"]
+    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=keep_puffs), probs_of(classes),
+              dff0, [100])[0]
+    wave = next(i for i in out if i.kind == "wave")
+    assert wave.mask.sum() == 40 * 120  # its own 100 columns and the puff's 20
+
+
 def test_memory_bounded_on_long_stream():
     shape = (6000, 100)
     dff0 = sum(gaussian_spark(shape, t, 10.0) for t in range(100, 6000, 400))

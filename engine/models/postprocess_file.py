@@ -79,6 +79,7 @@ class PostprocessParams:
     def to_dict(self) -> dict[str, Any]:
         tracker = asdict(self.tracker)
         tracker["split_off_kinds"] = list(self.tracker.split_off_kinds)
+        tracker["wave_split_off_kinds"] = list(self.tracker.wave_split_off_kinds)
         return {"schema_version": SCHEMA_VERSION, "tracker": tracker,
                 "characterize": asdict(self.characterize),
                 "tracker_overrides": {k: dict(v) for k, v in self.tracker_overrides.items()},

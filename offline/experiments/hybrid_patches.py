@@ -75,12 +75,13 @@ def score(model: Path, kind: str, n_dev: int, n_sim: int,
 
 
 def run(patches: list[dict | None], kind: str, n_dev: int, n_sim: int,
-        offset: int = 0) -> list[dict]:
-    """Each patch's score (logged as it comes); the best is logged last."""
+        offset: int = 0, model_dir: Path | None = None) -> list[dict]:
+    """Each patch's score (logged as it comes); the best is logged last. ``model_dir``:
+    the model patched (default: the packaged model of ``kind``)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="castream-hybrid-") as tmp:
         for i, patch in enumerate(patches):
-            model = patched(MODELS[kind], patch, Path(tmp), f"variant-{i}")
+            model = patched(model_dir or MODELS[kind], patch, Path(tmp), f"variant-{i}")
             mean, summary, scores = score(model, kind, n_dev, n_sim, offset)
             log.info("%s: %s; mean class F1 %.4f", json.dumps(patch), summary, mean)
             rows.append({"patch": patch, "mean": mean, "scores": scores})
@@ -99,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                              "recordings to confirm a choice)")
     parser.add_argument("--patches", type=json.loads, default=[None],
                         help="JSON list of hybrid.json patches (null: as shipped)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model directory to patch (default: the packaged model of --kind)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run(args.patches, args.kind, args.n, args.n_sim, args.offset)
+    run(args.patches, args.kind, args.n, args.n_sim, args.offset, args.model)
     return 0
 
 
