@@ -146,7 +146,7 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
             search: tuple[int, int] | None = None, split: bool = True,
             foot_max_fraction: float = 0.0,
             joint_fraction: float | None = None,
-            amplitude_cp: float | None = None) -> Profile | None:
+            amplitude_cp: float = CP) -> Profile | None:
     """Denoise ``profile`` around its event and locate its peak (see the module docstring).
 
     Parameters
@@ -167,7 +167,7 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     joint_fraction : float, optional
         Split peaks join where the rough profile is at least this fraction of its maximum
         (default :data:`JOINT_FRACTION`; a model's ``characterize.joint_fraction``).
-    amplitude_cp : float, optional
+    amplitude_cp : float
         The model-choice penalty per parameter for the peak *value* (default :data:`CP`, as
         the peak sample; a model's ``characterize.amplitude_cp``): the peak of a flexible top
         follows the noise upwards, a larger penalty leans on the smoother shapes.
@@ -189,7 +189,7 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
     else:
         amplitude, peak = _top_peak(y, rough, k0, split, sd,
                                     JOINT_FRACTION if joint_fraction is None else joint_fraction,
-                                    CP if amplitude_cp is None else amplitude_cp)
+                                    amplitude_cp)
     if not amplitude > 0:
         return None
     floor = FLOOR_FRACTION * rough[k0]

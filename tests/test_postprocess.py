@@ -250,19 +250,16 @@ def test_wave_split_off_kinds_keeps_puff_parts_with_their_wave():
     on_spark[10:50, 20:150] = SPARK
     on_spark[10:50, 150:170] = PUFF
     keep_puffs = dataclasses.replace(FRAMES, wave_split_off_kinds=("spark",))
-    found = {}
-    for name, classes_, config in [("default", classes, FRAMES),
-                                   ("wave keeps puffs", classes, keep_puffs),
-                                   ("spark region", on_spark, keep_puffs)]:
-        out = run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs_of(classes_),
-                  dff0, [100])[0]
-        found[name] = sorted(i.kind for i in out)
+    out = {name: run(InstanceTracker((200,), PX_UM, DT_MS, config=config), probs_of(classes_),
+                     dff0, [100])[0]
+           for name, classes_, config in [("default", classes, FRAMES),
+                                          ("wave keeps puffs", classes, keep_puffs),
+                                          ("spark region", on_spark, keep_puffs)]}
+    found = {name: sorted(i.kind for i in instances) for name, instances in out.items()}
     assert found["default"] == ["puff", "spark", "wave"]
     assert found["wave keeps puffs"] == ["spark", "wave"]
     assert "puff" in found["spark region"]
-    out = run(InstanceTracker((200,), PX_UM, DT_MS, config=keep_puffs), probs_of(classes),
-              dff0, [100])[0]
-    wave = next(i for i in out if i.kind == "wave")
+    wave = next(i for i in out["wave keeps puffs"] if i.kind == "wave")
     assert wave.mask.sum() == 40 * 120  # its own 100 columns and the puff's 20
 
 
