@@ -9,6 +9,10 @@ the report that goes to ``summary.json``, the store and the dashboard:
   :data:`NOISE_SAMPLES` differences of consecutive frames spread over the recording
   (σ = 1.4826 × median |ΔF| / √2: events and drift barely move it). Cell pixels: F0 above
   0.3 × its 95th percentile.
+* ``detection_limit_dff0`` — the peak ΔF/F0 a typical spark needs to reach the significance
+  floor at this resting SNR and sampling (:mod:`engine.detection_limit`); fainter sparks are
+  likely missed, and above :data:`~engine.detection_limit.LIMIT_WARNING_DFF0` a warning says
+  so.
 * ``saturated_fraction`` — pixels at or above the detector's saturation level (dtype maximum
   unless given), over all frames; ``saturated_fraction_in_cell`` over the cell's pixels.
 * ``bleaching_fraction`` — 1 − (median cell F0 now) / (median cell F0 at the start).
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .detection_limit import LIMIT_WARNING_DFF0, detection_limit_dff0
 from .frame_ring import FrameRing
 from .honesty import IMPRECISE_FLAG, TRUNCATED_FLAG
 
@@ -177,6 +182,9 @@ class QualityMonitor:
         report = {
             "schema_version": QUALITY_SCHEMA_VERSION,
             "resting_snr": snr,
+            "detection_limit_dff0": detection_limit_dff0(
+                snr, self.pixel_um, self.dt_ms, len(self.frame_shape) == 1,
+                self.min_significance),
             "saturation_counts": self.saturation_counts,
             "saturated_fraction": saturated,
             "saturated_fraction_in_cell": self._saturated_in_cell(),
@@ -263,6 +271,11 @@ def quality_warnings(report: dict) -> list[str]:
     if snr is not None and math.isfinite(snr) and snr < LOW_SNR_WARNING:
         warnings.append(f"resting SNR {snr:.1f} is very low: faint events cannot be detected "
                         "and reported ones are uncertain")
+    limit = report.get("detection_limit_dff0")
+    if limit is not None and math.isfinite(limit) and limit > LIMIT_WARNING_DFF0:
+        warnings.append(f"a spark fainter than ΔF/F0 {limit:.2f} is likely missed at this "
+                        "resting SNR and sampling (the detection limit): spark counts and "
+                        "frequencies are lower bounds")
     bleaching = report["bleaching_fraction"]
     if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
         warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")

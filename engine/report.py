@@ -72,6 +72,7 @@ PHENOTYPE_TABLE: list[Column] = [
 
 QUALITY_TABLE: list[Column] = [
     ("stream", "stream", str), ("resting_snr", "resting SNR", _num(".1f")),
+    ("detection_limit_dff0", "limit ΔF/F0", _num(".2f")),
     ("saturated_pct", "saturated %", _num(".2f")), ("bleaching_pct", "bleaching %", _num(".0f")),
     ("calibration", "calibration", str), ("reported", "events", str),
     ("rejected", "not significant", str), ("measurable_pct", "measurable %", _num(".0f")),
@@ -91,6 +92,7 @@ def quality_row(summary: dict) -> dict:
     in_range = calibration.get("in_range")
     return {
         "stream": summary.get("stream", ""), "resting_snr": quality.get("resting_snr"),
+        "detection_limit_dff0": quality.get("detection_limit_dff0"),
         "saturated_pct": pct(quality.get("saturated_fraction")),
         "bleaching_pct": pct(quality.get("bleaching_fraction")),
         "calibration": {True: "in range", False: "OUTSIDE", None: "n/a"}[in_range],

@@ -42,6 +42,9 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     return [
         ("Resting SNR", number(quality.get("resting_snr"), 1),
          "median F0 / temporal noise SD of the cell's pixels"),
+        ("Detection limit", number(quality.get("detection_limit_dff0"), 2, "ΔF/F0"),
+         "ΔF/F0 under which a typical spark (2 µm, 25 ms) is likely missed at this SNR and "
+         "sampling: spark counts are lower bounds where it is high"),
         ("Saturated", _pct(quality.get("saturated_fraction")),
          "pixels at the detector's maximum; events on them get no parameters"),
         ("Bleaching", _pct(quality.get("bleaching_fraction")), "loss of baseline F0 so far"),
