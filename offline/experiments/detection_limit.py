@@ -51,21 +51,20 @@ MODELS = {"linescan": "engine/models/default/linescan-accurate",
 EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, math.inf)
 
 
-def spark_rows(recording, model: str) -> list[dict]:
-    """Per annotated spark of ``recording``: its peak ΔF/F0 over the recording's detection
-    limit, and whether a reported spark (``as_spark``) or any event (``any``) matched it."""
-    result = run_engine(recording, model, "accurate", "auto")
-    labels = np.asarray(result.labels)
+def spark_rows(recording, events, labels: np.ndarray, limit: float) -> list[dict]:
+    """Per annotated spark of ``recording``: its peak ΔF/F0 over ``limit`` (the recording's
+    detection limit), and whether a reported spark (``as_spark``) or any reported event
+    (``any``) matched it (``events`` and ``labels``: what the engine reported)."""
     classes = true_classes(recording)
-    predicted = {int(e.event_id): e.kind for e in result.events}
+    predicted = {int(e.event_id): e.kind for e in events}
     ignore = recording.class_mask == IGNORE
-    matching = match_instances(recording.instance_mask, classes, labels, predicted,
+    matching = match_instances(recording.instance_mask, classes, np.asarray(labels), predicted,
                                ignore_mask=ignore if ignore.any() else None)
     as_spark = {t for t, p in matching.pairs if predicted.get(p) == "spark"}
     matched = {t for t, _ in matching.pairs}
-    limit = result.quality["detection_limit_dff0"]
-    return [{"ratio": event["amplitude_dff0"] / limit, "as_spark": int(event["event_id"]) in as_spark,
-             "any": int(event["event_id"]) in matched, "limit": limit}
+    return [{"ratio": event["amplitude_dff0"] / limit, "limit": limit,
+             "as_spark": int(event["event_id"]) in as_spark,
+             "any": int(event["event_id"]) in matched}
             for event in recording.events
             if event["kind"] == "spark" and classes.get(int(event["event_id"])) == "spark"]
 
@@ -93,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
     for recording in DevSource(kind=args.kind, seed=DEV_VAL_SEED + args.offset).lazy(args.n):
-        new = spark_rows(recording, MODELS[args.kind])
+        result = run_engine(recording, MODELS[args.kind], "accurate", "auto")
+        new = spark_rows(recording, result.events, result.labels,
+                         result.quality["detection_limit_dff0"])
         log.info("%s: limit ΔF/F0 %.2f, %d sparks", recording.name,
                  new[0]["limit"] if new else math.nan, len(new))
         rows += new
