@@ -139,7 +139,8 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
     if not rec.events and not rec.instance_mask.any():
         out["empty"] = (len(matching.pred_classes), seconds)
     out["row"] = _recording_row(rec, out["tables"], len(matching.pred_classes), seconds)
-    out["row"]["resting_snr"] = float((quality or {}).get("resting_snr", float("nan")))
+    for key in ("resting_snr", "detection_limit_dff0"):
+        out["row"][key] = float((quality or {}).get(key, float("nan")))
     return out
 
 
@@ -287,13 +288,16 @@ def _recording_lines(result: EvaluationResult) -> list[str]:
     if len(result.per_recording) < 2:
         return []
     lines = ["", "### Per recording (spark recall / precision; n = annotated sparks)", "",
-             "| recording | pixel µm | ms/frame | resting SNR | sparks n | recall | precision "
-             "| predicted |", "|---|---|---|---|---|---|---|---|"]
+             "| recording | pixel µm | ms/frame | resting SNR | detection limit ΔF/F0 | sparks n "
+             "| recall | precision | predicted |", "|---|---|---|---|---|---|---|---|---|"]
     for row in result.per_recording:
         spark = row["spark"]
         snr = row.get("resting_snr", float("nan"))
+        limit = row.get("detection_limit_dff0", float("nan"))
         lines.append(f"| {row['name']} | {row['pixel_um']:.3f} | {row['dt_ms']:.2f} | "
-                     f"{'–' if np.isnan(snr) else f'{snr:.1f}'} | {spark['n']} | {_pct(spark['recall'])} | {_pct(spark['precision'])} | "
+                     f"{'–' if np.isnan(snr) else f'{snr:.1f}'} | "
+                     f"{'–' if np.isnan(limit) else f'{limit:.2f}'} | {spark['n']} | "
+                     f"{_pct(spark['recall'])} | {_pct(spark['precision'])} | "
                      f"{row['n_predicted']} |")
     return lines
 
