@@ -20,9 +20,9 @@ noise that adds to a faint one; the significance is a maximum over the event's m
 brighter one can still be missed (the detectors' own criteria; noise that is not white: laser
 flicker and fixed-pattern noise raise the box noise; the resting SNR is a median over the
 cell). On development validation recordings it separates what is found from what is not
-(``python -m offline.experiments.detection_limit``, its docstring has the table: under half
-the limit 6 % of line-scan and 11 % of movie sparks were found, from the limit on 93-97 % and
-86-91 %). The quality report gives it as ``detection_limit_dff0`` and warns where it exceeds
+(``castream evaluate`` prints recall by peak ΔF/F0 over the limit; docs/RESULTS.md, "The
+detection limit in the quality report": under half the limit 6 % of line-scan and 11 % of
+movie sparks were found, from the limit on 93-97 % and 86-91 %). The quality report gives it as ``detection_limit_dff0`` and warns where it exceeds
 :data:`LIMIT_WARNING_DFF0`: the spark counts and frequencies of such a recording are lower
 bounds.
 """

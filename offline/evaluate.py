@@ -3,16 +3,18 @@
 Every recording goes through :func:`engine.pipeline.analyze_array` — the same code path as
 ``castream analyze`` and ``serve`` — and its events/labels are scored against the ground truth
 with :mod:`offline.metrics`: pooled pixel IoU, Dotti Tables 2 and 3, and the characterization
-error of matched sparks. :func:`write_report` writes a Markdown report and PNG plots.
+error of matched sparks. :mod:`offline.evaluate_report` formats the result and writes
+the Markdown report and PNG plots.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,9 @@ class EvaluationResult:
     #: the characterization errors per band of the reported significance
     #: (:func:`offline.metrics.errors_by_significance`)
     by_significance: list[dict] = field(default_factory=list)
+    #: ``{bin: [found as a spark, found by any event, n]}``: annotated sparks by their peak
+    #: ΔF/F0 over their recording's detection limit (:func:`recall_by_limit`)
+    by_limit: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -71,6 +76,8 @@ class EvaluationResult:
             out["one_to_one"] = self.one_to_one
         if self.resolution:
             out["resolution"] = self.resolution
+        if self.by_limit:
+            out["spark_recall_by_detection_limit"] = self.by_limit
         if self.f1_interval:
             out["f1_interval_95"] = {k: list(v) for k, v in self.f1_interval.items()}
         if self.by_significance:
@@ -141,6 +148,40 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
     out["row"] = _recording_row(rec, out["tables"], len(matching.pred_classes), seconds)
     for key in ("resting_snr", "detection_limit_dff0"):
         out["row"][key] = float((quality or {}).get(key, float("nan")))
+    limit = out["row"]["detection_limit_dff0"]
+    if math.isfinite(limit) and limit > 0:
+        out["by_limit"] = recall_by_limit(matching, true_events, limit)
+    return out
+
+
+#: bins of an annotated spark's peak ΔF/F0 over its recording's detection limit
+#: (:mod:`engine.detection_limit`)
+LIMIT_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, math.inf)
+
+
+def limit_bin(ratio: float) -> str:
+    """The :data:`LIMIT_BINS` label (``"0.5-1"``, ``"5-inf"``) of a peak ΔF/F0 / limit."""
+    for low, high in pairwise(LIMIT_BINS):
+        if low <= ratio < high:
+            return f"{low:g}-{high:g}"
+    return "nan"
+
+
+def recall_by_limit(matching: metrics.Matching, true_events: Mapping[int, Mapping[str, Any]],
+                    limit: float) -> dict[str, list[int]]:
+    """``{bin: [found as a spark, found by any event, n]}`` over the annotated sparks, binned by
+    their own peak ΔF/F0 over the recording's detection ``limit``."""
+    as_spark = {t for t, p in matching.pairs if matching.pred_classes.get(p) == "spark"}
+    matched = {t for t, _ in matching.pairs}
+    out: dict[str, list[int]] = {}
+    for tid, cls in matching.true_classes.items():
+        event = true_events.get(tid)
+        if cls != "spark" or event is None:
+            continue
+        counts = out.setdefault(limit_bin(float(event["amplitude_dff0"]) / limit), [0, 0, 0])
+        counts[0] += tid in as_spark
+        counts[1] += tid in matched
+        counts[2] += 1
     return out
 
 
@@ -179,7 +220,8 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             one_to_one=_pool_one_to_one(per_recording),
                             resolution=_summed_counts(per_recording, "resolution"),
                             f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]),
-                            by_significance=metrics.errors_by_significance(pairs))
+                            by_significance=metrics.errors_by_significance(pairs),
+                            by_limit=_summed_counts(per_recording, "by_limit"))
 
 
 def _summed_counts(per_recording: list[dict[str, Any]], key: str) -> dict[str, list[int]]:
@@ -233,195 +275,3 @@ def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | Non
         del result
         gc.collect()  # the engine's objects hold large arrays in reference cycles
     return pool_results(per_recording)
-
-
-# --------------------------------------------------------------------------- report
-
-
-def format_tables(result: EvaluationResult, title: str = "") -> str:
-    """Markdown: Table 2 (both directions), Table 3, pixel IoU and characterization errors."""
-    lines = [f"## {title}" if title else "", f"Recordings: {result.n_recordings}", ""]
-    for side, miss in (("annotated", "undetected"), ("predicted", "unmatched")):
-        lines += [f"### Table 2 — {side} → matched classes", "",
-                  f"| {side} | n | spark | wave | puff | {miss} |", "|---|---|---|---|---|---|"]
-        for cls, row in result.tables[side].items():
-            lines.append(f"| {cls} | {row['total']} | {row['spark']} | {row['wave']} | "
-                         f"{row['puff']} | {row[miss]} |")
-        lines.append("")
-    interval = result.f1_interval
-    lines += ["### Table 3 — detection", "", "| class | % detected | % correct | F1 |"
-              + (" F1 95 % interval (recordings resampled) |" if interval else ""),
-              "|---|---|---|---|" + ("---|" if interval else "")]
-    for cls in metrics.EVENT_CLASSES:
-        s = result.scores[cls]
-        lo_hi = interval.get(cls)
-        extra = (f" {_num(lo_hi[0])}–{_num(lo_hi[1])} |" if lo_hi else " – |") if interval else ""
-        lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | {_num(s['f1'])} |"
-                     + extra)
-    lines += [f"| **average** | | | {_num(result.scores['average']['f1'])} |"
-              + (" |" if interval else ""), ""]
-    if result.one_to_one:
-        lines += ["Each event matched at most once (a merged pair finds one spark, a fragment "
-                  "is a false event):", "", "| class | % detected | % correct | F1 |",
-                  "|---|---|---|---|"]
-        for cls, s in result.one_to_one.items():
-            lines.append(f"| {cls} | {_pct(s['recall'])} | {_pct(s['precision'])} | "
-                         f"{_num(s['f1'])} |")
-        lines.append("")
-    lines += ["### Pixel IoU", "", "| " + " | ".join(result.pixel_iou) + " |",
-              "|" + "---|" * len(result.pixel_iou),
-              "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
-              "### Spark characterization (matched sparks)", "",
-              "| parameter | median relative error | bias (median signed error) | n |",
-              "|---|---|---|---|"]
-    for name, err in result.characterization.items():
-        bias = err.get("median_bias", float("nan"))
-        sign = "+" if bias > 0 else ""
-        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {sign}{_pct(bias)} "
-                     f"| {err['n']} |")
-    lines += _resolution_lines(result) + _significance_lines(result)
-    lines += _subtype_lines(result) + _false_event_lines(result) + _recording_lines(result)
-    return "\n".join(lines) + "\n"
-
-
-def _recording_lines(result: EvaluationResult) -> list[str]:
-    if len(result.per_recording) < 2:
-        return []
-    lines = ["", "### Per recording (spark recall / precision; n = annotated sparks)", "",
-             "| recording | pixel µm | ms/frame | resting SNR | detection limit ΔF/F0 | sparks n "
-             "| recall | precision | predicted |", "|---|---|---|---|---|---|---|---|---|"]
-    for row in result.per_recording:
-        spark = row["spark"]
-        snr = row.get("resting_snr", float("nan"))
-        limit = row.get("detection_limit_dff0", float("nan"))
-        lines.append(f"| {row['name']} | {row['pixel_um']:.3f} | {row['dt_ms']:.2f} | "
-                     f"{'–' if np.isnan(snr) else f'{snr:.1f}'} | "
-                     f"{'–' if np.isnan(limit) else f'{limit:.2f}'} | {spark['n']} | "
-                     f"{_pct(spark['recall'])} | {_pct(spark['precision'])} | "
-                     f"{row['n_predicted']} |")
-    return lines
-
-
-def _resolution_lines(result: EvaluationResult) -> list[str]:
-    if not result.resolution:
-        return []
-    lines = ["", "Against the sampling's resolution (true value under 2 samples or pixels): a "
-             "value reported there is a guess the errors above do not see.", "",
-             "| parameter | reported / true under resolution | empty / true resolvable |",
-             "|---|---|---|"]
-    for name, (reported, below, emptied, above) in result.resolution.items():
-        lines.append(f"| {name} | {reported} / {below} | {emptied} / {above} |")
-    return lines
-
-
-def _significance_lines(result: EvaluationResult) -> list[str]:
-    if not result.by_significance:
-        return []
-    names = list(metrics.CHARACTERIZATION_PARAMS)
-    lines = ["", "By the reported event's significance (noise SDs): median relative error (n)", "",
-             "| significance | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-    for band in result.by_significance:
-        hi = "" if band["hi"] is None else f"{band['hi']:g}"
-        cells = [f"{_pct(band['errors'][k]['median_rel_error'])} ({band['errors'][k]['n']})"
-                 for k in names]
-        lines.append(f"| {band['lo']:g}–{hi} | {band['n']} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _subtype_lines(result: EvaluationResult) -> list[str]:
-    if not result.subtype_recall:
-        return []
-    lines = ["", "### Recall by subtype (matched by any predicted event, IoMin ≥ 0.5)", "",
-             "| subtype | found | n | recall |", "|---|---|---|---|"]
-    for subtype, row in result.subtype_recall.items():
-        lines.append(f"| {subtype} | {row['found']} | {row['total']} | {_pct(row['recall'])} |")
-    return lines
-
-
-def _false_event_lines(result: EvaluationResult) -> list[str]:
-    fe = result.false_events
-    if not fe:
-        return []
-    return ["", "### Recordings without events", "",
-            f"{fe['false_events']} false events in {fe['seconds']:.1f} s over "
-            f"{fe['n_recordings']} recordings: **{_num(fe['per_s'])} false events per second**"]
-
-
-def _pct(value: float) -> str:
-    return "–" if value is None or np.isnan(value) else f"{100 * value:.1f} %"
-
-
-def _num(value: float) -> str:
-    return "–" if value is None or np.isnan(value) else f"{value:.3f}"
-
-
-def write_report(results: Mapping[str, EvaluationResult], out_dir: str | Path, title: str) -> Path:
-    """``report.md``, ``metrics.json`` and PNG plots for each named result."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {title}", ""]
-    for name, result in results.items():
-        parts.append(format_tables(result, name))
-        plot_confusion(result, out / f"confusion_{_slug(name)}.png", name)
-        if result.spark_pairs:
-            plot_parameters(result, out / f"parameters_{_slug(name)}.png", name)
-            parts.append(f"![parameters](parameters_{_slug(name)}.png)\n")
-        parts.append(f"![confusion](confusion_{_slug(name)}.png)\n")
-    (out / "report.md").write_text("\n".join(parts))
-    (out / "metrics.json").write_text(json.dumps({k: r.to_dict() for k, r in results.items()},
-                                                 indent=2, default=float) + "\n")
-    log.info("wrote report to %s", out / "report.md")
-    return out / "report.md"
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_") or "result"
-
-
-def plot_confusion(result: EvaluationResult, path: Path, title: str) -> None:
-    """Annotated class (rows) vs matched predicted class / undetected (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(metrics.EVENT_CLASSES)
-    cols = [*rows, "undetected"]
-    mat = np.array([[result.tables["annotated"][r][c] for c in cols] for r in rows], float)
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.imshow(mat / np.maximum(mat.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(mat):
-        ax.text(j, i, f"{int(v)}", ha="center", va="center")
-    ax.set_xticks(range(len(cols)), cols)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("annotated")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_parameters(result: EvaluationResult, path: Path, title: str) -> None:
-    """Predicted vs true value of each characterization parameter (matched sparks)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = metrics.CHARACTERIZATION_PARAMS
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3))
-    for ax, name in zip(axes, names, strict=True):
-        t = np.array([float(a[name]) for a, _ in result.spark_pairs])
-        p = np.array([float(b[name]) for _, b in result.spark_pairs])
-        ok = np.isfinite(t) & np.isfinite(p)
-        ax.scatter(t[ok], p[ok], s=6, alpha=0.6)
-        if ok.any():
-            lim = [min(t[ok].min(), p[ok].min()), max(t[ok].max(), p[ok].max())]
-            ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set_xlabel(f"true {name}")
-        ax.set_ylabel("predicted")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -197,7 +197,8 @@ def test_load_data_reads_dev_specs():
 
 def test_subtype_recall_and_false_events_in_evaluation():
     from offline.datasets import LabeledRecording
-    from offline.evaluate import format_tables, pool_results, score_recording
+    from offline.evaluate import pool_results, score_recording
+    from offline.evaluate_report import format_tables
 
     truth = np.zeros((20, 30), np.int32)
     truth[2:6, 2:6], truth[10:14, 10:14] = 1, 2

@@ -49,7 +49,8 @@ def test_train_resume_export_evaluate(tmp_path):
 
     pytest.importorskip("engine.pipeline")
     from offline.datasets import SimulatedSource
-    from offline.evaluate import evaluate, format_tables
+    from offline.evaluate import evaluate
+    from offline.evaluate_report import format_tables
 
     recs = SimulatedSource("linescan", split="test", seed=3,
                            params={"duration_s": 1.0, "n_pixels": 256}).take(1)

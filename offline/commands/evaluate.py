@@ -269,7 +269,8 @@ def _report_dir(report: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from offline.evaluate import evaluate, format_tables, write_report
+    from offline.evaluate import evaluate
+    from offline.evaluate_report import format_tables, write_report
 
     if check_model_fits_data(args.model, args.data):
         return run_cells(args)

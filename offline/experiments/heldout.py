@@ -36,7 +36,8 @@ def read_material(load: Callable[[Path], Any], path: Path, log: logging.Logger) 
 def log_tables(recordings: Sequence, model, detectors: Sequence[str], what: str,
                log: logging.Logger) -> None:
     """``castream evaluate``'s tables of each detector on ``recordings``."""
-    from offline.evaluate import evaluate, format_tables
+    from offline.evaluate import evaluate
+    from offline.evaluate_report import format_tables
 
     for detector in detectors:
         result = evaluate(recordings, model, detector=detector)
