@@ -2,9 +2,11 @@
 
 :func:`analyze_structure` is the one entry point (``castream cells``, later ``serve``): it
 takes a 2-D field ``(Y, X)`` or a z-stack ``(Z, Y, X)`` (analysed on its maximum
-projection, as AMES's 2-D models), segments candidates unless ``labels`` are given, and
-returns one row per candidate with :data:`~engine.cells.schema.CELL_COLUMNS` (structure
-fields empty for rejected ROIs) plus the features it used.
+projection, as AMES's 2-D models; the AMES labels of a z-stack's accepted cells come from
+the model directory's 3-D head when it has one, :func:`stack_ames_labels`), segments
+candidates unless ``labels`` are given, and returns one row per candidate with
+:data:`~engine.cells.schema.CELL_COLUMNS` (structure fields empty for rejected ROIs) plus
+the features it used.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .patches import cell_patches, with_extra_channels
 from .patterns import normalized, oriented_measures, pattern_fractions
 from .schema import CELLS_SCHEMA_VERSION, STRUCTURE_COLUMNS
 from .segment import segment_candidates
+from .stack_head import stack_head_of, stack_labels
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +92,35 @@ def analyze_structure(image: np.ndarray, pixel_um: float, model: CellsModel,
     trust, notes = calibration_trust(pixel_um, model)
     proba = 0.5 + (model.curate(crops, rows) - 0.5) * trust
     _fill_rows(rows, proba, model, structure_patches(plane, labels, rows, pixel_um, model))
+    ames_heads = stack_ames_labels(image, plane, labels, rows, pixel_um, model, notes)
     summary = _summary(rows, labels, pixel_um, model, given, notes, trust,
                        time.perf_counter() - started)
+    summary["ames_heads"] = ames_heads
     return CellsResult(rows, labels, summary)
+
+
+def stack_ames_labels(image: np.ndarray, plane: np.ndarray, labels: np.ndarray,
+                      rows: list[dict], pixel_um: float, model: CellsModel,
+                      notes: list[str]) -> str:
+    """Accepted cells' AMES labels (sarcomerisation, directionality, source) from the model
+    directory's optional 3-D head when ``image`` is a z-stack of the planes it was trained
+    on (:mod:`.stack_head`); "3-D" then, else "2-D" (the labels ``_fill_rows`` gave, from
+    the maximum projection). A stack of another depth adds a note to ``notes``."""
+    image = np.asarray(image)
+    stack = image.squeeze() if image.ndim > 2 else image
+    head = stack_head_of(model.path) if stack.ndim == 3 else None
+    if head is None:
+        return "2-D"
+    if not head.fits(stack):
+        notes.append(f"z-stack of {stack.shape[0]} planes: the 3-D head was trained on "
+                     f"{head.config['z_slices']}; AMES labels from the maximum projection")
+        return "2-D"
+    accepted = [row for row in rows if row["is_cell"]]
+    answers = stack_labels(stack.astype(np.float32), labels, accepted, pixel_um, head,
+                           field_levels(plane, labels), model.config.classes)
+    for row, answer in zip(accepted, answers, strict=True):
+        row.update(answer)
+    return "3-D"
 
 
 def measure_candidates(plane: np.ndarray, labels: np.ndarray, pixel_um: float,

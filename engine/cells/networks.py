@@ -26,16 +26,17 @@ from .schema import HEADS
 
 
 class ResidualBlock(nn.Module):
-    """conv-BN-ReLU-conv-BN + (1×1 projection) skip, ReLU; stride 2 halves the size."""
+    """conv-BN-ReLU-conv-BN + (1×1 projection) skip, ReLU; stride 2 halves the size (per axis
+    where ``stride`` is a tuple); ``ndim`` 3 for volumes (3×3×3 convolutions)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 2) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int | tuple[int, ...] = 2,
+                 ndim: int = 2) -> None:
         super().__init__()
+        conv, norm = (nn.Conv3d, nn.BatchNorm3d) if ndim == 3 else (nn.Conv2d, nn.BatchNorm2d)
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(c_out))
-        self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                  nn.BatchNorm2d(c_out))
+            conv(c_in, c_out, 3, stride, 1, bias=False), norm(c_out),
+            nn.ReLU(inplace=True), conv(c_out, c_out, 3, 1, 1, bias=False), norm(c_out))
+        self.skip = nn.Sequential(conv(c_in, c_out, 1, stride, bias=False), norm(c_out))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

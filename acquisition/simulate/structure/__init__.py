@@ -47,6 +47,9 @@ camera offset. :meth:`RenderStyle.variant` is a second generator with another PS
 halo), noise level and pattern statistics, for validation only; :meth:`RenderStyle.randomized`
 draws a training field's choices from ranges around the default that stop short of the
 variant's (domain randomization; ranges and sources in :mod:`.params`).
+``StructureFieldParams.depth_clutter_probability`` (off by default) puts out-of-plane clutter
+(fibroblast-like processes, a neighbour's edge, debris) in thin layers above or below cells,
+which a maximum projection superimposes on the cell and a z-stack separates (:mod:`.clutter`).
 """
 
 from .field import StructureField, simulate_structure_field

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import patterns, shapes
+from .clutter import clutter_layers, clutter_rng
 from .params import CELL_SOURCES, PATTERN_CLASSES, StructureFieldParams
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def simulate_structure_field(params: StructureFieldParams | None = None,
     labels = np.zeros(params.shape_px, np.int32)
     pattern_map = np.zeros(params.shape_px, np.uint8)
     layers, objects = [], []
+    rng_clutter = clutter_rng(seed) if params.depth_clutter_probability > 0 else None
     for kind, source in _object_plan(rng_layout, params):
         mask, angle = _shape(rng_layout, kind, source, params.pixel_um)
         touching = (kind == "cardiomyocyte" and bool(objects)
@@ -178,6 +180,10 @@ def simulate_structure_field(params: StructureFieldParams | None = None,
         full[window] = free
         objects.append(_truth_row(obj_id, kind, source, truth, full, region[free], params,
                                   z_um, rng_rater.normal(0, params.rater_noise_sd, 2)))
+        if rng_clutter is not None and kind == "cardiomyocyte":
+            extra, kinds = clutter_layers(rng_clutter, free, y, x, params)
+            layers += extra
+            objects[-1]["clutter"] = kinds
     image, offset = _detect(_optical_stack(layers, params), params, rng_noise)
     return StructureField(image, labels, pattern_map, objects, params.pixel_um,
                           params.z_step_um if params.z_slices else None, offset,

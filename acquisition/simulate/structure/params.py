@@ -144,6 +144,8 @@ class StructureFieldParams:
     ``z_slices = 0`` gives a 2-D image ``(Y, X)``; ``z_slices = n`` a z-stack ``(Z, Y, X)``
     at ``z_step_um``. Object counts are per field; cells are placed without overlap but may
     touch (``touching_probability``: a cell is placed against an earlier one).
+    ``depth_clutter_probability > 0`` puts clutter above or below cells (:mod:`.clutter`;
+    off by default, and then nothing of it is drawn).
     """
 
     shape_px: tuple[int, int] = (768, 768)
@@ -159,6 +161,9 @@ class StructureFieldParams:
     z_slices: int = 0
     z_step_um: float = 0.5
     rater_noise_sd: float = 0.3         # each of two raters' error on the 1–5 scale
+    #: probability that a cardiomyocyte has clutter (a fibroblast-like process, a neighbour's
+    #: edge or debris) in a thin layer above or below it (:mod:`.clutter`); 0 = off
+    depth_clutter_probability: float = 0.0
     style: RenderStyle = field(default_factory=RenderStyle)
 
     def with_(self, **changes) -> StructureFieldParams:
