@@ -24,7 +24,7 @@ from pathlib import Path
 from acquisition.stream_kind import StreamKind
 from acquisition.tiff_source import open_tiff
 
-from .analyzer import StreamInfo, summarize_stream
+from .analyzer import StreamInfo
 from .cells_attribution import Attribution, FieldCells
 from .cells_phenotype import CellPhenotypes
 from .input_axes import check_axes_known, open_kind
@@ -33,6 +33,7 @@ from .sinks.labels import LabelsWriter
 from .sinks.overview import OverviewImage
 from .sinks.tables import write_events_csv
 from .staging import staged_output
+from .stream_summary import summarize_stream
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,6 @@ import numpy as np
 from acquisition.ingest import ChunkReceived, Ingest, StreamStarted, StreamStopped
 from acquisition.wire import StartHeader
 
-from .analyzer import summarize_stream
 from .cells_live import StructureStreams, field_of
 from .coalesce import coalesce
 from .event_window import RECENT_EVENTS, EventWindow
@@ -56,6 +55,7 @@ from .serve_pool import make_pool
 from .serve_shared import InferenceGuard, Locked
 from .serve_stream import LiveStream, finite_for_analysis, stream_info_from_header, stream_row
 from .sinks import SinkSet
+from .stream_summary import summarize_stream
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ import numpy as np
 
 from acquisition.wire import StartHeader
 
-from .analyzer import StreamAnalyzer, StreamInfo, spark_frequency
+from .analyzer import StreamAnalyzer, StreamInfo
 from .event_window import EventWindow
+from .stream_summary import spark_frequency
 from .wall_lag import WallClockLag
 
 PREVIEW_ROWS = 256
