@@ -115,6 +115,8 @@ def _overview_title(path: Path, summary: dict) -> str:
     quality = summary["quality"]
     events = quality["events"]
     confidence = summary.get("confidence")
+    limit = quality.get("detection_limit_dff0", math.nan)
+    limit = math.nan if limit is None else float(limit)
     local = events.get("local_min_significance")
     floors = f"significance ≥ {events['min_significance']:g}"
     if local is not None:
@@ -126,7 +128,8 @@ def _overview_title(path: Path, summary: dict) -> str:
     return (f"{path.name}: {summary['n_events']} events "
             f"({floors}; {rejected})\n"
             f"resting SNR {quality['resting_snr']:.1f} · "
-            f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
+            + (f"detection limit ΔF/F0 {limit:.2f} · " if math.isfinite(limit) else "")
+            + f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
             + (f" ({confidence:.2f})" if confidence is not None else ""))
 
 

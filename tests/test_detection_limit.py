@@ -87,3 +87,19 @@ def test_the_quality_report_gives_the_limit_and_warns_when_it_is_high(photons, w
     assert report["detection_limit_dff0"] == pytest.approx(expected)
     assert (report["detection_limit_dff0"] > LIMIT_WARNING_DFF0) is warned
     assert any("is likely missed" in w for w in report["warnings"]) is warned
+
+
+def test_the_overview_title_gives_the_limit_when_there_is_one() -> None:
+    from pathlib import Path
+
+    from engine.analyze_file import _overview_title
+
+    def title(limit) -> str:
+        events = {"min_significance": 7.0, "rejected_not_significant": 5}
+        quality = {"events": events, "resting_snr": 1.9, "saturated_fraction": 0.0,
+                   "detection_limit_dff0": limit}
+        return _overview_title(Path("m.tif"), {"quality": quality, "n_events": 3,
+                                               "label": "undecided", "confidence": 0.5})
+
+    assert "resting SNR 1.9 · detection limit ΔF/F0 0.55 · saturated" in title(0.5454)
+    assert "detection limit" not in title(math.nan) and "detection limit" not in title(None)
