@@ -40,13 +40,19 @@ class CellsResult:
     summary: dict = field(default_factory=dict)
 
 
+def squeezed_image(image: np.ndarray) -> np.ndarray:
+    """The image without axes of length 1 beyond its last two (a 2-D field or a z-stack)."""
+    image = np.asarray(image)
+    return image.squeeze() if image.ndim > 2 else image
+
+
 def structure_plane(image: np.ndarray) -> np.ndarray:
     """The 2-D plane analysed: the image itself or the z-stack's maximum projection.
 
     Raises ``ValueError`` (one line, specific) for anything else.
     """
     image = np.asarray(image)
-    squeezed = image.squeeze() if image.ndim > 2 else image
+    squeezed = squeezed_image(image)
     if squeezed.ndim not in (2, 3):
         raise ValueError(f"a structure image must be 2-D (Y, X) or a z-stack (Z, Y, X); "
                          f"got shape {image.shape}")
@@ -106,8 +112,7 @@ def stack_ames_labels(image: np.ndarray, plane: np.ndarray, labels: np.ndarray,
     directory's optional 3-D head when ``image`` is a z-stack of the planes it was trained
     on (:mod:`.stack_head`); "3-D" then, else "2-D" (the labels ``_fill_rows`` gave, from
     the maximum projection). A stack of another depth adds a note to ``notes``."""
-    image = np.asarray(image)
-    stack = image.squeeze() if image.ndim > 2 else image
+    stack = squeezed_image(image)
     head = stack_head_of(model.path) if stack.ndim == 3 else None
     if head is None:
         return "2-D"

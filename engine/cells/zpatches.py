@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .patches import N_PATCHES, PATCH_PIXEL_UM, PATCH_PX, _resampled_window, patch_centres
+from .patches import N_PATCHES, PATCH_PIXEL_UM, PATCH_PX, cell_patches
 
 
 def stack_patches(stack: np.ndarray, labels: np.ndarray, rows: list[dict], pixel_um: float,
@@ -28,19 +28,7 @@ def stack_patches(stack: np.ndarray, labels: np.ndarray, rows: list[dict], pixel
     if stack.shape[1:] != labels.shape:
         raise ValueError(f"labels shape {labels.shape} does not match the stack's (Y, X) "
                          f"shape {stack.shape[1:]}")
-    n_planes = stack.shape[0]
-    out = np.zeros((len(rows), n_patches, 2, n_planes, patch_px, patch_px), np.float32)
-    half = patch_px // 2
-    for i, row in enumerate(rows):
-        centres = None
-        for z in range(n_planes):
-            image, mask = _resampled_window(stack[z], labels, row, pixel_um, background, scale,
-                                            patch_px, patch_pixel_um)
-            if centres is None:
-                centres = patch_centres(mask, n_patches, patch_px)
-            for k, (cy, cx) in enumerate(centres):
-                window = (slice(cy - half, cy - half + patch_px),
-                          slice(cx - half, cx - half + patch_px))
-                out[i, k, 0, z] = image[window]
-                out[i, k, 1, z] = mask[window]
-    return out
+    # the mask, hence the patch centres, is the same in every plane: the same places are cut
+    planes = [cell_patches(plane, labels, rows, pixel_um, background, scale, patch_px,
+                           patch_pixel_um, n_patches) for plane in stack]
+    return np.stack(planes, axis=3)
