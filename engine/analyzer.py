@@ -329,7 +329,19 @@ class StreamAnalyzer:
             floor = max(floor, instance.min_significance)
         if instance.significance < floor or (local_floor is not None and local < local_floor):
             return False
-        return not self._tail(instance)
+        return not self._tail(instance) and self._rises(instance)
+
+    def _rises(self, instance: Instance) -> bool:
+        """Whether the event's own time course, at its peak position, rises above the baseline
+        before it: characterization finds a peak (a finite ``amplitude_dff0``). A candidate
+        whose does not -- a step, a drift, the decay of what came before -- is no transient,
+        however far its ΔF/F0 stands from the noise; it is not reported, and counted
+        (``events.rejected_no_rise``). The characterization is kept for :meth:`_event`."""
+        if instance.characterized is None:
+            instance.characterized = self._characterize(instance)
+        rises = math.isfinite(instance.characterized["amplitude_dff0"])
+        self.quality.events.rejected_no_rise += not rises
+        return rises
 
     def _tail(self, instance: Instance) -> bool:
         """Whether ``instance`` is a puff peaking before its own start (:mod:`engine.tails`;
@@ -363,7 +375,8 @@ class StreamAnalyzer:
     def quality_report(self) -> dict:
         """The recording's quality report so far (:mod:`engine.quality`)."""
         events = self.quality.events
-        events.rejected_not_significant = self._tracker.n_rejected - events.rejected_tail
+        events.rejected_not_significant = (self._tracker.n_rejected - events.rejected_tail
+                                           - events.rejected_no_rise)
         self.quality.events.not_characterized_burst = self.budget.n_over
         return self.quality.report()
 

@@ -27,3 +27,11 @@ def test_tails_row_only_where_tails_were_dropped():
     assert tails[1] == "3" and "peaked before they began" in tails[2]
     assert [row[0] for row in rows].index("Tails") == [row[0] for row in rows].index(
         "Not significant") + 1
+
+
+def test_candidates_without_a_rise_get_a_row_only_when_there_are_some() -> None:
+    labels = [row[0] for row in quality_rows({"events": {"rejected_no_rise": 0}})]
+    assert "No rise" not in labels
+    rows = quality_rows({"events": {"rejected_no_rise": 4}})
+    no_rise = next(row for row in rows if row[0] == "No rise")
+    assert no_rise[1] == "4" and "never rose above the baseline" in no_rise[2]

@@ -3,8 +3,9 @@
 Each patch is a JSON object merged into a copy of the model's ``hybrid.json`` (a ``classical``
 object is merged key by key, so ``{"classical": {"wave_spread_ms": 30}}`` keeps the tuned
 ``k_detect``; a ``tracker`` object goes into ``postprocess.json``'s tracker overrides of the
-hybrid, e.g. ``{"tracker": {"split_min_probability": 0.5}}``); ``null`` is the model as
-shipped. Every variant runs the default (``auto``)
+hybrid, e.g. ``{"tracker": {"split_min_probability": 0.5}}``, and a ``thresholds`` object
+into the network's ``thresholds.json``, e.g. ``{"thresholds": {"foreground": 0.8}}``); ``null``
+is the model as shipped. Every variant runs the default (``auto``)
 detector through :func:`offline.evaluate.evaluate` on development validation recordings (seeds
 ``DEV_VAL_SEED``+) and on the simulator's validation split (movies at raised wave/puff rates, so
 every class is scored); the score of a variant is the mean over the two generators of the mean
@@ -49,6 +50,10 @@ def patched(model: Path, patch: dict | None, into: Path, name: str) -> Path:
             overrides = post.setdefault("tracker_overrides", {})
             overrides["hybrid"] = {**overrides.get("hybrid", {}), **value}
             post_path.write_text(json.dumps(post, indent=2))
+        elif key == "thresholds":
+            thr_path = copy / "thresholds.json"
+            thr_path.write_text(json.dumps({**json.loads(thr_path.read_text()), **value},
+                                           indent=2))
         else:
             params[key] = value
     path.write_text(json.dumps(params, indent=2))

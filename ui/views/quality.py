@@ -39,6 +39,11 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
                    "candidate puffs whose time course peaked before they began (the plateau or "
                    "tail an earlier event, e.g. a wave, left behind), not reported")]
                  if tails else [])
+    no_rise = events.get("rejected_no_rise")
+    if no_rise:
+        tail_rows.append(("No rise", count(no_rise),
+                          "candidates whose own time course never rose above the baseline "
+                          "before them (a step or drift, no transient), not reported"))
     return [
         ("Resting SNR", number(quality.get("resting_snr"), 1),
          "median F0 / temporal noise SD of the cell's pixels"),
