@@ -68,8 +68,9 @@ from scipy import ndimage
 
 from engine.events import Event
 from engine.instances import Instance, smooth_dff0
+from engine.peak_top import CP, JOINT_FRACTION
 from engine.spatialfit import LORENTZ_PENALTY, VoigtFit, fit_pseudo_voigt
-from engine.timecourse import CP, JOINT_FRACTION, Profile, measure, noise_sd, noise_sds
+from engine.timecourse import Profile, measure, noise_sd, noise_sds
 
 
 @dataclass(frozen=True)

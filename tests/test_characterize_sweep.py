@@ -41,8 +41,8 @@ def test_recharacterized_events_equal_the_engines_and_react_to_a_parameter() -> 
 
 def test_parse_sets_checks_the_names() -> None:
     assert parse_sets(["matched_fraction=0.3,0.6"], ["MODEL_AVERAGING=0"]) == [
-        ("matched_fraction", 0.3), ("matched_fraction", 0.6), ("timecourse.MODEL_AVERAGING", 0.0)]
+        ("matched_fraction", 0.3), ("matched_fraction", 0.6), ("peak_top.MODEL_AVERAGING", 0.0)]
     with pytest.raises(SystemExit, match="not a CharacterizeConfig field"):
         parse_sets(["no_such_field=1"])
-    with pytest.raises(SystemExit, match="not a constant of engine.timecourse"):
+    with pytest.raises(SystemExit, match="not a constant of engine.timecourse or engine.peak_top"):
         parse_sets([], ["measure=1"])

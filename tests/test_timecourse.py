@@ -130,7 +130,7 @@ def test_noise_sd_ignores_slow_signal():
 def test_model_averaging_locates_a_noisy_peak_better_than_the_best_candidate(monkeypatch):
     """A concave rise to a kink, then a decay: on 200 noisy copies (the same noise for both
     modes) the Akaike-weighted peak has a smaller RMS error than the best-scored candidate's."""
-    from engine import timecourse
+    from engine import peak_top
 
     t = np.arange(120.0)
     rise = np.clip(t - 40, 0, 12) / 12
@@ -138,7 +138,7 @@ def test_model_averaging_locates_a_noisy_peak_better_than_the_best_candidate(mon
     noise = np.random.default_rng(0).normal(0, 0.08, (200, t.size))
     rms = {}
     for averaging in (False, True):
-        monkeypatch.setattr(timecourse, "MODEL_AVERAGING", averaging)
+        monkeypatch.setattr(peak_top, "MODEL_AVERAGING", averaging)
         errors = np.array([measure(shape + n, 1.8, 2).peak - 52 for n in noise])
         rms[averaging] = float(np.sqrt(np.mean(errors**2)))
     assert rms[True] < rms[False]

@@ -7,7 +7,8 @@
 instance the engine characterized, then characterizes them again with each value of each
 ``--set NAME=V1,V2,...`` (a field of :class:`engine.characterize.CharacterizeConfig`, the
 others as shipped in the model's ``postprocess.json``) and of each ``--timecourse
-NAME=V1,...`` (a module constant of :mod:`engine.timecourse`, e.g. ``MODEL_AVERAGING=0``) and
+NAME=V1,...`` (a module constant of :mod:`engine.timecourse` or :mod:`engine.peak_top`, e.g.
+``MODEL_AVERAGING=0``) and
 prints the median relative error and bias of the five parameters of matched sparks against the
 generators' noise-free truth, and the share of values off by more than 100 %.
 Detection, matching and the resolution rules (:mod:`engine.honesty`) are those of
@@ -33,7 +34,7 @@ import numpy as np
 
 from acquisition.stream_kind import StreamKind
 from engine import analyzer as analyzer_module
-from engine import honesty, timecourse
+from engine import honesty, peak_top, timecourse
 from engine.characterize import CharacterizeConfig, characterize
 from engine.events import Event
 from engine.models.model_dir import default_model_path
@@ -53,9 +54,14 @@ def _value(text: str):
     return float(text)
 
 
+#: the modules whose constants ``--timecourse`` may set
+TIME_COURSE_MODULES = {"timecourse": timecourse, "peak_top": peak_top}
+
+
 def parse_sets(items: list[str], timecourse_items: list[str] = ()) -> list[tuple[str, object]]:
     """``["a=1,2", "b=3"]`` → ``[("a", 1.0), ("a", 2.0), ("b", 3.0)]``; names checked;
-    ``timecourse_items`` become ``("timecourse.NAME", value)``."""
+    ``timecourse_items`` become ``("MODULE.NAME", value)``, MODULE the one of
+    :data:`TIME_COURSE_MODULES` that holds the constant."""
     fields = {f.name for f in dataclasses.fields(CharacterizeConfig)}
     out = []
     for item in items:
@@ -65,9 +71,12 @@ def parse_sets(items: list[str], timecourse_items: list[str] = ()) -> list[tuple
         out.extend((name, _value(v)) for v in values.split(","))
     for item in timecourse_items:
         name, _, values = item.partition("=")
-        if not name.isupper() or not hasattr(timecourse, name):
-            raise SystemExit(f"error: {name!r} is not a constant of engine.timecourse")
-        out.extend((f"timecourse.{name}", _value(v)) for v in values.split(","))
+        module = next((key for key, mod in TIME_COURSE_MODULES.items()
+                       if name.isupper() and hasattr(mod, name)), None)
+        if module is None:
+            raise SystemExit(f"error: {name!r} is not a constant of engine.timecourse or "
+                             "engine.peak_top")
+        out.extend((f"{module}.{name}", _value(v)) for v in values.split(","))
     return out
 
 
@@ -101,19 +110,21 @@ def events_with(seen, config: CharacterizeConfig, kinds: dict[int, str]) -> list
 def sweep(recordings, model, params: PostprocessParams, variants: list[tuple[str, object]],
           progress: Callable[[str], None] = log.info, mode: str = "accurate") -> dict[str, dict]:
     """Characterization errors of matched sparks for the shipped config and each variant."""
-    configs = {"shipped": (params.characterize, {})}
+    configs = {"shipped": (params.characterize, None)}
     for name, value in variants:
-        if name.startswith("timecourse."):
-            configs[f"{name}={value}"] = (params.characterize, {name.split(".", 1)[1]: value})
+        module, _, constant = name.partition(".")
+        if constant:
+            configs[f"{name}={value}"] = (params.characterize, (module, {constant: value}))
         else:
             configs[f"{name}={value}"] = (
-                dataclasses.replace(params.characterize, **{name: value}), {})
+                dataclasses.replace(params.characterize, **{name: value}), None)
     pairs: dict[str, list] = {label: [] for label in configs}
     for recording in recordings:
         result, seen = record_instances(recording, model, params, mode)
         kinds = {ev.event_id: ev.kind for ev in result.events}
         for label, (config, constants) in configs.items():
-            with mock.patch.multiple(timecourse, **constants) if constants else nullcontext():
+            with (mock.patch.multiple(TIME_COURSE_MODULES[constants[0]], **constants[1])
+                  if constants else nullcontext()):
                 events = events_with(seen, config, kinds)
             scored = score_recording(recording, events, result.labels)
             pairs[label].extend(scored["spark_pairs"])
