@@ -26,6 +26,12 @@ from scipy import ndimage
 
 from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
+from engine.instance_size import (
+    passes_size_filter,
+    wide_puff_is_wave,
+    wide_spark_is_wave,
+    widest_front_um,
+)
 from engine.instances import (
     CONNECTIVITY,
     EVENT_CLASSES,
@@ -34,12 +40,8 @@ from engine.instances import (
     TrackerConfig,
     class_pieces,
     frames_of,
-    passes_size_filter,
     smooth_dff0,
     split_sparks,
-    wide_puff_is_wave,
-    wide_spark_is_wave,
-    widest_front_um,
 )
 
 

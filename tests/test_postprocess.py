@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from acquisition.labels import PUFF, SPARK, WAVE
 from engine.frame_ring import FrameRing
-from engine.instances import CONNECTIVITY, TrackerConfig, widest_front_um
+from engine.instance_size import widest_front_um
+from engine.instances import CONNECTIVITY, TrackerConfig
 from engine.postprocess import InstanceTracker, active_regions, fill_temporal_gaps
 
 DT_MS, PX_UM = 1.0, 0.2

@@ -22,7 +22,8 @@ from collections import Counter
 import numpy as np
 
 from engine import region_instances
-from engine.instances import KIND_OF_CLASS, class_pieces, extent_um
+from engine.instance_size import extent_um
+from engine.instances import KIND_OF_CLASS, class_pieces
 from engine.pipeline import analyze_array
 from offline.devsim import DevSource
 from offline.thresholds import DEV_VAL_SEED
