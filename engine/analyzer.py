@@ -336,10 +336,8 @@ class StreamAnalyzer:
         before it: characterization finds a peak (a finite ``amplitude_dff0``). A candidate
         whose does not -- a step, a drift, the decay of what came before -- is no transient,
         however far its ΔF/F0 stands from the noise; it is not reported, and counted
-        (``events.rejected_no_rise``). The characterization is kept for :meth:`_event`."""
-        if instance.characterized is None:
-            instance.characterized = self._characterize(instance)
-        rises = math.isfinite(instance.characterized["amplitude_dff0"])
+        (``events.rejected_no_rise``)."""
+        rises = math.isfinite(self._characterized(instance)["amplitude_dff0"])
         self.quality.events.rejected_no_rise += not rises
         return rises
 
@@ -348,10 +346,17 @@ class StreamAnalyzer:
         its characterization is kept for :meth:`_event`)."""
         if self._tail_frames is None or instance.kind != "puff":
             return False
-        instance.characterized = self._characterize(instance)
-        tail = is_tail(instance.characterized, instance, self.info.dt_ms, self._tail_frames)
+        tail = is_tail(self._characterized(instance), instance, self.info.dt_ms,
+                       self._tail_frames)
         self.quality.events.rejected_tail += tail
         return tail
+
+    def _characterized(self, instance: Instance) -> dict:
+        """``instance``'s characterization, computed once and kept on it (the accept check's
+        rules and :meth:`_event` read the same one)."""
+        if instance.characterized is None:
+            instance.characterized = self._characterize(instance)
+        return instance.characterized
 
     def _characterize(self, instance: Instance) -> dict:
         return characterize(instance, self.info.pixel_um, self.info.dt_ms,
@@ -364,7 +369,7 @@ class StreamAnalyzer:
         if instance.over_budget:
             fields = locate(instance, info.pixel_um, info.dt_ms)
         else:
-            fields = instance.characterized or self._characterize(instance)
+            fields = self._characterized(instance)
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms,
                       self._precise_min_significance)
         self._kind_rules.apply(fields)

@@ -59,6 +59,7 @@ def _analyzer_stub():
         detector = type("D", (), {"characterize_config": CharacterizeConfig()})()
         quality = type("Q", (), {"events": EventCounts()})()
         _characterize = StreamAnalyzer._characterize
+        _characterized = StreamAnalyzer._characterized
 
     return _Stub()
 

@@ -35,13 +35,13 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     if local is not None:
         below += f" or under {number(local, 1)} above their own pixels before them"
     tails = events.get("rejected_tail_of_earlier_event")
-    tail_rows = ([("Tails", count(tails),
+    rejected_rows = ([("Tails", count(tails),
                    "candidate puffs whose time course peaked before they began (the plateau or "
                    "tail an earlier event, e.g. a wave, left behind), not reported")]
                  if tails else [])
     no_rise = events.get("rejected_no_rise")
     if no_rise:
-        tail_rows.append(("No rise", count(no_rise),
+        rejected_rows.append(("No rise", count(no_rise),
                           "candidates whose own time course never rose above the baseline "
                           "before them (a step or drift, no transient), not reported"))
     return [
@@ -56,7 +56,7 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
         ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
         ("Not significant", count(events.get("rejected_not_significant")),
          f"{below}, not reported"),
-        *tail_rows,
+        *rejected_rows,
         ("Measurable", _pct(events.get("measurable_fraction")),
          "reported events with all five parameters resolved"),
         ("Imprecise", count(events.get("imprecise")),
