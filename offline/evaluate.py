@@ -241,10 +241,12 @@ def _pool_one_to_one(per_recording: list[dict[str, Any]]) -> dict[str, dict[str,
 
 
 def _pool_subtypes(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Found / total / recall per subtype, summed over the recordings."""
+    """Found / total / recall per subtype, and found / recall with each predicted event
+    matched at most once, summed over the recordings."""
     found = _summed_counts(per_recording, "subtypes")
-    return {k: {"found": f, "total": t, "recall": f / t if t else float("nan")}
-            for k, (f, t) in sorted(found.items())}
+    return {k: {"found": f, "total": t, "recall": f / t if t else float("nan"),
+                "found_once": once, "recall_once": once / t if t else float("nan")}
+            for k, (f, t, once) in sorted(found.items())}
 
 
 def _pool_false_events(per_recording: list[dict[str, Any]]) -> dict[str, float]:

@@ -127,9 +127,13 @@ def _subtype_lines(result: EvaluationResult) -> list[str]:
     if not result.subtype_recall:
         return []
     lines = ["", "### Recall by subtype (matched by any predicted event, IoMin ≥ 0.5)", "",
-             "| subtype | found | n | recall |", "|---|---|---|---|"]
+             "Matched once: each predicted event counts for one annotated event at most, so "
+             "two sparks merged into one event count as one found.", "",
+             "| subtype | found | n | recall | found, matched once | recall, matched once |",
+             "|---|---|---|---|---|---|"]
     for subtype, row in result.subtype_recall.items():
-        lines.append(f"| {subtype} | {row['found']} | {row['total']} | {_pct(row['recall'])} |")
+        lines.append(f"| {subtype} | {row['found']} | {row['total']} | {_pct(row['recall'])} "
+                     f"| {row['found_once']} | {_pct(row['recall_once'])} |")
     return lines
 
 

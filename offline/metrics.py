@@ -177,21 +177,38 @@ def _drop_ignored(pred: np.ndarray, ignore_mask: np.ndarray) -> np.ndarray:
 
 
 def recall_by_subtype(matching: Matching, subtypes: Mapping[int, str]) -> dict[str, list[int]]:
-    """``{subtype: [found, total]}`` over the annotated events that have a subtype.
+    """``{subtype: [found, total, found_once]}`` over the annotated events that have a subtype.
 
     An annotated event is found when any predicted event, of any class, matches it (IoMin ≥
-    the matching's threshold); events without pixels (not in ``matching.true_classes``) are
-    not counted.
+    the matching's threshold); *found once* when it is also matched with each predicted event
+    used at most once (greedy, largest overlap first, any class): two sparks of a pair merged
+    into one predicted event are both found but only one of them found once. Events without
+    pixels (not in ``matching.true_classes``) are not counted.
     """
     matched = {t for (t, _) in matching.pairs}
+    once = _matched_once(matching)
     out: dict[str, list[int]] = {}
     for tid in matching.true_classes:
         if tid not in subtypes:
             continue
-        counts = out.setdefault(subtypes[tid], [0, 0])
+        counts = out.setdefault(subtypes[tid], [0, 0, 0])
         counts[0] += tid in matched
         counts[1] += 1
+        counts[2] += tid in once
     return out
+
+
+def _matched_once(matching: Matching) -> set[int]:
+    """Annotated ids matched when each annotated and each predicted event is used at most once
+    (greedy, largest overlap first, any class)."""
+    used_t: set[int] = set()
+    used_p: set[int] = set()
+    for (tid, pid), _ in sorted(matching.pairs.items(),
+                                key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])):
+        if tid not in used_t and pid not in used_p:
+            used_t.add(tid)
+            used_p.add(pid)
+    return used_t
 
 
 def confusion_tables(matching: Matching) -> dict[str, dict[str, dict[str, int]]]:

@@ -210,7 +210,7 @@ def test_subtype_recall_and_false_events_in_evaluation():
                            0.2, 2.0, "TX", events=events)
     found = Event(5, "spark", 0, 0, 0, 0, float("nan"), 1, 1, 1, 1, 1)
     scored = score_recording(rec, [found], pred)
-    assert scored["subtypes"] == {"in_focus": [1, 1], "out_of_focus": [0, 1]}
+    assert scored["subtypes"] == {"in_focus": [1, 1, 1], "out_of_focus": [0, 1, 0]}
     empty = dataclasses.replace(rec, class_mask=np.zeros_like(rec.class_mask),
                                 instance_mask=np.zeros_like(truth), events=[])
     result = pool_results([scored, score_recording(empty, [found], pred)])
@@ -247,3 +247,6 @@ def test_one_to_one_matching_sees_merged_pairs_and_fragments():
     assert np.isnan(scores["wave"]["f1"])
     assert metrics.recall_by_subtype(metrics.match_instances(truth, {1: "spark"}, pred,
                                                              {5: "spark"}), {}) == {}
+    # by subtype: both sparks of the merged pair are found, only one of them matched once
+    by_subtype = metrics.recall_by_subtype(matching, {1: "pair", 2: "pair", 3: "in_focus"})
+    assert by_subtype == {"pair": [2, 2, 1], "in_focus": [1, 1, 1]}
