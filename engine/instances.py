@@ -36,6 +36,7 @@ from skimage.segmentation import watershed
 
 from acquisition.labels import PUFF, SPARK, WAVE
 from acquisition.stream_kind import StreamKind
+from engine.pair_split import PairRule
 
 #: class id -> event kind
 KIND_OF_CLASS = {SPARK: "spark", WAVE: "wave", PUFF: "puff"}
@@ -81,6 +82,16 @@ class TrackerConfig:
     #: smoothed-ΔF/F0 maximum whose dip to the next higher one is at least this many noise SDs
     #: of the smoothed data (h-maxima), however close -- pairs split, noise bumps do not
     split_dip_sd: float | None = None
+    #: None: a line-scan spark piece stays as the dip split left it. A number: it is fitted
+    #: with one and with two spark shapes and split in two where the two leave at least this
+    #: fraction of its sum of squares less unexplained, their centres lie
+    #: ``pair_split_min_separation_um`` apart and each peaks ``pair_split_min_peak_sd`` noise
+    #: SDs and ``pair_split_min_peak_ratio`` of the other high (:mod:`engine.pair_split`: a
+    #: pair whose second spark starts on the first one's top)
+    pair_split_min_gain_fraction: float | None = None
+    pair_split_min_separation_um: float = PairRule.min_separation_um
+    pair_split_min_peak_sd: float = PairRule.min_peak_sd
+    pair_split_min_peak_ratio: float = PairRule.min_peak_ratio
     #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
     #: life reaches this many µm travelled like a wave and is named wave (the class rules name
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell

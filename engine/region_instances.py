@@ -43,6 +43,7 @@ from engine.instances import (
     smooth_dff0,
     split_sparks,
 )
+from engine.pair_split import PairRule, split_pair
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ class RegionInstances:
                                     linescan)
         out = []
         for piece_index, piece, kind, floor in self._named(pieces, smoothed):
-            parts = self._split(smoothed, piece) if kind == "spark" else piece.astype(np.int32)
+            parts = (self._split_pairs(smoothed, self._split(smoothed, piece))
+                     if kind == "spark" else piece.astype(np.int32))
             channel = EVENT_CLASSES.index(CLASS_IDS[kind])
             for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
                 if part_slices is None:
@@ -177,6 +179,36 @@ class RegionInstances:
             min_dip = cfg.split_dip_sd * smoothed.noise_sd
         return split_sparks(smoothed.values[smoothed.inner], pixels, min_frames, min_px,
                             self.stream_kind.is_linescan, min_dip)
+
+
+    def _split_pairs(self, smoothed: _SmoothedContext, parts: np.ndarray) -> np.ndarray:
+        """Each line-scan spark part cut in two where two spark shapes explain it much better
+        than one (:func:`engine.pair_split.split_pair`, ``pair_split_*``) and both halves pass
+        the spark size filter; relabelled 1… in part order."""
+        cfg = self.config
+        if cfg.pair_split_min_gain_fraction is None or not self.stream_kind.is_linescan:
+            return parts
+        rule = PairRule(cfg.pair_split_min_gain_fraction, cfg.pair_split_min_separation_um,
+                        cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio)
+        values = smoothed.values[smoothed.inner]
+        out = np.zeros_like(parts)
+        n = 0
+        for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
+            if part_slices is None:
+                continue
+            mask = parts[part_slices] == part
+            halves = split_pair(values[part_slices], mask, smoothed.noise_sd, self.dt_ms,
+                                self.pixel_um, rule)
+            if halves is None or not all(
+                    passes_size_filter("spark", halves == h, self.pixel_um, self.dt_ms, cfg,
+                                       True) for h in (1, 2)):
+                halves = mask.astype(np.int32)
+            view = out[part_slices]
+            for h in (1, 2):
+                if (halves == h).any():
+                    n += 1
+                    view[halves == h] = n
+        return out
 
 
 class _SmoothedContext:

@@ -1,0 +1,121 @@
+"""Pairs merged into one region: split by one-against-two spark shapes (engine.pair_split)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+from acquisition.labels import SPARK
+from engine.pair_split import PairRule, _jacobian, _model, split_pair
+from engine.postprocess import InstanceTracker
+from tests.test_postprocess import DT_MS, FRAMES, PX_UM, gaussian_spark, probs_of, run
+
+SHAPE = (220, 120)
+#: the pair: the second spark 1.4 µm away starts 12 ms later, on the first one's top
+FIRST, SECOND = (60, 10.0), (72, 11.4)
+PAIR_SPLIT = dict(pair_split_min_gain_fraction=0.015)
+RULE = PairRule(0.015)
+
+
+def _noise(seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, 0.08, SHAPE).astype(np.float32)
+
+
+def _pair() -> np.ndarray:
+    return (gaussian_spark(SHAPE, *FIRST, amp=1.5, tau_ms=25.0)
+            + gaussian_spark(SHAPE, *SECOND, amp=1.2, tau_ms=25.0))
+
+
+def _spreading_spark() -> np.ndarray:
+    """One spark whose width grows as it decays (diffusion): not symmetric in time, but
+    symmetric about its site at every time."""
+    t = np.arange(SHAPE[0])[:, None] * DT_MS - 60.0
+    x = np.arange(SHAPE[1])[None, :] * PX_UM - 12.0
+    sd = np.sqrt(0.8**2 + 0.05 * np.clip(t, 0.0, None))
+    time = np.where(t < 0, 0.0, np.where(t < 8.0, t / 8.0, np.exp(-(t - 8.0) / 25.0)))
+    return (1.6 * time * 0.8 / sd * np.exp(-0.5 * (x / sd) ** 2)).astype(np.float32)
+
+
+def _events(dff0: np.ndarray, clean: np.ndarray, **config) -> list:
+    probs = probs_of(np.where(clean > 0.2, SPARK, 0))
+    tracker = InstanceTracker((SHAPE[1],), PX_UM, DT_MS,
+                              config=dataclasses.replace(FRAMES, split_dip_sd=5.0, **config))
+    out, _ = run(tracker, probs, dff0, [SHAPE[0]])
+    return out
+
+
+def test_a_pair_on_one_maximum_is_split_and_each_part_holds_its_own_peak():
+    clean = _pair()
+    noisy = clean + _noise()
+    assert len(_events(noisy, clean)) == 1  # the dip split alone keeps the pair merged
+    events = _events(noisy, clean, **PAIR_SPLIT)
+    assert len(events) == 2
+    for (t_ms, x_um) in (FIRST, SECOND):
+        peak_t, peak_x = int(t_ms / DT_MS) + 6, int(round(x_um / PX_UM))  # 6 ms rise
+        assert sum(_holds(e, peak_t, peak_x) for e in events) == 1, (t_ms, x_um)
+
+
+def _holds(event, t: int, x: int) -> bool:
+    """Whether the event's mask holds the line-scan pixel ``(t, x)``."""
+    i, k = t - event.origin[0], x - event.origin[2]
+    return (0 <= i < event.mask.shape[0] and 0 <= k < event.mask.shape[2]
+            and bool(event.mask[i, 0, k]))
+
+
+def test_a_single_spreading_spark_and_noise_stay_whole():
+    clean = _spreading_spark()
+    assert len(_events(clean + _noise(4), clean, **PAIR_SPLIT)) == 1
+    assert len(_events(clean + _noise(5), clean, **PAIR_SPLIT)) == 1
+    # a piece of pure noise: nothing to fit, never split
+    part = np.zeros((40, 1, 30), bool)
+    part[5:35, 0, 5:25] = True
+    noise = _noise(6)[:40, None, :30]
+    assert split_pair(noise, part, 0.08, DT_MS, PX_UM, RULE) is None
+
+
+def test_the_split_needs_every_condition():
+    clean = _pair()[:, None, :]
+    part = clean > 0.2
+    values = (clean + _noise()[:, None, :]).astype(np.float32)
+    smoothed = ndimage.gaussian_filter(values, (3.0, 0.0, 1.5))
+    sd = 0.08 / 4  # about the smoothed noise
+    halves = split_pair(smoothed, part, sd, DT_MS, PX_UM, RULE)
+    assert halves is not None and set(np.unique(halves[part])) == {1, 2}
+    assert not halves[~part].any()
+    for changed in ({"min_separation_um": 3.0}, {"min_gain_fraction": 0.5},
+                    {"min_peak_sd": 1e4}, {"min_peak_ratio": 0.99}):
+        rule = dataclasses.replace(RULE, **changed)
+        assert split_pair(smoothed, part, sd, DT_MS, PX_UM, rule) is None, changed
+    assert split_pair(smoothed, part, float("nan"), DT_MS, PX_UM, RULE) is None
+
+
+def test_the_fit_uses_the_exact_derivatives_of_its_shapes():
+    rng = np.random.default_rng(0)
+    t, x = rng.uniform(0, 60, 300), rng.uniform(0, 30, 300)
+    p = np.array([1.2, 12, 4, 10, 3, 15, 0.1, 0.8, 18, 5, 20, 2, 30.0, 0.0])
+    numeric = np.zeros((300, len(p)))
+    for k in range(len(p)):
+        step = np.zeros_like(p)
+        step[k] = 1e-6 * max(1.0, abs(p[k]))
+        numeric[:, k] = (_model(p + step, t, x) - _model(p - step, t, x)) / (2 * step[k])
+    np.testing.assert_allclose(_jacobian(p, t, x), numeric, atol=1e-7)
+
+
+def test_the_rule_choice_counts_each_fit_by_the_annotation_under_its_peaks():
+    from offline.experiments.pair_splitting import rank, splits
+
+    def fit(label, gain, sep, peak_sd=20.0, ratio=0.8):
+        return {"label": label, "gain_fraction": gain, "separation_um": sep,
+                "peak_sd": peak_sd, "peak_ratio": ratio}
+
+    dev = [fit("two", 0.03, 1.5), fit("two", 0.02, 1.1), fit("same", 0.02, 0.7),
+           fit("same", 0.005, 1.5), fit("other", 0.04, 1.3, peak_sd=3.0)]
+    assert splits(dev, PairRule(0.015)) == {"two": 2}
+    assert splits(dev, PairRule(0.0, min_separation_um=0.6, min_peak_sd=0.0)) == {
+        "two": 2, "same": 2, "other": 1}
+    net, best, counts = rank({"development": dev, "simulator": []})[0]
+    assert net == 2 and counts["development"] == {"two": 2}
+    assert best.min_separation_um <= 1.1 and best.min_gain_fraction <= 0.02
+    assert splits(dev, best)["same"] == 0
