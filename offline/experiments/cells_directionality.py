@@ -30,6 +30,17 @@ the raw score's Spearman / MAE. ``--extra`` dumps are added to every fold's trai
 only (more training fields; they are never predicted). ``aux`` adds a regression of
 ln(1 + realized spread) to the loss (weight 1; class-1 cells without orientation at 90°).
 
+``cv --candidates CACHE…`` reads ``castream train-cells`` candidate caches instead of dumps
+(``train[-randomized]-N-TAG.npz`` of the training split, or chunks of it in the same format,
+and ``val-60-TAG.npz``): the true cells with the packaged model's features and targets, no
+extra cues and no realized spread (configurations ``base`` and ``h128`` only). Training
+fields below ``--pool-fields`` (240) and the validation fields are cross-validated; each
+``--train-fields N`` is one row with training fields ``pool`` … ``N - 1`` added to every
+fold's training side. ``--seeds`` trains one head per seed and fold and reports the figures
+of their averaged probabilities (as the packaged five-member ensemble) and each seed's
+directionality alone; with candidate caches also the directionality of the validation and
+the training cells of the pool separately.
+
 Commands (dumps of training fields 0–239 and 240–479 and of the validation fields)::
 
     python -m offline.experiments.cells_directionality dump --split train --fields 0 240 --out build/dirs/train-0-240.npz
@@ -67,6 +78,20 @@ cells (``coh15`` > 0.85, IoU ≥ 0.95, realized spread 4–25°: 147 cells) ln(m
 realized spread) has median −0.032 and interquartile range 0.157 (about ±8 %), so cells
 within a degree of the 10° bound stay a coin toss. Adopted from this: the packaged v5 heads
 are trained on 720 training fields (``docs/CELLS.md``, "Directionality (v5)").
+
+With v6's rendering and features (2026-12-06; randomized training fields 0–2,159 and the
+validation fields measured with the packaged v6 pattern net, the caches ``castream
+train-cells --randomize-rendering all --pattern-model engine/models/default/cells --fields
+2160 60 60 60`` reads; five seeds averaged; 1,007 cells)::
+
+    python -m offline.experiments.cells_directionality cv --candidates TRAIN_CACHE VAL_CACHE \
+        --pool-fields 240 --seeds 0 1 2 3 4 --train-fields 240 480 720 1440 2160
+
+(run as three commands, ``--train-fields 240 480 720``, ``1440`` and ``720 2160``, on
+240-field chunks of the training cache: the same cells in the same order) gave directionality 0.742 / 0.769 / 0.769 / 0.784 / 0.789 for 240 / 480 / 720 / 1,440 /
+2,160 training fields (sarcomerisation 0.908 / 0.905 / 0.904 / 0.924 / 0.924); the rows, the
+exact commands and what was built from them are in ``docs/CELLS.md``, "More training fields
+for the heads (v7 candidate)".
 """
 
 from __future__ import annotations
@@ -280,8 +305,66 @@ CONFIGS = {"base": ((), 0.0, 64), "aux": ((), 1.0, 64),
            "h128": ((), 0.0, 128)}
 
 
+def _load_candidates(paths, n_train=None):
+    """True cells of ``castream train-cells`` candidate caches (``train[-randomized]-*.npz``
+    and ``val-*.npz`` as :func:`offline.cellstruct.dataset.build_candidates` writes them, or
+    chunks of training fields in the same format): the packaged model's features and the
+    :data:`TARGET_NAMES` targets (``spread_true`` NaN: the caches do not hold it), plus
+    ``val`` (1 for validation cells). Training cells of fields ``n_train`` and up are left out."""
+    from engine.cells.features import FEATURE_NAMES
+
+    xs, ts = [], []
+    for path in paths:
+        data = np.load(path)
+        names = tuple(str(n) for n in data["names"]) if "names" in data.files else FEATURE_NAMES
+        if names != tuple(FEATURE_NAMES):
+            raise ValueError(f"{path}: features {names} are not the model's")
+        is_val = Path(path).name.startswith("val")
+        keep = data["t_is_cell"] == 1
+        if n_train is not None and not is_val:
+            keep &= data["t_field"] < n_train
+        xs.append(data["features"][keep].astype(float))
+        ts.append({"structure_score": data["t_structure_score"][keep],
+                   "sarcomerisation": data["t_sarcomerisation"][keep],
+                   "directionality": data["t_directionality"][keep],
+                   "source_index": data["t_source_index"][keep], "iou": data["t_iou"][keep],
+                   "spread_true": np.full(int(keep.sum()), np.nan),
+                   "field": data["t_field"][keep],
+                   "val": np.full(int(keep.sum()), float(is_val))})
+    t = {k: np.concatenate([p[k] for p in ts]) for k in ts[0]}
+    return np.concatenate(xs), t, list(FEATURE_NAMES)
+
+
+def _split_rows(x, t, keep):
+    return x[keep], {n: v[keep] for n, v in t.items()}
+
+
+def candidates_sets(paths, pool_fields: int, train_fields: int):
+    """With candidate caches: the cross-validated cells (training fields below
+    ``pool_fields`` and every validation field) and the extra training cells (training
+    fields ``pool_fields`` … ``train_fields - 1``, added to every fold's training side)."""
+    if train_fields < pool_fields:
+        raise ValueError("--train-fields must be at least --pool-fields")
+    x, t, names = _load_candidates(paths, train_fields)
+    pool = (t["val"] == 1) | (t["field"] < pool_fields)
+    extra = _split_rows(x, t, ~pool) if (~pool).any() else None
+    x_pool, t_pool = _split_rows(x, t, pool)
+    return x_pool, t_pool, names, extra
+
+
 def cross_validate(dumps, extra_dumps, config: str, seed: int = 0) -> dict:
     """Pooled out-of-fold figures of one configuration (see the module docstring)."""
+    x, t, names = _load(dumps)
+    extra = _load(extra_dumps)[:2] if extra_dumps else None
+    return cross_validate_arrays(x, t, names, extra, config, (seed,))
+
+
+def cross_validate_arrays(x, t, names, extra, config: str, seeds=(0,)) -> dict:
+    """Pooled out-of-fold figures of one configuration on the cells ``x``, ``t`` (folds
+    ``field % 5``), ``extra`` = (x, t) added to every fold's training side. With several
+    ``seeds`` one head per seed and fold; the figures are those of the seeds' averaged
+    class probabilities and score (as the packaged heads' ensemble), and
+    ``directionality_f1_seeds`` those of each seed alone."""
     import torch
     from scipy.stats import spearmanr
     from sklearn.metrics import f1_score
@@ -290,9 +373,13 @@ def cross_validate(dumps, extra_dumps, config: str, seed: int = 0) -> dict:
     from engine.cells.patterns import NO_SPREAD_LOG
 
     torch.set_num_threads(1)
-    x, t, names = _load(dumps)
     added, aux, hidden = CONFIGS[config]
+    if aux and np.isnan(t["spread_true"]).any():
+        raise ValueError(f"config {config} needs the realized spread (dumps, not candidates)")
     chosen = list(FEATURE_NAMES) + list(added)
+    missing = [n for n in chosen if n not in names]
+    if missing:
+        raise ValueError(f"config {config} needs {missing} (dumps, not candidates)")
     columns = [names.index(n) for n in chosen]
     angles = [j for j, n in enumerate(chosen) if n in ANGLES]
     FILL.clear()
@@ -300,34 +387,51 @@ def cross_validate(dumps, extra_dumps, config: str, seed: int = 0) -> dict:
                  if n in ANGLES or n == "orientation_spread_log"})
     FILL.update({chosen.index("sarcomere_length_um"): 1.85})
     fold = (t["field"] % 5).astype(int)
-    if extra_dumps:
-        x_extra, t_extra, _ = _load(extra_dumps)
-    predicted = {k: np.zeros(len(x), int) for k in ("dir", "sarc", "src")}
-    estimate = np.zeros(len(x))
+    proba = {k: np.zeros((len(seeds), len(x), m)) for k, m in (("dir", 4), ("sarc", 4),
+                                                                  ("src", 3))}
+    estimate = np.zeros((len(seeds), len(x)))
+    sizes = []
     for k in range(5):
         keep = fold != k
-        x_tr, t_tr = x[keep], {n: v[keep] for n, v in t.items()}
-        if extra_dumps:
-            x_tr = np.concatenate([x_tr, x_extra])
-            t_tr = {n: np.concatenate([v, t_extra[n]]) for n, v in t_tr.items()}
+        x_tr, t_tr = _split_rows(x, t, keep)
+        if extra is not None:
+            x_tr = np.concatenate([x_tr, extra[0]])
+            t_tr = {n: np.concatenate([v, extra[1][n]]) for n, v in t_tr.items()
+                    if n in extra[1]}
+        sizes.append(len(x_tr))
         train, stats = _tensors(x_tr, t_tr, columns, angles)
-        held, _ = _tensors(x[~keep], {n: v[~keep] for n, v in t.items()}, columns, angles,
-                           stats)
-        net = _fit(train, held, aux, hidden, seed)
-        with torch.inference_mode():
-            out = net(held[0])
-        predicted["sarc"][~keep] = out[1].argmax(1).numpy() + 1
-        predicted["dir"][~keep] = out[2].argmax(1).numpy() + 1
-        predicted["src"][~keep] = out[3].argmax(1).numpy()
-        estimate[~keep] = out[0].numpy()
-    return {"directionality_f1": f1_score(t["directionality"], predicted["dir"],
-                                          average="weighted"),
-            "sarcomerisation_f1": f1_score(t["sarcomerisation"], predicted["sarc"],
-                                           average="weighted"),
-            "source_accuracy": float(np.mean(predicted["src"] == t["source_index"])),
-            "score_spearman": float(spearmanr(estimate, t["structure_score"]).statistic),
-            "score_mae_raw": float(np.mean(np.abs(estimate - t["structure_score"]))),
-            "n_cells": int(len(x)), "_predicted": predicted["dir"], "_data": (x, t, names)}
+        held, _ = _tensors(*_split_rows(x, t, ~keep), columns, angles, stats)
+        for i, seed in enumerate(seeds):
+            net = _fit(train, held, aux, hidden, seed)
+            with torch.inference_mode():
+                out = net(held[0])
+            proba["sarc"][i, ~keep] = torch.softmax(out[1], 1).numpy()
+            proba["dir"][i, ~keep] = torch.softmax(out[2], 1).numpy()
+            proba["src"][i, ~keep] = torch.softmax(out[3], 1).numpy()
+            estimate[i, ~keep] = out[0].numpy()
+    predicted = {k: v.mean(0).argmax(1) + (0 if k == "src" else 1) for k, v in proba.items()}
+    score = estimate.mean(0)
+    result = {"directionality_f1": f1_score(t["directionality"], predicted["dir"],
+                                            average="weighted"),
+              "sarcomerisation_f1": f1_score(t["sarcomerisation"], predicted["sarc"],
+                                             average="weighted"),
+              "source_accuracy": float(np.mean(predicted["src"] == t["source_index"])),
+              "score_spearman": float(spearmanr(score, t["structure_score"]).statistic),
+              "score_mae_raw": float(np.mean(np.abs(score - t["structure_score"]))),
+              "n_cells": int(len(x)),
+              "mean_training_cells_per_fold": int(round(np.mean(sizes)))}
+    if len(seeds) > 1:
+        result["directionality_f1_seeds"] = [
+            round(float(f1_score(t["directionality"], p.argmax(1) + 1, average="weighted")), 4)
+            for p in proba["dir"]]
+    if "val" in t:
+        is_val = t["val"] == 1
+        result["directionality_f1_val_cells"] = f1_score(
+            t["directionality"][is_val], predicted["dir"][is_val], average="weighted")
+        result["directionality_f1_train_cells"] = f1_score(
+            t["directionality"][~is_val], predicted["dir"][~is_val], average="weighted")
+    result.update(_predicted=predicted["dir"], _data=(x, t, names))
+    return result
 
 
 def error_breakdown(result: dict) -> str:
@@ -362,8 +466,21 @@ def main(argv=None) -> int:
     d.add_argument("--model", default="engine/models/default/cells")
     d.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("cv", help="5-fold cross-validation by field")
-    c.add_argument("--dumps", type=Path, nargs="+", required=True)
+    source = c.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dumps", type=Path, nargs="+")
+    source.add_argument("--candidates", type=Path, nargs="+",
+                        help="castream train-cells candidate caches (train[-randomized]-*.npz "
+                             "of training fields, val-*.npz) instead of dumps: true cells, the "
+                             "packaged features, no extra cues (configs base and h128)")
     c.add_argument("--extra", type=Path, nargs="*", default=[])
+    c.add_argument("--pool-fields", type=int, default=240,
+                   help="with --candidates: training fields 0..N-1 and the validation fields "
+                        "are cross-validated")
+    c.add_argument("--train-fields", type=int, nargs="+",
+                   help="with --candidates: one row per number of training fields; fields "
+                        "pool..N-1 are added to every fold's training side (default: the pool)")
+    c.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="heads per fold, one per seed; figures of their averaged outputs")
     c.add_argument("--configs", nargs="+", default=["base"], choices=sorted(CONFIGS))
     c.add_argument("--errors", action="store_true", help="also where the errors are")
     args = parser.parse_args(argv)
@@ -371,13 +488,25 @@ def main(argv=None) -> int:
     if args.command == "dump":
         dump(args.split, *args.fields, args.model, args.out)
         return 0
-    for config in args.configs:
-        result = cross_validate(args.dumps, args.extra, config)
-        sys.stdout.write(f"{config} " + ", ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+    runs = []
+    if args.candidates:
+        for n in args.train_fields or [args.pool_fields]:
+            x, t, names, extra = candidates_sets(args.candidates, args.pool_fields, n)
+            runs += [(f"{config} train_fields {n}", x, t, names, extra, config)
+                     for config in args.configs]
+    else:
+        x, t, names = _load(args.dumps)
+        extra = _load(args.extra)[:2] if args.extra else None
+        runs = [(config, x, t, names, extra, config) for config in args.configs]
+    for label, x, t, names, extra, config in runs:
+        result = cross_validate_arrays(x, t, names, extra, config, tuple(args.seeds))
+        sys.stdout.write(f"{label} " + ", ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
             for k, v in result.items() if not k.startswith("_")) + "\n")
-        if args.errors:
+        if args.errors and "coh15" in names:
             sys.stdout.write(error_breakdown(result) + "\n")
+        elif args.errors:
+            sys.stdout.write("--errors needs dumps (the coh15 cue)\n")
         sys.stdout.flush()
     return 0
 
