@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline import metrics
+from offline import characterization_metrics, metrics
 from offline.evaluate import LIMIT_BINS, EvaluationResult
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _resolution_lines(result: EvaluationResult) -> list[str]:
 def _significance_lines(result: EvaluationResult) -> list[str]:
     if not result.by_significance:
         return []
-    names = list(metrics.CHARACTERIZATION_PARAMS)
+    names = list(characterization_metrics.CHARACTERIZATION_PARAMS)
     lines = ["", "By the reported event's significance (noise SDs): median relative error (n)", "",
              "| significance | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
     for band in result.by_significance:
@@ -208,7 +208,7 @@ def plot_parameters(result: EvaluationResult, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = metrics.CHARACTERIZATION_PARAMS
+    names = characterization_metrics.CHARACTERIZATION_PARAMS
     fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3))
     for ax, name in zip(axes, names, strict=True):
         t = np.array([float(a[name]) for a, _ in result.spark_pairs])

@@ -5,22 +5,21 @@
 * Table 2: annotated → predicted class matches (+ undetected); predicted → annotated class
   matches (+ unmatched).
 * Table 3: % detected (recall), % correct (precision), F1 per class and their average.
-* Characterization error: median relative error of the parameters of matched events.
+
+The characterization errors of matched events are in :mod:`offline.characterization_metrics`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from acquisition.labels import BACKGROUND, CLASS_IDS, CLASS_NAMES, IGNORE
-from engine.honesty import MIN_SAMPLES
 
 EVENT_CLASSES = ("spark", "wave", "puff")
-CHARACTERIZATION_PARAMS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
 IOMIN_THRESHOLD = 0.5
 
 
@@ -301,110 +300,6 @@ def add_tables(a: dict, b: dict) -> dict:
     """Sum two Table-2 dicts (to pool recordings)."""
     return {side: {cls: {k: a[side][cls][k] + b[side][cls][k] for k in a[side][cls]}
                    for cls in a[side]} for side in a}
-
-
-def characterization_pairs(
-    matching: Matching,
-    true_events: Mapping[int, Mapping[str, float]],
-    pred_events: Mapping[int, Mapping[str, float]],
-    kind: str = "spark",
-) -> list[tuple[dict, dict]]:
-    """(true, predicted) event dicts for annotated events of ``kind`` matched by the same kind.
-
-    When several predicted events match one annotated event, the largest overlap wins.
-    """
-    best: dict[int, tuple[int, int]] = {}
-    for (tid, pid), (inter, _) in matching.pairs.items():
-        if matching.true_classes.get(tid) != kind or matching.pred_classes.get(pid) != kind:
-            continue
-        if tid not in best or inter > best[tid][1]:
-            best[tid] = (pid, inter)
-    return [(dict(true_events[t]), dict(pred_events[p])) for t, (p, _) in best.items()
-            if t in true_events and p in pred_events]
-
-
-def characterization_errors(
-    pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
-    params: Iterable[str] = CHARACTERIZATION_PARAMS,
-) -> dict[str, dict[str, float]]:
-    """Median relative error |pred − true| / |true| per parameter, its bias (median signed
-    relative error (pred − true) / |true|), and the count used."""
-    pairs = list(pairs)
-    out = {}
-    for name in params:
-        signed = relative_errors(pairs, name)
-        out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
-                     "median_bias": float(np.median(signed)) if signed else float("nan"),
-                     "n": len(signed)}
-    return out
-
-
-#: lower edges of the significance bands of :func:`errors_by_significance` (noise SDs; the
-#: shipped line-scan and movie models drop events under 6.5 and 7)
-SIGNIFICANCE_BANDS = (0.0, 10.0, 15.0, 20.0, 30.0, 50.0)
-
-
-def errors_by_significance(
-    pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
-    bands: Sequence[float] = SIGNIFICANCE_BANDS,
-) -> list[dict]:
-    """:func:`characterization_errors` of the matched pairs in each band of the *reported*
-    event's significance (``[lo, next lo)``, the last open): what a user can expect of an
-    event's parameters given the one number they have about it (``hi`` None: the open last
-    band). Pairs without a finite significance are left out; empty bands too."""
-    pairs = [(t, p) for t, p in pairs if _finite(p.get("significance"))]
-    out = []
-    for lo, hi in zip(bands, (*bands[1:], math.inf), strict=True):
-        inside = [(t, p) for t, p in pairs if lo <= float(p["significance"]) < hi]
-        if inside:
-            out.append({"lo": lo, "hi": None if math.isinf(hi) else hi, "n": len(inside),
-                        "errors": characterization_errors(inside)})
-    return out
-
-
-def resolution_counts(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
-                      dt_ms: float, pixel_um: float) -> dict[str, list[int]]:
-    """Per parameter ``[reported, unresolvable, emptied, resolvable]``: of the matched pairs
-    whose *true* value is under ``engine.honesty.MIN_SAMPLES`` samples (pixels for the FWHM),
-    how many got a value anyway; of those whose true value is resolvable, how many came out
-    empty. The median errors only see pairs where both values exist, so a value reported
-    below the sampling's resolution (a guess) or withheld where it could be measured shows
-    only here."""
-    pairs = list(pairs)
-    out = {}
-    for name in CHARACTERIZATION_PARAMS:
-        if name == "amplitude_dff0":
-            continue
-        step = pixel_um if name == "fwhm_um" else dt_ms
-        counts = [0, 0, 0, 0]
-        for t, p in pairs:
-            if not _finite(t.get(name)):
-                continue
-            reported = _finite(p.get(name))
-            if float(t[name]) < MIN_SAMPLES * step:
-                counts[0] += reported
-                counts[1] += 1
-            else:
-                counts[2] += not reported
-                counts[3] += 1
-        out[name] = counts
-    return out
-
-
-def relative_errors(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
-                    name: str) -> list[float]:
-    """Signed relative errors (pred − true) / |true| of parameter ``name`` over the pairs where
-    both values are finite and the truth is not 0."""
-    return [(float(p[name]) - float(t[name])) / abs(float(t[name]))
-            for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
-            and float(t[name]) != 0]
-
-
-def _finite(value) -> bool:
-    try:
-        return bool(np.isfinite(float(value)))
-    except (TypeError, ValueError):
-        return False
 
 
 def class_mask_from_instances(instances: np.ndarray, classes: Mapping[int, str]) -> np.ndarray:

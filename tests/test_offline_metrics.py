@@ -6,7 +6,7 @@ from functools import reduce
 import numpy as np
 import pytest
 
-from offline import metrics
+from offline import characterization_metrics, metrics
 
 
 def _masks():
@@ -91,8 +91,8 @@ def test_characterization_errors():
     m = metrics.match_instances(t, tc, p, pc)
     true_ev = {1: {"amplitude_dff0": 1.0, "fwhm_um": 2.0}}
     pred_ev = {7: {"amplitude_dff0": 1.1, "fwhm_um": float("nan")}}
-    pairs = metrics.characterization_pairs(m, true_ev, pred_ev)
-    err = metrics.characterization_errors(pairs, ("amplitude_dff0", "fwhm_um"))
+    pairs = characterization_metrics.characterization_pairs(m, true_ev, pred_ev)
+    err = characterization_metrics.characterization_errors(pairs, ("amplitude_dff0", "fwhm_um"))
     assert err["amplitude_dff0"]["median_rel_error"] == pytest.approx(0.1)
     assert err["fwhm_um"]["n"] == 0
 
@@ -107,7 +107,7 @@ def test_add_tables():
 def test_resolution_counts_see_values_reported_below_the_sampling():
     """A true rise under 2 samples with a value (a guess) and a resolvable t50 left empty
     are counted; the median errors never see either."""
-    from offline.metrics import resolution_counts
+    from offline.characterization_metrics import resolution_counts
 
     nan = float("nan")
     truth = {"amplitude_dff0": 1.0, "fwhm_um": 1.0, "fdhm_ms": 30.0, "rise_ms": 9.0,
@@ -154,7 +154,7 @@ def test_errors_by_significance_bands_the_matched_pairs_by_the_reported_signific
              ({"rise_ms": 10.0}, {"rise_ms": 11.0, "significance": 60.0}),  # +10 %, band 50-
              ({"rise_ms": 10.0}, {"rise_ms": 9.0, "significance": 70.0}),  # -10 %, band 50-
              ({"rise_ms": 10.0}, {"rise_ms": 30.0})]  # no significance: left out
-    bands = metrics.errors_by_significance(pairs)
+    bands = characterization_metrics.errors_by_significance(pairs)
     assert [(b["lo"], b["hi"], b["n"]) for b in bands] == [(0.0, 10.0, 1), (50.0, None, 2)]
     assert bands[0]["errors"]["rise_ms"]["median_rel_error"] == pytest.approx(0.5)
     assert bands[1]["errors"]["rise_ms"]["median_rel_error"] == pytest.approx(0.1)

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from offline.characterization_metrics import CHARACTERIZATION_PARAMS
 from offline.devsim.generate import DevRecording, dev_params, generate
-from offline.metrics import CHARACTERIZATION_PARAMS
 
 log = logging.getLogger(__name__)
 

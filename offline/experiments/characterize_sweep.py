@@ -39,7 +39,7 @@ from engine.characterize import CharacterizeConfig, characterize
 from engine.events import Event
 from engine.models.model_dir import default_model_path
 from engine.models.postprocess_file import PostprocessParams
-from offline import metrics
+from offline import characterization_metrics
 from offline.devsim.generate import dev_params, generate
 from offline.evaluate import run_engine, score_recording
 from offline.experiments.validation import validation_sets
@@ -133,11 +133,11 @@ def sweep(recordings, model, params: PostprocessParams, variants: list[tuple[str
 
 
 def _errors(pairs: list) -> dict[str, dict]:
-    """:func:`offline.metrics.characterization_errors` plus ``gross``: the share of values off
+    """:func:`offline.characterization_metrics.characterization_errors` plus ``gross``: the share of values off
     by more than 100 %."""
-    errors = metrics.characterization_errors(pairs)
+    errors = characterization_metrics.characterization_errors(pairs)
     for name, row in errors.items():
-        signed = np.abs(metrics.relative_errors(pairs, name))
+        signed = np.abs(characterization_metrics.relative_errors(pairs, name))
         row["gross"] = float(np.mean(signed > 1.0)) if signed.size else float("nan")
     return errors
 

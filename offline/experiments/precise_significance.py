@@ -3,7 +3,7 @@
 ``python -m offline.experiments.precise_significance --kind linescan --n 24 --n-sim 12`` runs the
 default (``auto``) detector on validation recordings of both generators (development seeds
 ``DEV_VAL_SEED``+, the simulator's validation split; no test seed is read), bands the matched
-sparks by their reported significance (:func:`offline.metrics.errors_by_significance`), logs
+sparks by their reported significance (:func:`offline.characterization_metrics.errors_by_significance`), logs
 each band's median relative errors, and proposes the threshold: the lowest band edge from which
 every band holding at least ``--min-band`` sparks has amplitude, FWHM and FDHM median errors of
 at most 15 % on both generators (the rise is left out: on the development generator's sparks it
@@ -23,9 +23,9 @@ import logging
 
 from acquisition.stream_kind import StreamKind
 from engine.models.model_dir import default_model_path
+from offline.characterization_metrics import errors_by_significance
 from offline.evaluate import evaluate
 from offline.experiments.validation import validation_sets
-from offline.metrics import errors_by_significance
 
 log = logging.getLogger(__name__)
 
