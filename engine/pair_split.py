@@ -278,7 +278,7 @@ def _labels(shapes: np.ndarray, part: np.ndarray) -> np.ndarray | None:
     if labels[peaks[0]] == labels[peaks[1]]:
         return None
     out = np.zeros_like(labels)
-    for label, peak in ((1, peaks[0]), (2, peaks[1])):
+    for peak in peaks:
         label = int(labels[peak])
         pieces, _ = ndimage.label(labels == label, structure=np.ones((3, 3, 3), bool))
         out[pieces == pieces[peak]] = label

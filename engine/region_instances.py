@@ -180,7 +180,6 @@ class RegionInstances:
         return split_sparks(smoothed.values[smoothed.inner], pixels, min_frames, min_px,
                             self.stream_kind.is_linescan, min_dip)
 
-
     def _split_pairs(self, smoothed: _SmoothedContext, parts: np.ndarray) -> np.ndarray:
         """Each line-scan spark part cut in two where two spark shapes explain it much better
         than one (:func:`engine.pair_split.split_pair`, ``pair_split_*``) and both halves pass
@@ -201,7 +200,7 @@ class RegionInstances:
                                 self.pixel_um, rule)
             if halves is None or not all(
                     passes_size_filter("spark", halves == h, self.pixel_um, self.dt_ms, cfg,
-                                       True) for h in (1, 2)):
+                                       linescan=True) for h in (1, 2)):
                 halves = mask.astype(np.int32)
             view = out[part_slices]
             for h in (1, 2):

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from acquisition.labels import IGNORE, PUFF, SPARK
-from offline import characterization_metrics, metrics
+from offline import metrics
+from offline.characterization_metrics import (
+    characterization_errors,
+    characterization_pairs,
+    errors_by_significance,
+    resolution_counts,
+)
 from offline.datasets import LabeledRecording
 
 if TYPE_CHECKING:
@@ -136,9 +142,9 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
     true_events = {int(ev["event_id"]): ev for ev in rec.events}
     out = {"tables": metrics.confusion_tables(matching),
            "pixel_counts": metrics.pixel_counts(rec.class_mask, pred_class_mask),
-           "spark_pairs": characterization_metrics.characterization_pairs(matching, true_events, pred_events),
+           "spark_pairs": characterization_pairs(matching, true_events, pred_events),
            "one_to_one": metrics.one_to_one_counts(matching)}
-    out["resolution"] = characterization_metrics.resolution_counts(out["spark_pairs"], rec.dt_ms, rec.pixel_um)
+    out["resolution"] = resolution_counts(out["spark_pairs"], rec.dt_ms, rec.pixel_um)
     subtypes = {i: str(ev["subtype"]) for i, ev in true_events.items() if ev.get("subtype")}
     if subtypes:
         out["subtypes"] = metrics.recall_by_subtype(matching, subtypes)
@@ -212,7 +218,7 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
         pairs += res["spark_pairs"]
     return EvaluationResult(tables=tables, scores=metrics.detection_scores(tables),
                             pixel_iou=metrics.iou_from_counts({k: tuple(v) for k, v in counts.items()}),
-                            characterization=characterization_metrics.characterization_errors(pairs),
+                            characterization=characterization_errors(pairs),
                             spark_pairs=pairs, n_recordings=len(per_recording),
                             subtype_recall=_pool_subtypes(per_recording),
                             false_events=_pool_false_events(per_recording),
@@ -220,7 +226,7 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             one_to_one=_pool_one_to_one(per_recording),
                             resolution=_summed_counts(per_recording, "resolution"),
                             f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]),
-                            by_significance=characterization_metrics.errors_by_significance(pairs),
+                            by_significance=errors_by_significance(pairs),
                             by_limit=_summed_counts(per_recording, "by_limit"))
 
 
