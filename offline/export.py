@@ -7,7 +7,9 @@ and torch on random windows of the model's geometry (batch 2 and 1) must agree w
 ``ATOL_PROB``; ``polygraphy check lint`` runs when polygraphy is installed. The report is stored
 as ``onnx_export`` in metrics.json. A cells model directory (``kind`` "cells") gets its
 ``curator.onnx``, ``structure.onnx`` and ``pattern.onnx`` instead (:func:`export_cells`),
-checked the same way.
+checked the same way, and, when it holds a 3-D head, its ``stack_head.onnx``
+(:func:`export_stack_head`, also run by ``python -m offline.cellstruct.train_stack``; that
+report is kept in ``stack_head.json`` too).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def export_cells(model_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     stored in metrics.json)."""
     from engine.cells.model import CellsModel
     from engine.cells.onnx_runtime import OPSET, export_cells_onnx, max_differences, open_sessions
+    from engine.cells.stack_head import StackHead
 
     model = CellsModel.load(model_dir)
     paths = export_cells_onnx(model)
@@ -77,10 +80,40 @@ def export_cells(model_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     report = {"opset": OPSET, "batches": [1, 5], "atol_prob": ATOL_PROB,
               "max_abs_diff": diffs,
               "size_bytes": {name: path.stat().st_size for name, path in paths.items()}}
+    if StackHead.present(model_dir):
+        stack = export_stack_head(model_dir, seed)
+        diffs["stack_head"] = stack["max_abs_diff"]
+        report["size_bytes"]["stack_head"] = stack["size_bytes"]
     report["passed"] = max(diffs.values()) <= ATOL_PROB
     _store_report(Path(model_dir), report)
     if not report["passed"]:
         log.error("cells ONNX outputs differ from torch by %s", diffs)
+    return report
+
+
+def export_stack_head(directory: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Export a directory's 3-D head (:func:`engine.cells.stack_onnx.export_stack_onnx`) and
+    check it against torch on random inputs (batch 1 and 5); returns the report (also stored
+    as ``onnx_export`` in ``stack_head.json``, which the weights digest does not cover)."""
+    from engine.cells.onnx_runtime import OPSET
+    from engine.cells.stack_head import CONFIG_FILE, StackHead
+    from engine.cells.stack_onnx import export_stack_onnx, max_difference, open_stack_session
+
+    head = StackHead.load(directory)
+    path = export_stack_onnx(head)
+    session, why = open_stack_session(head)
+    if session is None:
+        raise RuntimeError(f"the exported 3-D head graph does not open: {why}")
+    diff = max_difference(head, session, (1, 5), seed)
+    report = {"opset": OPSET, "batches": [1, 5], "atol_prob": ATOL_PROB,
+              "max_abs_diff": diff, "size_bytes": path.stat().st_size,
+              "passed": diff <= ATOL_PROB}
+    config_path = Path(directory) / CONFIG_FILE
+    config = json.loads(config_path.read_text())
+    config["onnx_export"] = report
+    config_path.write_text(json.dumps(config, indent=2, default=float) + "\n")
+    if not report["passed"]:
+        log.error("3-D head ONNX outputs differ from torch by %.2e", diff)
     return report
 
 

@@ -151,6 +151,7 @@ def test_training_entry_point_on_a_tiny_run(tmp_path):
     trained = head.config["trained"]
     assert trained["train_cells"] > 0 and trained["val_cells"] > 0
     assert trained["fields"] == [2, 1] and trained["clutter"] == 1.0
+    assert head.config["onnx_export"]["passed"] and head.runtime == "onnxruntime"  # its graph
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
         "train-2-zstack5-clutter1-k8.npz", "val-1-zstack5-clutter1-k8-sharp.npz"]
 

@@ -9,6 +9,9 @@ Files (both or neither; a directory without them works as before)::
                              "z_slices", "z_step_um", "structure_features", "feature_mean",
                              "feature_scale", "feature_fill", "trained", "schema_version"}
     stack_head.safetensors   the :class:`~engine.cells.networks3d.StackScorer` state dict
+    stack_head.onnx          optional: the network as an ONNX graph (:mod:`.stack_onnx`);
+                             run with onnxruntime when it matches the weights and
+                             onnxruntime imports, else the head runs with torch
 
 The head scores a true cell's ``(K, 2, Z, P, P)`` patches
 (:func:`~engine.cells.zpatches.stack_patches`) and, with ``use_features``, its ROI features
@@ -20,6 +23,7 @@ checks the number of planes only (the engine is not told a stack's step).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +34,8 @@ import numpy as np
 from ..models.model_dir import ModelDirError
 from .features import feature_matrix
 from .schema import HEADS
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "stack_head.json"
 WEIGHTS_FILE = "stack_head.safetensors"
@@ -42,6 +48,7 @@ class StackHead:
     weights: dict[str, np.ndarray]
     path: Path | None = None
     _net: Any = field(default=None, repr=False)
+    _session: Any = field(default=None, repr=False)  # None: not chosen yet; False: torch
 
     @staticmethod
     def present(path: str | Path) -> bool:
@@ -60,7 +67,8 @@ class StackHead:
             raise ModelDirError(f"{path / CONFIG_FILE} is not a v{STACK_HEAD_SCHEMA} stack_cnn "
                                 f"head (kind {config.get('kind')!r})")
         head = cls(config, load_file(str(path / WEIGHTS_FILE)), path)
-        head.net()  # weights checked against the config now, not at the first cell
+        if head.runtime == "torch":
+            head.net()  # weights checked against the config now, not at the first cell
         return head
 
     def save(self, path: str | Path) -> Path:
@@ -70,9 +78,26 @@ class StackHead:
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()},
                   str(path / WEIGHTS_FILE), metadata={"format": "castream-cells-stack-head"})
+        self.config.pop("onnx_export", None)  # a check of an earlier graph (offline.export)
         (path / CONFIG_FILE).write_text(json.dumps(self.config, indent=2, default=float) + "\n")
-        self.path = path
+        self.path, self._session = path, None
+        from .stack_onnx import GRAPH_FILE, export_stack_onnx
+
+        if (path / GRAPH_FILE).is_file():
+            export_stack_onnx(self, path)  # never keep a graph of other weights
         return path
+
+    @property
+    def runtime(self) -> str:
+        """What runs the head, "onnxruntime" (its ``stack_head.onnx``) or "torch" (chosen at
+        the first use and logged once, with why)."""
+        if self._session is None:
+            from .stack_onnx import open_stack_session
+
+            session, why = open_stack_session(self)
+            self._session = session or False
+            log.info("3-D head runs on %s (%s)", self.runtime, why)
+        return "onnxruntime" if self._session else "torch"
 
     @property
     def geometry(self) -> dict[str, Any]:
@@ -114,23 +139,31 @@ class StackHead:
     def score(self, patches: np.ndarray, features: np.ndarray,
               batch: int = 32) -> dict[str, np.ndarray]:
         """Raw score estimate (1–5) and class probabilities per head (:data:`HEADS`) of
-        ``patches`` ``(n, K, 2, Z, P, P)`` and standardized ``features`` ``(n, F)``."""
-        import torch
-
-        net = self.net()
+        ``patches`` ``(n, K, 2, Z, P, P)`` and standardized ``features`` ``(n, F)``, with
+        onnxruntime or torch (:attr:`runtime`)."""
         if self.config.get("projection"):
             patches = project(patches)
-        outs = []
-        with torch.inference_mode():
-            for i in range(0, len(patches), batch):
-                out = net(torch.from_numpy(np.asarray(patches[i:i + batch], np.float32)),
-                          torch.from_numpy(np.asarray(features[i:i + batch], np.float32)))
-                outs.append({"structure_score": out["structure_score"].numpy(),
-                             **{h: torch.softmax(out[h], dim=1).numpy() for h in HEADS}})
+        run = self._session.score if self.runtime == "onnxruntime" else self._torch_outputs
+        outs = [dict(zip(("structure_score", *HEADS),
+                         run(np.ascontiguousarray(patches[i:i + batch], np.float32),
+                             np.ascontiguousarray(features[i:i + batch], np.float32)),
+                         strict=True))
+                for i in range(0, len(patches), batch)]
         if not outs:
             return {"structure_score": np.zeros(0), **{h: np.zeros((0, 4 if h != "cell_source"
                                                                   else 3)) for h in HEADS}}
         return {name: np.concatenate([o[name] for o in outs]) for name in outs[0]}
+
+    def _torch_outputs(self, patches: np.ndarray, features: np.ndarray) -> list[np.ndarray]:
+        """Score and class probabilities of :data:`HEADS` from torch (what the graph gives)."""
+        import torch
+
+        from .networks import Probabilities
+
+        with torch.inference_mode():
+            out = Probabilities(self.net(), "structure")(torch.from_numpy(patches),
+                                                         torch.from_numpy(features))
+        return [t.numpy() for t in out]
 
 
 def project(patches: np.ndarray) -> np.ndarray:

@@ -324,11 +324,11 @@ def export_onnx(model: ModelDir, path: str | Path, opset: int = 17) -> Path:
 WEIGHTS_DIGEST_KEY = "castream_weights_sha256"
 
 
-def weights_digest(model: ModelDir) -> str:
-    """SHA-256 of the weights the model runs: the bytes of ``weights.safetensors`` when the
-    model was loaded from (or saved to) a directory, else of its arrays by key."""
+def weights_digest(model: ModelDir, file: str = WEIGHTS_FILE) -> str:
+    """SHA-256 of the weights the model runs: the bytes of ``file`` (``weights.safetensors``)
+    when the model was loaded from (or saved to) a directory, else of its arrays by key."""
     digest = hashlib.sha256()
-    weights_file = None if model.path is None else model.path / WEIGHTS_FILE
+    weights_file = None if model.path is None else model.path / file
     if weights_file is not None and weights_file.is_file():
         with open(weights_file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -6,7 +6,9 @@ z-stacks (:mod:`.stack_data`: training seeds 0+, validation 1,000,000+; out-of-p
 over a share ``--clutter`` of the cells), trains one or more
 :class:`~engine.cells.networks3d.StackScorer` (seeds ``--seed``, ``--seed + 1``…; several are
 averaged by :class:`~engine.cells.networks.HeadsEnsemble`) and writes
-``stack_head.json`` + ``stack_head.safetensors`` (:mod:`engine.cells.stack_head`) into DIR.
+``stack_head.json`` + ``stack_head.safetensors`` (:mod:`engine.cells.stack_head`) into DIR,
+with its ONNX graph ``stack_head.onnx`` checked against torch
+(:func:`offline.export.export_stack_head`).
 
 Training: minibatches of cells, the same random quarter turn, in-plane flip and depth flip
 for every patch of a batch (augmentation only here, after the split by field: no copy of a
@@ -29,6 +31,7 @@ import numpy as np
 from engine.cells.model import DEFAULT_CELLS_MODEL, CellsModel
 from engine.cells.patches import PATCH_PIXEL_UM, PATCH_PX
 from engine.cells.stack_head import STACK_HEAD_SCHEMA, StackHead, project
+from offline.export import export_stack_head
 
 from .stack_data import N_PATCHES, Z_SLICES, Z_STEP_UM, StackCells, build_stack_cells
 from .train import _augment_dims, _heads_loss, fit_best
@@ -160,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     head.config["trained"].update(fields=list(args.fields), clutter=args.clutter,
                                   data_seconds=round(data_s, 1))
     head.save(args.out)
+    export_stack_head(args.out)  # stack_head.onnx, checked against torch
     log.info("3-D head: %d training cells, %d validation cells; data %.0f s, training %.0f s "
              "-> %s", len(train), len(val), data_s, head.config["trained"]["seconds"],
              Path(args.out))
