@@ -18,10 +18,10 @@ import argparse
 import logging
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from cells_onnx import timed  # bench/cells_onnx.py (the script's folder is on the path)
 
 from engine.cells.analyze import analyze_structure
 from engine.cells.features import field_levels
@@ -32,16 +32,6 @@ from engine.cells.zpatches import stack_patches
 from offline.cellstruct.stack_data import simulate_stack
 
 log = logging.getLogger("bench.cells_stack_onnx")
-
-
-def timed(call, repeat: int):
-    """Output, first-call time and later times (s) of ``call()`` (as bench/cells_onnx.py)."""
-    times = []
-    for _ in range(repeat + 1):
-        started = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - started)
-    return out, times[0], times[1:]
 
 
 def head_inputs(head: StackHead, model: CellsModel, fields: int,
