@@ -125,6 +125,10 @@ class CharacterizeConfig:
     #: the spatial fit keeps a Lorentzian share only where it lowers the SSE by this many
     #: noise variances (:func:`engine.spatialfit.fit_pseudo_voigt`)
     lorentz_penalty: float = LORENTZ_PENALTY
+    #: the temporal peak *time* (and so rise, t50 and ``t_peak_ms``) is the mean peak of this
+    #: many noisy copies of the profile (bagging: :func:`engine.timecourse.measure`); 0: the
+    #: peak sample
+    peak_bag_replicates: int = 0
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -204,7 +208,7 @@ def characterize(
         matched[matched < config.matched_fraction * voigt.peak_value] = 0.0
         weights = matched if matched.sum() > 0 else weights
     in_time = timing.measure(line, weights)
-    tp = in_time.peak if in_time is not None else tp
+    tp = in_time.peak_time if in_time is not None else tp
     out = _positions(instance, pixel_um, dt_ms, (tp, yp, in_space.peak if in_space else xp))
     out["fwhm_um"] = _fwhm(voigt, in_space) * pixel_um
     shape = voigt if voigt is not None else in_space
@@ -247,6 +251,7 @@ class _Timing:
         self.foot = config.foot_max_fraction
         self.joint_fraction = config.joint_fraction
         self.amplitude_cp = config.amplitude_cp
+        self.bag_replicates = int(config.peak_bag_replicates)
 
     def profile(self, line: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean across X, minus its baseline."""
@@ -265,7 +270,7 @@ class _Timing:
         """Peak and crossings of the profile (:func:`engine.timecourse.measure`)."""
         return measure(self.profile(line, weights), self.sigma, self.hold, self.search,
                        foot_max_fraction=self.foot, joint_fraction=self.joint_fraction,
-                       amplitude_cp=self.amplitude_cp)
+                       amplitude_cp=self.amplitude_cp, bag_replicates=self.bag_replicates)
 
 
 def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,
@@ -315,8 +320,8 @@ def _durations(in_time: Profile, dt_ms: float) -> dict:
     """FDHM, rise and t50 (ms) from the temporal profile's crossings (NaN outside the data)."""
     half_up, half_down = in_time.before(0.5), in_time.after(0.5)
     return {"fdhm_ms": (half_down - half_up) * dt_ms,
-            "rise_ms": (in_time.peak - in_time.before(0.1)) * dt_ms,
-            "t50_ms": (half_down - in_time.peak) * dt_ms}
+            "rise_ms": (in_time.peak_time - in_time.before(0.1)) * dt_ms,
+            "t50_ms": (half_down - in_time.peak_time) * dt_ms}
 
 
 def _positions(instance: Instance, pixel_um: float, dt_ms: float,

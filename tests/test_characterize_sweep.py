@@ -13,7 +13,12 @@ from acquisition.stream_kind import StreamKind
 from engine.models.model_dir import default_model_path
 from engine.models.postprocess_file import PostprocessParams
 from offline.datasets import LabeledRecording
-from offline.experiments.characterize_sweep import events_with, parse_sets, record_instances
+from offline.experiments.characterize_sweep import (
+    events_with,
+    parse_sets,
+    record_instances,
+    with_base,
+)
 
 FIELDS = ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms")
 
@@ -46,3 +51,14 @@ def test_parse_sets_checks_the_names() -> None:
         parse_sets(["no_such_field=1"])
     with pytest.raises(SystemExit, match="not a constant of engine.timecourse or engine.peak_top"):
         parse_sets([], ["measure=1"])
+
+
+def test_a_base_setting_reaches_every_row_and_leaves_the_model_alone() -> None:
+    params = PostprocessParams.load(default_model_path(StreamKind.LINESCAN, "accurate"))
+    based = with_base(params, ["peak_bag_replicates=8", "matched_fraction=0.5"])
+    assert based.characterize.peak_bag_replicates == 8
+    assert based.characterize.matched_fraction == 0.5
+    assert params.characterize.peak_bag_replicates == 0
+    assert with_base(params, []) is params
+    with pytest.raises(SystemExit, match="not a CharacterizeConfig field"):
+        with_base(params, ["no_such_field=1"])

@@ -14,6 +14,11 @@ generators' noise-free truth, and the share of values off by more than 100 %.
 Detection, matching and the resolution rules (:mod:`engine.honesty`) are those of
 ``castream evaluate``; only the characterization differs between rows.
 
+``--base NAME=V`` sets a field (or, in upper case, a constant of :mod:`engine.timecourse` or
+:mod:`engine.peak_top`) in every row (\"shipped\" included), so that a variant can be swept on
+top of a setting the model does not ship (``--base peak_bag_replicates=8 --timecourse
+BAG_BASE=1,2``).
+
 ``--noise-free`` instead characterizes each matched spark of ``--n-dev`` development
 validation recordings twice, on the engine's ΔF/F0 and on the generator's noise-free ΔF/F0 in
 the same crop (the same instance, mask and parameters), and prints both errors: what the
@@ -27,7 +32,7 @@ import copy as _copy
 import dataclasses
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from unittest import mock
 
 import numpy as np
@@ -168,6 +173,16 @@ def noise_free_errors(kind: str, n: int, params: PostprocessParams, model) -> di
     return {label: _errors(p) for label, p in pairs.items()}
 
 
+def with_base(params: PostprocessParams, items: list[str]) -> PostprocessParams:
+    """``params`` with each ``NAME=V`` of ``items`` set in its characterization config (the
+    rows' common base: ``--base``)."""
+    changes = dict(parse_sets(items))
+    if not changes:
+        return params
+    return dataclasses.replace(params, characterize=dataclasses.replace(params.characterize,
+                                                                        **changes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("movie", "linescan"), default="linescan")
@@ -175,6 +190,9 @@ def main() -> None:
     parser.add_argument("--n-sim", type=int, default=6)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2")
     parser.add_argument("--timecourse", action="append", default=[], metavar="NAME=V1,V2")
+    parser.add_argument("--base", action="append", default=[], metavar="NAME=V",
+                        help="a CharacterizeConfig field or a time-course constant (upper case) "
+                             "set in every row, \"shipped\" included")
     parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate",
                         help="which of the kind's default models (and its windows)")
     parser.add_argument("--offset", type=int, default=0,
@@ -186,14 +204,21 @@ def main() -> None:
     log.setLevel(logging.INFO)
     variants = parse_sets(args.set, args.timecourse)
     model = default_model_path(StreamKind.from_model_kind(args.kind), args.mode)
-    params = PostprocessParams.load(model)
-    if args.noise_free:
-        _log_table(f"{args.kind} development", noise_free_errors(args.kind, args.n_dev, params,
-                                                                 model))
-        return
-    for name, recs in validation_sets(args.kind, args.n_dev, args.n_sim, args.offset).items():
-        _log_table(f"{args.kind} {name}", sweep(list(recs), model, params, variants,
-                                                 mode=args.mode))
+    fields = [item for item in args.base if not item.partition("=")[0].isupper()]
+    constants = [item for item in args.base if item.partition("=")[0].isupper()]
+    params = with_base(PostprocessParams.load(model), fields)
+    with ExitStack() as stack:
+        for name, value in parse_sets([], constants):
+            module, _, constant = name.partition(".")
+            stack.enter_context(mock.patch.object(TIME_COURSE_MODULES[module], constant, value))
+        if args.noise_free:
+            _log_table(f"{args.kind} development",
+                       noise_free_errors(args.kind, args.n_dev, params, model))
+            return
+        for name, recs in validation_sets(args.kind, args.n_dev, args.n_sim,
+                                          args.offset).items():
+            _log_table(f"{args.kind} {name}", sweep(list(recs), model, params, variants,
+                                                     mode=args.mode))
 
 
 def _log_table(title: str, table: dict[str, dict]) -> None:
