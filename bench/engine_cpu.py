@@ -14,7 +14,9 @@ frames/s; the server issue's: line-scan â‰¤ 0.15 CPU-s per recording-s, movie â‰
 network. The classical detector and the default detector (``auto``: the hybrid of network and
 classical detector) are measured too.
 
-Usage: ``python bench/engine_cpu.py [--seconds S] [--threads N]``
+Usage: ``python bench/engine_cpu.py [--seconds S] [--threads N] [--linescan-model DIR]``
+(``--linescan-model``: a line-scan model directory to measure instead of the packaged accurate
+one, in the line-scan network-accurate and default rows; a candidate before it is adopted)
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="line-scan length")
     parser.add_argument("--movie-frames", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads")
+    parser.add_argument("--linescan-model", default=None, metavar="DIR",
+                        help="line-scan model directory (accurate mode) instead of the packaged "
+                             "one")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -71,15 +76,17 @@ def main() -> None:
           f"{'events':>7}")
     for rec in (line, movie):
         kind = rec.stream_kind.value
+        chosen = args.linescan_model if rec.stream_kind.is_linescan else None
         for mode in ("accurate", "low_latency"):
             try:
                 default_model_path(rec.stream_kind, mode)
             except FileNotFoundError:
                 print(f"{kind + ' network ' + mode:<34} (no packaged model: train it first)")
                 continue
-            print(_row(f"{kind} network {mode}", rec, dotti_fps, mode=mode, detector="network"))
+            print(_row(f"{kind} network {mode}", rec, dotti_fps, mode=mode, detector="network",
+                       model_dir=chosen if mode == "accurate" else None))
         # the default: for the movie model, the hybrid (network + classical, hybrid.json)
-        print(_row(f"{kind} default (auto)", rec, dotti_fps, detector="auto"))
+        print(_row(f"{kind} default (auto)", rec, dotti_fps, detector="auto", model_dir=chosen))
         print(_row(f"{kind} classical", rec, dotti_fps, detector="classical"))
 
 
