@@ -108,10 +108,7 @@ def export_stack_head(directory: str | Path, seed: int = 0) -> dict[str, Any]:
     report = {"opset": OPSET, "batches": [1, 5], "atol_prob": ATOL_PROB,
               "max_abs_diff": diff, "size_bytes": path.stat().st_size,
               "passed": diff <= ATOL_PROB}
-    config_path = Path(directory) / CONFIG_FILE
-    config = json.loads(config_path.read_text())
-    config["onnx_export"] = report
-    config_path.write_text(json.dumps(config, indent=2, default=float) + "\n")
+    _store_report(Path(directory), report, CONFIG_FILE)
     if not report["passed"]:
         log.error("3-D head ONNX outputs differ from torch by %.2e", diff)
     return report
@@ -156,8 +153,9 @@ def polygraphy_lint(onnx_path: Path, input_shape: tuple[int, ...]) -> str:
     return "failed: " + " | ".join(tail)
 
 
-def _store_report(model_dir: Path, report: dict[str, Any]) -> None:
-    path = model_dir / "metrics.json"
+def _store_report(model_dir: Path, report: dict[str, Any], file: str = "metrics.json") -> None:
+    """``report`` as ``onnx_export`` in the directory's JSON ``file`` (kept otherwise)."""
+    path = model_dir / file
     metrics = json.loads(path.read_text()) if path.exists() else {}
     metrics["onnx_export"] = report
     path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
