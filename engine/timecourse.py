@@ -150,8 +150,8 @@ def measure(profile: np.ndarray, rough_sigma: float, hold: int = 1,
         the peak sample; a model's ``characterize.amplitude_cp``): the peak of a flexible top
         follows the noise upwards, a larger penalty leans on the smoother shapes.
     bag_replicates : int
-        Noisy copies of the rough profile whose peaks are averaged into
-        :attr:`Profile.bagged_peak` (module docstring); 0: no bagging.
+        Noisy copies of the profile (drawn around :data:`BAG_BASE`) whose peaks are averaged
+        into :attr:`Profile.bagged_peak` (module docstring); 0: no bagging.
 
     Returns
     -------
@@ -209,15 +209,15 @@ def _bagged_peak(y: np.ndarray, curve: np.ndarray, rough_sigma: float, search: t
     if not sd > 0:
         return None
     if BAG_BASE == 0:
-        smooth = curve
+        base = curve
     elif BAG_BASE == 1:
-        smooth = ndimage.gaussian_filter1d(y, max(rough_sigma, 1.0), mode="nearest")
+        base = ndimage.gaussian_filter1d(y, max(rough_sigma, 1.0), mode="nearest")
     else:
-        smooth = y
+        base = y
     rng = np.random.default_rng(zlib.crc32(np.ascontiguousarray(y, np.float64).tobytes()))
     peaks = []
     for _ in range(replicates):
-        top = _top(smooth + rng.normal(0.0, sd, len(y)), rough_sigma, search, split, sd, joint,
+        top = _top(base + rng.normal(0.0, sd, len(y)), rough_sigma, search, split, sd, joint,
                    amplitude_cp)
         if top is not None:
             peaks.append(top[1])
