@@ -30,7 +30,8 @@ from network_cpu import dotti_frames_per_s
 
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
 from acquisition.stream_kind import StreamKind
-from engine.models.model_dir import default_model_path
+from engine.models.json_files import ModelDirError
+from engine.models.model_dir import ModelDir, default_model_path
 from engine.pipeline import analyze_array
 
 TARGET_FPS = {StreamKind.LINESCAN: 2 * 1000 / 1.5, StreamKind.MOVIE: 25.0}
@@ -63,6 +64,12 @@ def main() -> None:
                         help="line-scan model directory (accurate mode) instead of the packaged "
                              "one")
     args = parser.parse_args()
+    if args.linescan_model is not None:
+        try:
+            if not StreamKind.from_axes(ModelDir.load(args.linescan_model).config.axes).is_linescan:
+                parser.error(f"{args.linescan_model} is not a line-scan model")
+        except ModelDirError as error:
+            parser.error(str(error))
     torch.set_num_threads(args.threads)
 
     line = simulate_linescan(LinescanParams(duration_s=args.seconds), seed=101)
