@@ -22,7 +22,10 @@ stream is cut into chunks.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from scipy import sparse
 from skimage.transform import resize
 
 #: resample only when a calibration value is off the trained range by more than this fraction
@@ -105,7 +108,44 @@ def _class_probabilities(resampled: np.ndarray, axis: int, dtype) -> np.ndarray:
 
 def _resize(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Bilinear resize of the trailing spatial axes; leading axes keep their size (so every
-    frame is resampled on its own), with anti-aliasing where an axis shrinks."""
+    frame is resampled on its own), with anti-aliasing where an axis shrinks.
+
+    skimage's ``resize`` (``order=1``, edge mode) where an axis shrinks; where none does (the
+    probabilities going back to a finer stream, the costly direction) the same interpolation
+    as one sparse two-tap matrix per axis, several times faster and equal to it bit for bit
+    (``tests/test_network_scale.py``)."""
+    array = np.asarray(array, np.float32)
     shrinking = any(new < old for new, old in zip(shape, array.shape, strict=True))
-    return resize(np.asarray(array, np.float32), shape, order=1, mode="edge",
-                  anti_aliasing=shrinking, preserve_range=True).astype(np.float32)
+    if shrinking:
+        return resize(array, shape, order=1, mode="edge", anti_aliasing=True,
+                      preserve_range=True).astype(np.float32)
+    out = array
+    for axis, (new, old) in enumerate(zip(shape, array.shape, strict=True)):
+        if new != old:
+            out = _interpolate_axis(out, new, axis)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+@lru_cache(maxsize=64)
+def _interpolation_matrix(old: int, new: int) -> sparse.csr_matrix:
+    """``(new, old)`` weights of linear interpolation from ``old`` to ``new`` samples on the
+    pixel-centre grid (sample ``i`` of ``new`` at ``(i + 0.5) · old / new − 0.5``; beyond the
+    edge samples the edge value): what ``scipy.ndimage.zoom(order=1, grid_mode=True,
+    mode="nearest")``, and so skimage's ``resize``, computes."""
+    at = np.clip((np.arange(new) + 0.5) * (old / new) - 0.5, 0.0, old - 1.0)
+    lower = np.floor(at).astype(np.intp)
+    upper = np.minimum(lower + 1, old - 1)
+    weight = at - lower
+    rows = np.repeat(np.arange(new), 2)
+    cols = np.stack([lower, upper], axis=1).ravel()
+    values = np.stack([1.0 - weight, weight], axis=1).ravel()
+    return sparse.csr_matrix((values, (rows, cols)), shape=(new, old))
+
+
+def _interpolate_axis(array: np.ndarray, new: int, axis: int) -> np.ndarray:
+    """``array`` linearly interpolated to ``new`` samples along ``axis`` (float64 out)."""
+    moved = np.moveaxis(array, axis, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    out = (_interpolation_matrix(moved.shape[0], int(new)) @ flat).reshape(
+        (int(new), *moved.shape[1:]))
+    return np.moveaxis(out, 0, axis)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from skimage.transform import resize
 
 from engine.network_scale import (
     SpatialResampler,
     TemporalResampler,
+    _resize,
     network_calibration,
 )
 
@@ -25,6 +27,23 @@ def test_network_pixel_is_clipped_into_the_trained_range(pixel, expected):
 def test_no_trained_range_means_no_resampling():
     assert network_calibration(0.05, None, "pixel_um") == 0.05
     assert network_calibration(0.05, {"dt_ms": [1, 2]}, "pixel_um") == 0.05
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    ((4, 256, 240), (4, 512, 512)),  # a window's probabilities back to finer frames and pixels
+    ((30, 4, 239), (30, 4, 512)),  # per-frame probabilities back to finer pixels
+    ((7, 33), (13, 70)),  # odd factors
+    ((5, 9), (5, 9)),  # nothing to do
+])
+def test_growing_is_skimage_resize_bit_for_bit(source, target):
+    """The fast path (sparse interpolation matrices) for axes that only grow gives exactly
+    skimage's bilinear ``resize``, which the shrinking direction still uses."""
+    array = np.random.default_rng(3).random(source).astype(np.float32) * 7 - 2
+    expected = resize(array, target, order=1, mode="edge", anti_aliasing=False,
+                      preserve_range=True).astype(np.float32)
+    got = _resize(array, target)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_inside_the_range_the_frames_are_untouched():
