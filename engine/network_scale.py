@@ -119,6 +119,8 @@ def _resize(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if shrinking:
         return resize(array, shape, order=1, mode="edge", anti_aliasing=True,
                       preserve_range=True).astype(np.float32)
+    if array.size == 0:
+        return np.zeros(shape, np.float32)
     out = array
     for axis, (new, old) in enumerate(zip(shape, array.shape, strict=True)):
         if new != old:

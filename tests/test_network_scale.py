@@ -46,6 +46,12 @@ def test_growing_is_skimage_resize_bit_for_bit(source, target):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_growing_no_frames_gives_no_frames():
+    """(skimage's resize raises on an empty array.)"""
+    got = _resize(np.zeros((0, 4, 9), np.float32), (0, 4, 20))
+    assert got.shape == (0, 4, 20) and got.dtype == np.float32
+
+
 def test_inside_the_range_the_frames_are_untouched():
     resampler = SpatialResampler((16, 64), 0.2, 0.2)
     frames = np.random.default_rng(0).normal(size=(5, 16, 64)).astype(np.float32)
