@@ -26,15 +26,13 @@ import numpy as np
 
 from engine.backends import onnxruntime_backend
 from offline.evaluate import evaluate
+from offline.experiments.hybrid_patches import CLASSES, MODELS
 from offline.experiments.validation import validation_sets
 
 log = logging.getLogger(__name__)
 
-MODELS = {"movie": "engine/models/default/movie",
-          "linescan": "engine/models/default/linescan-accurate"}
 #: the spatial axes of a ``(B, C, W, *spatial)`` batch each variant mirrors (movies: Y, X)
 FLIPS = {"none": [()], "x": [(), (-1,)], "xy": [(), (-1,), (-2,), (-2, -1)]}
-CLASSES = ("spark", "puff", "wave")
 
 
 def flipped_predict(original, mirrors: list[tuple[int, ...]]):
