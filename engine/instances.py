@@ -86,12 +86,14 @@ class TrackerConfig:
     #: with one and with two spark shapes and split in two where the two leave at least this
     #: fraction of its sum of squares less unexplained, their centres lie
     #: ``pair_split_min_separation_um`` apart and each peaks ``pair_split_min_peak_sd`` noise
-    #: SDs and ``pair_split_min_peak_ratio`` of the other high (:mod:`engine.pair_split`: a
-    #: pair whose second spark starts on the first one's top)
+    #: SDs and ``pair_split_min_peak_ratio`` of the other high, and the second explains
+    #: ``pair_split_min_excess_explained`` of the one's misfit beyond the noise
+    #: (:mod:`engine.pair_split`: a pair whose second spark starts on the first one's top)
     pair_split_min_gain_fraction: float | None = None
     pair_split_min_separation_um: float = PairRule.min_separation_um
     pair_split_min_peak_sd: float = PairRule.min_peak_sd
     pair_split_min_peak_ratio: float = PairRule.min_peak_ratio
+    pair_split_min_excess_explained: float = PairRule.min_excess_explained
     #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
     #: life reaches this many µm travelled like a wave and is named wave (the class rules name
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell

@@ -23,7 +23,9 @@ around its own peak -- when all of these hold (:class:`PairRule`):
 * their centres lie at least ``min_separation_um`` apart across the line. A single spark is
   symmetric about its site, so two shapes at one site never split it;
 * each shape's peak is at least ``min_peak_sd`` noise SDs of the smoothed ΔF/F0 (measured
-  around the region) and ``min_peak_ratio`` of the other's high, and lies inside the piece.
+  around the region) and ``min_peak_ratio`` of the other's high, and lies inside the piece;
+* the second shape explains at least ``min_excess_explained`` of what one shape leaves
+  unexplained beyond the noise (:func:`excess_explained`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class PairRule:
     min_peak_sd: float = 7.0
     #: and at least this fraction of the other's peak
     min_peak_ratio: float = 0.4
+    #: the second shape explains at least this fraction of what one shape leaves beyond the
+    #: noise (0: not tested)
+    min_excess_explained: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,22 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
     if fit is None or fit.gain < rule.min_gain_fraction * fit.signal:
         return None
     peaks = fit.shapes[:, 0]
+    if excess_explained(fit, int(part.sum()), noise_sd) < rule.min_excess_explained:
+        return None
     if (abs(fit.shapes[0, 1] - fit.shapes[1, 1]) * pixel_um < rule.min_separation_um
             or peaks.min() < rule.min_peak_sd * noise_sd
             or peaks.min() < rule.min_peak_ratio * peaks.max()):
         return None
     return _labels(fit.shapes, part)
+
+
+def excess_explained(fit: PairFit, n_pixels: int, noise_sd: float) -> float:
+    """The fraction of what one shape leaves unexplained beyond the noise (``n_pixels`` times
+    the smoothed ΔF/F0's noise variance) that the second shape explains. Two sparks leave one
+    shape a misfit that is mostly the second spark (near 1); a single spark carrying lumps
+    (noise in a recorded shape) leaves several, of which a second shape takes one."""
+    beyond_noise = fit.one_sse - n_pixels * noise_sd**2
+    return fit.gain / beyond_noise if beyond_noise > 0 else 1.0
 
 
 def fit_pair(values: np.ndarray, part: np.ndarray, dt_ms: float, pixel_um: float,

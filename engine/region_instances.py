@@ -188,7 +188,8 @@ class RegionInstances:
         if cfg.pair_split_min_gain_fraction is None or not self.stream_kind.is_linescan:
             return parts
         rule = PairRule(cfg.pair_split_min_gain_fraction, cfg.pair_split_min_separation_um,
-                        cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio)
+                        cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio,
+                        cfg.pair_split_min_excess_explained)
         values = smoothed.values[smoothed.inner]
         out = np.zeros_like(parts)
         n = 0

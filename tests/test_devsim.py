@@ -26,7 +26,9 @@ from offline.devsim.kinetics import Cytosol, Pump
 from offline.devsim.measure import measure_contribution
 from offline.devsim.optics import ConfocalPSF, FocalBlur
 from offline.devsim.params import LinescanDevParams, MovieDevParams, with_overrides
+from offline.devsim.render import Contribution
 from offline.devsim.schedule import focus_subtype
+from offline.devsim.template_noise import SINGLE_SUBTYPES, with_template_noise
 
 #: small, fast recordings: one second, 256-px lines, few release templates
 SMALL = {"duration_s": 1.0, "n_px_choices": 256, "n_templates": 2, "ember_ms": 60.0}
@@ -250,3 +252,31 @@ def test_one_to_one_matching_sees_merged_pairs_and_fragments():
     # by subtype: both sparks of the merged pair are found, only one of them matched once
     by_subtype = metrics.recall_by_subtype(matching, {1: "pair", 2: "pair", 3: "in_focus"})
     assert by_subtype == {"pair": [2, 2, 1], "in_focus": [1, 1, 1]}
+
+
+def test_template_noise_puts_lumps_in_single_sparks_only_and_keeps_the_truth():
+    params = dev_params("linescan", BUSY)
+    plain = generate(params, 5)
+    lumpy = generate(with_overrides(params, {"template_noise_sd": "0.2,0.3"}), 5)
+    np.testing.assert_array_equal(plain.truth.instance_mask, lumpy.truth.instance_mask)
+    np.testing.assert_array_equal(plain.truth.clean_dff0, lumpy.truth.clean_dff0)
+    np.testing.assert_equal(lumpy.truth.events, plain.truth.events)  # NaN equals NaN here
+    assert not np.array_equal(plain.recording.data, lumpy.recording.data)
+    # off: the signal is the noise-free sum itself
+    assert with_template_noise(plain.truth.clean_dff0, [], params, 5) is plain.truth.clean_dff0
+    # on: lumps inside single sparks, in proportion to their peak; nothing elsewhere
+    clean = np.zeros((60, 40), np.float32)
+    bump = np.exp(-0.5 * ((np.arange(20)[:, None] - 8) ** 2 + (np.arange(10) - 5) ** 2) / 4.0)
+    single = Contribution("spark", SINGLE_SUBTYPES[0], (5, 2), (2.0 * bump).astype(np.float32))
+    pair = Contribution("spark", "pair", (30, 25), bump.astype(np.float32))
+    clean[single.slices] += single.values
+    clean[pair.slices] += pair.values
+    on = with_overrides(params, {"template_noise_sd": "0.2,0.2"})
+    signal = with_template_noise(clean, [single, pair], on, 7)
+    lumps = signal - clean
+    assert np.count_nonzero(lumps[pair.slices]) == 0
+    outside = np.ones(clean.shape, bool)
+    outside[single.slices] = False
+    assert np.count_nonzero(lumps[outside]) == 0
+    core = single.values >= 0.5 * single.peak_dff0
+    assert 0.2 < lumps[single.slices][core].std() / (0.2 * single.peak_dff0) < 1.5

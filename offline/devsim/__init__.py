@@ -17,7 +17,9 @@ on, with realism that comes from physics rather than from fitted shapes:
   :mod:`~offline.devsim.detector`), with calibration ranges wider than training
   (:mod:`~offline.devsim.params`, :mod:`~offline.devsim.calibration`);
 * ground truth from each event's own noise-free ΔF/F0 (:mod:`~offline.devsim.truth`,
-  :mod:`~offline.devsim.measure`); every event has a ``subtype``.
+  :mod:`~offline.devsim.measure`); every event has a ``subtype``;
+* a stress option, off by default: single sparks that carry the noise of the recording a
+  recorded shape was cut from (``template_noise_sd``, :mod:`~offline.devsim.template_noise`).
 
 Entry points: :func:`dev_linescan`, :func:`dev_movie`, :class:`DevSource`;
 ``castream evaluate MODEL dev:linescan:12``; ``python -m offline.devsim.preview``.

@@ -18,6 +18,7 @@ from offline.devsim.detector import acquire
 from offline.devsim.params import DevParams, LinescanDevParams, MovieDevParams, with_overrides
 from offline.devsim.render import Renderer
 from offline.devsim.schedule import PlannedEvent, Planner, ReleaseLibrary
+from offline.devsim.template_noise import with_template_noise
 from offline.devsim.truth import GroundTruth, build_truth
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def generate(params: DevParams, seed: int, name: str = "") -> DevRecording:
     cell = name or f"dev-{setup.stream_kind.value}-{seed}"
     truth = build_truth(contributions, setup.shape, setup.dt_ms, setup.pixel_um, cell,
                         params.truth_fraction_of_peak, params.ignore_below_dff0)
-    data = acquire(truth.clean_dff0, layout, setup, rng)
+    signal = with_template_noise(truth.clean_dff0, contributions, params, seed)
+    data = acquire(signal, layout, setup, rng)
     recording = LabeledRecording(
         data=data, class_mask=truth.class_mask, instance_mask=truth.instance_mask,
         pixel_um=setup.pixel_um, dt_ms=setup.dt_ms, axes=setup.stream_kind.axes,

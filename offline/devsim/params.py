@@ -77,6 +77,10 @@ class DevParams:
     empty: bool = False
     truth_fraction_of_peak: float = 0.2
     ignore_below_dff0: float = 0.1
+    # stress option, off: single sparks carry a recorded shape's noise
+    # (:mod:`offline.devsim.template_noise`; SD as a fraction of each spark's peak)
+    template_noise_sd: Range = (0.0, 0.0)
+    template_noise_px: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,27 @@ def add_set_arguments(parser, n_dev: int, n_sim: int, what: str) -> None:
 
 def sets_from_arguments(args, kind: str) -> dict:
     """:func:`validation_sets` for the arguments of :func:`add_set_arguments` (without the
-    simulator when ``--n-sim`` is 0)."""
+    simulator when ``--n-sim`` is 0; with :data:`TEMPLATE_SET` when the parser also took
+    :func:`add_template_noise_argument` and it was given)."""
     data = validation_sets(kind, args.n, args.n_sim, args.offset)
     if args.n_sim == 0:
         del data["simulator"]
+    if getattr(args, "template_noise", ""):
+        data[TEMPLATE_SET] = DevSource(kind=kind, seed=DEV_VAL_SEED + args.offset, params={
+            "template_noise_sd": args.template_noise}).lazy(args.n)
     return data
+
+
+#: the development validation recordings again, their single sparks carrying template noise
+TEMPLATE_SET = "development, template noise"
+
+
+def add_template_noise_argument(parser) -> None:
+    """``--template-noise LO,HI`` for :func:`sets_from_arguments`."""
+    parser.add_argument("--template-noise", default="", metavar="LO,HI",
+                        help="also the development recordings with single sparks carrying a "
+                             "recorded shape's noise (offline.devsim.template_noise), this SD "
+                             "range as a fraction of each spark's peak")
 
 
 def model_copy(model: Path, into: Path, name: str,
