@@ -123,10 +123,12 @@ def _overview_title(path: Path, summary: dict) -> str:
         floors += f", ≥ {local:g} above its own pixels before"
     tails = events.get("rejected_tail_of_earlier_event") or 0
     no_rise = events.get("rejected_no_rise") or 0
+    small = events.get("rejected_too_small") or 0
     rejected = f"{events['rejected_not_significant']} candidates rejected" + (
         "" if not tails else ", 1 tail of an earlier event" if tails == 1
         else f", {tails} tails of earlier events") + (
-        f", {no_rise} without a rise" if no_rise else "")
+        f", {no_rise} without a rise" if no_rise else "") + (
+        f", {small} too small for a spark" if small else "")
     return (f"{path.name}: {summary['n_events']} events "
             f"({floors}; {rejected})\n"
             f"resting SNR {quality['resting_snr']:.1f} · "

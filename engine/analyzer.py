@@ -19,7 +19,7 @@ import numpy as np
 
 from acquisition.stream_kind import StreamKind
 
-from . import honesty
+from . import honesty, spark_size
 from .burst import DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
 from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
 from .characterize import characterize, locate
@@ -127,6 +127,9 @@ class StreamAnalyzer:
         self._tail_frames = detector.thresholds.get(TAIL_KEY)
         self._kind_rules = KindRules.for_stream(detector.thresholds,
                                                  info.stream_kind.is_linescan, info.dt_ms)
+        #: a spark measured briefer or narrower than these is not reported (:mod:`engine.spark_size`)
+        self._spark_floors = (detector.thresholds.get(spark_size.MIN_FDHM_KEY),
+                              detector.thresholds.get(spark_size.MIN_FWHM_KEY))
         #: events under this significance are flagged ``imprecise`` (:mod:`engine.honesty`)
         self._precise_min_significance = detector.thresholds.get(honesty.PRECISE_KEY)
         self._tracker = InstanceTracker(info.frame_shape, info.pixel_um, info.dt_ms,
@@ -329,7 +332,8 @@ class StreamAnalyzer:
             floor = max(floor, instance.min_significance)
         if instance.significance < floor or (local_floor is not None and local < local_floor):
             return False
-        return not self._tail(instance) and self._rises(instance)
+        return (not self._tail(instance) and self._rises(instance)
+                and not self._too_small(instance))
 
     def _rises(self, instance: Instance) -> bool:
         """Whether the event's own time course, at its peak position, rises above the baseline
@@ -340,6 +344,13 @@ class StreamAnalyzer:
         rises = math.isfinite(self._characterized(instance)["amplitude_dff0"])
         self.quality.events.rejected_no_rise += not rises
         return rises
+
+    def _too_small(self, instance: Instance) -> bool:
+        """A spark briefer or narrower than the model's floors (:mod:`engine.spark_size`)."""
+        small = spark_size.rejects(self._characterized(instance), instance, self.info.pixel_um,
+                                   self.info.dt_ms, self._kind_rules, self._spark_floors)
+        self.quality.events.rejected_too_small += small
+        return small
 
     def _tail(self, instance: Instance) -> bool:
         """Whether ``instance`` is a puff peaking before its own start (:mod:`engine.tails`;
@@ -381,7 +392,7 @@ class StreamAnalyzer:
         """The recording's quality report so far (:mod:`engine.quality`)."""
         events = self.quality.events
         events.rejected_not_significant = (self._tracker.n_rejected - events.rejected_tail
-                                           - events.rejected_no_rise)
+                                           - events.rejected_no_rise - events.rejected_too_small)
         self.quality.events.not_characterized_burst = self.budget.n_over
         return self.quality.report()
 

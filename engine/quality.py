@@ -22,7 +22,8 @@ the report that goes to ``summary.json``, the store and the dashboard:
 * ``events`` — reported, rejected as not significant (below ``min_significance``, or a
   model's ``wave_min_significance`` / ``local_min_significance``, also reported), rejected
   as tails of earlier events (:mod:`engine.tails`) or for not rising above the baseline
-  before them (``rejected_no_rise``: a step or drift, no transient), with
+  before them (``rejected_no_rise``: a step or drift, no transient), sparks measured briefer
+  or narrower than a spark (``rejected_too_small``, :mod:`engine.spark_size`), with
   saturated pixels, reported uncharacterized in a burst (:mod:`engine.burst`), the
   fraction with all five parameters measured, and how many have a rise time and how many
   had one under two samples (when two samples last longer than a spark's typical rise, the
@@ -80,6 +81,7 @@ class EventCounts:
     rejected_not_significant: int = 0
     rejected_tail: int = 0  # puffs peaking before their own start (engine.tails)
     rejected_no_rise: int = 0  # no peak above the baseline before them (StreamAnalyzer._rises)
+    rejected_too_small: int = 0  # sparks briefer or narrower than a spark (engine.spark_size)
     saturated: int = 0
     measurable: int = 0
     not_characterized_burst: int = 0  # reported beyond the budget of engine.burst
@@ -198,6 +200,7 @@ class QualityMonitor:
                 "rejected_not_significant": events.rejected_not_significant,
                 "rejected_tail_of_earlier_event": events.rejected_tail,
                 "rejected_no_rise": events.rejected_no_rise,
+                "rejected_too_small": events.rejected_too_small,
                 "min_significance": self.min_significance,
                 "wave_min_significance": self.wave_min_significance,
                 "local_min_significance": self.local_min_significance,

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import math
 
 import numpy as np
 
+from engine.spark_size import too_small
 from offline.experiments.hybrid_patches import MODELS
 from offline.experiments.rescore import rescore
 from offline.experiments.validation import (
@@ -36,19 +36,12 @@ log = logging.getLogger(__name__)
 GRID = ((None, 5.0, 8.0, 10.0, 12.0, 15.0), (None, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0))
 
 
-def too_small(event, min_fdhm_ms: float | None, min_fwhm_um: float | None) -> bool:
-    """Whether ``event`` is a spark whose finite FDHM or FWHM lies below its floor."""
-    if event.kind != "spark":
-        return False
-    fdhm, fwhm = float(event.fdhm_ms), float(event.fwhm_um)
-    return ((min_fdhm_ms is not None and math.isfinite(fdhm) and fdhm < min_fdhm_ms)
-            or (min_fwhm_um is not None and math.isfinite(fwhm) and fwhm < min_fwhm_um))
-
-
 def floors(min_fdhm_ms: float | None, min_fwhm_um: float | None):
-    """The rescoring variant dropping the sparks :func:`too_small` names."""
+    """The rescoring variant dropping the sparks :func:`engine.spark_size.too_small` names
+    (on the events as reported, so values the sampling cannot resolve are empty already)."""
     def variant(events, labels, recording):
-        dropped = [e.event_id for e in events if too_small(e, min_fdhm_ms, min_fwhm_um)]
+        dropped = [e.event_id for e in events
+                   if too_small(e.to_dict(), min_fdhm_ms, min_fwhm_um)]
         if not dropped:
             return events, labels
         kept = [e for e in events if e.event_id not in set(dropped)]
@@ -61,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     add_set_arguments(parser, 24, 8, "line-scans")
     add_template_noise_argument(parser)
     parser.add_argument("--top", type=int, default=12, help="pairs printed")
+    parser.add_argument("--only", type=float, nargs=2, default=None, metavar=("FDHM", "FWHM"),
+                        help="score only no floors and these two (confirming a choice)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
     data = sets_from_arguments(args, "linescan")
-    variants = {pair: floors(*pair) for pair in itertools.product(*GRID)}
+    pairs = [(None, None), tuple(args.only)] if args.only else itertools.product(*GRID)
+    variants = {pair: floors(*pair) for pair in pairs}
     results = {name: rescore(recordings, MODELS["linescan"], {}, variants)
                for name, recordings in data.items()}
     rows = []

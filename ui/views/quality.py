@@ -44,6 +44,11 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
         rejected_rows.append(("No rise", count(no_rise),
                           "candidates whose own time course never rose above the baseline "
                           "before them (a step or drift, no transient), not reported"))
+    small = events.get("rejected_too_small")
+    if small:
+        rejected_rows.append(("Too small", count(small),
+                              "candidate sparks measured briefer or narrower than a Ca²⁺ spark "
+                              "can be (the model's floors), not reported"))
     return [
         ("Resting SNR", number(quality.get("resting_snr"), 1),
          "median F0 / temporal noise SD of the cell's pixels"),
