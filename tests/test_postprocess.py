@@ -530,6 +530,9 @@ def test_the_accept_check_holds_an_instance_to_its_own_floor(monkeypatch) -> Non
         def _rises(self, instance):
             return True
 
+        def _too_small(self, instance):
+            return False
+
     def spark(floor):
         mask = np.ones((5, 1, 5), bool)
         return Instance("spark", 0.9, mask, (10, 0, 10), np.zeros((9, 1, 9), np.float32),

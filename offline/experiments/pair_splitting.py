@@ -13,6 +13,12 @@ the largest development *two* − *same* − *other*; the first is the choice. V
 only: the test seeds are never read. Confirm a choice on fresh recordings with ``castream
 evaluate``-style scores: ``--confirm '{"pair_split_min_gain_fraction": 0.015}' --offset 24
 --n 48`` (one-to-one spark F1, the pairs matched once, the characterization errors).
+
+``--template-noise 0.1,0.3`` adds the same development recordings with single sparks that
+carry a recorded shape's noise (:mod:`offline.devsim.template_noise`), whose fits count in
+the net too: a rule must not cut lumpy single sparks. The shipped rule was chosen that way
+(docs/RESULTS.md, "Pairs split where a second shape explains the misfit"); ``--dump`` /
+``--load`` keep the fits for ranking again without fitting.
 """
 
 from __future__ import annotations
