@@ -41,6 +41,11 @@ from scipy.optimize import least_squares
 #: decay constants (samples), growth of the variance (px² per sample)
 N_PARAMETERS = 7
 MAX_EVALUATIONS = 100
+#: the fits stop once a step changes the sum of squares, the parameters or the gradient by less
+#: than this (relative): the rule reads sums of squares to about 1 %, so 1e-3 decides as the
+#: default 1e-8 does, in half to a third of the evaluations (docs/RESULTS.md, "Pairs split
+#: where a second shape explains the misfit")
+TOLERANCE = 1e-3
 #: the shapes' variance grows by at most this much per ms (a spark spreads by diffusion)
 MAX_GROWTH_UM2_MS = 0.5
 #: pixels fitted at most (a lattice of the piece's pixels)
@@ -221,7 +226,8 @@ def _fit(start: np.ndarray, t: np.ndarray, x: np.ndarray, v: np.ndarray, dt_ms: 
     try:
         fit = least_squares(lambda p: _model(p, t, x) - v, start, bounds=(lo, hi),
                             jac=lambda p: _jacobian(p, t, x), x_scale="jac",
-                            max_nfev=MAX_EVALUATIONS)
+                            max_nfev=MAX_EVALUATIONS, ftol=TOLERANCE, xtol=TOLERANCE,
+                            gtol=TOLERANCE)
     except (ValueError, np.linalg.LinAlgError):
         return None
     if not np.isfinite(fit.cost):
