@@ -31,6 +31,7 @@ around its own peak -- when all of these hold (:class:`PairRule`):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,14 @@ class PairRule:
     #: noise (0: not tested)
     min_excess_explained: float = 0.0
 
+    def accepts(self, features: Mapping[str, float]) -> bool:
+        """Whether a fit with these :func:`features` is split: every condition holds."""
+        return (features["gain_fraction"] >= self.min_gain_fraction
+                and features["separation_um"] >= self.min_separation_um
+                and features["peak_sd"] >= self.min_peak_sd
+                and features["peak_ratio"] >= self.min_peak_ratio
+                and features["excess_explained"] >= self.min_excess_explained)
+
 
 @dataclass(frozen=True)
 class PairFit:
@@ -106,16 +115,21 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
     if not (noise_sd > 0):
         return None
     fit = fit_pair(values, part, dt_ms, pixel_um, rule.min_gain_fraction)
-    if fit is None or fit.gain < rule.min_gain_fraction * fit.signal:
-        return None
-    peaks = fit.shapes[:, 0]
-    if excess_explained(fit, int(part.sum()), noise_sd) < rule.min_excess_explained:
-        return None
-    if (abs(fit.shapes[0, 1] - fit.shapes[1, 1]) * pixel_um < rule.min_separation_um
-            or peaks.min() < rule.min_peak_sd * noise_sd
-            or peaks.min() < rule.min_peak_ratio * peaks.max()):
+    if fit is None or not rule.accepts(features(fit, int(part.sum()), noise_sd, pixel_um)):
         return None
     return _labels(fit.shapes, part)
+
+
+def features(fit: PairFit, n_pixels: int, noise_sd: float, pixel_um: float) -> dict[str, float]:
+    """What :meth:`PairRule.accepts` reads of a fit of ``n_pixels`` pixels: the gain as a
+    fraction of the piece's sum of squares, :func:`excess_explained`, the centres' separation
+    (µm), the lower peak in noise SDs and as a fraction of the higher."""
+    peaks = fit.shapes[:, 0]
+    return {"gain_fraction": fit.gain / fit.signal if fit.signal else 0.0,
+            "excess_explained": excess_explained(fit, n_pixels, noise_sd),
+            "separation_um": float(abs(fit.shapes[0, 1] - fit.shapes[1, 1]) * pixel_um),
+            "peak_sd": float(peaks.min() / noise_sd),
+            "peak_ratio": float(peaks.min() / peaks.max()) if peaks.max() > 0 else 0.0}
 
 
 def excess_explained(fit: PairFit, n_pixels: int, noise_sd: float) -> float:

@@ -35,7 +35,7 @@ from unittest import mock
 from scipy import ndimage
 
 from engine import region_instances
-from engine.pair_split import PairRule, _peak_time, excess_explained, fit_pair
+from engine.pair_split import PairRule, _peak_time, features, fit_pair
 from offline.evaluate import evaluate, run_engine
 from offline.experiments.hybrid_patches import MODELS, patched
 from offline.experiments.validation import (
@@ -71,18 +71,13 @@ def part_fits(recording, model: Path) -> list[dict]:
         for part, box in enumerate(ndimage.find_objects(parts), start=1):
             if box is None:
                 continue
-            fit = fit_pair(values[box], parts[box] == part, self.dt_ms, self.pixel_um)
+            mask = parts[box] == part
+            fit = fit_pair(values[box], mask, self.dt_ms, self.pixel_um)
             if fit is None:
                 continue
-            shapes = fit.shapes
             peaks = [(region.first + region.slices[0].start + box[0].start + _peak_time(s),
-                      region.slices[2].start + box[2].start + s[1]) for s in shapes]
-            fits.append({"gain_fraction": fit.gain / fit.signal if fit.signal else 0.0,
-                         "excess_explained": excess_explained(
-                             fit, int((parts[box] == part).sum()), smoothed.noise_sd),
-                         "separation_um": abs(shapes[0, 1] - shapes[1, 1]) * self.pixel_um,
-                         "peak_sd": shapes[:, 0].min() / smoothed.noise_sd,
-                         "peak_ratio": shapes[:, 0].min() / shapes[:, 0].max(),
+                      region.slices[2].start + box[2].start + s[1]) for s in fit.shapes]
+            fits.append({**features(fit, int(mask.sum()), smoothed.noise_sd, self.pixel_um),
                          "peaks": peaks})
         return parts
 
@@ -105,12 +100,7 @@ def part_fits(recording, model: Path) -> list[dict]:
 
 def splits(fits: list[dict], rule: PairRule) -> Counter:
     """How many fits of each label ``rule`` would split."""
-    return Counter(f["label"] for f in fits
-                   if f["gain_fraction"] >= rule.min_gain_fraction
-                   and f["separation_um"] >= rule.min_separation_um
-                   and f["peak_sd"] >= rule.min_peak_sd
-                   and f["peak_ratio"] >= rule.min_peak_ratio
-                   and f["excess_explained"] >= rule.min_excess_explained)
+    return Counter(f["label"] for f in fits if rule.accepts(f))
 
 
 def rank(fits: dict[str, list[dict]]) -> list[tuple[int, PairRule, dict[str, Counter]]]:

@@ -40,12 +40,12 @@ def floors(min_fdhm_ms: float | None, min_fwhm_um: float | None):
     """The rescoring variant dropping the sparks :func:`engine.spark_size.too_small` names
     (on the events as reported, so values the sampling cannot resolve are empty already)."""
     def variant(events, labels, recording):
-        dropped = [e.event_id for e in events
-                   if too_small(e.to_dict(), min_fdhm_ms, min_fwhm_um)]
+        dropped = {e.event_id for e in events
+                   if too_small(e.to_dict(), min_fdhm_ms, min_fwhm_um)}
         if not dropped:
             return events, labels
-        kept = [e for e in events if e.event_id not in set(dropped)]
-        return kept, np.where(np.isin(labels, dropped), 0, labels)
+        kept = [e for e in events if e.event_id not in dropped]
+        return kept, np.where(np.isin(labels, list(dropped)), 0, labels)
     return variant
 
 

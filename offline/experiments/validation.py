@@ -12,6 +12,8 @@ from offline.datasets import SimulatedSource
 from offline.devsim import DevSource
 from offline.thresholds import DEV_VAL_SEED
 
+#: the development validation recordings again, their single sparks carrying template noise
+TEMPLATE_SET = "development, template noise"
 #: simulator validation movies run at raised wave and puff rates, so that every class is scored
 RAISED = {"wave_rate_per_cell_s": 0.5, "puff_rate_per_100um_s": 0.8}
 
@@ -50,10 +52,6 @@ def sets_from_arguments(args, kind: str) -> dict:
         data[TEMPLATE_SET] = DevSource(kind=kind, seed=DEV_VAL_SEED + args.offset, params={
             "template_noise_sd": args.template_noise}).lazy(args.n)
     return data
-
-
-#: the development validation recordings again, their single sparks carrying template noise
-TEMPLATE_SET = "development, template noise"
 
 
 def add_template_noise_argument(parser) -> None:
