@@ -180,6 +180,8 @@ def test_overrides_fix_ranges_and_reject_unknown_keys():
     assert draw_setup(params, np.random.default_rng(0)).pixel_um == 0.2
     with pytest.raises(ValueError, match="unknown dev-set parameter"):
         with_overrides(LinescanDevParams(), {"resting_photons": 5})
+    with pytest.raises(ValueError, match="template_noise_sd='abc'"):
+        with_overrides(LinescanDevParams(), {"template_noise_sd": "abc"})
     with pytest.raises(ValueError, match="kind"):
         DevSource("stack")
 

@@ -126,7 +126,10 @@ def with_overrides(params: DevParams, overrides: Mapping[str, Any]) -> DevParams
     for key, value in overrides.items():
         if key not in names:
             raise ValueError(f"unknown dev-set parameter {key!r}; known: {', '.join(sorted(names))}")
-        changes[key] = _coerce(getattr(params, key), value)
+        try:
+            changes[key] = _coerce(getattr(params, key), value)
+        except ValueError as exc:
+            raise ValueError(f"dev-set parameter {key}={value!r}: {exc}") from None
     return dataclasses.replace(params, **changes)
 
 
