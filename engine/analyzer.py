@@ -28,13 +28,14 @@ from .events import Event
 from .frame_ring import FrameRing
 from .instances import Instance
 from .kind_rules import KindRules
-from .noise_map import NoiseMaps
+from .noise_map import NoiseMaps, RestingLevels
 from .postprocess import InstanceTracker
 from .preprocess import Preprocessor
 from .quality import QualityMonitor, SaturationBuffer
 from .significance import (
     DEFAULT_MIN_SIGNIFICANCE,
     LOCAL_MIN_SIGNIFICANCE_KEY,
+    RESTING_BASELINE_KEY,
     WAVE_MIN_SIGNIFICANCE_KEY,
     significances,
 )
@@ -149,6 +150,10 @@ class StreamAnalyzer:
             local_min_significance=self._local_min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
+        #: each pixel's resting ΔF/F0, taken off before the significance test where the model
+        #: asks for it (:mod:`engine.significance`, step 0; None: not)
+        self._resting = (RestingLevels(info.frame_shape, info.dt_ms)
+                         if detector.thresholds.get(RESTING_BASELINE_KEY) else None)
         self._vote = (CellVote(classifier, self.min_significance)
                       if classifier is not None else None)
         self._last_raw: np.ndarray | None = None
@@ -279,6 +284,8 @@ class StreamAnalyzer:
         if dff0.shape[0] == 0:
             return []
         self._dff0.append(d_first, dff0)
+        if self._resting is not None:
+            self._resting.add(d_first, dff0)
         self._release_dff0()
         submitted_before = self.detector.n_submitted
         events = self._to_events(self._finalize(self.detector.push(d_first, dff0)))
@@ -326,7 +333,8 @@ class StreamAnalyzer:
         instance.significance, local = significances(
             instance, self.info.pixel_um, self.info.dt_ms, instance.saturated,
             self._noise.dff0_map_before(instance.t_start, self._pre.blank),
-            local=local_floor is not None)
+            local=local_floor is not None,
+            resting=None if self._resting is None else self._resting.map_before(instance.t_start))
         floor = self._wave_min_significance if instance.kind == "wave" else self.min_significance
         if instance.min_significance is not None:
             floor = max(floor, instance.min_significance)

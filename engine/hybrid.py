@@ -41,7 +41,11 @@ from .detectors import ClassicalStreamDetector, NetworkDetector
 from .honesty import PRECISE_KEY
 from .kind_rules import KEYS as KIND_RULE_KEYS
 from .models.postprocess_file import LEGACY_HYBRID_KEYS, PostprocessParams
-from .significance import LOCAL_MIN_SIGNIFICANCE_KEY, WAVE_MIN_SIGNIFICANCE_KEY
+from .significance import (
+    LOCAL_MIN_SIGNIFICANCE_KEY,
+    RESTING_BASELINE_KEY,
+    WAVE_MIN_SIGNIFICANCE_KEY,
+)
 from .tails import TAIL_KEY
 from .windows import FinalBlock
 
@@ -146,7 +150,8 @@ class HybridDetector:
             self.thresholds[LOCAL_MIN_SIGNIFICANCE_KEY] = float(params.local_min_significance)
         # the kind rules are about events, not about one detector's probabilities
         self.thresholds.update({key: network.thresholds[key]
-                                for key in (*KIND_RULE_KEYS, PRECISE_KEY, TAIL_KEY)
+                                for key in (*KIND_RULE_KEYS, PRECISE_KEY, TAIL_KEY,
+                                            RESTING_BASELINE_KEY)
                                 if network.thresholds.get(key) is not None})
         postprocess = network.postprocess if postprocess is None else postprocess
         self.tracker_config = postprocess.tracker_for("hybrid")

@@ -4,9 +4,13 @@ A detector (network or classical) proposes an instance; this module asks whether
 a signal there at all. The measure is a matched-filter z-score computed on the instance's own
 ΔF/F0 crop (the event plus the context the tracker keeps around it):
 
-0. with a per-pixel noise map (the analyzer's, :mod:`engine.noise_map`),
-   ΔF/F0 is first divided by each pixel's noise relative to the crop's median, so that dim,
-   noisy pixels (nucleus, dark bands, cell edge) weigh no more than bright quiet ones;
+0. with a per-pixel resting level (the analyzer's, :class:`engine.noise_map.RestingLevels`,
+   where the model's ``resting_baseline`` asks for it), each pixel's resting ΔF/F0 is first
+   taken off, so that a pixel that is merely offset at rest from its neighbours (F0 is smoothed
+   in space: a column of another offset or gain) is not an event; with a per-pixel noise map
+   (the analyzer's, :mod:`engine.noise_map`), ΔF/F0 is then divided by each pixel's noise
+   relative to the crop's median, so that dim, noisy pixels (nucleus, dark bands, cell edge)
+   weigh no more than bright quiet ones;
 1. box means of ΔF/F0 over a resolution element of ``box_um`` in space (X, and Y for movies) by
    ``box_ms`` in time (at least one pixel / one frame along each axis);
 2. **signal** S = the largest box mean whose centre lies in the event's mask, less the median
@@ -59,6 +63,9 @@ WAVE_MIN_SIGNIFICANCE_KEY = "wave_min_significance"
 #: thresholds key: the :func:`local_significance` every event must reach (a model's
 #: ``hybrid.json`` ``local_min_significance``); without it the local test is off
 LOCAL_MIN_SIGNIFICANCE_KEY = "local_min_significance"
+#: thresholds key: true to take each pixel's resting ΔF/F0 off before the test (step 0; a
+#: model's ``thresholds.json``)
+RESTING_BASELINE_KEY = "resting_baseline"
 #: (space, time) multiples of the box tried; the significance is the largest z
 SCALES: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
 
@@ -75,7 +82,8 @@ def box_size(pixel_um: float, dt_ms: float, linescan: bool,
 
 def significance(instance: Instance, pixel_um: float, dt_ms: float,
                  saturated: np.ndarray | None = None,
-                 noise_map: np.ndarray | None = None) -> float:
+                 noise_map: np.ndarray | None = None,
+                 resting: np.ndarray | None = None) -> float:
     """Significance (noise SDs) of ``instance``; NaN when the crop holds too little noise.
 
     Parameters
@@ -89,26 +97,31 @@ def significance(instance: Instance, pixel_um: float, dt_ms: float,
     noise_map : ndarray, optional
         Per-pixel noise SD of ΔF/F0 over the whole frame (``(X,)`` or ``(Y, X)``): the crop is
         divided by it first, so that a dim, noisy pixel does not pass for a bright event.
+    resting : ndarray, optional
+        Per-pixel resting ΔF/F0 over the whole frame (same shapes): taken off the crop first.
     """
-    return significances(instance, pixel_um, dt_ms, saturated, noise_map)[0]
+    return significances(instance, pixel_um, dt_ms, saturated, noise_map, resting=resting)[0]
 
 
 def local_significance(instance: Instance, pixel_um: float, dt_ms: float,
                        saturated: np.ndarray | None = None,
-                       noise_map: np.ndarray | None = None) -> float:
+                       noise_map: np.ndarray | None = None,
+                       resting: np.ndarray | None = None) -> float:
     """Significance (noise SDs) of ``instance`` against the same pixels before it started
     (module docstring); NaN with no frame before the event or too little noise. Arguments as
     :func:`significance`."""
-    return significances(instance, pixel_um, dt_ms, saturated, noise_map, local=True)[1]
+    return significances(instance, pixel_um, dt_ms, saturated, noise_map, local=True,
+                         resting=resting)[1]
 
 
 def significances(instance: Instance, pixel_um: float, dt_ms: float,
                   saturated: np.ndarray | None = None, noise_map: np.ndarray | None = None,
-                  local: bool = False) -> tuple[float, float]:
+                  local: bool = False,
+                  resting: np.ndarray | None = None) -> tuple[float, float]:
     """``(significance, local significance)`` of ``instance`` from one pass over its crop (the
     box means and the noise are shared); the local one is NaN unless ``local``. Arguments as
     :func:`significance`."""
-    dff0, valid, mask = _prepared(instance, saturated, noise_map)
+    dff0, valid, mask = _prepared(instance, saturated, noise_map, resting)
     linescan = instance.stream_kind.is_linescan
     base = box_size(pixel_um, dt_ms, linescan)
     stats_of = {}
@@ -124,9 +137,13 @@ def significances(instance: Instance, pixel_um: float, dt_ms: float,
 
 
 def _prepared(instance: Instance, saturated: np.ndarray | None,
-              noise_map: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step 0: the crop's ΔF/F0 (noise-weighted with a map), its valid pixels and the mask."""
+              noise_map: np.ndarray | None,
+              resting: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 0: the crop's ΔF/F0 (less each pixel's resting level and noise-weighted, with
+    those maps), its valid pixels and the mask."""
     dff0 = instance.dff0.astype(np.float64)
+    if resting is not None:
+        dff0 = dff0 - _crop(resting, instance)
     if noise_map is not None:
         dff0 = dff0 / _crop_noise(noise_map, instance)
     valid = np.isfinite(dff0)
@@ -177,13 +194,19 @@ def _local_z(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray, box: tuple[i
     return float(rise[inside].max() / (sd * math.sqrt(1.0 + box[0] / before)))
 
 
+def _crop(frame_map: np.ndarray, instance: Instance) -> np.ndarray:
+    """A whole-frame map (``(X,)`` or ``(Y, X)``) under the instance's crop, shaped to
+    broadcast over ``(t, y, x)``."""
+    values = np.asarray(frame_map, np.float64).reshape(-1, frame_map.shape[-1])
+    _, y0, x0 = instance.dff0_origin
+    _, height, width = instance.dff0.shape
+    return values[y0:y0 + height, x0:x0 + width][None]
+
+
 def _crop_noise(noise_map: np.ndarray, instance: Instance) -> np.ndarray:
     """The noise map under the instance's crop, shaped to broadcast over ``(t, y, x)``;
     normalized to a median of 1 so that z stays in units of the crop's typical noise."""
-    noise = np.asarray(noise_map, np.float64).reshape(-1, noise_map.shape[-1])
-    _, y0, x0 = instance.dff0_origin
-    _, height, width = instance.dff0.shape
-    crop = noise[y0:y0 + height, x0:x0 + width]
+    crop = _crop(noise_map, instance)[0]
     crop = crop / float(np.median(crop))
     return np.maximum(crop, 0.25)[None]
 

@@ -262,3 +262,29 @@ def test_weak_events_are_flagged_imprecise_and_counted():
     monitor.count_event(";".join(weak), measurable=True)
     monitor.count_event("", measurable=True)
     assert monitor.report()["events"]["imprecise"] == 1
+
+
+def test_significance_against_each_pixels_resting_level_drops_an_offset_column():
+    """A column of ΔF/F0 offset by +0.6 at rest (its F0 smoothed from brighter neighbours)
+    passes the surroundings test; taken against each pixel's resting level (the analyzer's
+    :class:`~engine.noise_map.RestingLevels`) it does not, and a real spark keeps its
+    significance."""
+    rng = np.random.default_rng(4)
+    noise_sd = 0.3
+    clean = _spark(amplitude=1.5)
+    mask = clean > 0.2 * clean.max()
+    offset = np.zeros(clean.shape[1])
+    offset[58:63] = 0.6
+    column = offset[None] + rng.normal(0, noise_sd, clean.shape)
+    spark = clean + rng.normal(0, noise_sd, clean.shape)
+    resting = offset - 0.05  # a resting level as estimated: shrunk by a little
+    resting[np.abs(resting) < 0.2] = 0.0
+    z_column = significance(_instance(column, mask), PIXEL_UM, DT_MS)
+    z_column_rest = significance(_instance(column, mask), PIXEL_UM, DT_MS, resting=resting)
+    z_spark = significance(_instance(spark, mask), PIXEL_UM, DT_MS)
+    z_spark_rest = significance(_instance(spark, mask), PIXEL_UM, DT_MS,
+                                resting=np.zeros(clean.shape[1]))
+    assert z_column > 2 * DEFAULT_MIN_SIGNIFICANCE  # fooled by the offset
+    assert z_column_rest < DEFAULT_MIN_SIGNIFICANCE
+    assert z_spark_rest == pytest.approx(z_spark)
+    assert z_spark > 2 * DEFAULT_MIN_SIGNIFICANCE

@@ -100,6 +100,13 @@ def test_bad_thresholds_and_missing_mode(tmp_path: Path) -> None:
     (path / "thresholds.json").write_text(json.dumps({"spark": 0.5}))
     with pytest.raises(ModelDirError, match="foreground"):
         ModelDir.load(path)
+    (path / "thresholds.json").write_text(json.dumps({"foreground": 0.5,
+                                                      "resting_baseline": "yes"}))
+    with pytest.raises(ModelDirError, match="resting_baseline must be true or false"):
+        ModelDir.load(path)
+    (path / "thresholds.json").write_text(json.dumps({"foreground": 0.5,
+                                                      "resting_baseline": True}))
+    assert ModelDir.load(path).thresholds["resting_baseline"] is True
 
 
 def test_default_model_path(tmp_path: Path) -> None:

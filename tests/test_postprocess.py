@@ -519,6 +519,7 @@ def test_the_accept_check_holds_an_instance_to_its_own_floor(monkeypatch) -> Non
         budget = type("B", (), {"take": staticmethod(lambda key: True)})()
         info = type("I", (), {"dt_ms": DT_MS, "pixel_um": PX_UM})()
         _noise = type("N", (), {"dff0_map_before": staticmethod(lambda *a: None)})()
+        _resting = None
         _pre = type("P", (), {"blank": 0.0})()
         _local_min_significance = None
         _wave_min_significance = None

@@ -59,6 +59,12 @@ def tiny_models(tmp_path_factory):
                                         threshold_dff0=0.3),
         "movie": make_tiny_model_dir(root / "movie", ndim=3, behaviour="threshold",
                                      threshold_dff0=0.3),
+        # significance against each pixel's resting level (engine.noise_map.RestingLevels):
+        # the reported significances depend on those block maps
+        "linescan-resting": make_tiny_model_dir(
+            root / "line-resting", ndim=2, behaviour="threshold", threshold_dff0=0.3,
+            thresholds={"foreground": 0.5, "spark": 0.5, "wave": 0.5, "puff": 0.5,
+                        "min_significance": -1e9, "resting_baseline": True}),
         # trained at coarser pixels and longer frames than the recording's: the network sees
         # frames resampled in space and windows resampled in time
         "movie-resampled": make_tiny_model_dir(
@@ -73,6 +79,7 @@ CASES = [
     ("linescan", "low_latency", "network"),
     ("linescan", "accurate", "classical"),
     ("linescan", "accurate", "hybrid"),
+    ("linescan-resting", "accurate", "hybrid"),
     ("movie", "accurate", "network"),
     ("movie", "low_latency", "network"),
     ("movie", "accurate", "hybrid"),

@@ -35,6 +35,7 @@ import numpy as np
 
 from acquisition.stream_kind import StreamKind
 
+from ..significance import RESTING_BASELINE_KEY
 from ..windows import MODES, WindowGeometry
 from .architecture import UNetConfig
 from .json_files import ModelDirError, read_json, write_json
@@ -254,6 +255,9 @@ def _check_thresholds(data: dict[str, Any], path: Path) -> dict[str, float]:
                 raise ModelDirError(f"{path / THRESHOLDS_FILE}: {key} must be a probability "
                                     f"in [0, 1], got {value!r}")
             out[key] = float(value)
+    if RESTING_BASELINE_KEY in out and not isinstance(out[RESTING_BASELINE_KEY], bool):
+        raise ModelDirError(f"{path / THRESHOLDS_FILE}: {RESTING_BASELINE_KEY} must be true or "
+                            f"false, got {out[RESTING_BASELINE_KEY]!r}")
     return out
 
 
