@@ -95,7 +95,7 @@ class NoiseMaps(BlockMaps):
         return ndimage.gaussian_filter(sd / f0, 1.0, mode="nearest")
 
     def _reduce(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sd = _MAD_TO_SD * np.median(np.abs(np.diff(block, axis=0)), axis=0) / math.sqrt(2.0)
+        sd = _difference_sd(block)
         return sd.astype(np.float32), block.mean(axis=0).astype(np.float32)
 
 
@@ -121,6 +121,12 @@ class RestingLevels(BlockMaps):
         level = np.median(block, axis=0)
         # the median's own noise (1.2533 SD / √n; SD from the differences of the kept frames)
         # must not shift every event: shrink each level towards 0 by RESTING_SE of it
-        sd = _MAD_TO_SD * np.median(np.abs(np.diff(block, axis=0)), axis=0) / math.sqrt(2.0)
+        sd = _difference_sd(block)
         margin = RESTING_SE * 1.2533 * sd / math.sqrt(block.shape[0])
         return (np.sign(level) * np.maximum(np.abs(level) - margin, 0.0)).astype(np.float32)
+
+
+def _difference_sd(block: np.ndarray) -> np.ndarray:
+    """Per-pixel noise SD of a block ``(n, *frame_shape)``: 1.4826 × median |difference of
+    consecutive frames| / √2 (slow signal, drift and events barely move it)."""
+    return _MAD_TO_SD * np.median(np.abs(np.diff(block, axis=0)), axis=0) / math.sqrt(2.0)
