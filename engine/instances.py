@@ -94,6 +94,10 @@ class TrackerConfig:
     pair_split_min_peak_sd: float = PairRule.min_peak_sd
     pair_split_min_peak_ratio: float = PairRule.min_peak_ratio
     pair_split_min_excess_explained: float = PairRule.min_excess_explained
+    #: and the two peak ``pair_split_min_delay_ms`` apart and differ in width by at most
+    #: ``pair_split_max_width_ratio`` times (None: not tested)
+    pair_split_min_delay_ms: float = PairRule.min_delay_ms
+    pair_split_max_width_ratio: float | None = None
     #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
     #: life reaches this many µm travelled like a wave and is named wave (the class rules name
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell

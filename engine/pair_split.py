@@ -25,7 +25,13 @@ around its own peak -- when all of these hold (:class:`PairRule`):
 * each shape's peak is at least ``min_peak_sd`` noise SDs of the smoothed ΔF/F0 (measured
   around the region) and ``min_peak_ratio`` of the other's high, and lies inside the piece;
 * the second shape explains at least ``min_excess_explained`` of what one shape leaves
-  unexplained beyond the noise (:func:`excess_explained`).
+  unexplained beyond the noise (:func:`excess_explained`);
+* the two shapes peak at least ``min_delay_ms`` apart: one release triggers the next after
+  the Ca²⁺ has crossed the gap between the sites, while two shapes fitted to the one top of an
+  asymmetric single spark peak together;
+* neither shape is more than ``max_width_ratio`` times as wide as the other at its peak (two
+  sparks seen through the same optics have comparable widths; a lump in a spark's decay or
+  the background under it is fitted by a much narrower or much wider shape).
 """
 
 from __future__ import annotations
@@ -69,6 +75,11 @@ class PairRule:
     #: the second shape explains at least this fraction of what one shape leaves beyond the
     #: noise (0: not tested)
     min_excess_explained: float = 0.0
+    #: the two shapes' peaks lie at least this far apart in time (0: not tested)
+    min_delay_ms: float = 0.0
+    #: the wider shape is at most this many times as wide as the other at its peak (inf: not
+    #: tested)
+    max_width_ratio: float = math.inf
 
     def accepts(self, features: Mapping[str, float]) -> bool:
         """Whether a fit with these :func:`features` is split: every condition holds."""
@@ -76,7 +87,9 @@ class PairRule:
                 and features["separation_um"] >= self.min_separation_um
                 and features["peak_sd"] >= self.min_peak_sd
                 and features["peak_ratio"] >= self.min_peak_ratio
-                and features["excess_explained"] >= self.min_excess_explained)
+                and features["excess_explained"] >= self.min_excess_explained
+                and features["delay_ms"] >= self.min_delay_ms
+                and features["width_ratio"] <= self.max_width_ratio)
 
 
 @dataclass(frozen=True)
@@ -115,21 +128,28 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
     if not (noise_sd > 0):
         return None
     fit = fit_pair(values, part, dt_ms, pixel_um, rule.min_gain_fraction)
-    if fit is None or not rule.accepts(features(fit, int(part.sum()), noise_sd, pixel_um)):
+    if fit is None or not rule.accepts(features(fit, int(part.sum()), noise_sd, dt_ms,
+                                                 pixel_um)):
         return None
     return _labels(fit.shapes, part)
 
 
-def features(fit: PairFit, n_pixels: int, noise_sd: float, pixel_um: float) -> dict[str, float]:
+def features(fit: PairFit, n_pixels: int, noise_sd: float, dt_ms: float,
+             pixel_um: float) -> dict[str, float]:
     """What :meth:`PairRule.accepts` reads of a fit of ``n_pixels`` pixels: the gain as a
     fraction of the piece's sum of squares, :func:`excess_explained`, the centres' separation
-    (µm), the lower peak in noise SDs and as a fraction of the higher."""
+    (µm), the lower peak in noise SDs and as a fraction of the higher, the time between the
+    two peaks (ms) and the ratio of the wider shape's width at its peak to the other's."""
     peaks = fit.shapes[:, 0]
+    times = [_peak_time(shape) for shape in fit.shapes]
+    widths = [_peak_width(shape) for shape in fit.shapes]
     return {"gain_fraction": fit.gain / fit.signal if fit.signal else 0.0,
             "excess_explained": excess_explained(fit, n_pixels, noise_sd),
             "separation_um": float(abs(fit.shapes[0, 1] - fit.shapes[1, 1]) * pixel_um),
             "peak_sd": float(peaks.min() / noise_sd),
-            "peak_ratio": float(peaks.min() / peaks.max()) if peaks.max() > 0 else 0.0}
+            "peak_ratio": float(peaks.min() / peaks.max()) if peaks.max() > 0 else 0.0,
+            "delay_ms": float(abs(times[0] - times[1]) * dt_ms),
+            "width_ratio": max(widths) / min(widths)}
 
 
 def excess_explained(fit: PairFit, n_pixels: int, noise_sd: float) -> float:
@@ -193,6 +213,11 @@ def _h_max(r: float, d: float) -> float:
 def _peak_time(p: np.ndarray) -> float:
     t0, r, d = p[3], p[4], p[5]
     return t0 + r * math.log1p(d / r)
+
+
+def _peak_width(p: np.ndarray) -> float:
+    """A shape's SD across the line (px) at its peak time (it grows by ``g`` per sample)."""
+    return math.sqrt(p[2] ** 2 + p[6] * (_peak_time(p) - p[3]))
 
 
 def _model(p: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -189,7 +189,9 @@ class RegionInstances:
             return parts
         rule = PairRule(cfg.pair_split_min_gain_fraction, cfg.pair_split_min_separation_um,
                         cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio,
-                        cfg.pair_split_min_excess_explained)
+                        cfg.pair_split_min_excess_explained, cfg.pair_split_min_delay_ms,
+                        math.inf if cfg.pair_split_max_width_ratio is None
+                        else cfg.pair_split_max_width_ratio)
         values = smoothed.values[smoothed.inner]
         out = np.zeros_like(parts)
         n = 0

@@ -8,7 +8,15 @@ import numpy as np
 from scipy import ndimage
 
 from acquisition.labels import SPARK
-from engine.pair_split import PairRule, _jacobian, _model, excess_explained, fit_pair, split_pair
+from engine.pair_split import (
+    PairRule,
+    _jacobian,
+    _model,
+    excess_explained,
+    features,
+    fit_pair,
+    split_pair,
+)
 from engine.postprocess import InstanceTracker
 from tests.test_postprocess import DT_MS, FRAMES, PX_UM, gaussian_spark, probs_of, run
 
@@ -86,10 +94,16 @@ def test_the_split_needs_every_condition():
     assert not halves[~part].any()
     for changed in ({"min_separation_um": 3.0}, {"min_gain_fraction": 0.5},
                     {"min_peak_sd": 1e4}, {"min_peak_ratio": 0.99},
-                    {"min_excess_explained": 1.5}):
+                    {"min_excess_explained": 1.5}, {"min_delay_ms": 30.0},
+                    {"max_width_ratio": 1.0 - 1e-9}):
         rule = dataclasses.replace(RULE, **changed)
         assert split_pair(smoothed, part, sd, DT_MS, PX_UM, rule) is None, changed
     assert split_pair(smoothed, part, float("nan"), DT_MS, PX_UM, RULE) is None
+    # the second spark of the pair peaks 12 ms after the first, at a comparable width
+    fitted = features(fit_pair(smoothed, part, DT_MS, PX_UM), int(part.sum()), sd, DT_MS, PX_UM)
+    assert 8.0 < fitted["delay_ms"] < 16.0 and fitted["width_ratio"] < 1.5
+    assert split_pair(smoothed, part, sd, DT_MS, PX_UM,
+                      dataclasses.replace(RULE, min_delay_ms=5.0, max_width_ratio=2.0)) is not None
 
 
 def _smoothed(clean: np.ndarray, seed: int = 3) -> np.ndarray:
@@ -135,9 +149,10 @@ def test_the_fit_uses_the_exact_derivatives_of_its_shapes():
 def test_the_rule_choice_counts_each_fit_by_the_annotation_under_its_peaks():
     from offline.experiments.pair_splitting import rank, splits
 
-    def fit(label, gain, sep, peak_sd=20.0, ratio=0.8, excess=0.9):
+    def fit(label, gain, sep, peak_sd=20.0, ratio=0.8, excess=0.9, delay=12.0, width=1.2):
         return {"label": label, "gain_fraction": gain, "separation_um": sep,
-                "peak_sd": peak_sd, "peak_ratio": ratio, "excess_explained": excess}
+                "peak_sd": peak_sd, "peak_ratio": ratio, "excess_explained": excess,
+                "delay_ms": delay, "width_ratio": width}
 
     dev = [fit("two", 0.03, 1.5), fit("two", 0.02, 1.1), fit("same", 0.02, 0.7),
            fit("same", 0.005, 1.5), fit("other", 0.04, 1.3, peak_sd=3.0)]
@@ -152,3 +167,19 @@ def test_the_rule_choice_counts_each_fit_by_the_annotation_under_its_peaks():
     lumpy = dev + [fit("same", 0.03, 1.5, excess=0.4)]
     net, best, counts = rank({"development": dev, "development, template noise": lumpy})[0]
     assert net == 4 and best.min_excess_explained > 0.4
+
+
+def test_two_shapes_fitted_to_one_top_peak_together_and_a_delay_rule_keeps_them_whole():
+    """Two neighbours releasing at the same moment (or one wide spark) give two shapes that
+    peak together: no release triggered the other, and a rule asking a delay keeps them one."""
+    clean = (gaussian_spark(SHAPE, 60, 10.0, amp=1.5, tau_ms=25.0)
+             + gaussian_spark(SHAPE, 60, 12.0, amp=1.2, tau_ms=25.0))[:, None, :]
+    part = clean > 0.2
+    smoothed = _smoothed(clean)
+    sd = 0.08 / 4
+    fitted = features(fit_pair(smoothed, part, DT_MS, PX_UM), int(part.sum()), sd, DT_MS, PX_UM)
+    assert fitted["delay_ms"] < 3.0
+    rule = PairRule(0.0, min_separation_um=0.0, min_peak_sd=0.0, min_peak_ratio=0.0)
+    assert split_pair(smoothed, part, sd, DT_MS, PX_UM, rule) is not None  # the rest would
+    assert split_pair(smoothed, part, sd, DT_MS, PX_UM,
+                      dataclasses.replace(rule, min_delay_ms=5.0)) is None

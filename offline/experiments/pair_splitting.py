@@ -7,12 +7,14 @@ validation split, fits one and two spark shapes to every spark part the dip spli
 the annotation under its two shapes' peaks: **two** (two different annotated events: a
 merged pair or neighbours, a split would be right), **same** (one annotated event: a split
 would cut it), or **other** (a peak on background or an ignored pixel). For every rule of the
-grid (``min_gain_fraction`` × ``min_separation_um`` × ``min_peak_sd`` × ``min_peak_ratio``)
+grid (``min_gain_fraction`` × ``min_separation_um`` × ``min_peak_sd`` × ``min_peak_ratio`` ×
+``min_excess_explained`` × ``min_delay_ms`` × ``max_width_ratio``)
 it counts the fits it would split in each label on each generator and prints the rules with
 the largest development *two* − *same* − *other*; the first is the choice. Validation data
 only: the test seeds are never read. Confirm a choice on fresh recordings with ``castream
 evaluate``-style scores: ``--confirm '{"pair_split_min_gain_fraction": 0.015}' --offset 24
---n 48`` (one-to-one spark F1, the pairs matched once, the characterization errors).
+--n 48`` (one-to-one spark F1, the pairs matched once, the characterization errors; a
+JSON list scores several rules on the same recordings).
 
 ``--template-noise 0.1,0.3`` adds the same development recordings with single sparks that
 carry a recorded shape's noise (:mod:`offline.devsim.template_noise`), whose fits count in
@@ -27,6 +29,7 @@ import argparse
 import itertools
 import json
 import logging
+import math
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -50,7 +53,9 @@ GRID = {"min_gain_fraction": (0.0, 0.01, 0.015, 0.02, 0.03),
         "min_separation_um": (0.6, 0.8, 1.0, 1.2),
         "min_peak_sd": (5.0, 7.0, 10.0),
         "min_peak_ratio": (0.0, 0.3, 0.4),
-        "min_excess_explained": (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+        "min_excess_explained": (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+        "min_delay_ms": (0.0, 3.0, 5.0),
+        "max_width_ratio": (math.inf, 2.5, 2.0)}
 LABELS = ("two", "same", "other")
 
 
@@ -77,7 +82,8 @@ def part_fits(recording, model: Path) -> list[dict]:
                 continue
             peaks = [(region.first + region.slices[0].start + box[0].start + _peak_time(s),
                       region.slices[2].start + box[2].start + s[1]) for s in fit.shapes]
-            fits.append({**features(fit, int(mask.sum()), smoothed.noise_sd, self.pixel_um),
+            fits.append({**features(fit, int(mask.sum()), smoothed.noise_sd, self.dt_ms,
+                                    self.pixel_um),
                          "peaks": peaks})
         return parts
 
@@ -120,13 +126,15 @@ def rank(fits: dict[str, list[dict]]) -> list[tuple[int, PairRule, dict[str, Cou
     return rows
 
 
-def confirm(data: dict, overrides: dict) -> None:
+def confirm(data: dict, overrides: dict | list[dict]) -> None:
     """One-to-one and IoMin spark F1, pairs matched once and characterization errors with the
-    pair split off and with the tracker ``overrides`` (``pair_split_*``)."""
+    pair split off and with each of the tracker ``overrides`` (``pair_split_*``; one object or
+    a list of them)."""
     off = {"pair_split_min_gain_fraction": None}
+    rules = overrides if isinstance(overrides, list) else [overrides]
     with tempfile.TemporaryDirectory(prefix="castream-pairs-") as tmp:
         variants = (("pair split off", {"tracker": off}),
-                    (json.dumps(overrides), {"tracker": overrides}))
+                    *((json.dumps(rule), {"tracker": rule}) for rule in rules))
         for index, (label, patch) in enumerate(variants):
             model = patched(MODELS["linescan"], patch, Path(tmp), f"variant-{index}")
             for name, recordings in data.items():
@@ -150,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rank the fits of an earlier --dump instead of fitting")
     add_template_noise_argument(parser)
     parser.add_argument("--confirm", type=json.loads, default=None, metavar="JSON",
-                        help="tracker overrides to score against the shipped model instead")
+                        help="tracker overrides (an object, or a list of them) to score "
+                             "against the split off instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
