@@ -20,7 +20,7 @@ import numpy as np
 from acquisition.stream_kind import StreamKind
 
 from . import honesty, spark_size
-from .burst import DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
+from .burst import BudgetLimits, CharacterizationBudget, default_budget
 from .cellclass import CellClassifier, CellSummary, CellVote, classifier_trust
 from .characterize import characterize, locate
 from .detectors import Detector
@@ -99,7 +99,8 @@ class StreamAnalyzer:
     keep_labels : bool
         Keep final instance-label frames for :meth:`pop_labels` (``analyze`` writes them).
     budget : BudgetLimits, optional
-        Characterization budget (:mod:`engine.burst`); default per stream kind.
+        Characterization budget (:mod:`engine.burst`); default per stream kind, scaled
+        with the frame's extent (:func:`engine.burst.default_budget`).
     """
 
     def __init__(self, info: StreamInfo, detector: Detector,
@@ -108,8 +109,8 @@ class StreamAnalyzer:
         self.info = info
         self.detector = detector
         self.stats = AnalyzerStats()
-        self.budget = CharacterizationBudget(budget or DEFAULT_BUDGETS[info.stream_kind],
-                                             info.dt_ms, info.stream)
+        limits = budget or default_budget(info.stream_kind, info.frame_shape, info.pixel_um)
+        self.budget = CharacterizationBudget(limits, info.dt_ms, info.stream)
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
                                  **detector.preprocess)
         #: the ΔF/F0 frames, read by the tracker (the frames it finalizes and their context)

@@ -16,7 +16,8 @@ full characterizations, however many candidates it holds.
 Because the bucket runs on frame indices (an event's closing frame, which does not depend on
 how frames were chunked) and events close in id order, ``analyze`` and ``serve`` spend the
 budget on the same events. Recordings within the rate never touch it: their results are
-unchanged. Defaults (per stream kind; :data:`DEFAULT_BUDGETS`):
+unchanged. Defaults (per stream kind; :data:`DEFAULT_BUDGETS`), for a frame of the reference
+extent (:data:`REFERENCE_EXTENT_UM`: a 512-px line, a 64×512-px field, at 0.2 µm):
 
 ==========  ========  ===========  =================================================
 kind        capacity  rate (1/s)   why
@@ -24,11 +25,16 @@ kind        capacity  rate (1/s)   why
 line-scan   64        32           ≈ 5× a CPVT cell's spark rate on a 512-px line
 movie       256       128          ≈ 2× a CPVT cell's sparks + puffs on 64×512 px
 ==========  ========  ===========  =================================================
+
+A longer line or a larger field holds proportionally more sparks at the same rate per µm, so
+:func:`default_budget` scales both numbers with the frame's extent in µm (µm² for movies) over
+the reference one, never below the defaults: a 1,024-px line at 0.2 µm gets 128 and 64 per s.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from acquisition.stream_kind import StreamKind
@@ -51,6 +57,18 @@ DEFAULT_BUDGETS = {
     StreamKind.LINESCAN: BudgetLimits(capacity=64, rate_per_s=32),
     StreamKind.MOVIE: BudgetLimits(capacity=256, rate_per_s=128),
 }
+#: the frame extent the defaults are written for: µm of line, µm² of field (0.2-µm pixels)
+REFERENCE_EXTENT_UM = {StreamKind.LINESCAN: 512 * 0.2, StreamKind.MOVIE: 64 * 512 * 0.2**2}
+
+
+def default_budget(kind: StreamKind, frame_shape: tuple[int, ...],
+                   pixel_um: float) -> BudgetLimits:
+    """:data:`DEFAULT_BUDGETS` for ``kind`` scaled up with the frame's extent (``frame_shape``
+    pixels of ``pixel_um``) over :data:`REFERENCE_EXTENT_UM`; never below the defaults."""
+    extent = math.prod(frame_shape) * pixel_um ** len(frame_shape)
+    scale = max(1.0, extent / REFERENCE_EXTENT_UM[kind]) if extent > 0 else 1.0
+    base = DEFAULT_BUDGETS[kind]
+    return BudgetLimits(capacity=base.capacity * scale, rate_per_s=base.rate_per_s * scale)
 
 
 class CharacterizationBudget:

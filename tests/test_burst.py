@@ -11,7 +11,13 @@ import pytest
 
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
 from acquisition.stream_kind import StreamKind
-from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits, CharacterizationBudget
+from engine.burst import (
+    BURST_FLAG,
+    DEFAULT_BUDGETS,
+    BudgetLimits,
+    CharacterizationBudget,
+    default_budget,
+)
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
 from engine.serve import Server
 from engine.sinks import SinkSet
@@ -34,6 +40,37 @@ def test_budget_refills_with_data_time() -> None:
     assert budget.n_over == 2
 
 
+def test_the_default_budget_grows_with_the_extent_of_the_frame() -> None:
+    """A longer line (or larger field) holds more sparks at the same rate per µm; a shorter
+    one keeps the defaults."""
+    line = DEFAULT_BUDGETS[StreamKind.LINESCAN]
+    assert default_budget(StreamKind.LINESCAN, (512,), 0.2) == line
+    assert default_budget(StreamKind.LINESCAN, (256,), 0.2) == line
+    assert default_budget(StreamKind.LINESCAN, (1024,), 0.2) == BudgetLimits(
+        2 * line.capacity, 2 * line.rate_per_s)
+    assert default_budget(StreamKind.LINESCAN, (2048,), 0.05) == line  # the same 102 µm
+    field = DEFAULT_BUDGETS[StreamKind.MOVIE]
+    assert default_budget(StreamKind.MOVIE, (64, 512), 0.2) == field
+    assert default_budget(StreamKind.MOVIE, (128, 512), 0.2).rate_per_s == pytest.approx(
+        2 * field.rate_per_s)
+
+
+def test_a_long_line_spends_its_larger_budget() -> None:
+    """The same burst on a line twice the reference length: twice as many candidates are
+    characterized before the bucket runs dry."""
+    data, quiet = burst_linescan(n_sparks=300, n_pixels=1024, seed=2, quiet_lines=200,
+                                 after_lines=200)
+    events = analyze_array(data, StreamKind.LINESCAN, 0.2, DT_MS, detector="classical",
+                           blank=BLANK_COUNTS).events
+    seconds = len(data) * DT_MS / 1e3
+    characterized = sum(not _is_burst(e) for e in events)
+    reference = DEFAULT_BUDGETS[StreamKind.LINESCAN]
+    assert characterized > reference.capacity + reference.rate_per_s * seconds + 1
+    limits = default_budget(StreamKind.LINESCAN, (1024,), 0.2)
+    assert characterized <= limits.capacity + limits.rate_per_s * seconds + 1
+    assert any(_is_burst(e) for e in events)
+
+
 def _is_burst(event) -> bool:
     return BURST_FLAG in event.flags.split(";")
 
@@ -52,7 +89,7 @@ def test_burst_of_500_candidates_completes_and_is_flagged(burst) -> None:
     events = sink.events["bursty"]
     flagged = [e for e in events if _is_burst(e)]
     assert len(events) >= 500 and flagged
-    limits = DEFAULT_BUDGETS[StreamKind.LINESCAN]
+    limits = default_budget(StreamKind.LINESCAN, data.shape[1:], PIXEL_UM)
     characterized = len(events) - len(flagged)
     assert characterized <= limits.capacity + limits.rate_per_s * len(data) * DT_MS / 1e3 + 1
     for event in flagged:  # position and time, no parameters
