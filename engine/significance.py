@@ -205,10 +205,18 @@ def _crop(frame_map: np.ndarray, instance: Instance) -> np.ndarray:
 
 def _crop_noise(noise_map: np.ndarray, instance: Instance) -> np.ndarray:
     """The noise map under the instance's crop, shaped to broadcast over ``(t, y, x)``;
-    normalized to a median of 1 so that z stays in units of the crop's typical noise."""
+    normalized to a median of 1 so that z stays in units of the crop's typical noise. Where
+    most of the crop reads no noise at all (dark pixels of integer data whose frame differences
+    are mostly 0), the median of its noisy pixels is the unit instead; with none, the crop is
+    not weighted."""
     crop = _crop(noise_map, instance)[0]
-    crop = crop / float(np.median(crop))
-    return np.maximum(crop, 0.25)[None]
+    unit = float(np.median(crop))
+    if not unit > 0:
+        noisy = crop[np.isfinite(crop) & (crop > 0)]
+        if noisy.size == 0:
+            return np.ones_like(crop)[None]
+        unit = float(np.median(noisy))
+    return np.maximum(crop / unit, 0.25)[None]
 
 
 def _noise_sd(means: np.ndarray, background: np.ndarray, lag: int) -> float:

@@ -288,3 +288,20 @@ def test_significance_against_each_pixels_resting_level_drops_an_offset_column()
     assert z_column_rest < DEFAULT_MIN_SIGNIFICANCE
     assert z_spark_rest == pytest.approx(z_spark)
     assert z_spark > 2 * DEFAULT_MIN_SIGNIFICANCE
+
+
+def test_a_crop_whose_pixels_mostly_read_no_noise_is_still_tested():
+    """Dark pixels of integer data can read a noise of exactly 0 (their frame differences are
+    mostly 0); where they make up most of an event's crop, the noise map's weighting must not
+    divide by a zero median and leave the event untested."""
+    rng = np.random.default_rng(5)
+    clean = _spark(amplitude=1.5)
+    dff0 = clean + rng.normal(0, 0.2, clean.shape)
+    mask = clean > 0.2 * clean.max()
+    noise_map = np.zeros(clean.shape[1])
+    noise_map[40:80] = 0.2  # a third of the crop's columns read noise, the rest 0
+    z_weighted = significance(_instance(dff0, mask), PIXEL_UM, DT_MS, noise_map=noise_map)
+    assert math.isfinite(z_weighted) and z_weighted > DEFAULT_MIN_SIGNIFICANCE
+    z_blank = significance(_instance(dff0, mask), PIXEL_UM, DT_MS,
+                           noise_map=np.zeros(clean.shape[1]))
+    assert z_blank == pytest.approx(significance(_instance(dff0, mask), PIXEL_UM, DT_MS))
