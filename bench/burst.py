@@ -21,7 +21,7 @@ from machine import cpu_model  # bench/machine.py (the script's folder is on the
 from acquisition.simulate.burst import BLANK_COUNTS, burst_linescan
 from acquisition.stream_kind import StreamKind
 from engine.analyzer import StreamAnalyzer, StreamInfo
-from engine.burst import BURST_FLAG, DEFAULT_BUDGETS, BudgetLimits
+from engine.burst import BURST_FLAG, BudgetLimits, default_budget
 from engine.pipeline import DetectorFactory, EngineConfig
 
 PIXEL_UM, DT_MS = 0.14, 1.5
@@ -51,7 +51,8 @@ def main() -> None:
     burst_s = (data.shape[0] - quiet) * DT_MS / 1e3
     print(f"CPU: {cpu_model()}; burst block {data.shape[0] - quiet} lines ({burst_s:.1f} s of "
           f"data), {args.sparks} sparks, classical detector; best of {args.repeats}")
-    settings = {"default budget": DEFAULT_BUDGETS[StreamKind.LINESCAN],
+    settings = {"default budget": default_budget(StreamKind.LINESCAN, data.shape[1:],
+                                                 PIXEL_UM),
                 "no budget": BudgetLimits(capacity=math.inf, rate_per_s=math.inf)}
     print(f"{'setting':<16} {'block s':>8} {'events':>7} {'characterized':>14} {'burst':>6} "
           f"{'ms/event':>9}")

@@ -56,8 +56,8 @@ def test_the_default_budget_grows_with_the_extent_of_the_frame() -> None:
 
 
 def test_a_long_line_spends_its_larger_budget() -> None:
-    """The same burst on a line twice the reference length: twice as many candidates are
-    characterized before the bucket runs dry."""
+    """The same burst on a line twice the reference length: more candidates are characterized
+    than the reference budget allows, and no more than the line's own budget."""
     data, quiet = burst_linescan(n_sparks=300, n_pixels=1024, seed=2, quiet_lines=200,
                                  after_lines=200)
     events = analyze_array(data, StreamKind.LINESCAN, 0.2, DT_MS, detector="classical",
