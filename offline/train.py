@@ -188,6 +188,8 @@ class Trainer:
         self.model_config["architecture"] = arch.to_dict()
         self.model = UNet(arch).to(self.device)
         t = cfg.training
+        if t.get("init_from"):
+            self._init_from(Path(t["init_from"]))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(t.get("lr", 1e-3)),
                                           weight_decay=float(t.get("weight_decay", 0.0)))
         self.steps = int(t.get("steps", 1000))
@@ -199,6 +201,27 @@ class Trainer:
         self.stream = build_stream(cfg, self.model_config, "train")
         self.step = 0
         self.history: list[dict[str, float]] = []
+
+    def _init_from(self, model_path: Path) -> None:
+        """Start from the weights of the model directory ``model_path`` (fine-tuning): its
+        architecture must be this config's, or a one-line error says which weight differs."""
+        import torch
+        from safetensors.torch import load_file
+
+        from engine.models.model_dir import WEIGHTS_FILE
+
+        weights_path = model_path / WEIGHTS_FILE
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"training.init_from: no {WEIGHTS_FILE} in {model_path}")
+        weights = load_file(str(weights_path), device="cpu")
+        expected = self.model.state_dict()
+        for name, value in expected.items():
+            if name not in weights or tuple(weights[name].shape) != tuple(value.shape):
+                got = tuple(weights[name].shape) if name in weights else "missing"
+                raise ValueError(f"training.init_from: {model_path} does not fit this "
+                                 f"architecture ({name}: {got}, expected {tuple(value.shape)})")
+        self.model.load_state_dict({k: torch.as_tensor(weights[k]) for k in expected})
+        log.info("%s starts from the weights of %s", self.cfg.name, model_path)
 
     # ------------------------------------------------------------------ schedule / step
 
@@ -309,6 +332,8 @@ class Trainer:
         config["extra"] = {**config.get("extra", {}), "trained_by": {
             "command": f"castream train offline/configs/{self.cfg.name}.json",
             "seed": self.cfg.seed, "steps": self.step,
+            **({"init_from": str(self.cfg.training["init_from"])}
+               if self.cfg.training.get("init_from") else {}),
             **({"data": self.cfg.data} if self.cfg.data.get("folder") else {})}}
         metrics = {"training": {"config": self.cfg.name, "seed": self.cfg.seed, "steps": self.step,
                                 "final_loss": self.history[-1]["loss"] if self.history else None},

@@ -47,7 +47,6 @@ def test_train_resume_export_evaluate(tmp_path):
     report = export_onnx(out)
     assert report["passed"] and (out / "model.onnx").exists()
 
-    pytest.importorskip("engine.pipeline")
     from offline.datasets import SimulatedSource
     from offline.evaluate import evaluate
     from offline.evaluate_report import format_tables
@@ -66,6 +65,38 @@ def test_training_is_deterministic(tmp_path):
     a = train.train(config, out_dir=tmp_path / "a", steps=2)
     b = train.train(config, out_dir=tmp_path / "b", steps=2)
     assert (a / "weights.safetensors").read_bytes() == (b / "weights.safetensors").read_bytes()
+
+
+def test_fine_tuning_starts_from_a_model_directory(tmp_path):
+    """``training.init_from``: zero steps from a trained model give back its weights; a model
+    of another architecture is refused with the weight that differs."""
+    from safetensors.numpy import load_file
+
+    from offline import train
+
+    config = _tiny_config(tmp_path)
+    start = train.train(config, out_dir=tmp_path / "start", steps=2)
+    raw = json.loads(config.read_text())
+    raw["training"]["init_from"] = str(start)
+    tuned_config = tmp_path / "tuned.json"
+    tuned_config.write_text(json.dumps(raw))
+    tuned = train.train(tuned_config, out_dir=tmp_path / "tuned", steps=0)
+    a, b = load_file(str(start / "weights.safetensors")), load_file(str(tuned / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    fresh = train.train(config, out_dir=tmp_path / "fresh", steps=0)
+    c = load_file(str(fresh / "weights.safetensors"))
+    assert any(not np.array_equal(a[k], c[k]) for k in a)  # the start was not the seed's init
+    assert json.loads((tuned / "config.json").read_text())["extra"]["trained_by"]["init_from"] == str(start)
+
+    raw["model"]["architecture"]["base_channels"] = 8
+    wider = tmp_path / "wider.json"
+    wider.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="does not fit this architecture"):
+        train.train(wider, out_dir=tmp_path / "wider", steps=0)
+    raw["training"]["init_from"] = str(tmp_path / "nowhere")
+    wider.write_text(json.dumps(raw))
+    with pytest.raises(FileNotFoundError, match="no weights.safetensors"):
+        train.train(wider, out_dir=tmp_path / "nowhere_out", steps=0)
 
 
 def test_windows_are_split_by_recording():
