@@ -1,4 +1,5 @@
-"""Training losses: Lovász-softmax (Berman et al. 2018) + optional weighted cross-entropy.
+"""Training losses: Lovász-softmax (Berman et al. 2018) + optional weighted cross-entropy, and
+knowledge distillation from a teacher network's softened classes (Hinton et al. 2015).
 
 Pixels labelled ``ignore`` (4) and the frames at the start/end of a window that lack temporal
 context are excluded from both terms.
@@ -131,3 +132,24 @@ class SegmentationLoss(torch.nn.Module):
             loss = loss + self.ce_weight * weighted_cross_entropy(
                 logits, labels, self.class_weights, self.ignore, self.mask_frames)
         return loss
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 2.0,
+    ignore: int = IGNORE,
+    mask_frames: Sequence[int] = (0, 0),
+) -> torch.Tensor:
+    """Hinton et al. (2015): ``T² · KL(teacher_T ‖ student_T)`` per pixel, averaged over the
+    pixels the segmentation loss counts (``labels`` not ``ignore``, context frames out);
+    ``*_T`` are the class softmaxes of the logits divided by ``temperature``."""
+    valid = valid_mask(labels, ignore, mask_frames)
+    if not valid.any():
+        return student_logits.sum() * 0.0
+    t = float(temperature)
+    log_student = F.log_softmax(student_logits / t, dim=1)
+    log_teacher = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
+    return kl[valid].mean() * t * t

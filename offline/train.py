@@ -199,6 +199,7 @@ class Trainer:
                                         class_weights=loss_cfg.get("class_weights"),
                                         mask_frames=loss_mask_frames(cfg, self.model_config))
         self.stream = build_stream(cfg, self.model_config, "train")
+        self.teacher, self.distillation = self._teacher(t.get("distillation"))
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -223,6 +224,25 @@ class Trainer:
         self.model.load_state_dict({k: torch.as_tensor(weights[k]) for k in expected})
         log.info("%s starts from the weights of %s", self.cfg.name, model_path)
 
+    def _teacher(self, spec: Mapping[str, Any] | None) -> tuple[Any, dict[str, float]]:
+        """The frozen teacher network of ``training.distillation`` (``teacher``: a model
+        directory; ``weight`` of the distillation term, the segmentation loss getting
+        ``1 − weight``; ``temperature``), or ``(None, {})`` without one."""
+        if not spec:
+            return None, {}
+        from engine.models.model_dir import ModelDir
+
+        teacher = ModelDir.load(spec["teacher"]).build_network().to(self.device)
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
+        settings = {"weight": float(spec.get("weight", 0.5)),
+                    "temperature": float(spec.get("temperature", 2.0))}
+        if not 0.0 <= settings["weight"] <= 1.0 or settings["temperature"] <= 0:
+            raise ValueError(f"training.distillation: weight must lie in [0, 1] and temperature "
+                             f"be > 0, got {settings}")
+        log.info("%s learns from the teacher %s (%s)", self.cfg.name, spec["teacher"], settings)
+        return teacher.eval(), settings
+
     # ------------------------------------------------------------------ schedule / step
 
     def learning_rate(self, step: int) -> float:
@@ -242,8 +262,18 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         self.model.train()
-        logits = self.model(torch.from_numpy(x).to(self.device))
-        loss = self.loss_fn(logits, torch.from_numpy(y).to(self.device))
+        inputs, labels = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        logits = self.model(inputs)
+        loss = self.loss_fn(logits, labels)
+        if self.teacher is not None:
+            from offline.losses import distillation_loss
+
+            with torch.no_grad():
+                teacher_logits = self.teacher(inputs)
+            weight = self.distillation["weight"]
+            loss = (1.0 - weight) * loss + weight * distillation_loss(
+                logits, teacher_logits, labels, self.distillation["temperature"],
+                mask_frames=self.loss_fn.mask_frames)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -334,6 +364,8 @@ class Trainer:
             "seed": self.cfg.seed, "steps": self.step,
             **({"init_from": str(self.cfg.training["init_from"])}
                if self.cfg.training.get("init_from") else {}),
+            **({"distillation": dict(self.cfg.training["distillation"])}
+               if self.cfg.training.get("distillation") else {}),
             **({"data": self.cfg.data} if self.cfg.data.get("folder") else {})}}
         metrics = {"training": {"config": self.cfg.name, "seed": self.cfg.seed, "steps": self.step,
                                 "final_loss": self.history[-1]["loss"] if self.history else None},

@@ -1,8 +1,13 @@
-"""Lovász-softmax with the ignore label and masked context frames."""
+"""Lovász-softmax with the ignore label and masked context frames; distillation."""
 
 import torch
 
-from offline.losses import SegmentationLoss, lovasz_softmax, weighted_cross_entropy
+from offline.losses import (
+    SegmentationLoss,
+    distillation_loss,
+    lovasz_softmax,
+    weighted_cross_entropy,
+)
 
 
 def _perfect_logits(labels: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
@@ -48,3 +53,21 @@ def test_all_ignored_gives_zero():
     logits = torch.randn(1, 4, 4, 4, requires_grad=True)
     loss = SegmentationLoss(ce_weight=1.0)(logits, labels)
     assert float(loss.detach()) == 0.0
+
+
+def test_distillation_is_zero_on_the_teacher_and_counts_only_valid_pixels():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 4, (2, 16, 8))
+    teacher = torch.randn(2, 4, 16, 8)
+    assert float(distillation_loss(teacher.clone(), teacher, labels)) < 1e-6
+    student = teacher.clone()
+    student[:, :, :4] = torch.randn(2, 4, 4, 8)
+    assert float(distillation_loss(student, teacher, labels)) > 0.01
+    ignored = labels.clone()
+    ignored[:, :4] = 4  # the differing frames ignored ...
+    assert float(distillation_loss(student, teacher, ignored)) < 1e-6
+    # ... or masked as context frames
+    assert float(distillation_loss(student, teacher, labels, mask_frames=(4, 0))) < 1e-6
+    student.requires_grad_(True)
+    distillation_loss(student, teacher, labels, temperature=3.0).backward()
+    assert student.grad is not None and float(student.grad.abs().sum()) > 0

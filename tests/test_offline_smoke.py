@@ -99,6 +99,30 @@ def test_fine_tuning_starts_from_a_model_directory(tmp_path):
         train.train(wider, out_dir=tmp_path / "nowhere_out", steps=0)
 
 
+def test_a_student_learns_from_a_teacher(tmp_path):
+    """``training.distillation``: a narrower student trains against a teacher model directory
+    (its record says which), the loss moves, and a bad weight is refused."""
+    from offline import train
+
+    config = _tiny_config(tmp_path)
+    teacher = train.train(config, out_dir=tmp_path / "teacher", steps=2)
+    raw = json.loads(config.read_text())
+    raw["model"]["architecture"]["base_channels"] = 2
+    raw["training"]["distillation"] = {"teacher": str(teacher), "weight": 0.7}
+    student_config = tmp_path / "student.json"
+    student_config.write_text(json.dumps(raw))
+    student = train.train(student_config, out_dir=tmp_path / "student", steps=4)
+    record = json.loads((student / "config.json").read_text())["extra"]["trained_by"]
+    assert record["distillation"] == {"teacher": str(teacher), "weight": 0.7}
+    log = json.loads((student / "training" / "log.json").read_text())
+    assert len(log) == 2 and all(np.isfinite(row["loss"]) and row["loss"] > 0 for row in log)
+
+    raw["training"]["distillation"]["weight"] = 1.5
+    student_config.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="weight must lie in"):
+        train.train(student_config, out_dir=tmp_path / "bad", steps=1)
+
+
 def test_windows_are_split_by_recording():
     from offline.datasets import SimulatedSource
 
