@@ -189,7 +189,7 @@ class Trainer:
         self.model = UNet(arch).to(self.device)
         t = cfg.training
         if t.get("init_from"):
-            self._init_from(Path(t["init_from"]))
+            self._init_from(Path(t["init_from"]), arch)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(t.get("lr", 1e-3)),
                                           weight_decay=float(t.get("weight_decay", 0.0)))
         self.steps = int(t.get("steps", 1000))
@@ -199,32 +199,27 @@ class Trainer:
                                         class_weights=loss_cfg.get("class_weights"),
                                         mask_frames=loss_mask_frames(cfg, self.model_config))
         self.stream = build_stream(cfg, self.model_config, "train")
-        self.teacher, self.distillation = self._teacher(t.get("distillation"))
+        self.teacher, self.distillation = self._teacher(t.get("distillation"), arch)
         self.step = 0
         self.history: list[dict[str, float]] = []
 
-    def _init_from(self, model_path: Path) -> None:
-        """Start from the weights of the model directory ``model_path`` (fine-tuning): its
-        architecture must be this config's, or a one-line error says which weight differs."""
-        import torch
-        from safetensors.torch import load_file
+    def _init_from(self, model_path: Path, architecture: Any) -> None:
+        """Start from the weights of the model directory ``model_path`` (fine-tuning), loaded
+        and checked as the engine loads a model; its architecture must be this config's."""
+        from engine.models.model_dir import ModelDir
 
-        from engine.models.model_dir import WEIGHTS_FILE
-
-        weights_path = model_path / WEIGHTS_FILE
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"training.init_from: no {WEIGHTS_FILE} in {model_path}")
-        weights = load_file(str(weights_path), device="cpu")
-        expected = self.model.state_dict()
-        for name, value in expected.items():
-            if name not in weights or tuple(weights[name].shape) != tuple(value.shape):
-                got = tuple(weights[name].shape) if name in weights else "missing"
-                raise ValueError(f"training.init_from: {model_path} does not fit this "
-                                 f"architecture ({name}: {got}, expected {tuple(value.shape)})")
-        self.model.load_state_dict({k: torch.as_tensor(weights[k]) for k in expected})
+        start = ModelDir.load(model_path)
+        if start.config.architecture != architecture:
+            got, want = start.config.architecture.to_dict(), architecture.to_dict()
+            differ = ", ".join(f"{k} {got.get(k)} instead of {want.get(k)}"
+                               for k in want if got.get(k) != want.get(k))
+            raise ValueError(f"training.init_from: {model_path} does not fit this "
+                             f"architecture ({differ})")
+        self.model.load_state_dict(start.build_network().state_dict())
         log.info("%s starts from the weights of %s", self.cfg.name, model_path)
 
-    def _teacher(self, spec: Mapping[str, Any] | None) -> tuple[Any, dict[str, float]]:
+    def _teacher(self, spec: Mapping[str, Any] | None,
+                 architecture: Any) -> tuple[Any, dict[str, float]]:
         """The frozen teacher network of ``training.distillation`` (``teacher``: a model
         directory; ``weight`` of the distillation term, the segmentation loss getting
         ``1 − weight``; ``temperature``), or ``(None, {})`` without one."""
@@ -232,7 +227,13 @@ class Trainer:
             return None, {}
         from engine.models.model_dir import ModelDir
 
-        teacher = ModelDir.load(spec["teacher"]).build_network().to(self.device)
+        model = ModelDir.load(spec["teacher"])
+        taught = (model.config.architecture.ndim, model.config.architecture.n_classes)
+        if taught != (architecture.ndim, architecture.n_classes):
+            raise ValueError(f"training.distillation: the teacher {spec['teacher']} has "
+                             f"{taught[0]}-D input and {taught[1]} classes, the student "
+                             f"{architecture.ndim}-D and {architecture.n_classes}")
+        teacher = model.build_network().to(self.device)
         for parameter in teacher.parameters():
             parameter.requires_grad_(False)
         settings = {"weight": float(spec.get("weight", 0.5)),

@@ -2,6 +2,7 @@
 and evaluate it through the streaming engine (fast; part of the default suite)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,7 @@ def test_fine_tuning_starts_from_a_model_directory(tmp_path):
     of another architecture is refused with the weight that differs."""
     from safetensors.numpy import load_file
 
+    from engine.models.json_files import ModelDirError
     from offline import train
 
     config = _tiny_config(tmp_path)
@@ -95,7 +97,7 @@ def test_fine_tuning_starts_from_a_model_directory(tmp_path):
         train.train(wider, out_dir=tmp_path / "wider", steps=0)
     raw["training"]["init_from"] = str(tmp_path / "nowhere")
     wider.write_text(json.dumps(raw))
-    with pytest.raises(FileNotFoundError, match="no weights.safetensors"):
+    with pytest.raises(ModelDirError, match="does not exist"):
         train.train(wider, out_dir=tmp_path / "nowhere_out", steps=0)
 
 
@@ -121,6 +123,11 @@ def test_a_student_learns_from_a_teacher(tmp_path):
     student_config.write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="weight must lie in"):
         train.train(student_config, out_dir=tmp_path / "bad", steps=1)
+    movie = Path(__file__).resolve().parents[1] / "engine/models/default/movie"
+    raw["training"]["distillation"] = {"teacher": str(movie)}
+    student_config.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="has 3-D input and 4 classes, the student 2-D"):
+        train.train(student_config, out_dir=tmp_path / "movie_teacher", steps=1)
 
 
 def test_windows_are_split_by_recording():
