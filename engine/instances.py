@@ -98,6 +98,15 @@ class TrackerConfig:
     #: ``pair_split_max_width_ratio`` times (None: not tested)
     pair_split_min_delay_ms: float = PairRule.min_delay_ms
     pair_split_max_width_ratio: float | None = None
+    #: None: no second rule. A number: a piece the rule above keeps whole is also split where
+    #: its lower shape peaks at least this many noise SDs high and the stricter
+    #: ``pair_split_faint_*`` conditions hold (centres, misfit explained, delay, widths; the
+    #: gain and the peak ratio as above): a faint pair needs more evidence of being two
+    pair_split_faint_min_peak_sd: float | None = None
+    pair_split_faint_min_separation_um: float = 1.0
+    pair_split_faint_min_excess_explained: float = 0.7
+    pair_split_faint_min_delay_ms: float = 10.0
+    pair_split_faint_max_width_ratio: float = 1.5
     #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
     #: life reaches this many µm travelled like a wave and is named wave (the class rules name
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell

@@ -32,6 +32,11 @@ around its own peak -- when all of these hold (:class:`PairRule`):
 * neither shape is more than ``max_width_ratio`` times as wide as the other at its peak (two
   sparks seen through the same optics have comparable widths; a lump in a spark's decay or
   the background under it is fitted by a much narrower or much wider shape).
+
+A model may give a second, stricter rule for *faint* pairs (:func:`split_pair` takes several
+rules; a piece is split when any accepts it): a lower peak only a few noise SDs high is
+accepted where the two shapes lie further apart, peak longer apart, have closer widths and the
+second explains more of the misfit (``pair_split_faint_*``, :class:`engine.instances.TrackerConfig`).
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ class PairFit:
 
 
 def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: float,
-               pixel_um: float, rule: PairRule) -> np.ndarray | None:
+               pixel_um: float, rule: PairRule | tuple[PairRule, ...]) -> np.ndarray | None:
     """Labels 1 and 2 of the two sparks in ``part`` (0 elsewhere), or None to keep it whole.
 
     Parameters
@@ -122,14 +127,18 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
         Noise SD of the smoothed ΔF/F0 (NaN or ≤ 0: no split).
     dt_ms, pixel_um : float
         Sampling.
-    rule : PairRule
-        The conditions of the module docstring.
+    rule : PairRule or tuple of PairRule
+        The conditions of the module docstring; with several, the piece is split when any
+        of them accepts the fit.
     """
-    if not (noise_sd > 0):
+    rules = (rule,) if isinstance(rule, PairRule) else tuple(rule)
+    if not (noise_sd > 0) or not rules:
         return None
-    fit = fit_pair(values, part, dt_ms, pixel_um, rule.min_gain_fraction)
-    if fit is None or not rule.accepts(features(fit, int(part.sum()), noise_sd, dt_ms,
-                                                 pixel_um)):
+    fit = fit_pair(values, part, dt_ms, pixel_um, min(r.min_gain_fraction for r in rules))
+    if fit is None:
+        return None
+    fitted = features(fit, int(part.sum()), noise_sd, dt_ms, pixel_um)
+    if not any(r.accepts(fitted) for r in rules):
         return None
     return _labels(fit.shapes, part)
 

@@ -187,11 +187,7 @@ class RegionInstances:
         cfg = self.config
         if cfg.pair_split_min_gain_fraction is None or not self.stream_kind.is_linescan:
             return parts
-        rule = PairRule(cfg.pair_split_min_gain_fraction, cfg.pair_split_min_separation_um,
-                        cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio,
-                        cfg.pair_split_min_excess_explained, cfg.pair_split_min_delay_ms,
-                        math.inf if cfg.pair_split_max_width_ratio is None
-                        else cfg.pair_split_max_width_ratio)
+        rule = pair_rules(cfg)
         values = smoothed.values[smoothed.inner]
         out = np.zeros_like(parts)
         n = 0
@@ -257,3 +253,22 @@ def _smoothed_noise_sd(smoothed: np.ndarray, inner: tuple[slice, ...],
     if values.size < 20:
         return math.nan
     return float(1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(2.0))
+
+
+def pair_rules(cfg: TrackerConfig) -> tuple[PairRule, ...]:
+    """The pair split's rules of a tracker configuration (``pair_split_*``; the second, for
+    faint pairs, where ``pair_split_faint_min_peak_sd`` is set); none when the split is off."""
+    if cfg.pair_split_min_gain_fraction is None:
+        return ()
+    rule = PairRule(cfg.pair_split_min_gain_fraction, cfg.pair_split_min_separation_um,
+                    cfg.pair_split_min_peak_sd, cfg.pair_split_min_peak_ratio,
+                    cfg.pair_split_min_excess_explained, cfg.pair_split_min_delay_ms,
+                    math.inf if cfg.pair_split_max_width_ratio is None
+                    else cfg.pair_split_max_width_ratio)
+    if cfg.pair_split_faint_min_peak_sd is None:
+        return (rule,)
+    faint = PairRule(rule.min_gain_fraction, cfg.pair_split_faint_min_separation_um,
+                     cfg.pair_split_faint_min_peak_sd, rule.min_peak_ratio,
+                     cfg.pair_split_faint_min_excess_explained,
+                     cfg.pair_split_faint_min_delay_ms, cfg.pair_split_faint_max_width_ratio)
+    return (rule, faint)

@@ -183,3 +183,43 @@ def test_two_shapes_fitted_to_one_top_peak_together_and_a_delay_rule_keeps_them_
     assert split_pair(smoothed, part, sd, DT_MS, PX_UM, rule) is not None  # the rest would
     assert split_pair(smoothed, part, sd, DT_MS, PX_UM,
                       dataclasses.replace(rule, min_delay_ms=5.0)) is None
+
+
+def test_a_second_rule_for_faint_pairs_splits_what_the_first_keeps_whole():
+    """``pair_split_faint_*``: the first rule asks more of the lower peak than this pair has;
+    the faint rule accepts it on its stricter other conditions, and only where it is set."""
+    from engine.region_instances import pair_rules
+
+    clean = _pair()
+    noisy = clean + _noise()
+    strict = dict(PAIR_SPLIT, pair_split_min_peak_sd=1e4)  # no lower peak is that high
+    assert len(_events(noisy, clean, **strict)) == 1
+    faint = dict(strict, pair_split_faint_min_peak_sd=5.0)
+    assert len(_events(noisy, clean, **faint)) == 2
+    # the faint rule's own conditions hold it back too: the pair peaks 12 ms apart
+    assert len(_events(noisy, clean, **faint, pair_split_faint_min_delay_ms=20.0)) == 1
+    config = dataclasses.replace(FRAMES, **faint)
+    first, second = pair_rules(config)
+    assert (first.min_peak_sd, second.min_peak_sd) == (1e4, 5.0)
+    assert (second.min_gain_fraction, second.min_peak_ratio) == (0.015, first.min_peak_ratio)
+    assert len(pair_rules(dataclasses.replace(FRAMES, **strict))) == 1
+    assert pair_rules(FRAMES) == ()  # the split off
+
+
+def test_the_faint_rule_choice_counts_what_either_rule_splits():
+    from offline.experiments.pair_splitting import rank_faint, splits
+
+    def fit(label, peak_sd, delay=12.0, width=1.2, excess=0.9, sep=1.5):
+        return {"label": label, "gain_fraction": 0.05, "separation_um": sep,
+                "peak_sd": peak_sd, "peak_ratio": 0.8, "excess_explained": excess,
+                "delay_ms": delay, "width_ratio": width}
+
+    first = PairRule(0.015, min_separation_um=0.6, min_peak_sd=10.0, min_delay_ms=5.0,
+                     max_width_ratio=2.0)
+    dev = [fit("two", 20.0), fit("two", 7.0), fit("two", 6.5, delay=11.0),
+           fit("same", 7.5, delay=6.0), fit("other", 6.0, width=1.8)]
+    assert splits(dev, first) == {"two": 1}
+    net, best, counts = rank_faint({"development": dev, "simulator": []}, first)[0]
+    assert net == 3 and counts["development"] == {"two": 3}
+    assert best.min_peak_sd <= 6.5 and best.min_delay_ms > 6.0 and best.max_width_ratio < 1.8
+    assert (best.min_gain_fraction, best.min_peak_ratio) == (0.015, first.min_peak_ratio)

@@ -16,6 +16,10 @@ evaluate``-style scores: ``--confirm '{"pair_split_min_gain_fraction": 0.015}' -
 --n 48`` (one-to-one spark F1, the pairs matched once, the characterization errors; a
 JSON list scores several rules on the same recordings).
 
+``--faint`` ranks instead a *second* rule for faint pairs on top of the model's own
+(``pair_split_faint_*``: a piece either rule accepts is split; grid :data:`FAINT_GRID`, the
+gain and the peak ratio are the first rule's), the same net and ties.
+
 ``--template-noise 0.1,0.3`` adds the same development recordings with single sparks that
 carry a recorded shape's noise (:mod:`offline.devsim.template_noise`), whose fits count in
 the net too: a rule must not cut lumpy single sparks. The shipped rule was chosen that way
@@ -57,6 +61,12 @@ GRID = {"min_gain_fraction": (0.0, 0.01, 0.015, 0.02, 0.03),
         "min_delay_ms": (0.0, 3.0, 5.0),
         "max_width_ratio": (math.inf, 2.5, 2.0)}
 LABELS = ("two", "same", "other")
+#: the second rule's grid (``--faint``): fainter lower peaks, stricter other conditions
+FAINT_GRID = {"min_separation_um": (0.6, 0.8, 1.0),
+              "min_peak_sd": (5.0, 6.0, 7.0, 8.0),
+              "min_excess_explained": (0.6, 0.7, 0.8, 0.9),
+              "min_delay_ms": (5.0, 8.0, 10.0),
+              "max_width_ratio": (2.0, 1.5)}
 
 
 def part_fits(recording, model: Path) -> list[dict]:
@@ -104,9 +114,23 @@ def part_fits(recording, model: Path) -> list[dict]:
     return fits
 
 
-def splits(fits: list[dict], rule: PairRule) -> Counter:
-    """How many fits of each label ``rule`` would split."""
-    return Counter(f["label"] for f in fits if rule.accepts(f))
+def splits(fits: list[dict], rule: PairRule | tuple[PairRule, ...]) -> Counter:
+    """How many fits of each label ``rule`` (or any of several rules) would split."""
+    rules = (rule,) if isinstance(rule, PairRule) else rule
+    return Counter(f["label"] for f in fits if any(r.accepts(f) for r in rules))
+
+
+def _ranked(candidates, fits: dict[str, list[dict]], first: PairRule | None = None):
+    rows = []
+    for rule in candidates:
+        counts = {name: splits(f, rule if first is None else (first, rule))
+                  for name, f in fits.items()}
+        net = sum(c["two"] - c["same"] - c["other"] for name, c in counts.items()
+                  if name.startswith("development"))
+        rows.append((net, rule, counts))
+    rows.sort(key=lambda r: (-r[0], sum(r[2]["development"].values()),
+                             *(-v for v in vars(r[1]).values())))
+    return rows
 
 
 def rank(fits: dict[str, list[dict]]) -> list[tuple[int, PairRule, dict[str, Counter]]]:
@@ -114,16 +138,28 @@ def rank(fits: dict[str, list[dict]]) -> list[tuple[int, PairRule, dict[str, Cou
     (ties: the stricter rule, fewer splits). The net sums *two* − *same* − *other* over the
     development sets (with ``--template-noise``, the same recordings with lumpy single sparks
     too)."""
-    rows = []
-    for values in itertools.product(*GRID.values()):
-        rule = PairRule(**dict(zip(GRID, values, strict=True)))
-        counts = {name: splits(f, rule) for name, f in fits.items()}
-        net = sum(c["two"] - c["same"] - c["other"] for name, c in counts.items()
-                  if name.startswith("development"))
-        rows.append((net, rule, counts))
-    rows.sort(key=lambda r: (-r[0], sum(r[2]["development"].values()),
-                             *(-v for v in vars(r[1]).values())))
-    return rows
+    return _ranked((PairRule(**dict(zip(GRID, values, strict=True)))
+                    for values in itertools.product(*GRID.values())), fits)
+
+
+def rank_faint(fits: dict[str, list[dict]],
+               first: PairRule) -> list[tuple[int, PairRule, dict[str, Counter]]]:
+    """Every second rule of :data:`FAINT_GRID` (the gain and peak ratio of ``first``) with
+    the counts of ``first`` or it splitting, best development net first, as :func:`rank`."""
+    return _ranked((PairRule(first.min_gain_fraction, min_peak_ratio=first.min_peak_ratio,
+                             **dict(zip(FAINT_GRID, values, strict=True)))
+                    for values in itertools.product(*FAINT_GRID.values())), fits, first)
+
+
+def shipped_rule() -> PairRule:
+    """The first pair rule of the packaged accurate line-scan model's hybrid tracker."""
+    from engine.models.postprocess_file import PostprocessParams
+    from engine.region_instances import pair_rules
+
+    rules = pair_rules(PostprocessParams.load(MODELS["linescan"]).tracker_for("hybrid"))
+    if not rules:
+        raise SystemExit(f"{MODELS['linescan']}: the pair split is off")
+    return rules[0]
 
 
 def confirm(data: dict, overrides: dict | list[dict]) -> None:
@@ -157,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", default="", metavar="JSON",
                         help="rank the fits of an earlier --dump instead of fitting")
     add_template_noise_argument(parser)
+    parser.add_argument("--faint", action="store_true",
+                        help="rank a second rule for faint pairs on top of the model's own")
     parser.add_argument("--confirm", type=json.loads, default=None, metavar="JSON",
                         help="tracker overrides (an object, or a list of them) to score "
                              "against the split off instead")
@@ -177,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, f in fits.items():
         log.info("%s: %d spark parts fitted, %s", name, len(f),
                  dict(Counter(x["label"] for x in f)))
-    for net, rule, counts in rank(fits)[: args.top]:
+    ranked = rank_faint(fits, shipped_rule()) if args.faint else rank(fits)
+    for net, rule, counts in ranked[: args.top]:
         log.info("net %+d  %s  %s", net, rule,
                  "; ".join(f"{name}: " + ", ".join(f"{k} {c[k]}" for k in LABELS)
                            for name, c in counts.items()))
