@@ -107,6 +107,10 @@ class TrackerConfig:
     pair_split_faint_min_excess_explained: float = 0.7
     pair_split_faint_min_delay_ms: float = 10.0
     pair_split_faint_max_width_ratio: float = 1.5
+    #: None: each spark of a split pair is characterized on the ΔF/F0 both share. A number:
+    #: on the ΔF/F0 less this fraction of the other spark's fitted shape (deblending: the
+    #: neighbour's top otherwise holds the profile's peak and stretches the rise)
+    pair_split_deblend_fraction: float | None = None
     #: None: a region named puff stays a puff. A number: a puff whose extent over its whole
     #: life reaches this many µm travelled like a wave and is named wave (the class rules name
     #: a wave only by a front this wide within one frame, which a wave crossing a narrow cell

@@ -131,6 +131,15 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
         The conditions of the module docstring; with several, the piece is split when any
         of them accepts the fit.
     """
+    split = split_pair_shapes(values, part, noise_sd, dt_ms, pixel_um, rule)
+    return None if split is None else split[0]
+
+
+def split_pair_shapes(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: float,
+                      pixel_um: float, rule: PairRule | tuple[PairRule, ...]
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`split_pair`'s labels and the fitted shapes, ``(2, 7)``, row ``k`` the shape of
+    label ``k + 1`` (for :func:`shape_values`); None to keep the piece whole."""
     rules = (rule,) if isinstance(rule, PairRule) else tuple(rule)
     if not (noise_sd > 0) or not rules:
         return None
@@ -140,7 +149,18 @@ def split_pair(values: np.ndarray, part: np.ndarray, noise_sd: float, dt_ms: flo
     fitted = features(fit, int(part.sum()), noise_sd, dt_ms, pixel_um)
     if not any(r.accepts(fitted) for r in rules):
         return None
-    return _labels(fit.shapes, part)
+    labels = _labels(fit.shapes, part)
+    if labels is None:
+        return None
+    first = int(labels[_peak_index(fit.shapes[0])])
+    return labels, fit.shapes if first == 1 else fit.shapes[::-1].copy()
+
+
+def shape_values(shape: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One fitted spark shape (a row of :func:`split_pair_shapes`) at samples ``t`` and pixels
+    ``x`` of the piece's box (any broadcastable arrays; 0 before its onset)."""
+    return _shape(np.asarray(shape, np.float64), np.asarray(t, np.float64),
+                  np.asarray(x, np.float64))
 
 
 def features(fit: PairFit, n_pixels: int, noise_sd: float, dt_ms: float,
@@ -340,8 +360,7 @@ def _labels(shapes: np.ndarray, part: np.ndarray) -> np.ndarray | None:
     labels = np.where(part, owner, 0).astype(np.int32)
     peaks = []
     for shape in shapes:
-        ti = int(round(_peak_time(shape)))
-        xi = int(round(shape[1]))
+        ti, _, xi = _peak_index(shape)
         if not (0 <= ti < part.shape[0] and 0 <= xi < part.shape[2] and part[ti, 0, xi]):
             return None
         peaks.append((ti, 0, xi))
@@ -356,3 +375,8 @@ def _labels(shapes: np.ndarray, part: np.ndarray) -> np.ndarray | None:
     if stray.any():  # cut off from its own peak: to the other label
         out[stray] = 3 - labels[stray]
     return out
+
+
+def _peak_index(shape: np.ndarray) -> tuple[int, int, int]:
+    """The ``(t, 0, x)`` sample nearest a shape's peak."""
+    return int(round(_peak_time(shape))), 0, int(round(shape[1]))

@@ -43,7 +43,7 @@ from engine.instances import (
     smooth_dff0,
     split_sparks,
 )
-from engine.pair_split import PairRule, split_pair
+from engine.pair_split import PairRule, shape_values, split_pair_shapes
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ class RegionInstances:
                                     linescan)
         out = []
         for piece_index, piece, kind, floor in self._named(pieces, smoothed):
-            parts = (self._split_pairs(smoothed, self._split(smoothed, piece))
+            partners: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+            parts = (self._split_pairs(smoothed, self._split(smoothed, piece), partners)
                      if kind == "spark" else piece.astype(np.int32))
             channel = EVENT_CLASSES.index(CLASS_IDS[kind])
             for part, part_slices in enumerate(ndimage.find_objects(parts), start=1):
@@ -108,7 +109,9 @@ class RegionInstances:
                 )
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (region.closing_frame, *origin, piece_index, part)
-                out.append(Instance(named, score, mask, origin, context, context_origin,
+                own = (self._deblended(context, *partners[part]) if part in partners
+                       else context)
+                out.append(Instance(named, score, mask, origin, own, context_origin,
                                     self.stream_kind.axes, sort_key=key, min_significance=floor))
         return out
 
@@ -180,14 +183,19 @@ class RegionInstances:
         return split_sparks(smoothed.values[smoothed.inner], pixels, min_frames, min_px,
                             self.stream_kind.is_linescan, min_dip)
 
-    def _split_pairs(self, smoothed: _SmoothedContext, parts: np.ndarray) -> np.ndarray:
+    def _split_pairs(self, smoothed: _SmoothedContext, parts: np.ndarray,
+                     partners: dict[int, tuple[np.ndarray, tuple[int, int]]] | None = None
+                     ) -> np.ndarray:
         """Each line-scan spark part cut in two where two spark shapes explain it much better
         than one (:func:`engine.pair_split.split_pair`, ``pair_split_*``) and both halves pass
-        the spark size filter; relabelled 1… in part order."""
+        the spark size filter; relabelled 1… in part order. With ``pair_split_deblend_fraction``,
+        ``partners`` receives, for each half, the other half's fitted shape and where its
+        box starts in the context (frame, pixel)."""
         cfg = self.config
         if cfg.pair_split_min_gain_fraction is None or not self.stream_kind.is_linescan:
             return parts
         rule = pair_rules(cfg)
+        deblend = partners is not None and cfg.pair_split_deblend_fraction is not None
         values = smoothed.values[smoothed.inner]
         out = np.zeros_like(parts)
         n = 0
@@ -195,18 +203,32 @@ class RegionInstances:
             if part_slices is None:
                 continue
             mask = parts[part_slices] == part
-            halves = split_pair(values[part_slices], mask, smoothed.noise_sd, self.dt_ms,
-                                self.pixel_um, rule)
+            split = split_pair_shapes(values[part_slices], mask, smoothed.noise_sd, self.dt_ms,
+                                      self.pixel_um, rule)
+            halves, shapes = split if split is not None else (None, None)
             if halves is None or not all(
                     passes_size_filter("spark", halves == h, self.pixel_um, self.dt_ms, cfg,
                                        linescan=True) for h in (1, 2)):
-                halves = mask.astype(np.int32)
+                halves, shapes = mask.astype(np.int32), None
             view = out[part_slices]
+            box = (smoothed.inner[0].start + part_slices[0].start,
+                   smoothed.inner[2].start + part_slices[2].start)
             for h in (1, 2):
                 if (halves == h).any():
                     n += 1
                     view[halves == h] = n
+                    if deblend and shapes is not None:
+                        partners[n] = (shapes[2 - h], box)
         return out
+
+    def _deblended(self, context: np.ndarray, partner: np.ndarray,
+                   box: tuple[int, int]) -> np.ndarray:
+        """``context`` less ``pair_split_deblend_fraction`` of the other half's fitted shape
+        (a split pair's spark measured on its own signal, not on its neighbour's too)."""
+        t = np.arange(context.shape[0], dtype=np.float64)[:, None, None] - box[0]
+        x = np.arange(context.shape[2], dtype=np.float64)[None, None, :] - box[1]
+        neighbour = self.config.pair_split_deblend_fraction * shape_values(partner, t, x)
+        return (context - neighbour).astype(context.dtype)
 
 
 class _SmoothedContext:
