@@ -184,18 +184,17 @@ class RegionInstances:
                             self.stream_kind.is_linescan, min_dip)
 
     def _split_pairs(self, smoothed: _SmoothedContext, parts: np.ndarray,
-                     partners: dict[int, tuple[np.ndarray, tuple[int, int]]] | None = None
-                     ) -> np.ndarray:
+                     partners: dict[int, tuple[np.ndarray, tuple[int, int]]]) -> np.ndarray:
         """Each line-scan spark part cut in two where two spark shapes explain it much better
         than one (:func:`engine.pair_split.split_pair`, ``pair_split_*``) and both halves pass
         the spark size filter; relabelled 1… in part order. With ``pair_split_deblend_fraction``,
         ``partners`` receives, for each half, the other half's fitted shape and where its
         box starts in the context (frame, pixel)."""
         cfg = self.config
-        if cfg.pair_split_min_gain_fraction is None or not self.stream_kind.is_linescan:
+        rules = pair_rules(cfg)
+        if not rules or not self.stream_kind.is_linescan:
             return parts
-        rule = pair_rules(cfg)
-        deblend = partners is not None and cfg.pair_split_deblend_fraction is not None
+        deblend = cfg.pair_split_deblend_fraction is not None
         values = smoothed.values[smoothed.inner]
         out = np.zeros_like(parts)
         n = 0
@@ -204,7 +203,7 @@ class RegionInstances:
                 continue
             mask = parts[part_slices] == part
             split = split_pair_shapes(values[part_slices], mask, smoothed.noise_sd, self.dt_ms,
-                                      self.pixel_um, rule)
+                                      self.pixel_um, rules)
             halves, shapes = split if split is not None else (None, None)
             if halves is None or not all(
                     passes_size_filter("spark", halves == h, self.pixel_um, self.dt_ms, cfg,

@@ -42,6 +42,7 @@ from unittest import mock
 from scipy import ndimage
 
 from engine import region_instances
+from engine.models.postprocess_file import PostprocessParams
 from engine.pair_split import PairRule, _peak_time, features, fit_pair
 from offline.evaluate import evaluate, run_engine
 from offline.experiments.hybrid_patches import MODELS, patched
@@ -80,7 +81,7 @@ def part_fits(recording, model: Path) -> list[dict]:
         self._fitted_region = region
         return original(self, region)
 
-    def split_pairs(self, smoothed, parts):
+    def split_pairs(self, smoothed, parts, partners):
         region = self._fitted_region
         values = smoothed.values[smoothed.inner]
         for part, box in enumerate(ndimage.find_objects(parts), start=1):
@@ -153,10 +154,8 @@ def rank_faint(fits: dict[str, list[dict]],
 
 def shipped_rule() -> PairRule:
     """The first pair rule of the packaged accurate line-scan model's hybrid tracker."""
-    from engine.models.postprocess_file import PostprocessParams
-    from engine.region_instances import pair_rules
-
-    rules = pair_rules(PostprocessParams.load(MODELS["linescan"]).tracker_for("hybrid"))
+    rules = region_instances.pair_rules(
+        PostprocessParams.load(MODELS["linescan"]).tracker_for("hybrid"))
     if not rules:
         raise SystemExit(f"{MODELS['linescan']}: the pair split is off")
     return rules[0]
