@@ -343,6 +343,18 @@ def smooth_dff0(dff0: np.ndarray, sigma_frames: float, sigma_px: float, linescan
     return ndimage.gaussian_filter(dff0.astype(np.float32), sigma=sigma, mode="nearest")
 
 
+def _dip_split(smoothed: np.ndarray, mask: np.ndarray, floor: float,
+               min_dip: float) -> np.ndarray | None:
+    """:func:`split_sparks` by ``min_dip`` on an array of any rank (full connectivity); None
+    where it finds at most one marker."""
+    values = np.where(mask, smoothed, floor).astype(np.float64)
+    structure = np.ones((3,) * mask.ndim, dtype=bool)
+    markers, n = ndimage.label(h_maxima(values, min_dip).astype(bool) & mask, structure=structure)
+    if n <= 1:
+        return None
+    return watershed(-smoothed, markers=markers, mask=mask).astype(np.int32)
+
+
 def split_sparks(
     smoothed: np.ndarray, mask: np.ndarray, min_dist_frames: int, min_dist_px: int, linescan: bool,
     min_dip: float | None = None,
@@ -370,12 +382,11 @@ def split_sparks(
         inside = smoothed[mask]
         if inside.size == 0 or not min_dip > 0:
             return mask.astype(np.int32)
-        values = np.where(mask, smoothed, inside.min()).astype(np.float64)
-        markers, n = ndimage.label(h_maxima(values, min_dip).astype(bool) & mask,
-                                   structure=CONNECTIVITY)
-        if n <= 1:
-            return mask.astype(np.int32)
-        return watershed(-smoothed, markers=markers, mask=mask).astype(np.int32)
+        if linescan and mask.shape[1] == 1:  # the same result on (t, x): 4x faster than (t, 1, x)
+            flat = _dip_split(smoothed[:, 0], mask[:, 0], inside.min(), min_dip)
+            return flat[:, None] if flat is not None else mask.astype(np.int32)
+        parts = _dip_split(smoothed, mask, inside.min(), min_dip)
+        return parts if parts is not None else mask.astype(np.int32)
     footprint = np.ones(
         (2 * min_dist_frames + 1, 1 if linescan else 2 * min_dist_px + 1, 2 * min_dist_px + 1),
         dtype=bool,

@@ -6,11 +6,8 @@ streaming path (``serve``) and the batch path (``analyze``) give bit-identical r
 Method
 ------
 1. **Blank** (camera/PMT offset, counts): given, or estimated once from the first
-   ``warmup_frames`` frames as the ``dark_percentile`` (default 2 %) of the per-pixel mean
-   image — i.e. the level of the darkest, extracellular pixels (which hold only offset, read
-   noise and a little background light). If those pixels are not clearly darker than the cell
-   (dark level > ``0.7 ×`` median level) a warning is logged: the field may contain no
-   extracellular space, so pass the blank explicitly.
+   ``warmup_frames`` frames (:mod:`engine.blank`): the level of the darkest, extracellular
+   pixels where the field has them, else the offset the noise's photon transfer points to.
 2. **Baseline F0** per pixel, causal and robust: frames are grouped in blocks of ``block_frames``
    (≈ ``baseline_block_ms``); each completed block contributes its per-pixel mean
    (blank-subtracted). F0 for the frames of block ``b`` is the ``baseline_quantile`` (default
@@ -31,21 +28,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .blank import GIVEN, BlankEstimate, estimate_blank
+
 log = logging.getLogger(__name__)
-
-DARK_CONTRAST_WARNING = 0.7
-
-
-def estimate_blank(frames: np.ndarray, dark_percentile: float = 2.0) -> float:
-    """Offset (counts) from the darkest pixels of the mean image of ``frames`` ``(T, ...)``."""
-    mean_image = np.mean(np.asarray(frames, np.float64), axis=0)
-    dark = float(np.percentile(mean_image, dark_percentile))
-    typical = float(np.median(mean_image))
-    if typical > 0 and dark > DARK_CONTRAST_WARNING * typical:
-        log.warning("blank estimate %.1f: no clearly dark extracellular pixels (median %.1f); "
-                    "pass the blank explicitly", dark, typical)
-    return dark
-
 
 class Preprocessor:
     """Raw frames → ΔF/F0, streaming; see the module docstring for the method.
@@ -70,6 +55,9 @@ class Preprocessor:
         self.frame_shape = tuple(int(s) for s in frame_shape)
         self.dt_ms = float(dt_ms)
         self.blank = None if blank is None else float(blank)
+        #: how the blank was found (None until it is estimated, and when it was given)
+        self.blank_estimate: BlankEstimate | None = None
+        self._blank_given = blank is not None
         self.block_frames = max(1, round(baseline_block_ms / dt_ms))
         self.history_blocks = max(1, round(baseline_window_ms / (self.block_frames * dt_ms)))
         self.warmup_blocks = min(self.history_blocks,
@@ -152,6 +140,14 @@ class Preprocessor:
         self._next_out += frames.shape[0]
         return out
 
+    @property
+    def blank_source(self) -> str | None:
+        """``"given"``, the :class:`~engine.blank.BlankEstimate` source, or None before the
+        warm-up has estimated it."""
+        if self._blank_given:
+            return GIVEN
+        return None if self.blank_estimate is None else self.blank_estimate.source
+
     def _f0_for(self, block: int) -> np.ndarray:
         """F0 for frames of ``block``: from the blocks before it (or the warm-up blocks)."""
         if block < self.warmup_blocks:
@@ -171,8 +167,10 @@ class Preprocessor:
     def _blank_from(self, frames: np.ndarray) -> None:
         n_warm = min(frames.shape[0], self.warmup_frames)  # never more: chunking-independent
         if self.blank is None:
-            self.blank = estimate_blank(frames[:n_warm], self.dark_percentile)
-            log.info("estimated blank %.2f counts from %d frames", self.blank, n_warm)
+            self.blank_estimate = estimate_blank(frames[:n_warm], self.dark_percentile)
+            self.blank = self.blank_estimate.counts
+            log.info("estimated blank %.2f counts (%s) from %d frames", self.blank,
+                     self.blank_estimate.source, n_warm)
         means = [(np.mean(frames[i:i + self.block_frames], axis=0) - self.blank).ravel()
                  for i in range(0, n_warm, self.block_frames)]
         self._f0 = self._baseline_from(np.stack(means, axis=1))

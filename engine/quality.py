@@ -28,6 +28,9 @@ the report that goes to ``summary.json``, the store and the dashboard:
   fraction with all five parameters measured, and how many have a rise time and how many
   had one under two samples (when two samples last longer than a spark's typical rise, the
   reported rise times are warned about), and pieces of regions cut as ``truncated``.
+* ``blank`` — the offset subtracted (counts) and where it came from: ``given``, or estimated
+  from ``dark_pixels``, the ``photon_transfer`` or, failing both, the ``darkest_pixels``
+  (:mod:`engine.blank`; the last two are warned about).
 * ``warnings`` — one line each, also logged once per recording.
 """
 
@@ -39,13 +42,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .blank import blank_warning
 from .detection_limit import LIMIT_WARNING_DFF0, detection_limit_dff0
 from .frame_ring import FrameRing
 from .honesty import IMPRECISE_FLAG, TRUNCATED_FLAG
 
 log = logging.getLogger(__name__)
 
-QUALITY_SCHEMA_VERSION = 1
+QUALITY_SCHEMA_VERSION = 2  # 2: the blank and its source
 NOISE_SAMPLES = 64
 CELL_F0_FRACTION = 0.3
 _MAD_TO_SD = 1.4826
@@ -132,6 +136,7 @@ class QualityMonitor:
     _f0_latest: np.ndarray | None = None
     _cell: np.ndarray | None = None
     _warned: set = field(default_factory=set)
+    _blank: dict | None = None
 
     def observe(self, first: int, frames: np.ndarray) -> np.ndarray | None:
         """Count saturation and sample noise in raw frames ``first ..``; returns their
@@ -160,6 +165,11 @@ class QualityMonitor:
             self._f0_start = float(np.median(f0[self._cell]))
         self._f0_now = float(np.median(f0[self._cell]))
         self._f0_latest = f0
+
+    def observe_blank(self, counts: float | None, source: str | None) -> None:
+        """The offset in use and where it came from (:mod:`engine.blank`), once known."""
+        if counts is not None:
+            self._blank = {"counts": float(counts), "source": source}
 
     def count_event(self, flags: str, measurable: bool, rise_reported: bool = False) -> None:
         """One reported event (its ``flags``, whether all parameters were measured and whether
@@ -195,6 +205,7 @@ class QualityMonitor:
             "saturated_fraction_in_cell": self._saturated_in_cell(),
             "bleaching_fraction": bleaching,
             "calibration": calibration,
+            "blank": self._blank,
             "events": {
                 "reported": events.reported,
                 "rejected_not_significant": events.rejected_not_significant,
@@ -287,6 +298,9 @@ def quality_warnings(report: dict) -> list[str]:
     if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
         warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")
     warnings += _calibration_warnings(report["calibration"])
+    blank = blank_warning(report.get("blank"))
+    if blank:
+        warnings.append(blank)
     two_samples_ms = 2 * report["calibration"]["dt_ms"]
     reported = report["events"].get("rise_reported", 0)
     if reported and two_samples_ms > TYPICAL_SPARK_RISE_MS:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: how the engine gets each recording's offset: its true one, or estimated as by a user without it
+BLANKS = ("known", "estimated")
+
 
 @dataclass
 class EvaluationResult:
@@ -94,13 +97,18 @@ class EvaluationResult:
 def run_engine(rec: LabeledRecording, model_dir: str | Path | None, mode: str = "accurate",
                detector: str = "network", backend: str = "auto",
                thresholds: Mapping[str, float] | None = None,
-               postprocess: PostprocessParams | None = None):
+               postprocess: PostprocessParams | None = None, blank: str = "known"):
     """Analyze one recording with the streaming engine; returns its ``AnalysisResult``
-    (``thresholds`` and ``postprocess`` instead of the model directory's)."""
+    (``thresholds`` and ``postprocess`` instead of the model directory's; ``blank``:
+    ``"known"``, the recording's true offset, or ``"estimated"``, as ``castream analyze``
+    without ``--blank`` does)."""
     from engine.pipeline import analyze_array
 
+    if blank not in BLANKS:
+        raise ValueError(f"blank must be one of {BLANKS}, got {blank!r}")
     return analyze_array(rec.data, rec.stream_kind, rec.pixel_um, rec.dt_ms, model_dir=model_dir,
-                         mode=mode, backend=backend, blank=rec.blank, detector=detector,
+                         mode=mode, backend=backend,
+                         blank=rec.blank if blank == "known" else None, detector=detector,
                          thresholds=dict(thresholds) if thresholds else None,
                          postprocess=postprocess)
 
@@ -268,16 +276,18 @@ def _pool_false_events(per_recording: list[dict[str, Any]]) -> dict[str, float]:
 def evaluate(recordings: Iterable[LabeledRecording], model_dir: str | Path | None,
              mode: str = "accurate", detector: str = "network", backend: str = "auto",
              thresholds: Mapping[str, float] | None = None, progress: bool = True,
-             postprocess: PostprocessParams | None = None) -> EvaluationResult:
+             postprocess: PostprocessParams | None = None, blank: str = "known"
+             ) -> EvaluationResult:
     """Run the engine on every recording and pool the metrics (``thresholds``,
-    ``postprocess``: as :func:`run_engine`)."""
+    ``postprocess``, ``blank``: as :func:`run_engine`)."""
     from tqdm import tqdm
 
     if not isinstance(recordings, Sequence):
         recordings = list(recordings)  # a Sequence (LazyRecordings) is read one at a time
     per_recording = []
     for rec in tqdm(recordings, desc=f"evaluate ({detector})", disable=not progress or None):
-        result = run_engine(rec, model_dir, mode, detector, backend, thresholds, postprocess)
+        result = run_engine(rec, model_dir, mode, detector, backend, thresholds, postprocess,
+                            blank)
         per_recording.append(score_recording(rec, result.events, np.asarray(result.labels),
                                              result.quality))
         del result

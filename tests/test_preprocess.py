@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.preprocess import Preprocessor, estimate_blank, network_input, preprocess_recording
+from engine.blank import DARK_PIXELS, estimate_blank
+from engine.preprocess import Preprocessor, network_input, preprocess_recording
 
 BLANK = 100.0
 F0 = 120.0  # resting fluorescence above the blank, counts
@@ -57,10 +58,15 @@ def test_chunking_independent(n_lines: int) -> None:
 
 def test_blank_estimate() -> None:
     data, _ = _linescan()
-    assert estimate_blank(data[:200]) == pytest.approx(BLANK + 2.0, abs=1.5)
+    estimate = estimate_blank(data[:200])
+    assert estimate.source == DARK_PIXELS
+    assert estimate.counts == pytest.approx(BLANK + 2.0, abs=1.5)
     pre = Preprocessor(data.shape[1:], dt_ms=1.5)
+    assert pre.blank_source is None
     pre.push(data[:600])
     assert pre.blank == pytest.approx(BLANK + 2.0, abs=1.5)
+    assert pre.blank_source == DARK_PIXELS
+    assert Preprocessor(data.shape[1:], dt_ms=1.5, blank=BLANK).blank_source == "given"
 
 
 def test_baseline_robust_to_spark_and_dff0_amplitude() -> None:

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(what analyze and serve run)")
     parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--blank", choices=("known", "estimated"), default="known",
+                        help="each recording's offset: its true one (known), or estimated from "
+                             "the data as `castream analyze` does without --blank (estimated)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="generator parameter override for sim: and dev: data (repeatable)")
     parser.add_argument("--pixel-um", type=float, default=0.2,
@@ -280,14 +283,17 @@ def run(args: argparse.Namespace) -> int:
         tune(model, args, kind=model_stream_kind(model))
     if args.tune_significance and model is not None:
         tune_significance(model, args, kind=model_stream_kind(model))
-    result = evaluate(recordings, model, mode=args.mode, detector=args.detector, backend=args.backend)
-    name = f"{args.detector} {args.mode} on {args.data}"
+    result = evaluate(recordings, model, mode=args.mode, detector=args.detector, backend=args.backend,
+                      blank=args.blank)
+    name = f"{args.detector} {args.mode} on {args.data}" + (
+        ", blank estimated" if args.blank == "estimated" else "")
     sys.stdout.write(format_tables(result, name))
     if args.report:
         write_report({name: result}, args.report, f"castream evaluation: {args.model}")
     if args.record and model is not None:
         record(model, args.record, {"data": args.data, "sim": args.sim, "detector": args.detector,
-                                    "mode": args.mode, "seed": args.seed, **result.to_dict()})
+                                    "mode": args.mode, "seed": args.seed,
+                                    "blank": args.blank, **result.to_dict()})
     return 0
 
 
