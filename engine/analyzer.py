@@ -213,14 +213,14 @@ class StreamAnalyzer:
         self._noise.add(first, frames)
         d_first, dff0 = self._pre.push(frames)
         self.quality.observe_baseline(self._pre.baseline)
-        self.quality.observe_blank(self._pre.blank, self._pre.blank_source)
+        self.quality.observe_blank(self._pre.blank_report)
         return self._after_preprocess(d_first, dff0, t_arrival)
 
     def finish(self) -> list[Event]:
         """End of stream: flush every stage and return the remaining events."""
         t0 = time.perf_counter()
         d_first, dff0 = self._pre.flush()
-        self.quality.observe_blank(self._pre.blank, self._pre.blank_source)
+        self.quality.observe_blank(self._pre.blank_report)
         events = self._after_preprocess(d_first, dff0, t0)
         events += self._to_events(self._finalize(self.detector.flush()) + self._tracker.flush())
         self._record_delays(time.perf_counter())

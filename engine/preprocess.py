@@ -148,6 +148,14 @@ class Preprocessor:
             return GIVEN
         return None if self.blank_estimate is None else self.blank_estimate.source
 
+    @property
+    def blank_report(self) -> dict | None:
+        """The quality report's ``blank`` entry (:meth:`engine.blank.BlankEstimate.report`),
+        None before the warm-up has estimated it."""
+        if self._blank_given:
+            return {"counts": self.blank, "source": GIVEN, "f0_relative_sd": None}
+        return None if self.blank_estimate is None else self.blank_estimate.report()
+
     def _f0_for(self, block: int) -> np.ndarray:
         """F0 for frames of ``block``: from the blocks before it (or the warm-up blocks)."""
         if block < self.warmup_blocks:

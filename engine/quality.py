@@ -166,10 +166,11 @@ class QualityMonitor:
         self._f0_now = float(np.median(f0[self._cell]))
         self._f0_latest = f0
 
-    def observe_blank(self, counts: float | None, source: str | None) -> None:
-        """The offset in use and where it came from (:mod:`engine.blank`), once known."""
-        if counts is not None:
-            self._blank = {"counts": float(counts), "source": source}
+    def observe_blank(self, blank: dict | None) -> None:
+        """The offset in use, where it came from and how uncertain it leaves F0
+        (:meth:`engine.blank.BlankEstimate.report`), once known."""
+        if blank is not None:
+            self._blank = dict(blank)
 
     def count_event(self, flags: str, measurable: bool, rise_reported: bool = False) -> None:
         """One reported event (its ``flags``, whether all parameters were measured and whether

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import engine.blank
 from engine.blank import (
     DARK_PIXELS,
     DARKEST_PIXELS,
@@ -22,12 +23,14 @@ READ = 0.5  # read noise, photons
 
 
 def _counts(resting_photons: np.ndarray, n_lines: int = 600, flicker_sd: float = 0.03,
-            seed: int = 0) -> np.ndarray:
-    """A line-scan's uint16 counts: offset + gain · Poisson(photons · flicker) + read noise."""
+            seed: int = 0, column_offset_sd: float = 0.0) -> np.ndarray:
+    """A line-scan's uint16 counts: offset + column offset + gain · Poisson(photons · flicker)
+    + read noise."""
     rng = np.random.default_rng(seed)
     flicker = 1.0 + flicker_sd * rng.standard_normal((n_lines, 1))
     photons = rng.poisson(resting_photons[None, :] * flicker)
     counts = OFFSET + GAIN * photons + GAIN * READ * rng.standard_normal(photons.shape)
+    counts += column_offset_sd * rng.standard_normal(resting_photons.shape)[None, :]
     return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
 
 
@@ -91,11 +94,11 @@ def test_saturated_pixels_stay_out_of_the_photon_transfer():
 def test_the_quality_report_carries_the_blank_and_warns_about_a_guessed_one():
     monitor = QualityMonitor((64,), 0.2, 1.0)
     assert monitor.report()["blank"] is None
-    monitor.observe_blank(412.0, PHOTON_TRANSFER)
+    monitor.observe_blank({"counts": 412.0, "source": PHOTON_TRANSFER, "f0_relative_sd": 0.07})
     report = monitor.report()
-    assert report["blank"] == {"counts": 412.0, "source": PHOTON_TRANSFER}
-    assert any("photon transfer" in w for w in report["warnings"])
-    monitor.observe_blank(400.0, "given")
+    assert report["blank"] == {"counts": 412.0, "source": PHOTON_TRANSFER, "f0_relative_sd": 0.07}
+    assert any("photon transfer" in w and "±7 %" in w and "--blank" in w for w in report["warnings"])
+    monitor.observe_blank({"counts": 400.0, "source": "given", "f0_relative_sd": None})
     assert not any("blank" in w for w in monitor.report()["warnings"])
 
 
@@ -127,3 +130,33 @@ def test_the_experiment_reports_f0_too_small_as_a_factor_above_one():
     assert f0_factor(150.0, 100.0, 90.0) == pytest.approx(50.0 / 60.0)
     rows = [{"f": 2.0}, {"f": 1.1}, {"f": 0.7}, {"f": 1.0}]
     assert summary(rows, "f")["off"] == pytest.approx(0.5)
+
+
+def test_extracellular_pixels_are_known_by_their_quiet_noise_not_by_the_darkest_means():
+    """Fixed-pattern column offsets spread the extracellular means: their 2nd percentile lies
+    well under the offset, their median does not; they are the pixels without shot noise."""
+    resting = _banded_cell(photons=3.0)
+    resting[:200] = 0.0
+    data = _counts(resting, column_offset_sd=3.0, seed=4)
+    estimate = estimate_blank(data)
+    assert estimate.source == DARK_PIXELS
+    assert estimate.counts == pytest.approx(OFFSET, abs=1.0)
+    assert estimate.dark_counts < OFFSET - 3.5
+
+
+def test_neighbours_along_x_keep_fixed_pattern_offsets_from_flattening_the_transfer(monkeypatch):
+    data = _counts(_banded_cell(photons=4.0), column_offset_sd=3.0, seed=6)
+    signal = GAIN * 4.0
+    assert photon_transfer(data).blank == pytest.approx(OFFSET, abs=0.15 * signal)
+    monkeypatch.setattr(engine.blank, "TRANSFER_SMOOTH_PX", 1)
+    assert photon_transfer(data).blank < OFFSET - 0.15 * signal
+
+
+def test_the_photon_transfer_says_how_uncertain_it_leaves_f0():
+    bright = estimate_blank(_counts(_banded_cell(photons=40.0)))
+    dim = estimate_blank(_counts(_banded_cell(photons=2.0), n_lines=200, seed=3))
+    assert bright.source == dim.source == PHOTON_TRANSFER
+    assert 0 < bright.f0_relative_sd < 0.05
+    assert dim.f0_relative_sd > 2 * bright.f0_relative_sd
+    assert bright.report() == {"counts": bright.counts, "source": PHOTON_TRANSFER,
+                               "f0_relative_sd": bright.f0_relative_sd}

@@ -12,9 +12,9 @@ which F0 is wrong,
 (> 1: F0 too small, every ΔF/F0 inflated by that factor; < 1: deflated), and per set the share
 of recordings off by more than 20 % and the median |log factor|.
 
-``DARK_SIGNAL_FRACTION`` was chosen on development validation line-scans 1700-1723 (seen
-before this module existed), before the confirmation on fresh seeds; every figure it gives
-is validation, never the test seeds.
+The constants of :mod:`engine.blank` were chosen on development validation line-scans
+1700-1771 and confirmed on fresh seeds (line-scans ``--offset 1800``, movies ``--offset
+1424``); every figure it gives is validation, never the test seeds.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def recording_row(rec) -> dict:
     median = estimate.typical_counts
     return {"name": rec.name, "true": float(rec.blank), "dark": estimate.dark_counts,
             "chosen": estimate.counts, "source": estimate.source,
+            "fit_sd": estimate.f0_relative_sd,
             "dark_factor": f0_factor(median, rec.blank, estimate.dark_counts),
             "chosen_factor": f0_factor(median, rec.blank, estimate.counts)}
 
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             _say(f"{name:11s} {row['name']:24s} true {row['true']:7.1f}  dark {row['dark']:7.1f}"
                   f" (F0 x{row['dark_factor']:.2f})  chosen {row['chosen']:7.1f}"
-                  f" (F0 x{row['chosen_factor']:.2f}, {row['source']})")
+                  f" (F0 x{row['chosen_factor']:.2f}, {row['source']}"
+                 + (f", fit ±{100 * row['fit_sd']:.0f} %)" if row["fit_sd"] is not None else ")"))
         old, new = summary(rows, "dark_factor"), summary(rows, "chosen_factor")
         _say(f"{name}: {len(rows)} recordings; F0 off by > {100 * (TOLERANCE - 1):.0f} %: "
               f"darkest pixels {100 * old['off']:.1f} % -> engine {100 * new['off']:.1f} %; "
