@@ -161,8 +161,20 @@ def _box_stats(dff0: np.ndarray, valid: np.ndarray, mask: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / weights
     usable = weights >= 0.5
-    near = ndimage.binary_dilation(mask, np.ones(box, bool))
+    near = box_dilation(mask, box)
     return means, usable, near, _noise_sd(means, usable & ~near, box[0])
+
+
+def box_dilation(mask: np.ndarray, box: tuple[int, ...]) -> np.ndarray:
+    """``ndimage.binary_dilation(mask, np.ones(box, bool))``, exactly, as one 1-D dilation per
+    axis (a box is the sum of its edges: cost by their lengths, not by the box's volume)."""
+    out = mask
+    for axis, size in enumerate(box):
+        if size > 1:
+            shape = [1] * mask.ndim
+            shape[axis] = size
+            out = ndimage.binary_dilation(out, np.ones(shape, bool))
+    return out if out is not mask else mask.copy()
 
 
 def _z(stats: tuple, mask: np.ndarray) -> float:

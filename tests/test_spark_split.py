@@ -1,6 +1,7 @@
-"""Single sparks cut out of a spark piece by the dip between their peaks (split_sparks with
-``min_dip``): the same cut on a line-scan's (t, x) as on its (t, 1, x), and on a piece's own box
-as on the whole region's."""
+"""Cost by the piece, the same result: single sparks cut out of a spark piece by the dip
+between their peaks (split_sparks with ``min_dip``) on a line-scan's (t, x) as on its (t, 1,
+x), and on a piece's own box as on the whole region's; the significance's box dilation one
+axis at a time."""
 
 from __future__ import annotations
 
@@ -51,3 +52,15 @@ def test_a_piece_in_a_long_regions_box_is_cut_on_its_own_box_as_on_the_whole():
     cut = instances._split(smoothed, mask)
     assert cut.max() >= 2
     np.testing.assert_array_equal(cut, whole_region)
+
+
+def test_the_significance_box_dilation_is_the_full_box_dilation_one_axis_at_a_time():
+    from scipy import ndimage
+
+    from engine.significance import box_dilation
+
+    rng = np.random.default_rng(0)
+    for box in [(29, 1, 7), (30, 1, 6), (4, 3, 5), (1, 1, 1), (2, 2, 2), (15, 4, 8)]:
+        mask = rng.random((60, 5, 40)) > 0.97
+        np.testing.assert_array_equal(box_dilation(mask, box),
+                                      ndimage.binary_dilation(mask, np.ones(box, bool)))

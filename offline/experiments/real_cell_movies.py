@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda i: real_cell_movie(args.seed + i % args.n, cell, empty=i >= args.n),
         args.n + args.n_empty)
     model = args.model or default_model_path(StreamKind.MOVIE, "accurate")
-    heldout.log_tables(recordings, model, args.detector, "a recorded cell", log)
+    heldout.log_tables(recordings, model, args.detector, "a recorded cell", log,
+                        args.blank)
     return 0
 
 if __name__ == "__main__":

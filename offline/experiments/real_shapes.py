@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d line-scans, %d recorded sparks embedded (%s, …)", args.n, n_sparks,
              ", ".join(f"{r.pixel_um:.3f} µm / {r.dt_ms:.2f} ms" for r in recordings[:3]))
     model = args.model or default_model_path(StreamKind.LINESCAN, "accurate")
-    heldout.log_tables(recordings, model, args.detector, "real spark shapes", log)
+    heldout.log_tables(recordings, model, args.detector, "real spark shapes", log,
+                        args.blank)
     return 0
 
 if __name__ == "__main__":
