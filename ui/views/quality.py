@@ -24,6 +24,21 @@ def _pct(value) -> str:
     return number(100 * value, 1, "%") if math.isfinite(value) else "—"
 
 
+#: how the dashboard names each source of the blank (engine/blank.py)
+BLANK_SOURCES = {"given": "given", "dark_pixels": "dark pixels",
+                 "photon_transfer": "photon transfer", "darkest_pixels": "darkest pixels (guess)"}
+
+
+def _blank(blank) -> str:
+    """``412.3 counts (photon transfer, F0 ±3 %)``; em dash before it is known."""
+    if not isinstance(blank, dict) or blank.get("counts") is None:
+        return "—"
+    source = BLANK_SOURCES.get(blank.get("source"), str(blank.get("source")))
+    sd = blank.get("f0_relative_sd")
+    fit = f", F0 ±{number(100 * sd, 0)} %" if isinstance(sd, int | float) and math.isfinite(sd) else ""
+    return f"{number(blank['counts'], 1)} counts ({source}{fit})"
+
+
 def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     """``(label, value, help)`` for each quality figure (em dash when not measured yet)."""
     events = quality.get("events", {})
@@ -59,6 +74,10 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
          "pixels at the detector's maximum; events on them get no parameters"),
         ("Bleaching", _pct(quality.get("bleaching_fraction")), "loss of baseline F0 so far"),
         ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
+        ("Offset", _blank(quality.get("blank")),
+         "the detector's offset (blank) taken off the counts, and where it came from: given, "
+         "the field's dark pixels, or the noise's photon transfer (no dark pixels: every "
+         "ΔF/F0 depends on it)"),
         ("Not significant", count(events.get("rejected_not_significant")),
          f"{below}, not reported"),
         *rejected_rows,
