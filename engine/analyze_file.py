@@ -25,6 +25,7 @@ from acquisition.stream_kind import StreamKind
 from acquisition.tiff_source import open_tiff
 
 from .analyzer import StreamInfo
+from .blank import DARKEST_PIXELS, PHOTON_TRANSFER
 from .cells_attribution import Attribution, FieldCells
 from .cells_phenotype import CellPhenotypes
 from .input_axes import check_axes_known, open_kind
@@ -134,7 +135,17 @@ def _overview_title(path: Path, summary: dict) -> str:
             f"resting SNR {quality['resting_snr']:.1f} · "
             + (f"detection limit ΔF/F0 {limit:.2f} · " if math.isfinite(limit) else "")
             + f"saturated {100 * quality['saturated_fraction']:.1f} % · cell {summary['label']}"
-            + (f" ({confidence:.2f})" if confidence is not None else ""))
+            + (f" ({confidence:.2f})" if confidence is not None else "")
+            + _guessed_offset(quality.get("blank")))
+
+
+def _guessed_offset(blank: dict | None) -> str:
+    """`` · offset 415.6 from the noise`` where the blank was neither given nor read off dark
+    pixels (:mod:`engine.blank`), else nothing."""
+    how = {PHOTON_TRANSFER: "from the noise", DARKEST_PIXELS: "guessed from the darkest pixels"}
+    if not blank or blank.get("source") not in how:
+        return ""
+    return f" · offset {blank['counts']:.1f} {how[blank['source']]}"
 
 
 def _chunks(source, progress: bool, overview: OverviewImage | None = None):

@@ -160,3 +160,20 @@ def test_the_photon_transfer_says_how_uncertain_it_leaves_f0():
     assert dim.f0_relative_sd > 2 * bright.f0_relative_sd
     assert bright.report() == {"counts": bright.counts, "source": PHOTON_TRANSFER,
                                "f0_relative_sd": bright.f0_relative_sd}
+
+
+def test_the_overview_title_says_when_the_offset_came_from_the_noise():
+    from pathlib import Path
+
+    from engine.analyze_file import _overview_title
+
+    def title(blank) -> str:
+        quality = {"events": {"min_significance": 7.0, "rejected_not_significant": 0},
+                   "resting_snr": 2.1, "saturated_fraction": 0.0, "blank": blank}
+        return _overview_title(Path("ls.tif"), {"quality": quality, "n_events": 66,
+                                                "label": "undecided", "confidence": 0.67})
+
+    assert title({"counts": 415.6, "source": PHOTON_TRANSFER}).endswith(
+        " · offset 415.6 from the noise")
+    assert "offset" not in title({"counts": 400.0, "source": DARK_PIXELS})
+    assert "offset" not in title(None)
