@@ -262,7 +262,7 @@ class InstanceTracker:
                               probs.transpose(1, 0, 2, 3), context, context_start, closing_frame)
         instances = self._regions.instances(region)
         for inst in instances:
-            inst.saturated = self._saturated_context(slices)
+            inst.saturated = self._saturated_crop(inst)
         return instances
 
     def _push_saturated(self, first: int, n: int, saturated: np.ndarray | None) -> None:
@@ -277,11 +277,14 @@ class InstanceTracker:
                  else np.asarray(saturated, bool).reshape(n, *self._shape3))
         self._saturated.append(first, block)
 
-    def _saturated_context(self, slices: tuple[slice, ...]) -> np.ndarray | None:
-        """Saturated pixels of the same crop as :meth:`_context` (None when there are none)."""
+    def _saturated_crop(self, inst: Instance) -> np.ndarray | None:
+        """Saturated pixels under ``inst``'s ΔF/F0 crop (None when there are none)."""
         if self._saturated is None:
             return None
-        crop = self._context(slices, self._saturated.held())[0]
+        t0, y0, x0 = inst.dff0_origin
+        t, height, width = inst.dff0.shape
+        frames = self._saturated.read(t0, t0 + t).reshape(-1, *self._shape3)
+        crop = frames[:, y0:y0 + height, x0:x0 + width].copy()
         return crop if crop.any() else None
 
     def _context(self, slices: tuple[slice, ...], source: np.ndarray | None = None

@@ -73,6 +73,12 @@ class RegionInstances:
         self.gap_frames = frames_of(config.gap_ms, dt_ms)
         self._split_off = tuple(CLASS_IDS[kind] for kind in config.split_off_kinds)
         self._split_off_wave = tuple(CLASS_IDS[kind] for kind in config.wave_split_off_kinds)
+        #: an instance's own ΔF/F0 crop: its box with the region context's frames and margin
+        self._own_margins = (frames_of(config.context_before_ms, dt_ms),
+                             frames_of(config.context_after_ms, dt_ms),
+                             0 if stream_kind.is_linescan
+                             else int(math.ceil(config.context_margin_um / pixel_um)),
+                             int(math.ceil(config.context_margin_um / pixel_um)))
 
     def instances(self, region: ClosedRegion) -> list[Instance]:
         """Its instances, in (piece, part) order, with ``sort_key`` set and no ``event_id``."""
@@ -109,9 +115,13 @@ class RegionInstances:
                 )
                 score = float(probs[channel][part_slices][mask].mean())
                 key = (region.closing_frame, *origin, piece_index, part)
-                own = (self._deblended(context, *partners[part]) if part in partners
-                       else context)
-                out.append(Instance(named, score, mask, origin, own, context_origin,
+                crop = self._own_crop(context.shape, context_origin, origin, mask.shape)
+                own = context[crop]
+                if part in partners:
+                    shape, (t0, x0) = partners[part]
+                    own = self._deblended(own, shape, (t0 - crop[0].start, x0 - crop[2].start))
+                own_origin = tuple(o + c.start for o, c in zip(context_origin, crop, strict=True))
+                out.append(Instance(named, score, mask, origin, own, own_origin,
                                     self.stream_kind.axes, sort_key=key, min_significance=floor))
         return out
 
@@ -224,6 +234,21 @@ class RegionInstances:
                     if deblend and shapes is not None:
                         partners[n] = (shapes[2 - h], box)
         return out
+
+    def _own_crop(self, shape: tuple[int, ...], context_origin: tuple[int, int, int],
+                  origin: tuple[int, int, int], size: tuple[int, ...]) -> tuple[slice, ...]:
+        """The part of the region's context (``shape``, from ``context_origin``) an instance
+        at ``origin`` of ``size`` measures on: its own box with the context's frames before
+        and after and its spatial margin (the whole context for a one-piece region). Its cost
+        and its background are its own, not the whole region's: a spark on a long wave or a
+        brightness step is measured around itself."""
+        before, after, margin_y, margin_x = self._own_margins
+        low = (before, margin_y, margin_x)
+        high = (after, margin_y, margin_x)
+        return tuple(
+            slice(max(0, o - c - lo), min(n, o - c + k + hi))
+            for o, c, k, n, lo, hi in zip(origin, context_origin, size, shape, low, high,
+                                          strict=True))
 
     def _deblended(self, context: np.ndarray, partner: np.ndarray,
                    box: tuple[int, int]) -> np.ndarray:

@@ -64,3 +64,21 @@ def test_the_significance_box_dilation_is_the_full_box_dilation_one_axis_at_a_ti
         mask = rng.random((60, 5, 40)) > 0.97
         np.testing.assert_array_equal(box_dilation(mask, box),
                                       ndimage.binary_dilation(mask, np.ones(box, bool)))
+
+
+def test_an_instance_of_a_long_region_measures_on_its_own_crop_and_a_lone_one_on_the_context():
+    """A spark on a long wave or a brightness step: its ΔF/F0 crop is its own box with the
+    context's frames and margin, not the whole region's context (cost and background are its
+    own); an instance that is the whole region keeps the whole context."""
+    config = dataclasses.replace(FRAMES, context_before_ms=25.0, context_after_ms=30.0,
+                                 context_margin_um=2.5)
+    instances = RegionInstances(StreamKind.LINESCAN, PX_UM, DT_MS, config, seed_threshold=0.5)
+    context_shape, context_origin = (3000, 1, 500), (1000, 0, 40)
+    crop = instances._own_crop(context_shape, context_origin, (2500, 0, 300), (20, 1, 15))
+    margin = int(np.ceil(2.5 / PX_UM))
+    assert crop == (slice(1500 - 25, 1520 + 30), slice(0, 1),
+                    slice(260 - margin, 275 + margin))
+    # the region's own box: the context holds exactly its frames and margin around it
+    whole = instances._own_crop(context_shape, context_origin, (1025, 0, 40 + margin),
+                                (3000 - 55, 1, 500 - 2 * margin))
+    assert whole == (slice(0, 3000), slice(0, 1), slice(0, 500))
