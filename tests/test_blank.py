@@ -177,3 +177,20 @@ def test_the_overview_title_says_when_the_offset_came_from_the_noise():
         " · offset 415.6 from the noise")
     assert "offset" not in title({"counts": 400.0, "source": DARK_PIXELS})
     assert "offset" not in title(None)
+
+
+def test_a_large_movie_is_estimated_on_a_sample_of_its_rows(monkeypatch):
+    """Every k-th row, so the warm-up of a large movie costs a bounded number of values."""
+    monkeypatch.setattr(engine.blank, "MAX_VALUES", 60_000)
+    rng = np.random.default_rng(8)
+    resting = np.tile(_banded_cell(n_px=256, photons=12.0), (48, 1))  # (Y, X): no dark pixel
+    photons = rng.poisson(resting[None] * (1 + 0.02 * rng.standard_normal((300, 48, 1))))
+    frames = np.rint(OFFSET + GAIN * photons + GAIN * READ * rng.standard_normal(photons.shape))
+    frames = frames.astype(np.uint16)
+    seen = []
+    real = engine.blank._sampled
+    monkeypatch.setattr(engine.blank, "_sampled", lambda f: seen.append(real(f)) or seen[-1])
+    estimate = estimate_blank(frames)
+    assert estimate.source == PHOTON_TRANSFER
+    assert estimate.counts == pytest.approx(OFFSET, abs=0.1 * GAIN * 12.0)
+    assert seen and all(s.size <= 60_000 and s.shape[2] == 256 for s in seen)
