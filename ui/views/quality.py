@@ -24,19 +24,20 @@ def _pct(value) -> str:
     return number(100 * value, 1, "%") if math.isfinite(value) else "—"
 
 
-#: how the dashboard names each source of the blank (engine/blank.py)
-BLANK_SOURCES = {"given": "given", "dark_pixels": "dark pixels",
-                 "photon_transfer": "photon transfer", "darkest_pixels": "darkest pixels (guess)"}
+#: how the dashboard names each source of the blank (engine/blank.py), short: a metric's label
+BLANK_SOURCES = {"given": "given", "dark_pixels": "dark px", "photon_transfer": "noise",
+                 "darkest_pixels": "guess"}
 
 
-def _blank(blank) -> str:
-    """``412.3 counts (photon transfer, F0 ±3 %)``; em dash before it is known."""
+def _blank(blank) -> tuple[str, str]:
+    """``("Offset (noise)", "412.3 ±3 %")``: the blank's source in the label, its counts (and
+    the F0 uncertainty of a photon-transfer fit) as the value; em dash before it is known."""
     if not isinstance(blank, dict) or blank.get("counts") is None:
-        return "—"
+        return "Offset", "—"
     source = BLANK_SOURCES.get(blank.get("source"), str(blank.get("source")))
     sd = blank.get("f0_relative_sd")
-    fit = f", F0 ±{number(100 * sd, 0)} %" if isinstance(sd, int | float) and math.isfinite(sd) else ""
-    return f"{number(blank['counts'], 1)} counts ({source}{fit})"
+    fit = f" ±{number(100 * sd, 0)} %" if isinstance(sd, int | float) and math.isfinite(sd) else ""
+    return f"Offset ({source})", f"{number(blank['counts'], 1)}{fit}"
 
 
 def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
@@ -74,10 +75,11 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
          "pixels at the detector's maximum; events on them get no parameters"),
         ("Bleaching", _pct(quality.get("bleaching_fraction")), "loss of baseline F0 so far"),
         ("Calibration", in_range, "pixel size and interval vs the model's trained range"),
-        ("Offset", _blank(quality.get("blank")),
-         "the detector's offset (blank) taken off the counts, and where it came from: given, "
-         "the field's dark pixels, or the noise's photon transfer (no dark pixels: every "
-         "ΔF/F0 depends on it)"),
+        (*_blank(quality.get("blank")),
+         "the detector's offset (blank, counts) taken off the raw counts, and where it came "
+         "from: given, the field's dark pixels, the noise's photon transfer (no dark pixels: "
+         "± is how uncertain its fit leaves F0, a lower bound; every ΔF/F0 depends on it), or a "
+         "guess from the darkest pixels"),
         ("Not significant", count(events.get("rejected_not_significant")),
          f"{below}, not reported"),
         *rejected_rows,
