@@ -30,7 +30,7 @@ from .instances import Instance
 from .kind_rules import KindRules
 from .noise_map import NoiseMaps, RestingLevels
 from .postprocess import InstanceTracker
-from .preprocess import Preprocessor
+from .preprocess import Preprocessor, check_finite
 from .quality import QualityMonitor, SaturationBuffer
 from .significance import (
     DEFAULT_MIN_SIGNIFICANCE,
@@ -202,6 +202,7 @@ class StreamAnalyzer:
         frame and counted, overlap with frames already analyzed is skipped and counted.
         """
         t_arrival = time.perf_counter() if t_arrival is None else t_arrival
+        check_finite(first, np.asarray(frames))
         frames = self._in_order(first, np.asarray(frames))
         if frames.shape[0] == 0:
             return []

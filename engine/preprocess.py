@@ -206,6 +206,19 @@ class Preprocessor:
         return np.empty((0, *self.frame_shape), np.float32)
 
 
+def check_finite(first: int, frames: np.ndarray) -> None:
+    """A one-line ValueError for NaN or infinite values in float frames ``first ..``: they
+    would make the blank, F0 and every ΔF/F0 NaN, and the recording would silently yield no
+    events."""
+    if frames.dtype.kind not in "fc" or np.isfinite(frames).all():
+        return
+    bad = ~np.isfinite(frames)
+    where = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+    raise ValueError(f"frames {first}..{first + frames.shape[0] - 1} hold {int(bad.sum())} NaN "
+                     f"or infinite values (the first in frame {first + where}): castream needs "
+                     "finite counts; replace or crop them before analysis")
+
+
 def preprocess_recording(data: np.ndarray, dt_ms: float, **kwargs: Any) -> np.ndarray:
     """Batch ΔF/F0 of a whole recording ``(T, ...)``: identical to streaming it in any chunks."""
     pre = Preprocessor(data.shape[1:], dt_ms, **kwargs)

@@ -104,3 +104,27 @@ def test_network_input() -> None:
     assert out.dtype == np.float32
     with pytest.raises(ValueError, match="unsupported"):
         network_input(x, {"input": "raw"})
+
+
+def test_nan_or_infinite_frames_are_refused_in_one_line_naming_the_first_frame() -> None:
+    """NaN counts would make the blank, F0 and every ΔF/F0 NaN: no event, and no word why."""
+    from acquisition.stream_kind import StreamKind
+    from engine.analyzer import StreamAnalyzer, StreamInfo
+    from engine.pipeline import DetectorFactory, EngineConfig
+    from engine.preprocess import check_finite
+
+    data, _ = _linescan(n_lines=400, spark=False)
+    frames = data.astype(np.float32)
+    check_finite(0, frames)  # finite float frames pass, and integer frames are not looked at
+    check_finite(0, data)
+    frames[250, 3:5] = np.nan
+    frames[300, 7] = np.inf
+    with pytest.raises(ValueError, match=r"frames 200\.\.399 hold 3 NaN or infinite values "
+                                         r"\(the first in frame 250\)"):
+        check_finite(200, frames[200:])
+    info = StreamInfo("nan", StreamKind.LINESCAN, frames.shape[1:], 0.2, 1.5, blank=BLANK)
+    analyzer = StreamAnalyzer(info, DetectorFactory(EngineConfig(detector="classical")).detector(
+        info))
+    analyzer.push(0, frames[:200])
+    with pytest.raises(ValueError, match="finite counts"):
+        analyzer.push(200, frames[200:])
