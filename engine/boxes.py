@@ -20,3 +20,11 @@ def padded_box(mask: np.ndarray, margins: tuple[int, ...]) -> tuple[slice, ...] 
         box.append(slice(max(0, int(hit[0]) - margin),
                          min(mask.shape[axis], int(hit[-1]) + 1 + margin)))
     return tuple(box)
+
+
+def grown(box: tuple[slice, ...], low: tuple[int, ...], high: tuple[int, ...],
+          shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``low`` before and ``high`` after its start and stop on each axis,
+    clipped to an array of ``shape``."""
+    return tuple(slice(max(0, b.start - lo), min(n, b.stop + hi))
+                 for b, lo, hi, n in zip(box, low, high, shape, strict=True))

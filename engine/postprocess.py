@@ -36,14 +36,13 @@ start, not on the blocks (for regions that do not merge with another one later).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
 
 from acquisition.stream_kind import StreamKind
-from engine.boxes import padded_box
+from engine.boxes import grown, padded_box
 from engine.frame_ring import FrameRing
 from engine.instances import (
     CONNECTIVITY,
@@ -107,12 +106,11 @@ class InstanceTracker:
         self.config = config or TrackerConfig()
         self._regions = RegionInstances(self.stream_kind, pixel_um, dt_ms, self.config,
                                         self.seed_threshold)
-        self._ctx_before = frames_of(self.config.context_before_ms, dt_ms)
-        self._ctx_after = frames_of(self.config.context_after_ms, dt_ms)
+        self._ctx_before = self._regions.context_low[0]
+        self._ctx_after = self._regions.context_high[0]
         self.gap_frames = self._regions.gap_frames
         self.close_after = max(self.gap_frames + 1, self._ctx_after)
         self._max_frames = max(1, frames_of(self.config.max_event_ms, dt_ms))
-        self._margin_px = int(math.ceil(self.config.context_margin_um / pixel_um))
         self._keep_labels = keep_labels
         # frames [needed_from, next_frame) of open regions and their context, per pixel:
         self._fg = FrameRing(self._shape3, bool)
@@ -293,13 +291,9 @@ class InstanceTracker:
         and its start relative to the held frames."""
         if source is None:
             source = self._dff0.read(self._first, self._end).reshape(-1, *self._shape3)
-        t0 = max(0, slices[0].start - self._ctx_before)
-        t1 = min(self.buffered_frames, slices[0].stop + self._ctx_after)
-        margin_y = 0 if self.stream_kind.is_linescan else self._margin_px
-        y0, y1 = max(0, slices[1].start - margin_y), min(self._shape3[0], slices[1].stop + margin_y)
-        x0 = max(0, slices[2].start - self._margin_px)
-        x1 = min(self._shape3[1], slices[2].stop + self._margin_px)
-        return source[t0:t1, y0:y1, x0:x1].copy(), (t0, y0, x0)
+        box = grown(slices, self._regions.context_low, self._regions.context_high,
+                    (self.buffered_frames, *self._shape3))
+        return source[box].copy(), tuple(b.start for b in box)
 
     def _assign_id(self, inst: Instance) -> None:
         inst.event_id = self._next_id

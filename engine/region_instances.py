@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from acquisition.labels import CLASS_IDS
 from acquisition.stream_kind import StreamKind
+from engine.boxes import grown, padded_box
 from engine.instance_size import (
     passes_size_filter,
     wide_puff_is_wave,
@@ -73,12 +74,14 @@ class RegionInstances:
         self.gap_frames = frames_of(config.gap_ms, dt_ms)
         self._split_off = tuple(CLASS_IDS[kind] for kind in config.split_off_kinds)
         self._split_off_wave = tuple(CLASS_IDS[kind] for kind in config.wave_split_off_kinds)
-        #: an instance's own ΔF/F0 crop: its box with the region context's frames and margin
-        self._own_margins = (frames_of(config.context_before_ms, dt_ms),
-                             frames_of(config.context_after_ms, dt_ms),
-                             0 if stream_kind.is_linescan
-                             else int(math.ceil(config.context_margin_um / pixel_um)),
-                             int(math.ceil(config.context_margin_um / pixel_um)))
+        #: the ΔF/F0 context around a region's box, and around each instance's own box:
+        #: ``(before, y, x)`` samples before its start and ``(after, y, x)`` after its stop
+        #: (``context_before_ms`` / ``context_after_ms``, ``context_margin_um``; no y margin on
+        #: a line-scan); the tracker holds and crops a region's context by them
+        margin_px = int(math.ceil(config.context_margin_um / pixel_um))
+        margin_y = 0 if stream_kind.is_linescan else margin_px
+        self.context_low = (frames_of(config.context_before_ms, dt_ms), margin_y, margin_px)
+        self.context_high = (frames_of(config.context_after_ms, dt_ms), margin_y, margin_px)
 
     def instances(self, region: ClosedRegion) -> list[Instance]:
         """Its instances, in (piece, part) order, with ``sort_key`` set and no ``event_id``."""
@@ -193,7 +196,7 @@ class RegionInstances:
         out = np.zeros(pixels.shape, np.int32)
         if not pixels.any():
             return out
-        box = ndimage.find_objects(pixels.astype(np.int8))[0]  # cost by the piece, not the region
+        box = padded_box(pixels, (0,) * pixels.ndim)  # cost by the piece, not the region
         out[box] = split_sparks(smoothed.values[smoothed.inner][box], pixels[box], min_frames,
                                 min_px, self.stream_kind.is_linescan, min_dip)
         return out
@@ -242,13 +245,9 @@ class RegionInstances:
         and after and its spatial margin (the whole context for a one-piece region). Its cost
         and its background are its own, not the whole region's: a spark on a long wave or a
         brightness step is measured around itself."""
-        before, after, margin_y, margin_x = self._own_margins
-        low = (before, margin_y, margin_x)
-        high = (after, margin_y, margin_x)
-        return tuple(
-            slice(max(0, o - c - lo), min(n, o - c + k + hi))
-            for o, c, k, n, lo, hi in zip(origin, context_origin, size, shape, low, high,
-                                          strict=True))
+        box = tuple(slice(o - c, o - c + k) for o, c, k in zip(origin, context_origin, size,
+                                                                 strict=True))
+        return grown(box, self.context_low, self.context_high, shape)
 
     def _deblended(self, context: np.ndarray, partner: np.ndarray,
                    box: tuple[int, int]) -> np.ndarray:
