@@ -118,10 +118,11 @@ def estimate_blank(frames: np.ndarray, dark_percentile: float = 2.0) -> BlankEst
     mean_image = np.mean(frames, axis=0, dtype=np.float64)
     dark = float(np.percentile(mean_image, dark_percentile))
     typical = float(np.median(mean_image))
-    quiet = quiet_pixels_level(frames)
+    data = _sampled(frames) if frames.shape[0] >= 3 and frames.ndim >= 2 else None
+    quiet = None if data is None else _quiet_level(data)
     if quiet is not None:
         return BlankEstimate(quiet, DARK_PIXELS, dark, None, typical)
-    transfer = photon_transfer(frames)
+    transfer = None if data is None else _transfer(data)
     if transfer is None:
         if typical > 0 and dark > 0.7 * typical:
             log.warning("blank estimate %.1f: no clearly dark extracellular pixels (median "
@@ -145,7 +146,11 @@ def quiet_pixels_level(frames: np.ndarray) -> float | None:
     frames = np.asarray(frames)
     if frames.shape[0] < 3 or frames.ndim < 2:
         return None
-    data = _sampled(frames)
+    return _quiet_level(_sampled(frames))
+
+
+def _quiet_level(data: np.ndarray) -> float | None:
+    """:func:`quiet_pixels_level` of :func:`_sampled` frames."""
     mean = data.mean(axis=0)
     variance = _noise_variance(_without_flicker(data, mean, float(np.percentile(mean, 2.0))))
     quiet = ((variance < DARK_VARIANCE_FRACTION * np.median(variance))
@@ -162,7 +167,11 @@ def photon_transfer(frames: np.ndarray) -> PhotonTransfer | None:
     frames = np.asarray(frames)
     if frames.shape[0] < 3 or frames.ndim < 2:
         return None
-    data = _sampled(frames)
+    return _transfer(_sampled(frames))
+
+
+def _transfer(data: np.ndarray) -> PhotonTransfer | None:
+    """:func:`photon_transfer` of :func:`_sampled` frames."""
     usable = _unsaturated(data)
     mean = data.mean(axis=0)
     if usable.sum() < TRANSFER_BINS * 4:

@@ -32,6 +32,7 @@ from .blank import GIVEN, BlankEstimate, estimate_blank
 
 log = logging.getLogger(__name__)
 
+
 class Preprocessor:
     """Raw frames → ΔF/F0, streaming; see the module docstring for the method.
 
@@ -139,14 +140,6 @@ class Preprocessor:
             i += n
         self._next_out += frames.shape[0]
         return out
-
-    @property
-    def blank_source(self) -> str | None:
-        """``"given"``, the :class:`~engine.blank.BlankEstimate` source, or None before the
-        warm-up has estimated it."""
-        if self._blank_given:
-            return GIVEN
-        return None if self.blank_estimate is None else self.blank_estimate.source
 
     @property
     def blank_report(self) -> dict | None:

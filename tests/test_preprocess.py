@@ -62,11 +62,13 @@ def test_blank_estimate() -> None:
     assert estimate.source == DARK_PIXELS
     assert estimate.counts == pytest.approx(BLANK + 2.0, abs=1.5)
     pre = Preprocessor(data.shape[1:], dt_ms=1.5)
-    assert pre.blank_source is None
+    assert pre.blank_report is None
     pre.push(data[:600])
     assert pre.blank == pytest.approx(BLANK + 2.0, abs=1.5)
-    assert pre.blank_source == DARK_PIXELS
-    assert Preprocessor(data.shape[1:], dt_ms=1.5, blank=BLANK).blank_source == "given"
+    assert pre.blank_report["source"] == DARK_PIXELS
+    assert pre.blank_report["counts"] == pre.blank
+    assert Preprocessor(data.shape[1:], dt_ms=1.5, blank=BLANK).blank_report == {
+        "counts": BLANK, "source": "given", "f0_relative_sd": None}
 
 
 def test_baseline_robust_to_spark_and_dff0_amplitude() -> None:
