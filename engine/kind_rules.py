@@ -29,8 +29,16 @@ event is characterized and its unresolvable values emptied (:mod:`engine.honesty
   ``kind_by_fwhm``: one release site, however long it stays open (an *ember*, a long-lasting
   spark), is as narrow as a spark, ~2 µm (Cheng & Lederer 2008); a cluster of sites is wider.
 
+* a ``wave`` whose measured FDHM is under ``wave_min_fdhm_ms`` becomes a ``spark``, flagged
+  ``kind_by_fdhm``. A wave raises every place it passes for hundreds of ms; a region named wave
+  for its extent whose brightest place lasts as briefly as a spark is a spark on raised
+  surroundings (the slowly decaying ΔF/F0 a wave leaves behind, a drift), which the detector's
+  foreground joined into a wide stretch. On development validation line-scans every such false
+  wave had a FDHM of 18-48 ms and a FWHM of about 2 µm, every true one a FDHM of 76 ms or more
+  or none measured (docs/RESULTS.md, "A wave lasts longer than a spark").
+
 A value that was not measured (saturated, under two samples, in a burst) changes nothing. Waves
-are never touched: their kind comes from their extent.
+are touched by the last rule only: otherwise their kind comes from their extent.
 
 **Line-scans have no puffs** (:meth:`KindRules.for_stream`): whatever a detector calls a
 ``puff`` on a line-scan -- a long-lasting local release -- is reported as a ``spark`` flagged
@@ -62,8 +70,9 @@ PUFF_MIN_RISE_KEY = "puff_min_rise_ms"
 SPARK_MAX_WIDTH_KEY = "spark_max_fwhm_um"
 PUFF_MIN_ONSET_KEY = "puff_min_onset_frames"
 PUFF_RISE_SAMPLES_KEY = "puff_min_rise_samples"
+WAVE_MIN_FDHM_KEY = "wave_min_fdhm_ms"
 KEYS = (PUFF_MIN_KEY, SPARK_MAX_KEY, PUFF_MIN_RISE_KEY, SPARK_MAX_WIDTH_KEY, PUFF_MIN_ONSET_KEY,
-        PUFF_RISE_SAMPLES_KEY)
+        PUFF_RISE_SAMPLES_KEY, WAVE_MIN_FDHM_KEY)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class KindRules:
     #: the rise rule runs only where ``puff_min_rise_ms`` spans at least this many frames
     #: (None: always; it needs ``dt_ms``)
     puff_min_rise_samples: float | None = None
+    #: a wave whose FDHM is under this is a spark (None: off)
+    wave_min_fdhm_ms: float | None = None
     #: a puff is reported as a spark flagged ``ember`` (line-scans)
     puffs_are_embers: bool = False
     #: the stream's frame interval (``puff_min_onset_frames`` needs it; None: that check is off)
@@ -103,6 +114,11 @@ class KindRules:
             _rename(fields, "spark", EMBER_FLAG)
 
     def _apply_thresholds(self, fields: dict) -> None:
+        if (fields["kind"] == "wave" and self.wave_min_fdhm_ms is not None
+                and _measured(fields.get("fdhm_ms"))
+                and fields["fdhm_ms"] < self.wave_min_fdhm_ms):
+            _rename(fields, "spark", KIND_FLAG)
+            return  # a spark's time course: the spark rules below do not apply to its region
         if (fields["kind"] == "spark" and self.puff_min_rise_ms is not None
                 and _measured(fields.get("rise_ms"))
                 and fields["rise_ms"] >= self.puff_min_rise_ms and self._rise_resolved()

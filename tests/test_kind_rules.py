@@ -20,6 +20,7 @@ from engine.kind_rules import (
     PUFF_RISE_SAMPLES_KEY,
     RISE_FLAG,
     SPARK_MAX_KEY,
+    WAVE_MIN_FDHM_KEY,
     WIDTH_FLAG,
     KindRules,
     is_ember,
@@ -115,6 +116,29 @@ def test_a_narrow_puff_is_an_ember(kind, fwhm, expected) -> None:
     KindRules(puff_min_fdhm_ms=50.0, spark_max_fwhm_um=2.5).apply(fields)
     assert fields["kind"] == expected
     assert (WIDTH_FLAG in fields["flags"].split(";")) is (expected != kind)
+
+
+@pytest.mark.parametrize(("fdhm", "expected"), [
+    (25.0, "spark"), (59.9, "spark"), (60.0, "wave"), (400.0, "wave"), (math.nan, "wave"),
+    (None, "wave")])
+def test_a_wave_as_brief_as_a_spark_is_a_spark(fdhm, expected) -> None:
+    fields = {"kind": "wave", "fwhm_um": 2.0, "fdhm_ms": fdhm, "rise_ms": 80.0, "flags": ""}
+    # a long rise would make a spark a puff: the wave rule is not undone by the spark rules
+    rules = KindRules.for_stream({WAVE_MIN_FDHM_KEY: 60.0, PUFF_MIN_RISE_KEY: 35.0}, linescan=False)
+    rules.apply(fields)
+    assert fields["kind"] == expected
+    assert (KIND_FLAG in fields["flags"].split(";")) is (expected == "spark")
+    for kind in ("spark", "puff"):  # the rule renames waves only
+        other = {"kind": kind, "fwhm_um": 4.0, "fdhm_ms": 25.0, "rise_ms": 10.0, "flags": ""}
+        KindRules(wave_min_fdhm_ms=60.0).apply(other)
+        assert other["kind"] == kind and other["flags"] == ""
+
+
+def test_the_packaged_line_scan_model_names_brief_waves_sparks() -> None:
+    from engine.models.model_dir import ModelDir, default_model_path
+
+    model = ModelDir.load(default_model_path(StreamKind.LINESCAN, "accurate"))
+    assert KindRules.from_thresholds(model.thresholds).wave_min_fdhm_ms == 60.0
 
 
 def test_rules_come_from_the_thresholds() -> None:
@@ -247,3 +271,21 @@ def test_the_width_experiment_renames_only_narrow_puffs() -> None:
     renamed = rewiden(events, 1.5, 3.0)
     assert [e.kind for e in renamed] == ["spark", "puff", "spark", "puff"]
     assert renamed[0].flags == WIDTH_FLAG and renamed[2].flags == ""
+
+
+def test_the_wave_duration_experiment_renames_only_brief_waves() -> None:
+    from engine.events import Event
+    from offline.experiments.wave_duration import renamed
+
+    def event(kind: str, fdhm_ms: float) -> Event:
+        return Event(event_id=1, kind=kind, t_start_ms=0.0, t_peak_ms=50.0, t_end_ms=900.0,
+                     x_um=1.0, y_um=math.nan, amplitude_dff0=0.3, fwhm_um=2.0,
+                     fdhm_ms=fdhm_ms, rise_ms=60.0, t50_ms=20.0, stream="s", cell="c",
+                     score=0.9, significance=10.0, flags="")
+
+    events = [event("wave", 30.0), event("wave", 300.0), event("spark", 30.0),
+              event("wave", math.nan)]
+    assert [e.kind for e in renamed(events, None)] == ["wave", "wave", "spark", "wave"]
+    out = renamed(events, 60.0)
+    assert [e.kind for e in out] == ["spark", "wave", "spark", "wave"]
+    assert out[0].flags == KIND_FLAG and out[2].flags == ""
