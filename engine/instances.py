@@ -129,6 +129,10 @@ class TrackerConfig:
     wave_split_width_um: float | None = None
     #: such a spark is reported only at or above this significance (and the stream's floor)
     wave_split_min_significance: float | None = None
+    #: a part stands on the rest as an event of its own where its peak rises above the level
+    #: it stands on (the highest pixel of its border) by at least this fraction of that level
+    #: (1.0: it doubles what is under it)
+    wave_split_min_rise_ratio: float = 1.0
     #: a region lasting longer is cut this long after its start (closed or not): every piece
     #: is an event flagged ``truncated``, so a region that never closes (a flickering or
     #: drifting patch) cannot hold frames, and be labelled again on every push, without end.

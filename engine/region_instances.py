@@ -153,8 +153,8 @@ class RegionInstances:
 
         The piece is cut as spark pieces are (:meth:`_split`); a part is a spark where its
         peak stands above the highest pixel of its border with the other parts (the level it
-        stands on) by at least that level (it doubles what is under it: its own event, not a
-        bump on the wave's front), and its core -- the pixels above that level by 20 % of its
+        stands on) by at least ``wave_split_min_rise_ratio`` of that level (1: it doubles what
+        is under it: its own event, not a bump on the wave's front), and its core -- the pixels above that level by 20 % of its
         rise, the ground truth's share of an event's own peak -- stays narrower than
         ``wave_split_width_um`` within every frame. The rest of its part stays wave."""
         values = smoothed.values[smoothed.inner]
@@ -171,7 +171,7 @@ class RegionInstances:
                 continue
             local = values[box]
             level, peak = float(local[border].max()), float(local[mask].max())
-            if not (level > 0 and peak - level >= level):
+            if not (level > 0 and peak - level >= self.config.wave_split_min_rise_ratio * level):
                 continue
             core = mask & (local >= level + 0.2 * (peak - level))
             if widest_front_um(core, self.pixel_um,

@@ -457,10 +457,12 @@ def test_a_truncated_event_keeps_its_place_and_times_but_no_parameters():
                ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"))
 
 
-def wave_with_a_spark_on_its_tail(noise_sd: float = 0.0, seed: int = 0):
+def wave_with_a_spark_on_its_tail(noise_sd: float = 0.0, seed: int = 0,
+                                  spark_ms: float = 200.0, spark_amp: float = 1.0):
     """A 40-µm wave (ΔF/F0 2, decaying with τ 60 ms after each pixel's front, the front
-    sweeping 0.5 µm per ms) named wave everywhere, with a 2-µm spark (ΔF/F0 1) on its tail
-    150 ms after the front passed the spark's pixels, inside the wave's region."""
+    sweeping 0.5 µm per ms) named wave everywhere, with a 2-µm spark (ΔF/F0 ``spark_amp``)
+    on its tail, starting at ``spark_ms`` (200: 176 ms after the front passed the spark's
+    pixels), inside the wave's region."""
     shape = (400, 300)
     t = np.arange(shape[0])[:, None] * DT_MS
     x = np.arange(shape[1])[None, :] * PX_UM
@@ -468,7 +470,7 @@ def wave_with_a_spark_on_its_tail(noise_sd: float = 0.0, seed: int = 0):
     since = t - front
     wave = np.where((x >= 10) & (x <= 50), np.where(since >= 0, 2.0 * np.exp(-since / 60.0), 0.0),
                     0.0)
-    dff0 = (wave + gaussian_spark(shape, 200.0, 32.0)).astype(np.float32)
+    dff0 = (wave + gaussian_spark(shape, spark_ms, 32.0, amp=spark_amp)).astype(np.float32)
     dff0 += np.random.default_rng(seed).normal(0, noise_sd, shape).astype(np.float32)
     classes = np.where((wave > 0.05) | (dff0 > 0.3), WAVE, 0).astype(np.uint8)
     return probs_of(classes), dff0
@@ -493,6 +495,20 @@ def test_a_spark_on_a_wave_tail_is_cut_out_only_when_asked():
     assert spark.origin[-1] <= round(32.0 / PX_UM) < spark.origin[-1] + spark.mask.shape[-1]
     assert spark.min_significance == 12.0
     assert widest_front_um(spark.mask, PX_UM, linescan=True) < 5.0
+
+
+def test_a_spark_on_a_high_wave_level_is_cut_out_from_a_lower_rise_ratio():
+    """A spark of ΔF/F0 0.5 fired 76 ms after the wave's front, where the wave still stands
+    at about 0.6: it does not double its level, so it stays in the wave unless
+    ``wave_split_min_rise_ratio`` asks for less."""
+    probs, dff0 = wave_with_a_spark_on_its_tail(noise_sd=0.02, spark_ms=100.0, spark_amp=0.5)
+    kinds = {}
+    for ratio in (1.0, 0.3):
+        config = dataclasses.replace(FRAMES, split_dip_sd=5.0, wave_split_width_um=15.0,
+                                     wave_split_min_rise_ratio=ratio)
+        out = run(InstanceTracker((300,), PX_UM, DT_MS, config=config), probs, dff0, [400])[0]
+        kinds[ratio] = sorted(i.kind for i in out)
+    assert kinds == {1.0: ["wave"], 0.3: ["spark", "wave"]}
 
 
 def test_a_wave_without_a_spark_stays_whole():
