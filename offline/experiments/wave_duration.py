@@ -1,7 +1,8 @@
 """A wave lasts longer than a spark: the kind rule ``wave_min_fdhm_ms`` (:mod:`engine.kind_rules`).
 
 ``python -m offline.experiments.wave_duration [--kind linescan] [--n 48] [--n-sim 24]
-[--offset 0] [--grid 50,60,75,90]`` runs the default (``auto``) detector once per validation
+[--offset 0] [--grid 50,60,75,90] [--detector classical]`` runs the default (``auto``)
+detector (or the classical detector alone) once per validation
 recording (development seeds ``DEV_VAL_SEED + offset``, simulator validation seeds; never test
 seeds) and scores, per grid point, its events with every reported *wave* whose measured FDHM
 is under the point renamed *spark* (``off``: as reported). It logs spark / puff / wave F1 (one
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser, 48, 24, "recordings")
     parser.add_argument("--kind", choices=("linescan", "movie"), default="linescan")
+    parser.add_argument("--detector", choices=("auto", "classical"), default="auto")
     parser.add_argument("--grid", default="50,60,75,90",
                         help="comma-separated FDHM thresholds (ms); 'off' is always scored")
     args = parser.parse_args(argv)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = {point: (lambda events, labels, rec, point=point: (renamed(events, point), labels))
                 for point in grid}
     for name, recordings in sets_from_arguments(args, args.kind).items():
-        results = rescore(recordings, model, {}, variants)
+        results = rescore(recordings, model, {}, variants, args.detector)
         for point in grid:
             result, one = results[point], results[point].one_to_one
             waves = result.tables["predicted"]["wave"]["total"]
