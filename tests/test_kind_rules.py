@@ -289,3 +289,15 @@ def test_the_wave_duration_experiment_renames_only_brief_waves() -> None:
     out = renamed(events, 60.0)
     assert [e.kind for e in out] == ["spark", "wave", "spark", "wave"]
     assert out[0].flags == KIND_FLAG and out[2].flags == ""
+
+
+def test_the_low_latency_wave_experiment_sets_the_network_trackers_width() -> None:
+    from engine.models.postprocess_file import PostprocessParams
+    from offline.experiments.low_latency_waves import with_width
+
+    shipped = PostprocessParams(tracker_overrides={"hybrid": {"split_dip_sd": 3.0}})
+    assert with_width(shipped, None) is shipped
+    changed = with_width(shipped, 15.0)
+    assert changed.tracker_for("network").wide_spark_is_wave_um == 15.0
+    assert changed.tracker_for("hybrid").split_dip_sd == 3.0
+    assert shipped.tracker_for("network").wide_spark_is_wave_um is None

@@ -109,7 +109,11 @@ def test_shipped_postprocess_json_holds_the_values_the_engine_ran_with(name):
     before = dataclasses.replace(CHARACTERIZE_BEFORE, **{
         field: getattr(params.characterize, field) for field in tuned})
     assert params.characterize == before
-    assert params.tracker_for("network") == TRACKER_BEFORE
+    network = params.tracker_for("network")  # as before, but for values tuned with a command
+    tuned_network = [key.rsplit(".", 1)[1] for key in params.provenance
+                     if key.startswith("tracker_overrides.network.")]
+    assert network == dataclasses.replace(TRACKER_BEFORE, **{
+        field: getattr(network, field) for field in tuned_network})
     assert params.tracker_for("hybrid").split_dip_sd == SPLIT_DIP_BEFORE[name]
     for detector, values in params.tracker_overrides.items():
         for field in values:

@@ -26,14 +26,14 @@ Variant = Callable[[list, np.ndarray, Any], tuple[list, np.ndarray]]
 
 
 def rescore(recordings: Iterable, model: str, thresholds: Mapping[str, float | None],
-            variants: Mapping[Hashable, Variant],
-            detector: str = "auto") -> dict[Hashable, EvaluationResult]:
+            variants: Mapping[Hashable, Variant], detector: str = "auto",
+            mode: str = "accurate") -> dict[Hashable, EvaluationResult]:
     """Per variant, the pooled scores over ``recordings``; the engine (``detector``: ``auto``,
-    as ``analyze`` and ``serve`` run it, or another, with ``thresholds`` overridden) runs once
-    per recording."""
+    as ``analyze`` and ``serve`` run it, or another, in ``mode``, with ``thresholds``
+    overridden) runs once per recording."""
     scores: dict[Hashable, list] = {key: [] for key in variants}
     for rec in recordings:
-        result = run_engine(rec, model, "accurate", detector, "auto", thresholds)
+        result = run_engine(rec, model, mode, detector, "auto", thresholds)
         labels = np.asarray(result.labels)
         for key, variant in variants.items():
             events, kept_labels = variant(list(result.events), labels, rec)

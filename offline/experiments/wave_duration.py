@@ -1,10 +1,10 @@
 """A wave lasts longer than a spark: the kind rule ``wave_min_fdhm_ms`` (:mod:`engine.kind_rules`).
 
 ``python -m offline.experiments.wave_duration [--kind linescan] [--n 48] [--n-sim 24]
-[--offset 0] [--grid 50,60,75,90] [--detector classical]`` runs the default (``auto``)
-detector (or the classical detector alone) once per validation
-recording (development seeds ``DEV_VAL_SEED + offset``, simulator validation seeds; never test
-seeds) and scores, per grid point, its events with every reported *wave* whose measured FDHM
+[--offset 0] [--grid 50,60,75,90] [--detector classical] [--mode low_latency]`` runs the
+default (``auto``) detector (or the classical detector alone; the accurate model, or the
+low-latency one) once per validation recording (development seeds ``DEV_VAL_SEED + offset``,
+simulator validation seeds; never test seeds) and scores, per grid point, its events with every reported *wave* whose measured FDHM
 is under the point renamed *spark* (``off``: as reported). It logs spark / puff / wave F1 (one
 to one in brackets) per generator and point, and how many waves the rule renamed.
 
@@ -46,16 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     add_set_arguments(parser, 48, 24, "recordings")
     parser.add_argument("--kind", choices=("linescan", "movie"), default="linescan")
     parser.add_argument("--detector", choices=("auto", "classical"), default="auto")
+    parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate")
     parser.add_argument("--grid", default="50,60,75,90",
                         help="comma-separated FDHM thresholds (ms); 'off' is always scored")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     grid = [None, *(float(v) for v in args.grid.split(",") if v)]
-    model = str(default_model_path(StreamKind(args.kind), "accurate"))
+    model = str(default_model_path(StreamKind(args.kind), args.mode))
     variants = {point: (lambda events, labels, rec, point=point: (renamed(events, point), labels))
                 for point in grid}
     for name, recordings in sets_from_arguments(args, args.kind).items():
-        results = rescore(recordings, model, {}, variants, args.detector)
+        results = rescore(recordings, model, {}, variants, args.detector, args.mode)
         for point in grid:
             result, one = results[point], results[point].one_to_one
             waves = result.tables["predicted"]["wave"]["total"]
