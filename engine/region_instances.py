@@ -154,9 +154,10 @@ class RegionInstances:
         The piece is cut as spark pieces are (:meth:`_split`); a part is a spark where its
         peak stands above the highest pixel of its border with the other parts (the level it
         stands on) by at least ``wave_split_min_rise_ratio`` of that level (1: it doubles what
-        is under it: its own event, not a bump on the wave's front), and its core -- the pixels above that level by 20 % of its
-        rise, the ground truth's share of an event's own peak -- stays narrower than
-        ``wave_split_width_um`` within every frame. The rest of its part stays wave."""
+        is under it: its own event, not a bump on the wave's front), and its core -- the pixels
+        above that level by 20 % of its rise, the ground truth's share of an event's own peak
+        -- stays narrower than ``wave_split_width_um`` within every frame. The rest of its part
+        stays wave."""
         values = smoothed.values[smoothed.inner]
         parts = self._split(smoothed, piece)
         wave, sparks = piece.copy(), []

@@ -18,7 +18,6 @@ brackets) per generator.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
 from acquisition.stream_kind import StreamKind
@@ -34,10 +33,8 @@ def with_width(params: PostprocessParams, width_um: float | None) -> Postprocess
     """``params`` with the network tracker's ``wide_spark_is_wave_um`` set (None: as is)."""
     if width_um is None:
         return params
-    overrides = {**params.tracker_overrides,
-                 "network": {**params.tracker_overrides.get("network", {}),
-                             "wide_spark_is_wave_um": width_um}}
-    return dataclasses.replace(params, tracker_overrides=overrides)
+    return params.with_override("network", "wide_spark_is_wave_um", width_um,
+                                "python -m offline.experiments.low_latency_waves")
 
 
 def main(argv: list[str] | None = None) -> int:

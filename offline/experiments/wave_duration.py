@@ -4,9 +4,10 @@
 [--offset 0] [--grid 50,60,75,90] [--detector classical] [--mode low_latency]`` runs the
 default (``auto``) detector (or the classical detector alone; the accurate model, or the
 low-latency one) once per validation recording (development seeds ``DEV_VAL_SEED + offset``,
-simulator validation seeds; never test seeds) and scores, per grid point, its events with every reported *wave* whose measured FDHM
-is under the point renamed *spark* (``off``: as reported). It logs spark / puff / wave F1 (one
-to one in brackets) per generator and point, and how many waves the rule renamed.
+simulator validation seeds; never test seeds) and scores, per grid point, its events with
+every reported *wave* whose measured FDHM is under the point renamed *spark* (``off``: as
+reported). It logs spark / puff / wave F1 (one to one in brackets) per generator and point,
+and how many waves are still predicted.
 
 Why (development validation line-scans 0-143, a throw-away listing of every predicted wave
 and what lies under it): 13 of 48 predicted waves matched no annotated wave; 9 of them were a
