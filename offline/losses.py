@@ -2,7 +2,8 @@
 knowledge distillation from a teacher network's softened classes (Hinton et al. 2015).
 
 Pixels labelled ``ignore`` (4) and the frames at the start/end of a window that lack temporal
-context are excluded from both terms.
+context are excluded from both terms. Optional per-pixel weights (:mod:`offline.separation`)
+weight the cross-entropy and the distillation term.
 """
 
 from __future__ import annotations
@@ -93,8 +94,11 @@ def weighted_cross_entropy(
     class_weights: Sequence[float] | None = None,
     ignore: int = IGNORE,
     mask_frames: Sequence[int] = (0, 0),
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy with class weights, ignoring label ``ignore`` and context frames."""
+    """Cross-entropy with class weights, ignoring label ``ignore`` and context frames; with
+    ``pixel_weights`` (shaped like ``labels``), each pixel's term is also weighted by its own
+    weight (a weighted mean, as PyTorch weights classes)."""
     valid = valid_mask(labels, ignore, mask_frames)
     target = torch.where(valid, labels, torch.full_like(labels, -100)).long()
     weight = None
@@ -102,7 +106,14 @@ def weighted_cross_entropy(
         weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
     if not valid.any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+    if pixel_weights is None:
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+    per_pixel = F.cross_entropy(logits, target, weight=weight, ignore_index=-100,
+                                reduction="none")
+    class_weight = (weight[target.clamp(min=0)] if weight is not None
+                    else torch.ones_like(per_pixel))
+    norm = (class_weight * pixel_weights)[valid].sum()
+    return (per_pixel * pixel_weights)[valid].sum() / norm
 
 
 class SegmentationLoss(torch.nn.Module):
@@ -123,14 +134,18 @@ class SegmentationLoss(torch.nn.Module):
         self.mask_frames = tuple(int(m) for m in mask_frames)
         self.ignore = ignore
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
+                pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss; ``pixel_weights`` (shaped like ``labels``) weight the cross-entropy's
+        pixels (the Lovász term is a set measure and takes none)."""
         loss = logits.sum() * 0.0
         if self.lovasz_weight:
             loss = loss + self.lovasz_weight * lovasz_softmax(
                 logits, labels, self.ignore, self.mask_frames)
         if self.ce_weight:
             loss = loss + self.ce_weight * weighted_cross_entropy(
-                logits, labels, self.class_weights, self.ignore, self.mask_frames)
+                logits, labels, self.class_weights, self.ignore, self.mask_frames,
+                pixel_weights)
         return loss
 
 
@@ -141,10 +156,12 @@ def distillation_loss(
     temperature: float = 2.0,
     ignore: int = IGNORE,
     mask_frames: Sequence[int] = (0, 0),
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Hinton et al. (2015): ``T² · KL(teacher_T ‖ student_T)`` per pixel, averaged over the
-    pixels the segmentation loss counts (``labels`` not ``ignore``, context frames out);
-    ``*_T`` are the class softmaxes of the logits divided by ``temperature``."""
+    pixels the segmentation loss counts (``labels`` not ``ignore``, context frames out;
+    weighted by ``pixel_weights`` where given); ``*_T`` are the class softmaxes of the logits
+    divided by ``temperature``."""
     valid = valid_mask(labels, ignore, mask_frames)
     if not valid.any():
         return student_logits.sum() * 0.0
@@ -152,4 +169,6 @@ def distillation_loss(
     log_student = F.log_softmax(student_logits / t, dim=1)
     log_teacher = F.log_softmax(teacher_logits.detach() / t, dim=1)
     kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
-    return kl[valid].mean() * t * t
+    if pixel_weights is None:
+        return kl[valid].mean() * t * t
+    return (kl * pixel_weights)[valid].sum() / pixel_weights[valid].sum() * t * t

@@ -119,6 +119,20 @@ def loss_mask_frames(cfg: TrainConfig, model_config: Mapping[str, Any]) -> tuple
     return int(window.get("margin_left", 0)) // 2, int(window.get("margin_right", 0)) // 2
 
 
+def separation(cfg: TrainConfig) -> tuple[float, float] | None:
+    """``training.loss.separation`` (``{"w0": 10, "sigma_px": 5}``: Ronneberger et al.'s
+    weights on the background between close events, :mod:`offline.separation`) as
+    ``(w0, sigma_px)``, or ``None``."""
+    spec = cfg.training.get("loss", {}).get("separation")
+    if spec is None:
+        return None
+    unknown = set(spec) - {"w0", "sigma_px"}
+    if unknown:
+        raise ValueError(f"training.loss.separation: unknown keys {sorted(unknown)} "
+                         "(expected w0, sigma_px)")
+    return float(spec.get("w0", 10.0)), float(spec.get("sigma_px", 5.0))
+
+
 def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> training_windows.WindowStream:
     """The training batches (or fixed validation batches for ``split="val"``): from the
     simulator, or from the labelled recordings of ``cfg.data["folder"]`` when given."""
@@ -130,7 +144,8 @@ def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "t
     sampler = training_windows.WindowSampler(window_shape=window_shape_for(cfg, model_config),
                                      model_config=model_config, augmentation=aug,
                                      windows_per_recording=int(cfg.training.get("windows_per_recording", 8)),
-                                     event_sampling=str(cfg.training.get("event_sampling", "pixel")))
+                                     event_sampling=str(cfg.training.get("event_sampling", "pixel")),
+                                     separation=separation(cfg) if split == "train" else None)
     return training_windows.WindowStream(source, sampler, batch_size=int(cfg.training.get("batch_size", 8)),
                                  seed=cfg.seed + (0 if split == "train" else 1),
                                  pool_recordings=int(cfg.training.get("pool_recordings", 2)))
@@ -259,13 +274,14 @@ class Trainer:
     def train_step(self, step: int) -> float:
         import torch
 
-        x, y = self.stream.batch(step)
+        x, y, *w = self.stream.batch(step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         self.model.train()
         inputs, labels = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        weights = torch.from_numpy(w[0]).to(self.device) if w else None
         logits = self.model(inputs)
-        loss = self.loss_fn(logits, labels)
+        loss = self.loss_fn(logits, labels, weights)
         if self.teacher is not None:
             from offline.losses import distillation_loss
 
@@ -274,7 +290,7 @@ class Trainer:
             weight = self.distillation["weight"]
             loss = (1.0 - weight) * loss + weight * distillation_loss(
                 logits, teacher_logits, labels, self.distillation["temperature"],
-                mask_frames=self.loss_fn.mask_frames)
+                mask_frames=self.loss_fn.mask_frames, pixel_weights=weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

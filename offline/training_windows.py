@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from acquisition.labels import IGNORE
+from offline.separation import separation_weights
 
 if TYPE_CHECKING:
     from offline.augmentation import Augmentation
@@ -56,6 +57,10 @@ class WindowSampler:
         events such as waves dominate), or ``"class"``, first a class uniformly among the
         event classes present in the recording, then one of its pixels (rare, small events
         such as movie sparks get their share of windows).
+    separation
+        ``(w0, sigma_px)``: each window also carries per-pixel loss weights that teach where
+        neighbouring events part (:func:`offline.separation.separation_weights`); ``None``:
+        windows are ``(input, labels)`` pairs.
     """
 
     window_shape: tuple[int, ...]
@@ -64,6 +69,7 @@ class WindowSampler:
     windows_per_recording: int = 8
     event_fraction: float = 0.7
     event_sampling: str = "pixel"
+    separation: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.event_sampling not in ("pixel", "class"):
@@ -71,8 +77,9 @@ class WindowSampler:
 
     def windows(
         self, rec: LabeledRecording, rng: np.random.Generator
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``windows_per_recording`` (input float32, labels int64) pairs from ``rec``."""
+    ) -> list[tuple[np.ndarray, ...]]:
+        """``windows_per_recording`` (input float32, labels int64) pairs from ``rec``; with
+        ``separation``, (input, labels, weights float32) triples."""
         if self.augmentation is not None:
             counts, blank = self.augmentation.apply(rec, rng)
         else:
@@ -80,14 +87,18 @@ class WindowSampler:
         net_in = preprocess_recording(counts, blank, rec.axes, rec.pixel_um, rec.dt_ms,
                                       self.model_config)
         centres = self._centre_candidates(rec.class_mask)
+        extra = []
+        if self.separation is not None:
+            extra = [separation_weights(rec.instance_mask, *self.separation)]
         out = []
         for _ in range(self.windows_per_recording):
-            x, y = self._crop(net_in, rec.class_mask, centres, rng)
+            x, y, *w = self._crop(net_in, rec.class_mask, centres, rng, extra)
             if self.augmentation is not None:
                 flip = self.augmentation.flips(x.ndim, rng)
                 if flip:
-                    x, y = np.flip(x, flip), np.flip(y, flip)
-            out.append((np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int64)))
+                    x, y, w = np.flip(x, flip), np.flip(y, flip), [np.flip(a, flip) for a in w]
+            out.append((np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int64),
+                        *(np.ascontiguousarray(a, np.float32) for a in w)))
         return out
 
     def _centre_candidates(self, y: np.ndarray) -> list[np.ndarray]:
@@ -101,8 +112,9 @@ class WindowSampler:
         return [g for g in groups if g.size]
 
     def _crop(self, x: np.ndarray, y: np.ndarray, centres: list[np.ndarray],
-              rng: np.random.Generator):
-        """Random crop; with probability ``event_fraction`` one containing an event pixel."""
+              rng: np.random.Generator, extra: list[np.ndarray] = ()):
+        """Random crop of ``x``, ``y`` and each of ``extra`` (arrays shaped like ``y``, padded
+        with 1); with probability ``event_fraction`` one containing an event pixel."""
         centre = None
         if rng.random() < self.event_fraction and centres:
             group = centres[int(rng.integers(len(centres)))] if len(centres) > 1 else centres[0]
@@ -116,11 +128,13 @@ class WindowSampler:
             start = int(rng.integers(lo, hi + 1))
             slices.append(slice(start, start + want))
         x, y = x[tuple(slices)], y[tuple(slices)]
+        extra = [a[tuple(slices)] for a in extra]
         pad = [(0, want - s) for s, want in zip(x.shape, self.window_shape, strict=True)]
         if any(p[1] for p in pad):
             x = np.pad(x, pad, mode="reflect" if all(s > p[1] for s, p in zip(x.shape, pad, strict=True)) else "edge")
             y = np.pad(y, pad, constant_values=IGNORE)
-        return x, y
+            extra = [np.pad(a, pad, constant_values=1.0) for a in extra]
+        return (x, y, *extra)
 
 
 class WindowStream:
@@ -142,7 +156,7 @@ class WindowStream:
         pool_windows = pool_recordings * sampler.windows_per_recording
         self.batches_per_pool = max(1, pool_windows // batch_size)
         self._pool_index = -1
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pool: list[tuple[np.ndarray, ...]] = []
 
     def _load_pool(self, pool_index: int) -> None:
         rng = np.random.default_rng([self.seed, pool_index])
@@ -156,11 +170,12 @@ class WindowStream:
         self._pool = [pool[i] for i in order]
         self._pool_index = pool_index
 
-    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(B, 1, W_t, ...)`` float32 inputs and ``(B, W_t, ...)`` int64 labels of ``step``."""
+    def batch(self, step: int) -> tuple[np.ndarray, ...]:
+        """``(B, 1, W_t, ...)`` float32 inputs and ``(B, W_t, ...)`` int64 labels of ``step``
+        (and ``(B, W_t, ...)`` float32 pixel weights where the sampler makes them)."""
         pool_index, within = divmod(step, self.batches_per_pool)
         if pool_index != self._pool_index:
             self._load_pool(pool_index)
         chunk = self._pool[within * self.batch_size:(within + 1) * self.batch_size]
-        xs, ys = zip(*chunk, strict=True)
-        return np.stack(xs)[:, None], np.stack(ys)
+        xs, ys, *ws = zip(*chunk, strict=True)
+        return (np.stack(xs)[:, None], np.stack(ys), *(np.stack(w) for w in ws))

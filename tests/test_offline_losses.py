@@ -71,3 +71,26 @@ def test_distillation_is_zero_on_the_teacher_and_counts_only_valid_pixels():
     student.requires_grad_(True)
     distillation_loss(student, teacher, labels, temperature=3.0).backward()
     assert student.grad is not None and float(student.grad.abs().sum()) > 0
+
+
+def test_pixel_weights_of_ones_change_nothing_and_weights_shift_the_mean():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6, 5)
+    labels = torch.randint(0, 4, (2, 6, 5))
+    labels[0, 0, 0] = 4
+    ones = torch.ones(2, 6, 5)
+    plain = weighted_cross_entropy(logits, labels, [1.0, 3.0, 3.0, 8.0])
+    assert torch.allclose(weighted_cross_entropy(logits, labels, [1.0, 3.0, 3.0, 8.0],
+                                                 pixel_weights=ones), plain)
+    # all weight on one pixel: the loss is that pixel's cross-entropy
+    only = torch.zeros(2, 6, 5)
+    only[1, 2, 3] = 1.0
+    one = weighted_cross_entropy(logits, labels, [1.0, 3.0, 3.0, 8.0], pixel_weights=only)
+    expected = torch.nn.functional.cross_entropy(logits[1:2, :, 2, 3], labels[1:2, 2, 3])
+    assert torch.allclose(one, expected)
+    teacher = torch.randn(2, 4, 6, 5)
+    assert torch.allclose(distillation_loss(logits, teacher, labels, 2.0, pixel_weights=ones),
+                          distillation_loss(logits, teacher, labels, 2.0))
+    loss = SegmentationLoss(ce_weight=1.0)(logits.requires_grad_(), labels, only)
+    loss.backward()
+    assert logits.grad[0].abs().sum() > 0  # the Lovász term still sees every pixel
