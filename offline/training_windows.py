@@ -8,7 +8,7 @@ engine's ΔF/F0 preprocessing, so that training sees exactly what inference sees
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +112,7 @@ class WindowSampler:
         return [g for g in groups if g.size]
 
     def _crop(self, x: np.ndarray, y: np.ndarray, centres: list[np.ndarray],
-              rng: np.random.Generator, extra: list[np.ndarray] = ()):
+              rng: np.random.Generator, extra: Sequence[np.ndarray] = ()):
         """Random crop of ``x``, ``y`` and each of ``extra`` (arrays shaped like ``y``, padded
         with 1); with probability ``event_fraction`` one containing an event pixel."""
         centre = None
