@@ -21,6 +21,12 @@ from scipy import ndimage
 REACH_SIGMAS = 3.0
 
 
+def check_parameters(w0: float, sigma_px: float) -> None:
+    """Raise ``ValueError`` unless ``w0 >= 0`` and ``sigma_px > 0``."""
+    if not (w0 >= 0 and sigma_px > 0):
+        raise ValueError(f"separation needs w0 >= 0 and sigma_px > 0, got {w0} and {sigma_px}")
+
+
 def separation_weights(instance_mask: np.ndarray, w0: float, sigma_px: float) -> np.ndarray:
     """Per-pixel weights (float32, shaped like ``instance_mask``; module docstring).
 
@@ -31,8 +37,7 @@ def separation_weights(instance_mask: np.ndarray, w0: float, sigma_px: float) ->
     w0, sigma_px : float
         Ronneberger et al.'s weight and width (their defaults: 10 and 5 pixels).
     """
-    if not (w0 >= 0 and sigma_px > 0):
-        raise ValueError(f"separation needs w0 >= 0 and sigma_px > 0, got {w0} and {sigma_px}")
+    check_parameters(w0, sigma_px)
     instances = np.asarray(instance_mask)
     d1 = np.full(instances.shape, np.inf, np.float32)
     d2 = np.full(instances.shape, np.inf, np.float32)

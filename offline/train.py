@@ -22,6 +22,7 @@ import numpy as np
 
 from acquisition.stream_kind import StreamKind
 from offline import augmentation, datasets, training_windows
+from offline.separation import check_parameters
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ def separation(cfg: TrainConfig) -> tuple[float, float] | None:
     if unknown:
         raise ValueError(f"training.loss.separation: unknown keys {sorted(unknown)} "
                          "(expected w0, sigma_px)")
-    return float(spec.get("w0", 10.0)), float(spec.get("sigma_px", 5.0))
+    w0, sigma_px = float(spec.get("w0", 10.0)), float(spec.get("sigma_px", 5.0))
+    check_parameters(w0, sigma_px)  # at start-up, not at the first batch
+    return w0, sigma_px
 
 
 def build_stream(cfg: TrainConfig, model_config: dict[str, Any], split: str = "train") -> training_windows.WindowStream:

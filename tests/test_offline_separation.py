@@ -60,3 +60,6 @@ def test_config_reads_separation_and_names_unknown_keys():
     cfg.training["loss"]["separation"] = {"w0": 5.0, "sigma": 3.0}
     with pytest.raises(ValueError, match="unknown keys"):
         separation(cfg)
+    cfg.training["loss"]["separation"] = {"w0": 5.0, "sigma_px": 0.0}
+    with pytest.raises(ValueError, match="sigma_px > 0"):
+        separation(cfg)
