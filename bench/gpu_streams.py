@@ -50,6 +50,7 @@ from engine.models.architecture import dotti_unet_config
 from engine.models.defaults import DEFAULT_NORMALIZATION, DOTTI_WINDOW, default_movie_config
 from engine.pipeline import DetectorFactory, EngineConfig
 from engine.serve import Server
+from engine.serve_remote import AnalysisProcesses
 from engine.sinks import SinkSet
 
 DT_MS = 6.8  # 147 frames/s
@@ -85,6 +86,7 @@ class Settings:
     json: str | None = None
     workers: int = 1
     detector: str = "auto"
+    processes: int = 0  # serve --processes: analyzers in processes (no cross-stream batching)
 
 
 def _movie_model(root: Path) -> Path:
@@ -170,8 +172,10 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
                           backend_options=_options(name, options, settings),
                           detector=settings.detector)
     factory = DetectorFactory(config)
+    remote = (AnalysisProcesses(config, settings.processes, factory.classifier)
+              if settings.processes else None)
     server = Server(_StubIngest(), factory, SinkSet([]), stats_interval_s=1e9,
-                    workers=settings.workers)
+                    workers=max(settings.workers, settings.processes), processes=remote)
     for item in _start_items(n_streams, recording):
         server.handle(item)
     server.drain()  # stream starts (backend warm-up) are not timed
@@ -181,7 +185,7 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
         torch.cuda.reset_peak_memory_stats()
     n_frames = int(settings.seconds * 1e3 / DT_MS)
     analyzers = [live.analyzer for live in server.live.values()]
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), _cpu_s(remote)
     fed = _feed(server, recording.data, n_streams, n_frames, settings, start)
     behind_s = time.perf_counter() - start - fed * DT_MS / 1e3  # realtime: feeding lagged by
     aborted = fed < n_frames
@@ -191,16 +195,30 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
     server.close()  # with workers: wait until every stream has finished
     wall = time.perf_counter() - start
     result = _measure(analyzers, factory, n_frames, wall, settings)
-    result["cpu_cores"] = (time.process_time() - cpu_start) / wall
+    result["cpu_cores"] = (_cpu_s(remote) - cpu_start) / wall
+    result["processes"] = settings.processes
     result["behind_s"] = behind_s
     result["aborted"] = aborted
     result["kept_up"] = not aborted and (settings.pace != "realtime" or behind_s <= MAX_BEHIND_S)
     if cuda:
         free, total = torch.cuda.mem_get_info()
-        result["gpu_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        if remote is None:  # this process's allocations (with processes: gpu_used_gib only)
+            result["gpu_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["gpu_used_gib"] = (total - free) / 2**30
+    if remote is not None:
+        remote.close()
     factory.close()
     return result
+
+
+def _cpu_s(remote: AnalysisProcesses | None) -> float:
+    """CPU-seconds of this process and of its analysis processes (``--processes``)."""
+    total = time.process_time()
+    for process in remote.processes if remote is not None else []:
+        fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1]
+        user, system = (int(v) for v in fields.split()[11:13])
+        total += (user + system) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _feed(server: Server, data: np.ndarray, n_streams: int, n_frames: int,
@@ -237,7 +255,7 @@ def _measure(analyzers: list, factory: DetectorFactory, n_frames: int, wall: flo
     """Pooled compute delays of every stream, throughput, batching."""
     delays = np.concatenate([np.fromiter(a.stats.delays_ms, float) for a in analyzers])
     p50, p99 = np.percentile(delays, [50, 99]) if delays.size else (np.nan, np.nan)
-    batcher = factory.batcher
+    batcher = factory.batcher if settings.processes == 0 else None
     total = len(analyzers) * n_frames
     return {"streams": len(analyzers), "frames": total, "wall_s": wall, "fps": total / wall,
             "delay_p50_ms": float(p50), "delay_p99_ms": float(p99),
@@ -256,7 +274,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
                         chunk_frames=args.chunk_frames, repeats=2, device="cpu",
                         backends=dict(CPU_BACKENDS), dotti=False,
                         e2e_repeats=args.e2e_repeats, json=args.json, workers=args.workers,
-                        detector=args.detector)
+                        detector=args.detector, processes=args.processes)
     if not torch.cuda.is_available():
         return None
     backends = {k: v for k, v in GPU_BACKENDS.items()
@@ -265,7 +283,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                     chunk_frames=args.chunk_frames, repeats=args.repeats, device="cuda",
                     backends=backends, dotti=not args.no_dotti, e2e_repeats=args.e2e_repeats,
-                    json=args.json, workers=args.workers, detector=args.detector)
+                    json=args.json, workers=args.workers, detector=args.detector,
+                    processes=args.processes)
 
 
 def _available(name: str) -> bool:
@@ -288,6 +307,7 @@ def _header(settings: Settings) -> None:
           f"frames/s, frames {settings.frame_yx}, pace {settings.pace}, max_batch "
           f"{settings.max_batch}, max_wait {settings.max_wait_ms:g} ms, chunks of "
           f"{settings.chunk_frames} frames, {settings.workers} post-processing worker(s), "
+          f"{settings.processes} analysis process(es), "
           f"detector {settings.detector}")
     print(f"targets: network >= {TARGET_NETWORK_FPS} frames/s, >= {TARGET_STREAMS} streams "
           f"end to end, compute delay p99 <= {TARGET_P99_MS:g} ms")
@@ -313,19 +333,22 @@ def bench_end_to_end(settings: Settings, model_path: Path) -> None:
     for label in settings.backends:
         # one short discarded stream first: lazy imports and first-use costs are not a
         # stream count's figure
-        run_streams(model_path, label, replace(settings, seconds=1.0), 1, recording)
+        if not settings.processes:  # (analysis processes warm up when they start)
+            run_streams(model_path, label, replace(settings, seconds=1.0), 1, recording)
         for n in settings.streams:
             runs = [run_streams(model_path, label, settings, n, recording)]
             while runs[0]["kept_up"] and len(runs) < settings.e2e_repeats:  # repeat what held
                 runs.append(run_streams(model_path, label, settings, n, recording))
             r = median_run(runs)
-            r.update(backend=label, workers=settings.workers, detector=settings.detector)
+            r.update(backend=label, workers=max(settings.workers, settings.processes),
+                     detector=settings.detector)
             if settings.json:
                 with open(settings.json, "a") as handle:
                     handle.write(json.dumps(r, default=float) + "\n")
             ok = r["kept_up"] and r["delay_p99_ms"] <= TARGET_P99_MS
             memory = (f" | GPU alloc {r['gpu_alloc_gib']:.1f} GiB, used {r['gpu_used_gib']:.1f}"
-                      f" GiB" if "gpu_alloc_gib" in r else "")
+                      f" GiB" if "gpu_alloc_gib" in r else
+                      f" | GPU used {r['gpu_used_gib']:.1f} GiB" if "gpu_used_gib" in r else "")
             print(f"e2e {label:<16} {n:>4} streams {r['fps']:9.0f} frames/s "
                   f"({r['wall_s']:.1f} s) kept up {r['kept_up']!s:<5} (behind {r['behind_s']:+.2f} s) "
                   f"delay p50 "
@@ -364,6 +387,9 @@ def main() -> int:
     parser.add_argument("--json", help="append one JSON line per end-to-end measurement")
     parser.add_argument("--workers", type=int, default=1,
                         help="post-processing threads of the server (serve --workers)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="analysis processes (serve --processes; each builds its own "
+                             "backend, no cross-stream batching); 0: in this process")
     parser.add_argument("--detector", default="auto", choices=("auto", "network", "classical"),
                         help="auto: the default (hybrid for the movie model); network: no "
                              "classical half, post-processing of the network alone")

@@ -2,7 +2,8 @@
 acquisition pace into one serve, per N.
 
 The engine is the real one (:func:`engine.runtime.background_server`: ZeroMQ ingest, raw
-recording, dispatcher and ``--workers`` post-processing threads, SQLite store) in this process; each stream is a publisher in its
+recording, dispatcher and ``--workers`` post-processing threads, SQLite store) in this process
+(the streams' analyzers in ``--processes`` processes where that is not 0); each stream is a publisher in its
 own process (:class:`acquisition.publisher.Publisher`, spawned), which sends a simulated
 recording in chunks at acquisition pace (line-scans: 512 px, 1.5 ms/line, 10 s looped; movies:
 64×512 px, 6.8 ms/frame, 500 frames looped) for ``--seconds``. Sampled every 0.5 s while the
@@ -17,15 +18,17 @@ once per value):
   analysis finishing (how late the last event came);
 * compute delay p50/p99, pooled over streams (chunk arrival at the ingest → its frames
   post-processed, queue time included);
-* RSS of this process (serve; publishers excluded): peak and at the end, MiB;
-* CPU: serve's CPU-seconds per wall second (cores busy) and as a percentage of all cores;
+* RSS of serve (this process and its analysis processes; publishers excluded): peak and at
+  the end, MiB;
+* CPU: serve's CPU-seconds per wall second (cores busy; its analysis processes included) and
+  as a percentage of all cores;
 * load: the machine's 1-minute load average when the run ended (the CPU may be shared).
 
 ``real time`` = done after ≤ 2 s and p99 ≤ 500 ms (the issue's bar). Publishers run in
 other processes and take CPU from the same cores.
 
 Usage: ``python bench/serve_scaling.py [--kinds linescan,movie] [--streams 1,2,4]
-[--workers 1,2] [--seconds 20] [--detector auto]``
+[--workers 1,2] [--processes 0,2] [--seconds 20] [--detector auto]``
 """
 
 from __future__ import annotations
@@ -88,6 +91,19 @@ def _rss_mib() -> tuple[float, float]:
     return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
 
 
+def _serve_rss_mib(server) -> float:
+    """Resident memory of serve: this process and its analysis processes (``--processes``)."""
+    total = _rss_mib()[0]
+    for process in server.processes.processes if server.processes is not None else []:
+        try:
+            status = Path(f"/proc/{process.proc.pid}/status").read_text()
+        except OSError:  # exited
+            continue
+        total += next(float(line.split()[1]) / 1024 for line in status.splitlines()
+                      if line.startswith("VmRSS"))
+    return total
+
+
 def _sample(server, samples: Samples) -> None:
     ingest = server.ingest.stats()
     for name, live in list(server.live.items()):
@@ -95,23 +111,23 @@ def _sample(server, samples: Samples) -> None:
         received = ingest[name].frames_received if name in ingest else 0
         lag = (received - live.analyzer.stats.frames_final) * live.analyzer.info.dt_ms / 1e3
         samples.lag_s = max(samples.lag_s, lag)
-    samples.rss_peak_mib = max(samples.rss_peak_mib, _rss_mib()[0])
+    samples.rss_peak_mib = max(samples.rss_peak_mib, _serve_rss_mib(server))
 
 
 def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
-        workdir: Path) -> dict:
+        workdir: Path, processes: int = 0) -> dict:
     from engine.pipeline import EngineConfig
     from engine.runtime import background_server
 
     config = EngineConfig(detector=args.detector, mode=args.mode, backend=args.backend)
-    tag = f"{kind}-{n}-w{workers}"
+    tag = f"{kind}-{n}-w{workers}-p{processes}"
     endpoint = f"ipc://{workdir}/serve-{tag}.ipc"
     chunk = 64 if StreamKind(kind).is_linescan else 4
     period_s = chunk * meta["dt_ms"] / 1e3
     samples = Samples()
     with background_server(endpoint=endpoint, store=workdir / f"{tag}.sqlite",
                            record_dir=None if args.no_record else workdir / f"raw-{tag}",
-                           config=config, workers=workers) as server:
+                           config=config, workers=workers, processes=processes) as server:
         spawn = mp.get_context("spawn")
         procs = [spawn.Process(target=publish, args=(endpoint, f"{kind}-{i}", data_path, meta,
                                                      args.seconds, chunk, i * period_s / n))
@@ -120,7 +136,7 @@ def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
             proc.start()
         while not server.ingest.stats() and any(proc.is_alive() for proc in procs):
             time.sleep(0.02)  # publishers starting (spawned interpreters)
-        cpu0, t0 = os.times(), time.monotonic()
+        cpu0, t0 = _cpu_s(server), time.monotonic()
         while any(proc.is_alive() for proc in procs):
             time.sleep(SAMPLE_S)
             _sample(server, samples)
@@ -128,21 +144,39 @@ def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
         while server.n_done < n and time.monotonic() - t_published < args.max_drain_s:
             _sample(server, samples)
             server.wait_finished(n, SAMPLE_S)
-        t_done, cpu1 = time.monotonic(), os.times()
+        t_done, cpu1 = time.monotonic(), _cpu_s(server)
+        rss_end = _serve_rss_mib(server)
         received = sum(s.frames_received for name, s in server.ingest.stats().items()
                        if name.startswith(kind))
     analysed = sum(a.stats.frames_final for a in samples.analyzers.values())
     delays = np.concatenate([np.fromiter(a.stats.delays_ms, float)
                              for a in samples.analyzers.values()] or [np.zeros(0)])
     p50, p99 = np.percentile(delays, [50, 99]) if delays.size else (np.nan, np.nan)
-    cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    cpu_s = cpu1 - cpu0
     done_after = t_done - t_published if server.n_done >= n else float("inf")
-    return {"kind": kind, "n": n, "workers": workers, "in_fps": received / (t_published - t0),
+    return {"kind": kind, "n": n, "workers": workers, "processes": processes, "in_fps": received / (t_published - t0),
             "analysed_fps": analysed / (t_done - t0), "lag_s": samples.lag_s,
             "done_after_s": done_after, "p50_ms": float(p50), "p99_ms": float(p99),
-            "rss_peak_mib": samples.rss_peak_mib, "rss_end_mib": _rss_mib()[0],
+            "rss_peak_mib": samples.rss_peak_mib, "rss_end_mib": rss_end,
             "cores_busy": cpu_s / (t_done - t0), "load": os.getloadavg()[0],
             "real_time": done_after <= MAX_DONE_AFTER_S and p99 <= MAX_P99_MS}
+
+
+def _cpu_s(server) -> float:
+    """CPU-seconds used so far by this process (serve, the bench's sampling) and serve's
+    analysis processes (``--processes``; read from /proc while they run)."""
+    times = os.times()
+    total = times.user + times.system
+    if server.processes is not None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for process in server.processes.processes:
+            try:
+                fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1]
+            except OSError:  # exited
+                continue
+            user, system = (int(v) for v in fields.split()[11:13])
+            total += (user + system) / tick
+    return total
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -159,7 +193,7 @@ def _recording(kind: str, workdir: Path) -> tuple[str, dict]:
 
 
 def _print_row(r: dict) -> None:
-    print(f"{r['kind']:<9} {r['n']:>3} {r['workers']:>3} {r['in_fps']:>9.0f} "
+    print(f"{r['kind']:<9} {r['n']:>3} {r['workers']:>3} {r['processes']:>3} {r['in_fps']:>9.0f} "
           f"{r['analysed_fps']:>9.0f} {r['lag_s']:>7.2f} {r['done_after_s']:>8.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
           f"{r['rss_peak_mib']:>6.0f} {r['rss_end_mib']:>6.0f} {r['cores_busy']:>6.2f} "
           f"{100 * r['cores_busy'] / os.cpu_count():>5.0f}% {'yes' if r['real_time'] else 'NO':>5} "
@@ -175,6 +209,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2",
                         help="serve's post-processing threads, comma-separated: each N is run "
                              "once per value")
+    parser.add_argument("--processes", default="0",
+                        help="serve's analysis processes (0: analysis in serve's process), "
+                             "comma-separated: each N and workers value is run once per value")
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--mode", default="accurate")
     parser.add_argument("--backend", default="auto", help="network backend (engine's choice)")
@@ -188,7 +225,7 @@ def main() -> None:
           f"detector {args.detector}, mode "
           f"{args.mode}, backend {args.backend}, {args.seconds:g} s per run, raw recording "
           f"{'off' if args.no_record else 'on'}")
-    print(f"{'kind':<9} {'N':>3} {'wk':>3} {'in fps':>9} {'anal fps':>9} {'lag s':>7} {'done +s':>8} "
+    print(f"{'kind':<9} {'N':>3} {'wk':>3} {'pr':>3} {'in fps':>9} {'anal fps':>9} {'lag s':>7} {'done +s':>8} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'RSS pk':>6} {'RSS':>6} {'cores':>6} {'cpu%':>6} "
           f"{'real':>5} {'load':>5}")
     with tempfile.TemporaryDirectory(prefix="castream-scaling-") as tmp:
@@ -197,7 +234,9 @@ def main() -> None:
             data_path, meta = _recording(kind, workdir)
             for n in (int(v) for v in args.streams.split(",")):
                 for workers in (int(v) for v in args.workers.split(",")):
-                    _print_row(run(kind, n, workers, args, data_path, meta, workdir))
+                    for processes in (int(v) for v in args.processes.split(",")):
+                        _print_row(run(kind, n, workers, args, data_path, meta, workdir,
+                                       processes))
 
 
 if __name__ == "__main__":

@@ -227,6 +227,11 @@ class StreamAnalyzer:
         self._record_delays(time.perf_counter())
         return events
 
+    def close(self) -> None:
+        """Release the analysis (``serve`` calls it when a stream ends or fails): nothing to
+        release in this process; an analyzer in an analysis process
+        (:class:`engine.serve_remote.RemoteAnalyzer`) is dropped there."""
+
     @property
     def has_ready(self) -> bool:
         """Blocks finalized by a cross-stream batcher wait for :meth:`collect`."""

@@ -19,6 +19,7 @@ from acquisition.ingest_idle import DEFAULT_STREAM_IDLE_TIMEOUT_S
 from .pipeline import DetectorFactory, EngineConfig
 from .serve import Server
 from .serve_pool import default_workers
+from .serve_remote import AnalysisProcesses
 from .sinks import SinkSet
 from .sinks.publish import EventPublisher
 from .sinks.store import SqliteStore
@@ -33,26 +34,61 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
                    stream_idle_timeout_s: float | None = DEFAULT_STREAM_IDLE_TIMEOUT_S,
                    curve_dir: Path | str | None = None,
                    cells_model: Path | str | None = None,
-                   workers: int | None = None) -> Iterator[Server]:
+                   workers: int | None = None, processes: int = 0) -> Iterator[Server]:
     """Build a :class:`~engine.serve.Server`; everything is closed (live streams finished) on
     exit. ``stream_idle_timeout_s``: see :mod:`acquisition.ingest_idle` (``None``: never).
     ``curve_dir``: ingest and event PUB are CURVE servers (:mod:`acquisition.curve`).
     ``cells_model``: the cells model directory for structure images (default: packaged).
     ``workers``: post-processing threads (:mod:`engine.serve_pool`; default: the cores
-    available, at most 4).
+    available, at most 4). ``processes``: the streams' analyzers run in that many processes
+    (:mod:`engine.serve_remote`; 0: in this one), driven by at least as many workers.
 
-    Models and backends are loaded before the ingest listens, so a stream's first chunk is
-    analysed without loading delay.
+    Models and backends are loaded before the ingest listens (in each analysis process, with
+    ``processes``), so a stream's first chunk is analysed without loading delay.
     """
     factory = DetectorFactory(config)
+    remote = None
     t0 = time.perf_counter()
     try:
-        kinds = factory.load_models()
+        if processes:
+            remote = AnalysisProcesses(config, processes, factory.classifier)
+        else:
+            kinds = factory.load_models()
+            log.info("models loaded at start-up in %.1f s: %s", time.perf_counter() - t0,
+                     ", ".join(kind.value for kind in kinds) or "none (classical detector)")
     except BaseException:
         factory.close()
         raise
-    log.info("models loaded at start-up in %.1f s: %s", time.perf_counter() - t0,
-             ", ".join(kind.value for kind in kinds) or "none (classical detector)")
+    try:
+        server = _server(factory, remote, endpoint, store, record_dir, publish, queue_size,
+                         stream_idle_timeout_s, curve_dir, cells_model, workers)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        factory.close()
+        raise
+    try:
+        yield server
+    finally:  # each step runs even when an earlier one fails (recordings are finalized)
+        try:
+            server.close()
+        finally:
+            try:
+                server.ingest.close()
+            finally:
+                try:
+                    server.sinks.close()
+                finally:
+                    try:
+                        if remote is not None:
+                            remote.close()
+                    finally:
+                        factory.close()
+
+
+def _server(factory, remote, endpoint, store, record_dir, publish, queue_size,
+            stream_idle_timeout_s, curve_dir, cells_model, workers) -> Server:
+    """The server of :func:`running_server`, its sinks and its ingest (bound now)."""
     sinks: list = []
     publisher = None
     if store is not None:
@@ -66,22 +102,13 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
     ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
                     stream_idle_timeout_s=stream_idle_timeout_s, curve_dir=curve_dir)
     workers = default_workers() if workers is None else workers
+    if remote is not None:
+        workers = max(workers, remote.n)
     server = Server(ingest, factory, SinkSet(sinks), publisher, cells_model=cells_model,
-                    workers=workers)
-    log.info("post-processing on %d worker%s", workers, "s" if workers > 1 else "")
-    try:
-        yield server
-    finally:  # each step runs even when an earlier one fails (recordings are finalized)
-        try:
-            server.close()
-        finally:
-            try:
-                ingest.close()
-            finally:
-                try:
-                    server.sinks.close()
-                finally:
-                    factory.close()
+                    workers=workers, processes=remote)
+    log.info("post-processing on %d worker%s%s", workers, "s" if workers > 1 else "",
+             f", analyzers in {remote.n} processes" if remote is not None else "")
+    return server
 
 
 @contextmanager

@@ -82,6 +82,10 @@ class Server:
     workers : int
         Post-processing threads (:mod:`engine.serve_pool`); 1: all on the dispatcher thread,
         and :meth:`handle` returns once the item is analysed.
+    processes : AnalysisProcesses, optional
+        The streams' analyzers live in these processes (:mod:`engine.serve_remote`; ``serve
+        --processes N``) instead of this one; the workers then drive them, and there is no
+        cross-stream batching. The caller owns (and closes) them.
 
     Class attributes ``recent_events`` (events kept per live stream) and ``finished_kept``
     (finished streams kept) bound the memory; see the module docstring.
@@ -97,10 +101,12 @@ class Server:
 
     def __init__(self, ingest: Ingest, factory: DetectorFactory, sinks: SinkSet,
                  publisher=None, stats_interval_s: float = 1.0,
-                 preview_interval_s: float = 0.25, cells_model=None, workers: int = 1) -> None:
+                 preview_interval_s: float = 0.25, cells_model=None, workers: int = 1,
+                 processes=None) -> None:
         self.ingest = ingest
         self.factory = factory
-        self.batcher = factory.batcher
+        self.processes = processes
+        self.batcher = factory.batcher if processes is None else None
         # shared by the workers: one lock for the sinks and the publisher (a sink too)
         self.sinks = Locked(sinks)
         self.publisher = Locked(publisher, self.sinks.lock) if publisher is not None else None
@@ -288,6 +294,7 @@ class Server:
                   "streams go on", stream, reason)
         log.debug("stream %s failure", stream, exc_info=exc)
         if live is not None:
+            live.analyzer.close()
             report_failure(self.sinks, stream, reason, live.events.n_events)
         self.outcomes.notify()
 
@@ -301,11 +308,15 @@ class Server:
         if pixels > MAX_ANALYSIS_PIXELS:
             raise ValueError(f"frames of {list(info.frame_shape)} = {pixels} pixels are larger "
                              f"than analysis supports ({MAX_ANALYSIS_PIXELS})")
-        with self._factory_lock:  # a model that failed at start-up is loaded once
-            analyzer = self.factory.analyzer(info)
-            described = self.factory.describe(info)
-        if self.pool.workers > 1:
-            self.inference.guard(analyzer)
+        if self.processes is not None:
+            analyzer = self.processes.start(info)
+            described = analyzer.described
+        else:
+            with self._factory_lock:  # a model that failed at start-up is loaded once
+                analyzer = self.factory.analyzer(info)
+                described = self.factory.describe(info)
+            if self.pool.workers > 1:
+                self.inference.guard(analyzer)
         recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
         self.sinks.open_stream({**stream_row(analyzer, recording, field_of(header)),
                                 **described})
@@ -346,6 +357,7 @@ class Server:
             return
         if live.analyzer.stats.frames_in:  # a stream without any frame has nothing to flush
             self._emit(stream, live, live.analyzer.finish())
+        live.analyzer.close()
         del self.live[stream]
         extra = self.structure.ca_finished(stream, live.analyzer)
         self._write_stats(stream, live, time.time(), **extra,

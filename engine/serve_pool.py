@@ -6,15 +6,17 @@ analysed in order and its events reach the sinks in order, while different strea
 different workers at once. Keys take turns (a key that ran a task goes to the back of the
 line), so one busy stream cannot starve the others of workers.
 
-Threads, not processes: the per-stream work (preprocessing, the detector, tracking,
-characterization) is numpy, scipy, scikit-image and onnxruntime code that releases the GIL for
-much of its time, and threads share the store, the PUB socket, the structure registry and the
-cross-stream batcher without copying anything. Measured (``bench/serve_scaling.py --workers``,
-README "Many streams into one serve"): 16 line-scan streams on a 16-core machine were analysed
-3.6x faster with 4 threads than with 1, but no faster with 8 or 16 (the Python parts hold the
-GIL: serve used at most about 4.5 cores with the GPU backend, 6.6 with onnxruntime on the CPU).
+Threads: the per-stream work (preprocessing, the detector, tracking, characterization) is
+numpy, scipy, scikit-image and onnxruntime code that releases the GIL for much of its time,
+and threads share the store, the PUB socket, the structure registry and the cross-stream
+batcher without copying anything. Measured (``bench/serve_scaling.py --workers``, README "Many
+streams into one serve"): 16 line-scan streams on a 16-core machine were analysed 3.6x faster
+with 4 threads than with 1, but no faster with 8 or 16 (the Python parts hold the GIL: serve
+used at most about 4.5 cores with the GPU backend, 6.6 with onnxruntime on the CPU), and two
+line-scans on 2 cores no faster with 2 threads than with 1 (``bench/serve_parallel.py``).
 Hence the default pool size, the cores available but at most :data:`DEFAULT_MAX_WORKERS`;
-using more cores than that takes processes, not built.
+beyond the lock, the streams' analyzers run in processes (``serve --processes``,
+:mod:`engine.serve_remote`), which these workers drive.
 
 Bounded work in flight (back-pressure): :meth:`StreamPool.submit` waits while the key already
 has ``max_per_stream`` tasks queued or running, or the pool ``max_total``; the caller (the

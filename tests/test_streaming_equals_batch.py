@@ -116,3 +116,28 @@ def test_replay_through_serve_equals_analyze(kind, mode, detector, recordings, t
     assert len(streamed) == len(batch)
     for a, b in zip(batch, streamed, strict=True):
         assert _same(a, b), (a, b)
+
+
+@pytest.mark.parametrize(("kind", "mode", "detector"), [("linescan", "accurate", "hybrid"),
+                                                        ("movie", "accurate", "network")])
+def test_replay_through_serve_with_analysis_processes_equals_analyze(
+        kind, mode, detector, recordings, tiny_models, tmp_path, ipc_endpoint, monkeypatch):
+    """``serve --processes``: the same events through ZeroMQ, the store and an analysis
+    process (engine/serve_remote.py) as ``analyze`` on the file."""
+    monkeypatch.setenv("CASTREAM_CACHE_DIR", str(tmp_path / "cache"))  # the process inherits it
+    path = recordings[kind]
+    config = EngineConfig(model=tiny_models[kind], mode=mode, backend="torch", detector=detector)
+    analyze_file(path, tmp_path / "batch", config)
+    batch = read_events_csv(tmp_path / "batch" / "events.csv")
+
+    with background_server(endpoint=ipc_endpoint, store=tmp_path / "store.sqlite",
+                           record_dir=tmp_path / "raw", config=config, processes=1) as server:
+        assert server.processes is not None and server.processes.n == 1
+        replay_file(path, ipc_endpoint, stream=path.stem, rate=None, progress=False,
+                    chunk_lines=97, frames_per_message=1)
+        assert server.wait_finished(1, timeout_s=120), "stream did not finish"
+    assert not server.failed
+    streamed = [e.to_dict() for e in server.finished[path.stem]["events"]]
+    assert len(batch) > 0 and len(streamed) == len(batch)
+    for a, b in zip(batch, streamed, strict=True):
+        assert _same(a, b), (a, b)

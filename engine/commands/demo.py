@@ -19,6 +19,7 @@ from pathlib import Path
 from acquisition.stream_kind import StreamKind
 
 from ._engine_args import add_engine_arguments, engine_config
+from .serve import add_processes_argument, processes_for
 
 HELP = "run a simulated two-cell experiment through the live engine and print the results"
 
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true",
                         help="no dashboard: print the results and exit (for CI)")
     parser.add_argument("--port", type=int, default=8501, help="dashboard port")
+    add_processes_argument(parser)
     add_engine_arguments(parser)
 
 
@@ -63,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     store.unlink(missing_ok=True)
     publish = free_tcp_endpoint()
     t0 = time.monotonic()
+    config = engine_config(args)
     with background_server(endpoint="tcp://127.0.0.1:0", store=store, record_dir=out / "raw",
-                           config=engine_config(args), publish=publish) as server:
+                           config=config, publish=publish,
+                           processes=processes_for(args, config)) as server:
         dashboard = None if args.headless else _start_dashboard(args, store, publish,
                                                                  server.ingest.endpoint)
         sent = _stream_all(recordings, server.ingest.endpoint, args.rate)

@@ -47,11 +47,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stream on one at a time, in order; 1 = one analysis thread "
                              "(default: the cores available, at most 4: more threads measured no "
                              "faster)")
+    add_processes_argument(parser)
     parser.add_argument("--cells-model", type=Path,
                         help="cells model directory for structure images sent as image "
                              "streams (default: the packaged one)")
     add_curve_server_arguments(parser)
     add_engine_arguments(parser)
+
+
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processes", type=int, default=None,
+                        help="analyse the streams in this many processes (each stream stays "
+                             "in one), so that the analysis uses every core, which threads "
+                             "cannot (measured: README, 'Many streams into one serve'); 0 = "
+                             "in the serve process, faster for a single stream (default: one "
+                             "per core on a CPU with 2 or more cores; 0 with a GPU, which "
+                             "batches windows across streams, or with --workers 1)")
+
+
+def processes_for(args: argparse.Namespace, config) -> int:
+    """``--processes``, or its default for this engine configuration."""
+    from engine.serve_remote import default_processes
+
+    if args.processes is not None:
+        if args.processes < 0:
+            raise SystemExit(f"castream: error: --processes must be >= 0, got {args.processes}")
+        return args.processes
+    return default_processes(config, getattr(args, "workers", None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,12 +85,14 @@ def run(args: argparse.Namespace) -> int:
     check_exposure({"--endpoint": args.endpoint, "--publish": args.publish}, args.insecure,
                    authenticated=bool(args.curve_dir))
     _warn_unfinished(args.record_dir)
+    config = engine_config(args)
     try:
         with running_server(
             endpoint=args.endpoint, publish=None if args.publish == "none" else args.publish,
-            store=args.store, record_dir=args.record_dir, config=engine_config(args),
+            store=args.store, record_dir=args.record_dir, config=config,
             queue_size=args.queue_size, stream_idle_timeout_s=args.stream_idle_timeout_s or None,
             curve_dir=args.curve_dir, cells_model=args.cells_model, workers=args.workers,
+            processes=processes_for(args, config),
         ) as server:
             log.info("serving: ingest %s, events %s, store %s, raw recordings in %s",
                      server.ingest.endpoint, args.publish, args.store, args.record_dir)
