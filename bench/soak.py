@@ -6,12 +6,14 @@ The engine is the real one (:func:`engine.runtime.background_server`: ZeroMQ ing
 recording, analysis, SQLite store) in this process; the publisher is a spawned process sending
 the same simulated recording as ``bench/serve_scaling.py`` (line-scan: 512 px, 1.5 ms/line,
 10 s looped; movie: 64×512 px, 6.8 ms/frame) in chunks at acquisition pace. Every
-``--sample-s`` it samples serve's RSS and open file descriptors (this process), the stream's
+``--sample-s`` it samples serve's RSS and open file descriptors (this process and its analysis
+processes, ``--processes``: serve's default unless given), the stream's
 wall-clock lag (``lag_s``, as the dashboard shows it) and the frames analysed; a *stall* is a
 stretch in which frames arrived but none were analysed. It prints a line per minute and a
 verdict per criterion at the end (exit status 1 if one fails).
 
-Usage: ``python bench/soak.py [--kind linescan] [--minutes 30] [--warmup-min 2]``
+Usage: ``python bench/soak.py [--kind linescan] [--minutes 30] [--warmup-min 2]
+[--processes N]``
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
-from serve_scaling import _recording, _rss_mib, publish
+from serve_scaling import _recording, _serve_rss_mib, publish
 
 from acquisition.stream_kind import StreamKind
 
@@ -60,20 +62,28 @@ class Trace:
         return longest
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _open_fds(server) -> int:
+    """Open file descriptors of serve: this process and its analysis processes."""
+    pids = ["self"] + [str(p.proc.pid) for p in (server.processes.processes
+                                                 if server.processes is not None else [])]
+    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
 
 
 def soak(args, workdir: Path) -> Trace:
     from engine.pipeline import EngineConfig
     from engine.runtime import background_server
+    from engine.serve_remote import default_processes
 
     data_path, meta = _recording(args.kind, workdir)
     chunk = 64 if StreamKind(args.kind).is_linescan else 4
     trace = Trace()
     name = f"soak-{args.kind}"
+    config = EngineConfig()
+    processes = default_processes(config) if args.processes is None else args.processes
+    print(f"analysis processes: {processes}", flush=True)
     with background_server(endpoint=f"ipc://{workdir}/soak.ipc", store=workdir / "soak.sqlite",
-                           record_dir=workdir / "raw", config=EngineConfig()) as server:
+                           record_dir=workdir / "raw", config=config,
+                           processes=processes) as server:
         proc = mp.get_context("spawn").Process(
             target=publish, args=(f"ipc://{workdir}/soak.ipc", name, data_path, meta,
                                   args.minutes * 60.0, chunk, 0.0))
@@ -84,14 +94,15 @@ def soak(args, workdir: Path) -> Trace:
         while proc.is_alive():
             time.sleep(args.sample_s)
             live = server.live.get(name)
-            if live is None:
-                continue
+            stats = server.ingest.stats().get(name)
+            if live is None or stats is None or stats.state != "running":
+                continue  # not started yet, or stopped (its recording closed): not sampled
             now = time.monotonic() - t0
             analysed = live.analyzer.stats.frames_final
-            received = server.ingest.stats()[name].frames_received
+            received = stats.frames_received
             trace.t_s.append(now)
-            trace.rss_mib.append(_rss_mib()[0])
-            trace.fds.append(_open_fds())
+            trace.rss_mib.append(_serve_rss_mib(server))
+            trace.fds.append(_open_fds(server))
             trace.lag_s.append(live.lag.lag_s(analysed, time.time()))
             trace.analysed.append(analysed)
             trace.received.append(received)
@@ -135,6 +146,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--warmup-min", type=float, default=2.0)
     parser.add_argument("--sample-s", type=float, default=1.0)
+    parser.add_argument("--processes", type=int, default=None,
+                        help="serve's analysis processes (default: serve's default here)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
