@@ -41,7 +41,7 @@ def running_server(endpoint: str, store: Path | None, record_dir: Path | None,
     ``cells_model``: the cells model directory for structure images (default: packaged).
     ``workers``: post-processing threads (:mod:`engine.serve_pool`; default: the cores
     available, at most 4). ``processes``: the streams' analyzers run in that many processes
-    (:mod:`engine.serve_remote`; 0: in this one), driven by at least as many workers.
+    (:mod:`engine.serve_remote`; 0: in this one), driven by at least twice as many workers.
 
     Models and backends are loaded before the ingest listens (in each analysis process, with
     ``processes``), so a stream's first chunk is analysed without loading delay.
@@ -102,8 +102,8 @@ def _server(factory, remote, endpoint, store, record_dir, publish, queue_size,
     ingest = Ingest(endpoint, record_dir=record_dir, queue_size=queue_size, policy="block",
                     stream_idle_timeout_s=stream_idle_timeout_s, curve_dir=curve_dir)
     workers = default_workers() if workers is None else workers
-    if remote is not None:
-        workers = max(workers, remote.n)
+    if remote is not None:  # a worker waits while its stream's process serves another stream
+        workers = max(workers, 2 * remote.n)
     server = Server(ingest, factory, SinkSet(sinks), publisher, cells_model=cells_model,
                     workers=workers, processes=remote)
     log.info("post-processing on %d worker%s%s", workers, "s" if workers > 1 else "",

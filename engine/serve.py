@@ -317,11 +317,17 @@ class Server:
                 described = self.factory.describe(info)
             if self.pool.workers > 1:
                 self.inference.guard(analyzer)
-        recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
-        self.sinks.open_stream({**stream_row(analyzer, recording, field_of(header)),
-                                **described})
-        self.live[header.stream] = LiveStream(analyzer, time.time(), EventWindow(self.recent_events))
-        self.structure.ca_started(header, analyzer)
+        try:
+            recording = getattr(self.ingest.stats().get(header.stream), "recording", None)
+            self.sinks.open_stream({**stream_row(analyzer, recording, field_of(header)),
+                                    **described})
+            self.live[header.stream] = LiveStream(analyzer, time.time(),
+                                                  EventWindow(self.recent_events))
+            self.structure.ca_started(header, analyzer)
+        except BaseException:
+            if header.stream not in self.live:  # (_fail closes a live stream's analyzer)
+                analyzer.close()
+            raise
         log.info("stream %s started: %s %s, look-ahead %.0f ms, %s", info.stream,
                  info.stream_kind.value,
                  info.frame_shape, analyzer.lookahead_ms, analyzer.detector.name)

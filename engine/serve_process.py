@@ -26,16 +26,20 @@ t_arrival               summary only when there are events: the server writes it
 ``stop``                the process exits
 ======================  ==========================================================================
 
-Every answer is ``("ok", value)`` or ``("error", "Type: message")``: a request that raises
+A request is ``(seq, op, stream, args)``; every answer is ``(seq, "ok", value)`` or ``(seq,
+"error", "Type: message")`` with the request's ``seq`` (0: the start-up report). A request that raises
 fails that stream alone (the server marks it failed, as it does an in-process exception) and
 the process goes on with its other streams. Log records go back to the server's handlers
-through a queue (:class:`logging.handlers.QueueHandler`).
+through a queue (:class:`logging.handlers.QueueHandler`). The process ignores SIGINT and
+SIGTERM (a Ctrl-C reaches the whole process group): the server finishes its streams, then
+stops it with ``stop`` (or kills it).
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import signal
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -88,6 +92,10 @@ def process_config(config, threads: int):
 
 def process_main(conn, config, threads: int, log_queue, log_level: int) -> None:
     """The body of one analysis process (see the module docstring)."""
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group:
+    # serve stops cleanly on them, finishing every stream here, then stops this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
     root.setLevel(log_level)
@@ -100,32 +108,32 @@ def process_main(conn, config, threads: int, log_queue, log_level: int) -> None:
         factory = DetectorFactory(process_config(config, threads))
         factory.load_models()
     except Exception as exc:  # noqa: BLE001 - reported to the server, which refuses to start
-        conn.send(("error", _reason(exc)))
+        conn.send((0, "error", _reason(exc)))
         return
-    conn.send(("ok", "ready"))
+    conn.send((0, "ok", "ready"))
     host = _Host(factory)
     try:
         while True:
             try:
-                op, stream, args = conn.recv()
+                seq, op, stream, args = conn.recv()
             except EOFError:  # the server is gone
                 return
             if op == "stop":
-                conn.send(("ok", None))
+                conn.send((seq, "ok", None))
                 return
             try:
-                conn.send(("ok", host.handle(op, stream, args)))
+                conn.send((seq, "ok", host.handle(op, stream, args)))
             except Exception as exc:  # noqa: BLE001 - one stream's failure, sent back
                 log.debug("stream %s: %s failed", stream, op, exc_info=exc)
                 host.analyzers.pop(stream, None)
-                conn.send(("error", _reason(exc)))
+                conn.send((seq, "error", _reason(exc)))
     finally:
         factory.close()
 
 
 #: final states of finished streams kept for late ``state`` requests (a reader on another
 #: thread of the server, e.g. a benchmark's sampler, may ask just after the finish)
-FINISHED_STATES_KEPT = 64
+FINISHED_STATES_KEPT = 4
 
 
 class _Host:
@@ -173,6 +181,7 @@ class _Host:
 
     @staticmethod
     def _state(stream: str, analyzer: StreamAnalyzer) -> AnalyzerState:
+        analyzer.quality_report()  # brings the report's counters up to date first
         return AnalyzerState.of(analyzer, analyzer.quality.log_new_warnings(stream))
 
 

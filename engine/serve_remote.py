@@ -59,8 +59,14 @@ class _ToLogger(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
+class AnalysisStartError(RuntimeError):
+    """An analysis process could not start (its models did not load, or not in time)."""
+
+
 class _Process:
-    """One analysis process and its pipe (one request at a time)."""
+    """One analysis process and its pipe: one request at a time, each answer checked against
+    its request's sequence number (an answer out of step means the pipe cannot be trusted:
+    the process is killed and its streams fail)."""
 
     def __init__(self, index: int, ctx, config, threads: int, log_queue) -> None:
         self.index = index
@@ -73,22 +79,45 @@ class _Process:
         child.close()
         self.lock = threading.Lock()
         self.streams: set[str] = set()
+        self._seq = 0
+        self._ready = threading.Event()  # its start-up report was read (or it failed)
 
     def wait_ready(self, timeout_s: float) -> None:
-        if not self.conn.poll(timeout_s):
-            raise RuntimeError(f"analysis process {self.index} did not load its models within "
-                               f"{timeout_s:.0f} s")
-        status, value = self._recv()
-        if status != "ok":
-            raise RuntimeError(f"analysis process {self.index} could not start: {value}")
+        """Wait for the process to load its models; on failure it is killed and
+        :class:`AnalysisStartError` raised."""
+        try:
+            if not self.conn.poll(timeout_s):
+                raise AnalysisStartError(f"analysis process {self.index} did not load its models "
+                                         f"within {timeout_s:.0f} s")
+            try:
+                _, status, value = self.conn.recv()
+            except (EOFError, OSError):
+                self.proc.join(timeout=1.0)
+                raise AnalysisStartError(f"analysis process {self.index} exited at start-up "
+                                         f"(exit code {self.proc.exitcode})") from None
+            if status != "ok":
+                raise AnalysisStartError(f"analysis process {self.index} could not start: "
+                                         f"{value}")
+        except AnalysisStartError:
+            self.kill()
+            raise
+        finally:
+            self._ready.set()
 
     def request(self, op: str, stream: str, *args):
+        if not self._ready.wait(START_TIMEOUT_S):  # a fresh process still loading its models
+            raise RemoteAnalysisError(f"analysis process {self.index} is not ready")
         with self.lock:
+            self._seq += 1
             try:
-                self.conn.send((op, stream, args))
-                status, value = self._recv()
+                self.conn.send((self._seq, op, stream, args))
+                seq, status, value = self._recv()
             except (OSError, ValueError) as exc:  # a closed pipe
                 raise self._died() from exc
+            if seq != self._seq:
+                self.kill()
+                raise RemoteAnalysisError(f"analysis process {self.index} answered out of step "
+                                          f"(request {self._seq}, answer {seq}); stopped")
         if status != "ok":
             raise RemoteAnalysisError(value)
         return value
@@ -109,14 +138,25 @@ class _Process:
         return self.proc.is_alive()
 
     def stop(self) -> None:
-        if self.alive:
+        """Ask the process to exit (it finishes the request it is on), at most
+        :data:`STOP_TIMEOUT_S` for each step; then kill it if it has not."""
+        if self.alive and self.lock.acquire(timeout=STOP_TIMEOUT_S):
             try:
-                self.request("stop", "")
-            except RemoteAnalysisError:
+                self._seq += 1
+                self.conn.send((self._seq, "stop", "", ()))
+                if self.conn.poll(STOP_TIMEOUT_S):
+                    self.conn.recv()
+            except (OSError, EOFError, ValueError):
                 pass
+            finally:
+                self.lock.release()
         self.proc.join(timeout=STOP_TIMEOUT_S)
+        self.kill()
+
+    def kill(self) -> None:
+        """Stop the process at once (it ignores SIGINT and SIGTERM: serve stops it)."""
         if self.proc.is_alive():
-            self.proc.terminate()
+            self.proc.kill()
             self.proc.join(timeout=STOP_TIMEOUT_S)
         self.conn.close()
 
@@ -145,7 +185,8 @@ class AnalysisProcesses:
     ``config``: the server's :class:`~engine.pipeline.EngineConfig`; ``classifier``: the cell
     classifier for the per-cell votes the server builds (its own copy); ``threads``:
     intra-op threads per process (default: the cores available shared out, at least 1).
-    Raises RuntimeError when a process cannot load its models (every process is stopped).
+    Raises :class:`AnalysisStartError` when a process cannot load its models (every process
+    is stopped).
     """
 
     def __init__(self, config, n: int, classifier: CellClassifier | None = None,
@@ -160,9 +201,11 @@ class AnalysisProcesses:
         self._listener = logging.handlers.QueueListener(self._log_queue, _ToLogger())
         self._listener.start()
         self._lock = threading.Lock()
+        self.processes: list[_Process] = []
         t0 = time.perf_counter()
-        self.processes = [self._spawn(i) for i in range(n)]
         try:
+            for i in range(n):
+                self.processes.append(self._spawn(i))
             for process in self.processes:
                 process.wait_ready(start_timeout_s)
         except BaseException:
@@ -180,18 +223,15 @@ class AnalysisProcesses:
 
     def start(self, info: StreamInfo) -> RemoteAnalyzer:
         """A new analyzer for ``info``'s stream, in the process with the fewest streams (a
-        process that died is replaced first)."""
+        process that died is replaced first: the new one loads its models outside the lock,
+        so other streams start meanwhile)."""
         with self._lock:
             for process in self.processes:
                 process.streams.discard(info.stream)
             process = min(self.processes, key=lambda p: (len(p.streams), p.index))
-            if not process.alive:
-                log.warning("analysis process %d had exited (exit code %s); starting a new one",
-                            process.index, process.proc.exitcode)
-                process.stop()
-                process = self.processes[process.index] = self._spawn(process.index)
-                process.wait_ready(START_TIMEOUT_S)
             process.streams.add(info.stream)
+        if not process.alive:
+            process = self._replace(process)
         try:
             started = process.request("start", info.stream, info)
         except BaseException:
@@ -199,9 +239,29 @@ class AnalysisProcesses:
             raise
         return RemoteAnalyzer(process, info, started, self.classifier)
 
+    def _replace(self, dead: _Process) -> _Process:
+        """A fresh process in ``dead``'s place (once: a stream that finds it replaced already
+        uses the new one)."""
+        with self._lock:
+            current = self.processes[dead.index]
+            if current is not dead:
+                current.streams.update(dead.streams)
+                return current
+            log.warning("analysis process %d had exited (exit code %s); starting a new one",
+                        dead.index, dead.proc.exitcode)
+            fresh = self.processes[dead.index] = self._spawn(dead.index)
+            fresh.streams = dead.streams
+        dead.kill()
+        try:
+            fresh.wait_ready(START_TIMEOUT_S)
+        except AnalysisStartError:
+            log.error("analysis process %d could not be restarted", dead.index)
+            raise
+        return fresh
+
     def close(self) -> None:
         """Stop every process (each finishes the request it is on) and the log listener."""
-        for process in getattr(self, "processes", []):
+        for process in self.processes:
             process.stop()
         self._listener.stop()
         self._log_queue.close()
@@ -248,6 +308,7 @@ class RemoteAnalyzer:
         self._classifier = classifier
         self._state: AnalyzerState | None = None
         self._stale = True
+        self._pushes = 0  # a state fetched while a push ran is not taken as current
         self._cell_summary = None
         self._open = True
         self.quality = _Quality(self)
@@ -259,7 +320,10 @@ class RemoteAnalyzer:
     # -- the analysis -------------------------------------------------------------------------
     def push(self, first: int, frames: np.ndarray, t_arrival: float | None = None) -> list:
         t_arrival = time.perf_counter() if t_arrival is None else t_arrival
+        self._pushes += 1
+        self._stale = True
         events, summary = self._request("push", first, np.asarray(frames), t_arrival)
+        self._pushes += 1
         self._stale = True
         if summary is not None:
             self._cell_summary = summary
@@ -295,7 +359,13 @@ class RemoteAnalyzer:
     def state(self) -> AnalyzerState:
         """The analyzer's counters and reports, fetched once after each change."""
         if self._stale and self._open:
-            self._set(self._request("state"))
+            pushes = self._pushes
+            state = self._request("state")
+            if pushes == self._pushes and pushes % 2 == 0:  # no push began or ended meanwhile
+                self._set(state)
+            else:
+                self._state = state
+            return state
         return self._state
 
     def _set(self, state: AnalyzerState) -> None:

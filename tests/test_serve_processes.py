@@ -19,7 +19,7 @@ import pytest
 from acquisition.simulate import EventStats, LinescanParams, simulate_linescan
 from engine.pipeline import DetectorFactory, EngineConfig
 from engine.serve import Server
-from engine.serve_remote import AnalysisProcesses
+from engine.serve_remote import AnalysisProcesses, AnalysisStartError
 from engine.sinks import SinkSet
 from tests.fixtures_models import make_tiny_model_dir
 from tests.serve_helpers import MemorySink, StubIngest, chunk_item, start_item, stop_item
@@ -128,34 +128,36 @@ def test_processes_give_the_events_of_the_analysis_in_serve(recordings, tmp_path
 
 
 def test_a_failing_stream_and_a_dead_process_stop_only_their_streams(recordings) -> None:
-    """Four streams over two processes (s0, s2 in the first; s1, s3 in the second): s3's
-    analysis raises, the first process is killed halfway; s1 keeps every event, and a stream
-    started afterwards is analysed in a fresh process."""
+    """Four streams over two processes, two in each (which two depends on the order the
+    workers started them): one stream of the second process gets a chunk that raises, the
+    first process is killed halfway; the other stream of the second process keeps every
+    event, and a stream started afterwards is analysed in a fresh process."""
     config = EngineConfig(detector="classical")
     _, alone = _run(recordings, config, processes=0, workers=1)
     server, sink = _server(config, processes=2, workers=2)
     try:
         _start(server, recordings)
         assert server.drain(TIMEOUT_S)
-        hosts = {name: p.index for p in server.processes.processes for name in p.streams}
-        assert hosts == {"s0": 0, "s1": 1, "s2": 0, "s3": 1}
+        first, second = server.processes.processes
+        assert len(first.streams) == len(second.streams) == 2
+        killed = set(first.streams)  # (a stream leaves the set when it fails or finishes)
+        broken, kept = sorted(second.streams)
         _chunks(server, recordings, range(0, 900))
-        server.handle(chunk_item("s3", 99, 900, np.zeros((10, 32), np.uint16)))  # wrong width
+        server.handle(chunk_item(broken, 99, 900, np.zeros((10, 32), np.uint16)))  # wrong width
         assert server.drain(TIMEOUT_S)
-        first = server.processes.processes[0].proc
-        os.kill(first.pid, signal.SIGKILL)
-        first.join(TIMEOUT_S)
-        _chunks(server, {k: v for k, v in recordings.items() if k != "s3"}, range(900, 1800))
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.join(TIMEOUT_S)
+        _chunks(server, {k: v for k, v in recordings.items() if k != broken}, range(900, 1800))
         _stop(server, recordings)
-        assert set(server.failed) == {"s0", "s2", "s3"}
-        assert "frame shape" in server.failed["s3"]
-        assert "exited" in server.failed["s0"] and "exited" in server.failed["s2"]
-        assert _as_json(sink.events["s1"]) == _as_json(alone.events["s1"])
+        assert set(server.failed) == killed | {broken}
+        assert "frame shape" in server.failed[broken]
+        assert all("exited" in server.failed[name] for name in killed)
+        assert _as_json(sink.events[kept]) == _as_json(alone.events[kept])
 
         late = {"s4": recordings["s0"]}
         _start(server, late)
         assert server.drain(TIMEOUT_S)
-        assert server.processes.processes[0].alive  # a fresh process in the dead one's place
+        assert server.processes.processes[0] is not first and server.processes.processes[0].alive
         _chunks(server, late, range(0, 1800))
         _stop(server, late)
         assert "s4" in server.finished and "s4" not in server.failed
@@ -164,3 +166,35 @@ def test_a_failing_stream_and_a_dead_process_stop_only_their_streams(recordings)
         server.close()
     finally:
         server.processes.close()
+
+
+def test_a_ctrl_c_to_the_process_group_leaves_the_processes_to_serve(recordings) -> None:
+    """A terminal's Ctrl-C (SIGINT) and a service manager's SIGTERM reach every process of the
+    group: the analysis processes ignore them, so serve can finish every stream itself."""
+    config = EngineConfig(detector="classical")
+    _, alone = _run(recordings, config, processes=0, workers=1)
+    server, sink = _server(config, processes=2, workers=2)
+    try:
+        _start(server, recordings)
+        _chunks(server, recordings, range(0, 900))
+        assert server.drain(TIMEOUT_S)
+        for process in server.processes.processes:
+            os.kill(process.proc.pid, signal.SIGINT)
+            os.kill(process.proc.pid, signal.SIGTERM)
+        _chunks(server, recordings, range(900, 1800))
+        _stop(server, recordings)
+        assert not server.failed
+        for name in recordings:
+            assert _as_json(sink.events[name]) == _as_json(alone.events[name])
+        server.close()
+    finally:
+        server.processes.close()
+    assert not any(p.alive for p in server.processes.processes)
+
+
+def test_a_process_that_cannot_load_its_model_stops_the_start(tmp_path) -> None:
+    """A model directory that does not load: one error naming the process and the cause, every
+    process stopped."""
+    config = EngineConfig(model=tmp_path / "no-such-model", detector="network")
+    with pytest.raises(AnalysisStartError, match="analysis process 0 could not start: .*"):
+        AnalysisProcesses(config, 2)

@@ -52,7 +52,7 @@ def free_tcp_endpoint() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.runtime import background_server
+    from engine.serve_remote import AnalysisStartError
 
     if not args.headless:
         from ._ports import check_port_free
@@ -66,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
     publish = free_tcp_endpoint()
     t0 = time.monotonic()
     config = engine_config(args)
+    try:
+        return _run_demo(args, config, recordings, store, publish, out, t0)
+    except AnalysisStartError as exc:
+        log.error("%s; the demo did not start (--processes 0 analyses in one process)", exc)
+        return 1
+
+
+def _run_demo(args, config, recordings, store, publish, out, t0) -> int:
+    from engine.runtime import background_server
+
     with background_server(endpoint="tcp://127.0.0.1:0", store=store, record_dir=out / "raw",
                            config=config, publish=publish,
                            processes=processes_for(args, config)) as server:

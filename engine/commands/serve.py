@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.commands._exposure import check_exposure
     from engine.runtime import running_server
+    from engine.serve_remote import AnalysisStartError
 
     check_exposure({"--endpoint": args.endpoint, "--publish": args.publish}, args.insecure,
                    authenticated=bool(args.curve_dir))
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             with _graceful_signals(server):
                 server.run(max_streams=args.max_streams)
             log.info("stopping: finishing live streams and their recordings")
+    except AnalysisStartError as exc:
+        log.error("%s; serve did not start (--processes 0 analyses in the serve process)", exc)
+        return 1
     except zmq.ZMQError as exc:
         log.error("cannot listen on --endpoint %s / --publish %s: %s (another castream serve "
                   "running? choose free addresses)", args.endpoint, args.publish, exc)
