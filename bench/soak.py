@@ -13,7 +13,7 @@ stretch in which frames arrived but none were analysed. It prints a line per min
 verdict per criterion at the end (exit status 1 if one fails).
 
 Usage: ``python bench/soak.py [--kind linescan] [--minutes 30] [--warmup-min 2]
-[--processes N]``
+[--processes N] [--mode low_latency]``
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def soak(args, workdir: Path) -> Trace:
     chunk = 64 if StreamKind(args.kind).is_linescan else 4
     trace = Trace()
     name = f"soak-{args.kind}"
-    config = EngineConfig()
+    config = EngineConfig(mode=args.mode)
     processes = default_processes(config) if args.processes is None else args.processes
     print(f"analysis processes: {processes}", flush=True)
     with background_server(endpoint=f"ipc://{workdir}/soak.ipc", store=workdir / "soak.sqlite",
@@ -146,14 +146,16 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--warmup-min", type=float, default=2.0)
     parser.add_argument("--sample-s", type=float, default=1.0)
+    parser.add_argument("--mode", choices=("accurate", "low_latency"), default="accurate",
+                        help="window mode of the network (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=None,
                         help="serve's analysis processes (default: serve's default here)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {load} at the start; "
-          f"{args.kind}, {args.minutes:g} min at acquisition pace, default detector, raw "
-          f"recording on")
+          f"{args.kind}, {args.minutes:g} min at acquisition pace, default detector, "
+          f"{args.mode} mode, raw recording on")
     with tempfile.TemporaryDirectory(prefix="castream-soak-") as tmp:
         trace = soak(args, Path(tmp))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
