@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_seconds  # bench/machine.py (the script's folder is on the path)
 
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
 from acquisition.simulate import MovieParams, simulate_movie
@@ -185,7 +186,7 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
         torch.cuda.reset_peak_memory_stats()
     n_frames = int(settings.seconds * 1e3 / DT_MS)
     analyzers = [live.analyzer for live in server.live.values()]
-    start, cpu_start = time.perf_counter(), _cpu_s(remote)
+    start, cpu_start = time.perf_counter(), cpu_seconds(remote)
     fed = _feed(server, recording.data, n_streams, n_frames, settings, start)
     behind_s = time.perf_counter() - start - fed * DT_MS / 1e3  # realtime: feeding lagged by
     aborted = fed < n_frames
@@ -195,7 +196,7 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
     server.close()  # with workers: wait until every stream has finished
     wall = time.perf_counter() - start
     result = _measure(analyzers, factory, n_frames, wall, settings)
-    result["cpu_cores"] = (_cpu_s(remote) - cpu_start) / wall
+    result["cpu_cores"] = (cpu_seconds(remote) - cpu_start) / wall
     result["processes"] = settings.processes
     result["behind_s"] = behind_s
     result["aborted"] = aborted
@@ -209,16 +210,6 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
         remote.close()
     factory.close()
     return result
-
-
-def _cpu_s(remote: AnalysisProcesses | None) -> float:
-    """CPU-seconds of this process and of its analysis processes (``--processes``)."""
-    total = time.process_time()
-    for process in remote.processes if remote is not None else []:
-        fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1]
-        user, system = (int(v) for v in fields.split()[11:13])
-        total += (user + system) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _feed(server: Server, data: np.ndarray, n_streams: int, n_frames: int,

@@ -26,9 +26,8 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 
-from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
+from machine import cpu_model, cpu_seconds  # bench/machine.py (the script's folder is on the path)
 
 from acquisition.ingest import ChunkReceived, StreamStarted, StreamStopped
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
@@ -74,16 +73,6 @@ class _Sink:
         pass
 
 
-def _cpu_s(remote: AnalysisProcesses | None) -> float:
-    times = os.times()
-    total = times.user + times.system
-    for process in remote.processes if remote is not None else []:
-        fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1]
-        user, system = (int(v) for v in fields.split()[11:13])
-        total += (user + system) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def run(recordings: dict, config: EngineConfig, workers: int, processes: int) -> dict:
     sink = _Sink()
     factory = DetectorFactory(config)
@@ -93,7 +82,7 @@ def run(recordings: dict, config: EngineConfig, workers: int, processes: int) ->
     server = Server(_Ingest(), factory, SinkSet([sink]), workers=workers, processes=remote)
     chunk = 64 if next(iter(recordings.values())).stream_kind.is_linescan else 4
     n = max(r.data.shape[0] for r in recordings.values())
-    t0, cpu0 = time.perf_counter(), _cpu_s(remote)
+    t0, cpu0 = time.perf_counter(), cpu_seconds(remote)
     for name, rec in recordings.items():
         server.handle(StreamStarted(StartHeader(name, rec.stream_kind.wire_mode,
                                                 str(rec.data.dtype), rec.data.shape[1:],
@@ -106,7 +95,7 @@ def run(recordings: dict, config: EngineConfig, workers: int, processes: int) ->
     for name, rec in recordings.items():
         server.handle(StreamStopped(StopHeader(name, 0, rec.data.shape[0]), None))
     server.drain(TIMEOUT_S)
-    elapsed, cpu = time.perf_counter() - t0, _cpu_s(remote) - cpu0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds(remote) - cpu0
     server.close()
     if remote is not None:
         remote.close()

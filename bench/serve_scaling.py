@@ -43,7 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
+from machine import (  # bench/machine.py (the script's folder is on the path)
+    cpu_model,
+    cpu_seconds,
+    rss_mib,
+)
 
 from acquisition.simulate import LinescanParams, MovieParams, simulate_linescan, simulate_movie
 from acquisition.stream_kind import StreamKind
@@ -81,29 +85,6 @@ class Samples:
     analyzers: dict = field(default_factory=dict)
 
 
-def _rss_mib() -> tuple[float, float]:
-    """(current, peak) resident memory of this process, MiB."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = float(value.split()[0]) / 1024
-    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
-
-
-def _serve_rss_mib(server) -> float:
-    """Resident memory of serve: this process and its analysis processes (``--processes``)."""
-    total = _rss_mib()[0]
-    for process in server.processes.processes if server.processes is not None else []:
-        try:
-            status = Path(f"/proc/{process.proc.pid}/status").read_text()
-        except OSError:  # exited
-            continue
-        total += next(float(line.split()[1]) / 1024 for line in status.splitlines()
-                      if line.startswith("VmRSS"))
-    return total
-
-
 def _sample(server, samples: Samples) -> None:
     ingest = server.ingest.stats()
     for name, live in list(server.live.items()):
@@ -111,7 +92,7 @@ def _sample(server, samples: Samples) -> None:
         received = ingest[name].frames_received if name in ingest else 0
         lag = (received - live.analyzer.stats.frames_final) * live.analyzer.info.dt_ms / 1e3
         samples.lag_s = max(samples.lag_s, lag)
-    samples.rss_peak_mib = max(samples.rss_peak_mib, _serve_rss_mib(server))
+    samples.rss_peak_mib = max(samples.rss_peak_mib, rss_mib(server.processes))
 
 
 def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
@@ -136,7 +117,7 @@ def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
             proc.start()
         while not server.ingest.stats() and any(proc.is_alive() for proc in procs):
             time.sleep(0.02)  # publishers starting (spawned interpreters)
-        cpu0, t0 = _cpu_s(server), time.monotonic()
+        cpu0, t0 = cpu_seconds(server.processes), time.monotonic()
         while any(proc.is_alive() for proc in procs):
             time.sleep(SAMPLE_S)
             _sample(server, samples)
@@ -144,8 +125,8 @@ def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
         while server.n_done < n and time.monotonic() - t_published < args.max_drain_s:
             _sample(server, samples)
             server.wait_finished(n, SAMPLE_S)
-        t_done, cpu1 = time.monotonic(), _cpu_s(server)
-        rss_end = _serve_rss_mib(server)
+        t_done, cpu1 = time.monotonic(), cpu_seconds(server.processes)
+        rss_end = rss_mib(server.processes)
         received = sum(s.frames_received for name, s in server.ingest.stats().items()
                        if name.startswith(kind))
     analysed = sum(a.stats.frames_final for a in samples.analyzers.values())
@@ -160,23 +141,6 @@ def run(kind: str, n: int, workers: int, args, data_path: str, meta: dict,
             "rss_peak_mib": samples.rss_peak_mib, "rss_end_mib": rss_end,
             "cores_busy": cpu_s / (t_done - t0), "load": os.getloadavg()[0],
             "real_time": done_after <= MAX_DONE_AFTER_S and p99 <= MAX_P99_MS}
-
-
-def _cpu_s(server) -> float:
-    """CPU-seconds used so far by this process (serve, the bench's sampling) and serve's
-    analysis processes (``--processes``; read from /proc while they run)."""
-    times = os.times()
-    total = times.user + times.system
-    if server.processes is not None:
-        tick = os.sysconf("SC_CLK_TCK")
-        for process in server.processes.processes:
-            try:
-                fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1]
-            except OSError:  # exited
-                continue
-            user, system = (int(v) for v in fields.split()[11:13])
-            total += (user + system) / tick
-    return total
 
 
 # -- main --------------------------------------------------------------------------------------

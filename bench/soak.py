@@ -27,8 +27,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from machine import cpu_model  # bench/machine.py (the script's folder is on the path)
-from serve_scaling import _recording, _serve_rss_mib, publish
+from machine import (  # bench/machine.py (the script's folder is on the path)
+    cpu_model,
+    open_fds,
+    rss_mib,
+)
+from serve_scaling import _recording, publish
 
 from acquisition.stream_kind import StreamKind
 
@@ -60,13 +64,6 @@ class Trace:
         if start is not None:
             longest = max(longest, self.t_s[-1] - start)
         return longest
-
-
-def _open_fds(server) -> int:
-    """Open file descriptors of serve: this process and its analysis processes."""
-    pids = ["self"] + [str(p.proc.pid) for p in (server.processes.processes
-                                                 if server.processes is not None else [])]
-    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
 
 
 def soak(args, workdir: Path) -> Trace:
@@ -101,8 +98,8 @@ def soak(args, workdir: Path) -> Trace:
             analysed = live.analyzer.stats.frames_final
             received = stats.frames_received
             trace.t_s.append(now)
-            trace.rss_mib.append(_serve_rss_mib(server))
-            trace.fds.append(_open_fds(server))
+            trace.rss_mib.append(rss_mib(server.processes))
+            trace.fds.append(open_fds(server.processes))
             trace.lag_s.append(live.lag.lag_s(analysed, time.time()))
             trace.analysed.append(analysed)
             trace.received.append(received)

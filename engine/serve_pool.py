@@ -48,14 +48,18 @@ MAX_TOTAL = 1024
 DEFAULT_MAX_WORKERS = 4
 
 
-def default_workers() -> int:
+def available_cores() -> int:
     """The cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where
-    that is missing), at most :data:`DEFAULT_MAX_WORKERS`."""
+    that is missing)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, DEFAULT_MAX_WORKERS))
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """:func:`available_cores`, at most :data:`DEFAULT_MAX_WORKERS`."""
+    return max(1, min(available_cores(), DEFAULT_MAX_WORKERS))
 
 
 @dataclass

@@ -74,9 +74,12 @@ class AnalyzerState:
     blank: float | None
 
     @classmethod
-    def of(cls, analyzer: StreamAnalyzer, new_warnings: list[str]) -> AnalyzerState:
+    def of(cls, analyzer: StreamAnalyzer, stream: str) -> AnalyzerState:
+        """The state now; the quality report's warnings not logged before are logged here
+        (after the report brought its counters up to date)."""
+        quality = analyzer.quality_report()
         return cls(stats=analyzer.stats, budget_n_over=analyzer.budget.n_over,
-                   quality=analyzer.quality_report(), new_warnings=new_warnings,
+                   quality=quality, new_warnings=analyzer.quality.log_new_warnings(stream),
                    cell_summary=analyzer.cell_summary, baseline=analyzer.baseline,
                    blank=analyzer.blank)
 
@@ -159,13 +162,13 @@ class _Host:
             events = analyzer.push(*args)
             return events, (analyzer.cell_summary if events else None)
         if op == "state":
-            return self._state(stream, analyzer)
+            return AnalyzerState.of(analyzer, stream)
         if op == "recent":
             return analyzer.recent_dff0()
         if op == "finish":
             events = analyzer.finish()
             del self.analyzers[stream]
-            state = self.finished[stream] = self._state(stream, analyzer)
+            state = self.finished[stream] = AnalyzerState.of(analyzer, stream)
             while len(self.finished) > FINISHED_STATES_KEPT:
                 del self.finished[next(iter(self.finished))]
             return events, state
@@ -178,11 +181,6 @@ class _Host:
         self.analyzers[info.stream] = analyzer
         return Started(analyzer.lookahead_ms, analyzer.detector.name, analyzer.min_significance,
                        self.factory.describe(info))
-
-    @staticmethod
-    def _state(stream: str, analyzer: StreamAnalyzer) -> AnalyzerState:
-        analyzer.quality_report()  # brings the report's counters up to date first
-        return AnalyzerState.of(analyzer, analyzer.quality.log_new_warnings(stream))
 
 
 def _reason(exc: BaseException) -> str:

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import logging.handlers
 import multiprocessing as mp
-import os
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ import numpy as np
 
 from .analyzer import StreamInfo
 from .cellclass import CellClassifier, CellVote, classifier_trust
+from .serve_pool import available_cores
 from .serve_process import AnalyzerState, Started, process_main
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class AnalysisProcesses:
             raise ValueError(f"processes must be >= 1, got {n}")
         self.config = config
         self.classifier = classifier
-        self.threads = threads or max(1, _cores() // n)
+        self.threads = threads or max(1, available_cores() // n)
         self._ctx = mp.get_context("spawn")
         self._log_queue = self._ctx.Queue()
         self._listener = logging.handlers.QueueListener(self._log_queue, _ToLogger())
@@ -417,12 +417,5 @@ def default_processes(config, workers: int | None = None) -> int:
 
         if torch.cuda.is_available():
             return 0
-    cores = _cores()
+    cores = available_cores()
     return cores if cores >= 2 else 0
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
