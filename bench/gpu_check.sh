@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU check in one prepared run (about 9 min on an H200): environment, GPU tests,
-# network-only throughput, end to end with many streams (threads, then analysis processes),
+# network-only throughput, end to end with many streams (threads, the per-pixel work on the
+# GPU and on the CPU, then analysis processes),
 # and a final table.
 #
 #   bench/gpu_check.sh RESULTS_DIR          # on the GPU machine, from anywhere
@@ -22,7 +23,7 @@
 #       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl pyzmq==27.3.0
 #
 # (.whl is git-ignored: name it in the device tool's `carry`). Time boxes per step (seconds)
-# can be changed with CASTREAM_GPU_CHECK_{PYTEST,NETWORK,E2E,E2E_DEFAULT,E2E_PROC}_S.
+# can be changed with CASTREAM_GPU_CHECK_{PYTEST,NETWORK,E2E,E2E_DEFAULT,E2E_DENSE,E2E_PROC}_S.
 set -euo pipefail
 
 DRY=${CASTREAM_GPU_CHECK_CPU:-0}
@@ -104,13 +105,14 @@ fi
 # -- 2. GPU tests ---------------------------------------------------------------------------
 step "pytest -m gpu" "${CASTREAM_GPU_CHECK_PYTEST_S:-150}" \
     "$PY" -m pytest -q -p no:cacheprovider -m gpu -rfs --tb=short --junitxml="$RESULTS/pytest-gpu.xml" \
-    tests/test_gpu_backends.py tests/test_tensorrt_backend.py
+    tests/test_gpu_backends.py tests/test_tensorrt_backend.py tests/test_dense_ops.py
 
 # -- 3. network only ------------------------------------------------------------------------
 if [[ "$DRY" == 1 ]]; then
     NETWORK_ARGS=(--cpu --batches 1,2 --precisions fp32 --repeats 2 --budget-s 0.5)
     E2E_ARGS=(--cpu-smoke --e2e-repeats 2 --workers 2 --detector network)
     E2E_DEFAULT_ARGS=(--cpu-smoke --e2e-repeats 1 --workers 2)
+    E2E_DENSE_CPU_ARGS=(--cpu-smoke --e2e-repeats 1 --workers 2 --dense-device cpu)
     E2E_PROCESSES_ARGS=(--cpu-smoke --e2e-repeats 1 --processes 2)
 else
     # fp32 and batch 1 were measured in the first runs (bench/results); this run compares
@@ -125,19 +127,24 @@ else
               --backends "torch-cuda-bf16-half-out,tensorrt-fp16")
     E2E_DEFAULT_ARGS=(--streams 1,8 --seconds 5 --e2e-repeats 1 --workers 8
                       --backends "torch-cuda-bf16-half-out")
+    # the before of the per-pixel reductions on the GPU (engine/dense_ops.py, new since the
+    # H200 runs; the step above runs them there): the same run with them on the CPU
+    E2E_DENSE_CPU_ARGS=("${E2E_DEFAULT_ARGS[@]}" --dense-device cpu)
     # serve --processes (new since the H200 runs): the default detector's CPU work in 16
     # processes instead of threads held to one interpreter lock; each process its own backend
     E2E_PROCESSES_ARGS=(--streams 8,32 --seconds 5 --e2e-repeats 1 --processes 16
                         --backends "torch-cuda-bf16-half-out")
 fi
-step "network throughput" "${CASTREAM_GPU_CHECK_NETWORK_S:-160}" \
+step "network throughput" "${CASTREAM_GPU_CHECK_NETWORK_S:-130}" \
     "$PY" bench/gpu_network.py --json "$RESULTS/network.jsonl" "${NETWORK_ARGS[@]}"
 
 # -- 4. end to end --------------------------------------------------------------------------
-step "end to end, network detector" "${CASTREAM_GPU_CHECK_E2E_S:-200}" \
+step "end to end, network detector" "${CASTREAM_GPU_CHECK_E2E_S:-170}" \
     "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_ARGS[@]}"
 step "end to end, default detector" "${CASTREAM_GPU_CHECK_E2E_DEFAULT_S:-90}" \
     "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_DEFAULT_ARGS[@]}"
+step "end to end, default detector, per-pixel work on the CPU" "${CASTREAM_GPU_CHECK_E2E_DENSE_S:-75}" \
+    "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_DENSE_CPU_ARGS[@]}"
 
 step "end to end, default detector, analysis processes" "${CASTREAM_GPU_CHECK_E2E_PROC_S:-120}" \
     "$PY" bench/gpu_streams.py --skip-network --json "$RESULTS/e2e.jsonl" "${E2E_PROCESSES_ARGS[@]}"

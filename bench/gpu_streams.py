@@ -88,6 +88,7 @@ class Settings:
     workers: int = 1
     detector: str = "auto"
     processes: int = 0  # serve --processes: analyzers in processes (no cross-stream batching)
+    dense_device: str = "auto"  # EngineConfig.dense_device: "cpu" keeps the per-pixel work there
 
 
 def _movie_model(root: Path) -> Path:
@@ -171,7 +172,7 @@ def run_streams(model_path: Path, label: str, settings: Settings, n_streams: int
     config = EngineConfig(model=model_path, backend=name, device=settings.device, batch=True,
                           max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
                           backend_options=_options(name, options, settings),
-                          detector=settings.detector)
+                          detector=settings.detector, dense_device=settings.dense_device)
     factory = DetectorFactory(config)
     remote = (AnalysisProcesses(config, settings.processes, factory.classifier)
               if settings.processes else None)
@@ -265,7 +266,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
                         chunk_frames=args.chunk_frames, repeats=2, device="cpu",
                         backends=dict(CPU_BACKENDS), dotti=False,
                         e2e_repeats=args.e2e_repeats, json=args.json, workers=args.workers,
-                        detector=args.detector, processes=args.processes)
+                        detector=args.detector, processes=args.processes,
+                        dense_device=args.dense_device)
     if not torch.cuda.is_available():
         return None
     backends = {k: v for k, v in GPU_BACKENDS.items()
@@ -275,7 +277,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
                     chunk_frames=args.chunk_frames, repeats=args.repeats, device="cuda",
                     backends=backends, dotti=not args.no_dotti, e2e_repeats=args.e2e_repeats,
                     json=args.json, workers=args.workers, detector=args.detector,
-                    processes=args.processes)
+                    processes=args.processes, dense_device=args.dense_device)
 
 
 def _available(name: str) -> bool:
@@ -331,8 +333,10 @@ def bench_end_to_end(settings: Settings, model_path: Path) -> None:
             while runs[0]["kept_up"] and len(runs) < settings.e2e_repeats:  # repeat what held
                 runs.append(run_streams(model_path, label, settings, n, recording))
             r = median_run(runs)
+            detector = (settings.detector if settings.dense_device == "auto"
+                        else f"{settings.detector}, per-pixel work on {settings.dense_device}")
             r.update(backend=label, workers=max(settings.workers, settings.processes),
-                     detector=settings.detector)
+                     detector=detector, dense_device=settings.dense_device)
             if settings.json:
                 with open(settings.json, "a") as handle:
                     handle.write(json.dumps(r, default=float) + "\n")
@@ -384,6 +388,10 @@ def main() -> int:
     parser.add_argument("--detector", default="auto", choices=("auto", "network", "classical"),
                         help="auto: the default (hybrid for the movie model); network: no "
                              "classical half, post-processing of the network alone")
+    parser.add_argument("--dense-device", default="auto", choices=("auto", "cpu"),
+                        help="where the per-pixel reductions run (engine/dense_ops.py): auto "
+                             "on the network's GPU; cpu: numpy, as before they moved (the "
+                             "before of a before/after)")
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="tiny CPU run (onnxruntime) to check this script")
     args = parser.parse_args()

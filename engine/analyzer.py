@@ -112,7 +112,7 @@ class StreamAnalyzer:
         limits = budget or default_budget(info.stream_kind, info.frame_shape, info.pixel_um)
         self.budget = CharacterizationBudget(limits, info.dt_ms, info.stream)
         self._pre = Preprocessor(info.frame_shape, info.dt_ms, blank=info.blank,
-                                 **detector.preprocess)
+                                 dense_ops=detector.dense_ops, **detector.preprocess)
         #: the ΔF/F0 frames, read by the tracker (the frames it finalizes and their context)
         #: and the preview; frames are released once neither needs them (:meth:`_release_dff0`)
         self._dff0 = FrameRing(info.frame_shape, np.float32)
@@ -150,10 +150,10 @@ class StreamAnalyzer:
             wave_min_significance=None if wave_floor is None else self._wave_min_significance,
             local_min_significance=self._local_min_significance)
         self._saturation = SaturationBuffer(info.frame_shape)
-        self._noise = NoiseMaps(info.frame_shape, info.dt_ms)
+        self._noise = NoiseMaps(info.frame_shape, info.dt_ms, dense_ops=detector.dense_ops)
         #: each pixel's resting ΔF/F0, taken off before the significance test where the model
         #: asks for it (:mod:`engine.significance`, step 0; None: not)
-        self._resting = (RestingLevels(info.frame_shape, info.dt_ms)
+        self._resting = (RestingLevels(info.frame_shape, info.dt_ms, dense_ops=detector.dense_ops)
                          if detector.thresholds.get(RESTING_BASELINE_KEY) else None)
         self._vote = (CellVote(classifier, self.min_significance)
                       if classifier is not None else None)

@@ -82,6 +82,7 @@ from .boxes import padded_box
 from .classical_classes import ClassRules
 from .classical_noise import BackgroundState, remove_flicker
 from .classical_stream import ContextStage
+from .dense_ops import CPU_OPS, DenseOps
 from .significance import DEFAULT_MIN_SIGNIFICANCE
 
 _TRUNCATE = 3.0
@@ -146,12 +147,17 @@ class ClassicalDetector:
     stream_kind : StreamKind
         ``LINESCAN`` (frames are ``(X,)`` lines) or ``MOVIE`` (``(Y, X)`` images); selects the
         defaults (:data:`LINESCAN` or :data:`MOVIE`).
+    dense_ops : DenseOps
+        Where the smoothing and the noise SD's window sums run (:mod:`engine.dense_ops`:
+        the CPU, or the GPU of the stream's network); the same numbers either way.
     **overrides
         Fields of :class:`ClassicalParams` to change.
     """
 
     def __init__(self, pixel_um: float, dt_ms: float,
-                 stream_kind: StreamKind = StreamKind.LINESCAN, **overrides: float) -> None:
+                 stream_kind: StreamKind = StreamKind.LINESCAN, dense_ops: DenseOps = CPU_OPS,
+                 **overrides: float) -> None:
+        self.dense_ops = dense_ops
         linescan = stream_kind.is_linescan
         p = replace(LINESCAN if linescan else MOVIE, **overrides)
         if not 0 < p.k_grow <= p.k_detect:
@@ -166,7 +172,7 @@ class ClassicalDetector:
         self._relative = _frames_px(p.relative_ms, p.relative_um, dt_ms, pixel_um)
         self._noise_gain = (_gaussian_noise_gain(self.sigma_frames)
                             * _gaussian_noise_gain(self.sigma_px) ** (1 if linescan else 2))
-        self._classes = ClassRules(p, pixel_um, dt_ms)
+        self._classes = ClassRules(p, pixel_um, dt_ms, dense_ops)
         self.smooth_radius = int(math.ceil(_TRUNCATE * self.sigma_frames))
         #: frames of context of the last stage (z, extent, classes) on each side
         self.output_context = self.smooth_radius + self._relative[0] + self._classes.context
@@ -226,7 +232,7 @@ class ClassicalDetector:
                        n_after: int) -> tuple[np.ndarray, ...]:
         ratio, raw_level = arrays
         q = remove_flicker(ratio, raw_level, self.params.min_ratio, self.params.flicker_quantile,
-                           self.flicker_radius)
+                           self.flicker_radius, self.dense_ops)
         return (q[n_before:q.shape[0] - n_after],)
 
     def _candidate_stage(self, arrays: tuple[np.ndarray, ...], n_before: int,
@@ -239,8 +245,7 @@ class ClassicalDetector:
         candidates = np.zeros(hits.shape, bool)
         box = padded_box(hits, half)  # nothing to dilate outside it
         if box is not None:
-            candidates[box] = ndimage.maximum_filter(hits[box], size=[2 * h + 1 for h in half],
-                                                     mode="nearest")
+            candidates[box] = self.dense_ops.maximum_filter(hits[box], [2 * h + 1 for h in half])
         central = slice(n_before, q.shape[0] - n_after)
         return q[central], level[central], sd[central], in_cell[central], ~candidates[central]
 
@@ -274,8 +279,7 @@ class ClassicalDetector:
         with np.errstate(divide="ignore", invalid="ignore"):
             signal = np.where(in_cell, q / level - np.float32(1.0), np.float32(0.0))
             sigma = [self.sigma_frames] + [self.sigma_px] * (q.ndim - 1)
-            smoothed = ndimage.gaussian_filter(signal, sigma=sigma, mode="nearest",
-                                               truncate=_TRUNCATE)
+            smoothed = self.dense_ops.gaussian_filter(signal, sigma, _TRUNCATE)
             z = smoothed / (sd * np.float32(self._noise_gain))
         return np.where(in_cell & np.isfinite(z), z, np.float32(0.0)).astype(np.float32)
 
@@ -295,7 +299,7 @@ class ClassicalStream:
         self._flicker = ContextStage(detector._flicker_stage, detector.flicker_radius,
                                      detector.flicker_radius, min_emit=detector.emit_frames)
         self._background = BackgroundState(detector.window, detector.pool_px,
-                                           detector.params.min_ratio)
+                                           detector.params.min_ratio, detector.dense_ops)
         self._candidates = ContextStage(detector._candidate_stage, smooth + exclude,
                                         smooth + exclude)
         self._zstage = ContextStage(detector._z_stage, smooth, smooth)

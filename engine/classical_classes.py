@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from .boxes import padded_box
 from .classical_noise import box_sum
+from .dense_ops import CPU_OPS, DenseOps
 
 if TYPE_CHECKING:
     from .classical import ClassicalParams
@@ -36,11 +37,12 @@ if TYPE_CHECKING:
 class Stretches:
     """Connected foreground components within each frame of ``foreground`` ``(T, *spatial)``."""
 
-    def __init__(self, foreground: np.ndarray, bridge_px: int) -> None:
+    def __init__(self, foreground: np.ndarray, bridge_px: int,
+                 ops: DenseOps = CPU_OPS) -> None:
         closed = foreground
-        if bridge_px > 0:
+        if bridge_px > 0:  # a mask: the window clipped to the array, as scipy's "constant"
             size = (1,) + (2 * bridge_px + 1,) * (foreground.ndim - 1)
-            closed = ndimage.maximum_filter(foreground, size=size, mode="constant")
+            closed = ops.maximum_filter(foreground, size)
         structure = np.zeros((3,) * foreground.ndim, bool)
         structure[1] = True  # connected within a frame only
         self.labels, self.n = ndimage.label(closed, structure=structure)
@@ -123,7 +125,9 @@ class ClassRules:
     """The wave and puff rules of :class:`~engine.classical.ClassicalParams` in frames and
     pixels of one calibration."""
 
-    def __init__(self, params: ClassicalParams, pixel_um: float, dt_ms: float) -> None:
+    def __init__(self, params: ClassicalParams, pixel_um: float, dt_ms: float,
+                 dense_ops: DenseOps = CPU_OPS) -> None:
+        self.dense_ops = dense_ops  # where the stretches' bridging runs (engine/dense_ops.py)
         self.bridge_px = int(round(params.bridge_um / pixel_um))
         self.wave_min_px = params.wave_min_um / pixel_um
         self.wave_spread = (int(math.ceil(params.wave_spread_ms / dt_ms)),
@@ -153,7 +157,7 @@ class ClassRules:
         return wave, puff
 
     def _classify(self, z: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        stretches = Stretches(foreground, self.bridge_px)
+        stretches = Stretches(foreground, self.bridge_px, self.dense_ops)
         wave = wave_mask(stretches, self.wave_min_px, self.wave_spread, self.wave_min_frames)
         puff = puff_mask(stretches, z, self.puff_window, self.puff_min_frames, self.puff_min_px)
         return wave, puff & ~wave

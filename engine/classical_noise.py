@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from .classical_stream import CausalSums
+from .dense_ops import CPU_OPS, DenseOps
 
 FIXED_POINT = float(2**20)
 #: SD of a Gaussian from the mean absolute difference of two independent samples
@@ -50,36 +50,30 @@ def box_sum(values: np.ndarray, radius: int, axes: tuple[int, ...]) -> np.ndarra
     Exact for integers below 2⁵³ (0/1 masks, counts) whatever the array's extent; otherwise
     float64-accurate, which is enough along spatial axes (a frame is always filtered whole).
     """
-    out = np.asarray(values, np.float64)
-    if radius <= 0:
-        return out
-    size = 2 * radius + 1
-    for axis in axes:
-        out = ndimage.uniform_filter1d(out, size, axis=axis, mode="constant") * size
-    return np.rint(out) if np.issubdtype(np.asarray(values).dtype, np.integer) else out
+    return CPU_OPS.box_sum(values, radius, axes)
 
 
-def frame_levels(values: np.ndarray, inside: np.ndarray, quantile: float) -> np.ndarray:
+def frame_levels(values: np.ndarray, inside: np.ndarray, quantile: float,
+                 ops: DenseOps = CPU_OPS) -> np.ndarray:
     """The ``quantile`` of each frame's ``values`` where ``inside``; 1 where none is."""
     flat, inside = values.reshape(values.shape[0], -1), inside.reshape(values.shape[0], -1)
     masked = np.where(inside, flat, np.inf)
     n_cell = np.count_nonzero(inside, axis=1)
     rank = np.floor(quantile * np.maximum(n_cell - 1, 0)).astype(np.int64)
     # the rank-th smallest value of each frame: a partial sort finds the same element
-    level = np.array([np.partition(row, k)[k] for row, k in zip(masked, rank, strict=True)],
-                     masked.dtype)
+    level = ops.row_order_statistics(masked, rank)
     return np.where(n_cell > 0, level, 1.0).astype(np.float32)
 
 
 def remove_flicker(ratio: np.ndarray, raw_level: np.ndarray, min_ratio: float, quantile: float,
-                   radius: int) -> np.ndarray:
+                   radius: int, ops: DenseOps = CPU_OPS) -> np.ndarray:
     """``ratio`` ``(T, ...)`` × (mean level of frames ``t ± radius``) / (level of frame ``t``),
     a frame's level being the ``quantile`` of ``ratio / raw_level`` over its cell pixels
     (``raw_level`` > ``min_ratio``): dividing by each pixel's own level first takes the
     fixed pattern out of the spread, so the quantile is precise."""
     inside = raw_level > min_ratio
     with np.errstate(divide="ignore", invalid="ignore"):
-        level = frame_levels(ratio / raw_level, inside, quantile)
+        level = frame_levels(ratio / raw_level, inside, quantile, ops)
     ones = np.ones(level.shape, np.int64)
     slow = box_sum(to_fixed(level), radius, (0,)) / (box_sum(ones, radius, (0,)) * FIXED_POINT)
     # a frame without a positive level (dark: shutter, blanking) is left as it is
@@ -99,9 +93,13 @@ class BackgroundState:
         Pixels pooled on each side (along every spatial axis) for the noise SD.
     min_ratio : float
         Pixels whose level is below this are outside the cell.
+    ops : DenseOps
+        Where the pooled window sums are formed (:mod:`engine.dense_ops`).
     """
 
-    def __init__(self, window: int, pool_px: int, min_ratio: float) -> None:
+    def __init__(self, window: int, pool_px: int, min_ratio: float,
+                 ops: DenseOps = CPU_OPS) -> None:
+        self.ops = ops
         self.window = max(2, int(window))
         self.pool_px = max(0, int(pool_px))
         self.min_ratio = float(min_ratio)
@@ -147,8 +145,8 @@ class BackgroundState:
         total = self._abs_diff.push(to_fixed(np.where(valid, diff, 0.0)))
         own_count = self._valid.push(valid.astype(np.int64))
         spatial = tuple(range(1, q.ndim))
-        total = box_sum(total, self.pool_px, spatial)
-        count = box_sum(own_count, self.pool_px, spatial)
+        total = self.ops.box_sum(total, self.pool_px, spatial)
+        count = self.ops.box_sum(own_count, self.pool_px, spatial)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_abs = total / (count * FIXED_POINT)
         enough = own_count >= self.min_frames

@@ -35,6 +35,7 @@ from .backends import Backend
 from .batching import WindowBatcher
 from .characterize import CharacterizeConfig
 from .classical import ClassicalDetector
+from .dense_ops import CPU_OPS, DenseOps
 from .instances import TrackerConfig
 from .models.model_dir import ModelDir
 from .models.postprocess_file import PostprocessParams
@@ -70,6 +71,8 @@ class Detector(Protocol):
     network_calibration: dict | None
     tracker_config: TrackerConfig  # post-processing of its probabilities
     characterize_config: CharacterizeConfig
+    #: where the stream's per-pixel reductions run: the CPU, or the GPU its network runs on
+    dense_ops: DenseOps
 
     @property
     def lookahead_frames(self) -> int:
@@ -127,7 +130,9 @@ class NetworkDetector:
                  frame_shape: tuple[int, ...], max_batch: int = 4,
                  batcher: WindowBatcher | None = None,
                  postprocess: PostprocessParams | None = None,
-                 pixel_um: float | None = None, dt_ms: float | None = None) -> None:
+                 pixel_um: float | None = None, dt_ms: float | None = None,
+                 dense_ops: DenseOps = CPU_OPS) -> None:
+        self.dense_ops = dense_ops
         self.geometry = model.config.geometry(mode)
         self.normalization = model.config.normalization
         self.preprocess = dict(model.config.preprocess)
@@ -251,9 +256,12 @@ class ClassicalStreamDetector:
     has_ready = False  # every block comes back from the push/flush that finalized it
 
     def __init__(self, pixel_um: float, dt_ms: float, frame_shape: tuple[int, ...],
-                 postprocess: PostprocessParams | None = None, **kwargs) -> None:
+                 postprocess: PostprocessParams | None = None, dense_ops: DenseOps = CPU_OPS,
+                 **kwargs) -> None:
+        self.dense_ops = dense_ops
         self._detector = ClassicalDetector(pixel_um, dt_ms,
-                                           StreamKind.from_item_shape(frame_shape), **kwargs)
+                                           StreamKind.from_item_shape(frame_shape),
+                                           dense_ops=dense_ops, **kwargs)
         self.thresholds = self._detector.thresholds
         postprocess = PostprocessParams() if postprocess is None else postprocess
         self.tracker_config = postprocess.tracker_for("classical")

@@ -159,6 +159,7 @@ class HybridDetector:
         self.preprocess = network.preprocess
         self.trained_range = network.trained_range
         self.network_calibration = network.network_calibration
+        self.dense_ops = network.dense_ops
         self.name = f"hybrid:{network.name}+classical"
         self._from_classical = [CLASS_IDS[k] for k in params.classes_from_classical]
         self._pending: dict[str, list[FinalBlock]] = {"network": [], "classical": []}

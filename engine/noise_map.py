@@ -25,6 +25,8 @@ from collections import OrderedDict
 import numpy as np
 from scipy import ndimage
 
+from .dense_ops import CPU_OPS, DenseOps
+
 BLOCK_MS = 400.0
 MIN_BLOCK_FRAMES = 16
 KEEP_BLOCKS = 64
@@ -42,7 +44,9 @@ class BlockMaps:
     used. Subclasses say which frames of a block they keep (:meth:`_keeps`) and what map they
     make of them (:meth:`_reduce`)."""
 
-    def __init__(self, frame_shape: tuple[int, ...], dt_ms: float, block_ms: float = BLOCK_MS):
+    def __init__(self, frame_shape: tuple[int, ...], dt_ms: float, block_ms: float = BLOCK_MS,
+                 dense_ops: DenseOps = CPU_OPS):
+        self.dense_ops = dense_ops  # where the medians are taken (:mod:`engine.dense_ops`)
         self.frame_shape = tuple(frame_shape)
         self.block_frames = max(MIN_BLOCK_FRAMES, int(round(block_ms / dt_ms)))
         self._block = -1  # index of the block being filled
@@ -95,7 +99,7 @@ class NoiseMaps(BlockMaps):
         return ndimage.gaussian_filter(sd / f0, 1.0, mode="nearest")
 
     def _reduce(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sd = _difference_sd(block)
+        sd = _difference_sd(block, self.dense_ops)
         return sd.astype(np.float32), block.mean(axis=0).astype(np.float32)
 
 
@@ -105,8 +109,9 @@ class RestingLevels(BlockMaps):
     does not move it), shrunk towards 0 by :data:`RESTING_SE` standard errors of that median
     (a pixel is corrected only where its offset stands out from the median's own noise)."""
 
-    def __init__(self, frame_shape: tuple[int, ...], dt_ms: float, block_ms: float = BLOCK_MS):
-        super().__init__(frame_shape, dt_ms, block_ms)
+    def __init__(self, frame_shape: tuple[int, ...], dt_ms: float, block_ms: float = BLOCK_MS,
+                 dense_ops: DenseOps = CPU_OPS):
+        super().__init__(frame_shape, dt_ms, block_ms, dense_ops)
         self._stride = max(1, math.ceil(self.block_frames / RESTING_FRAMES))
 
     def map_before(self, frame: int) -> np.ndarray | None:
@@ -118,15 +123,15 @@ class RestingLevels(BlockMaps):
         return offset % self._stride == 0
 
     def _reduce(self, block: np.ndarray) -> np.ndarray:
-        level = np.median(block, axis=0)
+        level = self.dense_ops.median(block)
         # the median's own noise (1.2533 SD / √n; SD from the differences of the kept frames)
         # must not shift every event: shrink each level towards 0 by RESTING_SE of it
-        sd = _difference_sd(block)
+        sd = _difference_sd(block, self.dense_ops)
         margin = RESTING_SE * 1.2533 * sd / math.sqrt(block.shape[0])
         return (np.sign(level) * np.maximum(np.abs(level) - margin, 0.0)).astype(np.float32)
 
 
-def _difference_sd(block: np.ndarray) -> np.ndarray:
+def _difference_sd(block: np.ndarray, ops: DenseOps = CPU_OPS) -> np.ndarray:
     """Per-pixel noise SD of a block ``(n, *frame_shape)``: 1.4826 × median |difference of
     consecutive frames| / √2 (slow signal, drift and events barely move it)."""
-    return _MAD_TO_SD * np.median(np.abs(np.diff(block, axis=0)), axis=0) / math.sqrt(2.0)
+    return _MAD_TO_SD * ops.median_abs_difference(block) / math.sqrt(2.0)

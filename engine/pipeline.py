@@ -20,6 +20,7 @@ from acquisition.stream_kind import StreamKind
 from .analyzer import StreamAnalyzer, StreamInfo
 from .batching import WindowBatcher
 from .cellclass import CellClassifier, CellSummary
+from .dense_ops import CPU_OPS, DenseOps, dense_ops_for
 from .detectors import ClassicalStreamDetector, Detector, NetworkDetector
 from .events import Event
 from .hybrid import HybridDetector, HybridParams
@@ -32,6 +33,7 @@ from .windows import MODES
 log = logging.getLogger(__name__)
 
 DETECTORS = ("auto", "network", "classical", "hybrid")
+DENSE_DEVICES = ("auto", "cpu")
 DEFAULT_CLASSIFIER = DEFAULT_ROOT / "cell_classifier"
 
 
@@ -58,12 +60,18 @@ class EngineConfig:
     hybrid: HybridParams | None = None  # fusion parameters instead of the model's hybrid.json
     #: tracker and characterization parameters instead of the model's postprocess.json
     postprocess: PostprocessParams | None = None
+    #: where a stream's per-pixel reductions run (:mod:`engine.dense_ops`): "auto" on the GPU
+    #: its network runs on, if it runs on one; "cpu" always on the CPU (the same numbers)
+    dense_device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.dense_device not in DENSE_DEVICES:
+            raise ValueError(f"dense_device must be one of {DENSE_DEVICES}, "
+                             f"got {self.dense_device!r}")
         if "split_dip_sd" in (self.thresholds or {}):
             raise ValueError("split_dip_sd is a postprocess.json parameter now: pass "
                              "EngineConfig(postprocess=...) instead of a threshold")
@@ -86,6 +94,7 @@ class DetectorFactory:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self._loaded: dict[StreamKind, _Loaded | None] = {}
+        self._ops: dict[str, DenseOps] = {}  # per backend device (:meth:`_dense_ops`)
         self.classifier = self._load_classifier()
         self.batcher = (WindowBatcher(config.max_batch, config.max_wait_ms)
                         if config.batch is not False else None)
@@ -108,10 +117,11 @@ class DetectorFactory:
         if loaded is None:  # its probability scale is its own: only the event overrides apply
             return _with_event_overrides(ClassicalStreamDetector(
                 info.pixel_um, info.dt_ms, info.frame_shape, postprocess), overrides)
+        ops = self._dense_ops(loaded.backend)
         detector = NetworkDetector(loaded.model, loaded.backend, self.config.mode,
                                    info.frame_shape, batcher=self._batcher_for(loaded.backend),
                                    postprocess=postprocess, pixel_um=info.pixel_um,
-                                   dt_ms=info.dt_ms)
+                                   dt_ms=info.dt_ms, dense_ops=ops)
         self._prepare(loaded, detector.time_resampler.network_frames,
                       detector.resampler.network_shape)
         detector.thresholds.update(overrides)
@@ -119,8 +129,18 @@ class DetectorFactory:
         if params is None:
             return detector
         classical = ClassicalStreamDetector(info.pixel_um, info.dt_ms, info.frame_shape,
-                                            **params.classical)
+                                            dense_ops=ops, **params.classical)
         return _with_event_overrides(HybridDetector(detector, classical, params), overrides)
+
+    def _dense_ops(self, backend) -> DenseOps:
+        """The per-pixel reductions on the backend's GPU (``dense_device`` "auto"), else on
+        the CPU; one set per backend, shared by its streams (they hold no state)."""
+        if self.config.dense_device == "cpu":
+            return CPU_OPS
+        key = str(backend.device)
+        if key not in self._ops:
+            self._ops[key] = dense_ops_for(key)
+        return self._ops[key]
 
     def _prepare(self, loaded: _Loaded, frames: int, frame_shape: tuple[int, ...]) -> None:
         """Build what the backend needs for this stream's windows now, at the stream's start

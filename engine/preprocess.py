@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from .blank import GIVEN, BlankEstimate, estimate_blank
+from .dense_ops import CPU_OPS, DenseOps
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,17 @@ class Preprocessor:
     baseline_window_ms : history the rolling baseline looks at.
     baseline_block_ms : block length over which frames are averaged before the quantile.
     warmup_ms : frames buffered at the start to estimate blank and the first F0.
+    dense_ops : where F0's order statistic is taken (:mod:`engine.dense_ops`; the same
+        element either way).
     """
 
     def __init__(self, frame_shape: tuple[int, ...], dt_ms: float, blank: float | None = None,
                  baseline_window_ms: float = 2000.0, baseline_block_ms: float = 50.0,
                  warmup_ms: float = 400.0, baseline_quantile: float = 0.25,
                  spatial_sigma_px: float = 2.0, floor_fraction: float = 0.2,
-                 dark_percentile: float = 2.0, first_index: int = 0) -> None:
+                 dark_percentile: float = 2.0, first_index: int = 0,
+                 dense_ops: DenseOps = CPU_OPS) -> None:
+        self.dense_ops = dense_ops
         if dt_ms <= 0:
             raise ValueError(f"dt_ms must be > 0, got {dt_ms}")
         self.frame_shape = tuple(int(s) for s in frame_shape)
@@ -180,7 +185,7 @@ class Preprocessor:
     def _baseline_from(self, block_means: np.ndarray) -> np.ndarray:
         """F0 image from ``(n_pixels, n_blocks)`` block means: order statistic, smooth, floor."""
         rank = int(round(self.quantile * (block_means.shape[1] - 1)))
-        f0 = np.partition(block_means, rank, axis=1)[:, rank].reshape(self.frame_shape)
+        f0 = self.dense_ops.order_statistic(block_means, rank).reshape(self.frame_shape)
         if self.spatial_sigma_px > 0:
             f0 = ndimage.gaussian_filter(f0, self.spatial_sigma_px, mode="nearest")
         floor = max(self.floor_fraction * float(np.percentile(f0, 95)), 1e-3)

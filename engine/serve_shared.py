@@ -80,6 +80,7 @@ class _GuardedNetwork:
         self.network_calibration = detector.network_calibration
         self.tracker_config = detector.tracker_config
         self.characterize_config = detector.characterize_config
+        self.dense_ops = detector.dense_ops
 
     @property
     def lookahead_frames(self) -> int:

@@ -10,6 +10,7 @@ import pytest
 
 from acquisition.simulate import PHENOTYPES, LinescanParams, simulate_linescan
 from acquisition.stream_kind import StreamKind
+from engine.dense_ops import CPU_OPS
 from engine.hybrid import HYBRID_FILE, HybridDetector, HybridParams
 from engine.models.postprocess_file import PostprocessParams
 from engine.pipeline import DetectorFactory, EngineConfig, analyze_array
@@ -23,6 +24,7 @@ class _Stub:
         self.thresholds = thresholds
         self.preprocess, self.trained_range, self.name = {}, None, "stub"
         self.network_calibration = None
+        self.dense_ops = CPU_OPS
         self.postprocess = PostprocessParams()
         self.batcher = None
 
