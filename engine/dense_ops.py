@@ -113,6 +113,8 @@ class TorchDenseOps(DenseOps):
 
     def gaussian_filter(self, values: np.ndarray, sigma: Sequence[float],
                         truncate: float) -> np.ndarray:
+        if np.size(values) == 0:  # nothing to move: the reference says what comes back
+            return super().gaussian_filter(values, sigma, truncate)
         torch = self._torch
         out = self._to(np.asarray(values, np.float32))
         for axis, s in enumerate(sigma):
@@ -162,6 +164,8 @@ class TorchDenseOps(DenseOps):
     def maximum_filter(self, values: np.ndarray, size: Sequence[int]) -> np.ndarray:
         torch = self._torch
         values = np.asarray(values)
+        if values.size == 0:
+            return super().maximum_filter(values, size)
         boolean = values.dtype == np.bool_
         out = self._to(values.view(np.uint8) if boolean else values)
         for axis, width in enumerate(size):
@@ -177,9 +181,13 @@ class TorchDenseOps(DenseOps):
         return result.view(np.bool_) if boolean else result
 
     def median(self, values: np.ndarray) -> np.ndarray:
+        if np.size(values) == 0:
+            return super().median(values)
         return self._median(self._to(np.asarray(values, np.float32)))
 
     def median_abs_difference(self, values: np.ndarray) -> np.ndarray:
+        if np.shape(values)[0] < 2 or np.size(values) == 0:  # no difference: numpy's NaN
+            return super().median_abs_difference(values)
         tensor = self._to(np.asarray(values, np.float32))
         return self._median((tensor[1:] - tensor[:-1]).abs())
 

@@ -108,6 +108,22 @@ def test_medians_are_numpys(device, n) -> None:
                                   np.median(np.abs(np.diff(values, axis=0)), axis=0))
 
 
+@pytest.mark.parametrize(("op", "args"), [
+    ("gaussian_filter", (np.zeros((0, 4, 5), np.float32), [1.0, 1.0, 1.0], 3.0)),
+    ("box_sum", (np.zeros((0, 4, 5), np.int64), 2, (1, 2))),
+    ("maximum_filter", (np.zeros((0, 4, 5), bool), (3, 3, 3))),
+    ("median", (np.zeros((0, 4, 5), np.float32),)),
+    ("median_abs_difference", (np.ones((1, 4, 5), np.float32),)),
+    ("row_order_statistics", (np.zeros((0, 5), np.float32), np.zeros(0, np.int64))),
+])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's mean of nothing
+def test_empty_inputs_come_back_as_numpys(device, op, args) -> None:
+    ref = getattr(CPU_OPS, op)(*args)
+    out = getattr(TorchDenseOps(device), op)(*args)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    np.testing.assert_array_equal(out, ref)
+
+
 def test_dense_ops_for_puts_only_a_usable_cuda_on_torch(monkeypatch, caplog) -> None:
     assert type(dense_ops_for(None)) is DenseOps
     assert type(dense_ops_for("cpu")) is DenseOps
