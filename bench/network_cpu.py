@@ -6,7 +6,8 @@ including window overlap (= hop / time per window), compared with Dotti et al.'s
 architectures (speed does not depend on the weights); a packaged default model is used when it
 exists. Real-time targets (DESIGN.md): line-scan network ≤ 0.4 ms/line, movie ≥ 25 frames/s.
 
-Usage: ``python bench/network_cpu.py [--repeats N] [--skip-dotti-torch] [--threads N]``
+Usage: ``python bench/network_cpu.py [--repeats N] [--skip-dotti-torch] [--threads N]
+[--linescan-only] [--linescan-model DIR]``
 """
 
 from __future__ import annotations
@@ -123,13 +124,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
     parser.add_argument("--skip-dotti-torch", action="store_true",
                         help="skip Dotti's net through torch (minutes on 2 cores)")
+    parser.add_argument("--linescan-only", action="store_true",
+                        help="the line-scan networks alone (no movie, Dotti or preprocessing)")
+    parser.add_argument("--linescan-model", type=Path, default=None, metavar="DIR",
+                        help="a line-scan model directory (accurate mode) instead of the "
+                             "packaged one: a candidate geometry before it is adopted")
     args = parser.parse_args()
     os.environ.setdefault("CASTREAM_CACHE_DIR", str(Path(tempfile.gettempdir()) / "castream-bench"))
     print(f"CPU cores: {os.cpu_count()}; threads: {args.threads or 'default'}")
     both = ["torch", "onnxruntime"]
     for mode in ("accurate", "low_latency"):
-        bench_model("default line-scan (2D)", _model(StreamKind.LINESCAN, mode), mode, (LINE_PX,),
-                    both, args.repeats, args.threads)
+        model = (ModelDir.load(args.linescan_model) if args.linescan_model and mode == "accurate"
+                 else _model(StreamKind.LINESCAN, mode))
+        bench_model("default line-scan (2D)", model, mode, (LINE_PX,), both, args.repeats,
+                    args.threads)
+    if args.linescan_only:
+        return
     movie = {}
     for mode in ("accurate", "low_latency"):
         movie[mode] = bench_model("default movie (3D)", _model(StreamKind.MOVIE, mode), mode,

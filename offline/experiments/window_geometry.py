@@ -20,6 +20,17 @@ geometry (frames/hop/margins)   development spark F1, errors amp/FWHM/…   simu
 640 / 512 / 64+64               0.932 (0.899); 11.2/13.3/10.8/25.3/17.2   0.975 / 0.900
 ==============================  ========================================  =====================
 
+Again on 2026-12-07, for the soak's lag (issue 12: lag under 1 s, missed at 1.10 s in 30
+minutes with 512/384; same command, the shipped engine of that day, ``--geometries '[null,
+{"frames": 384, "hop": 256, "margin_left": 64, "margin_right": 64}]'``):
+
+==============================  ========================================  =====================
+geometry (frames/hop/margins)   development spark F1, errors amp/FWHM/…   simulator spark / wave
+==============================  ========================================  =====================
+512 / 384 / 64+64 (shipped)     0.963 (0.937); 9.6/13.0/10.7/21.2/16.5    0.987 / 1.000
+384 / 256 / 64+64               0.963 (0.936); 9.5/13.1/10.7/21.2/16.6    0.987 / 1.000
+==============================  ========================================  =====================
+
 The network's CPU time per line (onnxruntime, one thread, one 512-px window, median of 12):
 256/128 0.444 ms, 512/384 0.320 ms (−28 %), 640/512 0.291 ms (−34 %). 512/384 was adopted for
 the packaged line-scan model's accurate mode: look-ahead 447 lines (0.67 s at 1.5 ms/line,
