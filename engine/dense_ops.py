@@ -29,7 +29,10 @@ marked ``gpu`` run on CUDA):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,9 +97,24 @@ class DenseOps:
         return np.median(np.abs(np.diff(np.asarray(values, np.float32), axis=0)), axis=0)
 
 
+def _own_stream(method):
+    """Run ``method`` on the calling thread's own CUDA stream (:meth:`TorchDenseOps._stream`)."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with self._stream():
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
 class TorchDenseOps(DenseOps):
     """The same operations on a torch device (``"cuda"``, ``"cuda:1"``, or ``"cpu"`` for
-    tests); arrays go there and come back as numpy arrays."""
+    tests); arrays go there and come back as numpy arrays.
+
+    On a GPU each calling thread (``serve``'s post-processing workers) queues its work on a
+    CUDA stream of its own, not on the default stream, so an operation waits for its own
+    copies and kernels only -- not for a batch of the network or another stream's work."""
 
     name = "torch"
 
@@ -106,11 +124,21 @@ class TorchDenseOps(DenseOps):
         self._torch = torch
         self.device = str(device)
         self._device = torch.device(self.device)
+        self._local = threading.local()
+
+    def _stream(self):
+        if self._device.type != "cuda":
+            return contextlib.nullcontext()
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = self._torch.cuda.Stream(device=self._device)
+        return self._torch.cuda.stream(stream)
 
     def _to(self, values: np.ndarray, dtype=None):
         tensor = self._torch.from_numpy(np.ascontiguousarray(values))
         return tensor.to(self._device, dtype=dtype)
 
+    @_own_stream
     def gaussian_filter(self, values: np.ndarray, sigma: Sequence[float],
                         truncate: float) -> np.ndarray:
         if np.size(values) == 0:  # nothing to move: the reference says what comes back
@@ -134,6 +162,7 @@ class TorchDenseOps(DenseOps):
             out = acc.to(torch.float32).movedim(-1, axis)
         return out.cpu().numpy()
 
+    @_own_stream
     def box_sum(self, values: np.ndarray, radius: int, axes: tuple[int, ...]) -> np.ndarray:
         torch = self._torch
         values = np.asarray(values)
@@ -151,16 +180,19 @@ class TorchDenseOps(DenseOps):
             out = (cum[..., hi] - cum[..., lo]).movedim(-1, axis)
         return out.to(torch.float64).cpu().numpy()
 
+    @_own_stream
     def order_statistic(self, values: np.ndarray, rank: int) -> np.ndarray:
         tensor = self._to(values)
         return tensor.kthvalue(int(rank) + 1, dim=-1).values.cpu().numpy()
 
+    @_own_stream
     def row_order_statistics(self, values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         torch = self._torch
         ordered = self._to(values).sort(dim=1).values
         index = self._to(np.asarray(ranks, np.int64)).reshape(-1, 1)
         return torch.gather(ordered, 1, index)[:, 0].cpu().numpy()
 
+    @_own_stream
     def maximum_filter(self, values: np.ndarray, size: Sequence[int]) -> np.ndarray:
         torch = self._torch
         values = np.asarray(values)
@@ -180,11 +212,13 @@ class TorchDenseOps(DenseOps):
         result = out.cpu().numpy()
         return result.view(np.bool_) if boolean else result
 
+    @_own_stream
     def median(self, values: np.ndarray) -> np.ndarray:
         if np.size(values) == 0:
             return super().median(values)
         return self._median(self._to(np.asarray(values, np.float32)))
 
+    @_own_stream
     def median_abs_difference(self, values: np.ndarray) -> np.ndarray:
         if np.shape(values)[0] < 2 or np.size(values) == 0:  # no difference: numpy's NaN
             return super().median_abs_difference(values)

@@ -187,3 +187,32 @@ def test_a_cuda_stream_reduces_on_the_gpu_and_finds_the_same_events(tmp_path) ->
     keys = ("kind", "t_start_ms", "t_peak_ms", "t_end_ms", "x_um", "y_um")
     assert on_gpu and [[e[k] for k in keys] for e in on_gpu] == [[e[k] for k in keys]
                                                                   for e in on_cpu]
+
+
+@pytest.mark.gpu
+@_CUDA
+def test_each_thread_reduces_on_a_cuda_stream_of_its_own() -> None:
+    """Not on the default stream (where a network batch may be queued), one per thread, and
+    threads running at once get the reference's numbers."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    ops = TorchDenseOps("cuda")
+    seen = []
+
+    def work(seed: int):
+        with ops._stream():
+            seen.append((threading.get_ident(), torch.cuda.current_stream().cuda_stream))
+        values = _movie(seed)
+        return ops.median(values), np.median(values, axis=0)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(8)))
+    for out, ref in results:
+        np.testing.assert_array_equal(out, ref)
+    default = torch.cuda.default_stream().cuda_stream
+    assert all(stream != default for _, stream in seen)
+    by_thread = {}
+    for thread, stream in seen:
+        assert by_thread.setdefault(thread, stream) == stream  # a thread keeps its stream
+    assert len(set(by_thread.values())) == len(by_thread)  # and no two threads share one
