@@ -216,3 +216,16 @@ def test_each_thread_reduces_on_a_cuda_stream_of_its_own() -> None:
     for thread, stream in seen:
         assert by_thread.setdefault(thread, stream) == stream  # a thread keeps its stream
     assert len(set(by_thread.values())) == len(by_thread)  # and no two threads share one
+
+
+def test_the_commands_take_dense_device() -> None:
+    import argparse
+
+    from engine.commands._engine_args import add_engine_arguments, engine_config
+
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    assert engine_config(parser.parse_args([])).dense_device == "auto"
+    assert engine_config(parser.parse_args(["--dense-device", "cpu"])).dense_device == "cpu"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--dense-device", "gpu"])

@@ -32,6 +32,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-wait-ms", type=float, default=10.0,
                        help="longest a window waits for its batch to fill (default: "
                        "%(default)s ms)")
+    group.add_argument("--dense-device", choices=("auto", "cpu"), default="auto",
+                       help="where the per-pixel reductions run: auto on the GPU the network "
+                       "runs on (the same numbers as on the CPU), cpu always on the CPU "
+                       "(default: auto)")
 
 
 def engine_config(args: argparse.Namespace):
@@ -42,4 +46,5 @@ def engine_config(args: argparse.Namespace):
                         device=args.device, detector=args.detector, thresholds=thresholds,
                         classifier=args.classifier,
                         batch={"auto": None, "on": True, "off": False}[args.batch],
-                        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+                        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                        dense_device=args.dense_device)
