@@ -45,11 +45,8 @@ def to_fixed(values: np.ndarray) -> np.ndarray:
 
 
 def box_sum(values: np.ndarray, radius: int, axes: tuple[int, ...]) -> np.ndarray:
-    """Sum over ``±radius`` along each of ``axes`` (truncated at the edges), as float64.
-
-    Exact for integers below 2⁵³ (0/1 masks, counts) whatever the array's extent; otherwise
-    float64-accurate, which is enough along spatial axes (a frame is always filtered whole).
-    """
+    """Sum over ``±radius`` along each of ``axes`` (truncated at the edges), as float64, on
+    the CPU (:meth:`engine.dense_ops.DenseOps.box_sum`: exact for integers)."""
     return CPU_OPS.box_sum(values, radius, axes)
 
 

@@ -41,6 +41,15 @@ from scipy import ndimage
 log = logging.getLogger(__name__)
 
 
+def _edge_padded(line, pad: int):
+    """``line`` (a torch tensor) with its first and last values repeated ``pad`` times along
+    the last axis (scipy's "nearest")."""
+    import torch
+
+    shape = (*line.shape[:-1], pad)
+    return torch.cat([line[..., :1].expand(shape), line, line[..., -1:].expand(shape)], dim=-1)
+
+
 def _kernel(sigma: float, truncate: float) -> np.ndarray:
     """scipy's ``gaussian_filter1d`` weights (float64, symmetric, summing to 1)."""
     radius = int(truncate * float(sigma) + 0.5)
@@ -63,8 +72,11 @@ class DenseOps:
                                        mode="nearest", truncate=truncate)
 
     def box_sum(self, values: np.ndarray, radius: int, axes: tuple[int, ...]) -> np.ndarray:
-        """Sum over ``±radius`` along each of ``axes`` (zeros beyond the edges), float64;
-        integers are summed exactly (see :func:`engine.classical_noise.box_sum`)."""
+        """Sum over ``±radius`` along each of ``axes`` (zeros beyond the edges), float64.
+
+        Exact for integers below 2⁵³ (0/1 masks, counts) whatever the array's extent;
+        otherwise float64-accurate, which is enough along spatial axes (a frame is always
+        filtered whole)."""
         out = np.asarray(values, np.float64)
         if radius <= 0:
             return out
@@ -151,9 +163,7 @@ class TorchDenseOps(DenseOps):
             weights = _kernel(s, truncate)
             radius = weights.size // 2
             line = out.movedim(axis, -1).to(torch.float64)
-            # scipy's "nearest": the edge values repeat
-            padded = torch.cat([line[..., :1].expand(*line.shape[:-1], radius), line,
-                                line[..., -1:].expand(*line.shape[:-1], radius)], dim=-1)
+            padded = _edge_padded(line, radius)
             n = line.shape[-1]
             acc = padded[..., radius:radius + n] * float(weights[radius])
             for j in range(radius, 0, -1):  # scipy's correlate1d: pairs from the outside in
@@ -194,7 +204,6 @@ class TorchDenseOps(DenseOps):
 
     @_own_stream
     def maximum_filter(self, values: np.ndarray, size: Sequence[int]) -> np.ndarray:
-        torch = self._torch
         values = np.asarray(values)
         if values.size == 0:
             return super().maximum_filter(values, size)
@@ -204,10 +213,8 @@ class TorchDenseOps(DenseOps):
             half = int(width) // 2
             if half <= 0:
                 continue
-            line = out.movedim(axis, -1)
             # repeating the edge values leaves every clipped window's maximum as it is
-            padded = torch.cat([line[..., :1].expand(*line.shape[:-1], half), line,
-                                line[..., -1:].expand(*line.shape[:-1], half)], dim=-1)
+            padded = _edge_padded(out.movedim(axis, -1), half)
             out = padded.unfold(-1, 2 * half + 1, 1).amax(-1).movedim(-1, axis)
         result = out.cpu().numpy()
         return result.view(np.bool_) if boolean else result
@@ -239,13 +246,13 @@ def dense_ops_for(device: str | None) -> DenseOps:
     a CUDA GPU torch can use, else the numpy reference (a TensorRT backend may run beside a
     torch built without CUDA: the reason is logged)."""
     if device is None or not str(device).startswith("cuda"):
-        return DenseOps()
+        return CPU_OPS
     import torch
 
     if not torch.cuda.is_available():
         log.warning("per-pixel reductions on the CPU: the network runs on %s but this torch "
                     "(%s) cannot use CUDA", device, torch.__version__)
-        return DenseOps()
+        return CPU_OPS
     return TorchDenseOps(str(device))
 
 
