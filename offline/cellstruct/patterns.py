@@ -19,30 +19,44 @@ log = logging.getLogger(__name__)
 PATCH_PX = 96
 
 
+def normalized_field(split: str, index: int, rendering: str = "default"):
+    """Field ``index`` of ``split`` and its plane as every cells network sees it (the
+    maximum projection of a z-stack, normalized by the engine's field levels)."""
+    field = simulate(split, index, rendering)
+    plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image).astype(np.float32)
+    labels = segment_candidates(plane, field.pixel_um)
+    background, foreground = field_levels(plane, labels)
+    return field, normalized(plane, background, foreground - background)
+
+
+def patch_windows(rng: np.random.Generator, centres: np.ndarray, shape: tuple[int, int],
+                  n: int, centred_fraction: float) -> list[tuple[slice, slice]]:
+    """``n`` windows of ``PATCH_PX`` square, on the ``STRIDE`` grid, inside ``shape``; a
+    ``centred_fraction`` of them centred on a row of ``centres`` (``argwhere`` output), the
+    rest anywhere."""
+    half = PATCH_PX // 2
+    windows = []
+    for _ in range(n):
+        if centres.size and rng.random() < centred_fraction:
+            cy, cx = centres[rng.integers(len(centres))]
+        else:
+            cy, cx = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        cy = int(np.clip(cy, half, shape[0] - half)) // STRIDE * STRIDE
+        cx = int(np.clip(cx, half, shape[1] - half)) // STRIDE * STRIDE
+        windows.append((slice(cy - half, cy + half), slice(cx - half, cx + half)))
+    return windows
+
+
 def field_patches(split: str, index: int, per_field: int = 24, rendering: str = "default",
                   ) -> tuple[np.ndarray, np.ndarray]:
     """``per_field`` normalized patches (n, 1, 96, 96) and their class maps (n, 48, 48);
     80 % of the patches are centred inside an object (``rendering`` as in
     :func:`~offline.cellstruct.dataset.simulate`)."""
-    field = simulate(split, index, rendering)
-    plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image).astype(np.float32)
-    labels = segment_candidates(plane, field.pixel_um)
-    background, foreground = field_levels(plane, labels)
-    image = normalized(plane, background, foreground - background)
-    rng = np.random.default_rng([index, 5])
-    inside = np.argwhere(field.labels > 0)
-    half = PATCH_PX // 2
-    xs, ys = [], []
-    for _ in range(per_field):
-        if inside.size and rng.random() < 0.8:
-            cy, cx = inside[rng.integers(len(inside))]
-        else:
-            cy, cx = rng.integers(0, plane.shape[0]), rng.integers(0, plane.shape[1])
-        cy = int(np.clip(cy, half, plane.shape[0] - half)) // STRIDE * STRIDE
-        cx = int(np.clip(cx, half, plane.shape[1] - half)) // STRIDE * STRIDE
-        window = (slice(cy - half, cy + half), slice(cx - half, cx + half))
-        xs.append(image[window][None])
-        ys.append(field.pattern_map[window][::STRIDE, ::STRIDE])
+    field, image = normalized_field(split, index, rendering)
+    windows = patch_windows(np.random.default_rng([index, 5]), np.argwhere(field.labels > 0),
+                            image.shape, per_field, 0.8)
+    xs = [image[window][None] for window in windows]
+    ys = [field.pattern_map[window][::STRIDE, ::STRIDE] for window in windows]
     return np.stack(xs), np.stack(ys).astype(np.int64)
 
 

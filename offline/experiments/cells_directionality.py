@@ -172,33 +172,45 @@ def extra_cues(crop, mask, classes, pixel_um) -> list[float]:
             spread(z15, zdiscs), spread(z15, other), spread(z15, zdiscs, 0.0)]
 
 
+def segmented_field(split: str, index: int, model):
+    """Field ``index`` of ``split`` as ``castream train-cells`` sees it: ``(field, plane,
+    labels, rows, image, classes)`` — the plane (maximum projection of a z-stack), the
+    engine's candidates and their measured rows, the normalized image the cells networks
+    see and the pattern net's classes at full resolution."""
+    from engine.cells.analyze import measure_candidates
+    from engine.cells.features import field_levels
+    from engine.cells.patterns import STRIDE, normalized
+    from engine.cells.segment import segment_candidates
+    from offline.cellstruct.dataset import simulate
+
+    field = simulate(split, index)
+    plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image)
+    plane = plane.astype(np.float32)
+    labels = segment_candidates(plane, field.pixel_um)
+    rows, _ = measure_candidates(plane, labels, field.pixel_um, model)
+    background, foreground = field_levels(plane, labels)
+    image = normalized(plane, background, foreground - background)
+    classes = model.pattern_classes(image)
+    full = np.repeat(np.repeat(classes, STRIDE, 0), STRIDE, 1)[:plane.shape[0], :plane.shape[1]]
+    full = np.pad(full, [(0, a - b) for a, b in zip(plane.shape, full.shape, strict=True)],
+                  mode="edge")
+    return field, plane, labels, rows, image, full
+
+
 def dump(split: str, first: int, stop: int, model_dir: str, out: Path) -> None:
     """True cells of fields ``first``…``stop - 1`` of ``split``: v4 features, targets,
     realized spread and the extra cues (one .npz)."""
     import torch
 
-    from engine.cells.analyze import measure_candidates
-    from engine.cells.features import FEATURE_NAMES, field_levels
+    from engine.cells.features import FEATURE_NAMES
     from engine.cells.model import CellsModel
-    from engine.cells.patterns import STRIDE, normalized
-    from engine.cells.segment import segment_candidates
-    from offline.cellstruct.dataset import match_truth, simulate
+    from offline.cellstruct.dataset import match_truth
 
     torch.set_num_threads(1)
     model = CellsModel.load(model_dir)
     rows_out, extra, targets = [], [], []
     for index in range(first, stop):
-        field = simulate(split, index)
-        plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image)
-        plane = plane.astype(np.float32)
-        labels = segment_candidates(plane, field.pixel_um)
-        rows, _ = measure_candidates(plane, labels, field.pixel_um, model)
-        background, foreground = field_levels(plane, labels)
-        classes = model.pattern_classes(normalized(plane, background, foreground - background))
-        full = np.repeat(np.repeat(classes, STRIDE, 0), STRIDE, 1)[:plane.shape[0],
-                                                                   :plane.shape[1]]
-        full = np.pad(full, [(0, a - b) for a, b in zip(plane.shape, full.shape,
-                                                        strict=True)], mode="edge")
+        field, plane, labels, rows, _, full = segmented_field(split, index, model)
         for row in rows:
             mask = labels == row["cell_id"]
             match = match_truth(mask, field)

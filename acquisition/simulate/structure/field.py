@@ -41,6 +41,9 @@ class StructureField:
     offset_counts: float
     style: str
     params: StructureFieldParams = field(repr=False, default_factory=StructureFieldParams)
+    #: rendered myofibril direction per pixel (rad from +x, y down; float32 ``(Y, X)``) on the
+    #: oriented pixels of cardiomyocytes (the directionality rating's pixels), NaN elsewhere
+    direction_rad: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def axes(self) -> str:
@@ -155,6 +158,7 @@ def simulate_structure_field(params: StructureFieldParams | None = None,
     rng_layout, rng_pattern, rng_noise, rng_rater = (np.random.default_rng(s) for s in streams)
     labels = np.zeros(params.shape_px, np.int32)
     pattern_map = np.zeros(params.shape_px, np.uint8)
+    direction = np.full(params.shape_px, np.nan, np.float32)
     layers, objects = [], []
     rng_clutter = clutter_rng(seed) if params.depth_clutter_probability > 0 else None
     for kind, source in _object_plan(rng_layout, params):
@@ -174,6 +178,8 @@ def simulate_structure_field(params: StructureFieldParams | None = None,
         obj_id = len(objects) + 1
         labels[window][free] = obj_id
         pattern_map[window][free] = region[free]
+        if kind == "cardiomyocyte" and truth is not None and truth.direction_rad is not None:
+            direction[window][free] = truth.direction_rad[free]
         z_um, thickness_um = _depth(rng_layout, kind, source)
         layers.append((y, x, signal, z_um, thickness_um))
         full = np.zeros(params.shape_px, bool)
@@ -187,7 +193,7 @@ def simulate_structure_field(params: StructureFieldParams | None = None,
     image, offset = _detect(_optical_stack(layers, params), params, rng_noise)
     return StructureField(image, labels, pattern_map, objects, params.pixel_um,
                           params.z_step_um if params.z_slices else None, offset,
-                          params.style.name, params)
+                          params.style.name, params, direction)
 
 
 def _depth(rng, kind, source) -> tuple[float, float]:

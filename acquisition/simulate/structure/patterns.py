@@ -35,6 +35,10 @@ class CellTruth:
     n_domains: int
     fractions: dict[str, float] = field(default_factory=dict)  # target pattern fractions
     realized_spread_deg: float = float("nan")  # SD of directions actually rendered
+    #: rendered myofibril direction (rad, from +x, y down) over the cell's window; NaN
+    #: outside its oriented pixels (Z-discs, fibres, beaded rows) — the field the
+    #: directionality rating's spread is taken over
+    direction_rad: np.ndarray | None = field(default=None, repr=False)
 
 
 def draw_cell_truth(rng: np.random.Generator, source: str, long_axis_deg: float) -> CellTruth:
@@ -162,7 +166,9 @@ def render_cardiomyocyte(rng: np.random.Generator, mask: np.ndarray, truth: Cell
                            region == DIS_PUNCTA], [zdisc, fibre, beads, scattered], 0.0)
     cytoplasm = rng.uniform(0.12, 0.28) * np.where(nucleus, 0.5, 1.0)
     signal = (cytoplasm + structure) * mask * rng.uniform(0.7, 1.3)
-    truth.realized_spread_deg = realized_spread_deg(theta, np.isin(region, ORIENTED) & mask)
+    oriented = np.isin(region, ORIENTED) & mask
+    truth.realized_spread_deg = realized_spread_deg(theta, oriented)
+    truth.direction_rad = np.where(oriented, theta, np.nan).astype(np.float32)
     return signal.astype(np.float32), region
 
 
