@@ -238,7 +238,7 @@ def _noise_sd(means: np.ndarray, background: np.ndarray, lag: int) -> float:
     if lag < 1:
         return math.nan
     both = background[lag:] & background[:-lag]
-    diffs = (means[lag:] - means[:-lag])[both]
+    diffs = means[lag:][both] - means[:-lag][both]  # only usable boxes (others may be ±inf)
     if diffs.size < MIN_NOISE_SAMPLES:
         return math.nan
     spread = float(np.median(np.abs(diffs - np.median(diffs))))
