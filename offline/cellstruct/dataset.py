@@ -8,6 +8,8 @@ neighbours); a candidate is a true cell when its IoU with a simulated cardiomyoc
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -111,13 +113,15 @@ def _pattern_model(path: str) -> CellsModel:
 
 
 def field_candidates(split: str, index: int, pattern_model: str | None = None,
-                     rendering: str = "default") -> tuple[np.ndarray, np.ndarray, dict, int]:
+                     rendering: str = "default", segmentation: dict | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, dict, int]:
     """Features, crops, targets and the number of true cells of one field; with a model
-    directory holding a pattern net, the features include the pattern fractions."""
+    directory holding a pattern net, the features include the pattern fractions;
+    ``segmentation``: keyword arguments of the segmenter (a model's ``segmentation``)."""
     field = simulate(split, index, rendering)
     plane = field.image.max(axis=0) if field.image.ndim == 3 else field.image
     plane = plane.astype(np.float32)
-    labels = segment_candidates(plane, field.pixel_um)
+    labels = segment_candidates(plane, field.pixel_um, **(segmentation or {}))
     if pattern_model:
         rows, crops = measure_candidates(plane, labels, field.pixel_um,
                                          _pattern_model(pattern_model))
@@ -174,18 +178,22 @@ def match_truth(mask: np.ndarray, field) -> dict:
 
 def build_candidates(split: str, n_fields: int, workers: int = 2,
                      cache_dir: str | Path | None = None, pattern_model: str | None = None,
-                     cache_tag: str = "", rendering: str = "default") -> Candidates:
+                     cache_tag: str = "", rendering: str = "default",
+                     segmentation: dict | None = None) -> Candidates:
     """Candidates of the first ``n_fields`` fields of ``split`` (cached as .npz if asked;
     ``cache_tag`` names what the features depend on, e.g. the pattern net's weights;
-    ``rendering`` as in :func:`simulate`, named in the cache file when not the default)."""
+    ``rendering`` as in :func:`simulate`, named in the cache file when not the default;
+    ``segmentation`` as in :func:`field_candidates`, named in the cache file when given)."""
     rendered = "" if rendering == "default" else f"-{rendering}"
-    cache = Path(cache_dir) / f"{split}{rendered}-{n_fields}{cache_tag}.npz" if cache_dir \
-        else None
+    segmented = segmentation_tag(segmentation)
+    cache = (Path(cache_dir) / f"{split}{rendered}-{n_fields}{cache_tag}{segmented}.npz"
+             if cache_dir else None)
     if cache is not None and cache.is_file():
         return _load(cache)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
         parts = list(tqdm(pool.map(field_candidates, [split] * n_fields, range(n_fields),
-                                   [pattern_model] * n_fields, [rendering] * n_fields),
+                                   [pattern_model] * n_fields, [rendering] * n_fields,
+                                   [segmentation] * n_fields),
                           total=n_fields, desc=f"{split} fields", mininterval=30.0,
                           file=sys.stderr))
     names = FEATURE_NAMES if pattern_model else CLASSICAL_FEATURES
@@ -202,6 +210,14 @@ def build_candidates(split: str, n_fields: int, workers: int = 2,
                             n_true_cells=result.n_true_cells, names=np.array(names),
                             **{f"t_{k}": v for k, v in targets.items()})
     return result
+
+
+def segmentation_tag(segmentation: dict | None) -> str:
+    """Cache-name part for non-default segmenter settings ("" for none)."""
+    if not segmentation:
+        return ""
+    text = json.dumps(segmentation, sort_keys=True)
+    return "-s" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _load(path: Path) -> Candidates:

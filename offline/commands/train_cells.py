@@ -169,15 +169,18 @@ def _crop_training(args: argparse.Namespace, data: dict, splits: dict):
 
 def split_candidates(splits: dict, pattern_path: Path, cache: Path | None, workers: int,
                      training_rendering: str = "default") -> dict:
-    """Candidates of each split's first ``splits[name]`` fields (simulated, segmented and
-    measured with the pattern net of ``pattern_path``; cached under ``cache`` unless None),
+    """Candidates of each split's first ``splits[name]`` fields (simulated, segmented with the
+    segmentation settings and measured with the pattern net of the model directory
+    ``pattern_path``; cached under ``cache`` unless None),
     training fields rendered with ``training_rendering``, the other splits by their own."""
     from engine.cells.model import CellsModel
     from offline.cellstruct.dataset import build_candidates
 
-    tag = _weights_tag(CellsModel.load(pattern_path).weights)
+    holder = CellsModel.load(pattern_path)
+    tag = _weights_tag(holder.weights)
     return {name: build_candidates(name, n, workers, cache, str(pattern_path), tag,
-                                   training_rendering if name == "train" else "default")
+                                   training_rendering if name == "train" else "default",
+                                   holder.config.segmentation)
             for name, n in splits.items()}
 
 
