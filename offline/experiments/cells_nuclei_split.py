@@ -10,7 +10,9 @@ segmenter: candidates, true cells with a candidate at IoU ≥ 0.5, curation ROC 
 precision / recall at the model's threshold, detection F1, score Spearman / MAE and
 directionality weighted F1; then the paired bootstrap (``--reps`` resamples of fields, seed
 0) of the detection-F1 difference: its 2.5–97.5 % interval and the share of resamples where
-the split is not higher.
+the split is not higher. ``--candidate DIR`` adds a third row: another cells model
+directory with its own segmentation settings and curator (e.g. one of
+:mod:`offline.experiments.cells_curator_split`), compared with the packaged row the same way.
 """
 
 from __future__ import annotations
@@ -24,17 +26,29 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SEGMENTERS = {"packaged": {}, "nuclei split": {"nuclei_split": True}}
+def arms(model_dir: str, candidate: str | None) -> list[tuple[str, str, dict, float]]:
+    """(name, model directory, segmentation, curation threshold) of each compared row."""
+    from engine.cells.model import CellsModel
+
+    model = CellsModel.load(model_dir)
+    out = [("packaged", model_dir, dict(model.config.segmentation), model.thresholds["is_cell"]),
+           ("nuclei split", model_dir, {**model.config.segmentation, "nuclei_split": True},
+            model.thresholds["is_cell"])]
+    if candidate:
+        other = CellsModel.load(candidate)
+        out.append((f"candidate {candidate}", candidate, dict(other.config.segmentation),
+                    other.thresholds["is_cell"]))
+    return out
 
 
-def _field(index: int, model_dir: str) -> dict:
+def _field(index: int, rows: list[tuple[str, str, dict, float]]) -> dict:
     from engine.cells.features import FEATURE_NAMES
     from engine.cells.model import CellsModel
     from offline.cellstruct.dataset import Candidates, field_candidates
 
-    model = CellsModel.load(model_dir)
     out = {}
-    for name, segmentation in SEGMENTERS.items():
+    for name, model_dir, segmentation, _ in rows:
+        model = CellsModel.load(model_dir)
         features, crops, targets, n_true = field_candidates("val", index, model_dir,
                                                             "default", segmentation)
         targets = {k: np.asarray(v, np.float64) for k, v in targets.items()}
@@ -65,14 +79,15 @@ def _f1(tp: int, fp: int, missed: int) -> float:
     return 2 * tp / max(2 * tp + fp + missed, 1)
 
 
-def summarize(results: list[dict], threshold: float, reps: int) -> list[str]:
+def summarize(results: list[dict], rows: list[tuple[str, str, dict, float]],
+              reps: int) -> list[str]:
     from scipy.stats import spearmanr
     from sklearn.metrics import f1_score, roc_auc_score
 
     lines = ["| segmenter | candidates | true cells with a candidate | curation ROC AUC | "
              "precision / recall | detection F1 | score Spearman / MAE | directionality wF1 |",
              "|---|---|---|---|---|---|---|---|"]
-    for name in SEGMENTERS:
+    for name, _, _, threshold in rows:
         fields = [r[name] for r in results]
         proba = np.concatenate([f["proba"] for f in fields])
         is_cell = np.concatenate([f["is_cell"] for f in fields])
@@ -90,37 +105,38 @@ def summarize(results: list[dict], threshold: float, reps: int) -> list[str]:
             f"{precision:.3f} / {recall:.3f} | {_f1(tp, fp, missed):.3f} | "
             f"{spearmanr(score, truth).statistic:.3f} / {np.mean(np.abs(score - truth)):.3f} | "
             f"{f1_score(direction_truth, direction, average='weighted'):.3f} |")
-    names = list(SEGMENTERS)
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(reps):
-        pick = rng.integers(0, len(results), len(results))
-        a, b = ([results[i][n] for i in pick] for n in names)
-        diffs.append(_f1(*_detection(b, threshold)) - _f1(*_detection(a, threshold)))
-    diffs = np.array(diffs)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    lines.append(f"detection F1 difference ({names[1]} − {names[0]}), {reps} paired resamples "
-                 f"of {len(results)} fields: {lo:+.3f} … {hi:+.3f}; not higher in "
-                 f"{100 * np.mean(diffs <= 0):.1f} %")
+    base, base_threshold = rows[0][0], rows[0][3]
+    for name, _, _, threshold in rows[1:]:
+        rng = np.random.default_rng(0)
+        diffs = []
+        for _ in range(reps):
+            pick = rng.integers(0, len(results), len(results))
+            a = _f1(*_detection([results[i][base] for i in pick], base_threshold))
+            b = _f1(*_detection([results[i][name] for i in pick], threshold))
+            diffs.append(b - a)
+        diffs = np.array(diffs)
+        lo, hi = np.percentile(diffs, [2.5, 97.5])
+        lines.append(f"detection F1 difference ({name} − {base}), {reps} paired resamples "
+                     f"of {len(results)} fields: {lo:+.3f} … {hi:+.3f}; not higher in "
+                     f"{100 * np.mean(diffs <= 0):.1f} %")
     return lines
 
 
 def main(argv=None) -> int:
-    from engine.cells.model import CellsModel
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fields", type=int, nargs=2, metavar=("FIRST", "STOP"),
                         required=True)
     parser.add_argument("--model", default="engine/models/default/cells")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument("--candidate", help="a third row: this cells model directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     indices = range(*args.fields)
+    rows = arms(args.model, args.candidate)
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(_field, indices, [args.model] * len(indices)))
-    threshold = CellsModel.load(args.model).thresholds["is_cell"]
-    for line in summarize(results, threshold, args.reps):
+        results = list(pool.map(_field, indices, [rows] * len(indices)))
+    for line in summarize(results, rows, args.reps):
         log.info("%s", line)
     return 0
 
