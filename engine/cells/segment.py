@@ -11,7 +11,10 @@ Touching cells with a broad contact have no neck. With ``nuclei_split`` (a model
 ``segmentation`` settings) a candidate holding two or more nuclei is split between them
 (:func:`split_by_nuclei`): a nucleus shows in a Z-disc marker image as a dark hole of
 15–80 µm² (an ellipse of about 7–10 × 5–7 µm in the simulator, :mod:`acquisition.simulate.structure`)
-enclosed by the cell's own signal.
+enclosed by the cell's own signal. Off by default, and not for adult myocytes: most adult
+rodent ventricular myocytes have two nuclei (78 % in rat; 10–25 % in human), and the split
+would cut them in two; on simulated fields (one nucleus per cell) it did not raise detection
+F1 beyond noise (docs/CELLS.md, "Touching cells split between their nuclei").
 """
 
 from __future__ import annotations
