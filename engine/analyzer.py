@@ -402,7 +402,8 @@ class StreamAnalyzer:
                       self._precise_min_significance)
         self._kind_rules.apply(fields)
         self.quality.count_event(fields["flags"], honesty.measurable(fields),
-                                 math.isfinite(fields.get("rise_ms", math.nan)))
+                                 math.isfinite(fields.get("rise_ms", math.nan)),
+                                 honesty.measured(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
 
     def quality_report(self) -> dict:

@@ -109,6 +109,11 @@ def apply(fields: dict, instance: Instance, pixel_um: float, dt_ms: float,
     return fields
 
 
+def measured(fields: dict) -> tuple[str, ...]:
+    """The names of the parameters that were measured (not empty)."""
+    return tuple(name for name in PARAMETERS if math.isfinite(fields.get(name, math.nan)))
+
+
 def measurable(fields: dict) -> bool:
     """All five parameters were measured (none empty)."""
-    return all(math.isfinite(fields.get(name, math.nan)) for name in PARAMETERS)
+    return len(measured(fields)) == len(PARAMETERS)

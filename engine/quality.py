@@ -25,7 +25,9 @@ the report that goes to ``summary.json``, the store and the dashboard:
   before them (``rejected_no_rise``: a step or drift, no transient), sparks measured briefer
   or narrower than a spark (``rejected_too_small``, :mod:`engine.spark_size`), with
   saturated pixels, reported uncharacterized in a burst (:mod:`engine.burst`), the
-  fraction with all five parameters measured, and how many have a rise time and how many
+  fraction with all five parameters measured and the fraction with each one measured
+  (``measured_fraction_by_parameter``: a movie at 6.8 ms/frame resolves few rise times, so
+  few events have all five while most have the other four), and how many have a rise time and how many
   had one under two samples (when two samples last longer than a spark's typical rise, the
   reported rise times are warned about), and pieces of regions cut as ``truncated``.
 * ``blank`` — the offset subtracted (counts) and where it came from: ``given``, or estimated
@@ -45,11 +47,11 @@ import numpy as np
 from .blank import blank_warning
 from .detection_limit import LIMIT_WARNING_DFF0, detection_limit_dff0
 from .frame_ring import FrameRing
-from .honesty import IMPRECISE_FLAG, TRUNCATED_FLAG
+from .honesty import IMPRECISE_FLAG, PARAMETERS, TRUNCATED_FLAG
 
 log = logging.getLogger(__name__)
 
-QUALITY_SCHEMA_VERSION = 2  # 2: the blank and its source
+QUALITY_SCHEMA_VERSION = 3  # 2: the blank and its source; 3: measured fraction by parameter
 NOISE_SAMPLES = 64
 CELL_F0_FRACTION = 0.3
 _MAD_TO_SD = 1.4826
@@ -93,6 +95,8 @@ class EventCounts:
     rise_under_2_samples: int = 0  # rise emptied as under two lines or frames
     truncated: int = 0  # pieces of a region cut at TrackerConfig.max_event_ms
     imprecise: int = 0  # under the model's precise_min_significance (engine.honesty)
+    #: events with each parameter measured (engine.honesty.PARAMETERS)
+    measured: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARAMETERS, 0))
 
 
 @dataclass
@@ -172,10 +176,13 @@ class QualityMonitor:
         if blank is not None:
             self._blank = dict(blank)
 
-    def count_event(self, flags: str, measurable: bool, rise_reported: bool = False) -> None:
-        """One reported event (its ``flags``, whether all parameters were measured and whether
-        it has a rise time)."""
+    def count_event(self, flags: str, measurable: bool, rise_reported: bool = False,
+                    measured: tuple[str, ...] = ()) -> None:
+        """One reported event (its ``flags``, whether all parameters were measured, whether
+        it has a rise time and the names of the parameters it has)."""
         tokens = flags.split(";")
+        for name in measured:
+            self.events.measured[name] += 1
         self.events.reported += 1
         self.events.saturated += "saturated" in tokens
         self.events.measurable += bool(measurable)
@@ -220,6 +227,9 @@ class QualityMonitor:
                 "not_characterized_burst": events.not_characterized_burst,
                 "measurable_fraction": (events.measurable / events.reported
                                         if events.reported else math.nan),
+                "measured_fraction_by_parameter": {
+                    name: count / events.reported if events.reported else math.nan
+                    for name, count in events.measured.items()},
                 "rise_reported": events.rise_reported,
                 "rise_under_2_samples": events.rise_under_2_samples,
                 "truncated": events.truncated,

@@ -40,7 +40,7 @@ def _field(centres_um, nuclei: bool, seed: int = 0):
 
 def _best_iou(labels, mask):
     ids, counts = np.unique(labels[mask], return_counts=True)
-    return max(n / (mask.sum() + (labels == i).sum() - n) for i, n in zip(ids, counts) if i)
+    return max(n / (mask.sum() + (labels == i).sum() - n) for i, n in zip(ids, counts, strict=True) if i)
 
 
 def test_two_touching_cells_with_nuclei_are_split():

@@ -175,6 +175,14 @@ def test_saturated_recording_warns_and_keeps_saturated_pixels_out(tmp_path, capl
         assert all(math.isnan(event[p]) for p in honesty.PARAMETERS)
         assert math.isfinite(event["t_peak_ms"]) and math.isfinite(event["significance"])
     assert quality["events"]["with_saturated_pixels"] == len(flagged)
+    # each parameter's measured fraction counts the events that carry it (saturated: none)
+    by_parameter = quality["events"]["measured_fraction_by_parameter"]
+    assert set(by_parameter) == set(honesty.PARAMETERS)
+    for name in honesty.PARAMETERS:
+        carried = sum(math.isfinite(e[name]) for e in events)
+        assert by_parameter[name] == pytest.approx(carried / len(events))
+        assert by_parameter[name] <= 1 - len(flagged) / len(events) + 1e-9
+    assert quality["events"]["measurable_fraction"] <= min(by_parameter.values())
 
 
 def test_quality_report_measures_snr_bleaching_and_calibration():

@@ -47,3 +47,16 @@ def test_offset_row_says_where_the_blank_came_from_and_how_sure_the_fit_is():
         "Offset (given)", "100.0")
     assert offset({"counts": 412.34, "source": "photon_transfer", "f0_relative_sd": 0.031}) == (
         "Offset (noise)", "412.3 ±3 %")
+
+
+def test_measurable_row_gives_each_parameters_share_where_the_report_has_them():
+    def measurable(events: dict) -> tuple[str, str, str]:
+        return next(row for row in quality_rows({"events": events}) if row[0] == "Measurable")
+
+    old = measurable({"measurable_fraction": 0.0})  # a schema-2 report
+    assert old[1] == "0.0 %" and "each:" not in old[2]
+    new = measurable({"measurable_fraction": 0.0, "measured_fraction_by_parameter": {
+        "amplitude_dff0": 0.8, "fwhm_um": 0.75, "fdhm_ms": 0.8, "rise_ms": 0.0,
+        "t50_ms": 0.7}})
+    assert new[1] == "0.0 %"
+    assert "each: ΔF/F0 80.0 %, FWHM 75.0 %, FDHM 80.0 %, rise 0.0 %, t50 70.0 %" in new[2]

@@ -40,6 +40,19 @@ def _blank(blank) -> tuple[str, str]:
     return f"Offset ({source})", f"{number(blank['counts'], 1)}{fit}"
 
 
+#: short names of the five parameters in the dashboard's help texts
+_SHORT = {"amplitude_dff0": "ΔF/F0", "fwhm_um": "FWHM", "fdhm_ms": "FDHM", "rise_ms": "rise",
+          "t50_ms": "t50"}
+
+
+def _by_parameter(fractions: dict | None) -> str:
+    """``"; each: ΔF/F0 80 %, FWHM 78 %, …"`` (empty before quality schema 3)."""
+    if not fractions:
+        return ""
+    return "; each: " + ", ".join(f"{_SHORT.get(name, name)} {_pct(value)}"
+                                  for name, value in fractions.items())
+
+
 def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     """``(label, value, help)`` for each quality figure (em dash when not measured yet)."""
     events = quality.get("events", {})
@@ -84,7 +97,8 @@ def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
          f"{below}, not reported"),
         *rejected_rows,
         ("Measurable", _pct(events.get("measurable_fraction")),
-         "reported events with all five parameters resolved"),
+         "reported events with all five parameters resolved" + _by_parameter(
+             events.get("measured_fraction_by_parameter"))),
         ("Imprecise", count(events.get("imprecise")),
          "reported events too weak for precise parameters (flag 'imprecise': on validation "
          "data such events were more than 15 % off in amplitude, FWHM or FDHM)"),
