@@ -70,21 +70,35 @@ class OverviewImage:
             ax.set_xlabel("x (µm)")
             ax.set_ylabel("time (ms)")
         else:
-            fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+            fig, axes = _movie_axes(plt, self.shape[1], self.shape[2])
             extent = (0, self.shape[2] * pixel_um, self.shape[1] * pixel_um, 0)
             mean = self.sum / max(self.n, 1)
             for ax, image, name in ((axes[0], self.max, "maximum over time"),
                                     (axes[1], mean, "mean over time")):
                 ax.imshow(image, cmap="gray", extent=extent, interpolation="nearest")
-                ax.set_ylabel("y (µm)")
                 ax.set_title(name, fontsize=9)
             _mark(axes[0], events, lambda e: (e.x_um, e.y_um))
-            axes[1].set_xlabel("x (µm)")
+            for ax in axes:
+                if ax.get_subplotspec().is_first_col():
+                    ax.set_ylabel("y (µm)")
+                if ax.get_subplotspec().is_last_row():
+                    ax.set_xlabel("x (µm)")
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return Path(path)
+
+
+def _movie_axes(plt, height_px: int, width_px: int):
+    """The two movie panels stacked for a wide field, side by side for a tall one, in a
+    figure shaped to the field (so neither wastes most of the page)."""
+    aspect = height_px / max(width_px, 1)
+    if aspect >= 0.75:
+        size = (10.0, float(np.clip(5.0 * aspect + 1.4, 4.0, 9.0)))
+        return plt.subplots(1, 2, figsize=size, sharey=True)
+    size = (10.0, float(np.clip(2 * 10.0 * aspect + 1.8, 4.0, 9.0)))
+    return plt.subplots(2, 1, figsize=size, sharex=True)
 
 
 def _mark(ax, events: list[Event], position) -> None:
