@@ -365,3 +365,23 @@ def test_dashboard_opens_the_browser_once_the_page_is_up(monkeypatch):
     # a server that exited: no browser, and no waiting for the timeout
     assert not dashboard.open_browser_when_up("127.0.0.1", port, alive, timeout_s=30)
     assert len(opened) == 1
+
+
+def test_quality_card_names_each_parameters_share_when_some_events_lack_one(
+        monkeypatch, store_path):
+    """A recording whose events mostly touch saturated pixels (the real movie: 0 % with all
+    five parameters) gets a caption under the quality grid with each parameter's share."""
+    quality = {"schema_version": 3, "resting_snr": 1.8, "saturated_fraction": 0.064,
+               "events": {"reported": 46, "measurable_fraction": 0.0,
+                          "measured_fraction_by_parameter": {
+                              "amplitude_dff0": 0.109, "fwhm_um": 0.109, "fdhm_ms": 0.087,
+                              "rise_ms": 0.043, "t50_ms": 0.043}},
+               "warnings": []}
+    with SqliteStore(store_path) as store:
+        _open_stream(store)
+        store.write_events(STREAM, [_event(1)])
+        store.write_stats(STREAM, _stats(quality=quality))
+    app = _run(monkeypatch, store_path)
+    assert _metrics(app)["Measurable"] == "0.0 %"
+    captions = _texts(app.caption)
+    assert "Measured in the reported events: ΔF/F0 10.9 % · FWHM 10.9 % · FDHM 8.7 %" in captions

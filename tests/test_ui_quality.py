@@ -60,3 +60,18 @@ def test_measurable_row_gives_each_parameters_share_where_the_report_has_them():
         "t50_ms": 0.7}})
     assert new[1] == "0.0 %"
     assert "each: ΔF/F0 80.0 %, FWHM 75.0 %, FDHM 80.0 %, rise 0.0 %, t50 70.0 %" in new[2]
+
+
+def test_a_caption_names_each_parameters_share_only_where_some_are_missing():
+    from ui.views.quality import measured_caption
+
+    full = {"reported": 10, "measured_fraction_by_parameter": dict.fromkeys(
+        ("amplitude_dff0", "fwhm_um", "fdhm_ms", "rise_ms", "t50_ms"), 1.0)}
+    assert measured_caption({"events": full}) is None
+    assert measured_caption({"events": {"reported": 10}}) is None  # schema 2
+    partial = {"reported": 46, "measured_fraction_by_parameter": {
+        "amplitude_dff0": 0.109, "fwhm_um": 0.109, "fdhm_ms": 0.087, "rise_ms": 0.043,
+        "t50_ms": 0.043}}
+    caption = measured_caption({"events": partial})
+    assert caption.startswith("Measured in the reported events: ΔF/F0 10.9 % · FWHM 10.9 %")
+    assert "rise 4.3 % · t50 4.3 %" in caption and "flags say why" in caption

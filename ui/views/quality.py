@@ -53,6 +53,21 @@ def _by_parameter(fractions: dict | None) -> str:
                                   for name, value in fractions.items())
 
 
+def measured_caption(quality: dict) -> str | None:
+    """One line under the grid naming each parameter's measured share, where some reported
+    events lack one (None when all have all five, or before quality schema 3)."""
+    events = quality.get("events", {})
+    fractions = events.get("measured_fraction_by_parameter")
+    if not fractions or not events.get("reported"):
+        return None
+    if all(float(value) >= 1.0 for value in fractions.values()):
+        return None
+    return ("Measured in the reported events: " + " · ".join(
+        f"{_SHORT.get(name, name)} {_pct(value)}" for name, value in fractions.items())
+        + " (empty in the others; each event's flags say why: saturated, under the "
+        "sampling's resolution, or not measurable)")
+
+
 def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
     """``(label, value, help)`` for each quality figure (em dash when not measured yet)."""
     events = quality.get("events", {})
@@ -124,3 +139,6 @@ def render_quality(stats: dict | None) -> None:
             cols = st.columns(2)
             for col, (label, value, help_text) in zip(cols, rows[start:start + 2], strict=False):
                 col.metric(label, value, help=help_text)
+        caption = measured_caption(quality)
+        if caption:
+            st.caption(caption)
