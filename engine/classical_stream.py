@@ -78,10 +78,11 @@ class ContextStage:
         return out
 
 
-def cumulative_frames(values: np.ndarray) -> np.ndarray:
+def cumulative_frames(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     """Cumulative sum over axis 0, frame by frame (numpy's strided cumsum over axis 0 of a
-    ``(T, Y, X)`` block is an order of magnitude slower)."""
-    out = np.array(values, copy=True)
+    ``(T, Y, X)`` block is an order of magnitude slower); ``in_place`` overwrites ``values``
+    (for a temporary: no copy of the block)."""
+    out = values if in_place else np.array(values, copy=True)
     for i in range(1, out.shape[0]):
         np.add(out[i], out[i - 1], out=out[i])
     return out
@@ -111,7 +112,7 @@ class CausalSums:
         leaving = self._ring[slots].astype(np.int64)
         if n > window:
             leaving = np.concatenate([leaving, values[:n - window]])
-        sums = cumulative_frames(values - leaving)
+        sums = cumulative_frames(values - leaving, in_place=True)  # a fresh int64 block
         sums += self._total
         if n:
             self._total = sums[-1].copy()
