@@ -119,14 +119,23 @@ def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16,
         return sum(masked_mse(net(x_va[i:i + 64]), y_va[i:i + 64]) * len(x_va[i:i + 64])
                    for i in range(0, len(x_va), 64)) / len(x_va)
 
+    return fit_cosine(net, batch_loss, val_loss, len(x_tr), epochs, batch, lr, seed,
+                      "direction net")
+
+
+def fit_cosine(net, batch_loss, val_loss, n_train: int, epochs: int, batch: int, lr: float,
+               seed: int, label: str):
+    """AdamW over ``epochs`` with the learning rate falling from ``lr`` to 0 on a cosine;
+    keeps the weights with the best ``val_loss()`` (``batch_loss(indices, generator)``)."""
+    import torch
+
     optim = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * -(-len(x_tr) // batch)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, epochs * -(-n_train // batch))
     generator = torch.Generator().manual_seed(seed)
     best, best_state = np.inf, None
     for epoch in range(epochs):
         net.train()
-        for idx in torch.randperm(len(x_tr), generator=generator).split(batch):
+        for idx in torch.randperm(n_train, generator=generator).split(batch):
             optim.zero_grad()
             batch_loss(idx, generator).backward()
             optim.step()
@@ -134,11 +143,37 @@ def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16,
         net.eval()
         with torch.inference_mode():
             loss = float(val_loss())
-        log.info("direction net epoch %d: val loss %.4f", epoch + 1, loss)
+        log.info("%s epoch %d: val loss %.4f", label, epoch + 1, loss)
         if loss < best:
             best, best_state = loss, {k: v.clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
     return net.eval()
+
+
+def add_train_arguments(sub, fields: int, epochs: int):
+    """The ``train`` subcommand's arguments (shared with the other probes' nets)."""
+    t = sub.add_parser("train")
+    t.add_argument("--fields", type=int, default=fields)
+    t.add_argument("--val-fields", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=epochs)
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--out", required=True)
+    return t
+
+
+def train_and_save(args, make_data, fit) -> int:
+    """Patches of training fields ``0 … fields − 1`` (training) and the next ``val_fields``
+    (the epoch choice) from ``make_data(first, n, workers)``, ``fit(train, val)``, saved."""
+    import torch
+
+    torch.set_num_threads(2)
+    train_data = make_data(0, args.fields, args.workers)
+    val_data = make_data(args.fields, args.val_fields, args.workers)
+    log.info("patches: %d training, %d for the epoch choice", len(train_data[0]),
+             len(val_data[0]))
+    torch.save(fit(train_data, val_data).state_dict(), args.out)
+    log.info("wrote %s", args.out)
+    return 0
 
 
 def load(path: str, width: int = 24):
@@ -160,27 +195,12 @@ def predict(net, image: np.ndarray) -> np.ndarray:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--fields", type=int, default=120)
-    t.add_argument("--val-fields", type=int, default=30)
-    t.add_argument("--epochs", type=int, default=12)
-    t.add_argument("--workers", type=int, default=2)
+    t = add_train_arguments(sub, 120, 12)
     t.add_argument("--width", type=int, default=24)
-    t.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import torch
-
-    torch.set_num_threads(2)
-    train_data = direction_data(0, args.fields, args.workers)
-    val_data = direction_data(args.fields, args.val_fields, args.workers)
-    log.info("patches: %d training, %d for the epoch choice", len(train_data[0]),
-             len(val_data[0]))
-    net = train(train_data, val_data, args.epochs, width=args.width)
-    torch.save(net.state_dict(), args.out)
-    log.info("wrote %s", args.out)
-    return 0
-
+    return train_and_save(args, direction_data,
+                          lambda tr, va: train(tr, va, args.epochs, width=args.width))
 
 if __name__ == "__main__":
     sys.exit(main())
