@@ -109,15 +109,18 @@ def train_curator(config: CellsModelConfig, train: Candidates, val: Candidates,
 
 
 def fit_best(net, batch_loss, val_loss, n_train: int, epochs: int, lr: float, seed: int,
-             batch: int, label: str):
+             batch: int, label: str, cosine: bool = False):
     """Minibatch AdamW over ``epochs``; keeps the weights with the best validation loss.
 
     ``batch_loss(indices, generator)`` is the training loss of one batch (augmenting with
-    ``generator``), ``val_loss()`` the loss on the validation split.
+    ``generator``), ``val_loss()`` the loss on the validation split; with ``cosine`` the
+    learning rate falls from ``lr`` to 0 on a cosine over all the steps.
     """
     import torch
 
     optim = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optim, epochs * -(-n_train // batch))
+                if cosine else None)
     generator = torch.Generator().manual_seed(seed)
     best, best_state = np.inf, None
     for epoch in range(epochs):
@@ -126,6 +129,8 @@ def fit_best(net, batch_loss, val_loss, n_train: int, epochs: int, lr: float, se
             optim.zero_grad()
             batch_loss(idx, generator).backward()
             optim.step()
+            if schedule is not None:
+                schedule.step()
         net.eval()
         with torch.inference_mode():
             loss = float(val_loss())

@@ -94,8 +94,7 @@ def _net():
 def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16):
     import torch
 
-    from offline.cellstruct.train import _augment_dims
-    from offline.experiments.cells_direction_net import fit_cosine
+    from offline.cellstruct.train import _augment_dims, fit_best
 
     torch.manual_seed(seed)
     net = _net()
@@ -117,8 +116,8 @@ def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16):
         return sum(loss_fn(net(x_va[i:i + 64]), y_va[i:i + 64]) * len(x_va[i:i + 64])
                    for i in range(0, len(x_va), 64)) / len(x_va)
 
-    return fit_cosine(net, batch_loss, val_loss, len(x_tr), epochs, batch, 3e-3, seed,
-                      "boundary net")
+    return fit_best(net, batch_loss, val_loss, len(x_tr), epochs, 3e-3, seed, batch,
+                    "boundary net", cosine=True)
 
 
 def load(path: str):

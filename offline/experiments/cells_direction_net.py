@@ -104,6 +104,8 @@ def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16,
     falling from ``lr`` to 0 on a cosine."""
     import torch
 
+    from offline.cellstruct.train import fit_best
+
     torch.manual_seed(seed)
     net = _net(width)
     x_tr, y_tr = (torch.from_numpy(a) for a in train_data)
@@ -119,35 +121,8 @@ def train(train_data, val_data, epochs: int, seed: int = 0, batch: int = 16,
         return sum(masked_mse(net(x_va[i:i + 64]), y_va[i:i + 64]) * len(x_va[i:i + 64])
                    for i in range(0, len(x_va), 64)) / len(x_va)
 
-    return fit_cosine(net, batch_loss, val_loss, len(x_tr), epochs, batch, lr, seed,
-                      "direction net")
-
-
-def fit_cosine(net, batch_loss, val_loss, n_train: int, epochs: int, batch: int, lr: float,
-               seed: int, label: str):
-    """AdamW over ``epochs`` with the learning rate falling from ``lr`` to 0 on a cosine;
-    keeps the weights with the best ``val_loss()`` (``batch_loss(indices, generator)``)."""
-    import torch
-
-    optim = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, epochs * -(-n_train // batch))
-    generator = torch.Generator().manual_seed(seed)
-    best, best_state = np.inf, None
-    for epoch in range(epochs):
-        net.train()
-        for idx in torch.randperm(n_train, generator=generator).split(batch):
-            optim.zero_grad()
-            batch_loss(idx, generator).backward()
-            optim.step()
-            schedule.step()
-        net.eval()
-        with torch.inference_mode():
-            loss = float(val_loss())
-        log.info("%s epoch %d: val loss %.4f", label, epoch + 1, loss)
-        if loss < best:
-            best, best_state = loss, {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    return net.eval()
+    return fit_best(net, batch_loss, val_loss, len(x_tr), epochs, lr, seed, batch,
+                    "direction net", cosine=True)
 
 
 def add_train_arguments(sub, fields: int, epochs: int):
