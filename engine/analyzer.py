@@ -401,9 +401,7 @@ class StreamAnalyzer:
         honesty.apply(fields, instance, info.pixel_um, info.dt_ms,
                       self._precise_min_significance)
         self._kind_rules.apply(fields)
-        self.quality.count_event(fields["flags"], honesty.measurable(fields),
-                                 math.isfinite(fields.get("rise_ms", math.nan)),
-                                 honesty.measured(fields))
+        self.quality.count_event(fields["flags"], honesty.measured(fields))
         return Event(event_id=instance.event_id, stream=info.stream, cell=info.cell, **fields)
 
     def quality_report(self) -> dict:

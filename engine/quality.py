@@ -176,17 +176,16 @@ class QualityMonitor:
         if blank is not None:
             self._blank = dict(blank)
 
-    def count_event(self, flags: str, measurable: bool, rise_reported: bool = False,
-                    measured: tuple[str, ...] = ()) -> None:
-        """One reported event (its ``flags``, whether all parameters were measured, whether
-        it has a rise time and the names of the parameters it has)."""
+    def count_event(self, flags: str, measured: tuple[str, ...] = ()) -> None:
+        """One reported event: its ``flags`` and the names of the parameters it has
+        (:func:`engine.honesty.measured`)."""
         tokens = flags.split(";")
         for name in measured:
             self.events.measured[name] += 1
         self.events.reported += 1
         self.events.saturated += "saturated" in tokens
-        self.events.measurable += bool(measurable)
-        self.events.rise_reported += bool(rise_reported)
+        self.events.measurable += len(set(measured)) == len(PARAMETERS)
+        self.events.rise_reported += "rise_ms" in measured
         self.events.rise_under_2_samples += "rise_ms<2samples" in tokens
         self.events.truncated += TRUNCATED_FLAG in tokens
         self.events.imprecise += IMPRECISE_FLAG in tokens

@@ -215,9 +215,9 @@ def test_rises_at_a_slow_frame_rate_are_warned_about():
     def report(dt_ms: float, under: int, reported: int) -> dict:
         monitor = QualityMonitor((16, 16), pixel_um=0.2, dt_ms=dt_ms)
         for _ in range(under):
-            monitor.count_event("rise_ms<2samples", measurable=False, rise_reported=False)
+            monitor.count_event("rise_ms<2samples", measured=())
         for _ in range(reported):
-            monitor.count_event("", measurable=True, rise_reported=True)
+            monitor.count_event("", measured=honesty.PARAMETERS)
         return monitor.report()
 
     warned = report(6.8, 6, 4)
@@ -235,10 +235,10 @@ def test_rises_at_a_slow_frame_rate_are_warned_about():
 
 def test_truncated_events_are_counted_and_warned_about_once():
     monitor = QualityMonitor((64,), pixel_um=0.2, dt_ms=1.0)
-    monitor.count_event("", measurable=True, rise_reported=True)
+    monitor.count_event("", measured=honesty.PARAMETERS)
     assert not any("truncated" in w for w in monitor.report()["warnings"])
     for _ in range(3):
-        monitor.count_event("truncated", measurable=False)
+        monitor.count_event("truncated", measured=())
     report = monitor.report()
     assert report["events"]["truncated"] == 3
     assert sum("flag 'truncated'" in w for w in report["warnings"]) == 1
@@ -267,8 +267,8 @@ def test_weak_events_are_flagged_imprecise_and_counted():
     saturated[mask] = True
     assert flags(9.0, 15.0, saturated)[0] == ["saturated"]
     monitor = QualityMonitor((64,), pixel_um=0.2, dt_ms=1.0)
-    monitor.count_event(";".join(weak), measurable=True)
-    monitor.count_event("", measurable=True)
+    monitor.count_event(";".join(weak), measured=honesty.PARAMETERS)
+    monitor.count_event("", measured=honesty.PARAMETERS)
     assert monitor.report()["events"]["imprecise"] == 1
 
 
