@@ -154,12 +154,13 @@ def _nuclei(smoothed: np.ndarray, mask: np.ndarray, level: float, opening: int, 
     for k in np.flatnonzero((areas >= lo) & (areas <= hi)):
         if k == 0:
             continue
-        one = np.pad(components == k, ring)
+        hole = components == k
+        one = np.pad(hole, ring)
         surround = ndimage.binary_dilation(one, iterations=ring) & ~one
         if (surround & inside).sum() >= NUCLEUS_ENCLOSED * surround.sum() and (
-                NUCLEUS_SOLIDITY <= 0 or _solidity(components == k) >= NUCLEUS_SOLIDITY):
+                NUCLEUS_SOLIDITY <= 0 or _solidity(hole) >= NUCLEUS_SOLIDITY):
             found += 1
-            nuclei[components == k] = found
+            nuclei[hole] = found
     return nuclei
 
 

@@ -45,12 +45,15 @@ _SHORT = {"amplitude_dff0": "ΔF/F0", "fwhm_um": "FWHM", "fdhm_ms": "FDHM", "ris
           "t50_ms": "t50"}
 
 
+def _shares(fractions: dict, separator: str) -> str:
+    """``ΔF/F0 80 %<separator>FWHM 78 %…`` of a quality report's per-parameter fractions."""
+    return separator.join(f"{_SHORT.get(name, name)} {_pct(value)}"
+                          for name, value in fractions.items())
+
+
 def _by_parameter(fractions: dict | None) -> str:
     """``"; each: ΔF/F0 80 %, FWHM 78 %, …"`` (empty before quality schema 3)."""
-    if not fractions:
-        return ""
-    return "; each: " + ", ".join(f"{_SHORT.get(name, name)} {_pct(value)}"
-                                  for name, value in fractions.items())
+    return "; each: " + _shares(fractions, ", ") if fractions else ""
 
 
 def measured_caption(quality: dict) -> str | None:
@@ -62,10 +65,9 @@ def measured_caption(quality: dict) -> str | None:
         return None
     if all(float(value) >= 1.0 for value in fractions.values()):
         return None
-    return ("Measured in the reported events: " + " · ".join(
-        f"{_SHORT.get(name, name)} {_pct(value)}" for name, value in fractions.items())
-        + " (empty in the others; each event's flags say why: saturated, under the "
-        "sampling's resolution, or not measurable)")
+    return ("Measured in the reported events: " + _shares(fractions, " · ")
+            + " (empty in the others; each event's flags say why: saturated, under the "
+            "sampling's resolution, or not measurable)")
 
 
 def quality_rows(quality: dict) -> list[tuple[str, str, str]]:
