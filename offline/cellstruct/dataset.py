@@ -99,6 +99,8 @@ class Candidates:
     targets: dict[str, np.ndarray]
     n_true_cells: int             # cardiomyocytes in the fields (detection denominator)
     names: tuple[str, ...] = CLASSICAL_FEATURES
+    #: the segmenter's keyword arguments these candidates were cut with (None: its defaults)
+    segmentation: dict | None = None
 
     def rows(self) -> list[dict]:
         return [dict(zip(self.names, map(float, f), strict=True)) for f in self.features]
@@ -189,7 +191,7 @@ def build_candidates(split: str, n_fields: int, workers: int = 2,
     cache = (Path(cache_dir) / f"{split}{rendered}-{n_fields}{cache_tag}{segmented}.npz"
              if cache_dir else None)
     if cache is not None and cache.is_file():
-        return _load(cache)
+        return replace(_load(cache), segmentation=segmentation)
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
         parts = list(tqdm(pool.map(field_candidates, [split] * n_fields, range(n_fields),
                                    [pattern_model] * n_fields, [rendering] * n_fields,
@@ -201,7 +203,8 @@ def build_candidates(split: str, n_fields: int, workers: int = 2,
     crops = np.concatenate([p[1] for p in parts])
     targets = {n: np.concatenate([np.asarray(p[2][n], np.float64) for p in parts])
                for n in TARGETS}
-    result = Candidates(features, crops, targets, int(sum(p[3] for p in parts)), names)
+    result = Candidates(features, crops, targets, int(sum(p[3] for p in parts)), names,
+                        segmentation)
     log.info("%s: %d fields, %d candidates, %d true cells matched of %d", split, n_fields,
              len(result), int(targets["is_cell"].sum()), result.n_true_cells)
     if cache is not None:

@@ -22,7 +22,7 @@ from engine.cells.features import field_levels, roi_features
 from engine.cells.patches import PATCH_PIXEL_UM, PATCH_PX, cell_patches, with_extra_channels
 from engine.cells.segment import segment_candidates
 
-from .dataset import Candidates, match_truth, simulate
+from .dataset import Candidates, match_truth, segmentation_tag, simulate
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,14 @@ class CellPatches:
 
 
 def field_patches(split: str, index: int, rendering: str, patch_px: int, patch_pixel_um: float,
-                  n_patches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                  n_patches: int, segmentation: dict | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Patches, within-field candidate positions and spreads of one field's true cells, and
-    its number of candidates."""
+    its number of candidates (``segmentation``: the segmenter's keyword arguments)."""
     field = simulate(split, index, rendering)
     plane = (field.image.max(axis=0) if field.image.ndim == 3 else field.image)
     plane = plane.astype(np.float32)
-    labels = segment_candidates(plane, field.pixel_um)
+    labels = segment_candidates(plane, field.pixel_um, **(segmentation or {}))
     rows = roi_features(plane, labels, field.pixel_um, structure=False)
     keep, spreads = [], []
     for k, row in enumerate(rows):
@@ -66,10 +67,11 @@ def build_patches(split: str, cands: Candidates, n_fields: int, cache_dir: str |
                   rendering: str = "default", patch_px: int = PATCH_PX,
                   patch_pixel_um: float = PATCH_PIXEL_UM,
                   n_patches: int = EXTRACTED_PATCHES) -> CellPatches:
-    """Patches of the true cells of ``cands`` (the first ``n_fields`` fields of ``split``)."""
+    """Patches of the true cells of ``cands`` (the first ``n_fields`` fields of ``split``, cut
+    with the segmentation settings the candidates were cut with)."""
     rendered = "" if rendering == "default" else f"-{rendering}"
-    cache = Path(cache_dir) / (f"{split}{rendered}-{n_fields}-patches-{patch_px}px-"
-                               f"{patch_pixel_um:g}um-k{n_patches}.npz")
+    cache = Path(cache_dir) / (f"{split}{rendered}-{n_fields}{segmentation_tag(cands.segmentation)}"
+                               f"-patches-{patch_px}px-{patch_pixel_um:g}um-k{n_patches}.npz")
     if cache.is_file():
         data = np.load(cache)
         return CellPatches(data["patches"], data["index"], data["spread_deg"])
@@ -77,7 +79,8 @@ def build_patches(split: str, cands: Candidates, n_fields: int, cache_dir: str |
     parts, indices, spreads = [], [], []
     for i in tqdm(range(n_fields), desc=f"{split} patches", mininterval=30.0, file=sys.stderr):
         patches, keep, spread, n_candidates = field_patches(split, i, rendering, patch_px,
-                                                            patch_pixel_um, n_patches)
+                                                            patch_pixel_um, n_patches,
+                                                            cands.segmentation)
         where = np.flatnonzero(fields == i)
         expected = np.flatnonzero(cands.targets["is_cell"][where] == 1)
         if len(where) != n_candidates or not np.array_equal(expected, keep):

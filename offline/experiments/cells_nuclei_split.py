@@ -52,7 +52,7 @@ def _field(index: int, rows: list[tuple[str, str, dict, float]]) -> dict:
         features, crops, targets, n_true = field_candidates("val", index, model_dir,
                                                             "default", segmentation)
         targets = {k: np.asarray(v, np.float64) for k, v in targets.items()}
-        cands = Candidates(features, crops, targets, n_true, FEATURE_NAMES)
+        cands = Candidates(features, crops, targets, n_true, FEATURE_NAMES, segmentation)
         proba = model.curate(crops.astype(np.float32), cands.rows())
         cells = targets["is_cell"] == 1
         scored = model.score([r for r, keep in zip(cands.rows(), cells, strict=True) if keep])
