@@ -42,12 +42,33 @@ def characterization_errors(
     """Median relative error |pred − true| / |true| per parameter, its bias (median signed
     relative error (pred − true) / |true|), and the count used."""
     pairs = list(pairs)
+    return summarize_errors({name: relative_errors(pairs, name) for name in params})
+
+
+def summarize_errors(signed: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:
+    """``{name: {median_rel_error, median_bias, n}}`` of signed relative errors per parameter."""
+    return {name: {"median_rel_error": float(np.median(np.abs(v))) if len(v) else float("nan"),
+                   "median_bias": float(np.median(v)) if len(v) else float("nan"),
+                   "n": len(v)}
+            for name, v in signed.items()}
+
+
+def resolvable_errors(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, float]]],
+                      dt_ms: float, pixel_um: float) -> dict[str, list[float]]:
+    """Signed relative errors per parameter over the pairs of one recording whose *true* value
+    its sampling resolves (at least ``engine.honesty.MIN_SAMPLES`` samples, pixels for the
+    FWHM; every pair for the amplitude). Pooled over recordings and summarized
+    (:func:`summarize_errors`), they show how much of a median error comes from values the
+    annotation itself places under the resolution, where the honest answer is no value: the
+    engine reports one where it measures the parameter at or above the resolution."""
+    pairs = list(pairs)
     out = {}
-    for name in params:
-        signed = relative_errors(pairs, name)
-        out[name] = {"median_rel_error": float(np.median(np.abs(signed))) if signed else float("nan"),
-                     "median_bias": float(np.median(signed)) if signed else float("nan"),
-                     "n": len(signed)}
+    for name in CHARACTERIZATION_PARAMS:
+        step = pixel_um if name == "fwhm_um" else dt_ms
+        kept = pairs if name == "amplitude_dff0" else [
+            (t, p) for t, p in pairs
+            if _finite(t.get(name)) and float(t[name]) >= MIN_SAMPLES * step]
+        out[name] = relative_errors(kept, name)
     return out
 
 

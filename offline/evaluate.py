@@ -27,6 +27,8 @@ from offline.characterization_metrics import (
     characterization_pairs,
     errors_by_significance,
     resolution_counts,
+    resolvable_errors,
+    summarize_errors,
 )
 from offline.datasets import LabeledRecording
 
@@ -71,6 +73,9 @@ class EvaluationResult:
     #: ``{bin: [found as a spark, found by any event, n]}``: annotated sparks by their peak
     #: ΔF/F0 over their recording's detection limit (:func:`recall_by_limit`)
     by_limit: dict[str, list[int]] = field(default_factory=dict)
+    #: :attr:`characterization` over the matched sparks whose *true* value the sampling
+    #: resolves (:func:`offline.characterization_metrics.resolvable_errors`)
+    characterization_resolvable: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"n_recordings": self.n_recordings, "scores": self.scores, "tables": self.tables,
@@ -91,6 +96,8 @@ class EvaluationResult:
             out["f1_interval_95"] = {k: list(v) for k, v in self.f1_interval.items()}
         if self.by_significance:
             out["characterization_by_significance"] = self.by_significance
+        if self.characterization_resolvable:
+            out["characterization_true_resolvable"] = self.characterization_resolvable
         return out
 
 
@@ -153,6 +160,7 @@ def score_recording(rec: LabeledRecording, events: Iterable[Any], labels: np.nda
            "spark_pairs": characterization_pairs(matching, true_events, pred_events),
            "one_to_one": metrics.one_to_one_counts(matching)}
     out["resolution"] = resolution_counts(out["spark_pairs"], rec.dt_ms, rec.pixel_um)
+    out["resolvable_signed"] = resolvable_errors(out["spark_pairs"], rec.dt_ms, rec.pixel_um)
     subtypes = {i: str(ev["subtype"]) for i, ev in true_events.items() if ev.get("subtype")}
     if subtypes:
         out["subtypes"] = metrics.recall_by_subtype(matching, subtypes)
@@ -235,7 +243,17 @@ def pool_results(per_recording: list[dict[str, Any]]) -> EvaluationResult:
                             resolution=_summed_counts(per_recording, "resolution"),
                             f1_interval=metrics.f1_intervals([r["tables"] for r in per_recording]),
                             by_significance=errors_by_significance(pairs),
-                            by_limit=_summed_counts(per_recording, "by_limit"))
+                            by_limit=_summed_counts(per_recording, "by_limit"),
+                            characterization_resolvable=_pool_resolvable(per_recording))
+
+
+def _pool_resolvable(per_recording: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The recordings' ``resolvable_signed`` errors pooled and summarized."""
+    pooled: dict[str, list[float]] = {}
+    for res in per_recording:
+        for name, signed in res.get("resolvable_signed", {}).items():
+            pooled.setdefault(name, []).extend(signed)
+    return summarize_errors(pooled)
 
 
 def _summed_counts(per_recording: list[dict[str, Any]], key: str) -> dict[str, list[int]]:

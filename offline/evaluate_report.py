@@ -51,17 +51,26 @@ def format_tables(result: EvaluationResult, title: str = "") -> str:
               "|" + "---|" * len(result.pixel_iou),
               "| " + " | ".join(_num(v) for v in result.pixel_iou.values()) + " |", "",
               "### Spark characterization (matched sparks)", "",
-              "| parameter | median relative error | bias (median signed error) | n |",
-              "|---|---|---|---|"]
+              "| parameter | median relative error | bias (median signed error) | n | "
+              "where the true value is resolvable: error | bias | n |",
+              "|---|---|---|---|---|---|---|"]
     for name, err in result.characterization.items():
-        bias = err.get("median_bias", float("nan"))
-        sign = "+" if bias > 0 else ""
-        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | {sign}{_pct(bias)} "
-                     f"| {err['n']} |")
+        kept = result.characterization_resolvable.get(name)
+        tail = (f" {_pct(kept['median_rel_error'])} | {_signed_pct(kept['median_bias'])} | "
+                f"{kept['n']} |" if kept else " – | – | – |")
+        lines.append(f"| {name} | {_pct(err['median_rel_error'])} | "
+                     f"{_signed_pct(err.get('median_bias', float('nan')))} | {err['n']} |" + tail)
+    lines += ["", "(Resolvable: at least 2 samples, pixels for the FWHM, in the annotation; "
+              "below that the honest value is none, and a value the engine reports there "
+              "counts in the first columns only.)"]
     lines += _resolution_lines(result) + _significance_lines(result)
     lines += _subtype_lines(result) + _limit_lines(result) + _false_event_lines(result)
     lines += _recording_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _signed_pct(value: float) -> str:
+    return ("+" if value > 0 else "") + _pct(value)
 
 
 def _limit_lines(result: EvaluationResult) -> list[str]:
@@ -101,7 +110,9 @@ def _resolution_lines(result: EvaluationResult) -> list[str]:
     if not result.resolution:
         return []
     lines = ["", "Against the sampling's resolution (true value under 2 samples or pixels): a "
-             "value reported there is a guess the errors above do not see.", "",
+             "value reported there is a guess (counted in the first error columns above, not "
+             "in the resolvable ones); one left empty where the truth is resolvable is in no "
+             "error column.", "",
              "| parameter | reported / true under resolution | empty / true resolvable |",
              "|---|---|---|"]
     for name, (reported, below, emptied, above) in result.resolution.items():

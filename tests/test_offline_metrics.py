@@ -106,7 +106,8 @@ def test_add_tables():
 
 def test_resolution_counts_see_values_reported_below_the_sampling():
     """A true rise under 2 samples with a value (a guess) and a resolvable t50 left empty
-    are counted; the median errors never see either."""
+    are counted; the median errors see the guess as an error like any other and never see
+    the empty value."""
     from offline.characterization_metrics import resolution_counts
 
     nan = float("nan")
@@ -119,6 +120,34 @@ def test_resolution_counts_see_values_reported_below_the_sampling():
     assert counts["t50_ms"] == [0, 0, 1, 2]
     assert counts["fwhm_um"] == [0, 0, 0, 2]
     assert "amplitude_dff0" not in counts
+
+
+def test_errors_where_the_true_value_is_resolvable_leave_out_guesses():
+    """At 10 ms per sample a true rise of 19 ms lies under the resolution: its reported
+    value (a guess, +58 %) counts among all pairs but not among the resolvable ones; the
+    amplitude has no resolution and keeps every pair; the FWHM's is in pixels."""
+    from offline.characterization_metrics import (
+        characterization_errors,
+        resolvable_errors,
+        summarize_errors,
+    )
+
+    truth = {"amplitude_dff0": 1.0, "fwhm_um": 0.3, "fdhm_ms": 40.0, "rise_ms": 19.0,
+             "t50_ms": 30.0}
+    guess = dict(truth, amplitude_dff0=1.1, fwhm_um=0.33, rise_ms=30.0)
+    wide = dict(truth, fwhm_um=2.0, rise_ms=40.0)
+    measured = dict(wide, amplitude_dff0=0.9, fwhm_um=2.2, rise_ms=44.0)
+    pairs = [(truth, guess), (wide, measured)]
+
+    every = characterization_errors(pairs)
+    assert every["rise_ms"]["n"] == 2
+    assert every["rise_ms"]["median_bias"] == pytest.approx((11 / 19 + 0.1) / 2)
+
+    kept = summarize_errors(resolvable_errors(pairs, dt_ms=10.0, pixel_um=0.2))
+    assert kept["rise_ms"]["n"] == 1 and kept["rise_ms"]["median_bias"] == pytest.approx(0.1)
+    assert kept["fwhm_um"]["n"] == 1 and kept["fwhm_um"]["median_rel_error"] == pytest.approx(0.1)
+    assert kept["amplitude_dff0"]["n"] == 2
+    assert kept["t50_ms"]["n"] == 2
 
 
 def _table(found: int, n_true: int, correct: int, n_pred: int) -> dict:
