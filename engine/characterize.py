@@ -21,7 +21,11 @@ denoiser chosen by fit quality. Steps:
    pseudo-Voigt
    fit over ±``voigt_half_um`` (:mod:`engine.spatialfit`) unless its reduced χ² is more than
    ``voigt_chi2_sd`` SDs above 1, then from the half-maximum crossings of the model-free
-   profile.
+   profile. With ``fwhm_level_widths`` k (the accurate line-scan model: 2.5), ``fwhm_um``
+   comes from a second fit to the profile less its residual level, the mean between k first-fit
+   FWHMs and :data:`LEVEL_RING_UM` further from the peak: the pseudo-Voigt has no constant
+   term, and a level left under the profile (an F0 slightly off, a neighbour's tail) bends
+   its width; the matched filter, amplitude and timing keep the first fit.
 4. **temporal profile** (final): weighted across X by the fitted spatial profile (a matched
    filter over the part ≥ ``matched_fraction`` of its peak: the best signal-to-noise ratio for
    a given spatial shape), baseline and :func:`~engine.timecourse.measure` again. FDHM, rise
@@ -71,6 +75,10 @@ from engine.instances import Instance, smooth_dff0
 from engine.peak_top import CP, JOINT_FRACTION
 from engine.spatialfit import LORENTZ_PENALTY, VoigtFit, fit_pseudo_voigt
 from engine.timecourse import Profile, measure, noise_sd, noise_sds
+
+#: width (µm) of the ring, on each side of the peak, whose mean is the spatial profile's residual
+#: level (``CharacterizeConfig.fwhm_level_widths``)
+LEVEL_RING_UM = 1.5
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,10 @@ class CharacterizeConfig:
     #: many noisy copies of the profile (bagging: :func:`engine.timecourse.measure`); 0: the
     #: peak sample
     peak_bag_replicates: int = 0
+    #: the FWHM comes from a second pseudo-Voigt fit, to the spatial profile less its residual
+    #: level: its mean between this many first-fit FWHMs and :data:`LEVEL_RING_UM` further
+    #: from the peak, both sides (the fit has no constant term); 0: the first fit's FWHM
+    fwhm_level_widths: float = 0.0
 
     def smoothing(self, linescan: bool) -> tuple[float, float]:
         """``(sigma_ms, sigma_um)`` of the peak search for this kind of stream."""
@@ -203,6 +215,12 @@ def characterize(
                        search=(columns.start, columns.stop), split=False,
                        amplitude_cp=config.amplitude_cp)
     voigt = _voigt(spatial, in_space, xp, pixel_um, config)
+    width_fit = voigt
+    if config.fwhm_level_widths > 0:
+        first = _fwhm(voigt, in_space)
+        if math.isfinite(first) and first > 0:
+            width_fit = _voigt(spatial, in_space, xp, pixel_um, config,
+                               config.fwhm_level_widths * first * pixel_um)
     if voigt is not None:
         matched = voigt.values(np.arange(line.shape[1]))
         matched[matched < config.matched_fraction * voigt.peak_value] = 0.0
@@ -210,7 +228,7 @@ def characterize(
     in_time = timing.measure(line, weights)
     tp = in_time.peak_time if in_time is not None else tp
     out = _positions(instance, pixel_um, dt_ms, (tp, yp, in_space.peak if in_space else xp))
-    out["fwhm_um"] = _fwhm(voigt, in_space) * pixel_um
+    out["fwhm_um"] = _fwhm(width_fit, in_space) * pixel_um
     shape = voigt if voigt is not None else in_space
     if in_time is not None and in_time.amplitude > 0:
         out["amplitude_dff0"] = in_time.amplitude * _band_ratio(shape, weights, y_half)
@@ -274,8 +292,10 @@ class _Timing:
 
 
 def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: float,
-           config: CharacterizeConfig) -> VoigtFit | None:
-    """Pseudo-Voigt fit of the spatial profile when it fits within the noise, else None."""
+           config: CharacterizeConfig, level_from_um: float = 0.0) -> VoigtFit | None:
+    """Pseudo-Voigt fit of the spatial profile when it fits within the noise, else None; with
+    ``level_from_um`` > 0, fitted to the profile less its mean between that distance from the
+    peak and :data:`LEVEL_RING_UM` further (where at least 4 samples lie there)."""
     guess = math.nan
     if in_space is not None:
         guess = in_space.after(0.5) - in_space.before(0.5)
@@ -283,6 +303,11 @@ def _voigt(spatial: np.ndarray, in_space: Profile | None, xp: int, pixel_um: flo
     if not guess > 0:
         guess = config.spark_fwhm_um / pixel_um
     window = int(round(max(config.voigt_half_um / pixel_um, 1.5 * guess)))
+    if level_from_um > 0:
+        distance = np.abs(np.arange(len(spatial)) - xp) * pixel_um
+        ring = (distance >= level_from_um) & (distance < level_from_um + LEVEL_RING_UM)
+        if ring.sum() >= 4:
+            spatial = spatial - float(spatial[ring].mean())
     fit = fit_pseudo_voigt(spatial, xp, guess, window, noise_sd(spatial), config.lorentz_penalty)
     if fit is None:
         return None

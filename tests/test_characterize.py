@@ -304,3 +304,28 @@ def test_column_noise_sds_are_noise_sd_of_each_column():
         slab = rng.normal(size=shape) * rng.uniform(0.1, 2.0, shape[1])
         np.testing.assert_allclose(noise_sds(slab),
                                    [noise_sd(column) for column in slab.T], rtol=1e-12)
+
+
+def test_a_level_left_under_the_spatial_profile_is_taken_off_the_width():
+    """A broad low component with the spark's time course (a neighbour's tail, an F0 that is
+    slightly off: 12 % of the peak, FWHM 20 µm) raises the level under the spark's spatial
+    profile; the pseudo-Voigt, which has no constant term, widens to cover it (+6 % here).
+    With ``fwhm_level_widths`` the width is fitted to the profile less its level, read 2.5
+    first-fit FWHMs from the peak; amplitude and timing keep the first fit."""
+    n_t, n_x = 200, 200
+    spark = render(n_t, n_x, 60.0, 14.0, 1.0, 1.9, 8.0, 25.0)
+    t = np.arange(n_t)[:, None] * DT_MS - 60.0
+    x = np.arange(n_x)[None, :] * PX_UM
+    broad = 0.12 * spark_profile(t, 8.0, 25.0) * np.exp(-0.5 * ((x - 14.0) / (20 / 2.3548)) ** 2)
+    plain, levelled = [], []
+    for seed in range(3):
+        noise = np.random.default_rng(seed).normal(0, 0.03, spark.shape)
+        inst = instance_of((spark + broad + noise).astype(np.float32), spark)
+        first = characterize(inst, PX_UM, DT_MS, CharacterizeConfig())
+        second = characterize(inst, PX_UM, DT_MS, CharacterizeConfig(fwhm_level_widths=2.5))
+        plain.append(first["fwhm_um"])
+        levelled.append(second["fwhm_um"])
+        for key in ("amplitude_dff0", "fdhm_ms", "rise_ms", "t50_ms", "t_peak_ms"):
+            assert second[key] == first[key]
+    assert np.mean(plain) / 1.9 - 1 > 0.04
+    assert np.mean(levelled) == pytest.approx(1.9, rel=0.03)
