@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -141,8 +142,22 @@ def _wait_dashboard(process, port: int) -> None:
     try:
         process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
+
+
+def stop_process(process, grace_s: float = 10.0) -> None:
+    """Stop a child as Ctrl-C in a terminal would (SIGINT), then harder (SIGTERM, SIGKILL),
+    waiting up to ``grace_s`` after each: a dashboard busy rendering can take more than a few
+    seconds to shut down, and Ctrl-C must not end in a traceback or leave it running."""
+    for stop in (lambda: process.send_signal(signal.SIGINT), process.terminate, process.kill):
+        if process.poll() is not None:
+            return
+        stop()
+        try:
+            process.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            log.warning("the dashboard did not stop within %.0f s; stopping it harder", grace_s)
 
 
 def _print_results(server, sent, ingest_stats, store, out, elapsed_s) -> None:
