@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from acquisition.stream_kind import StreamKind
 
+from ..child_process import CTRL_C_FIRST, stop_child
 from ._engine_args import add_engine_arguments, engine_config
 from .serve import add_processes_argument, processes_for
 
@@ -142,22 +142,7 @@ def _wait_dashboard(process, port: int) -> None:
     try:
         process.wait()
     except KeyboardInterrupt:
-        stop_process(process)
-
-
-def stop_process(process, grace_s: float = 10.0) -> None:
-    """Stop a child as Ctrl-C in a terminal would (SIGINT), then harder (SIGTERM, SIGKILL),
-    waiting up to ``grace_s`` after each: a dashboard busy rendering can take more than a few
-    seconds to shut down, and Ctrl-C must not end in a traceback or leave it running."""
-    for stop in (lambda: process.send_signal(signal.SIGINT), process.terminate, process.kill):
-        if process.poll() is not None:
-            return
-        stop()
-        try:
-            process.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            log.warning("the dashboard did not stop within %.0f s; stopping it harder", grace_s)
+        stop_child(process, signals=CTRL_C_FIRST)
 
 
 def _print_results(server, sent, ingest_stats, store, out, elapsed_s) -> None:

@@ -15,6 +15,7 @@ import time
 import webbrowser
 from pathlib import Path
 
+from engine.child_process import stop_child
 from engine.commands._curve_args import add_curve_client_arguments
 
 HELP = "open the live dashboard (Streamlit) on the engine's store and live feed"
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             _on_sigterm(previous)
-        stop_process(process)
+        stop_child(process)
 
 
 def _require_streamlit() -> None:
@@ -152,15 +153,3 @@ def _on_sigterm(handler):
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         return None
-
-
-def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Terminate ``process`` if it still runs, kill it after ``timeout_s``."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -1,12 +1,13 @@
-"""Ctrl-C during ``castream demo`` stops its dashboard child, however stubborn, with no
-traceback: SIGINT first (what a terminal sends), then SIGTERM, then SIGKILL."""
+"""A child process is stopped for sure, however stubborn: ``castream demo``'s Ctrl-C sends
+SIGINT first (what a terminal sends), then SIGTERM, then SIGKILL; ``castream dashboard``
+SIGTERM, then SIGKILL (:mod:`engine.child_process`)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from engine.commands.demo import stop_process
+from engine.child_process import CTRL_C_FIRST, stop_child
 
 READY = "import sys\nsys.stdout.write('ready\\n')\nsys.stdout.flush()\n"
 
@@ -19,9 +20,9 @@ def _child(setup: str, body: str) -> subprocess.Popen:
 
 
 def test_a_child_that_honours_ctrl_c_stops_at_the_first_signal():
-    process = _child("import time\n", "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
-                     "    sys.exit(3)\n")
-    stop_process(process, grace_s=5.0)
+    process = _child("import signal, sys, time\n"
+                     "signal.signal(signal.SIGINT, lambda *_: sys.exit(3))\n", "time.sleep(60)\n")
+    stop_child(process, grace_s=5.0, signals=CTRL_C_FIRST)
     assert process.returncode == 3  # its own Ctrl-C handler ran
 
 
@@ -29,12 +30,19 @@ def test_a_child_that_ignores_sigint_and_sigterm_is_killed():
     process = _child("import signal, time\n"
                      "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n", "time.sleep(60)\n")
-    stop_process(process, grace_s=0.5)
+    stop_child(process, grace_s=0.5, signals=CTRL_C_FIRST)
     assert process.returncode == -9
 
 
 def test_a_child_that_already_ended_is_left_alone():
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
-    stop_process(process, grace_s=0.5)
+    stop_child(process, grace_s=0.5)
     assert process.returncode == 0
+
+
+def test_terminate_first_kills_a_child_that_ignores_sigterm():
+    process = _child("import signal, time\n"
+                     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n", "time.sleep(60)\n")
+    stop_child(process, grace_s=0.5)
+    assert process.returncode == -9
