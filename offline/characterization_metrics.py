@@ -64,10 +64,9 @@ def resolvable_errors(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, fl
     pairs = list(pairs)
     out = {}
     for name in CHARACTERIZATION_PARAMS:
-        step = pixel_um if name == "fwhm_um" else dt_ms
         kept = pairs if name == "amplitude_dff0" else [
             (t, p) for t, p in pairs
-            if _finite(t.get(name)) and float(t[name]) >= MIN_SAMPLES * step]
+            if _finite(t.get(name)) and _resolvable(float(t[name]), name, dt_ms, pixel_um)]
         out[name] = relative_errors(kept, name)
     return out
 
@@ -108,13 +107,12 @@ def resolution_counts(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, fl
     for name in CHARACTERIZATION_PARAMS:
         if name == "amplitude_dff0":
             continue
-        step = pixel_um if name == "fwhm_um" else dt_ms
         counts = [0, 0, 0, 0]
         for t, p in pairs:
             if not _finite(t.get(name)):
                 continue
             reported = _finite(p.get(name))
-            if float(t[name]) < MIN_SAMPLES * step:
+            if not _resolvable(float(t[name]), name, dt_ms, pixel_um):
                 counts[0] += reported
                 counts[1] += 1
             else:
@@ -131,6 +129,12 @@ def relative_errors(pairs: Iterable[tuple[Mapping[str, float], Mapping[str, floa
     return [(float(p[name]) - float(t[name])) / abs(float(t[name]))
             for t, p in pairs if _finite(t.get(name)) and _finite(p.get(name))
             and float(t[name]) != 0]
+
+
+def _resolvable(value: float, name: str, dt_ms: float, pixel_um: float) -> bool:
+    """Whether the sampling resolves a duration or width ``value``: at least
+    ``engine.honesty.MIN_SAMPLES`` samples (pixels for the FWHM)."""
+    return value >= MIN_SAMPLES * (pixel_um if name == "fwhm_um" else dt_ms)
 
 
 def _finite(value) -> bool:
