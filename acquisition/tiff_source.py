@@ -39,7 +39,7 @@ _TIME_AXES = "TZIQC"  # axes accepted as time when they are the only non-spatial
 
 class TiffSourceError(ValueError):
     """A TIFF that castream cannot use; ``code`` is one of ``not_tiff``, ``corrupt_tiff``,
-    ``dimensionality``, ``calibration``."""
+    ``dimensionality``, ``dtype``, ``calibration``."""
 
     def __init__(self, code: str, message: str, path: str | os.PathLike | None = None):
         super().__init__(message)
@@ -129,6 +129,7 @@ def open_tiff(
     tif = _open_tifffile(path)
     try:
         series = tif.series[0]
+        _check_dtype(path, series.dtype)
         kind, shape = _canonical_geometry(path, series.axes, tuple(series.shape), stream_kind)
         calibration = read_calibration(tif, kind)
         reader = _make_reader(path, tif, series, shape)
@@ -174,6 +175,18 @@ def _open_tifffile(path: Path) -> tifffile.TiffFile:
         raise
     except Exception as exc:
         raise TiffSourceError("corrupt_tiff", f"{path}: corrupt TIFF: {exc}", path) from exc
+
+
+def _check_dtype(path: Path, dtype: np.dtype) -> None:
+    """Counts are real numbers: refuse booleans (a mask, not a recording) and complex values
+    (their imaginary part would be dropped without a word)."""
+    if dtype.kind in "iuf":
+        return
+    what = {"b": "true/false values (a mask?)", "c": "complex numbers"}.get(
+        dtype.kind, f"values of type {dtype}")
+    raise TiffSourceError(
+        "dtype", f"{path}: the image holds {what}; castream needs intensity counts "
+        "(unsigned or signed integers, or floats)", path)
 
 
 def _canonical_geometry(

@@ -152,3 +152,18 @@ def test_unsupported_dimensionality(tmp_path: Path) -> None:
     with pytest.raises(TiffSourceError) as info:
         open_tiff(rgb, pixel_um=1, dt_ms=1)
     assert info.value.code == "dimensionality"
+
+
+@pytest.mark.parametrize(("values", "what"), [(LINES > 30_000, "true/false"),
+                                              (LINES.astype(np.complex64), "complex")])
+def test_masks_and_complex_values_are_refused(tmp_path: Path, values: np.ndarray,
+                                              what: str) -> None:
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, values)
+    with pytest.raises(TiffSourceError, match=what) as info:
+        open_tiff(path, pixel_um=1, dt_ms=1)
+    assert info.value.code == "dtype"
+    signed = tmp_path / "signed.tif"
+    tifffile.imwrite(signed, LINES.astype(np.int32) - 1_000)
+    with open_tiff(signed, pixel_um=1, dt_ms=1) as source:
+        assert source.read(0, 3).dtype == np.int32
