@@ -39,6 +39,9 @@ from .stream_summary import summarize_stream
 log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = {StreamKind.LINESCAN: 512, StreamKind.MOVIE: 32}
+#: what one analysis writes into its output folder (``castream analyze`` refuses a folder that
+#: holds any of them unless ``--overwrite``)
+RESULT_FILES = ("events.csv", "labels.tif", "summary.json", "overview.png")
 
 
 def analyze_file(path: str | Path, out_dir: str | Path, config: EngineConfig,

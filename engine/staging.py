@@ -5,6 +5,10 @@
 file system) once all are written, ``summary.json`` last. A failed or interrupted run removes
 the staging folder and every output folder the run itself created, so nothing that looks like
 a result is left behind (after ``kill -9`` only the hidden staging folder remains).
+
+Nothing is replaced without being asked: the commands check with :func:`refuse_existing`,
+before any work, that the output folder holds none of the files they would write, and go on
+only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,24 @@ def staged_output(out_dir: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         if not published:
             remove_empty_folders(created)
+
+
+class ResultsExistError(FileExistsError):
+    """An output folder already holds results that a run would replace."""
+
+
+def refuse_existing(out_dirs: list[str | Path] | str | Path, names: tuple[str, ...],
+                    what: str) -> None:
+    """Raise :class:`ResultsExistError` (one line, naming the folder and files) when any of
+    ``out_dirs`` already holds one of ``names``; ``what`` names the earlier run's kind."""
+    dirs = [out_dirs] if isinstance(out_dirs, (str, Path)) else list(out_dirs)
+    for out_dir in dirs:
+        found = [name for name in names if (Path(out_dir) / name).exists()]
+        if found:
+            more = f" (and {len(dirs) - 1} other output folders may too)" if len(dirs) > 1 else ""
+            raise ResultsExistError(
+                f"{out_dir} already holds results of {what} ({', '.join(found)}){more}: "
+                "choose another --out, or pass --overwrite to replace them")
 
 
 def remove_empty_folders(folders: list[Path]) -> None:

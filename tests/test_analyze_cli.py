@@ -112,3 +112,29 @@ def test_interrupted_analyze_leaves_no_result_looking_files(recording_dir, tmp_p
     with pytest.raises(KeyboardInterrupt):
         analyze_file.analyze_file(recording_dir / "cell-1.tif", existing, config)
     assert list(existing.iterdir()) == []  # no labels.tif, no staging folder
+
+
+def test_a_second_run_does_not_replace_results_unless_asked(recording_dir, tmp_path, caplog):
+    source = str(recording_dir / "cell-1.tif")
+    args = ["analyze", source, "--out", str(tmp_path), "--detector", "classical",
+            "--no-progress"]
+    assert main(args) == 0
+    (tmp_path / "events.csv").write_text("kept\n")  # stands for the earlier run's results
+    assert main(args) == 1
+    assert "already holds results of an earlier analysis (events.csv" in caplog.text
+    assert "--overwrite" in caplog.text
+    assert (tmp_path / "events.csv").read_text() == "kept\n"
+    assert not any(p.name.startswith(".castream-partial") for p in tmp_path.iterdir())
+    assert main([*args, "--overwrite"]) == 0
+    assert (tmp_path / "events.csv").read_text().startswith("event_id,")
+    # a folder of several recordings is checked before any of them is analysed
+    folder = tmp_path / "many"
+    assert main(["analyze", str(recording_dir), "--out", str(folder), "--detector", "classical",
+                 "--no-progress"]) == 0
+    stamp = (folder / "cell-2" / "summary.json").stat().st_mtime_ns
+    (folder / "cell-1" / "labels.tif").unlink()
+    (folder / "cell-1" / "events.csv").unlink()
+    (folder / "cell-1" / "overview.png").unlink()
+    assert main(["analyze", str(recording_dir), "--out", str(folder), "--detector",
+                 "classical", "--no-progress"]) == 1
+    assert (folder / "cell-2" / "summary.json").stat().st_mtime_ns == stamp

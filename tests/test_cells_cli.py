@@ -143,3 +143,17 @@ def test_bad_input_one_line_error(case, message, tmp_path, caplog):
         assert _run(*argv) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
+
+
+def test_results_are_not_replaced_unless_asked(tmp_path, caplog):
+    noise = np.random.default_rng(1).poisson(100, (200, 200)).astype(np.uint16)
+    write_structure_tiff(tmp_path / "noise.tif", noise, 0.15)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("{\"of\": \"castream analyze\"}")  # another run's result
+    assert _run(tmp_path / "noise.tif", "--out", out) == 1
+    assert "already holds results of an earlier run (summary.json)" in caplog.text
+    assert json.loads((out / "summary.json").read_text()) == {"of": "castream analyze"}
+    assert not (out / "cells.csv").exists()
+    assert _run(tmp_path / "noise.tif", "--out", out, "--overwrite") == 0
+    assert json.loads((out / "summary.json").read_text())["n_candidates"] == 0

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analyze files in parallel on a local dask cluster of N processes")
     parser.add_argument("--scheduler", help="dask.distributed scheduler address (a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out (default: refuse)")
     parser.add_argument("--cells", type=Path, metavar="CELLS.tif",
                         help="label image of the recording's field (cells.tif of `castream "
                              "cells`): each event's cell becomes the id of the cell it lies in, "
@@ -86,10 +88,14 @@ def output_dirs(files: list[Path], out: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.analyze_file import RESULT_FILES
     from engine.report import CELL_TABLE, QUALITY_TABLE, quality_row, text_table
+    from engine.staging import refuse_existing
 
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
+    if not args.overwrite:
+        refuse_existing([out for _, out in jobs], RESULT_FILES, "an earlier analysis")
     flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank,
              "saturation_counts": args.saturation_counts, "axes": args.axes,
              **_cells_flags(args)}

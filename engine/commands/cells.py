@@ -11,6 +11,10 @@ HELP = ("find, curate and score cardiomyocytes in a structure image (Z-disc mark
 
 log = logging.getLogger("castream.cells")
 
+#: what ``castream cells`` writes into ``--out`` (``summary.json`` and ``overview.png`` are also
+#: names ``castream analyze`` writes: one folder cannot hold both)
+RESULT_FILES = ("cells.csv", "cells.tif", "summary.json", "overview.png", "explain")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, metavar="INPUT",
@@ -22,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixel-um", type=float, help="pixel size in µm (overrides metadata)")
     parser.add_argument("--model", type=Path, help="cells model directory (default: packaged)")
     parser.add_argument("--no-overview", action="store_true", help="do not write overview.png")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out (default: refuse)")
     parser.add_argument("--explain", action="store_true",
                         help="also write an occlusion map of each accepted cell's score: "
                              "explain/cell_<id>.png and explain/maps.npz (slower: seconds per "
@@ -38,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.cells.analyze import analyze_structure, structure_plane
     from engine.cells.io import read_labels, read_structure_image, write_outputs
     from engine.cells.model import DEFAULT_CELLS_MODEL, CellsModel
+    from engine.staging import refuse_existing
 
+    if not args.overwrite:
+        refuse_existing(args.out, RESULT_FILES, "an earlier run")
     if args.pixel_um is not None and not args.pixel_um > 0:
         raise ValueError(f"--pixel-um must be positive, got {args.pixel_um}")
     explain = _explain_options(args)
