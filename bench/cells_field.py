@@ -91,7 +91,7 @@ def run(repeat: int, threads: int) -> None:
     field = simulate_field()
     with tempfile.TemporaryDirectory() as tmp:
         path = write_structure_tiff(Path(tmp) / "field.tif", field.image, field.pixel_um)
-        argv = ["cells", str(path), "--out", str(Path(tmp) / "out"), "--overwrite"]
+        argv = ["cells", str(path), "--out", str(Path(tmp) / "out"), "--force"]
         main(argv + ["--no-overview"])  # warm-up: imports, model load
         plain = _time(argv + ["--no-overview"], repeat)
         with_picture = _time(argv, repeat)

@@ -8,7 +8,7 @@ a result is left behind (after ``kill -9`` only the hidden staging folder remain
 
 Nothing is replaced without being asked: the commands check with :func:`refuse_existing`,
 before any work, that the output folder holds none of the files they would write, and go on
-only with ``--overwrite``.
+only with ``--force``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def refuse_existing(out_dirs: list[str | Path] | str | Path, names: tuple[str, .
             more = f" (and {len(dirs) - 1} other output folders may too)" if len(dirs) > 1 else ""
             raise ResultsExistError(
                 f"{out_dir} already holds results of {what} ({', '.join(found)}){more}: "
-                "choose another --out, or pass --overwrite to replace them")
+                "choose another --out, or pass --force to replace them")
 
 
 def remove_empty_folders(folders: list[Path]) -> None:

@@ -1,9 +1,11 @@
-"""Where training writes: a new folder by default, a packaged model only with ``--force``.
+"""Where training writes: a new folder by default, an existing one only with ``--force``.
 
 ``castream train``, ``train-classifier`` and ``train-cells`` write to ``--out`` when given,
 else to a new ``models/NAME-YYYYMMDD-HHMMSS`` folder, so a trial run never replaces the models
-the engine ships with. A folder under ``engine/models/default`` (the packaged models) is
-refused unless ``--force`` is given.
+the engine ships with. A folder under ``engine/models/default`` (the packaged models), and any
+``--out`` that already holds files (an earlier run's model), is refused unless ``--force`` is
+given; a command that is meant to work in an existing model directory (``train --resume``,
+``train-cells --evaluate-only``) passes ``existing_ok``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ def is_packaged(path: str | Path) -> bool:
 
 
 def training_out_dir(out: str | Path | None, name: str, force: bool = False,
-                     root: Path = NEW_MODELS_ROOT) -> Path:
+                     root: Path = NEW_MODELS_ROOT, existing_ok: bool = False) -> Path:
     """The folder a training command writes: ``out``, or a new ``root/NAME-DATE``.
 
-    Raises ``ValueError`` (one line naming the fix) when ``out`` is a packaged model and
-    ``force`` is not set.
+    Raises ``ValueError`` (one line naming the fix) when ``out`` is a packaged model, or
+    (unless ``existing_ok``) a folder that already holds files, and ``force`` is not set.
     """
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -44,6 +46,12 @@ def training_out_dir(out: str | Path | None, name: str, force: bool = False,
         raise ValueError(
             f"--out {path} is a packaged model (under {DEFAULT_ROOT}): writing there would "
             "replace the model castream ships with; choose another --out, or pass --force to replace it")
+    held = sorted(p.name for p in path.iterdir()) if path.is_dir() and not existing_ok else []
+    if held and not force:
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        raise ValueError(
+            f"--out {path} already holds files ({shown}): training would replace an earlier "
+            "run's model; choose another --out, or pass --force to replace it")
     return path
 
 
@@ -52,5 +60,6 @@ def add_out_arguments(parser, what: str) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"{what} to write (default: a new folder models/NAME-DATE)")
     parser.add_argument("--force", action="store_true",
-                        help="allow --out to name a packaged model (engine/models/default) "
-                             "and replace it")
+                        help="allow --out to name a folder that already holds a model (an "
+                             "earlier run's, or a packaged one in engine/models/default) and "
+                             "replace it")

@@ -122,10 +122,10 @@ def test_a_second_run_does_not_replace_results_unless_asked(recording_dir, tmp_p
     (tmp_path / "events.csv").write_text("kept\n")  # stands for the earlier run's results
     assert main(args) == 1
     assert "already holds results of an earlier analysis (events.csv" in caplog.text
-    assert "--overwrite" in caplog.text
+    assert "--force" in caplog.text
     assert (tmp_path / "events.csv").read_text() == "kept\n"
     assert not any(p.name.startswith(".castream-partial") for p in tmp_path.iterdir())
-    assert main([*args, "--overwrite"]) == 0
+    assert main([*args, "--force"]) == 0
     assert (tmp_path / "events.csv").read_text().startswith("event_id,")
     # a folder of several recordings is checked before any of them is analysed
     folder = tmp_path / "many"

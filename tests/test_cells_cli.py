@@ -155,5 +155,5 @@ def test_results_are_not_replaced_unless_asked(tmp_path, caplog):
     assert "already holds results of an earlier run (summary.json)" in caplog.text
     assert json.loads((out / "summary.json").read_text()) == {"of": "castream analyze"}
     assert not (out / "cells.csv").exists()
-    assert _run(tmp_path / "noise.tif", "--out", out, "--overwrite") == 0
+    assert _run(tmp_path / "noise.tif", "--out", out, "--force") == 0
     assert json.loads((out / "summary.json").read_text())["n_candidates"] == 0

@@ -50,6 +50,20 @@ def test_commands_refuse_to_overwrite_a_packaged_model(argv, caplog) -> None:
     assert _mtimes() == before
 
 
+def test_an_earlier_runs_model_needs_force(tmp_path: Path, caplog) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert training_out_dir(mine, "x") == mine  # an empty folder is fine
+    (mine / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"already holds files \(config.json\).*--force"):
+        training_out_dir(mine, "x")
+    assert training_out_dir(mine, "x", force=True) == mine
+    assert training_out_dir(mine, "x", existing_ok=True) == mine  # --resume, --evaluate-only
+    assert main(["train", CONFIG, "--steps", "1", "--out", str(mine)]) == 1
+    assert "already holds files" in caplog.text
+    assert (mine / "config.json").read_text() == "{}"
+
+
 def test_resume_needs_out(caplog) -> None:
     assert main(["train", CONFIG, "--resume"]) == 1
     assert "--resume" in caplog.text and "--out" in caplog.text

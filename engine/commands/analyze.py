@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analyze files in parallel on a local dask cluster of N processes")
     parser.add_argument("--scheduler", help="dask.distributed scheduler address (a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--overwrite", action="store_true",
+    parser.add_argument("--force", action="store_true",
                         help="replace the results of an earlier run in --out (default: refuse)")
     parser.add_argument("--cells", type=Path, metavar="CELLS.tif",
                         help="label image of the recording's field (cells.tif of `castream "
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     files = find_inputs(args.inputs)
     jobs = list(zip(files, output_dirs(files, args.out), strict=True))
-    if not args.overwrite:
+    if not args.force:
         refuse_existing([out for _, out in jobs], RESULT_FILES, "an earlier analysis")
     flags = {"pixel_um": args.pixel_um, "dt_ms": args.dt_ms, "blank": args.blank,
              "saturation_counts": args.saturation_counts, "axes": args.axes,

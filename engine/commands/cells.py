@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixel-um", type=float, help="pixel size in µm (overrides metadata)")
     parser.add_argument("--model", type=Path, help="cells model directory (default: packaged)")
     parser.add_argument("--no-overview", action="store_true", help="do not write overview.png")
-    parser.add_argument("--overwrite", action="store_true",
+    parser.add_argument("--force", action="store_true",
                         help="replace the results of an earlier run in --out (default: refuse)")
     parser.add_argument("--explain", action="store_true",
                         help="also write an occlusion map of each accepted cell's score: "
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.cells.model import DEFAULT_CELLS_MODEL, CellsModel
     from engine.staging import refuse_existing
 
-    if not args.overwrite:
+    if not args.force:
         refuse_existing(args.out, RESULT_FILES, "an earlier run")
     if args.pixel_um is not None and not args.pixel_um > 0:
         raise ValueError(f"--pixel-um must be positive, got {args.pixel_um}")

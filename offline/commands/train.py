@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.out is None:
         raise ValueError("--resume continues a run: name its model directory with --out DIR")
-    out_dir = training_out_dir(args.out, TrainConfig.load(args.config).name, args.force)
+    out_dir = training_out_dir(args.out, TrainConfig.load(args.config).name, args.force,
+                               existing_ok=args.resume)
     out = train(args.config, out_dir=out_dir, steps=args.steps, resume=args.resume, device=args.device,
                 data=args.data, pixel_um=args.pixel_um, dt_ms=args.dt_ms)
     log.info("model directory: %s", out)

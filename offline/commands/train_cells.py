@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate_only and args.no_baselines:
         splits = {name: n for name, n in splits.items() if name in args.report_splits}
     out = (args.out or Path(PACKAGED)) if args.evaluate_only else args.out
-    args.out = training_out_dir(out, "cells", args.force)
+    args.out = training_out_dir(out, "cells", args.force, existing_ok=args.evaluate_only)
     if args.evaluate_only:
         model = CellsModel.load(args.out)
         pattern_path, pattern_result = args.out, model.metrics.get("pattern_net", {})
