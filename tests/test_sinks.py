@@ -160,7 +160,7 @@ def test_labels_writer(tmp_path):
     assert not (tmp_path / "labels.tif.part").exists()
 
 
-def test_export_events_command(tmp_path):
+def test_export_events_command(tmp_path, caplog):
     from engine.cli import main
 
     store = SqliteStore(tmp_path / "store.db")
@@ -170,4 +170,12 @@ def test_export_events_command(tmp_path):
     out = tmp_path / "out.csv"
     assert main(["export-events", str(tmp_path / "store.db"), "--stream", "s1", "--out", str(out)]) == 0
     assert [r["event_id"] for r in read_events_csv(out)] == [1, 2, 3]
-    assert main(["export-events", str(tmp_path / "store.db"), "--stream", "nope", "--out", str(out)]) == 1
+    db = str(tmp_path / "store.db")
+    assert main(["export-events", db, "--stream", "nope", "--out", str(tmp_path / "o.csv")]) == 1
+    assert "'nope' not in" in caplog.text
+    out.write_text("mine\n")
+    assert main(["export-events", db, "--stream", "s1", "--out", str(out)]) == 1
+    assert "exists" in caplog.text and "--force" in caplog.text
+    assert out.read_text() == "mine\n"
+    assert main(["export-events", db, "--stream", "s1", "--out", str(out), "--force"]) == 0
+    assert [r["event_id"] for r in read_events_csv(out)] == [1, 2, 3]

@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", required=True, help="stream id (see the dashboard)")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
     parser.add_argument("--out", type=Path, required=True, help="output file")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out if it exists (default: refuse)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.store.exists():
         raise FileNotFoundError(f"no store at {args.store}")
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists: choose another --out, or pass --force to "
+                              "replace it")
     store = SqliteStore(args.store, readonly=True)
     try:
         known = {row["stream"] for row in store.list_streams()}
