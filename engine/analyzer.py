@@ -148,7 +148,8 @@ class StreamAnalyzer:
             network_calibration=detector.network_calibration,
             min_significance=self.min_significance,
             wave_min_significance=None if wave_floor is None else self._wave_min_significance,
-            local_min_significance=self._local_min_significance)
+            local_min_significance=self._local_min_significance,
+            baseline_warmup_ms=self._pre.warmup_frames * info.dt_ms)
         self._saturation = SaturationBuffer(info.frame_shape)
         self._noise = NoiseMaps(info.frame_shape, info.dt_ms, dense_ops=detector.dense_ops)
         #: each pixel's resting ΔF/F0, taken off before the significance test where the model
@@ -220,6 +221,7 @@ class StreamAnalyzer:
     def finish(self) -> list[Event]:
         """End of stream: flush every stage and return the remaining events."""
         t0 = time.perf_counter()
+        self.quality.ended = True
         d_first, dff0 = self._pre.flush()
         self.quality.observe_blank(self._pre.blank_report)
         events = self._after_preprocess(d_first, dff0, t0)

@@ -51,7 +51,8 @@ from .honesty import IMPRECISE_FLAG, PARAMETERS, TRUNCATED_FLAG
 
 log = logging.getLogger(__name__)
 
-QUALITY_SCHEMA_VERSION = 3  # 2: the blank and its source; 3: measured fraction by parameter
+QUALITY_SCHEMA_VERSION = 4  # 2: the blank and its source; 3: measured fraction by parameter;
+# 4: recorded_ms, baseline_warmup_ms, ended and still_pixels (too short, or no noise)
 NOISE_SAMPLES = 64
 CELL_F0_FRACTION = 0.3
 _MAD_TO_SD = 1.4826
@@ -127,6 +128,11 @@ class QualityMonitor:
     min_significance: float = math.nan
     wave_min_significance: float | None = None
     local_min_significance: float | None = None
+    #: the baseline F0's warm-up (:class:`engine.preprocess.Preprocessor`): a shorter
+    #: recording takes its F0 from its own events' frames
+    baseline_warmup_ms: float | None = None
+    #: the stream has ended (a live stream is short only until its warm-up has passed)
+    ended: bool = False
     events: EventCounts = field(default_factory=EventCounts)
     _n_values: int = 0
     _n_saturated: int = 0
@@ -201,8 +207,13 @@ class QualityMonitor:
                        **calibration_check(self.pixel_um, self.dt_ms, self.trained_range),
                        "network_sees": self.network_calibration}
         events = self.events
+        noise = self._noise_sd()
         report = {
             "schema_version": QUALITY_SCHEMA_VERSION,
+            "recorded_ms": self._n_values / max(1, int(np.prod(self.frame_shape))) * self.dt_ms,
+            "baseline_warmup_ms": self.baseline_warmup_ms,
+            "ended": self.ended,
+            "still_pixels": bool(noise is not None and not np.any(noise > 0)),
             "resting_snr": snr,
             "detection_limit_dff0": detection_limit_dff0(
                 snr, self.pixel_um, self.dt_ms, len(self.frame_shape) == 1,
@@ -290,6 +301,14 @@ class QualityMonitor:
 def quality_warnings(report: dict) -> list[str]:
     """One-line warnings for a quality report (also shown by the CLI and the dashboard)."""
     warnings = []
+    recorded, warmup = report.get("recorded_ms"), report.get("baseline_warmup_ms")
+    if report.get("ended") and recorded is not None and warmup is not None and recorded < warmup:
+        warnings.append(f"the recording lasts {recorded:.0f} ms, less than the baseline's "
+                        f"{warmup:.0f}-ms warm-up: F0 comes from frames that hold the events "
+                        "themselves, so ΔF/F0 and every event are unreliable")
+    if report.get("still_pixels"):
+        warnings.append("no pixel changes over time (no noise at all): this does not look like "
+                        "a recording of light; check the file, its channel and its axes")
     saturated = report["saturated_fraction"]
     if saturated is not None and math.isfinite(saturated) and saturated > SATURATION_WARNING:
         warnings.append(

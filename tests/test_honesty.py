@@ -313,3 +313,29 @@ def test_a_crop_whose_pixels_mostly_read_no_noise_is_still_tested():
     z_blank = significance(_instance(dff0, mask), PIXEL_UM, DT_MS,
                            noise_map=np.zeros(clean.shape[1]))
     assert z_blank == pytest.approx(significance(_instance(dff0, mask), PIXEL_UM, DT_MS))
+
+
+def test_too_short_and_still_recordings_are_warned_about():
+    """A recording that ends inside the baseline's warm-up takes F0 from its own events'
+    frames: warned once it has ended (a live stream is that short only at its start). A file
+    whose pixels never change (all zeros, a constant) has no noise at all: warned."""
+    rng = np.random.default_rng(2)
+    noisy = rng.poisson(200.0, (40, 64)).astype(np.float64)
+
+    def report(frames: np.ndarray, ended: bool) -> dict:
+        monitor = QualityMonitor((64,), pixel_um=0.2, dt_ms=1.5, baseline_warmup_ms=396.0)
+        monitor.observe(0, frames)
+        monitor.ended = ended
+        return monitor.report()
+
+    short = report(noisy, ended=True)
+    assert short["recorded_ms"] == pytest.approx(60.0)
+    assert any(w.startswith("the recording lasts 60 ms, less than the baseline's 396-ms")
+               for w in short["warnings"])
+    assert not any("warm-up" in w for w in report(noisy, ended=False)["warnings"])
+    long = report(rng.poisson(200.0, (400, 64)).astype(np.float64), ended=True)
+    assert not any("warm-up" in w or "no pixel changes" in w for w in long["warnings"])
+    still = report(np.full((400, 64), 7.0), ended=True)
+    assert still["still_pixels"] and any(w.startswith("no pixel changes over time")
+                                         for w in still["warnings"])
+    assert not short["still_pixels"]
