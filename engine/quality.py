@@ -60,6 +60,8 @@ _MAD_TO_SD = 1.4826
 SATURATION_WARNING = 0.001
 LOW_SNR_WARNING = 2.0
 BLEACHING_WARNING = 0.5
+#: bleaching faster than this (fraction per s) is warned about: the baseline lags it
+BLEACHING_RATE_WARNING_PER_S = 0.05
 #: a spark's rise (10 % → peak) is ~10 ms (release ~5-20 ms; Cheng & Lederer 2008); when two
 #: samples are longer, rise times are at the sampling's resolution and reported ones are warned
 #: about (on the simulator's test movies at 6.8 ms/frame, 199 of 238 reported rises belonged to
@@ -326,6 +328,14 @@ def quality_warnings(report: dict) -> list[str]:
     bleaching = report["bleaching_fraction"]
     if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
         warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")
+    recorded_s = (report.get("recorded_ms") or 0.0) / 1000.0
+    rate = bleaching / recorded_s if recorded_s > 0 and bleaching is not None else math.nan
+    if math.isfinite(rate) and rate > BLEACHING_RATE_WARNING_PER_S:
+        warnings.append(
+            f"the cell bleaches by {100 * rate:.0f} % per s: the baseline F0 (a low quantile of "
+            f"the past 2 s) lags it by about half a second, so at rest ΔF/F0 reads about "
+            f"{0.5 * rate:.2f} low and FDHM and t50 come out short (docs/RESULTS.md, \"Why the "
+            "development set's durations come out short\")")
     warnings += _calibration_warnings(report["calibration"])
     blank = blank_warning(report.get("blank"))
     if blank:

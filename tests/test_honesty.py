@@ -339,3 +339,22 @@ def test_too_short_and_still_recordings_are_warned_about():
     assert still["still_pixels"] and any(w.startswith("no pixel changes over time")
                                          for w in still["warnings"])
     assert not short["still_pixels"]
+
+
+def test_fast_bleaching_is_warned_about_and_slow_is_not():
+    """The baseline lags a bleaching cell by about half a second: 30 % over 3 s (10 % per s)
+    is warned about with its rate, the same 30 % over 30 s (1 % per s) is not."""
+    def report(n_frames: int, dt_ms: float) -> dict:
+        monitor = QualityMonitor((32,), pixel_um=0.2, dt_ms=dt_ms)
+        rng = np.random.default_rng(0)
+        for first in range(0, n_frames, 100):
+            level = 400.0 * (1 - 0.3 * first / n_frames)
+            frames = rng.poisson(level, (100, 32)).astype(np.float64)
+            monitor.observe(first, frames)
+            monitor.observe_baseline(np.full(32, level))
+        return monitor.report()
+
+    fast = report(2000, 1.5)
+    assert any(w.startswith("the cell bleaches by 9 % per s") and "0.05 low" in w
+               for w in fast["warnings"]), fast["warnings"]
+    assert not any("per s" in w for w in report(2000, 15.0)["warnings"])
