@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = {StreamKind.LINESCAN: 512, StreamKind.MOVIE: 32}
 #: what one analysis writes into its output folder (``castream analyze`` refuses a folder that
-#: holds any of them unless ``--overwrite``)
+#: holds any of them unless ``--force``)
 RESULT_FILES = ("events.csv", "labels.tif", "summary.json", "overview.png")
 
 

@@ -200,7 +200,8 @@ class QualityMonitor:
 
     def report(self) -> dict:
         """The quality report (JSON-ready; NaN where not measured yet)."""
-        snr = self._resting_snr()
+        noise = self._noise_sd()
+        snr = self._resting_snr(noise)
         saturated = self._n_saturated / self._n_values if self._n_values else math.nan
         bleaching = (1.0 - self._f0_now / self._f0_start
                      if self._f0_start and math.isfinite(self._f0_start) else math.nan)
@@ -209,7 +210,6 @@ class QualityMonitor:
                        **calibration_check(self.pixel_um, self.dt_ms, self.trained_range),
                        "network_sees": self.network_calibration}
         events = self.events
-        noise = self._noise_sd()
         report = {
             "schema_version": QUALITY_SCHEMA_VERSION,
             "recorded_ms": self._n_values / max(1, int(np.prod(self.frame_shape))) * self.dt_ms,
@@ -282,8 +282,8 @@ class QualityMonitor:
         diffs = np.abs(np.stack(self._diffs))
         return _MAD_TO_SD * np.median(diffs, axis=0) / math.sqrt(2.0)
 
-    def _resting_snr(self) -> float:
-        sd = self._noise_sd()
+    def _resting_snr(self, sd: np.ndarray | None) -> float:
+        """Median F0 / noise SD over the cell, from the temporal noise SD per pixel ``sd``."""
         if sd is None or self._cell is None:
             return math.nan
         f0 = self._f0_latest[self._cell]
@@ -328,7 +328,7 @@ def quality_warnings(report: dict) -> list[str]:
     bleaching = report["bleaching_fraction"]
     if bleaching is not None and math.isfinite(bleaching) and bleaching > BLEACHING_WARNING:
         warnings.append(f"the cell bleached by {100 * bleaching:.0f} % during the recording")
-    recorded_s = (report.get("recorded_ms") or 0.0) / 1000.0
+    recorded_s = (recorded or 0.0) / 1000.0
     rate = bleaching / recorded_s if recorded_s > 0 and bleaching is not None else math.nan
     if math.isfinite(rate) and rate > BLEACHING_RATE_WARNING_PER_S:
         warnings.append(
